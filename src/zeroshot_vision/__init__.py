@@ -1,0 +1,1 @@
+"""zeroshot-vision: zero-shot semantic image search and classification with SigLIP."""

@@ -1,0 +1,239 @@
+"""The ``VectorStore`` protocol and the input checks every backend shares.
+
+A backend is any class with these methods; it does not inherit from anything. The rules
+below are the contract, and :mod:`zeroshot_vision.testing.contract` checks them: every
+backend runs that suite by supplying one fixture.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from zeroshot_vision.errors import (
+    DimensionMismatchError,
+    InvalidInputError,
+    InvalidMetadataError,
+    InvalidVectorError,
+)
+from zeroshot_vision.stores.filters import validate_filter
+
+if TYPE_CHECKING:
+    from zeroshot_vision.types import Hit, Metadata, Record
+
+__all__ = [
+    "VectorStore",
+    "check_ids",
+    "check_k",
+    "clean_metadata",
+    "normalize_rows",
+    "prepare_query",
+    "prepare_upsert",
+]
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Where image vectors live, and how they are searched.
+
+    Rules every backend obeys:
+
+    * Vectors are compared by cosine similarity. Stores normalize what they receive, so
+      ``Hit.score`` is a cosine in [-1, 1], and hits come highest score first.
+    * ``upsert`` of an existing id overwrites its vector *and* its metadata. If the same id
+      appears twice in one call, the last one wins.
+    * ``delete`` of an id that is not stored is not an error.
+    * ``query`` returns at most ``k`` hits and never a placeholder: with fewer matching
+      records than ``k``, it returns fewer hits.
+    * Filters use one language everywhere (:mod:`zeroshot_vision.stores.filters`).
+    * Rejected input raises a subclass of ``ValueError``
+      (:class:`~zeroshot_vision.errors.InvalidInputError`) and changes nothing: a wrong
+      dimension, NaN or infinite values, an all-zero vector, ids and vectors of different
+      lengths, empty or non-string ids, metadata that is not JSON-like, a malformed filter.
+    """
+
+    @property
+    def dim(self) -> int:
+        """The dimension of every stored vector."""
+        ...
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: npt.ArrayLike,
+        metadata: Sequence[Metadata | None] | None = None,
+    ) -> None:
+        """Insert or overwrite records.
+
+        Args:
+            ids: One non-empty string per vector.
+            vectors: A ``(len(ids), dim)`` array of finite, non-zero vectors.
+            metadata: One JSON-like mapping (or ``None`` for none) per id.
+        """
+        ...
+
+    def query(
+        self, vector: npt.ArrayLike, k: int = 10, filter: Mapping[str, Any] | None = None
+    ) -> list[Hit]:
+        """The ``k`` stored vectors most similar to ``vector`` that pass ``filter``."""
+        ...
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
+        """The stored records for ``ids``; ids that are not stored are left out."""
+        ...
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove records; ids that are not stored are ignored."""
+        ...
+
+    def ids(self) -> Iterator[str]:
+        """Every stored id, in no particular order."""
+        ...
+
+    def __len__(self) -> int:
+        """How many records are stored."""
+        ...
+
+
+def check_k(k: object) -> int:
+    """Validate a result count and return it as an ``int``."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+    if k <= 0:
+        raise InvalidInputError(f"k must be a positive integer, got {k}")
+    return int(k)
+
+
+def _as_matrix(vectors: npt.ArrayLike, dim: int, *, what: str) -> npt.NDArray[np.float32]:
+    try:
+        array = np.asarray(vectors, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVectorError(f"{what} must be numeric arrays: {exc}") from exc
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise InvalidVectorError(f"{what} must be a 2-D array, got shape {array.shape}")
+    if array.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"{what} have dimension {array.shape[1]}, but the store holds dimension {dim}",
+            expected=dim,
+            actual=int(array.shape[1]),
+        )
+    if not np.isfinite(array).all():
+        bad = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
+        raise InvalidVectorError(f"{what} row {bad} holds NaN or infinity")
+    return normalize_rows(array, what=what)
+
+
+def normalize_rows(array: npt.ArrayLike, *, what: str = "vectors") -> npt.NDArray[np.float32]:
+    """Scale each row to unit length, as C-contiguous float32.
+
+    Raises:
+        InvalidVectorError: If a row is all zeros (it has no direction).
+    """
+    matrix = np.asarray(array, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    if (norms == 0).any():
+        bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
+        raise InvalidVectorError(f"{what} row {bad} is all zeros and has no direction")
+    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+
+
+def clean_metadata(value: Any, *, where: str = "metadata") -> Any:
+    """Return a plain-JSON copy of ``value``, or raise :class:`InvalidMetadataError`.
+
+    Accepts str, bool, int, finite float, ``None``, lists/tuples and str-keyed mappings,
+    and numpy scalars (converted to Python numbers).
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidMetadataError(f"{where} holds a non-finite number {value!r}")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [clean_metadata(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidMetadataError(f"{where} has a key that is not a string: {key!r}")
+            out[key] = clean_metadata(item, where=f"{where}.{key}")
+        return out
+    raise InvalidMetadataError(
+        f"{where} holds a {type(value).__name__}, which is not JSON-like "
+        "(use str, number, bool, None, list or dict)"
+    )
+
+
+def prepare_upsert(
+    ids: Sequence[str],
+    vectors: npt.ArrayLike,
+    metadata: Sequence[Metadata | None] | None,
+    dim: int,
+) -> tuple[list[str], npt.NDArray[np.float32], list[dict[str, Any]]]:
+    """Validate an upsert and return clean ids, unit vectors and metadata dicts.
+
+    Duplicate ids within the call are collapsed, the last occurrence winning.
+    """
+    if isinstance(ids, str):
+        raise InvalidInputError("ids must be a sequence of strings, not one string")
+    id_list = list(ids)
+    for i, item in enumerate(id_list):
+        if not isinstance(item, str) or not item:
+            raise InvalidInputError(f"ids[{i}] must be a non-empty string, got {item!r}")
+    matrix = _as_matrix(vectors, dim, what="vectors") if id_list else np.zeros((0, dim), "f4")
+    if len(matrix) != len(id_list):
+        raise InvalidInputError(f"got {len(id_list)} ids but {len(matrix)} vectors")
+    if metadata is None:
+        meta_list: list[dict[str, Any]] = [{} for _ in id_list]
+    else:
+        if isinstance(metadata, Mapping):
+            raise InvalidMetadataError("metadata must be a sequence with one mapping per id")
+        if len(metadata) != len(id_list):
+            raise InvalidInputError(f"got {len(id_list)} ids but {len(metadata)} metadata items")
+        meta_list = []
+        for i, item in enumerate(metadata):
+            if item is None:
+                meta_list.append({})
+            elif not isinstance(item, Mapping):
+                raise InvalidMetadataError(
+                    f"metadata[{i}] must be a mapping, got {type(item).__name__}"
+                )
+            else:
+                meta_list.append(clean_metadata(item, where=f"metadata[{i}] (id {id_list[i]!r})"))
+    last = {item: i for i, item in enumerate(id_list)}
+    if len(last) != len(id_list):
+        keep = sorted(last.values())
+        id_list = [id_list[i] for i in keep]
+        matrix = matrix[keep]
+        meta_list = [meta_list[i] for i in keep]
+    return id_list, matrix, meta_list
+
+
+def prepare_query(
+    vector: npt.ArrayLike, k: object, filter: Mapping[str, Any] | None, dim: int
+) -> tuple[npt.NDArray[np.float32], int]:
+    """Validate a query and return a ``(1, dim)`` unit vector and ``k``."""
+    k = check_k(k)
+    validate_filter(filter)
+    array = np.asarray(vector)
+    if array.ndim == 2 and array.shape[0] != 1:
+        raise InvalidVectorError(f"query takes one vector, got shape {array.shape}")
+    return _as_matrix(array, dim, what="query vector"), k
+
+
+def check_ids(ids: Sequence[str]) -> list[str]:
+    """Validate a list of ids for fetch or delete."""
+    if isinstance(ids, str):
+        raise InvalidInputError("ids must be a sequence of strings, not one string")
+    out = list(ids)
+    for i, item in enumerate(out):
+        if not isinstance(item, str) or not item:
+            raise InvalidInputError(f"ids[{i}] must be a non-empty string, got {item!r}")
+    return out

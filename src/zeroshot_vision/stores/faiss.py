@@ -1,0 +1,286 @@
+"""``FaissStore``: exact cosine search in memory with FAISS, saved to a folder.
+
+Vectors are unit-normalized and held in an ``IndexIDMap2(IndexFlatIP)``, so inner product
+is cosine and search is exact (brute force is both exact and fast at tens of thousands of
+vectors: about 7.5 ms per query over 25k x 1152 on two CPU cores). String ids map to FAISS
+int64 ids; metadata lives beside the index in plain dicts. Filters are evaluated against
+the metadata and handed to FAISS as an ID selector, so a filtered query returns the true
+top k among matching records.
+
+On disk a store is a folder::
+
+    store.json            # the manifest: format, dim, count, and which generation is live
+    index-<gen>.faiss     # FAISS index (written with faiss.write_index)
+    records-<gen>.json    # ids, FAISS ids and metadata
+
+``save`` writes a new generation beside the old one and then swaps ``store.json`` with an
+atomic rename, so a crash at any point leaves the previous version loadable. No pickle is
+used anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from zeroshot_vision._optional import require
+from zeroshot_vision.errors import IndexNotFoundError, InvalidInputError, StoreError
+from zeroshot_vision.stores.base import check_ids, prepare_query, prepare_upsert
+from zeroshot_vision.stores.filters import matches
+from zeroshot_vision.types import Hit, Metadata, Record
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["FaissStore"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "zeroshot-vision/faiss-store"
+FORMAT_VERSION = 1
+MANIFEST = "store.json"
+_GENERATION_FILE = re.compile(r"^(index|records)-(\d+)\.(faiss|json)$")
+
+
+def _faiss() -> ModuleType:
+    return require("faiss", purpose="FaissStore")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FaissStore:
+    """An exact, in-memory vector store on FAISS; the embedded default.
+
+    Args:
+        dim: Vector dimension (``encoder.dim``).
+
+    Example:
+        >>> store = FaissStore(4)
+        >>> store.upsert(["a", "b"], [[1, 0, 0, 0], [0, 1, 0, 0]], [{"n": 1}, {"n": 2}])
+        >>> [hit.id for hit in store.query([1, 0.1, 0, 0], k=1)]
+        ['a']
+    """
+
+    def __init__(self, dim: int) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+            raise InvalidInputError(f"dim must be a positive integer, got {dim!r}")
+        faiss = _faiss()
+        self._dim = dim
+        self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._key_of: dict[str, int] = {}
+        self._id_of: dict[int, str] = {}
+        self._metadata: dict[str, dict[str, Any]] = {}
+        self._next_key = 0
+
+    @property
+    def dim(self) -> int:
+        """The dimension of every stored vector."""
+        return self._dim
+
+    def __len__(self) -> int:
+        return len(self._key_of)
+
+    def __repr__(self) -> str:
+        return f"FaissStore(dim={self._dim}, count={len(self)})"
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: npt.ArrayLike,
+        metadata: Sequence[Metadata | None] | None = None,
+    ) -> None:
+        """Insert or overwrite records (see :class:`~zeroshot_vision.stores.VectorStore`)."""
+        id_list, matrix, meta_list = prepare_upsert(ids, vectors, metadata, self._dim)
+        if not id_list:
+            return
+        self._remove_keys([self._key_of[i] for i in id_list if i in self._key_of])
+        keys = []
+        for item in id_list:
+            key = self._key_of.get(item)
+            if key is None:
+                key = self._next_key
+                self._next_key += 1
+            keys.append(key)
+        self._index.add_with_ids(matrix, np.asarray(keys, dtype=np.int64))
+        for item, key, meta in zip(id_list, keys, meta_list):
+            self._key_of[item] = key
+            self._id_of[key] = item
+            self._metadata[item] = meta
+
+    def query(
+        self, vector: npt.ArrayLike, k: int = 10, filter: Mapping[str, Any] | None = None
+    ) -> list[Hit]:
+        """The ``k`` most similar records that pass ``filter``, highest score first."""
+        query, k = prepare_query(vector, k, filter, self._dim)
+        if not self._key_of:
+            return []
+        faiss = _faiss()
+        params = None
+        candidates = len(self._key_of)
+        if filter:
+            allowed = [
+                self._key_of[item]
+                for item, meta in self._metadata.items()
+                if matches(filter, meta)
+            ]
+            if not allowed:
+                return []
+            candidates = len(allowed)
+            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            params = faiss.SearchParameters(sel=selector)
+        k = min(k, candidates)
+        scores, keys = self._index.search(query, k, params=params)
+        hits = []
+        for score, key in zip(scores[0], keys[0]):
+            if key < 0:  # FAISS pads with -1 when fewer than k are found
+                continue
+            item = self._id_of[int(key)]
+            hits.append(Hit(item, float(np.clip(score, -1.0, 1.0)), dict(self._metadata[item])))
+        return hits
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
+        """The stored records for ``ids``; absent ids are left out."""
+        out: dict[str, Record] = {}
+        for item in check_ids(ids):
+            key = self._key_of.get(item)
+            if key is not None:
+                vector = np.asarray(self._index.reconstruct(key), dtype=np.float32)
+                out[item] = Record(item, vector, dict(self._metadata[item]))
+        return out
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove records; absent ids are ignored."""
+        keys = [self._key_of[item] for item in set(check_ids(ids)) if item in self._key_of]
+        self._remove_keys(keys)
+        for key in keys:
+            item = self._id_of.pop(key)
+            del self._key_of[item]
+            del self._metadata[item]
+
+    def ids(self) -> Iterator[str]:
+        """Every stored id (a snapshot, safe to iterate while writing)."""
+        return iter(list(self._key_of))
+
+    def _remove_keys(self, keys: Sequence[int]) -> None:
+        if keys:
+            self._index.remove_ids(np.asarray(keys, dtype=np.int64))
+
+    # -- persistence -------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the store to the folder ``path``, atomically.
+
+        The folder is created if needed. A crash at any moment leaves either the previous
+        version or the new one loadable, never a mix.
+        """
+        faiss = _faiss()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        previous = _read_manifest(folder) if (folder / MANIFEST).exists() else None
+        generation = (previous["generation"] + 1) if previous else 1
+        index_name, records_name = f"index-{generation}.faiss", f"records-{generation}.json"
+
+        write_atomic(folder / index_name, faiss.serialize_index(self._index).tobytes())
+        records = {
+            "next_key": self._next_key,
+            "records": [
+                [item, key, self._metadata[item]] for item, key in self._key_of.items()
+            ],
+        }
+        write_atomic(folder / records_name, json.dumps(records, ensure_ascii=False).encode())
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "dim": self._dim,
+            "count": len(self),
+            "generation": generation,
+            "index": index_name,
+            "records": records_name,
+        }
+        _fsync_dir(folder)
+        write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
+        _fsync_dir(folder)
+        for stale in folder.iterdir():
+            found = _GENERATION_FILE.match(stale.name)
+            if found and int(found.group(2)) != generation:
+                stale.unlink(missing_ok=True)
+        logger.debug("saved %d vectors to %s (generation %d)", len(self), folder, generation)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> FaissStore:
+        """Load a store written by :meth:`save`.
+
+        Raises:
+            IndexNotFoundError: If ``path`` holds no saved store.
+            StoreError: If the files are damaged or inconsistent.
+        """
+        faiss = _faiss()
+        folder = Path(path)
+        if not (folder / MANIFEST).is_file():
+            raise IndexNotFoundError(f"no FaissStore at {folder} (missing {MANIFEST})")
+        manifest = _read_manifest(folder)
+        try:
+            raw = np.frombuffer((folder / manifest["index"]).read_bytes(), dtype=np.uint8)
+            index = faiss.deserialize_index(raw)
+            records = json.loads((folder / manifest["records"]).read_text(encoding="utf-8"))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreError(f"cannot load FaissStore from {folder}: {exc}") from exc
+        store = cls(int(manifest["dim"]))
+        if index.d != store.dim or index.ntotal != len(records["records"]):
+            raise StoreError(
+                f"FaissStore at {folder} is inconsistent: index has {index.ntotal} vectors "
+                f"of dim {index.d}, records list {len(records['records'])}"
+            )
+        store._index = index
+        store._next_key = int(records["next_key"])
+        for item, key, meta in records["records"]:
+            store._key_of[item] = int(key)
+            store._id_of[int(key)] = item
+            store._metadata[item] = meta
+        return store
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {folder / MANIFEST}: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise StoreError(f"{folder / MANIFEST} is not a FaissStore manifest")
+    if manifest.get("version", 0) > FORMAT_VERSION:
+        raise StoreError(
+            f"{folder} was written by a newer zeroshot-vision (format {manifest['version']})"
+        )
+    return manifest
