@@ -1,0 +1,22 @@
+"""Tools for testing code built on zeroshot-vision, offline.
+
+* :func:`build_tiny_siglip` / :func:`build_random_siglip`: random SigLIP checkpoints built
+  from configs, loadable with ``Encoder.from_pretrained`` (no hub needed).
+* :class:`VectorStoreContract`: the store contract suite; a backend's test module
+  subclasses it and supplies a ``make_store`` fixture.
+
+Nothing here is imported by ``import zeroshot_vision``.
+"""
+
+from zeroshot_vision.testing.tiny import PRESETS, build_random_siglip, build_tiny_siglip
+
+__all__ = ["PRESETS", "VectorStoreContract", "build_random_siglip", "build_tiny_siglip"]
+
+
+def __getattr__(name: str) -> object:
+    # The contract suite imports pytest and hypothesis; load it only when asked for.
+    if name == "VectorStoreContract":
+        from zeroshot_vision.testing.contract import VectorStoreContract
+
+        return VectorStoreContract
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
