@@ -1,0 +1,624 @@
+"""``PineconeStore``: the managed, distributed backend on Pinecone (SDK 10.x).
+
+The store speaks to one namespace of one Pinecone index through the SDK's index handle
+and keeps the :class:`~zeroshot_vision.stores.VectorStore` contract, so code written
+against :class:`~zeroshot_vision.stores.FaissStore` runs unchanged.
+
+What the store does so the caller does not have to:
+
+* **Request limits.** Upserts are split so every request holds at most
+  :data:`MAX_VECTORS_PER_REQUEST` vectors *and* at most :data:`MAX_REQUEST_BYTES` bytes of
+  JSON, measured by serializing each record exactly as the SDK will. Fetch and delete send
+  at most :data:`MAX_IDS_PER_REQUEST` ids per request. Upsert batches go out concurrently
+  on a bounded thread pool (``max_concurrency``).
+* **Validation before the network.** Pinecone is stricter than the protocol: metadata
+  values must be a string, number, bool or list of strings (no ``None``, no nested
+  objects), at most :data:`MAX_METADATA_BYTES` per vector, and ids must be 1 to 512 ASCII
+  characters. One bad record rejects the whole call and nothing is sent. Filters are
+  checked with the shared filter code, so a typo fails locally.
+* **Plain Python on the wire.** Vectors are unit-normalized float32 and sent in float32's
+  shortest decimal form (about 13 KB of JSON for 1152 dimensions instead of 24 KB), which
+  parses back to exactly the same float32 values.
+* **Faults.** The SDK retries 408, 429, 5xx and dropped connections itself. A failure that
+  survives its retries stops the upsert from sending further batches and raises
+  :class:`~zeroshot_vision.errors.PartialWriteError` listing the ids that were written and
+  those that were not (retry those). Other SDK failures become
+  :class:`~zeroshot_vision.errors.StoreError` chaining the original.
+
+The index's metric should be ``cosine``. ``dotproduct`` is accepted too, because the
+store normalizes every stored and query vector, which makes a dot product a cosine;
+``euclidean`` is refused (its scores are distances, lowest first). The metric is checked
+when the store reads the index stats, that is when ``dim`` is not given.
+
+Pinecone is eventually consistent: a write is acknowledged before every reader sees it,
+so on the real service ``len()``, ``ids()`` and queries may lag a write by a few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from zeroshot_vision._optional import require
+from zeroshot_vision.errors import (
+    InvalidInputError,
+    InvalidMetadataError,
+    PartialWriteError,
+    StoreError,
+)
+from zeroshot_vision.stores.base import check_ids, prepare_query, prepare_upsert
+from zeroshot_vision.types import Hit, Metadata, Record
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = [
+    "MAX_IDS_PER_REQUEST",
+    "MAX_ID_LENGTH",
+    "MAX_METADATA_BYTES",
+    "MAX_REQUEST_BYTES",
+    "MAX_TOP_K",
+    "MAX_VECTORS_PER_REQUEST",
+    "PineconeStore",
+    "create_pinecone_index",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_VECTORS_PER_REQUEST = 1_000
+"""Pinecone refuses an upsert of more vectors than this."""
+MAX_REQUEST_BYTES = 2_000_000
+"""Pinecone refuses a request body over 2 MB; counted in decimal bytes to stay clear of it."""
+MAX_IDS_PER_REQUEST = 1_000
+"""Pinecone refuses a fetch or delete of more ids than this."""
+MAX_METADATA_BYTES = 40 * 1024
+"""Pinecone refuses metadata larger than 40 KB (as compact JSON) on one vector."""
+MAX_ID_LENGTH = 512
+"""Pinecone ids are 1 to this many ASCII characters."""
+MAX_TOP_K = 10_000
+"""Pinecone refuses ``top_k`` above this; larger ``k`` is clamped to it."""
+
+# Room left in every upsert body for the envelope ({"vectors":[...],"namespace":...})
+# and commas, on top of the exactly measured records.
+_ENVELOPE_MARGIN = 1_024
+# A fetch carries its ids in the URL; keep the query string well under common
+# request-line limits (Python's http.server stops at 64 KiB).
+_MAX_FETCH_QUERY_BYTES = 32_000
+_SUPPORTED_METRICS = frozenset({"cosine", "dotproduct"})
+_API_KEY_ENV = "PINECONE_API_KEY"
+
+_T = TypeVar("_T")
+
+
+class _Encoder(Protocol):
+    """The part of ``orjson`` the store uses (orjson ships with pinecone 10.x)."""
+
+    OPT_SERIALIZE_NUMPY: int
+
+    def dumps(self, obj: Any, /, default: Any = ..., option: int | None = ...) -> bytes: ...
+
+    def loads(self, obj: bytes | str, /) -> Any: ...
+
+
+def _pinecone() -> ModuleType:
+    return require("pinecone", extra="pinecone", purpose="PineconeStore")
+
+
+def _orjson() -> _Encoder:
+    module: Any = require("orjson", extra="pinecone", purpose="PineconeStore")
+    return module  # type: ignore[no-any-return]
+
+
+class PineconeStore:
+    """A vector store on one namespace of a Pinecone index.
+
+    Args:
+        index: The SDK's index handle, ``pinecone.Pinecone(api_key=...).Index(host=...)``.
+        dim: Vector dimension. When ``None`` it is read from ``describe_index_stats``
+            (one request), which also checks that the index's metric is usable.
+        namespace: The Pinecone namespace holding this store's records (``""`` is the
+            index's default namespace).
+        max_concurrency: How many upsert requests may be in flight at once.
+
+    Raises:
+        InvalidInputError: If ``dim`` or ``max_concurrency`` is not a positive integer,
+            or the namespace is not a string.
+        StoreError: If the index stats cannot be read, the index reports no dimension, or
+            its metric is euclidean.
+
+    Example:
+        >>> from pinecone import Pinecone  # doctest: +SKIP
+        >>> index = Pinecone(api_key=key).Index(host=host)  # doctest: +SKIP
+        >>> store = PineconeStore(index, namespace="photos")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        index: Any,
+        *,
+        dim: int | None = None,
+        namespace: str = "",
+        max_concurrency: int = 4,
+    ) -> None:
+        if not isinstance(namespace, str):
+            raise InvalidInputError(f"namespace must be a string, got {namespace!r}")
+        if (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency <= 0
+        ):
+            raise InvalidInputError(
+                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
+            )
+        self._index = index
+        self._namespace = namespace
+        self._max_concurrency = max_concurrency
+        self._pc_errors = _sdk_error_types()
+        self._json = _orjson()
+        if dim is None:
+            self._dim = self._dim_from_stats()
+        else:
+            if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+                raise InvalidInputError(f"dim must be a positive integer, got {dim!r}")
+            self._dim = dim
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        host: str | None = None,
+        index_name: str | None = None,
+        namespace: str = "",
+        api_key: str | None = None,
+        dim: int | None = None,
+        max_concurrency: int = 4,
+        timeout: float = 30.0,
+    ) -> PineconeStore:
+        """Open a store on an index given by host or name, with the key from the environment.
+
+        With neither ``host`` nor ``index_name``, the ``PINECONE_INDEX_HOST`` or
+        ``PINECONE_INDEX`` environment variable names the index.
+
+        Args:
+            host: The index's data-plane host, e.g. ``"https://photos-abc.svc...pinecone.io"``.
+            index_name: The index's name; resolving it costs one control-plane request.
+            namespace: The namespace holding this store's records.
+            api_key: The API key; by default the ``PINECONE_API_KEY`` environment variable.
+            dim: Vector dimension; read from the index stats when ``None``.
+            max_concurrency: How many upsert requests may be in flight at once.
+            timeout: Seconds one attempt of one request may take.
+
+        Raises:
+            InvalidInputError: If no API key is set, or not exactly one index is named.
+            StoreError: If the index cannot be reached.
+        """
+        key = api_key or os.environ.get(_API_KEY_ENV, "")
+        if not key:
+            raise InvalidInputError(
+                f"no Pinecone API key: set the {_API_KEY_ENV} environment variable or pass api_key="
+            )
+        if host is None and index_name is None:
+            host = os.environ.get("PINECONE_INDEX_HOST") or None
+            index_name = None if host else (os.environ.get("PINECONE_INDEX") or None)
+        if (host is None) == (index_name is None):
+            raise InvalidInputError(
+                "name the index by exactly one of host= or index_name= (or set "
+                "PINECONE_INDEX_HOST or PINECONE_INDEX)"
+            )
+        pinecone = _pinecone()
+        errors = _sdk_error_types()
+        try:
+            client = pinecone.Pinecone(api_key=key)
+            if host is None:
+                host = str(client.describe_index(name=index_name).host)
+            index = client.Index(host=host, timeout=timeout)
+        except errors as exc:
+            raise StoreError(
+                f"cannot open Pinecone index {host or index_name!r}: "
+                f"{_describe(exc, secrets=(key,))}"
+            ) from exc
+        return cls(index, dim=dim, namespace=namespace, max_concurrency=max_concurrency)
+
+    # -- the protocol ------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        """The dimension of every stored vector."""
+        return self._dim
+
+    @property
+    def namespace(self) -> str:
+        """The Pinecone namespace this store reads and writes."""
+        return self._namespace
+
+    def __repr__(self) -> str:
+        host = getattr(self._index, "host", "?")
+        return f"PineconeStore(host={host!r}, namespace={self._namespace!r}, dim={self._dim})"
+
+    def __len__(self) -> int:
+        stats = self._call("describe_index_stats", self._index.describe_index_stats)
+        summary = _namespace_summary(stats, self._namespace)
+        return int(getattr(summary, "vector_count", 0) or 0) if summary is not None else 0
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: npt.ArrayLike,
+        metadata: Sequence[Metadata | None] | None = None,
+    ) -> None:
+        """Insert or overwrite records (see :class:`~zeroshot_vision.stores.VectorStore`).
+
+        Every record is validated before the first request; the records then go out in
+        requests within Pinecone's count and size limits, up to ``max_concurrency`` at
+        once.
+
+        Raises:
+            InvalidInputError: If any id, vector or metadata is rejected (nothing is sent).
+            PartialWriteError: If a request failed after the SDK's retries; its
+                ``written_ids`` are stored and its ``failed_ids`` may not be.
+        """
+        id_list, matrix, meta_list = prepare_upsert(ids, vectors, metadata, self._dim)
+        if not id_list:
+            return
+        record_budget = MAX_REQUEST_BYTES - _ENVELOPE_MARGIN - len(self._namespace) * 6
+        # Upper bound of one float32 in shortest JSON form plus its comma ("-1.2345678e-05,").
+        vector_bytes_bound = 16 * self._dim
+        for item, meta in zip(id_list, meta_list, strict=True):
+            _check_id(item)
+            meta_bytes = _check_metadata(item, meta, self._json)
+            if vector_bytes_bound + meta_bytes + len(item) + 64 > record_budget:
+                raise InvalidInputError(
+                    f"record {item!r} would not fit in one {MAX_REQUEST_BYTES}-byte request"
+                )
+        batches = _batches(
+            self._records(id_list, matrix, meta_list), record_budget, MAX_VECTORS_PER_REQUEST
+        )
+        self._send_upserts(batches, id_list)
+
+    def query(
+        self, vector: npt.ArrayLike, k: int = 10, filter: Mapping[str, Any] | None = None
+    ) -> list[Hit]:
+        """The ``k`` most similar records that pass ``filter``, highest score first.
+
+        ``k`` above :data:`MAX_TOP_K` is clamped to it (Pinecone's limit).
+        """
+        query, k = prepare_query(vector, k, filter, self._dim)
+        top_k = min(k, MAX_TOP_K)
+        response = self._call(
+            "query",
+            self._index.query,
+            top_k=top_k,
+            vector=self._values(query[0]),
+            namespace=self._namespace,
+            filter=dict(filter) if filter else None,
+            include_values=False,
+            include_metadata=True,
+        )
+        hits = [
+            Hit(
+                str(match.id),
+                float(np.clip(float(match.score), -1.0, 1.0)),
+                dict(match.metadata or {}),
+            )
+            for match in (response.matches or [])
+            if match.id
+        ]
+        hits.sort(key=lambda hit: hit.score, reverse=True)
+        return hits[:k]
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
+        """The stored records for ``ids``; absent ids are left out."""
+        wanted = [item for item in dict.fromkeys(check_ids(ids)) if _is_pinecone_id(item)]
+        out: dict[str, Record] = {}
+        for chunk in _id_chunks(wanted, query_budget=_MAX_FETCH_QUERY_BYTES):
+            response = self._call("fetch", self._index.fetch, ids=chunk, namespace=self._namespace)
+            for item, found in (response.vectors or {}).items():
+                vector = np.asarray(found.values, dtype=np.float32)
+                out[str(item)] = Record(str(item), vector, dict(found.metadata or {}))
+        return out
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove records; absent ids are ignored.
+
+        Raises:
+            PartialWriteError: If a request failed part way; ``written_ids`` lists the
+                ids whose deletion went through, ``failed_ids`` those to retry.
+        """
+        # An id Pinecone cannot hold is certainly absent, so deleting it is a no-op.
+        wanted = [item for item in dict.fromkeys(check_ids(ids)) if _is_pinecone_id(item)]
+        done: list[str] = []
+        for chunk in _id_chunks(wanted):
+            try:
+                self._index.delete(ids=chunk, namespace=self._namespace)
+            except self._pc_errors as exc:
+                failed = wanted[len(done) :]
+                raise PartialWriteError(
+                    f"Pinecone delete failed after {len(done)} of {len(wanted)} ids: "
+                    f"{self._describe(exc)}",
+                    written_ids=done,
+                    failed_ids=failed,
+                ) from exc
+            done.extend(chunk)
+
+    def ids(self) -> Iterator[str]:
+        """Every stored id, page by page (pages are requested as the iterator advances)."""
+        pages = self._call("list", self._index.list, namespace=self._namespace)
+        iterator = iter(pages)
+        while True:
+            page = self._call("list", next, iterator, None)
+            if page is None:
+                return
+            for item in page.vectors or []:
+                yield str(item.id)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _dim_from_stats(self) -> int:
+        stats = self._call("describe_index_stats", self._index.describe_index_stats)
+        metric = getattr(stats, "metric", None)
+        if metric and str(metric).lower() not in _SUPPORTED_METRICS:
+            raise StoreError(
+                f"the Pinecone index uses the {metric!r} metric; PineconeStore needs "
+                "'cosine' (or 'dotproduct', equal to cosine on the unit vectors it stores). "
+                "Create the index with metric='cosine'"
+            )
+        dimension = getattr(stats, "dimension", None)
+        if not dimension:
+            raise StoreError("the Pinecone index reports no dimension; pass dim= explicitly")
+        return int(dimension)
+
+    def _values(self, row: npt.NDArray[np.float32]) -> list[float]:
+        # Round-tripping through float32's shortest repr gives plain Python floats whose
+        # own shortest repr is short too, and which parse back to the same float32.
+        values: list[float] = self._json.loads(
+            self._json.dumps(row, option=self._json.OPT_SERIALIZE_NUMPY)
+        )
+        return values
+
+    def _records(
+        self,
+        id_list: list[str],
+        matrix: npt.NDArray[np.float32],
+        meta_list: list[dict[str, Any]],
+    ) -> Iterator[tuple[dict[str, Any], int]]:
+        for item, row, meta in zip(id_list, matrix, meta_list, strict=True):
+            record: dict[str, Any] = {"id": item, "values": self._values(row)}
+            if meta:
+                record["metadata"] = meta
+            # +1 for the comma between records in the body's list.
+            yield record, len(self._json.dumps(record)) + 1
+
+    def _send_upserts(self, batches: Iterable[list[dict[str, Any]]], id_list: list[str]) -> None:
+        written: list[str] = []
+        failures: list[tuple[list[str], BaseException]] = []
+        sent: set[str] = set()
+        pending: dict[Future[None], list[str]] = {}
+
+        def collect(done: Iterable[Future[None]]) -> None:
+            for future in done:
+                batch_ids = pending.pop(future)
+                error = future.exception()
+                if error is None:
+                    written.extend(batch_ids)
+                else:
+                    failures.append((batch_ids, error))
+
+        with ThreadPoolExecutor(
+            max_workers=self._max_concurrency, thread_name_prefix="pinecone-upsert"
+        ) as pool:
+            for batch in batches:
+                if failures:
+                    break
+                if len(pending) >= self._max_concurrency:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    collect(done)
+                    if failures:
+                        break
+                batch_ids = [record["id"] for record in batch]
+                sent.update(batch_ids)
+                pending[pool.submit(self._upsert_batch, batch)] = batch_ids
+            collect(wait(pending).done)
+
+        if failures:
+            stored = set(written)
+            failed_ids = [item for item in id_list if item not in stored]
+            first = failures[0][1]
+            raise PartialWriteError(
+                f"Pinecone upsert stored {len(written)} of {len(id_list)} records; "
+                f"{len(failed_ids)} were not stored ({len(failures)} request(s) failed, "
+                f"{len(id_list) - len(sent)} not sent): {self._describe(first)}",
+                written_ids=written,
+                failed_ids=failed_ids,
+            ) from first
+        logger.debug("upserted %d records into namespace %r", len(written), self._namespace)
+
+    def _upsert_batch(self, batch: list[dict[str, Any]]) -> None:
+        self._index.upsert(vectors=batch, namespace=self._namespace)
+
+    def _call(self, what: str, function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        try:
+            return function(*args, **kwargs)
+        except self._pc_errors as exc:
+            raise StoreError(f"Pinecone {what} failed: {self._describe(exc)}") from exc
+
+    def _describe(self, exc: BaseException) -> str:
+        config = getattr(self._index, "_config", None)
+        return _describe(exc, secrets=(getattr(config, "api_key", None),))
+
+
+def _sdk_error_types() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the request failed", as opposed to a bug."""
+    pinecone = _pinecone()
+    # PineconeError covers ApiError, PineconeConnectionError, PineconeTimeoutError and
+    # ResponseParsingError; the OS-level ones cover transports the SDK does not wrap.
+    return (pinecone.PineconeError, ConnectionError, TimeoutError)
+
+
+def _describe(exc: BaseException, *, secrets: Iterable[str | None]) -> str:
+    """A one-line account of ``exc`` with any secret blanked out."""
+    status = getattr(exc, "status_code", None)
+    text = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
+    detail = str(exc).strip()
+    if detail:
+        text += f": {detail}"
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def _namespace_summary(stats: Any, namespace: str) -> Any:
+    namespaces = getattr(stats, "namespaces", None) or {}
+    if namespace in namespaces:
+        return namespaces[namespace]
+    # The service lists the default namespace as "__default__" in newer API versions.
+    if namespace == "" and "__default__" in namespaces:
+        return namespaces["__default__"]
+    return None
+
+
+def _is_pinecone_id(item: str) -> bool:
+    return 0 < len(item) <= MAX_ID_LENGTH and item.isascii() and "\x00" not in item
+
+
+def _check_id(item: str) -> None:
+    if len(item) > MAX_ID_LENGTH:
+        raise InvalidInputError(
+            f"id {item[:40]!r}... is {len(item)} characters; Pinecone allows at most "
+            f"{MAX_ID_LENGTH}"
+        )
+    if not item.isascii() or "\x00" in item:
+        raise InvalidInputError(
+            f"id {item!r} is not allowed by Pinecone: ids must be ASCII without NUL"
+        )
+
+
+def _check_metadata(item: str, meta: Mapping[str, Any], encoder: _Encoder) -> int:
+    """Check one record's metadata against Pinecone's rules; return its JSON size."""
+    for key, value in meta.items():
+        where = f"metadata of id {item!r}, field {key!r}"
+        if value is None:
+            raise InvalidMetadataError(
+                f"{where} is None; Pinecone cannot store null (leave the field out)"
+            )
+        if isinstance(value, (str, bool, int, float)):
+            continue
+        if isinstance(value, list):
+            if not all(isinstance(element, str) for element in value):
+                raise InvalidMetadataError(
+                    f"{where} is a list holding non-strings; Pinecone lists hold strings only"
+                )
+            continue
+        raise InvalidMetadataError(
+            f"{where} is a {type(value).__name__}; Pinecone metadata values are strings, "
+            "numbers, bools or lists of strings (no nested objects)"
+        )
+    size = len(encoder.dumps(dict(meta))) if meta else 0
+    if size > MAX_METADATA_BYTES:
+        raise InvalidMetadataError(
+            f"metadata of id {item!r} is {size} bytes as JSON; Pinecone allows at most "
+            f"{MAX_METADATA_BYTES}"
+        )
+    return size
+
+
+def _batches(
+    records: Iterable[tuple[dict[str, Any], int]], max_bytes: int, max_count: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Group sized records greedily into lists within both limits, in order."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for record, record_size in records:
+        if batch and (len(batch) >= max_count or size + record_size > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(record)
+        size += record_size
+    if batch:
+        yield batch
+
+
+def _id_chunks(ids: list[str], *, query_budget: int | None = None) -> Iterator[list[str]]:
+    """Split ids into requests of at most MAX_IDS_PER_REQUEST (and a URL budget)."""
+    chunk: list[str] = []
+    size = 0
+    for item in ids:
+        # "ids=" plus "&", with every character percent-encoded at worst.
+        cost = 5 + 3 * len(item)
+        if chunk and (
+            len(chunk) >= MAX_IDS_PER_REQUEST
+            or (query_budget is not None and size + cost > query_budget)
+        ):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += cost
+    if chunk:
+        yield chunk
+
+
+def create_pinecone_index(
+    name: str,
+    *,
+    dim: int | None = None,
+    encoder: Any = None,
+    cloud: str = "aws",
+    region: str = "us-east-1",
+    api_key: str | None = None,
+) -> str:
+    """Create a serverless cosine index sized for an encoder, and return its host.
+
+    Needs a Pinecone account; it waits until the index is ready.
+
+    Args:
+        name: The new index's name (lowercase letters, digits and hyphens).
+        dim: The vector dimension; give this or ``encoder``.
+        encoder: An encoder whose ``dim`` gives the dimension.
+        cloud: The serverless cloud (``"aws"``, ``"gcp"`` or ``"azure"``).
+        region: The cloud region, e.g. ``"us-east-1"``.
+        api_key: The API key; by default the ``PINECONE_API_KEY`` environment variable.
+
+    Returns:
+        The index's data-plane host, for :meth:`PineconeStore.connect`.
+
+    Raises:
+        InvalidInputError: If no API key is set, or not exactly one of ``dim`` and
+            ``encoder`` is given.
+        StoreError: If Pinecone refuses or the request fails.
+
+    Example:
+        >>> host = create_pinecone_index("photos", encoder=encoder)  # doctest: +SKIP
+        >>> store = PineconeStore.connect(host=host, namespace="holiday")  # doctest: +SKIP
+    """
+    if (dim is None) == (encoder is None):
+        raise InvalidInputError("give exactly one of dim= and encoder=")
+    dimension = int(encoder.dim) if encoder is not None else dim
+    if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension <= 0:
+        raise InvalidInputError(f"dim must be a positive integer, got {dimension!r}")
+    key = api_key or os.environ.get(_API_KEY_ENV, "")
+    if not key:
+        raise InvalidInputError(
+            f"no Pinecone API key: set the {_API_KEY_ENV} environment variable or pass api_key="
+        )
+    pinecone = _pinecone()
+    try:
+        client = pinecone.Pinecone(api_key=key)
+        client.create_index(
+            name=name,
+            dimension=dimension,
+            metric="cosine",
+            spec=pinecone.ServerlessSpec(cloud=cloud, region=region),
+        )
+        host = str(client.describe_index(name=name).host)
+    except _sdk_error_types() as exc:
+        raise StoreError(
+            f"cannot create Pinecone index {name!r}: {_describe(exc, secrets=(key,))}"
+        ) from exc
+    logger.info("created Pinecone index %r (dim %d, cosine) at %s", name, dimension, host)
+    return host
