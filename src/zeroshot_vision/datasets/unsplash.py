@@ -1,0 +1,676 @@
+"""Unsplash Lite: read the dataset's tables and download its photos.
+
+The Unsplash Lite zip holds tab-separated tables with a header row (``photos``,
+``keywords``, ...) but no images. File names changed across versions: ``photos.tsv000``
+(1.2.x and older), ``photos.csv000`` (1.3.x, still tab-separated) and ``photos.tsv``
+(1.4.1+); the Full dataset shards a table into ``000``, ``001``, ... each with its own
+header. :func:`table_files` finds whichever is there, and the readers use real CSV quoting
+rules, so quoted descriptions holding tabs or newlines come through intact.
+
+:func:`download_photos` fetches each ``photo_image_url`` with imgix resize parameters,
+concurrently, with per-request timeouts, retries with exponential backoff on 5xx and
+connection errors, and ``Retry-After`` on 429. A photo is written to ``<photo_id>.jpg``
+through a temp file and a rename, and only after its body decodes as an image, so a
+truncated body or an HTML error page never lands as a photo. Photos already on disk are
+skipped without a request; permanent failures are listed in ``failures.tsv`` in the output
+folder.
+
+Example:
+    >>> report = download_dataset("unsplash-research-dataset-lite-latest", "photos",
+    ...                           limit=100)  # doctest: +SKIP
+    >>> print(report)  # doctest: +SKIP
+    downloaded 100, skipped 0, failed 0
+"""
+
+from __future__ import annotations
+
+import csv
+import email.utils
+import io
+import logging
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from zeroshot_vision.errors import ZeroshotVisionError
+from zeroshot_vision.stores.faiss import write_atomic
+
+__all__ = [
+    "DEFAULT_IMAGE_PARAMS",
+    "FAILURES_FILE",
+    "DatasetNotFoundError",
+    "DownloadFailure",
+    "DownloadOutcome",
+    "DownloadReport",
+    "RetryPolicy",
+    "UnsplashPhoto",
+    "download_dataset",
+    "download_photos",
+    "image_url",
+    "is_unsplash_dir",
+    "iter_table",
+    "read_failures",
+    "read_keywords",
+    "read_photos",
+    "table_files",
+]
+
+logger = logging.getLogger(__name__)
+
+FAILURES_FILE = "failures.tsv"
+DEFAULT_IMAGE_PARAMS: Mapping[str, str] = {"fit": "max", "fm": "jpg", "q": "80"}
+"""imgix parameters added to every image URL besides ``w`` (the width)."""
+
+USER_AGENT = "zeroshot-vision (Unsplash Lite downloader)"
+# Photo ids become file names: accept only what Unsplash uses, nothing path-like.
+_PHOTO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SUFFIXES = (".tsv", ".csv")
+_SHARD = re.compile(r"^\d{3}$")
+
+
+class DatasetNotFoundError(ZeroshotVisionError, FileNotFoundError):
+    """A folder holds no Unsplash table of the requested name."""
+
+
+# -- reading the tables --------------------------------------------------------------------
+
+
+def table_files(dataset_dir: str | os.PathLike[str], table: str = "photos") -> list[Path]:
+    """The files of one table in an Unsplash dataset folder, shards in order.
+
+    Looks for ``<table>.tsv``, then ``<table>.tsv000``/``001``/..., then
+    ``<table>.csv000``/...; the first naming scheme found wins.
+
+    Raises:
+        DatasetNotFoundError: If the folder holds none of them.
+    """
+    folder = Path(dataset_dir)
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"{folder} is not a folder")
+    single = folder / f"{table}.tsv"
+    if single.is_file():
+        return [single]
+    for suffix in _SUFFIXES:
+        shards = sorted(
+            path
+            for path in folder.glob(f"{table}{suffix}*")
+            if path.is_file() and _SHARD.match(path.name[len(table) + len(suffix) :])
+        )
+        if shards:
+            return shards
+    raise DatasetNotFoundError(
+        f"no {table} table in {folder} (looked for {table}.tsv, {table}.tsv000, "
+        f"{table}.csv000); point at the unzipped Unsplash Lite folder"
+    )
+
+
+def is_unsplash_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder holding an Unsplash ``photos`` table."""
+    try:
+        table_files(path, "photos")
+    except DatasetNotFoundError:
+        return False
+    return True
+
+
+def _raise_field_limit() -> None:
+    # Descriptions can exceed csv's default 128 KiB field limit in the Full dataset.
+    limit = sys.maxsize
+    while True:
+        try:
+            csv.field_size_limit(limit)
+            return
+        except OverflowError:  # C long is 32 bits on some platforms
+            limit //= 10
+
+
+def iter_table(dataset_dir: str | os.PathLike[str], table: str) -> Iterator[dict[str, str]]:
+    """Yield each row of a table as a dict keyed by the header's column names.
+
+    Rows stream from disk one at a time, across all shards.
+
+    Raises:
+        DatasetNotFoundError: If the table is not there.
+    """
+    _raise_field_limit()
+    for path in table_files(dataset_dir, table):
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                yield {key: value for key, value in row.items() if isinstance(key, str)}
+
+
+def _text(row: Mapping[str, str | None], column: str) -> str | None:
+    value = row.get(column)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _year(timestamp: str | None) -> int | None:
+    if not timestamp or len(timestamp) < 4 or not timestamp[:4].isdigit():
+        return None
+    return int(timestamp[:4])
+
+
+@dataclass(frozen=True)
+class UnsplashPhoto:
+    """One row of the ``photos`` table, with the fields this library uses.
+
+    Attributes:
+        photo_id: Unsplash's id (at most 11 characters); the image is ``<photo_id>.jpg``.
+        image_url: The imgix URL of the image, without query string.
+        page_url: The photo's page on unsplash.com.
+        description: The photographer's description.
+        ai_description: A machine-written caption.
+        photographer: The photographer's name (or username when the name is empty).
+        photographer_username: The photographer's Unsplash username.
+        location: The location name.
+        country: The location's country.
+        city: The location's city.
+        year: The year the photo was submitted to Unsplash.
+        width: The original width in pixels.
+        height: The original height in pixels.
+    """
+
+    photo_id: str
+    image_url: str
+    page_url: str | None = None
+    description: str | None = None
+    ai_description: str | None = None
+    photographer: str | None = None
+    photographer_username: str | None = None
+    location: str | None = None
+    country: str | None = None
+    city: str | None = None
+    year: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, str | None]) -> UnsplashPhoto:
+        """Build a photo from a ``photos`` row; columns that are missing become ``None``."""
+        first = _text(row, "photographer_first_name")
+        last = _text(row, "photographer_last_name")
+        username = _text(row, "photographer_username")
+        name = " ".join(part for part in (first, last) if part) or username
+
+        def number(column: str) -> int | None:
+            value = _text(row, column)
+            return int(value) if value and value.isdigit() else None
+
+        return cls(
+            photo_id=_text(row, "photo_id") or "",
+            image_url=_text(row, "photo_image_url") or "",
+            page_url=_text(row, "photo_url"),
+            description=_text(row, "photo_description"),
+            ai_description=_text(row, "ai_description"),
+            photographer=name,
+            photographer_username=username,
+            location=_text(row, "photo_location_name"),
+            country=_text(row, "photo_location_country"),
+            city=_text(row, "photo_location_city"),
+            year=_year(_text(row, "photo_submitted_at")),
+            width=number("photo_width"),
+            height=number("photo_height"),
+        )
+
+    def metadata(self, keywords: Sequence[str] = ()) -> dict[str, Any]:
+        """The photo's fields as store metadata (``None`` fields left out).
+
+        Args:
+            keywords: The photo's keywords, stored as a list so that filters such as
+                ``{"keywords": "dog"}`` match any element.
+        """
+        fields: dict[str, Any] = {
+            "photo_id": self.photo_id,
+            "url": self.page_url,
+            "description": self.description,
+            "ai_description": self.ai_description,
+            "photographer": self.photographer,
+            "photographer_username": self.photographer_username,
+            "location": self.location,
+            "country": self.country,
+            "city": self.city,
+            "year": self.year,
+        }
+        out = {key: value for key, value in fields.items() if value is not None}
+        if keywords:
+            out["keywords"] = list(keywords)
+        return out
+
+
+def read_photos(
+    dataset_dir: str | os.PathLike[str], *, limit: int | None = None
+) -> Iterator[UnsplashPhoto]:
+    """Yield the photos of an Unsplash dataset folder, in table order.
+
+    Rows without a photo id or image URL are skipped with a log message.
+
+    Args:
+        dataset_dir: The unzipped Unsplash Lite (or Full) folder.
+        limit: Stop after this many photos.
+
+    Raises:
+        DatasetNotFoundError: If the folder holds no ``photos`` table.
+    """
+    count = 0
+    for line, row in enumerate(iter_table(dataset_dir, "photos"), start=2):
+        if limit is not None and count >= limit:
+            return
+        photo = UnsplashPhoto.from_row(row)
+        if not photo.photo_id or not photo.image_url:
+            logger.warning("photos row %d has no photo_id or photo_image_url; skipped", line)
+            continue
+        count += 1
+        yield photo
+
+
+def _confidence(row: Mapping[str, str | None]) -> float:
+    best = 0.0
+    for column in ("ai_service_1_confidence", "ai_service_2_confidence"):
+        value = _text(row, column)
+        if value:
+            try:
+                best = max(best, float(value))
+            except ValueError:
+                continue
+    return best
+
+
+def read_keywords(
+    dataset_dir: str | os.PathLike[str],
+    *,
+    photo_ids: Iterable[str] | None = None,
+    min_confidence: float = 50.0,
+    max_per_photo: int = 20,
+) -> dict[str, list[str]]:
+    """Map each photo id to its best keywords, from the ``keywords`` table.
+
+    A keyword is kept when a user suggested it (``suggested_by_user`` is ``t``) or an AI
+    service gave it at least ``min_confidence`` (the table's confidences run 0-100).
+    User keywords come first, then the rest by confidence, at most ``max_per_photo``.
+
+    Args:
+        dataset_dir: The dataset folder.
+        photo_ids: Keep only these photos (saves memory on a sample); ``None`` keeps all.
+        min_confidence: The AI confidence a keyword needs when no user suggested it.
+        max_per_photo: The most keywords kept per photo.
+
+    Returns:
+        ``{photo_id: [keyword, ...]}``; empty when the folder has no keywords table.
+    """
+    wanted = set(photo_ids) if photo_ids is not None else None
+    scored: dict[str, dict[str, float]] = {}
+    try:
+        rows = iter_table(dataset_dir, "keywords")
+        for row in rows:
+            photo_id = _text(row, "photo_id")
+            keyword = _text(row, "keyword")
+            if not photo_id or not keyword or (wanted is not None and photo_id not in wanted):
+                continue
+            by_user = (_text(row, "suggested_by_user") or "").lower() in ("t", "true")
+            confidence = _confidence(row)
+            if not by_user and confidence < min_confidence:
+                continue
+            # User suggestions rank above every AI confidence (which stays below 1000).
+            score = 1000.0 + confidence if by_user else confidence
+            keywords = scored.setdefault(photo_id, {})
+            keywords[keyword] = max(score, keywords.get(keyword, score))
+    except DatasetNotFoundError:
+        logger.info("no keywords table in %s; photos get no keywords", dataset_dir)
+        return {}
+    return {
+        photo_id: sorted(keywords, key=lambda k: (-keywords[k], k))[:max_per_photo]
+        for photo_id, keywords in scored.items()
+    }
+
+
+# -- downloading ---------------------------------------------------------------------------
+
+
+def image_url(
+    photo_image_url: str, *, width: int = 640, params: Mapping[str, str] | None = None
+) -> str:
+    """The URL to fetch a photo at ``width`` pixels wide (never upscaled, with ``fit=max``).
+
+    Args:
+        photo_image_url: The ``photo_image_url`` column (an imgix URL).
+        width: The wanted width in pixels.
+        params: Other imgix parameters; default :data:`DEFAULT_IMAGE_PARAMS`.
+    """
+    query = {"w": str(width), **(DEFAULT_IMAGE_PARAMS if params is None else params)}
+    return str(httpx.URL(photo_image_url).copy_merge_params(query))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before a photo counts as failed.
+
+    Attributes:
+        retries: Retries after the first attempt, on 5xx, 429 and connection errors.
+        backoff: The first wait in seconds; it doubles each retry (with jitter).
+        max_backoff: The longest wait between two attempts, in seconds.
+        max_retry_after: The longest ``Retry-After`` honoured, in seconds; a server asking
+            for more gets this much.
+    """
+
+    retries: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0 for the first retry)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        base: float = min(self.backoff * 2.0**attempt, self.max_backoff)
+        return base * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class DownloadFailure:
+    """A photo that could not be fetched, after its retries.
+
+    Attributes:
+        photo_id: The photo's id.
+        url: The URL tried.
+        reason: Why it failed (``"HTTP 404"``, ``"timed out"``, ``"not an image: ..."``).
+    """
+
+    photo_id: str
+    url: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DownloadOutcome:
+    """What happened to one photo; passed to the progress callback.
+
+    Attributes:
+        photo_id: The photo's id.
+        status: ``"downloaded"``, ``"skipped"`` (already on disk) or ``"failed"``.
+        reason: Why it failed, for ``"failed"``.
+    """
+
+    photo_id: str
+    status: Literal["downloaded", "skipped", "failed"]
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class DownloadReport:
+    """What :func:`download_photos` did.
+
+    Attributes:
+        downloaded: Photos fetched and written in this run.
+        skipped: Photos already on disk (no request made).
+        failed: Photos that failed for good, with their reasons.
+        bytes_written: Bytes of image data written.
+        seconds: Wall time of the run.
+    """
+
+    downloaded: int = 0
+    skipped: int = 0
+    failed: tuple[DownloadFailure, ...] = field(default_factory=tuple)
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every photo is now on disk."""
+        return not self.failed
+
+    def __str__(self) -> str:
+        return f"downloaded {self.downloaded}, skipped {self.skipped}, failed {len(self.failed)}"
+
+
+class _Failed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _check_image(body: bytes, content_type: str) -> None:
+    """Raise :class:`_Failed` unless ``body`` decodes completely as an image."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(body)) as image:
+            image.load()  # decodes every pixel: a truncated file fails here
+    except Image.DecompressionBombError as exc:
+        raise _Failed(f"not an image: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        kind = content_type.split(";")[0].strip() or "unknown type"
+        raise _Failed(f"not an image ({kind}, {len(body)} bytes): {exc}") from exc
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def _fetch(client: httpx.Client, photo_id: str, url: str, target: Path, policy: RetryPolicy) -> int:
+    """Fetch one photo into ``target``; return its size. Raises :class:`_Failed`."""
+    attempt = 0
+    while True:
+        retry_after: float | None = None
+        try:
+            response = client.get(url)
+        except httpx.TimeoutException as exc:
+            reason = f"timed out ({type(exc).__name__})"
+        except httpx.TransportError as exc:
+            reason = f"connection error: {exc or type(exc).__name__}"
+        else:
+            status = response.status_code
+            if status == 200:
+                _check_image(response.content, response.headers.get("content-type", ""))
+                write_atomic(target, response.content)
+                return len(response.content)
+            reason = f"HTTP {status}"
+            if status == 429:
+                retry_after = _retry_after(response.headers.get("retry-after"))
+            elif status < 500:
+                raise _Failed(reason)
+        if attempt >= policy.retries:
+            raise _Failed(reason)
+        delay = policy.delay(attempt, retry_after)
+        logger.debug("%s: %s; retry %d in %.2fs", photo_id, reason, attempt + 1, delay)
+        time.sleep(delay)
+        attempt += 1
+
+
+def read_failures(out_dir: str | os.PathLike[str]) -> list[DownloadFailure]:
+    """The failures recorded in ``out_dir/failures.tsv`` (empty when there is none)."""
+    path = Path(out_dir) / FAILURES_FILE
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [
+            DownloadFailure(row["photo_id"], row["url"], row["reason"])
+            for row in csv.DictReader(handle, delimiter="\t")
+            if row.get("photo_id")
+        ]
+
+
+def _write_failures(
+    out_dir: Path, failures: Sequence[DownloadFailure], attempted: set[str]
+) -> None:
+    # Keep earlier failures of photos this run did not try (say, beyond --limit) and that
+    # are still missing; this run's outcome replaces the rest.
+    kept = [
+        old
+        for old in read_failures(out_dir)
+        if old.photo_id not in attempted and not (out_dir / f"{old.photo_id}.jpg").exists()
+    ]
+    rows = kept + list(failures)
+    path = out_dir / FAILURES_FILE
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(["photo_id", "url", "reason"])
+    for row in rows:
+        writer.writerow([row.photo_id, row.url, row.reason])
+    write_atomic(path, buffer.getvalue().encode("utf-8"))
+
+
+def _remove_stale_temp_files(out_dir: Path) -> None:
+    # A run killed mid-write leaves write_atomic's hidden temp files behind.
+    for stale in out_dir.glob(".*.jpg.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def download_photos(
+    photos: Iterable[UnsplashPhoto],
+    out_dir: str | os.PathLike[str],
+    *,
+    width: int = 640,
+    params: Mapping[str, str] | None = None,
+    workers: int = 8,
+    timeout: float = 30.0,
+    retry: RetryPolicy | None = None,
+    client: httpx.Client | None = None,
+    progress: Callable[[DownloadOutcome], None] | None = None,
+) -> DownloadReport:
+    """Download photos to ``out_dir/<photo_id>.jpg``, concurrently and resumably.
+
+    Photos already in ``out_dir`` are skipped without a request. Each image is written
+    through a temp file and a rename, only once it decodes, so a run killed at any moment
+    leaves only complete photos. Permanent failures are written to ``out_dir/failures.tsv``
+    (``photo_id``, ``url``, ``reason``), which is removed once nothing is missing.
+
+    Args:
+        photos: The photos to fetch (for example from :func:`read_photos`); streamed.
+        out_dir: The folder for the images; created if needed.
+        width: Width in pixels to ask imgix for.
+        params: imgix parameters besides ``w``; default :data:`DEFAULT_IMAGE_PARAMS`.
+        workers: Concurrent requests.
+        timeout: Seconds allowed for each of connect, read, write and pool wait, per
+            request.
+        retry: Retry and backoff settings; default :class:`RetryPolicy()`.
+        client: An ``httpx.Client`` to use (its settings win); by default one is made.
+        progress: Called in the calling thread with each photo's outcome.
+
+    Returns:
+        The counts and the failures of this run.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    policy = retry or RetryPolicy()
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(folder)
+    own_client = client is None
+    http = client or httpx.Client(
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=True,
+    )
+    started = time.monotonic()
+    downloaded = skipped = written = 0
+    failures: list[DownloadFailure] = []
+    attempted: set[str] = set()
+
+    def report(outcome: DownloadOutcome) -> None:
+        if progress is not None:
+            progress(outcome)
+
+    def settle(done: Iterable[Future[int]], urls: dict[Future[int], tuple[str, str]]) -> None:
+        nonlocal downloaded, written
+        for future in done:
+            photo_id, url = urls.pop(future)
+            try:
+                written += future.result()
+            except _Failed as exc:
+                logger.info("failed %s (%s): %s", photo_id, url, exc.reason)
+                failures.append(DownloadFailure(photo_id, url, exc.reason))
+                report(DownloadOutcome(photo_id, "failed", exc.reason))
+            else:
+                downloaded += 1
+                report(DownloadOutcome(photo_id, "downloaded"))
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zsv-download")
+    in_flight: dict[Future[int], tuple[str, str]] = {}
+    try:
+        for photo in photos:
+            if photo.photo_id in attempted:
+                continue
+            attempted.add(photo.photo_id)
+            url = image_url(photo.image_url, width=width, params=params)
+            if not _PHOTO_ID.match(photo.photo_id):
+                failures.append(DownloadFailure(photo.photo_id, url, "invalid photo id"))
+                report(DownloadOutcome(photo.photo_id, "failed", "invalid photo id"))
+                continue
+            target = folder / f"{photo.photo_id}.jpg"
+            if target.exists():
+                skipped += 1
+                report(DownloadOutcome(photo.photo_id, "skipped"))
+                continue
+            future = pool.submit(_fetch, http, photo.photo_id, url, target, policy)
+            in_flight[future] = (photo.photo_id, url)
+            # Bound the queue so memory stays flat however many photos there are.
+            if len(in_flight) >= 2 * workers:
+                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                settle(done, in_flight)
+        while in_flight:
+            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            settle(done, in_flight)
+    finally:
+        pool.shutdown(wait=not in_flight, cancel_futures=True)
+        if own_client and not in_flight:
+            http.close()
+        _write_failures(folder, failures, attempted - {pid for pid, _ in in_flight.values()})
+    result = DownloadReport(
+        downloaded=downloaded,
+        skipped=skipped,
+        failed=tuple(failures),
+        bytes_written=written,
+        seconds=time.monotonic() - started,
+    )
+    logger.info("download into %s: %s", folder, result)
+    return result
+
+
+def download_dataset(
+    dataset_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    limit: int | None = None,
+    **options: Any,
+) -> DownloadReport:
+    """Download the photos of an Unsplash dataset folder (see :func:`download_photos`).
+
+    Args:
+        dataset_dir: The unzipped Unsplash Lite folder.
+        out_dir: The folder for the images.
+        limit: Only the first ``limit`` photos of the table.
+        **options: Passed to :func:`download_photos`.
+
+    Raises:
+        DatasetNotFoundError: If ``dataset_dir`` holds no ``photos`` table.
+    """
+    table_files(dataset_dir, "photos")  # fail before creating anything
+    return download_photos(read_photos(dataset_dir, limit=limit), out_dir, **options)

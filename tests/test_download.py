@@ -1,0 +1,207 @@
+"""The Unsplash downloader against a real HTTP server on loopback, with faults and kills."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from unsplash_fixtures import PhotoServer, photo_row, write_dataset
+from zeroshot_vision.datasets.unsplash import (
+    FAILURES_FILE,
+    DownloadOutcome,
+    RetryPolicy,
+    UnsplashPhoto,
+    _retry_after,
+    download_dataset,
+    download_photos,
+    read_failures,
+)
+
+FAST = RetryPolicy(retries=2, backoff=0.001, max_backoff=0.01, max_retry_after=5.0)
+
+
+@pytest.fixture
+def server() -> Iterator[PhotoServer]:
+    with PhotoServer(slow_seconds=1.5) as running:
+        yield running
+
+
+def photos(server: PhotoServer, ids: list[str]) -> list[UnsplashPhoto]:
+    return [UnsplashPhoto(photo_id=i, image_url=f"{server.url}/photo-{i}") for i in ids]
+
+
+def decodes(path: Path) -> bool:
+    with Image.open(io.BytesIO(path.read_bytes())) as image:
+        image.load()
+    return True
+
+
+def test_downloads_every_photo_with_resize_parameters(server: PhotoServer, tmp_path: Path) -> None:
+    outcomes: list[DownloadOutcome] = []
+    report = download_photos(
+        photos(server, ["a1", "b2", "c3"]),
+        tmp_path,
+        workers=3,
+        retry=FAST,
+        progress=outcomes.append,
+    )
+    assert (report.downloaded, report.skipped, report.failed) == (3, 0, ())
+    assert report.ok and str(report) == "downloaded 3, skipped 0, failed 0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a1.jpg", "b2.jpg", "c3.jpg"]
+    assert all(decodes(p) for p in tmp_path.iterdir())
+    assert server.queries["a1"] == "w=640&fit=max&fm=jpg&q=80"
+    assert sorted(o.photo_id for o in outcomes) == ["a1", "b2", "c3"]
+    assert report.bytes_written == sum(p.stat().st_size for p in tmp_path.iterdir())
+
+
+def test_rerun_skips_present_photos_without_a_request(server: PhotoServer, tmp_path: Path) -> None:
+    download_photos(photos(server, ["a1", "b2"]), tmp_path, retry=FAST)
+    server.requests.clear()
+    report = download_photos(photos(server, ["a1", "b2", "c3"]), tmp_path, retry=FAST, width=320)
+    assert (report.downloaded, report.skipped) == (1, 2)
+    assert dict(server.requests) == {"c3": 1}
+    assert server.queries["c3"].startswith("w=320&")
+
+
+def test_faults_are_retried_or_recorded(server: PhotoServer, tmp_path: Path) -> None:
+    server.faults.update(
+        {
+            "gone": "404",
+            "flaky": "500-then-200",
+            "broken": "500",
+            "busy": "429",
+            "cut": "truncated",
+            "short": "short-read",
+            "page": "html",
+            "slow": "slow",
+        }
+    )
+    ids = ["ok1", "gone", "flaky", "broken", "busy", "cut", "short", "page", "slow", "ok2"]
+    report = download_photos(photos(server, ids), tmp_path, workers=4, timeout=0.3, retry=FAST)
+    reasons = {f.photo_id: f.reason for f in report.failed}
+    assert sorted(reasons) == ["broken", "cut", "gone", "page", "short", "slow"]
+    assert reasons["gone"] == "HTTP 404"
+    assert reasons["broken"] == "HTTP 500"
+    assert reasons["cut"].startswith("not an image (image/jpeg")
+    assert reasons["page"].startswith("not an image (text/html")
+    assert reasons["short"].startswith("connection error")
+    assert reasons["slow"].startswith("timed out")
+    assert report.downloaded == 4
+    on_disk = sorted(p.stem for p in tmp_path.glob("*.jpg"))
+    assert on_disk == ["busy", "flaky", "ok1", "ok2"]
+    assert all(decodes(p) for p in tmp_path.glob("*.jpg"))
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind
+    # 404 and "not an image" are permanent; 5xx, resets and timeouts use every retry.
+    assert server.requests["gone"] == 1 and server.requests["page"] == 1
+    assert server.requests["cut"] == 1
+    assert server.requests["flaky"] == 2 and server.requests["broken"] == 3
+    assert server.requests["short"] == 3 and server.requests["slow"] == 3
+    # Retry-After: 1 was honoured rather than the tiny backoff.
+    first, second = server.times["busy"]
+    assert second - first >= 0.9
+
+    recorded = read_failures(tmp_path)
+    assert {(f.photo_id, f.reason) for f in recorded} == set(reasons.items())
+    assert all(f.url.startswith(f"{server.url}/photo-{f.photo_id}?w=640") for f in recorded)
+    header = (tmp_path / FAILURES_FILE).read_text(encoding="utf-8").splitlines()[0]
+    assert header == "photo_id\turl\treason"
+
+
+def test_rerun_fetches_only_the_failed_and_clears_the_failures_file(
+    server: PhotoServer, tmp_path: Path
+) -> None:
+    server.faults.update({"gone": "404", "page": "html"})
+    first = download_photos(photos(server, ["ok", "gone", "page"]), tmp_path, retry=FAST)
+    assert len(first.failed) == 2 and (tmp_path / FAILURES_FILE).exists()
+    server.faults.clear()
+    server.requests.clear()
+    second = download_photos(photos(server, ["ok", "gone", "page"]), tmp_path, retry=FAST)
+    assert second.ok and (second.downloaded, second.skipped) == (2, 1)
+    assert dict(server.requests) == {"gone": 1, "page": 1}
+    assert not (tmp_path / FAILURES_FILE).exists()
+
+
+def test_failures_of_photos_not_tried_this_run_are_kept(
+    server: PhotoServer, tmp_path: Path
+) -> None:
+    server.faults.update({"gone": "404", "later": "404"})
+    download_photos(photos(server, ["gone", "later"]), tmp_path, retry=FAST)
+    server.faults.pop("gone")
+    download_photos(photos(server, ["gone"]), tmp_path, retry=FAST)
+    assert [f.photo_id for f in read_failures(tmp_path)] == ["later"]
+
+
+def test_unsafe_photo_ids_never_become_paths(server: PhotoServer, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report = download_photos(photos(server, ["../evil", "ok"]), out, retry=FAST)
+    assert [f.reason for f in report.failed] == ["invalid photo id"]
+    assert not (tmp_path / "evil.jpg").exists() and server.requests["../evil"] == 0
+
+
+def test_stale_temp_files_of_a_killed_run_are_removed(server: PhotoServer, tmp_path: Path) -> None:
+    stale = tmp_path / ".a1.jpg.xyz123.tmp"
+    stale.write_bytes(b"half")
+    download_photos(photos(server, ["a1"]), tmp_path, retry=FAST)
+    assert not stale.exists() and decodes(tmp_path / "a1.jpg")
+
+
+def test_download_dataset_reads_the_table(server: PhotoServer, tmp_path: Path) -> None:
+    rows = [photo_row(f"p{i}", server.url) for i in range(5)]
+    dataset = write_dataset(tmp_path / "lite", rows, variant="csv000")
+    report = download_dataset(dataset, tmp_path / "images", limit=3, retry=FAST)
+    assert report.downloaded == 3
+    assert sorted(p.stem for p in (tmp_path / "images").glob("*.jpg")) == ["p0", "p1", "p2"]
+
+
+def test_retry_policy_delays() -> None:
+    policy = RetryPolicy(backoff=1.0, max_backoff=3.0, max_retry_after=10.0)
+    assert 0.5 <= policy.delay(0) <= 1.0
+    assert 1.5 <= policy.delay(5) <= 3.0
+    assert policy.delay(0, retry_after=4.0) == 4.0
+    assert policy.delay(0, retry_after=600.0) == 10.0
+    assert _retry_after("7") == 7.0
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert _retry_after("soon") is None and _retry_after(None) is None
+
+
+def test_download_killed_with_sigkill_resumes_without_losing_anything(tmp_path: Path) -> None:
+    count = 40
+    with PhotoServer(delay=0.05) as server:
+        rows = [photo_row(f"k{i:02d}", server.url) for i in range(count)]
+        dataset = write_dataset(tmp_path / "lite", rows)
+        out = tmp_path / "images"
+        command = [
+            sys.executable, "-m", "zeroshot_vision.cli", "download", str(dataset),
+            "--out", str(out), "--workers", "2",
+        ]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while len(list(out.glob("*.jpg"))) < 3 and time.monotonic() < deadline:
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.01)
+            os.kill(process.pid, signal.SIGKILL)
+        finally:
+            process.communicate(timeout=30)
+        assert process.returncode == -signal.SIGKILL
+        landed = sorted(p.stem for p in out.glob("*.jpg"))
+        assert 3 <= len(landed) < count
+        assert all(decodes(out / f"{stem}.jpg") for stem in landed)
+
+        server.requests.clear()
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert finished.returncode == 0, finished.stderr
+        assert len(list(out.glob("*.jpg"))) == count
+        assert all(decodes(p) for p in out.glob("*.jpg"))
+        assert not set(server.requests) & set(landed)  # nothing fetched twice
+        assert not list(out.glob(".*"))
+        assert f"skipped {len(landed)}" in finished.stdout + finished.stderr

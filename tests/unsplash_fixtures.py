@@ -1,0 +1,272 @@
+"""Helpers for the Unsplash, download, pipeline and CLI tests.
+
+* :class:`PhotoServer`: a real HTTP server on 127.0.0.1 (stdlib ``ThreadingHTTPServer``)
+  serving generated JPEGs at ``/photo-<id>``, with per-photo faults.
+* :func:`write_dataset`: a synthetic Unsplash dataset folder (``photos`` and ``keywords``
+  tables) in any of the three file-name variants, with the real column names.
+* :func:`make_jpeg`: a small, distinct JPEG.
+
+Nothing here touches the network beyond loopback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from PIL import Image
+
+PHOTO_COLUMNS = [
+    "photo_id",
+    "photo_url",
+    "photo_image_url",
+    "photo_submitted_at",
+    "photo_featured",
+    "photo_width",
+    "photo_height",
+    "photo_aspect_ratio",
+    "photo_description",
+    "photographer_username",
+    "photographer_first_name",
+    "photographer_last_name",
+    "exif_camera_make",
+    "exif_camera_model",
+    "exif_iso",
+    "exif_aperture_value",
+    "exif_focal_length",
+    "exif_exposure_time",
+    "photo_location_name",
+    "photo_location_latitude",
+    "photo_location_longitude",
+    "photo_location_country",
+    "photo_location_city",
+    "stats_views",
+    "stats_downloads",
+    "ai_description",
+    "ai_primary_landmark_name",
+    "ai_primary_landmark_latitude",
+    "ai_primary_landmark_longitude",
+    "ai_primary_landmark_confidence",
+    "blur_hash",
+]
+KEYWORD_COLUMNS = [
+    "photo_id",
+    "keyword",
+    "ai_service_1_confidence",
+    "ai_service_2_confidence",
+    "suggested_by_user",
+    "user_suggestion_source",
+    "suggested_by_ai_service_3",
+    "confirmed_by_ai_service_3",
+]
+# photos.tsv (1.4.1+), photos.tsv000 (<= 1.2.x), photos.csv000 (1.3.x, still tabs)
+VARIANTS = ("tsv", "tsv000", "csv000")
+
+
+def make_jpeg(seed: int, size: tuple[int, int] = (48, 32)) -> bytes:
+    """A small JPEG whose colours depend on ``seed``."""
+    image = Image.new("RGB", size, ((seed * 53) % 256, (seed * 97) % 256, (seed * 31) % 256))
+    for x in range(0, size[0], 4):
+        image.putpixel((x, (x + seed) % size[1]), (255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def photo_row(photo_id: str, base_url: str, **fields: str) -> dict[str, str]:
+    """A ``photos`` row with every real column; ``fields`` override the defaults."""
+    row = dict.fromkeys(PHOTO_COLUMNS, "")
+    row.update(
+        photo_id=photo_id,
+        photo_url=f"https://unsplash.com/photos/{photo_id}",
+        photo_image_url=f"{base_url}/photo-{photo_id}",
+        photo_submitted_at="2019-05-04 10:11:12.345",
+        photo_featured="t",
+        photo_width="4000",
+        photo_height="3000",
+        photo_aspect_ratio="1.33",
+        photo_description=f"description of {photo_id}",
+        photographer_username=f"user_{photo_id}",
+        photographer_first_name="Ada",
+        photographer_last_name="Lovelace",
+        photo_location_name="Reykjavik, Iceland",
+        photo_location_country="Iceland",
+        photo_location_city="Reykjavik",
+        ai_description=f"a photo numbered {photo_id}",
+    )
+    row.update(fields)
+    return row
+
+
+def _write_table(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_dataset(
+    folder: Path,
+    rows: Sequence[Mapping[str, str]],
+    *,
+    variant: str = "tsv",
+    keywords: Sequence[Mapping[str, str]] = (),
+    shards: int = 1,
+) -> Path:
+    """Write a synthetic Unsplash dataset into ``folder`` and return it.
+
+    Args:
+        folder: Where to write (created).
+        rows: ``photos`` rows (see :func:`photo_row`).
+        variant: ``"tsv"``, ``"tsv000"`` or ``"csv000"``: the file-name scheme.
+        keywords: ``keywords`` rows (missing columns are left empty).
+        shards: For the ``000`` variants, split each table over this many files.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "photos": (PHOTO_COLUMNS, list(rows)),
+        "keywords": (
+            KEYWORD_COLUMNS,
+            [{**dict.fromkeys(KEYWORD_COLUMNS, ""), **k} for k in keywords],
+        ),
+    }
+    for table, (columns, table_rows) in tables.items():
+        if variant == "tsv":
+            _write_table(folder / f"{table}.tsv", columns, table_rows)
+            continue
+        suffix = variant[:3]
+        per_shard = max(1, -(-len(table_rows) // shards))
+        for shard in range(shards):
+            chunk = table_rows[shard * per_shard : (shard + 1) * per_shard]
+            _write_table(folder / f"{table}.{suffix}{shard:03d}", columns, chunk)
+    return folder
+
+
+class PhotoServer:
+    """A loopback HTTP server for photos, with scripted faults.
+
+    ``GET /photo-<id>`` serves a JPEG made from ``<id>``. ``faults[id]`` changes that:
+
+    * ``"404"``: always 404.
+    * ``"500-then-200"``: 500 on the first request, the photo after.
+    * ``"500"``: always 500.
+    * ``"429"``: 429 with ``Retry-After: 1`` on the first request, the photo after.
+    * ``"truncated"``: 200 with half a JPEG (and a matching Content-Length).
+    * ``"short-read"``: 200 announcing the full length but closing after half of it.
+    * ``"html"``: 200 with an HTML error page.
+    * ``"slow"``: the photo, after ``slow_seconds``.
+
+    ``delay`` adds a pause before every response (to slow a run down for kill tests).
+    ``requests`` counts requests per photo id; ``times`` keeps each request's monotonic
+    time.
+    """
+
+    def __init__(self, *, slow_seconds: float = 2.0, delay: float = 0.0) -> None:
+        self.faults: dict[str, str] = {}
+        self.requests: Counter[str] = Counter()
+        self.times: dict[str, list[float]] = {}
+        self.queries: dict[str, str] = {}
+        self.slow_seconds = slow_seconds
+        self.delay = delay
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if not parts.path.startswith("/photo-"):
+                    self._send(404, b"not found", "text/plain")
+                    return
+                photo_id = parts.path[len("/photo-") :]
+                with server._lock:
+                    server.requests[photo_id] += 1
+                    server.times.setdefault(photo_id, []).append(time.monotonic())
+                    server.queries[photo_id] = parts.query
+                    count = server.requests[photo_id]
+                if server.delay:
+                    time.sleep(server.delay)
+                body = make_jpeg(sum(map(ord, photo_id)))
+                fault = server.faults.get(photo_id)
+                if fault == "404":
+                    self._send(404, b"<html>gone</html>", "text/html")
+                elif fault == "500" or (fault == "500-then-200" and count == 1):
+                    self._send(500, b"oops", "text/plain")
+                elif fault == "429" and count == 1:
+                    self._send(429, b"slow down", "text/plain", {"Retry-After": "1"})
+                elif fault == "truncated":
+                    self._send(200, body[: len(body) // 2], "image/jpeg")
+                elif fault == "short-read":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                elif fault == "html":
+                    page = b"<!doctype html><html><body>Rate limit exceeded</body></html>"
+                    self._send(200, page, "text/html; charset=utf-8")
+                else:
+                    if fault == "slow":
+                        time.sleep(server.slow_seconds)
+                    self._send(200, body, "image/jpeg")
+
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                content_type: str,
+                headers: Mapping[str, str] | None = None,
+            ) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> PhotoServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> PhotoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_photos(**options: float) -> Iterator[PhotoServer]:
+    """Run a :class:`PhotoServer` for the length of a fixture."""
+    with PhotoServer(**options) as server:
+        yield server
