@@ -1,0 +1,15 @@
+"""The Streamlit app: search, browse and classify photos in a browser.
+
+Start it with ``zsv app --index DIR`` or from Python::
+
+    from zeroshot_vision.app import launch
+    launch("my-index", port=8501)
+
+The page logic lives in :mod:`zeroshot_vision.app.logic` (no Streamlit needed); the
+Streamlit script is :mod:`zeroshot_vision.app.streamlit_app`. Importing this package does
+not import Streamlit, torch or faiss.
+"""
+
+from zeroshot_vision.app.launch import SCRIPT, launch, streamlit_command
+
+__all__ = ["SCRIPT", "launch", "streamlit_command"]

@@ -1,0 +1,136 @@
+"""Start the Streamlit app in a subprocess (what ``zsv app`` does)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from zeroshot_vision._optional import require
+from zeroshot_vision.app.logic import MAX_UPLOAD_BYTES
+from zeroshot_vision.errors import IndexNotFoundError, InvalidInputError
+
+__all__ = ["SCRIPT", "launch", "streamlit_command"]
+
+logger = logging.getLogger(__name__)
+
+SCRIPT = Path(__file__).with_name("streamlit_app.py")
+"""The Streamlit script that ``launch`` runs."""
+
+
+def streamlit_command(
+    index_dir: str | os.PathLike[str] | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    model: str | None = None,
+    device: str | None = None,
+    max_upload_mb: int = MAX_UPLOAD_BYTES // 2**20,
+) -> list[str]:
+    """The ``python -m streamlit run ...`` command line that serves the app.
+
+    Args:
+        index_dir: The index folder, or ``None`` to serve only the classify page.
+        host: The address to listen on. The default is loopback only; listening on other
+            interfaces (``0.0.0.0``) must be asked for.
+        port: The TCP port, 1 to 65535.
+        model: A model name or folder; overrides the index's model.
+        device: The torch device (``"cpu"``, ``"cuda"``), or ``None`` for the default.
+        max_upload_mb: Largest upload Streamlit accepts, in MiB.
+
+    Raises:
+        InvalidInputError: For an empty host or a port or upload limit out of range.
+    """
+    if not host or not host.strip():
+        raise InvalidInputError("host must be a non-empty address such as 127.0.0.1")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise InvalidInputError(f"port must be an integer from 1 to 65535, got {port!r}")
+    if isinstance(max_upload_mb, bool) or not isinstance(max_upload_mb, int) or max_upload_mb < 1:
+        raise InvalidInputError(f"max_upload_mb must be a positive integer, got {max_upload_mb!r}")
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(SCRIPT),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.maxUploadSize",
+        str(max_upload_mb),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--",
+    ]
+    if index_dir is not None:
+        command += ["--index", str(Path(index_dir).resolve())]
+    if model is not None:
+        command += ["--model", model]
+    if device is not None:
+        command += ["--device", device]
+    return command
+
+
+def launch(
+    index_dir: str | os.PathLike[str] | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    model: str | None = None,
+    device: str | None = None,
+    max_upload_mb: int = MAX_UPLOAD_BYTES // 2**20,
+    wait: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Serve the app with ``streamlit run`` in a subprocess.
+
+    Args:
+        index_dir: The index folder (built by ``zsv index``), or ``None`` to serve only the
+            classify page.
+        host: The address to listen on; loopback unless asked otherwise.
+        port: The TCP port.
+        model: A model name or folder; overrides the index's model.
+        device: The torch device, or ``None`` for the default.
+        max_upload_mb: Largest upload accepted, in MiB.
+        wait: Block until the server exits (Ctrl-C stops it). With ``False``, return at
+            once; the caller owns the process and must terminate it.
+        env: Environment for the subprocess (default: this process's).
+
+    Returns:
+        The server process; with ``wait=True`` it has exited and ``returncode`` is set.
+
+    Raises:
+        IndexNotFoundError: If ``index_dir`` is not a folder.
+        MissingDependencyError: If Streamlit is not installed (the ``app`` extra).
+        InvalidInputError: For a bad host, port or upload limit.
+    """
+    require("streamlit", extra="app", purpose="the zeroshot-vision app")
+    if index_dir is not None and not Path(index_dir).is_dir():
+        raise IndexNotFoundError(
+            f"no index folder at {index_dir}; build one with: zsv index SOURCE --index {index_dir}"
+        )
+    command = streamlit_command(
+        index_dir, host=host, port=port, model=model, device=device, max_upload_mb=max_upload_mb
+    )
+    logger.info("starting the app on http://%s:%d", host, port)
+    process = subprocess.Popen(command, env=dict(env) if env is not None else None)
+    if not wait:
+        return process
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process

@@ -1,0 +1,370 @@
+"""What the app's pages compute, without Streamlit.
+
+The Streamlit script (:mod:`zeroshot_vision.app.streamlit_app`) only lays out widgets and
+calls these functions, so every behaviour of the app is reachable and testable from
+Python.
+
+Safety rules kept here:
+
+* An image is read only for an id that exists in the store, from the path stored in that
+  id's metadata (:func:`image_path_for_id`). Nothing a user types or puts in a URL is ever
+  used as a path.
+* Uploaded bytes are size-checked and decoded through
+  :func:`zeroshot_vision.images.load_image` with a pixel limit, which refuses corrupt files
+  and decompression bombs (:func:`decode_upload`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zeroshot_vision.errors import ImageLoadError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from zeroshot_vision.stores.base import VectorStore
+    from zeroshot_vision.types import SearchResult
+
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_PIXELS",
+    "AppArgs",
+    "ChoiceFacet",
+    "Facet",
+    "RangeFacet",
+    "ResultCard",
+    "build_filter",
+    "clean_query",
+    "decode_upload",
+    "discover_facets",
+    "image_path_for_id",
+    "iter_metadata",
+    "parse_app_args",
+    "parse_labels",
+    "result_cards",
+    "sample_ids",
+    "thumbnail_jpeg",
+]
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+"""Largest accepted upload (10 MiB); ``launch`` gives Streamlit the same limit."""
+
+MAX_UPLOAD_PIXELS = 40_000_000
+"""Largest accepted image (40 megapixels); bigger ones are refused as decompression bombs."""
+
+THUMBNAIL_SIDE = 384
+"""Longest side of a result thumbnail, in pixels."""
+
+MAX_CHOICES = 50
+"""A text field with more distinct values than this is not offered as a filter."""
+
+HIDDEN_FIELDS = frozenset({"path", "description", "ai_description", "url"})
+"""Metadata fields never offered as filters (free text or locations of files)."""
+
+CAPTION_FIELDS = ("description", "ai_description", "photographer", "location", "country", "year")
+
+
+@dataclass(frozen=True)
+class AppArgs:
+    """The app's command line (what follows ``--`` in ``streamlit run``).
+
+    Attributes:
+        index: The index folder to search, or ``None`` for the classify page only.
+        model: A model name or folder; with an index, overrides the index's own model.
+        device: The torch device, or ``None`` for the encoder's default.
+    """
+
+    index: Path | None = None
+    model: str | None = None
+    device: str | None = None
+
+
+def parse_app_args(argv: Sequence[str]) -> AppArgs:
+    """Parse the app's arguments.
+
+    Raises:
+        ValueError: For unknown arguments or a missing value, with a one-line message.
+    """
+    parser = argparse.ArgumentParser(prog="zeroshot-vision app", exit_on_error=False)
+    parser.add_argument("--index", type=Path, default=None)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--device", default=None)
+    try:
+        known, unknown = parser.parse_known_args(list(argv))
+    except argparse.ArgumentError as exc:
+        raise ValueError(f"bad app arguments: {exc}") from exc
+    if unknown:
+        raise ValueError(f"unknown app arguments: {' '.join(unknown)}")
+    return AppArgs(index=known.index, model=known.model, device=known.device)
+
+
+def clean_query(text: str | None) -> str | None:
+    """The query to run, or ``None`` when ``text`` is empty or only whitespace."""
+    if text is None:
+        return None
+    stripped = text.strip()
+    return stripped or None
+
+
+def parse_labels(text: str) -> list[str]:
+    """Split labels typed one per line or separated by commas; drop blanks and repeats."""
+    labels: list[str] = []
+    for line in text.splitlines():
+        for part in line.split(","):
+            label = part.strip()
+            if label and label not in labels:
+                labels.append(label)
+    return labels
+
+
+@dataclass(frozen=True)
+class ChoiceFacet:
+    """A text field with few distinct values (``country``): filtered with ``$in``.
+
+    Attributes:
+        key: The metadata field.
+        options: Its distinct values, sorted.
+    """
+
+    key: str
+    options: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RangeFacet:
+    """A numeric field (``year``): filtered with ``$gte`` and ``$lte``.
+
+    Attributes:
+        key: The metadata field.
+        low: The smallest value in the index.
+        high: The largest value in the index.
+        integer: Whether every value is an integer.
+    """
+
+    key: str
+    low: float
+    high: float
+    integer: bool
+
+
+Facet = ChoiceFacet | RangeFacet
+
+
+def iter_metadata(store: VectorStore, *, batch_size: int = 512) -> Iterator[Mapping[str, Any]]:
+    """Every record's metadata, fetched in batches so memory stays bounded."""
+    ids = iter(store.ids())
+    while batch := list(islice(ids, batch_size)):
+        for record in store.fetch(batch).values():
+            yield record.metadata
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def discover_facets(metadata: Iterable[Mapping[str, Any]]) -> list[Facet]:
+    """The filters worth offering, from the metadata actually present in an index.
+
+    A field becomes a :class:`ChoiceFacet` when all its values are strings (or lists of
+    strings) with 2 to :data:`MAX_CHOICES` distinct values, and a :class:`RangeFacet` when
+    all its values are numbers spanning more than one value. Paths and free text never
+    become filters.
+    """
+    texts: dict[str, set[str]] = {}
+    numbers: dict[str, list[float]] = {}
+    rejected: set[str] = set(HIDDEN_FIELDS)
+    for row in metadata:
+        for key, value in row.items():
+            if key in rejected or value is None:
+                continue
+            if _is_number(value) and key not in texts:
+                numbers.setdefault(key, []).append(float(value))
+                continue
+            items = value if isinstance(value, list) else [value]
+            if key not in numbers and all(isinstance(item, str) for item in items):
+                seen = texts.setdefault(key, set())
+                seen.update(items)
+                if len(seen) <= MAX_CHOICES:
+                    continue
+            rejected.add(key)
+            texts.pop(key, None)
+            numbers.pop(key, None)
+    facets: list[Facet] = []
+    for key in sorted(texts.keys() | numbers.keys()):
+        if key in texts and len(texts[key]) >= 2:
+            facets.append(ChoiceFacet(key, tuple(sorted(texts[key]))))
+        elif key in numbers and min(numbers[key]) < max(numbers[key]):
+            values = numbers[key]
+            integer = all(v.is_integer() for v in values)
+            facets.append(RangeFacet(key, min(values), max(values), integer))
+    return facets
+
+
+def build_filter(
+    facets: Sequence[Facet],
+    *,
+    choices: Mapping[str, Sequence[str]] | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, Any] | None:
+    """A store filter from the user's picks, or ``None`` when nothing narrows the search.
+
+    Args:
+        facets: The facets on offer (from :func:`discover_facets`).
+        choices: For a choice facet, the values picked (none picked means any).
+        ranges: For a range facet, the ``(low, high)`` picked (the full span means any).
+    """
+    choices = choices or {}
+    ranges = ranges or {}
+    conditions: dict[str, Any] = {}
+    for facet in facets:
+        if isinstance(facet, ChoiceFacet):
+            picked = [value for value in choices.get(facet.key, ()) if value in facet.options]
+            if picked:
+                conditions[facet.key] = {"$in": picked}
+        elif facet.key in ranges:
+            low, high = ranges[facet.key]
+            condition: dict[str, float] = {}
+            if low > facet.low:
+                condition["$gte"] = low
+            if high < facet.high:
+                condition["$lte"] = high
+            if condition:
+                conditions[facet.key] = condition
+    return conditions or None
+
+
+@dataclass(frozen=True)
+class ResultCard:
+    """One search result as the grid shows it.
+
+    Attributes:
+        rank: 1 for the best match.
+        id: The image's id.
+        score: Cosine similarity with the query.
+        probability: SigLIP's probability, or ``None`` for image-to-image search.
+        heading: ``"#1 · p 0.912 · cos 0.143"``.
+        details: Description, photographer and location lines, when the index has them.
+    """
+
+    rank: int
+    id: str
+    score: float
+    probability: float | None
+    heading: str
+    details: tuple[str, ...]
+
+
+def _details(metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    lines: list[str] = []
+    description = metadata.get("description") or metadata.get("ai_description")
+    if isinstance(description, str) and description.strip():
+        lines.append(description.strip())
+    photographer = metadata.get("photographer")
+    if isinstance(photographer, str) and photographer.strip():
+        lines.append(f"📷 {photographer.strip()}")
+    place = [
+        str(metadata[key]).strip()
+        for key in ("location", "country")
+        if isinstance(metadata.get(key), str) and str(metadata[key]).strip()
+    ]
+    if len(place) == 2 and place[1] in place[0]:
+        place = place[:1]
+    year = metadata.get("year")
+    if isinstance(year, (int, float)) and _is_number(year):
+        place.append(str(int(year)) if float(year).is_integer() else str(year))
+    if place:
+        lines.append("📍 " + ", ".join(place))
+    return tuple(lines)
+
+
+def result_cards(results: Sequence[SearchResult]) -> list[ResultCard]:
+    """The grid's cards, in rank order."""
+    cards = []
+    for rank, result in enumerate(results, start=1):
+        parts = [f"#{rank}"]
+        if result.probability is not None:
+            parts.append(f"p {result.probability:.3f}")
+        parts.append(f"cos {result.score:.3f}")
+        cards.append(
+            ResultCard(
+                rank=rank,
+                id=result.id,
+                score=result.score,
+                probability=result.probability,
+                heading=" · ".join(parts),
+                details=_details(result.metadata),
+            )
+        )
+    return cards
+
+
+def image_path_for_id(store: VectorStore, image_id: str) -> Path | None:
+    """The file of an indexed image, or ``None``.
+
+    The path comes only from the stored metadata of ``image_id``; an id that is not in the
+    store, or has no ``path`` pointing at an existing file, gives ``None``.
+    """
+    if not isinstance(image_id, str) or not image_id:
+        return None
+    record = store.fetch([image_id]).get(image_id)
+    if record is None:
+        return None
+    stored = record.metadata.get("path")
+    if not isinstance(stored, str) or not stored:
+        return None
+    path = Path(stored)
+    return path if path.is_file() else None
+
+
+def sample_ids(store: VectorStore, count: int) -> list[str]:
+    """Up to ``count`` ids, the same ones every time (the smallest in sort order)."""
+    return sorted(store.ids())[:count]
+
+
+def thumbnail_jpeg(
+    path: Path, *, side: int = THUMBNAIL_SIDE, max_pixels: int = MAX_UPLOAD_PIXELS
+) -> bytes:
+    """A JPEG thumbnail of an indexed image, decoded safely.
+
+    Raises:
+        ImageLoadError: If the file is unreadable, corrupt or too large.
+    """
+    from zeroshot_vision.images import load_image
+
+    image = load_image(path, max_pixels=max_pixels)
+    image.thumbnail((side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def decode_upload(
+    data: bytes,
+    *,
+    name: str = "<upload>",
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_UPLOAD_PIXELS,
+) -> Image.Image:
+    """Decode an uploaded image, refusing oversized files and decompression bombs.
+
+    Raises:
+        ImageLoadError: If the upload is empty, too large, not an image, or has too many
+            pixels.
+    """
+    if not data:
+        raise ImageLoadError(name, "the file is empty")
+    if len(data) > max_bytes:
+        raise ImageLoadError(
+            name, f"the file is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:g} MiB"
+        )
+    from zeroshot_vision.images import load_image
+
+    return load_image(bytes(data), max_pixels=max_pixels)

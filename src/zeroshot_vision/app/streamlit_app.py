@@ -1,0 +1,409 @@
+"""The Streamlit script: search, classify and index pages.
+
+Run through ``zsv app --index DIR`` (or :func:`zeroshot_vision.app.launch`), which calls
+``streamlit run`` on this file with ``-- --index DIR [--model M] [--device D]``. The script
+only lays out widgets; what it computes lives in :mod:`zeroshot_vision.app.logic`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from zeroshot_vision.app.logic import (
+    MAX_UPLOAD_BYTES,
+    AppArgs,
+    ChoiceFacet,
+    Facet,
+    RangeFacet,
+    ResultCard,
+    build_filter,
+    clean_query,
+    decode_upload,
+    discover_facets,
+    image_path_for_id,
+    iter_metadata,
+    parse_app_args,
+    parse_labels,
+    result_cards,
+    sample_ids,
+    thumbnail_jpeg,
+)
+from zeroshot_vision.errors import (
+    ImageLoadError,
+    IndexNotFoundError,
+    MissingDependencyError,
+    ModelLoadError,
+    ZeroshotVisionError,
+)
+
+if TYPE_CHECKING:
+    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.types import SearchResult
+
+PAGES = ("Search", "Classify", "Index")
+GRID_COLUMNS = 4
+INDEX_SAMPLE = 8
+PICKABLE_IDS = 500
+DEFAULT_LABELS = "a photo of a cat\na photo of a person\na photo of a landscape"
+
+
+@st.cache_resource(show_spinner="Loading the model and the index…")
+def load_engine(index_dir: str, model: str | None, device: str | None) -> SearchEngine:
+    """The engine for an index folder, loaded once per process."""
+    from zeroshot_vision.index_dir import open_engine
+
+    return open_engine(index_dir, model=model, device=device)
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_classifier(model: str | None, device: str | None) -> SearchEngine:
+    """An engine with an empty store, for classifying without an index."""
+    from zeroshot_vision.encoder import DEFAULT_MODEL, Encoder
+    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.stores.faiss import FaissStore
+
+    encoder = Encoder.from_pretrained(model or DEFAULT_MODEL, device=device)
+    return SearchEngine(encoder, FaissStore(encoder.dim))
+
+
+@st.cache_resource(show_spinner="Reading the index's metadata…")
+def load_facets(index_dir: str, _engine: SearchEngine) -> list[Facet]:
+    """The filters the index's metadata allows, computed once per index."""
+    return discover_facets(iter_metadata(_engine.store))
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def load_thumbnail(index_dir: str, image_id: str, _engine: SearchEngine) -> bytes | None:
+    """A JPEG thumbnail of an indexed image, or ``None`` when it cannot be shown."""
+    path = image_path_for_id(_engine.store, image_id)
+    if path is None:
+        return None
+    try:
+        return thumbnail_jpeg(path)
+    except ImageLoadError:
+        return None
+
+
+def explain_load_error(exc: ZeroshotVisionError, args: AppArgs) -> str:
+    """A one-paragraph message for an engine that could not be loaded."""
+    if isinstance(exc, IndexNotFoundError):
+        return (
+            f"No index at `{args.index}`. Build one with "
+            f"`zsv index SOURCE --index {args.index}` and reload this page."
+        )
+    if isinstance(exc, ModelLoadError):
+        return f"The model could not be loaded: {exc}"
+    if isinstance(exc, MissingDependencyError):
+        return str(exc)
+    return f"The index could not be opened: {exc}"
+
+
+def open_index(args: AppArgs) -> SearchEngine | None:
+    """The index's engine, or ``None`` after showing why it is unavailable."""
+    if args.index is None:
+        return None
+    try:
+        return load_engine(str(args.index), args.model, args.device)
+    except ZeroshotVisionError as exc:
+        st.error(explain_load_error(exc, args))
+        return None
+
+
+def pick_page() -> str:
+    """The page chosen in the sidebar, kept in the URL as ``?page=``."""
+    wanted = st.query_params.get("page", PAGES[0]).capitalize()
+    if "page" not in st.session_state:
+        st.session_state.page = wanted if wanted in PAGES else PAGES[0]
+    page = st.sidebar.radio("Page", PAGES, key="page") or PAGES[0]
+    if page == PAGES[0]:
+        if "page" in st.query_params:
+            del st.query_params["page"]
+    else:
+        st.query_params["page"] = page.lower()
+    return page
+
+
+def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
+    """The query box, the filters and the result grid."""
+    st.title("Search photos")
+    if engine is None:
+        if args.index is None:
+            st.info("No index was given. Start the app with `zsv app --index DIR` to search.")
+        return
+    if len(engine.store) == 0:
+        st.info(
+            f"The index at `{args.index}` is empty. "
+            f"Add photos with `zsv index SOURCE --index {args.index}`."
+        )
+        return
+
+    if "query" not in st.session_state:
+        st.session_state.query = st.query_params.get("q", "")
+    raw_query = (
+        st.text_input(
+            "What are you looking for?", key="query", placeholder="a dog running on a beach"
+        )
+        or ""
+    )
+    query = clean_query(raw_query)
+    if query is None:
+        if "q" in st.query_params:
+            del st.query_params["q"]
+    else:
+        st.query_params["q"] = query
+
+    with st.sidebar:
+        st.header("Search options")
+        k = st.slider("Results (k)", min_value=1, max_value=50, value=12, key="k")
+        min_probability = st.slider(
+            "Minimum probability",
+            min_value=0.0,
+            max_value=1.0,
+            value=0.0,
+            step=0.01,
+            key="min_probability",
+            help="SigLIP's probabilities are calibrated, so a cut-off means something.",
+        )
+        negative = clean_query(
+            st.text_input("Not (negative prompt)", key="negative", placeholder="people")
+        )
+        search_filter = show_filters(load_facets(str(args.index), engine))
+
+    similar_to = st.session_state.get("similar_to")
+    results: list[SearchResult]
+    try:
+        if similar_to is not None:
+            st.subheader(f"More like `{similar_to}`")
+            st.button("Back to the text search", on_click=_clear_similar)
+            with st.spinner("Searching…"):
+                results = engine.search_by_id(similar_to, k=k, filter=search_filter)
+        elif query is None:
+            if raw_query:
+                st.info("The query is only spaces. Type some words to search.")
+            else:
+                st.info("Type what you are looking for, for example *a dog on a beach*.")
+            return
+        else:
+            with st.spinner("Searching…"):
+                results = engine.search(
+                    query,
+                    k=k,
+                    filter=search_filter,
+                    min_probability=min_probability or None,
+                    negative=negative,
+                )
+    except KeyError:
+        _clear_similar()
+        st.error(f"`{similar_to}` is no longer in the index. Search again.")
+        return
+    except ZeroshotVisionError as exc:
+        st.error(f"The search failed: {exc}")
+        return
+    if not results:
+        st.info(
+            "No photo matches. Lower the minimum probability or loosen the filters."
+            if similar_to is None
+            else "No other photo matches these filters."
+        )
+        return
+    show_grid(engine, str(args.index), result_cards(results), more_like_this=True)
+
+
+def _clear_similar() -> None:
+    st.session_state.pop("similar_to", None)
+
+
+def _set_similar(image_id: str) -> None:
+    st.session_state.similar_to = image_id
+
+
+def show_filters(facets: Sequence[Facet]) -> dict[str, Any] | None:
+    """Filter widgets for the facets the index offers; returns the store filter."""
+    if not facets:
+        return None
+    st.subheader("Filters")
+    choices: dict[str, list[str]] = {}
+    ranges: dict[str, tuple[float, float]] = {}
+    for facet in facets:
+        label = facet.key.replace("_", " ").capitalize()
+        if isinstance(facet, ChoiceFacet):
+            choices[facet.key] = st.multiselect(
+                label, facet.options, key=f"filter-{facet.key}", placeholder="any"
+            )
+        elif isinstance(facet, RangeFacet):
+            ranges[facet.key] = range_slider(label, facet)
+    return build_filter(facets, choices=choices, ranges=ranges)
+
+
+def range_slider(label: str, facet: RangeFacet) -> tuple[float, float]:
+    """A two-ended slider over the facet's span; integer steps for integer fields."""
+    key = f"filter-{facet.key}"
+    if facet.integer:
+        low, high = int(facet.low), int(facet.high)
+        picked = st.slider(label, min_value=low, max_value=high, value=(low, high), key=key)
+        return float(picked[0]), float(picked[1])
+    span = (float(facet.low), float(facet.high))
+    picked_float = st.slider(label, min_value=span[0], max_value=span[1], value=span, key=key)
+    return picked_float[0], picked_float[1]
+
+
+def show_grid(
+    engine: SearchEngine, index_key: str, cards: Sequence[ResultCard], *, more_like_this: bool
+) -> None:
+    """Cards in rows of :data:`GRID_COLUMNS`, each with its photo and details."""
+    with st.container(key="results"):
+        for start in range(0, len(cards), GRID_COLUMNS):
+            row = cards[start : start + GRID_COLUMNS]
+            for column, card in zip(st.columns(GRID_COLUMNS), row, strict=False):
+                with column:
+                    thumbnail = load_thumbnail(index_key, card.id, engine)
+                    if thumbnail is None:
+                        st.warning(f"`{card.id}`: no image file")
+                    else:
+                        st.image(thumbnail, width="stretch")
+                    st.markdown(f"**{card.heading}**")
+                    st.caption("  \n".join((f"`{card.id}`", *card.details)))
+                    if more_like_this:
+                        st.button(
+                            "More like this",
+                            key=f"more-{card.id}",
+                            on_click=_set_similar,
+                            args=(card.id,),
+                        )
+
+
+def show_classify_page(engine: SearchEngine | None, args: AppArgs) -> None:
+    """Upload or pick an image, type labels, see their probabilities."""
+    st.title("Classify an image")
+    sources = ["Upload an image"]
+    if engine is not None and len(engine.store) > 0:
+        sources.append("Pick an indexed photo")
+    source = st.radio("Image", sources, horizontal=True, key="classify-source")
+    labels = parse_labels(
+        st.text_area("Labels (one per line, or separated by commas)", DEFAULT_LABELS)
+    )
+    softmax = st.toggle(
+        "Softmax view (shares of one, for picking exactly one label)", key="softmax"
+    )
+
+    image = None
+    if source == "Upload an image":
+        upload = st.file_uploader(
+            "Upload an image",
+            type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"],
+            key="upload",
+            max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+        )
+        if upload is None:
+            st.info("Upload an image to classify it.")
+            return
+        try:
+            image = decode_upload(upload.getvalue(), name=upload.name)
+        except ImageLoadError as exc:
+            st.error(f"That file cannot be used: {exc.reason}.")
+            return
+    elif engine is not None:
+        image_id = st.selectbox("Indexed photo", sample_ids(engine.store, PICKABLE_IDS))
+        path = image_path_for_id(engine.store, image_id) if image_id else None
+        if path is None:
+            st.error(f"The indexed photo `{image_id}` has no readable image file.")
+            return
+        try:
+            image = decode_upload(path.read_bytes(), name=str(image_id))
+        except (ImageLoadError, OSError) as exc:
+            st.error(f"That photo cannot be read: {exc}")
+            return
+    if not labels:
+        st.info("Type at least one label.")
+        return
+    classifier = engine if engine is not None else load_classifier_or_explain(args)
+    if classifier is None or image is None:
+        return
+    with st.spinner("Classifying…"):
+        try:
+            scores = classifier.classify(image, labels, softmax=softmax)
+        except ZeroshotVisionError as exc:
+            st.error(f"Classification failed: {exc}")
+            return
+    left, right = st.columns([1, 2])
+    with left:
+        st.image(image, width="stretch")
+    with right:
+        table = {
+            "label": [s.label for s in scores],
+            "probability": [s.probability for s in scores],
+            "cosine": [s.score for s in scores],
+        }
+        st.bar_chart(table, x="label", y="probability", horizontal=True)
+        st.dataframe(table, hide_index=True, key="classify-table")
+        st.caption(
+            "Softmax shares add up to one across these labels."
+            if softmax
+            else "Independent probabilities: each label is judged on its own (several, or "
+            "none, may fit)."
+        )
+
+
+def load_classifier_or_explain(args: AppArgs) -> SearchEngine | None:
+    """The index-free classifier, or ``None`` after showing why it is unavailable."""
+    try:
+        return load_classifier(args.model, args.device)
+    except ZeroshotVisionError as exc:
+        st.error(f"The model could not be loaded: {exc}")
+        return None
+
+
+def show_index_page(engine: SearchEngine | None, args: AppArgs) -> None:
+    """What is indexed, and a sample of it."""
+    st.title("The index")
+    if engine is None:
+        if args.index is None:
+            st.info("No index was given. Start the app with `zsv app --index DIR`.")
+        return
+    count, model, dim = st.columns(3)
+    count.metric("Photos", f"{len(engine.store):,}")
+    model.metric("Model", Path(engine.encoder.model_name).name)
+    dim.metric("Dimension", engine.store.dim)
+    st.markdown(
+        f"Store: **{type(engine.store).__name__}** · folder: `{args.index}` · "
+        f"model: `{engine.encoder.model_name}`"
+    )
+    ids = sample_ids(engine.store, INDEX_SAMPLE)
+    if not ids:
+        st.info("The index is empty.")
+        return
+    st.subheader("A sample")
+    records = engine.store.fetch(ids)
+    cards = [
+        ResultCard(rank=0, id=i, score=0.0, probability=None, heading=i, details=())
+        for i in ids
+        if i in records
+    ]
+    show_grid(engine, str(args.index), cards, more_like_this=False)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Render the app for the arguments given after ``--`` to ``streamlit run``."""
+    st.set_page_config(page_title="zeroshot-vision", page_icon="🔎", layout="wide")
+    try:
+        args = parse_app_args(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        st.error(f"{exc}. Usage: zsv app --index DIR [--model M] [--device D]")
+        return
+    page = pick_page()
+    engine = open_index(args)
+    if page == "Search":
+        show_search_page(engine, args)
+    elif page == "Classify":
+        show_classify_page(engine, args)
+    else:
+        show_index_page(engine, args)
+
+
+if __name__ == "__main__":
+    main()

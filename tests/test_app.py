@@ -1,0 +1,492 @@
+"""The Streamlit app's pages, driven by Streamlit's AppTest, and its pure page logic.
+
+An index is built from real photos (skimage's data folder) with the tiny random SigLIP:
+the rankings mean nothing, but every path from query to rendered grid is real.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zeroshot_vision.app import SCRIPT, launch, streamlit_command
+from zeroshot_vision.app.logic import (
+    ChoiceFacet,
+    RangeFacet,
+    build_filter,
+    clean_query,
+    decode_upload,
+    discover_facets,
+    image_path_for_id,
+    parse_app_args,
+    parse_labels,
+    result_cards,
+)
+from zeroshot_vision.errors import ImageLoadError, IndexNotFoundError, InvalidInputError
+from zeroshot_vision.stores.faiss import FaissStore
+from zeroshot_vision.types import SearchResult
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest
+
+PHOTO_NAMES = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "camera.png",
+)
+# Unsplash-like metadata, so the filters and captions have something to show.
+PLACES = {
+    "astronaut": ("USA", 1984, "Bruce McCandless"),
+    "chelsea": ("UK", 2012, "Stefan van der Walt"),
+    "coffee": ("Italy", 2013, "Rachel Michetti"),
+    "rocket": ("USA", 2011, "NASA"),
+    "motorcycle_left": ("Italy", 2014, "Middlebury"),
+    "hubble_deep_field": ("USA", 2004, "NASA"),
+    "retina": ("UK", 2015, "Häggström"),
+    "camera": ("USA", 1980, "MIT"),
+}
+APP_TIMEOUT = 120
+
+
+def photo_files() -> list[Path]:
+    skimage = pytest.importorskip("skimage")
+    folder = Path(skimage.__file__).parent / "data"
+    paths = [folder / name for name in PHOTO_NAMES if (folder / name).is_file()]
+    if len(paths) < 4:
+        pytest.skip("skimage's sample photos are not installed")
+    return paths
+
+
+def build_index(folder: Path, model_dir: Path, photos: list[Path]) -> Path:
+    """An index folder as ``zsv index`` writes it, with Unsplash-like metadata."""
+    from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.index_dir import create_index_dir, open_store, save_store
+
+    encoder = Encoder.from_pretrained(str(model_dir), device="cpu")
+    create_index_dir(folder, model=str(model_dir), dim=encoder.dim)
+    engine = SearchEngine(encoder, open_store(folder))
+    metadata = []
+    for path in photos:
+        country, year, photographer = PLACES[path.stem]
+        metadata.append(
+            {
+                "country": country,
+                "year": year,
+                "photographer": photographer,
+                "description": f"sample photo {path.stem}",
+            }
+        )
+    report = engine.index_images(photos, metadata=metadata)
+    assert report.ok, report.failed
+    save_store(folder, engine.store)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from zeroshot_vision.testing import build_tiny_siglip
+
+    # exp(logit_scale) = 10 and no bias spread the probabilities around 0.5.
+    return build_tiny_siglip(
+        tmp_path_factory.mktemp("model") / "tiny", logit_scale=math.log(10.0), logit_bias=0.0
+    )
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[Path]:
+    return photo_files()
+
+
+@pytest.fixture(scope="module")
+def index_dir(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, photos: list[Path]
+) -> Path:
+    return build_index(tmp_path_factory.mktemp("index") / "idx", model_dir, photos)
+
+
+@pytest.fixture(scope="module")
+def empty_index_dir(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Path:
+    from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.index_dir import create_index_dir
+
+    folder = tmp_path_factory.mktemp("empty") / "idx"
+    dim = Encoder.from_pretrained(str(model_dir), device="cpu").dim
+    create_index_dir(folder, model=str(model_dir), dim=dim)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> Iterator[None]:
+    """Each test gets its own engine: AppTest runs share one process and its caches."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def app(monkeypatch: pytest.MonkeyPatch, *args: str) -> AppTest:
+    """An AppTest of the real script, given ``args`` as if after ``streamlit run ... --``."""
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+    return AppTest.from_file(str(SCRIPT), default_timeout=APP_TIMEOUT)
+
+
+def result_ids(at: AppTest) -> list[str]:
+    """The ids on the grid's "More like this" buttons, in rank order."""
+    return [b.key.removeprefix("more-") for b in at.button if str(b.key).startswith("more-")]
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+def messages(at: AppTest, kind: str) -> str:
+    return "\n".join(str(e.value) for e in getattr(at, kind))
+
+
+# -- the search page ---------------------------------------------------------------------
+
+
+def test_a_typed_query_shows_a_grid_of_photos(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path
+) -> None:
+    at = app(monkeypatch, "--index", str(index_dir)).run()
+    assert not at.exception
+    assert "Type what you are looking for" in messages(at, "info")
+    at.slider(key="k").set_value(5)
+    at.text_input(key="query").input("an astronaut in a white space suit").run()
+    assert not at.exception and not at.error
+    ids = result_ids(at)
+    assert len(ids) == 5
+    assert set(ids) <= set(PLACES)
+    assert len(at.image) == 5 and all(img.value for img in at.image)
+    shown = texts(at)
+    assert "#1 · p " in shown and "cos " in shown
+    assert "📷" in shown and "📍" in shown and "sample photo" in shown
+    assert at.query_params["q"] == "an astronaut in a white space suit"
+
+
+def test_a_query_in_the_url_runs_on_open(monkeypatch: pytest.MonkeyPatch, index_dir: Path) -> None:
+    at = app(monkeypatch, "--index", str(index_dir))
+    at.query_params["q"] = "a cup of coffee"
+    at.run()
+    assert not at.exception and not at.error
+    assert at.text_input(key="query").value == "a cup of coffee"
+    assert len(result_ids(at)) == len(PLACES)  # the default k (12) exceeds the index
+
+
+def test_a_query_of_only_spaces_asks_for_words(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path
+) -> None:
+    at = app(monkeypatch, "--index", str(index_dir)).run()
+    at.text_input(key="query").input("    ").run()
+    assert not at.exception and not at.error
+    assert "only spaces" in messages(at, "info")
+    assert result_ids(at) == []
+    assert "q" not in at.query_params
+
+
+def test_min_probability_slider_drops_unlikely_photos(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path
+) -> None:
+    from zeroshot_vision.index_dir import open_engine
+
+    query = "a photo of a cat"
+    probabilities = [r.probability for r in open_engine(index_dir).search(query, k=20)]
+    assert all(p is not None for p in probabilities)
+    cut = round(float(np.median([p for p in probabilities if p is not None])), 2)
+    expected = sum(1 for p in probabilities if p is not None and p >= cut)
+    assert 0 < expected < len(probabilities)  # the cut-off really splits the photos
+
+    at = app(monkeypatch, "--index", str(index_dir)).run()
+    at.slider(key="min_probability").set_value(cut)
+    at.text_input(key="query").input(query).run()
+    assert not at.exception
+    assert len(result_ids(at)) == expected
+
+    at.slider(key="min_probability").set_value(1.0).run()
+    assert result_ids(at) == []
+    assert "Lower the minimum probability" in messages(at, "info")
+
+
+def test_filters_are_built_from_the_metadata_present(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path
+) -> None:
+    at = app(monkeypatch, "--index", str(index_dir)).run()
+    country = at.multiselect(key="filter-country")
+    assert country.options == ["Italy", "UK", "USA"]
+    assert at.slider(key="filter-year").value == (1980, 2015)
+    # Free text and paths are never offered as filters.
+    assert [m.key for m in at.multiselect] == ["filter-country", "filter-photographer"]
+
+    at.text_input(key="query").input("a photo").run()
+    country.set_value(["Italy"]).run()
+    assert not at.exception
+    assert sorted(result_ids(at)) == ["coffee", "motorcycle_left"]
+
+    country.set_value([]).run()
+    at.slider(key="filter-year").set_value((2010, 2015)).run()
+    expected = sorted(stem for stem, (_, year, _) in PLACES.items() if 2010 <= year <= 2015)
+    assert sorted(result_ids(at)) == expected
+
+
+def test_negative_prompt_is_passed_to_the_search(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path
+) -> None:
+    from zeroshot_vision.engine import SearchEngine
+
+    seen: list[str | None] = []
+    original = SearchEngine.search
+
+    def spy(self: SearchEngine, query: str, *args: object, **kwargs: object) -> object:
+        seen.append(kwargs.get("negative"))  # type: ignore[arg-type]
+        return original(self, query, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SearchEngine, "search", spy)
+    at = app(monkeypatch, "--index", str(index_dir)).run()
+    at.text_input(key="negative").input("  people ")
+    at.text_input(key="query").input("a beach").run()
+    assert not at.exception and result_ids(at)
+    assert seen[-1] == "people"
+
+
+def test_more_like_this_searches_by_image_and_leaves_the_photo_out(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path
+) -> None:
+    at = app(monkeypatch, "--index", str(index_dir)).run()
+    at.text_input(key="query").input("a rocket").run()
+    first = result_ids(at)[0]
+    at.button(key=f"more-{first}").click().run()
+    assert not at.exception and not at.error
+    assert f"More like `{first}`" in [s.value for s in at.subheader]
+    similar = result_ids(at)
+    assert first not in similar and len(similar) == len(PLACES) - 1
+    assert "p " not in " ".join(s for s in texts(at).split("\n") if s.startswith("**#"))
+
+    next(b for b in at.button if b.label == "Back to the text search").click().run()
+    assert result_ids(at)[0] == first
+
+
+def test_missing_index_is_a_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    at = app(monkeypatch, "--index", str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert "No index at" in messages(at, "error")
+    assert "zsv index SOURCE --index" in messages(at, "error")
+
+
+def test_empty_index_says_so(monkeypatch: pytest.MonkeyPatch, empty_index_dir: Path) -> None:
+    at = app(monkeypatch, "--index", str(empty_index_dir)).run()
+    assert not at.exception and not at.error
+    assert "is empty" in messages(at, "info")
+
+
+def test_a_model_that_cannot_be_loaded_is_a_message(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    at = app(monkeypatch, "--index", str(index_dir), "--model", str(broken)).run()
+    assert not at.exception
+    assert "The model could not be loaded" in messages(at, "error")
+
+
+def test_unknown_app_arguments_are_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(monkeypatch, "--indx", "x").run()
+    assert not at.exception
+    assert "unknown app arguments: --indx x" in messages(at, "error")
+
+
+# -- the classify and index pages --------------------------------------------------------
+
+
+def png_bytes(path: Path) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(path).convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_classify_an_upload_without_an_index(
+    monkeypatch: pytest.MonkeyPatch, model_dir: Path, photos: list[Path]
+) -> None:
+    at = app(monkeypatch, "--model", str(model_dir))
+    at.query_params["page"] = "classify"
+    at.run()
+    assert not at.exception and not at.error
+    assert at.radio(key="classify-source").options == ["Upload an image"]
+    at.text_area[0].input("a cat, a dog\na rocket, a cat")
+    at.file_uploader(key="upload").set_value(("cat.png", png_bytes(photos[1]), "image/png"))
+    at.run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert sorted(table["label"]) == ["a cat", "a dog", "a rocket"]
+    assert all(0.0 <= p <= 1.0 for p in table["probability"])
+    assert "Independent probabilities" in texts(at)
+
+    at.toggle(key="softmax").set_value(True).run()
+    softmax = at.dataframe[0].value
+    assert softmax["probability"].sum() == pytest.approx(1.0, abs=1e-6)
+    assert "Softmax shares" in texts(at)
+
+
+def test_classify_refuses_a_file_that_is_not_an_image(
+    monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    at = app(monkeypatch, "--model", str(model_dir))
+    at.query_params["page"] = "classify"
+    at.run()
+    at.file_uploader(key="upload").set_value(("evil.png", b"not an image at all", "image/png"))
+    at.run()
+    assert not at.exception
+    assert "That file cannot be used" in messages(at, "error")
+    assert not at.dataframe
+
+
+def test_classify_an_indexed_photo(monkeypatch: pytest.MonkeyPatch, index_dir: Path) -> None:
+    at = app(monkeypatch, "--index", str(index_dir))
+    at.query_params["page"] = "classify"
+    at.run()
+    at.radio(key="classify-source").set_value("Pick an indexed photo").run()
+    assert not at.exception and not at.error
+    assert sorted(at.selectbox[0].options) == sorted(PLACES)
+    assert len(at.dataframe[0].value) == 3
+
+
+def test_index_page_shows_what_is_indexed(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path, model_dir: Path
+) -> None:
+    at = app(monkeypatch, "--index", str(index_dir))
+    at.query_params["page"] = "index"
+    at.run()
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Photos": str(len(PLACES)), "Model": model_dir.name, "Dimension": "32"}
+    assert "FaissStore" in texts(at)
+    assert len(at.image) == len(PLACES)
+
+
+# -- safety and page logic ---------------------------------------------------------------
+
+
+def test_images_are_read_only_for_ids_in_the_store(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (4, 4)).save(secret)
+    store = FaissStore(2)
+    store.upsert(["ok", "nopath"], [[1.0, 0.0], [0.0, 1.0]], [{"path": str(secret)}, {}])
+    assert image_path_for_id(store, "ok") == secret
+    # Neither an id that is a path, nor an id without a stored path, reads anything.
+    assert image_path_for_id(store, str(secret)) is None
+    assert image_path_for_id(store, "../../etc/passwd") is None
+    assert image_path_for_id(store, "nopath") is None
+    assert image_path_for_id(store, "") is None
+
+
+def test_uploads_are_size_limited_and_decompression_bombs_refused() -> None:
+    buffer = io.BytesIO()
+    Image.new("L", (4000, 4000)).save(buffer, format="PNG")  # small file, 16 Mpx
+    bomb = buffer.getvalue()
+    assert len(bomb) < 100_000
+    with pytest.raises(ImageLoadError, match="decompression bomb"):
+        decode_upload(bomb, max_pixels=1_000_000)
+    with pytest.raises(ImageLoadError, match="limit is"):
+        decode_upload(b"x" * 2048, max_bytes=1024)
+    with pytest.raises(ImageLoadError, match="empty"):
+        decode_upload(b"")
+    assert decode_upload(bomb).size == (4000, 4000)
+
+
+def test_query_and_label_parsing() -> None:
+    assert clean_query("  a dog ") == "a dog"
+    assert clean_query("   ") is None and clean_query(None) is None
+    assert parse_labels("a cat, a dog\n\n a cat ,,\na car") == ["a cat", "a dog", "a car"]
+
+
+def test_facets_and_filters() -> None:
+    rows = [
+        {"country": "Iceland", "year": 2019, "path": "/a", "keywords": ["ice", "sea"]},
+        {"country": "Chile", "year": 2021, "path": "/b", "keywords": ["sea"]},
+        {"country": "Chile", "year": None, "path": "/c", "flag": True, "score": 1.5},
+    ]
+    facets = discover_facets(rows)
+    assert facets == [
+        ChoiceFacet("country", ("Chile", "Iceland")),
+        ChoiceFacet("keywords", ("ice", "sea")),
+        RangeFacet("year", 2019.0, 2021.0, integer=True),
+    ]
+    assert build_filter(facets) is None
+    assert build_filter(facets, ranges={"year": (2019, 2021)}) is None
+    assert build_filter(
+        facets, choices={"country": ["Chile", "Mars"]}, ranges={"year": (2020, 2021)}
+    ) == {"country": {"$in": ["Chile"]}, "year": {"$gte": 2020}}
+    many = [{"city": f"c{i}"} for i in range(100)]
+    assert discover_facets(many) == []
+
+
+def test_result_cards_show_rank_probability_and_metadata() -> None:
+    results = [
+        SearchResult(
+            "a",
+            0.25,
+            0.875,
+            {
+                "description": "A fox",
+                "photographer": "Ann",
+                "location": "Reykjavik, Iceland",
+                "country": "Iceland",
+                "year": 2020,
+            },
+        ),
+        SearchResult("b", 0.5, None, {}),
+    ]
+    first, second = result_cards(results)
+    assert first.heading == "#1 · p 0.875 · cos 0.250"
+    assert first.details == ("A fox", "📷 Ann", "📍 Reykjavik, Iceland, 2020")
+    assert second.heading == "#2 · cos 0.500" and second.details == ()
+
+
+def test_app_arguments() -> None:
+    args = parse_app_args(["--index", "idx", "--model", "m", "--device", "cpu"])
+    assert (args.index, args.model, args.device) == (Path("idx"), "m", "cpu")
+    assert parse_app_args([]).index is None
+    with pytest.raises(ValueError, match="unknown"):
+        parse_app_args(["--port", "1"])
+    with pytest.raises(ValueError, match="bad app arguments"):
+        parse_app_args(["--index"])
+
+
+def test_launch_command_binds_loopback_by_default(tmp_path: Path) -> None:
+    command = streamlit_command(tmp_path)
+    assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(SCRIPT)]
+    assert command[command.index("--server.address") + 1] == "127.0.0.1"
+    assert command[command.index("--server.port") + 1] == "8501"
+    assert command[command.index("--server.headless") + 1] == "true"
+    assert command[command.index("--") :] == ["--", "--index", str(tmp_path.resolve())]
+    other = streamlit_command(None, host="0.0.0.0", port=9000, model="m")
+    assert other[other.index("--server.address") + 1] == "0.0.0.0"
+    assert other[other.index("--") :] == ["--", "--model", "m"]
+    with pytest.raises(InvalidInputError):
+        streamlit_command(tmp_path, port=70000)
+    with pytest.raises(InvalidInputError):
+        streamlit_command(tmp_path, host=" ")
+
+
+def test_launch_refuses_a_missing_index_before_starting(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotFoundError, match="zsv index SOURCE"):
+        launch(tmp_path / "missing", wait=False)
