@@ -22,8 +22,11 @@ class TestFaissContract(VectorStoreContract):
 def _filled(n: int = 20, dim: int = 6) -> FaissStore:
     store = FaissStore(dim)
     rng = np.random.default_rng(0)
-    store.upsert([f"p{i}" for i in range(n)], rng.standard_normal((n, dim)),
-                 [{"i": i, "name": f"photo {i}", "tags": ["x"]} for i in range(n)])
+    store.upsert(
+        [f"p{i}" for i in range(n)],
+        rng.standard_normal((n, dim)),
+        [{"i": i, "name": f"photo {i}", "tags": ["x"]} for i in range(n)],
+    )
     return store
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "prepare_upsert",
 ]
 
+
 @runtime_checkable
 class VectorStore(Protocol):
     """Where image vectors live, and how they are searched.
@@ -193,20 +194,20 @@ def prepare_upsert(
     if metadata is None:
         meta_list: list[dict[str, Any]] = [{} for _ in id_list]
     else:
-        if isinstance(metadata, Mapping):
+        if isinstance(metadata, (Mapping, str)):
             raise InvalidMetadataError("metadata must be a sequence with one mapping per id")
         if len(metadata) != len(id_list):
             raise InvalidInputError(f"got {len(id_list)} ids but {len(metadata)} metadata items")
         meta_list = []
-        for i, item in enumerate(metadata):
-            if item is None:
+        for i, meta in enumerate(metadata):
+            if meta is None:
                 meta_list.append({})
-            elif not isinstance(item, Mapping):
+            elif not isinstance(meta, Mapping):
                 raise InvalidMetadataError(
-                    f"metadata[{i}] must be a mapping, got {type(item).__name__}"
+                    f"metadata[{i}] must be a mapping, got {type(meta).__name__}"
                 )
             else:
-                meta_list.append(clean_metadata(item, where=f"metadata[{i}] (id {id_list[i]!r})"))
+                meta_list.append(clean_metadata(meta, where=f"metadata[{i}] (id {id_list[i]!r})"))
     last = {item: i for i, item in enumerate(id_list)}
     if len(last) != len(id_list):
         keep = sorted(last.values())

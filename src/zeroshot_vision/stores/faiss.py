@@ -151,9 +151,7 @@ class FaissStore:
         candidates = len(self._key_of)
         if filter:
             allowed = [
-                self._key_of[item]
-                for item, meta in self._metadata.items()
-                if matches(filter, meta)
+                self._key_of[item] for item, meta in self._metadata.items() if matches(filter, meta)
             ]
             if not allowed:
                 return []
@@ -215,9 +213,7 @@ class FaissStore:
         write_atomic(folder / index_name, faiss.serialize_index(self._index).tobytes())
         records = {
             "next_key": self._next_key,
-            "records": [
-                [item, key, self._metadata[item]] for item, key in self._key_of.items()
-            ],
+            "records": [[item, key, self._metadata[item]] for item, key in self._key_of.items()],
         }
         write_atomic(folder / records_name, json.dumps(records, ensure_ascii=False).encode())
         manifest = {

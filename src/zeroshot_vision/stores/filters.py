@@ -49,7 +49,7 @@ def _is_scalar(value: object) -> bool:
     return isinstance(value, (str, bool)) or _is_number(value)
 
 
-def validate_filter(filter: Filter | None) -> None:  # noqa: A002 - the protocol's name
+def validate_filter(filter: Filter | None) -> None:
     """Check that ``filter`` is well formed.
 
     Args:
@@ -114,9 +114,7 @@ def _validate_condition(op: object, operand: object, *, where: str) -> None:
             )
         for item in operand:
             if not (isinstance(item, str) or _is_number(item)):
-                raise InvalidFilterError(
-                    f"{where}: {op} takes strings or numbers, got {item!r}"
-                )
+                raise InvalidFilterError(f"{where}: {op} takes strings or numbers, got {item!r}")
     elif op == "$exists" and not isinstance(operand, bool):
         raise InvalidFilterError(f"{where}: $exists takes true or false, got {operand!r}")
 
@@ -124,7 +122,7 @@ def _validate_condition(op: object, operand: object, *, where: str) -> None:
 _MISSING = object()
 
 
-def matches(filter: Filter | None, metadata: Mapping[str, Any]) -> bool:  # noqa: A002
+def matches(filter: Filter | None, metadata: Mapping[str, Any]) -> bool:
     """Whether a record with ``metadata`` passes ``filter``.
 
     The filter is assumed valid (see :func:`validate_filter`).

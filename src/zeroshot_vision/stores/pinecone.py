@@ -214,10 +214,9 @@ class PineconeStore:
         pinecone = _pinecone()
         errors = _sdk_error_types()
         try:
-            client = pinecone.Pinecone(api_key=key)
             if host is None:
-                host = str(client.describe_index(name=index_name).host)
-            index = client.Index(host=host, timeout=timeout)
+                host = str(pinecone.Pinecone(api_key=key).describe_index(name=index_name).host)
+            index = pinecone.Index(host=host, api_key=key, timeout=timeout)
         except errors as exc:
             raise StoreError(
                 f"cannot open Pinecone index {host or index_name!r}: "

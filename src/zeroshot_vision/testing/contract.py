@@ -79,8 +79,10 @@ FILTER_TABLE: list[tuple[dict[str, Any], set[str]]] = [
     ({"country": "Japan", "year": {"$gt": 2016}}, {"r2"}),
     ({"$and": [{"country": "Iceland"}, {"tags": "night"}]}, {"r6"}),
     ({"$or": [{"country": "Chile"}, {"year": {"$lt": 2016}}]}, {"r3", "r4"}),
-    ({"$or": [{"rating": {"$gte": 4}}, {"$and": [{"featured": True}, {"year": 2019}]}]},
-     {"r1", "r6"}),
+    (
+        {"$or": [{"rating": {"$gte": 4}}, {"$and": [{"featured": True}, {"year": 2019}]}]},
+        {"r1", "r6"},
+    ),
     ({"country": "Peru"}, set()),
 ]
 
@@ -103,7 +105,8 @@ def _rng_vectors(seed: int, n: int, dim: int) -> npt.NDArray[np.float32]:
 
 def _unit(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
     a = np.asarray(x, dtype=np.float64)
-    return a / np.linalg.norm(a, axis=-1, keepdims=True)
+    unit: npt.NDArray[np.float64] = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    return unit
 
 
 class VectorStoreContract:
@@ -233,10 +236,14 @@ class VectorStoreContract:
         np.testing.assert_allclose(store.fetch(["a"])["a"].vector, _unit(vectors[1]), atol=1e-5)
 
     def test_numpy_scalars_in_metadata(self, store: VectorStore) -> None:
-        store.upsert(["a"], _rng_vectors(12, 1, self.DIM), [{"n": np.int64(3), "f": np.float32(0.5)}])
+        store.upsert(
+            ["a"], _rng_vectors(12, 1, self.DIM), [{"n": np.int64(3), "f": np.float32(0.5)}]
+        )
         meta = store.fetch(["a"])["a"].metadata
         assert meta["n"] == 3 and math.isclose(meta["f"], 0.5)
-        assert [h.id for h in store.query(np.ones(self.DIM), k=1, filter={"n": {"$gte": 3}})] == ["a"]
+        assert [h.id for h in store.query(np.ones(self.DIM), k=1, filter={"n": {"$gte": 3}})] == [
+            "a"
+        ]
 
     # -- filters -----------------------------------------------------------------------
 

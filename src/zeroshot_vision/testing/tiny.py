@@ -40,18 +40,30 @@ _CORPUS = [
 PRESETS: dict[str, dict[str, Any]] = {
     # Two layers, 32 wide, 32 px images: builds in a second, runs in milliseconds.
     "tiny": dict(
-        image_size=32, patch_size=8, hidden_size=32, intermediate_size=37,
-        num_hidden_layers=2, num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
     ),
     # The shape of google/siglip-base-patch16-224 (the SiglipConfig defaults).
     "base": dict(
-        image_size=224, patch_size=16, hidden_size=768, intermediate_size=3072,
-        num_hidden_layers=12, num_attention_heads=12,
+        image_size=224,
+        patch_size=16,
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
     ),
     # The shape of google/siglip-so400m-patch14-384, the project default.
     "so400m": dict(
-        image_size=384, patch_size=14, hidden_size=1152, intermediate_size=4304,
-        num_hidden_layers=27, num_attention_heads=16,
+        image_size=384,
+        patch_size=14,
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_hidden_layers=27,
+        num_attention_heads=16,
     ),
 }
 

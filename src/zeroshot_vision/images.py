@@ -1,0 +1,220 @@
+"""Reading images safely: any source, any mode, bad files turned into clear errors.
+
+Every image the library sees goes through :func:`load_image`, which applies the EXIF
+orientation, converts every mode (CMYK, 16-bit, palette, alpha, ...) to 8-bit RGB,
+takes the first frame of animations, and refuses decompression bombs before decoding.
+:func:`iter_loaded` decodes a stream of sources on worker threads, a bounded number
+ahead, so decoding overlaps model compute while memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import warnings
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from zeroshot_vision.errors import ImageLoadError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "describe_source",
+    "iter_loaded",
+    "load_image",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_PIXELS = 89_478_485
+"""Images with more pixels than this are refused (Pillow's own default bomb limit)."""
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif", ".ppm"}
+)
+"""File suffixes (lower case) treated as images when scanning folders."""
+
+_SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+
+
+def describe_source(source: object) -> str:
+    """A short printable name for an image source (its path, or its kind)."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, Image.Image):
+        return f"<PIL image {source.width}x{source.height} {source.mode}>"
+    return f"<{type(source).__name__}>"
+
+
+def load_image(
+    source: Any,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Read an image and return it as an upright 8-bit RGB PIL image.
+
+    Args:
+        source: A path (``str`` or ``os.PathLike``), the file's bytes, or a PIL image.
+        max_pixels: Refuse images with more pixels than this, before decoding them
+            (``None``: no limit of ours; Pillow still refuses over twice its own limit).
+        draft_size: If given, let JPEG decoding scale down by a power of two while
+            staying at least this large: much faster for big photos that the model
+            will shrink anyway.
+
+    Raises:
+        ImageLoadError: The file is missing, unreadable, not an image, truncated,
+            corrupt, or too large.
+    """
+    name = describe_source(source)
+    image = source if isinstance(source, Image.Image) else _open(source, name)
+    try:
+        with warnings.catch_warnings():
+            # We apply our own limit below; Pillow's warning would only duplicate it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageLoadError(
+                    name,
+                    f"{width}x{height} is {width * height:,} pixels, over the limit of "
+                    f"{max_pixels:,} (possible decompression bomb)",
+                )
+            if width == 0 or height == 0:
+                raise ImageLoadError(name, "image has no pixels")
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)
+            if draft_size is not None and image.format == "JPEG":
+                image.draft("RGB", draft_size)
+            image.load()
+            image = _upright(image, name)
+            return _to_rgb(image)
+    except ImageLoadError:
+        raise
+    except Exception as exc:
+        raise ImageLoadError(name, _reason(exc)) from exc
+
+
+def _open(source: Any, name: str) -> Image.Image:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise ImageLoadError(name, "empty data")
+        stream: Any = io.BytesIO(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageLoadError(name, "file not found")
+        if not path.is_file():
+            raise ImageLoadError(name, "not a file")
+        try:
+            if path.stat().st_size == 0:
+                raise ImageLoadError(name, "empty file")
+            stream = path.read_bytes()
+        except OSError as exc:
+            raise ImageLoadError(name, _reason(exc)) from exc
+        stream = io.BytesIO(stream)
+    else:
+        raise ImageLoadError(name, "unsupported source type (use a path, bytes or a PIL image)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(stream)
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(name, f"too many pixels (possible decompression bomb): {exc}") from exc
+    except Exception as exc:
+        raise ImageLoadError(name, f"not a recognized image format ({_reason(exc)})") from exc
+
+
+def _upright(image: Image.Image, name: str) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as exc:  # noqa: BLE001 - a broken EXIF block should not lose the photo
+        logger.warning("ignoring unreadable EXIF orientation of %s: %s", name, exc)
+        return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in _SIXTEEN_BIT_MODES or mode == "F":
+        # Pillow's convert() clips 16-bit values at 255 (almost everything turns white);
+        # scale the range down instead.
+        values = np.asarray(image, dtype=np.float64)
+        top = float(values.max()) if values.size else 0.0
+        if mode == "F" and top <= 1.0:
+            values = values * 255.0
+        elif top > 255.0:
+            values = values / 257.0
+        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
+        # Composite on white: transparent pixels often hold garbage colour values.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def iter_loaded(
+    sources: Iterable[Any],
+    *,
+    workers: int = 4,
+    ahead: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> Iterator[tuple[Any, Image.Image | ImageLoadError]]:
+    """Decode images on worker threads, in input order, a bounded number ahead.
+
+    Yields ``(source, image)`` for each source, or ``(source, error)`` where it could
+    not be read, so the caller decides whether a bad image is fatal.
+
+    Args:
+        sources: Any iterable of image sources; consumed lazily.
+        workers: Decoding threads (Pillow releases the GIL while decoding).
+        ahead: How many images may be decoded before they are consumed
+            (default ``4 * workers``); bounds memory.
+        max_pixels: See :func:`load_image`.
+        draft_size: See :func:`load_image`.
+    """
+    limit = ahead if ahead is not None else 4 * max(workers, 1)
+
+    def attempt(source: Any) -> Image.Image | ImageLoadError:
+        try:
+            return load_image(source, max_pixels=max_pixels, draft_size=draft_size)
+        except ImageLoadError as exc:
+            return exc
+
+    if workers <= 0:
+        for source in sources:
+            yield source, attempt(source)
+        return
+    pending: deque[tuple[Any, Future[Image.Image | ImageLoadError]]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zsv-decode") as pool:
+        try:
+            for source in sources:
+                pending.append((source, pool.submit(attempt, source)))
+                if len(pending) >= limit:
+                    done_source, future = pending.popleft()
+                    yield done_source, future.result()
+            while pending:
+                done_source, future = pending.popleft()
+                yield done_source, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
