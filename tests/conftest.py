@@ -1,0 +1,79 @@
+"""Shared fixtures: a tiny SigLIP built offline, and real photos from installed packages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach the Hugging Face hub: fail fast instead of waiting on the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+TINY_LOGIT_SCALE = 2.0
+TINY_LOGIT_BIAS = -1.0
+
+_PHOTOS = [
+    ("skimage", "astronaut.png"),
+    ("skimage", "coffee.png"),
+    ("skimage", "chelsea.png"),
+    ("skimage", "rocket.jpg"),
+    ("skimage", "hubble_deep_field.jpg"),
+    ("skimage", "motorcycle_left.png"),
+]
+
+
+def _package_dir(name: str) -> Path:
+    module = pytest.importorskip(name)
+    return Path(module.__file__).parent  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random SigLIP saved with save_pretrained (logit_scale=2, logit_bias=-1)."""
+    from zeroshot_vision.testing import build_tiny_siglip
+
+    return build_tiny_siglip(
+        tmp_path_factory.mktemp("tiny-siglip"),
+        logit_scale=TINY_LOGIT_SCALE,
+        logit_bias=TINY_LOGIT_BIAS,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir: Path):
+    """The tiny model loaded through Encoder.from_pretrained (the users' path)."""
+    from zeroshot_vision import Encoder
+
+    return Encoder.from_pretrained(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def photo_paths() -> list[Path]:
+    """Real photographs that ship inside scikit-image."""
+    data = _package_dir("skimage") / "data"
+    paths = [data / name for _, name in _PHOTOS]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        pytest.skip(f"scikit-image data files missing: {missing}")
+    return paths
+
+
+@pytest.fixture(scope="session")
+def extra_photo_paths() -> list[Path]:
+    """More real photos from scikit-learn and matplotlib, where installed."""
+    found = []
+    for package, relative in [
+        ("sklearn", "datasets/images/china.jpg"),
+        ("sklearn", "datasets/images/flower.jpg"),
+        ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    ]:
+        try:
+            path = _package_dir(package) / relative
+        except pytest.skip.Exception:
+            continue
+        if path.exists():
+            found.append(path)
+    return found
