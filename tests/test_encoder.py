@@ -172,7 +172,7 @@ def test_missing_folder_is_a_clear_error(tmp_path) -> None:
 
 
 def test_folder_without_model(tmp_path) -> None:
-    with pytest.raises(ModelLoadError, match="config.json is missing"):
+    with pytest.raises(ModelLoadError, match=r"config\.json is missing"):
         Encoder.from_pretrained(tmp_path)
 
 

@@ -36,7 +36,7 @@ def indexed(engine, photo_paths) -> SearchEngine:
 
 
 def test_dimension_mismatch_on_construction(tiny_encoder) -> None:
-    with pytest.raises(DimensionMismatchError, match="build the store with dim=encoder.dim"):
+    with pytest.raises(DimensionMismatchError, match=r"build the store with dim=encoder\.dim"):
         SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim + 1))
 
 

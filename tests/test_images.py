@@ -153,7 +153,7 @@ def test_animated_gif_takes_first_frame() -> None:
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=50)
     image = load_image(buffer.getvalue())
-    r, g, b = image.getpixel((5, 5))
+    r, _, b = image.getpixel((5, 5))
     assert r > 200 and b < 60
 
 
