@@ -157,6 +157,7 @@ class PineconeStore:
                 f"max_concurrency must be a positive integer, got {max_concurrency!r}"
             )
         self._index = index
+        self._owns_index = False
         self._namespace = namespace
         self._max_concurrency = max_concurrency
         self._pc_errors = _sdk_error_types()
@@ -222,7 +223,27 @@ class PineconeStore:
                 f"cannot open Pinecone index {host or index_name!r}: "
                 f"{_describe(exc, secrets=(key,))}"
             ) from exc
-        return cls(index, dim=dim, namespace=namespace, max_concurrency=max_concurrency)
+        try:
+            store = cls(index, dim=dim, namespace=namespace, max_concurrency=max_concurrency)
+        except BaseException:
+            index.close()
+            raise
+        store._owns_index = True
+        return store
+
+    def close(self) -> None:
+        """Close the index handle if this store opened it (:meth:`connect`).
+
+        A handle passed to the constructor belongs to the caller and stays open.
+        """
+        if self._owns_index:
+            self._index.close()
+
+    def __enter__(self) -> PineconeStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- the protocol ------------------------------------------------------------------
 

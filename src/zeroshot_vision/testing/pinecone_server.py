@@ -26,9 +26,11 @@ numbers come back as floats, as they do from the service.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -173,6 +175,7 @@ class PineconeTestServer:
         self._delays: dict[str | None, float] = {}
         self._in_flight = 0
         self._max_in_flight = 0
+        self._connections: set[socket.socket] = set()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -205,6 +208,13 @@ class PineconeTestServer:
         if httpd is not None:
             httpd.shutdown()
             httpd.server_close()
+        # Keep-alive connections outlive the listening socket; end them too, so a stopped
+        # server refuses everything like a dead host.
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -640,7 +650,20 @@ def _valid_id(item: Any, *, where: str) -> str:
 def _make_handler(server: PineconeTestServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; without this, Nagle's algorithm
+        # and delayed ACKs add about 40 ms to every keep-alive request.
+        disable_nagle_algorithm = True
         server_version = "PineconeTestServer/1"
+
+        def setup(self) -> None:
+            super().setup()
+            with server._lock:
+                server._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with server._lock:
+                server._connections.discard(self.connection)
+            super().finish()
 
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug("%s - %s", self.address_string(), format % args)
@@ -693,14 +716,8 @@ def _make_handler(server: PineconeTestServer) -> type[BaseHTTPRequestHandler]:
                 status, payload = 500, {"code": 13, "message": f"internal error: {exc}"}
             finally:
                 data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:  # the client gave up (e.g. its timeout)
-                    self.close_connection = True
+                # Record before answering, so a client that has its answer always finds
+                # its request in the record.
                 server._leave(
                     RecordedRequest(
                         operation=operation,
@@ -715,6 +732,14 @@ def _make_handler(server: PineconeTestServer) -> type[BaseHTTPRequestHandler]:
                         api_version=self.headers.get("X-Pinecone-Api-Version"),
                     )
                 )
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the client gave up (e.g. its timeout)
+                    self.close_connection = True
 
         def _read_body(self, size: int) -> bytes:
             if size > _MAX_READ_BYTES:
