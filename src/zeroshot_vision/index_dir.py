@@ -9,7 +9,9 @@ An index folder holds::
 ``settings.json`` is written once, atomically, when the folder is created; it is what lets
 ``zsv search --index DIR`` rebuild the same encoder and store without repeating options.
 For a remote store (Pinecone) the folder keeps the connection options (never the API key,
-which stays in the environment) and the store is connected lazily, when first opened.
+which stays in ``PINECONE_API_KEY``) and the store is connected lazily, when first opened;
+with neither host nor index name recorded, ``PINECONE_INDEX_HOST`` or ``PINECONE_INDEX``
+names the index.
 
 Example:
     >>> settings = create_index_dir("my-index", model="google/siglip-so400m-patch14-384",
@@ -114,10 +116,9 @@ def _check_settings(settings: IndexSettings) -> None:
         raise InvalidInputError(
             f"unknown store kind {settings.store!r}; expected one of {', '.join(STORE_KINDS)}"
         )
-    if settings.store == "pinecone":
-        missing = [k for k in ("host", "index_name") if not settings.store_options.get(k)]
-        if len(missing) == 2:
-            raise InvalidInputError("the pinecone store needs a host or an index name")
+    options = settings.store_options
+    if settings.store == "pinecone" and options.get("host") and options.get("index_name"):
+        raise InvalidInputError("name the Pinecone index by its host or its name, not both")
 
 
 def create_index_dir(
@@ -179,6 +180,11 @@ def _check_compatible(folder: Path, existing: IndexSettings, wanted: IndexSettin
         )
     if existing.store != wanted.store:
         raise InvalidInputError(f"{folder} uses the {existing.store!r} store, not {wanted.store!r}")
+    if wanted.store_options and dict(wanted.store_options) != dict(existing.store_options):
+        raise InvalidInputError(
+            f"{folder} uses the store options {dict(existing.store_options)}, not "
+            f"{dict(wanted.store_options)}; use another index folder"
+        )
 
 
 def read_settings(path: PathLike) -> IndexSettings:
@@ -237,6 +243,7 @@ def open_store(path: PathLike, settings: IndexSettings | None = None) -> VectorS
             host=options.get("host"),
             index_name=options.get("index_name"),
             namespace=options.get("namespace") or "",
+            dim=settings.dim,
         )
         return store
 
