@@ -509,3 +509,30 @@ def test_importing_the_module_does_not_import_pinecone() -> None:
         "assert 'pinecone' not in sys.modules, 'pinecone was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# -- end to end ------------------------------------------------------------------------
+
+
+def test_search_engine_end_to_end_matches_faiss(tiny_encoder: Any, photo_paths: list) -> None:
+    """SearchEngine(encoder, PineconeStore) finds what SearchEngine(encoder, FaissStore) finds."""
+    from zeroshot_vision import FaissStore, SearchEngine
+
+    photos = photo_paths[:4]
+    kinds = [{"kind": "space" if "rocket" in p.name else "earth"} for p in photos]
+    with PineconeTestServer(dimension=tiny_encoder.dim) as host:
+        pinecone_engine = SearchEngine(tiny_encoder, PineconeStore(_index(host), namespace="e2e"))
+        faiss_engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+        report = pinecone_engine.index_images(photos, metadata=kinds)
+        faiss_engine.index_images(photos, metadata=kinds)
+        assert report.ok and len(report.indexed) == 4
+        assert len(pinecone_engine.store) == 4
+        for query, search_filter in [("a rocket launch", None), ("a cat", {"kind": "earth"})]:
+            got = pinecone_engine.search(query, k=3, filter=search_filter)
+            want = faiss_engine.search(query, k=3, filter=search_filter)
+            assert [r.id for r in got] == [r.id for r in want]
+            for mine, theirs in zip(got, want):
+                assert mine.score == pytest.approx(theirs.score, abs=1e-5)
+                assert mine.metadata == theirs.metadata
+        space = pinecone_engine.search("stars", k=10, filter={"kind": "space"})
+        assert [r.id for r in space] == ["rocket"]

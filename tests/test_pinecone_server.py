@@ -1,0 +1,273 @@
+"""The in-process Pinecone data-plane server: protocol, limits, fault injection."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+pinecone = pytest.importorskip("pinecone")
+
+from zeroshot_vision.testing.pinecone_server import PineconeTestServer  # noqa: E402
+
+KEY = "server-test-key"
+
+
+@pytest.fixture
+def server() -> Iterator[PineconeTestServer]:
+    test_server = PineconeTestServer(dimension=3)
+    test_server.start()
+    yield test_server
+    test_server.stop()
+
+
+@pytest.fixture
+def index(server: PineconeTestServer) -> Iterator[Any]:
+    handle = pinecone.Index(host=server.host, api_key=KEY)
+    yield handle
+    handle.close()
+
+
+def _raw(
+    server: PineconeTestServer, method: str, path: str, body: Any = None, *, raw: bytes = b""
+) -> tuple[int, Any]:
+    """Send one request without the SDK (to reach what the SDK refuses to send)."""
+    address = urlsplit(server.host)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    try:
+        data = raw or (json.dumps(body).encode() if body is not None else b"")
+        headers = {"Content-Type": "application/json", "Api-Key": KEY}
+        connection.request(method, path, body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+def _vector(item: str, values: list[float], **metadata: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": item, "values": values}
+    if metadata:
+        out["metadata"] = metadata
+    return out
+
+
+def test_listens_on_loopback_only(server: PineconeTestServer) -> None:
+    assert server.host.startswith("http://127.0.0.1:")
+    assert server._httpd is not None and server._httpd.server_address[0] == "127.0.0.1"
+
+
+def test_context_manager_returns_host_and_stops() -> None:
+    test_server = PineconeTestServer()
+    with test_server as host:
+        assert host == test_server.host
+    with pytest.raises(RuntimeError):
+        _ = test_server.host
+
+
+def test_upsert_query_fetch_through_the_sdk(server: PineconeTestServer, index: Any) -> None:
+    response = index.upsert(
+        vectors=[
+            _vector("a", [1, 0, 0], color="red", n=1),
+            _vector("b", [1, 1, 0], color="blue", tags=["x", "y"]),
+            _vector("c", [0, 0, 1]),
+        ],
+        namespace="ns",
+    )
+    assert response.upserted_count == 3
+    result = index.query(top_k=2, vector=[1, 0, 0], namespace="ns", include_metadata=True)
+    assert [m.id for m in result.matches] == ["a", "b"]
+    assert result.matches[0].score == pytest.approx(1.0)
+    assert result.matches[1].score == pytest.approx(2**-0.5)
+    assert result.matches[0].metadata == {"color": "red", "n": 1.0}
+    filtered = index.query(top_k=5, vector=[1, 0, 0], namespace="ns", filter={"tags": "y"})
+    assert [m.id for m in filtered.matches] == ["b"]
+    by_id = index.query(top_k=1, id="c", namespace="ns")
+    assert [m.id for m in by_id.matches] == ["c"]
+    fetched = index.fetch(ids=["b", "zzz"], namespace="ns")
+    assert set(fetched.vectors) == {"b"}
+    assert fetched.vectors["b"].values == [1.0, 1.0, 0.0]
+    assert fetched.vectors["b"].metadata == {"color": "blue", "tags": ["x", "y"]}
+
+
+def test_namespaces_stats_and_default_namespace(server: PineconeTestServer, index: Any) -> None:
+    index.upsert(vectors=[_vector("a", [1, 0, 0])])
+    index.upsert(vectors=[_vector("a", [1, 0, 0]), _vector("b", [0, 1, 0])], namespace="two")
+    stats = index.describe_index_stats()
+    assert stats.dimension == 3 and stats.metric == "cosine"
+    assert stats.total_vector_count == 3
+    assert {name: s.vector_count for name, s in stats.namespaces.items()} == {
+        "__default__": 1,
+        "two": 2,
+    }
+    assert server.stored_ids("") == {"a"} and server.stored_ids("two") == {"a", "b"}
+
+
+def test_update_delete_and_list(server: PineconeTestServer, index: Any) -> None:
+    index.upsert(vectors=[_vector(f"v{i:03d}", [1, i, 0], n=i) for i in range(250)])
+    index.update(id="v001", set_metadata={"extra": "yes"})
+    assert server.stored_metadata("", "v001") == {"n": 1.0, "extra": "yes"}
+    pages = list(index.list())
+    assert [len(page.vectors) for page in pages] == [100, 100, 50]
+    assert [v.id for page in pages for v in page.vectors] == [f"v{i:03d}" for i in range(250)]
+    assert len([v for page in index.list(prefix="v00") for v in page.vectors]) == 10
+    index.delete(ids=["v000", "missing"])
+    index.delete(filter={"n": {"$gte": 200}})
+    assert len(server.stored_ids()) == 199
+    index.delete(delete_all=True)
+    assert server.stored_ids() == set()
+
+
+# -- limits ----------------------------------------------------------------------------
+
+
+def test_body_over_2mb_is_a_400(server: PineconeTestServer) -> None:
+    padding = "x" * (2 * 1024 * 1024)
+    status, body = _raw(
+        server, "POST", "/vectors/upsert", {"vectors": [_vector("a", [1, 0, 0], pad=padding)]}
+    )
+    assert status == 400 and "exceeds" in body["message"]
+    assert server.stored_ids() == set()
+    assert server.requests[-1].body_bytes > 2 * 1024 * 1024
+
+
+def test_over_1000_vectors_is_a_400_through_the_sdk(server: PineconeTestServer, index: Any) -> None:
+    with pytest.raises(pinecone.ApiError) as caught:
+        index.upsert(vectors=[_vector(f"v{i}", [1, 0, 0]) for i in range(1_001)])
+    assert caught.value.status_code == 400
+    assert server.stored_ids() == set()
+    index.upsert(vectors=[_vector(f"v{i}", [1, 0, 0]) for i in range(1_000)])
+    assert len(server.stored_ids()) == 1_000
+
+
+def test_over_1000_ids_is_a_400(server: PineconeTestServer, index: Any) -> None:
+    ids = [f"v{i}" for i in range(1_001)]
+    with pytest.raises(pinecone.ApiError):
+        index.fetch(ids=ids)
+    with pytest.raises(pinecone.ApiError):
+        index.delete(ids=ids)
+
+
+@pytest.mark.parametrize("top_k", [0, 10_001, "3"])
+def test_top_k_out_of_range_is_a_400(server: PineconeTestServer, top_k: Any) -> None:
+    status, body = _raw(server, "POST", "/query", {"topK": top_k, "vector": [1, 0, 0]})
+    assert status == 400 and "topK" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"x": None},
+        {"x": {"nested": 1}},
+        {"x": [1, 2]},
+        {"x": "y" * (40 * 1024)},
+    ],
+    ids=["null", "nested", "list-of-numbers", "over-40kb"],
+)
+def test_bad_metadata_is_a_400(server: PineconeTestServer, metadata: dict[str, Any]) -> None:
+    vector = {"id": "a", "values": [1, 0, 0], "metadata": metadata}
+    status, body = _raw(server, "POST", "/vectors/upsert", {"vectors": [vector]})
+    assert status == 400, body
+    assert server.stored_ids() == set()
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [
+        {"id": "a", "values": [1, 0]},
+        {"id": "", "values": [1, 0, 0]},
+        {"id": "é", "values": [1, 0, 0]},
+        {"id": "x" * 513, "values": [1, 0, 0]},
+        {"id": "a", "values": [1, "0", 0]},
+    ],
+    ids=["wrong-dimension", "empty-id", "non-ascii-id", "long-id", "string-value"],
+)
+def test_bad_vectors_are_a_400(server: PineconeTestServer, vector: dict[str, Any]) -> None:
+    status, _ = _raw(server, "POST", "/vectors/upsert", {"vectors": [vector]})
+    assert status == 400
+
+
+def test_bad_filter_and_bad_json_are_400s(server: PineconeTestServer) -> None:
+    status, body = _raw(
+        server, "POST", "/query", {"topK": 1, "vector": [1, 0, 0], "filter": {"n": {"$gtee": 1}}}
+    )
+    assert status == 400 and "$gtee" in body["message"]
+    status, _ = _raw(server, "POST", "/query", raw=b"{not json")
+    assert status == 400
+
+
+def test_unknown_route_is_a_404(server: PineconeTestServer) -> None:
+    status, _ = _raw(server, "POST", "/nope", {})
+    assert status == 404
+
+
+def test_api_key_is_checked_when_configured() -> None:
+    with PineconeTestServer(dimension=3, api_key=KEY) as host:
+        wrong = pinecone.Index(host=host, api_key="wrong")
+        right = pinecone.Index(host=host, api_key=KEY)
+        try:
+            with pytest.raises(pinecone.UnauthorizedError):
+                wrong.describe_index_stats()
+            assert right.describe_index_stats().total_vector_count == 0
+        finally:
+            wrong.close()
+            right.close()
+
+
+# -- recording and fault injection ------------------------------------------------------
+
+
+def test_records_sizes_counts_and_api_version(server: PineconeTestServer, index: Any) -> None:
+    index.upsert(vectors=[_vector("a", [1, 0, 0]), _vector("b", [0, 1, 0])], namespace="n")
+    index.fetch(ids=["a", "b", "c"], namespace="n")
+    upsert, fetch = server.requests
+    assert (upsert.operation, upsert.items, upsert.namespace, upsert.status) == (
+        "upsert",
+        2,
+        "n",
+        200,
+    )
+    assert upsert.body_bytes > 0 and upsert.api_version
+    assert (fetch.operation, fetch.items, fetch.method) == ("fetch", 3, "GET")
+    server.clear_requests()
+    assert server.requests == []
+
+
+def test_fail_the_nth_request_then_recover(server: PineconeTestServer, index: Any) -> None:
+    server.fail("upsert", status=400, on_call=2, message="boom")
+    index.upsert(vectors=[_vector("a", [1, 0, 0])])
+    with pytest.raises(pinecone.ApiError, match="boom"):
+        index.upsert(vectors=[_vector("b", [1, 0, 0])])
+    index.upsert(vectors=[_vector("c", [1, 0, 0])])
+    assert server.stored_ids() == {"a", "c"}
+    assert [r.status for r in server.requests_for("upsert")] == [200, 400, 200]
+    with pytest.raises(ValueError):
+        server.fail("upsertt")
+
+
+def test_delay_shows_concurrent_requests(server: PineconeTestServer, index: Any) -> None:
+    server.delay(0.2, "describe_index_stats")
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: index.describe_index_stats(), range(4)))
+    assert server.max_in_flight == 4
+    assert time.monotonic() - started < 0.2 * 4
+    server.clear_faults()
+    started = time.monotonic()
+    index.describe_index_stats()
+    assert time.monotonic() - started < 0.2
+
+
+def test_stopped_server_refuses_connections(server: PineconeTestServer, index: Any) -> None:
+    index.describe_index_stats()  # leaves a keep-alive connection open
+    address = urlsplit(server.host)
+    server.stop()
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=5)
+    with pytest.raises(ConnectionRefusedError):
+        connection.request("POST", "/describe_index_stats", body=b"{}")
+    connection.close()
