@@ -68,6 +68,8 @@ def streamlit_command(
         "none",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "viewer",
         "--",
     ]
     if index_dir is not None:

@@ -269,7 +269,7 @@ def _details(metadata: Mapping[str, Any]) -> tuple[str, ...]:
         lines.append(description.strip())
     photographer = metadata.get("photographer")
     if isinstance(photographer, str) and photographer.strip():
-        lines.append(f"📷 {photographer.strip()}")
+        lines.append(f"by {photographer.strip()}")
     place = [
         str(metadata[key]).strip()
         for key in ("location", "country")
@@ -281,7 +281,7 @@ def _details(metadata: Mapping[str, Any]) -> tuple[str, ...]:
     if isinstance(year, (int, float)) and _is_number(year):
         place.append(str(int(year)) if float(year).is_integer() else str(year))
     if place:
-        lines.append("📍 " + ", ".join(place))
+        lines.append(", ".join(place))
     return tuple(lines)
 
 
