@@ -1,9 +1,10 @@
 """``zsv``: the command line. A thin layer: parse arguments, call the library, format output.
 
 Subcommands: ``download`` (Unsplash Lite photos), ``index`` (a folder into an index
-folder), ``search`` (text queries), ``classify`` (zero-shot labels for one image) and
-``info`` (what an index holds). Each is registered by one small ``add_*_command``
-function listed in :data:`COMMANDS`, so adding a subcommand touches nothing else.
+folder), ``search`` (text queries), ``classify`` (zero-shot labels for one image),
+``info`` (what an index holds) and ``app`` (the Streamlit app). Each is registered by one
+small ``add_*_command`` function listed in :data:`COMMANDS`, so adding a subcommand touches
+nothing else.
 
 Exit codes: 0 success; 1 an error (one line on stderr, no traceback, for every problem the
 library raises on purpose and for file-system errors); 2 bad usage; 3 the command finished
@@ -500,6 +501,41 @@ def run_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- app ------------------------------------------------------------------------------------
+
+
+def add_app_command(commands: Subcommands) -> None:
+    """Register ``zsv app``."""
+    parser = commands.add_parser(
+        "app",
+        help="search, browse and classify in the browser (Streamlit)",
+        description="Serve the Streamlit app for INDEX_DIR. Needs the 'app' extra.",
+    )
+    parser.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
+    parser.add_argument("--port", type=int, default=8501, help="TCP port (default 8501)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)",
+    )
+    parser.add_argument("--model", metavar="M", help="use this checkpoint instead of the index's")
+    parser.add_argument("--device", help="torch device: cpu, cuda, cuda:1, mps (default: best)")
+    parser.set_defaults(handler=run_app)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """``zsv app``: serve the app until Ctrl-C (the server runs in a subprocess)."""
+    from zeroshot_vision.app import launch
+
+    process = launch(
+        args.index, host=args.host, port=args.port, model=args.model, device=args.device
+    )
+    if process.returncode == 0:
+        return EXIT_OK
+    # A negative code means a signal stopped the server: our Ctrl-C handling terminated it.
+    return EXIT_INTERRUPTED if process.returncode < 0 else EXIT_ERROR
+
+
 # -- entry point ----------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[Subcommands], None]] = [
@@ -508,6 +544,7 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     add_search_command,
     add_classify_command,
     add_info_command,
+    add_app_command,
 ]
 """The subcommand registrars, in ``--help`` order; each adds one parser to the subparsers."""
 
