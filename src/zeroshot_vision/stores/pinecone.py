@@ -591,6 +591,7 @@ def create_pinecone_index(
     cloud: str = "aws",
     region: str = "us-east-1",
     api_key: str | None = None,
+    timeout: int = 300,
 ) -> str:
     """Create a serverless cosine index sized for an encoder, and return its host.
 
@@ -603,6 +604,7 @@ def create_pinecone_index(
         cloud: The serverless cloud (``"aws"``, ``"gcp"`` or ``"azure"``).
         region: The cloud region, e.g. ``"us-east-1"``.
         api_key: The API key; by default the ``PINECONE_API_KEY`` environment variable.
+        timeout: Seconds to wait for the index to become ready.
 
     Returns:
         The index's data-plane host, for :meth:`PineconeStore.connect`.
@@ -634,6 +636,7 @@ def create_pinecone_index(
             dimension=dimension,
             metric="cosine",
             spec=pinecone.ServerlessSpec(cloud=cloud, region=region),
+            timeout=timeout,
         )
         host = str(client.describe_index(name=name).host)
     except _sdk_error_types() as exc:
