@@ -469,3 +469,36 @@ def test_launch_command_binds_loopback_by_default(tmp_path: Path) -> None:
 def test_launch_refuses_a_missing_index_before_starting(tmp_path: Path) -> None:
     with pytest.raises(IndexNotFoundError, match="zsv index SOURCE"):
         launch(tmp_path / "missing", wait=False)
+
+
+def test_zsv_app_passes_its_options_to_launch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from zeroshot_vision import cli
+
+    calls: list[tuple[object, dict[str, object]]] = []
+
+    def fake_launch(index_dir: object, **options: object) -> subprocess.CompletedProcess[bytes]:
+        calls.append((index_dir, options))
+        return subprocess.CompletedProcess([], returncode=0)
+
+    monkeypatch.setattr("zeroshot_vision.app.launch", fake_launch)
+    assert cli.main(["app", "--index", str(tmp_path)]) == 0
+    assert calls[-1] == (
+        str(tmp_path),
+        {"host": "127.0.0.1", "port": 8501, "model": None, "device": None},
+    )
+    assert cli.main(["app", "--index", str(tmp_path), "--port", "9000", "--host", "0.0.0.0"]) == 0
+    assert calls[-1][1]["port"] == 9000 and calls[-1][1]["host"] == "0.0.0.0"
+
+
+def test_zsv_app_reports_a_missing_index_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zeroshot_vision import cli
+
+    assert cli.main(["app", "--index", str(tmp_path / "missing")]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no index folder" in err and "Traceback" not in err

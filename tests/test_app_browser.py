@@ -198,6 +198,14 @@ RENDERED_RESULTS = """(() => {
           sources: done.map(i => i.getAttribute('src'))};
 })()"""
 
+CLASSIFIED = """(() => {
+  const drawn = sel => [...document.querySelectorAll(sel)].some(
+      c => c.getBoundingClientRect().height > 20);
+  return [...document.querySelectorAll('img')].some(i => i.naturalWidth > 0)
+    && drawn('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg')
+    && drawn('[data-testid="stDataFrame"] canvas');
+})()"""
+
 
 def test_a_url_query_shows_photos_in_chromium(browser_index: Path, photo_paths: list[Path]) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
@@ -248,11 +256,9 @@ def test_a_url_query_shows_photos_in_chromium(browser_index: Path, photo_paths: 
             timeout=90,
         )
         wait_for(
-            "the uploaded image",
-            lambda: page.evaluate(
-                "[...document.querySelectorAll('img')].some(i => i.naturalWidth > 0)"
-            ),
-            timeout=30,
+            "the uploaded image, the chart and the table",
+            lambda: page.evaluate(CLASSIFIED),
+            timeout=60,
         )
         page.screenshot(ARTIFACTS / "app-classify.png")
 

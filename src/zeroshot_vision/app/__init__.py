@@ -10,6 +10,6 @@ Streamlit script is :mod:`zeroshot_vision.app.streamlit_app`. Importing this pac
 not import Streamlit, torch or faiss.
 """
 
-from zeroshot_vision.app.launch import SCRIPT, launch, streamlit_command
+from zeroshot_vision.app.server import SCRIPT, launch, streamlit_command
 
 __all__ = ["SCRIPT", "launch", "streamlit_command"]

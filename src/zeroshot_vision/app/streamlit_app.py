@@ -16,6 +16,7 @@ import streamlit as st
 
 from zeroshot_vision.app.logic import (
     MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
     AppArgs,
     ChoiceFacet,
     Facet,
@@ -40,6 +41,7 @@ from zeroshot_vision.errors import (
     ModelLoadError,
     ZeroshotVisionError,
 )
+from zeroshot_vision.images import load_image
 
 if TYPE_CHECKING:
     from zeroshot_vision.engine import SearchEngine
@@ -314,9 +316,9 @@ def show_classify_page(engine: SearchEngine | None, args: AppArgs) -> None:
             st.error(f"The indexed photo `{image_id}` has no readable image file.")
             return
         try:
-            image = decode_upload(path.read_bytes(), name=str(image_id))
-        except (ImageLoadError, OSError) as exc:
-            st.error(f"That photo cannot be read: {exc}")
+            image = load_image(path, max_pixels=MAX_UPLOAD_PIXELS)
+        except ImageLoadError as exc:
+            st.error(f"That photo cannot be read: {exc.reason}.")
             return
     if not labels:
         st.info("Type at least one label.")
