@@ -1,0 +1,248 @@
+"""The ``zsv`` command line: output, JSON, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from unsplash_fixtures import PhotoServer, make_jpeg, photo_row, write_dataset
+from zeroshot_vision import cli
+from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """An index of six photos (with Unsplash metadata) built through ``zsv index``."""
+    root = tmp_path_factory.mktemp("cli")
+    rows = [
+        photo_row(f"p{i}", "http://x", photo_location_country="Iceland" if i < 2 else "Japan")
+        for i in range(6)
+    ]
+    write_dataset(root / "lite", rows)
+    for i in range(6):
+        (root / "lite" / f"p{i}.jpg").write_bytes(make_jpeg(i, (40, 40)))
+    assert main(["index", str(root / "lite"), "--index", str(root / "index"),
+                 "--model", str(tiny_model_dir)]) == EXIT_OK  # fmt: skip
+    return root / "index"
+
+
+def test_index_json_summary_and_listed_failures(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "photos"
+    source.mkdir()
+    for i in range(3):
+        (source / f"{i}.jpg").write_bytes(make_jpeg(i))
+    (source / "bad.png").write_bytes(b"\x89PNG broken")
+    index = str(tmp_path / "index")
+    code, out, err = run(
+        capsys, "index", str(source), "--index", index, "--model", str(tiny_model_dir), "--json"
+    )
+    assert code == EXIT_OK
+    summary = json.loads(out)
+    assert (summary["indexed"], summary["skipped"], summary["count"]) == (3, 0, 3)
+    assert [Path(f["source"]).name for f in summary["failed"]] == ["bad.png"]
+
+    code, out, err = run(capsys, "index", str(source), "--index", index)
+    assert code == EXIT_OK
+    assert out.startswith("indexed 0, skipped 3, removed 0, failed 1; 3 in the index")
+    assert "zsv: skipped" in err and "bad.png" in err
+
+
+def test_search_table_and_json(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "search", "a photo of a dog", "--index", str(indexed), "-k", "3")
+    assert code == EXIT_OK
+    lines = out.splitlines()
+    assert lines[0].split() == ["rank", "id", "score", "prob", "path/description"]
+    assert len(lines) == 4 and lines[1].split()[0] == "1"
+    assert "description of p" in out
+
+    code, out, _ = run(
+        capsys, "search", "a dog", "--index", str(indexed), "--json",
+        "--filter", '{"country": "Iceland"}',
+    )  # fmt: skip
+    results = json.loads(out)
+    assert code == EXIT_OK and [r["rank"] for r in results] == [1, 2]
+    assert {r["id"] for r in results} == {"p0", "p1"}
+    assert all(0 <= r["probability"] <= 1 for r in results)
+    assert results[0]["score"] >= results[1]["score"]
+
+
+def test_search_min_probability_can_leave_nothing(
+    indexed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "search", "a dog", "--index", str(indexed), "--min-probability", "1")
+    assert code == EXIT_OK and out.strip() == "no results"
+
+
+def test_info(indexed: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "info", "--index", str(indexed), "--json")
+    info = json.loads(out)
+    assert code == EXIT_OK
+    assert (info["count"], info["dim"], info["store"]) == (6, 32, "faiss")
+    assert info["model"] == str(tiny_model_dir.resolve()) and info["size_bytes"] > 0
+    code, out, _ = run(capsys, "info", "--index", str(indexed))
+    assert "count:      6" in out and "store:      faiss" in out
+
+
+def test_classify(
+    tiny_model_dir: Path, photo_paths: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = str(photo_paths[0])
+    code, out, _ = run(
+        capsys, "classify", image, "--labels", "a dog, a cat,a car", "--model", str(tiny_model_dir),
+        "--json",
+    )  # fmt: skip
+    scores = json.loads(out)
+    assert code == EXIT_OK and sorted(s["label"] for s in scores) == ["a car", "a cat", "a dog"]
+    probabilities = [s["probability"] for s in scores]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+    code, out, _ = run(
+        capsys, "classify", image, "--labels", "a dog,a cat", "--model", str(tiny_model_dir),
+        "--softmax",
+    )  # fmt: skip
+    lines = out.splitlines()
+    assert code == EXIT_OK and lines[0].split() == ["label", "prob", "score"]
+    total = sum(float(line.split()[-2]) for line in lines[1:])
+    assert total == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "x", "--index", "<missing>"], "no index at"),
+        (["info", "--index", "<missing>"], "no index at"),
+        (["search", "x", "--index", "<index>", "--filter", "{bad"], "--filter is not valid JSON"),
+        (["search", "x", "--index", "<index>", "--filter", "[1]"], "must be a JSON object"),
+        (["search", "x", "--index", "<index>", "--filter", '{"a": {"$near": 1}}'], "$near"),
+        (["search", "x", "--index", "<index>", "--model", "<missing>"], "does not exist"),
+        (["classify", "<photo>", "--labels", "a", "--model", "<missing>"], "does not exist"),
+        (["classify", "<missing>", "--labels", "a"], "is not a file"),
+        (["classify", "<photo>", "--labels", " , "], "holds no label"),
+        (["index", "<missing>", "--index", "<tmp>/new", "--model", "<model>"], "not a folder"),
+        (["index", "<tmp>", "--index", "<tmp>/new", "--namespace", "n"], "need --store pinecone"),
+        (["download", "<tmp>", "--out", "<tmp>/out"], "no photos table"),
+        (["search", "x", "--index", "<index>", "-k", "0"], "-k must be"),
+    ],
+)
+def test_expected_problems_are_one_line_without_traceback(
+    argv: list[str],
+    message: str,
+    indexed: Path,
+    tiny_model_dir: Path,
+    photo_paths: list[Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    values = {
+        "missing": str(tmp_path / "missing"),
+        "index": str(indexed),
+        "photo": str(photo_paths[0]),
+        "tmp": str(tmp_path),
+        "model": str(tiny_model_dir),
+    }
+    filled = []
+    for arg in argv:
+        for key, value in values.items():
+            arg = arg.replace(f"<{key}>", value)
+        filled.append(arg)
+    code, out, err = run(capsys, *filled)
+    assert code == EXIT_ERROR
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zsv: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_unknown_hub_model_offline_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    image = tmp_path / "a.jpg"
+    image.write_bytes(make_jpeg(1))
+    code, _, err = run(capsys, "classify", str(image), "--labels", "a", "--model", "nobody/none")
+    assert code == EXIT_ERROR and "cannot load model 'nobody/none'" in err
+    assert err.count("zsv: error:") == 1 and "Traceback" not in err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == EXIT_USAGE
+    assert main(["search", "x"]) == EXIT_USAGE  # --index is required
+    assert main(["--help"]) == EXIT_OK
+    assert "download" in capsys.readouterr().out
+
+
+@pytest.fixture
+def server() -> Iterator[PhotoServer]:
+    with PhotoServer(slow_seconds=1.0) as running:
+        yield running
+
+
+def test_download_exit_codes_and_summary(
+    server: PhotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [photo_row(f"d{i}", server.url) for i in range(4)]
+    dataset = write_dataset(tmp_path / "lite", rows, variant="tsv000")
+    out = tmp_path / "images"
+    server.faults["d3"] = "404"
+    code, stdout, _ = run(capsys, "download", str(dataset), "--out", str(out), "--retries", "0")
+    assert code == EXIT_PARTIAL
+    assert stdout.startswith("downloaded 3, skipped 0, failed 1 (")
+    assert "failures listed in" in stdout and len(stdout.strip().splitlines()) == 1
+
+    server.faults.clear()
+    code, stdout, _ = run(capsys, "download", str(dataset), "--out", str(out), "--json")
+    summary = json.loads(stdout)
+    assert code == EXIT_OK and (summary["downloaded"], summary["skipped"]) == (1, 3)
+    assert summary["failed"] == []
+
+
+def test_download_limit_and_width(
+    server: PhotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [photo_row(f"w{i}", server.url) for i in range(4)]
+    dataset = write_dataset(tmp_path / "lite", rows, variant="csv000")
+    code, _, _ = run(
+        capsys, "download", str(dataset), "--out", str(tmp_path / "o"), "--limit", "2",
+        "--width", "320", "--workers", "1",
+    )  # fmt: skip
+    assert code == EXIT_OK and sorted(server.requests) == ["w0", "w1"]
+    assert server.queries["w0"].startswith("w=320&")
+
+
+def test_subcommands_register_through_small_functions() -> None:
+    def add_hello_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        parser = commands.add_parser("hello")
+        parser.set_defaults(handler=lambda args: 7)
+
+    cli.COMMANDS.append(add_hello_command)
+    try:
+        assert main(["hello"]) == 7
+    finally:
+        cli.COMMANDS.remove(add_hello_command)
+
+
+def test_console_module_runs_without_a_traceback(tmp_path: Path) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "zeroshot_vision.cli", "info", "--index", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == EXIT_ERROR
+    assert finished.stderr.startswith("zsv: error: no index at")
+    assert "Traceback" not in finished.stderr
