@@ -33,7 +33,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -47,6 +47,12 @@ from zeroshot_vision.errors import InvalidFilterError
 from zeroshot_vision.stores.filters import matches, validate_filter
 
 __all__ = ["PineconeTestServer", "RecordedRequest"]
+
+_loads: Callable[[bytes], Any]
+try:  # orjson ships with pinecone 10.x and parses big upserts ~10x faster than json
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - the SDK, and so orjson, is normally there
+    _loads = json.loads
 
 logger = logging.getLogger(__name__)
 
@@ -751,8 +757,8 @@ def _make_handler(server: PineconeTestServer) -> type[BaseHTTPRequestHandler]:
             if not raw:
                 return None
             try:
-                return json.loads(raw)
-            except ValueError as exc:
+                return _loads(raw)
+            except ValueError as exc:  # orjson.JSONDecodeError is a ValueError too
                 raise _BadRequest(400, f"the body is not valid JSON: {exc}") from exc
 
     return Handler
