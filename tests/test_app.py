@@ -18,6 +18,7 @@ from PIL import Image
 
 from zeroshot_vision.app import SCRIPT, launch, streamlit_command
 from zeroshot_vision.app.logic import (
+    MAX_CHOICES,
     ChoiceFacet,
     RangeFacet,
     build_filter,
@@ -414,7 +415,7 @@ def test_facets_and_filters() -> None:
     assert build_filter(
         facets, choices={"country": ["Chile", "Mars"]}, ranges={"year": (2020, 2021)}
     ) == {"country": {"$in": ["Chile"]}, "year": {"$gte": 2020}}
-    many = [{"city": f"c{i}"} for i in range(100)]
+    many = [{"city": f"c{i}", "photo_id": str(i)} for i in range(MAX_CHOICES + 1)]
     assert discover_facets(many) == []
 
 
@@ -456,6 +457,7 @@ def test_launch_command_binds_loopback_by_default(tmp_path: Path) -> None:
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert command[command.index("--server.port") + 1] == "8501"
     assert command[command.index("--server.headless") + 1] == "true"
+    assert command[command.index("--server.enableStaticServing") + 1] == "false"
     assert command[command.index("--") :] == ["--", "--index", str(tmp_path.resolve())]
     other = streamlit_command(None, host="0.0.0.0", port=9000, model="m")
     assert other[other.index("--server.address") + 1] == "0.0.0.0"
@@ -502,3 +504,45 @@ def test_zsv_app_reports_a_missing_index_in_one_line(
     assert cli.main(["app", "--index", str(tmp_path / "missing")]) == cli.EXIT_ERROR
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no index folder" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_stopping_zsv_app_stops_the_server(tmp_path: Path, empty_index_dir: Path) -> None:
+    """SIGTERM to the launching process must not leave Streamlit running, orphaned."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    health = f"http://127.0.0.1:{port}/_stcore/health"
+
+    def serving() -> bool:
+        try:
+            return httpx.get(health, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    code = f"from zeroshot_vision.app import launch; launch({str(empty_index_dir)!r}, port={port})"
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        for _ in range(120):
+            if serving() or parent.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert serving(), "the app did not start within a minute"
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=30)
+        for _ in range(40):
+            if not serving():
+                break
+            time.sleep(0.25)
+        assert not serving(), "the Streamlit server outlived zsv app"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=10)

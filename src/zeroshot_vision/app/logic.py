@@ -63,11 +63,16 @@ MAX_UPLOAD_PIXELS = 40_000_000
 THUMBNAIL_SIDE = 384
 """Longest side of a result thumbnail, in pixels."""
 
-MAX_CHOICES = 50
-"""A text field with more distinct values than this is not offered as a filter."""
+MAX_CHOICES = 300
+"""A text field with more distinct values than this is not offered as a filter.
 
-HIDDEN_FIELDS = frozenset({"path", "description", "ai_description", "url"})
-"""Metadata fields never offered as filters (free text or locations of files)."""
+Large enough for the countries of Unsplash Lite; photographers and keywords exceed it.
+"""
+
+HIDDEN_FIELDS = frozenset(
+    {"path", "url", "description", "ai_description", "photo_id", "photographer_username"}
+)
+"""Metadata fields never offered as filters (ids, free text, locations of files)."""
 
 CAPTION_FIELDS = ("description", "ai_description", "photographer", "location", "country", "year")
 

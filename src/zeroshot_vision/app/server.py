@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -66,6 +68,9 @@ def streamlit_command(
         str(max_upload_mb),
         "--server.fileWatcherType",
         "none",
+        # Streamlit's default, made explicit: no folder of files is served as-is.
+        "--server.enableStaticServing",
+        "false",
         "--browser.gatherUsageStats",
         "false",
         "--client.toolbarMode",
@@ -124,15 +129,34 @@ def launch(
     )
     logger.info("starting the app on http://%s:%d", host, port)
     process = subprocess.Popen(command, env=dict(env) if env is not None else None)
-    if not wait:
-        return process
+    if wait:
+        _wait_then_stop(process)
+    return process
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived while waiting for the server."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _wait_then_stop(process: subprocess.Popen[bytes]) -> None:
+    """Wait for the server; on Ctrl-C or SIGTERM stop it, so that it is never orphaned."""
+    # Signal handlers can only be set from the main thread.
+    handle_sigterm = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if handle_sigterm else None
     try:
         process.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated):
+        logger.info("stopping the app")
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    return process
+    finally:
+        if handle_sigterm:
+            signal.signal(signal.SIGTERM, previous)
