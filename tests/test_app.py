@@ -288,6 +288,20 @@ def test_a_model_that_cannot_be_loaded_is_a_message(
     assert "The model could not be loaded" in messages(at, "error")
 
 
+def test_a_store_failing_mid_page_is_a_message(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path
+) -> None:
+    from zeroshot_vision.errors import StoreError
+
+    def unreachable(self: FaissStore) -> Iterator[str]:
+        raise StoreError("the store did not answer")
+
+    monkeypatch.setattr(FaissStore, "ids", unreachable)
+    at = app(monkeypatch, "--index", str(index_dir)).run()
+    assert not at.exception
+    assert "the store did not answer" in messages(at, "error")
+
+
 def test_unknown_app_arguments_are_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
     at = app(monkeypatch, "--indx", "x").run()
     assert not at.exception

@@ -399,12 +399,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     page = pick_page()
     engine = open_index(args)
-    if page == "Search":
-        show_search_page(engine, args)
-    elif page == "Classify":
-        show_classify_page(engine, args)
-    else:
-        show_index_page(engine, args)
+    try:
+        if page == "Search":
+            show_search_page(engine, args)
+        elif page == "Classify":
+            show_classify_page(engine, args)
+        else:
+            show_index_page(engine, args)
+    except ZeroshotVisionError as exc:
+        # A store that fails mid-page (a remote one unreachable, say): a message, no traceback.
+        st.error(f"Something went wrong: {exc}")
 
 
 if __name__ == "__main__":
