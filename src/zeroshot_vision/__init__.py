@@ -33,6 +33,8 @@ from zeroshot_vision.errors import (
 from zeroshot_vision.images import load_image
 from zeroshot_vision.stores.base import VectorStore
 from zeroshot_vision.stores.faiss import FaissStore
+from zeroshot_vision.stores.pinecone import PineconeStore
+from zeroshot_vision.stores.transfer import copy_store
 from zeroshot_vision.types import (
     Hit,
     ImageFailure,
@@ -63,6 +65,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelLoadError",
     "PartialWriteError",
+    "PineconeStore",
     "Record",
     "SearchEngine",
     "SearchResult",
@@ -70,5 +73,6 @@ __all__ = [
     "VectorStore",
     "ZeroshotVisionError",
     "__version__",
+    "copy_store",
     "load_image",
 ]

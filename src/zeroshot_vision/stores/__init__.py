@@ -6,5 +6,15 @@ Backends import their heavy dependency (faiss, pinecone) only when constructed.
 from zeroshot_vision.stores.base import VectorStore
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.stores.filters import matches, validate_filter
+from zeroshot_vision.stores.pinecone import PineconeStore, create_pinecone_index
+from zeroshot_vision.stores.transfer import copy_store
 
-__all__ = ["FaissStore", "VectorStore", "matches", "validate_filter"]
+__all__ = [
+    "FaissStore",
+    "PineconeStore",
+    "VectorStore",
+    "copy_store",
+    "create_pinecone_index",
+    "matches",
+    "validate_filter",
+]

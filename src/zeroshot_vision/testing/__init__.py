@@ -4,13 +4,23 @@
   from configs, loadable with ``Encoder.from_pretrained`` (no hub needed).
 * :class:`VectorStoreContract`: the store contract suite; a backend's test module
   subclasses it and supplies a ``make_store`` fixture.
+* :class:`PineconeTestServer`: a local server speaking Pinecone's data-plane REST
+  protocol, to test Pinecone code through the real SDK without an account.
 
 Nothing here is imported by ``import zeroshot_vision``.
 """
 
+from zeroshot_vision.testing.pinecone_server import PineconeTestServer, RecordedRequest
 from zeroshot_vision.testing.tiny import PRESETS, build_random_siglip, build_tiny_siglip
 
-__all__ = ["PRESETS", "VectorStoreContract", "build_random_siglip", "build_tiny_siglip"]
+__all__ = [
+    "PRESETS",
+    "PineconeTestServer",
+    "RecordedRequest",
+    "VectorStoreContract",
+    "build_random_siglip",
+    "build_tiny_siglip",
+]
 
 
 def __getattr__(name: str) -> object:
