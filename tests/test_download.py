@@ -147,6 +147,18 @@ def test_unsafe_photo_ids_never_become_paths(server: PhotoServer, tmp_path: Path
     assert not (tmp_path / "evil.jpg").exists() and server.requests["../evil"] == 0
 
 
+def test_malformed_urls_are_failures_not_crashes(server: PhotoServer, tmp_path: Path) -> None:
+    bad = [
+        UnsplashPhoto(photo_id="noscheme", image_url="ftp://example.invalid/x"),
+        UnsplashPhoto(photo_id="broken", image_url="http://[::1"),
+        *photos(server, ["fine"]),
+    ]
+    report = download_photos(bad, tmp_path, retry=FAST)
+    assert report.downloaded == 1
+    assert sorted(f.photo_id for f in report.failed) == ["broken", "noscheme"]
+    assert all(f.reason.startswith("invalid URL") for f in report.failed)
+
+
 def test_stale_temp_files_of_a_killed_run_are_removed(server: PhotoServer, tmp_path: Path) -> None:
     stale = tmp_path / ".a1.jpg.xyz123.tmp"
     stale.write_bytes(b"half")

@@ -32,6 +32,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -470,13 +471,22 @@ def _retry_after(value: str | None) -> float | None:
     return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
 
 
-def _fetch(client: httpx.Client, photo_id: str, url: str, target: Path, policy: RetryPolicy) -> int:
+def _fetch(
+    client: httpx.Client,
+    photo_id: str,
+    url: str,
+    target: Path,
+    policy: RetryPolicy,
+    stop: threading.Event,
+) -> int:
     """Fetch one photo into ``target``; return its size. Raises :class:`_Failed`."""
     attempt = 0
     while True:
         retry_after: float | None = None
         try:
             response = client.get(url)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise _Failed(f"invalid URL: {exc}") from exc
         except httpx.TimeoutException as exc:
             reason = f"timed out ({type(exc).__name__})"
         except httpx.TransportError as exc:
@@ -492,11 +502,12 @@ def _fetch(client: httpx.Client, photo_id: str, url: str, target: Path, policy: 
                 retry_after = _retry_after(response.headers.get("retry-after"))
             elif status < 500:
                 raise _Failed(reason)
-        if attempt >= policy.retries:
+        if attempt >= policy.retries or stop.is_set():
             raise _Failed(reason)
         delay = policy.delay(attempt, retry_after)
         logger.debug("%s: %s; retry %d in %.2fs", photo_id, reason, attempt + 1, delay)
-        time.sleep(delay)
+        if stop.wait(delay):  # the run was interrupted: give up rather than wait
+            raise _Failed(reason)
         attempt += 1
 
 
@@ -612,6 +623,7 @@ def download_photos(
                 downloaded += 1
                 report(DownloadOutcome(photo_id, "downloaded"))
 
+    stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zsv-download")
     in_flight: dict[Future[int], tuple[str, str]] = {}
     try:
@@ -619,17 +631,23 @@ def download_photos(
             if photo.photo_id in attempted:
                 continue
             attempted.add(photo.photo_id)
-            url = image_url(photo.image_url, width=width, params=params)
-            if not _PHOTO_ID.match(photo.photo_id):
-                failures.append(DownloadFailure(photo.photo_id, url, "invalid photo id"))
-                report(DownloadOutcome(photo.photo_id, "failed", "invalid photo id"))
+            problem: str | None
+            try:
+                url = image_url(photo.image_url, width=width, params=params)
+            except httpx.InvalidURL as exc:
+                url, problem = photo.image_url, f"invalid URL: {exc}"
+            else:
+                problem = None if _PHOTO_ID.match(photo.photo_id) else "invalid photo id"
+            if problem is not None:
+                failures.append(DownloadFailure(photo.photo_id, url, problem))
+                report(DownloadOutcome(photo.photo_id, "failed", problem))
                 continue
             target = folder / f"{photo.photo_id}.jpg"
             if target.exists():
                 skipped += 1
                 report(DownloadOutcome(photo.photo_id, "skipped"))
                 continue
-            future = pool.submit(_fetch, http, photo.photo_id, url, target, policy)
+            future = pool.submit(_fetch, http, photo.photo_id, url, target, policy, stop)
             in_flight[future] = (photo.photo_id, url)
             # Bound the queue so memory stays flat however many photos there are.
             if len(in_flight) >= 2 * workers:
@@ -639,6 +657,7 @@ def download_photos(
             done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
             settle(done, in_flight)
     finally:
+        stop.set()  # on an interrupt, requests in flight end without further retries
         pool.shutdown(wait=not in_flight, cancel_futures=True)
         if own_client and not in_flight:
             http.close()
