@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -246,3 +247,44 @@ def test_console_module_runs_without_a_traceback(tmp_path: Path) -> None:
     assert finished.returncode == EXIT_ERROR
     assert finished.stderr.startswith("zsv: error: no index at")
     assert "Traceback" not in finished.stderr
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_tag_folder_example_embeds_the_library(
+    tmp_path: Path, tiny_encoder: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tag_folder", EXAMPLES / "tag_folder.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "tag_folder", module)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    for i in range(3):
+        (tmp_path / f"{i}.jpg").write_bytes(make_jpeg(i))
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    tagged = module.tag_folder(
+        tmp_path, ["a dog", "a cat"], encoder=tiny_encoder, threshold=0.0, batch_size=2
+    )
+    assert [item.path.name for item in tagged] == ["0.jpg", "1.jpg", "2.jpg", "bad.jpg"]
+    assert all(len(item.tags) == 2 for item in tagged[:3])
+    assert tagged[3].error and not tagged[3].tags
+
+
+@pytest.mark.slow
+def test_unsplash_walkthrough_example_runs(server: PhotoServer, tmp_path: Path) -> None:
+    rows = [photo_row(f"e{i}", server.url, photo_submitted_at="2021-01-01") for i in range(5)]
+    dataset = write_dataset(tmp_path / "lite", rows)
+    finished = subprocess.run(
+        [sys.executable, str(EXAMPLES / "unsplash_lite.py"), str(dataset),
+         "--work", str(tmp_path / "work"), "--limit", "4"],
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "ZSV_MODEL": "tiny", "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    assert "download: downloaded 4, skipped 0, failed 0" in finished.stdout
+    assert "index: indexed 4" in finished.stdout
+    assert "'a happy golden retriever puppy'" in finished.stdout
+    assert "classify e0.jpg:" in finished.stdout
