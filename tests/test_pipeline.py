@@ -18,6 +18,7 @@ import pytest
 from unsplash_fixtures import make_jpeg, photo_row, write_dataset
 from zeroshot_vision.errors import InvalidInputError, StoreError
 from zeroshot_vision.index_dir import (
+    close_store,
     create_index_dir,
     open_engine,
     open_store,
@@ -306,3 +307,43 @@ def test_index_killed_with_sigkill_resumes_to_exactly_one_vector_per_image(
     assert sorted(store.ids()) == sorted(ids)
     assert store._index.ntotal == len(ids)  # exactly one vector per image
     assert read_state_summary(index).files == len(ids)
+
+
+def test_pinecone_store_is_recorded_and_connected_lazily(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pinecone")
+    from zeroshot_vision.cli import main
+    from zeroshot_vision.testing.pinecone_server import PineconeTestServer
+
+    key = "pcsk_test_pipeline_secret"
+    monkeypatch.setenv("PINECONE_API_KEY", key)
+    source = tmp_path / "photos"
+    ids = make_folder(source, 4)
+    index = tmp_path / "index"
+    server = PineconeTestServer(dimension=32)
+    host = server.start()
+    try:
+        argv = [
+            "index", str(source), "--index", str(index), "--model", str(tiny_model_dir),
+            "--store", "pinecone", "--pinecone-host", host, "--namespace", "photos",
+        ]  # fmt: skip
+        assert main(argv) == 0
+        settings = read_settings(index)
+        assert settings.store == "pinecone"
+        assert dict(settings.store_options) == {"host": host, "namespace": "photos"}
+        assert key not in (index / "settings.json").read_text()
+        assert not (index / "store").exists()
+
+        (source / "img001.jpg").unlink()
+        report = index_source(source, index)  # store and options come from the folder
+        assert report.removed == ("img001.jpg",) and report.skipped == 3
+        engine = open_engine(index)
+        try:
+            assert sorted(engine.store.ids()) == sorted(i for i in ids if i != "img001.jpg")
+            assert len(engine.search("a photo", k=10)) == 3
+        finally:
+            close_store(engine.store)
+        assert main(["info", "--index", str(index)]) == 0
+    finally:
+        server.stop()

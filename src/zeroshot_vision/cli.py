@@ -356,19 +356,22 @@ def _results_table(results: Sequence[SearchResult]) -> list[str]:
 
 def run_search(args: argparse.Namespace) -> int:
     """``zsv search``: print the best matches."""
-    from zeroshot_vision.index_dir import open_engine
+    from zeroshot_vision.index_dir import close_store, open_engine
 
     query_filter = parse_filter(args.filter)
     if args.k < 1:
         raise InvalidInputError(f"-k must be a positive number, got {args.k}")
     engine = open_engine(args.index, model=args.model, device=args.device, dtype=args.dtype)
-    results = engine.search(
-        args.query,
-        k=args.k,
-        filter=query_filter,
-        min_probability=args.min_probability,
-        negative=args.negative,
-    )
+    try:
+        results = engine.search(
+            args.query,
+            k=args.k,
+            filter=query_filter,
+            min_probability=args.min_probability,
+            negative=args.negative,
+        )
+    finally:
+        close_store(engine.store)
     if args.json:
         _print_json(
             [
@@ -465,11 +468,20 @@ def add_info_command(commands: Subcommands) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     """``zsv info``: what an index folder holds."""
-    from zeroshot_vision.index_dir import index_size_bytes, open_store, read_settings
+    from zeroshot_vision.index_dir import (
+        close_store,
+        index_size_bytes,
+        open_store,
+        read_settings,
+    )
     from zeroshot_vision.pipeline import read_state_summary
 
     settings = read_settings(args.index)
-    count = len(open_store(args.index, settings))
+    store = open_store(args.index, settings)
+    try:
+        count = len(store)
+    finally:
+        close_store(store)
     size = index_size_bytes(args.index)
     summary = read_state_summary(args.index)
     info: dict[str, Any] = {

@@ -47,6 +47,7 @@ __all__ = [
     "STORE_DIR",
     "STORE_KINDS",
     "IndexSettings",
+    "close_store",
     "create_index_dir",
     "index_size_bytes",
     "model_reference",
@@ -271,6 +272,17 @@ def save_store(path: PathLike, store: VectorStore) -> None:
 
     if isinstance(store, FaissStore):
         store.save(Path(path) / STORE_DIR)
+
+
+def close_store(store: object) -> None:
+    """Release a store's connections, for stores that hold any (``PineconeStore``).
+
+    Stores opened with :func:`open_store` or :func:`open_engine` should be closed this way
+    when done; for a :class:`FaissStore` it does nothing.
+    """
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
 
 
 def open_engine(

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from zeroshot_vision.errors import InvalidInputError, StoreError
 from zeroshot_vision.index_dir import (
     IndexSettings,
+    close_store,
     create_index_dir,
     model_reference,
     open_store,
@@ -555,13 +556,16 @@ def index_source(
         if store_options is not None
         else (existing.store_options if existing else None),
     )
-    engine = SearchEngine(encoder, open_store(folder, settings))
-    return update_index(
-        engine,
-        folder,
-        source,
-        images_dir=images_dir,
-        batch_size=batch_size,
-        commit_every=commit_every,
-        progress=progress,
-    )
+    vector_store = open_store(folder, settings)
+    try:
+        return update_index(
+            SearchEngine(encoder, vector_store),
+            folder,
+            source,
+            images_dir=images_dir,
+            batch_size=batch_size,
+            commit_every=commit_every,
+            progress=progress,
+        )
+    finally:
+        close_store(vector_store)
