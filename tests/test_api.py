@@ -50,6 +50,7 @@ def test_error_tree() -> None:
     assert issubclass(errors.ModelLoadError, OSError)
     assert issubclass(errors.MissingDependencyError, ImportError)
     assert issubclass(errors.IndexNotFoundError, FileNotFoundError)
+    assert issubclass(errors.DatasetNotFoundError, FileNotFoundError)
     assert issubclass(errors.PartialWriteError, errors.StoreError)
 
 

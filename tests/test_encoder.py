@@ -202,3 +202,51 @@ def test_damaged_weights(tiny_model_dir, tmp_path) -> None:
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelLoadError, match="cannot load model"):
         Encoder.from_pretrained(broken)
+
+
+def test_cached_hub_checkpoint_loads_without_any_request(tiny_model_dir, tmp_path) -> None:
+    """A checkpoint in the Hugging Face cache loads with zero requests to the hub."""
+    import http.server
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import threading
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--acme--tiny"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+
+    requests: list[str] = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_error(500)
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
+    env.update(
+        HF_HUB_CACHE=str(tmp_path / "hub"), HF_ENDPOINT=f"http://127.0.0.1:{server.server_port}"
+    )
+    code = "from zeroshot_vision import Encoder; print(Encoder.from_pretrained('acme/tiny').dim)"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "32"
+    assert requests == []

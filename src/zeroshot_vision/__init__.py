@@ -16,8 +16,8 @@ use.
 from zeroshot_vision.encoder import DEFAULT_MODEL, Encoder
 from zeroshot_vision.engine import SearchEngine
 from zeroshot_vision.errors import (
+    DatasetNotFoundError,
     DimensionMismatchError,
-    DownloadError,
     ImageLoadError,
     IndexNotFoundError,
     InvalidFilterError,
@@ -48,8 +48,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DatasetNotFoundError",
     "DimensionMismatchError",
-    "DownloadError",
     "Encoder",
     "FaissStore",
     "Hit",

@@ -15,9 +15,9 @@ ZeroshotVisionError
 ├── ModelLoadError (OSError)
 ├── MissingDependencyError (ImportError)
 ├── IndexNotFoundError (FileNotFoundError)
-├── StoreError (RuntimeError)
-│   └── PartialWriteError
-└── DownloadError (OSError)
+├── DatasetNotFoundError (FileNotFoundError)
+└── StoreError (RuntimeError)
+    └── PartialWriteError
 ```
 """
 
@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "DatasetNotFoundError",
     "DimensionMismatchError",
-    "DownloadError",
     "ImageLoadError",
     "IndexNotFoundError",
     "InvalidFilterError",
@@ -117,5 +117,5 @@ class PartialWriteError(StoreError):
         self.failed_ids = list(failed_ids)
 
 
-class DownloadError(ZeroshotVisionError, OSError):
-    """A download failed for good (after its retries)."""
+class DatasetNotFoundError(ZeroshotVisionError, FileNotFoundError):
+    """A folder holds no dataset table of the requested name (e.g. Unsplash ``photos``)."""

@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 import httpx
 
-from zeroshot_vision.errors import ZeroshotVisionError
+from zeroshot_vision.errors import DatasetNotFoundError
 from zeroshot_vision.stores.faiss import write_atomic
 
 __all__ = [
@@ -77,10 +77,6 @@ USER_AGENT = "zeroshot-vision (Unsplash Lite downloader)"
 _PHOTO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SUFFIXES = (".tsv", ".csv")
 _SHARD = re.compile(r"^\d{3}$")
-
-
-class DatasetNotFoundError(ZeroshotVisionError, FileNotFoundError):
-    """A folder holds no Unsplash table of the requested name."""
 
 
 # -- reading the tables --------------------------------------------------------------------
