@@ -35,7 +35,7 @@ import numpy.typing as npt
 from zeroshot_vision._optional import require
 from zeroshot_vision.errors import IndexNotFoundError, InvalidInputError, StoreError
 from zeroshot_vision.stores.base import check_ids, prepare_query, prepare_upsert
-from zeroshot_vision.stores.filters import matches
+from zeroshot_vision.stores.filters import compile_filter
 from zeroshot_vision.types import Hit, Metadata, Record
 
 if TYPE_CHECKING:
@@ -150,9 +150,8 @@ class FaissStore:
         params = None
         candidates = len(self._key_of)
         if filter:
-            allowed = [
-                self._key_of[item] for item, meta in self._metadata.items() if matches(filter, meta)
-            ]
+            passes = compile_filter(filter)
+            allowed = [self._key_of[item] for item, meta in self._metadata.items() if passes(meta)]
             if not allowed:
                 return []
             candidates = len(allowed)
