@@ -89,8 +89,8 @@ class FaissStore:
     Example:
         >>> store = FaissStore(4)
         >>> store.upsert(["a", "b"], [[1, 0, 0, 0], [0, 1, 0, 0]], [{"n": 1}, {"n": 2}])
-        >>> [hit.id for hit in store.query([1, 0.1, 0, 0], k=1)]
-        ['a']
+        >>> store.query([1, 0.1, 0, 0], k=1)[0].id
+        'a'
     """
 
     def __init__(self, dim: int) -> None:
