@@ -250,3 +250,11 @@ def test_cached_hub_checkpoint_loads_without_any_request(tiny_model_dir, tmp_pat
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "32"
     assert requests == []
+
+
+def test_loading_a_local_checkpoint_draws_no_progress_bar(tiny_model_dir, capfd) -> None:
+    import transformers.utils.logging as hf_logging
+
+    Encoder.from_pretrained(tiny_model_dir)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # restored for the caller

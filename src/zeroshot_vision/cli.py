@@ -598,6 +598,9 @@ def _configure_logging(verbosity: int) -> None:
     if verbosity < 1:
         # The engine warns about each unreadable image; ``zsv index`` lists them at the end.
         logging.getLogger("zeroshot_vision.engine").setLevel(logging.ERROR)
+        # transformers' advisories (no torchvision, config defaults) are noise for a CLI
+        # user; -v shows them. Set before transformers is first imported, which reads it.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

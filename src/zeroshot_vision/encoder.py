@@ -11,6 +11,7 @@ torch and transformers are imported when an encoder is loaded, never at import t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -366,12 +367,37 @@ def _load_checkpoint(
         processor = transformers.AutoProcessor.from_pretrained(name, **options)
         return model, processor
 
-    if not local_files_only and not Path(name).is_dir():
-        try:
+    local = Path(name).is_dir()
+    if local or local_files_only:
+        with _quiet_loading(transformers):
+            return load(offline=local_files_only)
+    try:
+        with _quiet_loading(transformers):
             return load(offline=True)
-        except Exception as exc:  # noqa: BLE001 - any miss means: fetch it
-            logger.debug("%s is not in the local cache (%s); fetching it", name, exc)
-    return load(offline=local_files_only)
+    except Exception as exc:  # noqa: BLE001 - any miss means: fetch it
+        logger.debug("%s is not in the local cache (%s); fetching it", name, exc)
+    return load(offline=False)  # downloads keep their progress bars
+
+
+@contextlib.contextmanager
+def _quiet_loading(transformers: Any) -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar while nothing is downloaded.
+
+    The library does not print; a download, which can take minutes, keeps its bars.
+    """
+    utils = getattr(transformers.utils, "logging", None)
+    hub = getattr(utils, "hf_hub_utils", None)
+    if utils is None or not utils.is_progress_bar_enabled():
+        yield
+        return
+    hub_was_disabled = hub.are_progress_bars_disabled() if hub is not None else True
+    utils.disable_progress_bar()
+    try:
+        yield
+    finally:
+        utils.enable_progress_bar()
+        if hub_was_disabled and hub is not None:
+            hub.disable_progress_bars()
 
 
 def _first_line(exc: BaseException) -> str:
