@@ -258,3 +258,29 @@ def test_loading_a_local_checkpoint_draws_no_progress_bar(tiny_model_dir, capfd)
     Encoder.from_pretrained(tiny_model_dir)
     assert "Loading weights" not in capfd.readouterr().err
     assert hf_logging.is_progress_bar_enabled()  # restored for the caller
+
+
+@pytest.mark.gpu
+def test_gpu_defaults_and_parity(tiny_model_dir, tiny_encoder, photo_paths) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    gpu = Encoder.from_pretrained(tiny_model_dir)  # device=None must pick cuda
+    assert gpu.device.type == "cuda"
+    assert gpu.dtype in (torch.bfloat16, torch.float16)
+    assert gpu.batch_size == 32
+    on_gpu = gpu.encode_images(photo_paths)
+    assert on_gpu.dtype == np.float32  # tensors never leave the encoder
+    cosines = np.sum(on_gpu * tiny_encoder.encode_images(photo_paths), axis=1)
+    assert cosines.min() > 0.98
+    texts = gpu.encode_texts(TEXTS)
+    assert np.sum(texts * tiny_encoder.encode_texts(TEXTS), axis=1).min() > 0.98
+
+
+def test_device_choice_on_this_machine(tiny_encoder) -> None:
+    from zeroshot_vision.encoder import _pick_device, _pick_dtype
+
+    expected = "cuda" if torch.cuda.is_available() else tiny_encoder.device.type
+    assert _pick_device(None).type in (expected, "mps", "cpu")
+    assert _pick_device("cpu").type == "cpu"
+    assert _pick_dtype(torch.device("cpu"), None) == torch.float32
+    assert _pick_dtype(torch.device("cpu"), "torch.bfloat16") == torch.bfloat16

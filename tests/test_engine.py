@@ -193,3 +193,13 @@ def test_engine_parts_are_public(engine, tiny_encoder) -> None:
     assert engine.encoder is tiny_encoder
     assert isinstance(engine.store, FaissStore)
     assert "SearchEngine(" in repr(engine)
+
+
+def test_classify_accepts_comma_separated_labels(engine, photo_paths) -> None:
+    scores = engine.classify(photo_paths[2], "a cat, a dog,a car")
+    assert sorted(s.label for s in scores) == ["a car", "a cat", "a dog"]
+
+
+def test_search_on_empty_store(engine) -> None:
+    assert engine.search("anything", k=3) == []
+    assert engine.search("anything", k=3, negative="nothing") == []

@@ -247,8 +247,8 @@ class SearchEngine:
 
         Args:
             image: A path, bytes or PIL image.
-            labels: Candidate descriptions ("a dog", "a cat", ...). Duplicates are
-                scored once.
+            labels: Candidate descriptions ("a dog", "a cat", ...), or one string of
+                comma-separated labels. Duplicates are scored once.
             softmax: False (default): independent sigmoid probabilities, as SigLIP was
                 trained; several labels can be likely, or none. True: a softmax over the
                 labels, for "exactly one of these".
