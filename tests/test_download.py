@@ -140,6 +140,33 @@ def test_failures_of_photos_not_tried_this_run_are_kept(
     assert [f.photo_id for f in read_failures(tmp_path)] == ["later"]
 
 
+def test_redirects_are_followed_and_bad_responses_are_failures_not_crashes(
+    server: PhotoServer, tmp_path: Path
+) -> None:
+    server.faults.update({"moved": "redirect", "loop": "redirect-loop", "zip": "bad-gzip"})
+    report = download_photos(photos(server, ["moved", "loop", "zip", "ok"]), tmp_path, retry=FAST)
+    reasons = {f.photo_id: f.reason for f in report.failed}
+    assert sorted(reasons) == ["loop", "zip"]
+    assert reasons["loop"].startswith("too many redirects")
+    assert reasons["zip"].startswith("bad response")
+    assert server.requests["moved-moved"] == 1  # fetched from where the redirect pointed
+    assert decodes(tmp_path / "moved.jpg") and decodes(tmp_path / "ok.jpg")
+    assert sorted(f.photo_id for f in read_failures(tmp_path)) == ["loop", "zip"]
+
+
+def test_a_trickling_body_times_out_as_a_whole(server: PhotoServer, tmp_path: Path) -> None:
+    # Each 16-byte piece arrives well within the read timeout; the whole body does not.
+    server.faults["drip"] = "trickle"
+    started = time.monotonic()
+    report = download_photos(
+        photos(server, ["drip", "ok"]), tmp_path, timeout=0.3, retry=RetryPolicy(retries=0)
+    )
+    assert [f.photo_id for f in report.failed] == ["drip"]
+    assert report.failed[0].reason.startswith("timed out (body still arriving")
+    assert time.monotonic() - started < 3.0
+    assert not (tmp_path / "drip.jpg").exists() and decodes(tmp_path / "ok.jpg")
+
+
 def test_unsafe_photo_ids_never_become_paths(server: PhotoServer, tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = download_photos(photos(server, ["../evil", "ok"]), out, retry=FAST)

@@ -17,6 +17,7 @@ from zeroshot_vision.datasets.unsplash import (
     read_photos,
     table_files,
 )
+from zeroshot_vision.errors import InvalidInputError
 
 TRICKY_DESCRIPTION = 'a "quoted"\tdescription\nover two lines'
 
@@ -87,6 +88,30 @@ def test_older_versions_missing_columns_still_read(tmp_path: Path) -> None:
 def test_limit_and_rows_without_an_id(tmp_path: Path) -> None:
     folder = write_dataset(tmp_path, [photo_row("", "http://img"), *rows()])
     assert [p.photo_id for p in read_photos(folder, limit=2)] == ["aaa111", "bbb222"]
+
+
+def test_byte_order_mark_and_crlf_line_ends(tmp_path: Path) -> None:
+    # A table re-saved by a spreadsheet on Windows: BOM first, CRLF after every row.
+    folder = write_dataset(tmp_path, rows())
+    table = folder / "photos.tsv"
+    table.write_bytes(b"\xef\xbb\xbf" + table.read_bytes().replace(b"\n", b"\r\n"))
+    photos = list(read_photos(folder))
+    assert [p.photo_id for p in photos] == ["aaa111", "bbb222", "ccc333"]
+    assert photos[1].image_url == "http://img/photo-bbb222"  # no stray carriage return
+    assert photos[2].ai_description == "a photo numbered ccc333"
+
+
+def test_a_table_without_the_id_columns_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "photos.tsv").write_text("photo_id,photo_image_url\nxyz,http://img/x\n")
+    with pytest.raises(
+        InvalidInputError, match=r"lacks the columns photo_id, photo_image_url .*tab-separated"
+    ):
+        list(read_photos(tmp_path))
+
+
+def test_header_only_table_has_no_photos(tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path, [])
+    assert list(read_photos(folder)) == [] and is_unsplash_dir(folder)
 
 
 def test_missing_table_is_a_clear_error(tmp_path: Path) -> None:

@@ -162,6 +162,10 @@ class PhotoServer:
     * ``"short-read"``: 200 announcing the full length but closing after half of it.
     * ``"html"``: 200 with an HTML error page.
     * ``"slow"``: the photo, after ``slow_seconds``.
+    * ``"trickle"``: 200 with the photo's length announced, then a few bytes every 50 ms.
+    * ``"redirect"``: 302 to the absolute URL of the photo ``moved-<id>``.
+    * ``"redirect-loop"``: 302 to itself, forever.
+    * ``"bad-gzip"``: 200 with ``Content-Encoding: gzip`` and a body that is not gzip.
 
     ``delay`` adds a pause before every response (to slow a run down for kill tests).
     ``requests`` counts requests per photo id; ``times`` keeps each request's monotonic
@@ -216,6 +220,15 @@ class PhotoServer:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
+                elif fault == "trickle":
+                    self._trickle(body)
+                elif fault == "redirect":
+                    target = f"{server.url}/photo-moved-{photo_id}"
+                    self._send(302, b"", "text/plain", {"Location": target})
+                elif fault == "redirect-loop":
+                    self._send(302, b"", "text/plain", {"Location": self.path})
+                elif fault == "bad-gzip":
+                    self._send(200, body, "image/jpeg", {"Content-Encoding": "gzip"})
                 elif fault == "html":
                     page = b"<!doctype html><html><body>Rate limit exceeded</body></html>"
                     self._send(200, page, "text/html; charset=utf-8")
@@ -223,6 +236,19 @@ class PhotoServer:
                     if fault == "slow":
                         time.sleep(server.slow_seconds)
                     self._send(200, body, "image/jpeg")
+
+            def _trickle(self, body: bytes) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    for start in range(0, len(body), 16):
+                        self.wfile.write(body[start : start + 16])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as it should
 
             def _send(
                 self,

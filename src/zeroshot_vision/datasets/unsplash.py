@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 import httpx
 
-from zeroshot_vision.errors import DatasetNotFoundError
+from zeroshot_vision.errors import DatasetNotFoundError, InvalidInputError
 from zeroshot_vision.stores.faiss import write_atomic
 
 __all__ = [
@@ -76,6 +76,8 @@ USER_AGENT = "zeroshot-vision (Unsplash Lite downloader)"
 # Photo ids become file names: accept only what Unsplash uses, nothing path-like.
 _PHOTO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SUFFIXES = (".tsv", ".csv")
+MAX_PHOTO_BYTES = 64 * 2**20
+"""The largest image body accepted; a resized Unsplash photo is well under 1 MiB."""
 _SHARD = re.compile(r"^\d{3}$")
 
 
@@ -131,18 +133,38 @@ def _raise_field_limit() -> None:
             limit //= 10
 
 
-def iter_table(dataset_dir: str | os.PathLike[str], table: str) -> Iterator[dict[str, str]]:
+def iter_table(
+    dataset_dir: str | os.PathLike[str], table: str, *, required: Sequence[str] = ()
+) -> Iterator[dict[str, str]]:
     """Yield each row of a table as a dict keyed by the header's column names.
 
     Rows stream from disk one at a time, across all shards.
 
+    Args:
+        dataset_dir: The dataset folder.
+        table: The table's name (``"photos"``, ``"keywords"``, ...).
+        required: Columns each file's header must name.
+
     Raises:
         DatasetNotFoundError: If the table is not there.
+        InvalidInputError: If a file's header lacks a ``required`` column.
     """
     _raise_field_limit()
     for path in table_files(dataset_dir, table):
-        with path.open(encoding="utf-8", newline="") as handle:
-            for row in csv.DictReader(handle, delimiter="\t"):
+        # utf-8-sig: a table saved by a spreadsheet starts with a byte-order mark, which
+        # would otherwise become part of the first column's name.
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle, delimiter="\t")
+            header = reader.fieldnames or []
+            missing = [column for column in required if column not in header]
+            if missing:
+                shown = ", ".join(header[:5]) + (", ..." if len(header) > 5 else "")
+                raise InvalidInputError(
+                    f"{path} lacks the column{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(missing)} (its header: {shown or 'empty'});"
+                    " is it a tab-separated Unsplash table?"
+                )
+            for row in reader:
                 yield {key: value for key, value in row.items() if isinstance(key, str)}
 
 
@@ -260,14 +282,16 @@ def read_photos(
 
     Raises:
         DatasetNotFoundError: If the folder holds no ``photos`` table.
+        InvalidInputError: If the table has no ``photo_id`` or ``photo_image_url`` column.
     """
     count = 0
-    for line, row in enumerate(iter_table(dataset_dir, "photos"), start=2):
+    rows = iter_table(dataset_dir, "photos", required=("photo_id", "photo_image_url"))
+    for record, row in enumerate(rows, start=1):
         if limit is not None and count >= limit:
             return
         photo = UnsplashPhoto.from_row(row)
         if not photo.photo_id or not photo.image_url:
-            logger.warning("photos row %d has no photo_id or photo_image_url; skipped", line)
+            logger.warning("photos record %d has no photo_id or photo_image_url; skipped", record)
             continue
         count += 1
         yield photo
@@ -467,6 +491,28 @@ def _retry_after(value: str | None) -> float | None:
     return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
 
 
+class _SlowBody(Exception):
+    """The body did not finish arriving within the time allowed."""
+
+
+def _read_body(response: httpx.Response, timeout: float, stop: threading.Event) -> bytes:
+    # httpx's timeouts bound each read, not the whole body: a server trickling a byte
+    # at a time would hold a worker forever. The body gets ``timeout`` seconds in all.
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_PHOTO_BYTES:
+            raise _Failed(f"body larger than {MAX_PHOTO_BYTES // 2**20} MiB")
+        if stop.is_set():
+            raise _SlowBody("interrupted")
+        if time.monotonic() > deadline:
+            raise _SlowBody(f"body still arriving after {timeout:g} s")
+    return b"".join(chunks)
+
+
 def _fetch(
     client: httpx.Client,
     photo_id: str,
@@ -474,28 +520,36 @@ def _fetch(
     target: Path,
     policy: RetryPolicy,
     stop: threading.Event,
+    timeout: float = 30.0,
 ) -> int:
     """Fetch one photo into ``target``; return its size. Raises :class:`_Failed`."""
     attempt = 0
     while True:
         retry_after: float | None = None
         try:
-            response = client.get(url)
+            with client.stream("GET", url) as response:
+                status = response.status_code
+                body = _read_body(response, timeout, stop) if status == 200 else b""
+                content_type = response.headers.get("content-type", "")
+                retry_after_header = response.headers.get("retry-after")
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise _Failed(f"invalid URL: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            reason = f"timed out ({type(exc).__name__})"
+        except (httpx.TimeoutException, _SlowBody) as exc:
+            reason = f"timed out ({exc if isinstance(exc, _SlowBody) else type(exc).__name__})"
         except httpx.TransportError as exc:
             reason = f"connection error: {exc or type(exc).__name__}"
+        except httpx.TooManyRedirects as exc:
+            raise _Failed(f"too many redirects: {exc}") from exc
+        except httpx.RequestError as exc:  # DecodingError: a body its encoding cannot undo
+            raise _Failed(f"bad response: {exc or type(exc).__name__}") from exc
         else:
-            status = response.status_code
             if status == 200:
-                _check_image(response.content, response.headers.get("content-type", ""))
-                write_atomic(target, response.content)
-                return len(response.content)
+                _check_image(body, content_type)
+                write_atomic(target, body)
+                return len(body)
             reason = f"HTTP {status}"
             if status == 429:
-                retry_after = _retry_after(response.headers.get("retry-after"))
+                retry_after = _retry_after(retry_after_header)
             elif status < 500:
                 raise _Failed(reason)
         if attempt >= policy.retries or stop.is_set():
@@ -575,7 +629,8 @@ def download_photos(
         params: imgix parameters besides ``w``; default :data:`DEFAULT_IMAGE_PARAMS`.
         workers: Concurrent requests.
         timeout: Seconds allowed for each of connect, read, write and pool wait, per
-            request.
+            request; the whole body must also arrive within this long of the response
+            (a server trickling bytes does not hold a worker forever).
         retry: Retry and backoff settings; default :class:`RetryPolicy()`.
         client: An ``httpx.Client`` to use (its settings win); by default one is made.
         progress: Called in the calling thread with each photo's outcome.
@@ -643,7 +698,7 @@ def download_photos(
                 skipped += 1
                 report(DownloadOutcome(photo.photo_id, "skipped"))
                 continue
-            future = pool.submit(_fetch, http, photo.photo_id, url, target, policy, stop)
+            future = pool.submit(_fetch, http, photo.photo_id, url, target, policy, stop, timeout)
             in_flight[future] = (photo.photo_id, url)
             # Bound the queue so memory stays flat however many photos there are.
             if len(in_flight) >= 2 * workers:
