@@ -128,13 +128,18 @@ def result_ids(at: AppTest) -> list[str]:
     return [b.key.removeprefix("more-") for b in at.button if str(b.key).startswith("more-")]
 
 
+def unescape(markdown: str) -> str:
+    """Markdown source with its backslash escapes removed (the text a reader sees)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    return "\n".join(str(p) for p in parts)
+    return unescape("\n".join(str(p) for p in parts))
 
 
 def messages(at: AppTest, kind: str) -> str:
-    return "\n".join(str(e.value) for e in getattr(at, kind))
+    return unescape("\n".join(str(e.value) for e in getattr(at, kind)))
 
 
 # -- the search page ---------------------------------------------------------------------
@@ -560,3 +565,221 @@ def test_stopping_zsv_app_stops_the_server(tmp_path: Path, empty_index_dir: Path
         if parent.poll() is None:
             parent.kill()
             parent.wait(timeout=10)
+
+
+# -- hostile text and files ----------------------------------------------------------------
+
+HOSTILE = (
+    "![x](http://evil.example/px.png) <img src=x onerror=alert(1)> [link](javascript:alert(1))"
+    " <script>alert(1)</script> :red[red] $x^2$ &lt;b&gt; # heading\n\n- item"
+)
+
+
+def rendered_html(markdown: str) -> str:
+    """What a CommonMark renderer with raw HTML switched on makes of ``markdown``."""
+    markdown_it = pytest.importorskip("markdown_it")
+    return str(markdown_it.MarkdownIt("commonmark", {"html": True}).render(markdown))
+
+
+def assert_inert(markdown: str) -> None:
+    """No tag but paragraphs, bold, code and line breaks; no entity turned into markup."""
+    html = rendered_html(markdown)
+    tags = set(re.findall(r"<\s*/?\s*([a-zA-Z0-9]+)", html))
+    assert tags <= {"p", "strong", "code", "br"}, (markdown, html)
+    assert "$x^2$" not in unescape(markdown) or "\\$" in markdown
+    assert ":red[" not in markdown
+
+
+def test_markdown_escaping_leaves_text_literal() -> None:
+    from zeroshot_vision.app.logic import escape_markdown, inline_code
+
+    escaped = escape_markdown(HOSTILE)
+    assert_inert(escaped)
+    assert unescape(escaped) == " ".join(HOSTILE.split())  # shown as typed, on one line
+    for text in ["plain", "`tick`", "a``b", " lead", "trail`", "line\n\nbreak<img>", ""]:
+        code = inline_code(text)
+        html = rendered_html(code)
+        assert re.fullmatch(r"<p><code>[^<]*</code></p>\n", html), (text, html)
+    assert inline_code("a``b") == "```a``b```" and inline_code("`x") == "`` `x ``"
+
+
+@pytest.fixture(scope="module")
+def hostile_index_dir(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, photos: list[Path]
+) -> Path:
+    """An index whose ids, metadata keys and values try to inject Markdown and HTML."""
+    from zeroshot_vision.index_dir import create_index_dir, open_store, save_store
+
+    folder = tmp_path_factory.mktemp("hostile") / "idx"
+    create_index_dir(folder, model=str(model_dir), dim=32)
+    store = open_store(folder)
+    ids = ["`x` ![i](http://evil.example/id.png)", "**bold** <b>id</b>"]
+    metadata = [
+        {
+            "path": str(photos[0]),
+            "description": HOSTILE,
+            "photographer": "<img src=x onerror=alert(2)>",
+            "country": "![c](http://evil.example/c.png)",
+            "![k](http://evil.example/k.png)": "one",
+        },
+        {
+            "path": str(photos[1]),
+            "description": "[click](http://evil.example)",
+            "country": "<b>UK</b>",
+            "![k](http://evil.example/k.png)": "two",
+        },
+    ]
+    store.upsert(ids, np.random.default_rng(0).standard_normal((2, 32)), metadata)
+    save_store(folder, store)
+    return folder
+
+
+def test_index_text_is_shown_as_text_never_as_markdown_or_html(
+    monkeypatch: pytest.MonkeyPatch, hostile_index_dir: Path
+) -> None:
+    at = app(monkeypatch, "--index", str(hostile_index_dir))
+    at.query_params["q"] = "anything"
+    at.run()
+    assert not at.exception and not at.error
+    assert len(result_ids(at)) == 2 and len(at.image) == 2
+    sources = [
+        *(m.value for m in at.markdown),
+        *(c.value for c in at.caption),
+        *(s.value for s in at.subheader),
+        *(w.label for w in [*at.multiselect, *at.slider]),
+    ]
+    for source in sources:
+        assert_inert(str(source))
+    shown = texts(at)
+    assert "![x](http://evil.example/px.png)" in shown  # visible, as typed
+    assert "by <img src=x onerror=alert(2)>" in shown
+    labels = [unescape(m.label) for m in at.multiselect]
+    assert "![k](http://evil.example/k.png)" in labels
+
+    # "More like this" on an id full of Markdown; the index page shows ids as headings.
+    at.button(key=f"more-{result_ids(at)[0]}").click().run()
+    assert not at.exception and not at.error
+    for subheader in at.subheader:
+        assert_inert(str(subheader.value))
+    at = app(monkeypatch, "--index", str(hostile_index_dir))
+    at.query_params["page"] = "index"
+    at.run()
+    assert not at.exception and not at.error
+    for source in [*(m.value for m in at.markdown), *(c.value for c in at.caption)]:
+        assert_inert(str(source))
+
+
+def _encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small valid PNG whose header claims ``width`` x ``height`` pixels."""
+    import struct
+    import zlib
+
+    png = _encoded(Image.new("RGB", (8, 8)), "PNG")
+    header = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    crc = struct.pack(">I", zlib.crc32(header))
+    return png[:8] + struct.pack(">I", 13) + header + crc + png[33:]
+
+
+def _animated_gif() -> bytes:
+    frames = [Image.new("RGB", (40, 40), color) for color in ("red", "green", "blue")]
+    return _encoded(frames[0], "GIF", save_all=True, append_images=frames[1:])
+
+
+UPLOADS = {
+    "bomb.png": (_png_claiming(50_000, 50_000), "possible decompression bomb"),
+    "notes.png": (b"these are my notes, not a picture\n" * 20, "it is not an image"),
+    "cut.jpg": (_encoded(Image.new("RGB", (300, 300), "red"), "JPEG")[:700], "truncated"),
+    "anim.gif": (_animated_gif(), None),
+    "cmyk.jpg": (_encoded(Image.new("CMYK", (40, 40), (0, 255, 0, 0)), "JPEG"), None),
+    "deep.png": (_encoded(Image.new("I;16", (40, 40)), "PNG"), None),
+    "big.png": (b"\0" * (11 * 2**20), "the limit is 10 MiB"),
+}
+
+
+@pytest.mark.parametrize("name", list(UPLOADS))
+def test_awkward_uploads_classify_or_get_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, model_dir: Path, name: str
+) -> None:
+    data, problem = UPLOADS[name]
+    at = app(monkeypatch, "--model", str(model_dir))
+    at.query_params["page"] = "classify"
+    at.run()
+    at.file_uploader(key="upload").set_value((name, data, "image/png")).run()
+    assert not at.exception
+    if problem is None:
+        assert not at.error and len(at.dataframe[0].value) == 3
+    else:
+        message = messages(at, "error")
+        assert message.startswith("That file cannot be used: ") and problem in message
+        assert "BytesIO" not in message and "DOS attack" not in message
+        assert message.endswith(".") and not message.endswith("..")
+        assert not at.dataframe
+
+
+@pytest.mark.parametrize(
+    "query", ["日本語の猫 🐱 café", "a" * 10_000, "<script>alert(1)</script> ![x](http://e/)"]
+)
+def test_odd_url_queries_search_without_errors(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path, query: str
+) -> None:
+    at = app(monkeypatch, "--index", str(index_dir))
+    at.query_params["q"] = query
+    at.run()
+    assert not at.exception and not at.error
+    assert len(result_ids(at)) == len(PLACES)
+    assert at.text_input(key="query").value == query
+
+
+def test_k_slider_extremes_and_an_index_without_metadata(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photos: list[Path]
+) -> None:
+    from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.index_dir import create_index_dir, open_store, save_store
+
+    folder = tmp_path / "bare"
+    create_index_dir(folder, model=str(model_dir), dim=32)
+    engine = SearchEngine(Encoder.from_pretrained(str(model_dir), device="cpu"), open_store(folder))
+    assert engine.index_images(photos).ok  # metadata: only the path
+    save_store(folder, engine.store)
+    at = app(monkeypatch, "--index", str(folder)).run()
+    assert not at.multiselect and [s.key for s in at.slider] == ["k", "min_probability"]
+    at.slider(key="k").set_value(1)
+    at.text_input(key="query").input("a rocket").run()
+    assert not at.exception and not at.error and len(result_ids(at)) == 1
+    at.slider(key="k").set_value(50).run()
+    assert not at.exception and len(result_ids(at)) == len(PLACES)
+
+
+def test_an_index_whose_model_folder_was_deleted_is_a_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photos: list[Path]
+) -> None:
+    import shutil
+
+    model_copy = tmp_path / "model"
+    shutil.copytree(model_dir, model_copy)
+    folder = build_index(tmp_path / "idx", model_copy, photos)
+    shutil.rmtree(model_copy)
+    for page in ("search", "classify", "index"):
+        at = app(monkeypatch, "--index", str(folder))
+        at.query_params["page"] = page
+        at.run()
+        assert not at.exception
+        assert "The model could not be loaded" in messages(at, "error")
+        assert str(model_copy) in messages(at, "error")
+
+
+def test_sample_ids_are_the_smallest_in_sort_order() -> None:
+    from zeroshot_vision.app.logic import sample_ids
+
+    class Endless(FaissStore):
+        def ids(self) -> Iterator[str]:
+            return (f"id-{i:06d}" for i in range(200_000, 0, -1))
+
+    assert sample_ids(Endless(2), 3) == ["id-000001", "id-000002", "id-000003"]

@@ -12,13 +12,18 @@ Safety rules kept here:
 * Uploaded bytes are size-checked and decoded through
   :func:`zeroshot_vision.images.load_image` with a pixel limit, which refuses corrupt files
   and decompression bombs (:func:`decode_upload`).
+* Text from the index (ids, descriptions, field names) and from the user is shown as
+  text, never as Markdown or HTML: :func:`escape_markdown` and :func:`inline_code` make
+  a description like ``![x](http://evil/)`` or ``<img onerror=...>`` print as typed.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import io
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -45,7 +50,9 @@ __all__ = [
     "clean_query",
     "decode_upload",
     "discover_facets",
+    "escape_markdown",
     "image_path_for_id",
+    "inline_code",
     "iter_metadata",
     "parse_app_args",
     "parse_labels",
@@ -109,6 +116,37 @@ def parse_app_args(argv: Sequence[str]) -> AppArgs:
     if unknown:
         raise ValueError(f"unknown app arguments: {' '.join(unknown)}")
     return AppArgs(index=known.index, model=known.model, device=known.device)
+
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark; these are the
+# ones that start Markdown, HTML, entities, Streamlit's LaTeX ($), colored text
+# (:red[...]) and icons (:material/...:).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` as Markdown that renders literally, on one line.
+
+    Streamlit renders Markdown in ``st.markdown``, ``st.caption``, messages and widget
+    labels. Text from an index (descriptions, ids, field names) or from a user must not
+    become an image fetched from elsewhere, a link, a heading or HTML, so every
+    character that could start one is escaped and line breaks become spaces.
+    """
+    flat = " ".join(_CONTROL.sub(" ", str(text)).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+
+
+def inline_code(text: object) -> str:
+    """``text`` as a Markdown code span, whatever backticks or line breaks it holds."""
+    flat = _CONTROL.sub(" ", str(text))
+    if not flat:
+        return "` `"
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    # CommonMark strips one space from each side of a span that starts and ends with one.
+    pad = " " if flat[0] in "` " or flat[-1] in "` " else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def clean_query(text: str | None) -> str | None:
@@ -330,8 +368,11 @@ def image_path_for_id(store: VectorStore, image_id: str) -> Path | None:
 
 
 def sample_ids(store: VectorStore, count: int) -> list[str]:
-    """Up to ``count`` ids, the same ones every time (the smallest in sort order)."""
-    return sorted(store.ids())[:count]
+    """Up to ``count`` ids, the same ones every time (the smallest in sort order).
+
+    Memory stays bounded by ``count`` however many ids the store lists.
+    """
+    return heapq.nsmallest(count, store.ids())
 
 
 def thumbnail_jpeg(
@@ -344,7 +385,8 @@ def thumbnail_jpeg(
     """
     from zeroshot_vision.images import load_image
 
-    image = load_image(path, max_pixels=max_pixels)
+    # draft_size lets a big JPEG decode at a fraction of its size: much faster.
+    image = load_image(path, max_pixels=max_pixels, draft_size=(side, side))
     image.thumbnail((side, side))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
@@ -370,6 +412,23 @@ def decode_upload(
         raise ImageLoadError(
             name, f"the file is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:g} MiB"
         )
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
     from zeroshot_vision.images import load_image
 
-    return load_image(bytes(data), max_pixels=max_pixels)
+    try:
+        return load_image(bytes(data), max_pixels=max_pixels)
+    except ImageLoadError as exc:
+        # Pillow's own words name a BytesIO object or its internal limit; say it plainly.
+        if isinstance(exc.__cause__, UnidentifiedImageError):
+            raise ImageLoadError(
+                name, "it is not an image (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
+            ) from exc
+        if isinstance(exc.__cause__, PILImage.DecompressionBombError):
+            raise ImageLoadError(
+                name,
+                f"it claims more than {max_pixels:,} pixels, too many to decode safely "
+                "(possible decompression bomb)",
+            ) from exc
+        raise

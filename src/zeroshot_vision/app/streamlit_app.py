@@ -26,7 +26,9 @@ from zeroshot_vision.app.logic import (
     clean_query,
     decode_upload,
     discover_facets,
+    escape_markdown,
     image_path_for_id,
+    inline_code,
     iter_metadata,
     parse_app_args,
     parse_labels,
@@ -92,17 +94,17 @@ def load_thumbnail(index_dir: str, image_id: str, _engine: SearchEngine) -> byte
 
 
 def explain_load_error(exc: ZeroshotVisionError, args: AppArgs) -> str:
-    """A one-paragraph message for an engine that could not be loaded."""
+    """A one-paragraph message (Markdown) for an engine that could not be loaded."""
     if isinstance(exc, IndexNotFoundError):
         return (
-            f"No index at `{args.index}`. Build one with "
-            f"`zsv index SOURCE --index {args.index}` and reload this page."
+            f"No index at {inline_code(args.index)}. Build one with "
+            f"{inline_code(f'zsv index SOURCE --index {args.index}')} and reload this page."
         )
     if isinstance(exc, ModelLoadError):
-        return f"The model could not be loaded: {exc}"
+        return f"The model could not be loaded: {escape_markdown(exc)}"
     if isinstance(exc, MissingDependencyError):
-        return str(exc)
-    return f"The index could not be opened: {exc}"
+        return escape_markdown(exc)
+    return f"The index could not be opened: {escape_markdown(exc)}"
 
 
 def open_index(args: AppArgs) -> SearchEngine | None:
@@ -139,8 +141,8 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
         return
     if len(engine.store) == 0:
         st.info(
-            f"The index at `{args.index}` is empty. "
-            f"Add photos with `zsv index SOURCE --index {args.index}`."
+            f"The index at {inline_code(args.index)} is empty. Add photos with "
+            f"{inline_code(f'zsv index SOURCE --index {args.index}')}."
         )
         return
 
@@ -180,7 +182,7 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
     results: list[SearchResult]
     try:
         if similar_to is not None:
-            st.subheader(f"More like `{similar_to}`")
+            st.subheader(f"More like {inline_code(similar_to)}")
             st.button("Back to the text search", on_click=_clear_similar)
             with st.spinner("Searching…"):
                 results = engine.search_by_id(similar_to, k=k, filter=search_filter)
@@ -201,10 +203,10 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
                 )
     except KeyError:
         _clear_similar()
-        st.error(f"`{similar_to}` is no longer in the index. Search again.")
+        st.error(f"{inline_code(similar_to)} is no longer in the index. Search again.")
         return
     except ZeroshotVisionError as exc:
-        st.error(f"The search failed: {exc}")
+        st.error(f"The search failed: {escape_markdown(exc)}")
         return
     if not results:
         st.info(
@@ -214,6 +216,11 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
         )
         return
     show_grid(engine, str(args.index), result_cards(results), more_like_this=True)
+
+
+def _sentence(reason: str) -> str:
+    """A reason as the end of a sentence, escaped, with exactly one full stop."""
+    return escape_markdown(reason.rstrip(". ")) + "."
 
 
 def _clear_similar() -> None:
@@ -232,7 +239,8 @@ def show_filters(facets: Sequence[Facet]) -> dict[str, Any] | None:
     choices: dict[str, list[str]] = {}
     ranges: dict[str, tuple[float, float]] = {}
     for facet in facets:
-        label = facet.key.replace("_", " ").capitalize()
+        # Field names come from the index; labels render Markdown (images included).
+        label = escape_markdown(facet.key.replace("_", " ").capitalize()) or "(unnamed field)"
         if isinstance(facet, ChoiceFacet):
             choices[facet.key] = st.multiselect(
                 label, facet.options, key=f"filter-{facet.key}", placeholder="any"
@@ -265,11 +273,13 @@ def show_grid(
                 with column:
                     thumbnail = load_thumbnail(index_key, card.id, engine)
                     if thumbnail is None:
-                        st.warning(f"`{card.id}`: no image file")
+                        st.warning(f"{inline_code(card.id)}: no image file")
                     else:
                         st.image(thumbnail, width="stretch")
-                    st.markdown(f"**{card.heading}**")
-                    st.caption("  \n".join((f"`{card.id}`", *card.details)))
+                    st.markdown(f"**{escape_markdown(card.heading)}**")
+                    st.caption(
+                        "  \n".join((inline_code(card.id), *map(escape_markdown, card.details)))
+                    )
                     if more_like_this:
                         st.button(
                             "More like this",
@@ -307,18 +317,18 @@ def show_classify_page(engine: SearchEngine | None, args: AppArgs) -> None:
         try:
             image = decode_upload(upload.getvalue(), name=upload.name)
         except ImageLoadError as exc:
-            st.error(f"That file cannot be used: {exc.reason}.")
+            st.error(f"That file cannot be used: {_sentence(exc.reason)}")
             return
     elif engine is not None:
         image_id = st.selectbox("Indexed photo", sample_ids(engine.store, PICKABLE_IDS))
         path = image_path_for_id(engine.store, image_id) if image_id else None
         if path is None:
-            st.error(f"The indexed photo `{image_id}` has no readable image file.")
+            st.error(f"The indexed photo {inline_code(image_id)} has no readable image file.")
             return
         try:
             image = load_image(path, max_pixels=MAX_UPLOAD_PIXELS)
         except ImageLoadError as exc:
-            st.error(f"That photo cannot be read: {exc.reason}.")
+            st.error(f"That photo cannot be read: {_sentence(exc.reason)}")
             return
     if not labels:
         st.info("Type at least one label.")
@@ -330,7 +340,7 @@ def show_classify_page(engine: SearchEngine | None, args: AppArgs) -> None:
         try:
             scores = classifier.classify(image, labels, softmax=softmax)
         except ZeroshotVisionError as exc:
-            st.error(f"Classification failed: {exc}")
+            st.error(f"Classification failed: {escape_markdown(exc)}")
             return
     left, right = st.columns([1, 2])
     with left:
@@ -356,7 +366,7 @@ def load_classifier_or_explain(args: AppArgs) -> SearchEngine | None:
     try:
         return load_classifier(args.model, args.device)
     except ZeroshotVisionError as exc:
-        st.error(f"The model could not be loaded: {exc}")
+        st.error(f"The model could not be loaded: {escape_markdown(exc)}")
         return None
 
 
@@ -372,8 +382,8 @@ def show_index_page(engine: SearchEngine | None, args: AppArgs) -> None:
     model.metric("Model", Path(engine.encoder.model_name).name)
     dim.metric("Dimension", engine.store.dim)
     st.markdown(
-        f"Store: **{type(engine.store).__name__}** · folder: `{args.index}` · "
-        f"model: `{engine.encoder.model_name}`"
+        f"Store: **{type(engine.store).__name__}** · folder: {inline_code(args.index)} · "
+        f"model: {inline_code(engine.encoder.model_name)}"
     )
     ids = sample_ids(engine.store, INDEX_SAMPLE)
     if not ids:
@@ -395,7 +405,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         args = parse_app_args(sys.argv[1:] if argv is None else argv)
     except ValueError as exc:
-        st.error(f"{exc}. Usage: zsv app --index DIR [--model M] [--device D]")
+        st.error(
+            f"{escape_markdown(exc)}. Usage: "
+            f"{inline_code('zsv app --index DIR [--model M] [--device D]')}"
+        )
         return
     page = pick_page()
     engine = open_index(args)
@@ -408,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             show_index_page(engine, args)
     except ZeroshotVisionError as exc:
         # A store that fails mid-page (a remote one unreachable, say): a message, no traceback.
-        st.error(f"Something went wrong: {exc}")
+        st.error(f"Something went wrong: {escape_markdown(exc)}")
 
 
 if __name__ == "__main__":
