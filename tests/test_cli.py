@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import subprocess
@@ -167,6 +168,42 @@ def test_expected_problems_are_one_line_without_traceback(
     assert len(lines) == 1 and lines[0].startswith("zsv: error: ")
     assert message in lines[0]
     assert "Traceback" not in err
+
+
+def test_a_full_disk_while_indexing_is_one_clear_line(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from zeroshot_vision import pipeline
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pipeline, "save_store", full)
+    source = tmp_path / "photos"
+    source.mkdir()
+    (source / "a.jpg").write_bytes(make_jpeg(1))
+    index = tmp_path / "index"
+    code, out, err = run(capsys, "index", str(source), "--index", str(index),
+                         "--model", str(tiny_model_dir))  # fmt: skip
+    assert code == EXIT_ERROR and out == ""
+    assert err == (
+        f"zsv: error: cannot save the index in {index}: No space left on device; what was "
+        "saved before is intact, so fix this and run again to continue\n"
+    )
+
+
+def test_index_into_a_folder_that_is_not_an_index_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    # Refused before any model is loaded: no --model is needed to see the error.
+    code, out, err = run(capsys, "index", str(tmp_path), "--index", str(tmp_path))
+    assert code == EXIT_ERROR and out == ""
+    assert "is not empty and holds no index" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_unknown_hub_model_offline_is_one_line(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from unsplash_fixtures import make_jpeg, photo_row, write_dataset
+from zeroshot_vision import pipeline
 from zeroshot_vision.errors import InvalidInputError, StoreError
 from zeroshot_vision.index_dir import (
     close_store,
@@ -205,6 +207,80 @@ def test_refuses_another_source_or_model(tmp_path: Path, tiny_model_dir: Path) -
         index_source(source, index, model=str(tmp_path))
     with pytest.raises(InvalidInputError, match="not a folder"):
         index_source(tmp_path / "missing", index)
+
+
+def test_refuses_a_folder_that_is_not_an_index(tmp_path: Path, tiny_model_dir: Path) -> None:
+    source = tmp_path / "photos"
+    make_folder(source, 2)
+    theirs = tmp_path / "project"
+    theirs.mkdir()
+    (theirs / STATE_FILE).write_text("their own state", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="not empty and holds no index"):
+        index_source(source, theirs, model=str(tiny_model_dir))
+    assert [p.name for p in theirs.iterdir()] == [STATE_FILE]
+    assert (theirs / STATE_FILE).read_text(encoding="utf-8") == "their own state"
+    with pytest.raises(InvalidInputError, match="is a file"):
+        index_source(source, theirs / STATE_FILE, model=str(tiny_model_dir))
+    with pytest.raises(InvalidInputError, match="not empty"):
+        create_index_dir(theirs, model=str(tiny_model_dir), dim=32)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert index_source(source, empty, model=str(tiny_model_dir)).count == 2
+
+
+def test_a_full_disk_at_commit_is_one_clear_error_and_loses_nothing(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "photos"
+    ids = make_folder(source, 6)
+    index = tmp_path / "index"
+    real_save = pipeline.save_store
+    saves = 0
+
+    def save_then_fill_up(*args: object) -> None:
+        nonlocal saves
+        saves += 1
+        if saves > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "save_store", save_then_fill_up)
+    with pytest.raises(OSError, match=r"cannot save the index in .*No space left") as caught:
+        index_source(source, index, model=str(tiny_model_dir), batch_size=2)
+    assert caught.value.errno == errno.ENOSPC
+    assert len(stored(index)) == 2  # the first batch's commit is intact
+    monkeypatch.setattr(pipeline, "save_store", real_save)
+    report = index_source(source, index, batch_size=2)
+    assert report.skipped == 2 and sorted(stored(index).ids()) == sorted(ids)
+
+
+def test_an_unwritable_index_folder_is_a_clear_error(tmp_path: Path, tiny_model_dir: Path) -> None:
+    source = tmp_path / "photos"
+    make_folder(source, 1)
+    index = tmp_path / "index"
+    index_source(source, index, model=str(tiny_model_dir))
+    (index / ".lock").unlink()
+    (index / ".lock").mkdir()  # stands in for a read-only folder (root ignores modes)
+    with pytest.raises(OSError, match="cannot write to the index folder"):
+        index_source(source, index)
+
+
+def test_unsplash_photo_listed_twice_is_indexed_once(tmp_path: Path, tiny_model_dir: Path) -> None:
+    dataset = tmp_path / "lite"
+    rows = [
+        photo_row("aaa", "http://x", photo_description="first"),
+        photo_row("bbb", "http://x"),
+        photo_row("aaa", "http://x", photo_description="second"),
+    ]
+    write_dataset(dataset, rows)
+    for i, photo_id in enumerate(["aaa", "bbb"]):
+        (dataset / f"{photo_id}.jpg").write_bytes(make_jpeg(i))
+    assert [image.id for image in scan_source(dataset)] == ["aaa", "bbb"]
+    report = index_source(dataset, tmp_path / "index", model=str(tiny_model_dir))
+    assert sorted(report.indexed) == ["aaa", "bbb"] and report.count == 2
+    assert stored(tmp_path / "index").fetch(["aaa"])["aaa"].metadata["description"] == "first"
+    again = index_source(dataset, tmp_path / "index")
+    assert (again.skipped, again.indexed, again.count) == (2, (), 2)
 
 
 def test_one_indexer_at_a_time(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -65,6 +65,16 @@ def _error(message: str) -> None:
     print(f"zsv: error: {' '.join(message.split())}", file=sys.stderr)
 
 
+def _os_error_message(exc: OSError) -> str:
+    # "[Errno 28] No space left on device" says neither what nor where; the strerror and
+    # the file name do, without the errno noise.
+    if not exc.strerror:
+        return str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return exc.strerror
+    return f"{exc.filename}: {exc.strerror}"
+
+
 def _progress_bar(total: int, *, unit: str, desc: str) -> Any:
     """A tqdm bar on a terminal, ``None`` otherwise (logs and pipes stay clean)."""
     if not sys.stderr.isatty():
@@ -621,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return EXIT_ERROR
     except OSError as exc:  # file-system trouble: permissions, a full disk, a missing file
-        _error(str(exc))
+        _error(_os_error_message(exc))
         return EXIT_ERROR
 
 

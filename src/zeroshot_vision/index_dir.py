@@ -47,6 +47,7 @@ __all__ = [
     "STORE_DIR",
     "STORE_KINDS",
     "IndexSettings",
+    "check_index_folder",
     "close_store",
     "create_index_dir",
     "index_size_bytes",
@@ -122,6 +123,28 @@ def _check_settings(settings: IndexSettings) -> None:
         raise InvalidInputError("name the Pinecone index by its host or its name, not both")
 
 
+def check_index_folder(path: PathLike) -> None:
+    """Check that ``path`` can hold an index: an index folder, an empty folder, or nothing.
+
+    A folder that holds other files is refused, so that a mistyped ``--index`` never
+    mixes an index into (or overwrites the ``state.json`` or ``store/`` of) a folder
+    that belongs to something else.
+
+    Raises:
+        InvalidInputError: If ``path`` is a file, or a non-empty folder without an index.
+    """
+    folder = Path(path)
+    if not folder.exists() or (folder / SETTINGS_FILE).is_file():
+        return
+    if not folder.is_dir():
+        raise InvalidInputError(f"{folder} is a file, not an index folder")
+    if any(folder.iterdir()):
+        raise InvalidInputError(
+            f"{folder} is not empty and holds no index (no {SETTINGS_FILE}); "
+            "give --index a new or empty folder"
+        )
+
+
 def create_index_dir(
     path: PathLike,
     *,
@@ -144,8 +167,10 @@ def create_index_dir(
             with the arguments instead of raising.
 
     Raises:
-        InvalidInputError: If the settings are malformed, or the folder already holds an
-            index made with another model, dimension or store (or ``exist_ok`` is false).
+        InvalidInputError: If the settings are malformed, the folder already holds an
+            index made with another model, dimension or store (or ``exist_ok`` is false),
+            or it is a non-empty folder that is not an index (see
+            :func:`check_index_folder`).
     """
     folder = Path(path)
     settings = IndexSettings(
@@ -161,6 +186,7 @@ def create_index_dir(
             raise InvalidInputError(f"{folder} already holds an index")
         _check_compatible(folder, existing, settings)
         return existing
+    check_index_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / SETTINGS_FILE, json.dumps(settings.to_json(), indent=2).encode())
     logger.info("created index folder %s (model %s, dim %d)", folder, settings.model, dim)

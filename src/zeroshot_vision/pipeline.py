@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from zeroshot_vision.errors import InvalidInputError, StoreError
 from zeroshot_vision.index_dir import (
     IndexSettings,
+    check_index_folder,
     close_store,
     create_index_dir,
     model_reference,
@@ -225,9 +226,19 @@ def scan_source(source: PathLike, *, images_dir: PathLike | None = None) -> list
         return found
 
     files: dict[str, Path] = {}
+    seen: set[str] = set()
     for path in _image_files(image_root):
         files.setdefault(path.stem, path)
-    photos = [photo for photo in read_photos(root) if photo.photo_id in files]
+    photos = []
+    for photo in read_photos(root):
+        if photo.photo_id not in files:
+            continue
+        if photo.photo_id in seen:
+            # One vector per id: the first row wins, as it does for the downloader.
+            logger.warning("photo %s is listed twice in the photos table", photo.photo_id)
+            continue
+        seen.add(photo.photo_id)
+        photos.append(photo)
     keywords = read_keywords(root, photo_ids=[photo.photo_id for photo in photos])
     found = []
     for photo in photos:
@@ -324,7 +335,13 @@ def _exclusive(folder: Path) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock
         yield
         return
-    with (folder / LOCK_FILE).open("a") as handle:
+    try:
+        handle = (folder / LOCK_FILE).open("a")
+    except OSError as exc:  # a read-only folder or file system
+        raise OSError(
+            exc.errno, f"cannot write to the index folder {folder}: {exc.strerror or exc}"
+        ) from exc
+    with handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -490,8 +507,17 @@ def _index_batch(
 def _commit(folder: Path, store: VectorStore, state: _State) -> None:
     # Store first, state second: a crash in between leaves the store ahead of the state,
     # which the next run reconciles (see the module docstring).
-    save_store(folder, store)
-    state.write(folder)
+    try:
+        save_store(folder, store)
+        state.write(folder)
+    except OSError as exc:
+        # A full disk or a read-only folder: say which index, and that nothing is lost.
+        # OSError(errno, ...) keeps the subclass (PermissionError, ...) for callers.
+        raise OSError(
+            exc.errno,
+            f"cannot save the index in {folder}: {exc.strerror or exc}; what was saved "
+            "before is intact, so fix this and run again to continue",
+        ) from exc
 
 
 def index_source(
@@ -540,6 +566,7 @@ def index_source(
         existing = read_settings(folder)
     if not Path(source).expanduser().is_dir():
         raise InvalidInputError(f"{source} is not a folder")
+    check_index_folder(folder)  # before the (slow) model load
     chosen = model or (existing.model if existing else os.environ.get("ZSV_MODEL") or DEFAULT_MODEL)
     if existing is not None and model_reference(chosen) != existing.model:
         raise InvalidInputError(
