@@ -384,6 +384,12 @@ BAD_RECORDS = [
     pytest.param("é-photo", {}, InvalidInputError, "ASCII", id="non-ascii-id"),
     pytest.param("a\x00b", {}, InvalidInputError, "ASCII", id="nul-id"),
     pytest.param("x" * 513, {}, InvalidInputError, "512", id="long-id"),
+    pytest.param("a", {"x": 2**70}, InvalidMetadataError, "64-bit", id="huge-int"),
+    pytest.param("a", {"x": float("nan")}, InvalidMetadataError, "non-finite", id="nan"),
+    pytest.param("a", {"x": np.float32("inf")}, InvalidMetadataError, "non-finite", id="np-inf"),
+    pytest.param("a", {"x": [["a"]]}, InvalidMetadataError, "strings only", id="nested-list"),
+    pytest.param("a", {"x": np.array(["a", "b"])}, InvalidMetadataError, "ndarray", id="array"),
+    pytest.param("写真-1", {}, InvalidInputError, "ASCII", id="cjk-id"),
 ]
 
 
@@ -406,6 +412,41 @@ def test_metadata_at_the_limit_is_accepted(server: PineconeTestServer) -> None:
     meta = {"x": "y" * (40 * 1024 - 10)}  # {"x":"..."} is exactly 40 KiB
     store.upsert(["a"], _vectors(1, 8), [meta])
     assert server.stored_metadata("", "a") == meta
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_metadata_limit_counts_numbers_as_sent(server: PineconeTestServer, over: int) -> None:
+    # Numbers come back as floats (2019 -> 2019.0); the limit is on what is sent.
+    import orjson
+
+    base = {"year": 2019, "big": 1e16, "x": ""}
+    meta = dict(base, x="y" * (40 * 1024 - len(orjson.dumps(base)) + over))
+    assert len(orjson.dumps(meta)) == 40 * 1024 + over
+    store = _store(server)
+    if over:
+        with pytest.raises(InvalidMetadataError, match="40961 bytes"):
+            store.upsert(["a"], _vectors(1, 8), [meta])
+        assert server.requests == []
+    else:
+        store.upsert(["a"], _vectors(1, 8), [meta])
+        assert server.stored_metadata("", "a") == meta
+
+
+def test_numpy_scalars_in_metadata_become_plain_values(server: PineconeTestServer) -> None:
+    store = _store(server)
+    meta = {"half": np.float16(1.5), "byte": np.int8(-3), "flag": np.bool_(True)}
+    store.upsert(["a"], _vectors(1, 8), [meta])
+    assert server.stored_metadata("", "a") == {"half": 1.5, "byte": -3.0, "flag": True}
+    assert store.fetch(["a"])["a"].metadata == {"half": 1.5, "byte": -3.0, "flag": True}
+
+
+def test_ids_of_exactly_512_ascii_characters_round_trip(server: PineconeTestServer) -> None:
+    store = _store(server)
+    longest = "x" * 511 + "~"
+    store.upsert([longest], _vectors(1, 8))
+    assert list(store.fetch([longest])) == [longest] and list(store.ids()) == [longest]
+    store.delete([longest])
+    assert len(store) == 0
 
 
 def test_filter_typo_fails_before_any_request(server: PineconeTestServer) -> None:

@@ -91,6 +91,8 @@ _ENVELOPE_MARGIN = 1_024
 # request-line limits (Python's http.server stops at 64 KiB).
 _MAX_FETCH_QUERY_BYTES = 32_000
 _SUPPORTED_METRICS = frozenset({"cosine", "dotproduct"})
+# The integers orjson (the SDK's JSON encoder) can write.
+_INT_RANGE = (-(2**63), 2**64 - 1)
 _API_KEY_ENV = "PINECONE_API_KEY"
 
 _T = TypeVar("_T")
@@ -526,6 +528,17 @@ def _check_metadata(item: str, meta: Mapping[str, Any], encoder: _Encoder) -> in
         if value is None:
             raise InvalidMetadataError(
                 f"{where} is None; Pinecone cannot store null (leave the field out)"
+            )
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not _INT_RANGE[0] <= value <= _INT_RANGE[1]
+        ):
+            # The SDK's JSON encoder (orjson) cannot write it, and the service keeps
+            # numbers as 64-bit floats anyway.
+            raise InvalidMetadataError(
+                f"{where} is the integer {value}, outside the 64-bit range Pinecone "
+                "can store; store it as a string"
             )
         if isinstance(value, (str, bool, int, float)):
             continue

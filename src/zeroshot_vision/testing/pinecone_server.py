@@ -49,10 +49,16 @@ from zeroshot_vision.stores.filters import matches, validate_filter
 __all__ = ["PineconeTestServer", "RecordedRequest"]
 
 _loads: Callable[[bytes], Any]
+_dumps: Callable[[Any], bytes]
 try:  # orjson ships with pinecone 10.x and parses big upserts ~10x faster than json
+    from orjson import dumps as _dumps
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - the SDK, and so orjson, is normally there
     _loads = json.loads
+
+    def _dumps(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
 
 logger = logging.getLogger(__name__)
 
@@ -601,6 +607,9 @@ class PineconeTestServer:
             return {}
         if not isinstance(metadata, dict):
             raise _BadRequest(400, f"Metadata of vector {item!r} must be an object")
+        # Measured as sent (2019, not the 2019.0 it is stored as), in the compact JSON
+        # the SDK writes, before anything is converted.
+        self._check_metadata_size(metadata, item, as_sent=True)
         out: dict[str, Any] = {}
         for key, value in metadata.items():
             if isinstance(value, (bool, str)):
@@ -616,11 +625,27 @@ class PineconeTestServer:
                     f"Metadata value for field {key!r} of vector {item!r} must be a string, "
                     "number, boolean or list of strings",
                 )
-        self._check_metadata_size(out, item)
         return out
 
-    def _check_metadata_size(self, metadata: Mapping[str, Any], item: str) -> None:
-        size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+    def _check_metadata_size(
+        self, metadata: Mapping[str, Any], item: str, *, as_sent: bool = False
+    ) -> None:
+        # Stored numbers are floats; count whole ones as the integers a client sent
+        # (below 1e15, where JSON writers switch to exponents).
+        sent = (
+            metadata
+            if as_sent
+            else {
+                key: int(value)
+                if isinstance(value, float) and value.is_integer() and abs(value) < 1e15
+                else value
+                for key, value in metadata.items()
+            }
+        )
+        try:
+            size = len(_dumps(sent))
+        except TypeError as exc:  # e.g. an integer beyond 64 bits
+            raise _BadRequest(400, f"Metadata of vector {item!r} cannot be encoded: {exc}") from exc
         if size > self.max_metadata_bytes:
             raise _BadRequest(
                 400,
