@@ -577,3 +577,34 @@ def test_search_engine_end_to_end_matches_faiss(tiny_encoder: Any, photo_paths: 
                 assert mine.metadata == theirs.metadata
         space = pinecone_engine.search("stars", k=10, filter={"kind": "space"})
         assert [r.id for r in space] == ["rocket"]
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_a_refused_key_says_so_without_showing_it() -> None:
+    with (
+        PineconeTestServer(dimension=8, api_key="the-right-key") as host,
+        pytest.raises(StoreError) as caught,
+    ):
+        PineconeStore(_index(host), namespace="n")
+    message = str(caught.value)
+    assert "HTTP 401" in message and "API key was refused" in message
+    assert "PINECONE_API_KEY" in message and API_KEY not in message
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_a_429_storm_that_outlasts_the_retries(server: PineconeTestServer) -> None:
+    store = _store(server)
+    store.upsert(["a"], _vectors(1, 8))
+    server.fail("query", status=429, times=100)
+    server.fail("upsert", status=429, times=100)
+    server.clear_requests()
+    with pytest.raises(StoreError, match=r"HTTP 429.*rate limited") as caught:
+        store.query(np.ones(8))
+    assert isinstance(caught.value.__cause__, pinecone.RateLimitError)
+    attempts = len(server.requests_for("query"))
+    assert 2 <= attempts <= 10  # the SDK retried, then gave up
+    with pytest.raises(PartialWriteError, match="rate limited") as failed:
+        store.upsert(["b", "c"], _vectors(2, 8))
+    assert failed.value.written_ids == [] and failed.value.failed_ids == ["b", "c"]
+    server.clear_faults()
+    assert [hit.id for hit in store.query(np.ones(8), k=1)] == ["a"]

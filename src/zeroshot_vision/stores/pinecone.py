@@ -489,10 +489,21 @@ def _describe(exc: BaseException, *, secrets: Iterable[str | None]) -> str:
     detail = str(exc).strip()
     if detail:
         text += f": {detail}"
+    hint = _STATUS_HINTS.get(status) if isinstance(status, int) else None
+    if hint:
+        text += f" ({hint})"
     for secret in secrets:
         if secret:
             text = text.replace(secret, "<redacted>")
     return text
+
+
+_STATUS_HINTS = {
+    401: f"the API key was refused: check {_API_KEY_ENV} or api_key=",
+    403: "the API key may not use this index",
+    404: "no such index or route: check the host",
+    429: "still rate limited after the SDK's retries: wait, or lower max_concurrency",
+}
 
 
 def _namespace_summary(stats: Any, namespace: str) -> Any:
