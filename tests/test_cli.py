@@ -138,6 +138,10 @@ def test_classify(
         (["index", "<tmp>", "--index", "<tmp>/new", "--namespace", "n"], "need --store pinecone"),
         (["download", "<tmp>", "--out", "<tmp>/out"], "no photos table"),
         (["search", "x", "--index", "<index>", "-k", "0"], "-k must be"),
+        (["download", "<tmp>", "--out", "<tmp>/o", "--timeout", "0"], "--timeout must be"),
+        (["download", "<tmp>", "--out", "<tmp>/o", "--timeout", "nan"], "--timeout must be"),
+        (["download", "<tmp>", "--out", "<tmp>/o", "--retries", "-1"], "--retries must be 0"),
+        (["index", "<tmp>", "--index", "<tmp>/new", "--commit-every", "nan"], "commit_every"),
     ],
 )
 def test_expected_problems_are_one_line_without_traceback(
@@ -215,6 +219,30 @@ def test_unknown_hub_model_offline_is_one_line(
     code, _, err = run(capsys, "classify", str(image), "--labels", "a", "--model", "nobody/none")
     assert code == EXIT_ERROR and "cannot load model 'nobody/none'" in err
     assert err.count("zsv: error:") == 1 and "Traceback" not in err
+
+
+def test_wide_characters_keep_the_search_table_aligned() -> None:
+    from zeroshot_vision.types import SearchResult
+
+    results = [
+        SearchResult(id="café ☕.png", score=0.5, probability=0.25, metadata={}),
+        SearchResult(id="写真/猫.jpg", score=0.4, probability=0.2, metadata={}),
+        SearchResult(id="plain.jpg", score=0.3, probability=0.1, metadata={}),
+    ]
+    lines = cli._results_table(results)
+    # The score column starts at the same terminal column on every line.
+    starts = [cli._columns(line[: line.index(" 0.")]) for line in lines[1:]]
+    assert len(set(starts)) == 1
+    assert cli._columns(cli._one_line("猫" * 30, 9)) <= 9
+
+
+def test_verbose_flag_also_works_after_the_subcommand(
+    indexed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "info", "--index", str(indexed), "-v")
+    assert code == EXIT_OK and "count:" in out
+    help_text = cli.build_parser().format_help()
+    assert "130 interrupted" in help_text
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -88,9 +89,29 @@ def _print_json(value: Any) -> None:
     _say(json.dumps(value, ensure_ascii=False, indent=2))
 
 
+def _columns(text: str) -> int:
+    """How many terminal columns ``text`` takes: wide (CJK, emoji) characters take two."""
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        for char in text
+    )
+
+
 def _one_line(text: str, width: int) -> str:
+    """``text`` on one line, cut with an ellipsis to at most ``width`` terminal columns."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
+    if _columns(flat) <= width:
+        return flat
+    kept = ""
+    for char in flat:
+        if _columns(kept + char) > max(width - 1, 0):
+            break
+        kept += char
+    return kept + "…"
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(width - _columns(text), 0)
 
 
 def _human_size(size: float) -> str:
@@ -109,8 +130,12 @@ def _default_model() -> str:
 
 def _add_model_options(parser: argparse.ArgumentParser, *, model_help: str) -> None:
     parser.add_argument("--model", metavar="M", help=model_help)
-    parser.add_argument("--device", help="torch device: cpu, cuda, cuda:1, mps (default: best)")
-    parser.add_argument("--dtype", help="torch dtype: float32, bfloat16, float16 (default: auto)")
+    parser.add_argument(
+        "--device", metavar="D", help="torch device: cpu, cuda, cuda:1, mps (default: best)"
+    )
+    parser.add_argument(
+        "--dtype", metavar="T", help="torch dtype: float32, bfloat16, float16 (default: auto)"
+    )
 
 
 # -- download -------------------------------------------------------------------------------
@@ -128,14 +153,18 @@ def add_download_command(commands: Subcommands) -> None:
     )
     parser.add_argument("dataset_dir", metavar="DATASET_DIR", help="the unzipped Unsplash folder")
     parser.add_argument("--out", required=True, metavar="IMAGES_DIR", help="where photos go")
-    parser.add_argument("--width", type=int, default=640, help="width in pixels (default 640)")
-    parser.add_argument("--workers", type=int, default=8, help="parallel requests (default 8)")
-    parser.add_argument("--limit", type=int, metavar="N", help="only the first N photos")
     parser.add_argument(
-        "--timeout", type=float, default=30.0, metavar="S", help="seconds per request (30)"
+        "--width", type=int, default=640, metavar="PX", help="width in pixels (default 640)"
     )
     parser.add_argument(
-        "--retries", type=int, default=3, metavar="N", help="retries on 5xx/429/errors (3)"
+        "--workers", type=int, default=8, metavar="N", help="parallel requests (default 8)"
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N photos")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, metavar="S", help="seconds per request (default 30)"
+    )
+    parser.add_argument(
+        "--retries", type=int, default=3, metavar="N", help="retries on 5xx/429/errors (default 3)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(handler=run_download)
@@ -150,10 +179,16 @@ def run_download(args: argparse.Namespace) -> int:
         read_photos,
     )
 
-    for name in ("width", "workers", "limit", "retries"):
+    for name in ("width", "workers", "limit"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name == "retries" else 1):
+        if value is not None and value < 1:
             raise InvalidInputError(f"--{name} must be a positive number, got {value}")
+    if args.retries < 0:
+        raise InvalidInputError(f"--retries must be 0 or more, got {args.retries}")
+    if not 0 < args.timeout < float("inf"):  # also refuses nan
+        raise InvalidInputError(
+            f"--timeout must be a positive number of seconds, got {args.timeout}"
+        )
     photos = list(read_photos(args.dataset_dir, limit=args.limit))
     bar = _progress_bar(len(photos), unit="photo", desc="download")
     failed = 0
@@ -228,10 +263,12 @@ def add_index_command(commands: Subcommands) -> None:
         model_help="checkpoint name or folder (default: the index's, else $ZSV_MODEL or "
         "google/siglip-so400m-patch14-384)",
     )
-    parser.add_argument("--store", choices=("faiss", "pinecone"), help="vector store (faiss)")
+    parser.add_argument(
+        "--store", choices=("faiss", "pinecone"), help="vector store (default: faiss)"
+    )
     parser.add_argument("--pinecone-host", metavar="HOST", help="Pinecone index host")
     parser.add_argument("--pinecone-index", metavar="NAME", help="Pinecone index name")
-    parser.add_argument("--namespace", help="Pinecone namespace")
+    parser.add_argument("--namespace", metavar="NS", help="Pinecone namespace")
     parser.add_argument("--batch-size", type=int, metavar="N", help="images per batch")
     parser.add_argument(
         "--commit-every",
@@ -311,7 +348,9 @@ def add_search_command(commands: Subcommands) -> None:
     )
     parser.add_argument("query", metavar="QUERY", help='what to look for, e.g. "a red bicycle"')
     parser.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
-    parser.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    parser.add_argument(
+        "-k", type=int, default=10, metavar="N", help="how many results (default 10)"
+    )
     parser.add_argument(
         "--filter",
         metavar="JSON",
@@ -350,17 +389,18 @@ def _describe(metadata: Mapping[str, Any]) -> str:
 
 def _results_table(results: Sequence[SearchResult]) -> list[str]:
     width = shutil.get_terminal_size((120, 24)).columns
-    id_width = max([2, *(len(r.id) for r in results)])
+    id_width = max([2, *(_columns(" ".join(r.id.split())) for r in results)])
     id_width = min(id_width, 40)
-    header = f"{'rank':>4}  {'id':<{id_width}}  {'score':>7}  {'prob':>6}  path/description"
+    header = f"{'rank':>4}  {_pad('id', id_width)}  {'score':>7}  {'prob':>6}  path/description"
     lines = [header]
     for rank, result in enumerate(results, start=1):
         probability = "-" if result.probability is None else f"{result.probability:.4f}"
         left = (
-            f"{rank:>4}  {_one_line(result.id, id_width):<{id_width}}  "
+            f"{rank:>4}  {_pad(_one_line(result.id, id_width), id_width)}  "
             f"{result.score:>7.4f}  {probability:>6}  "
         )
-        lines.append(left + _one_line(_describe(result.metadata), max(width - len(left), 20)))
+        room = max(width - _columns(left), 20)
+        lines.append(left + _one_line(_describe(result.metadata), room))
     return lines
 
 
@@ -415,7 +455,10 @@ def add_classify_command(commands: Subcommands) -> None:
     )
     parser.add_argument("image", metavar="IMAGE", help="an image file")
     parser.add_argument(
-        "--labels", required=True, help='comma-separated labels, e.g. "a dog,a cat,a car"'
+        "--labels",
+        required=True,
+        metavar="LIST",
+        help='comma-separated labels, e.g. "a dog,a cat,a car"',
     )
     _add_model_options(
         parser,
@@ -454,10 +497,10 @@ def run_classify(args: argparse.Namespace) -> int:
             [{"label": s.label, "probability": s.probability, "score": s.score} for s in scores]
         )
         return EXIT_OK
-    width = max(len("label"), *(len(s.label) for s in scores))
-    _say(f"{'label':<{width}}  {'prob':>6}  {'score':>7}")
+    width = max(len("label"), *(_columns(s.label) for s in scores))
+    _say(f"{_pad('label', width)}  {'prob':>6}  {'score':>7}")
     for s in scores:
-        _say(f"{s.label:<{width}}  {s.probability:>6.4f}  {s.score:>7.4f}")
+        _say(f"{_pad(s.label, width)}  {s.probability:>6.4f}  {s.score:>7.4f}")
     return EXIT_OK
 
 
@@ -534,14 +577,19 @@ def add_app_command(commands: Subcommands) -> None:
         description="Serve the Streamlit app for INDEX_DIR. Needs the 'app' extra.",
     )
     parser.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
-    parser.add_argument("--port", type=int, default=8501, help="TCP port (default 8501)")
+    parser.add_argument(
+        "--port", type=int, default=8501, metavar="N", help="TCP port (default 8501)"
+    )
     parser.add_argument(
         "--host",
         default="127.0.0.1",
+        metavar="ADDR",
         help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)",
     )
     parser.add_argument("--model", metavar="M", help="use this checkpoint instead of the index's")
-    parser.add_argument("--device", help="torch device: cpu, cuda, cuda:1, mps (default: best)")
+    parser.add_argument(
+        "--device", metavar="D", help="torch device: cpu, cuda, cuda:1, mps (default: best)"
+    )
     parser.set_defaults(handler=run_app)
 
 
@@ -582,7 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zsv",
         description="Zero-shot semantic image search with SigLIP.",
-        epilog="Set ZSV_MODEL to a local checkpoint folder to use it by default.",
+        epilog=(
+            "Set ZSV_MODEL to a local checkpoint folder to use it by default. Exit codes: "
+            "0 success, 1 error, 2 bad usage, 3 some items failed, 130 interrupted."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"zsv {package_version}")
     parser.add_argument(
@@ -591,6 +642,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in COMMANDS:
         register(commands)
+    for subparser in commands.choices.values():
+        # -v also works after the subcommand (zsv index ... -v), where users type it.
+        subparser.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 

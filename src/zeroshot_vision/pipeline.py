@@ -384,10 +384,12 @@ def update_index(
             every batch.
 
     Raises:
-        InvalidInputError: If ``source`` is not a folder, or the index mirrors another
-            source folder.
+        InvalidInputError: If ``source`` is not a folder, the index mirrors another
+            source folder, or ``commit_every`` is negative or NaN.
         StoreError: If another process is indexing into the same folder.
     """
+    if not commit_every >= 0:  # also refuses nan, which would never commit
+        raise InvalidInputError(f"commit_every must be 0 or more seconds, got {commit_every}")
     folder = Path(index_dir)
     started = time.monotonic()
     root = str(Path(source).expanduser().resolve())
@@ -567,6 +569,8 @@ def index_source(
     if not Path(source).expanduser().is_dir():
         raise InvalidInputError(f"{source} is not a folder")
     check_index_folder(folder)  # before the (slow) model load
+    if not commit_every >= 0:
+        raise InvalidInputError(f"commit_every must be 0 or more seconds, got {commit_every}")
     chosen = model or (existing.model if existing else os.environ.get("ZSV_MODEL") or DEFAULT_MODEL)
     if existing is not None and model_reference(chosen) != existing.model:
         raise InvalidInputError(
