@@ -106,6 +106,14 @@ def test_namespaces_stats_and_default_namespace(server: PineconeTestServer, inde
         "two": 2,
     }
     assert server.stored_ids("") == {"a"} and server.stored_ids("two") == {"a", "b"}
+    # "__default__" is the service's other name for the default namespace.
+    assert index.fetch(ids=["a"], namespace="__default__").vectors["a"].id == "a"
+    index.upsert(vectors=[_vector("c", [0, 0, 1])], namespace="__default__")
+    assert server.stored_ids("") == {"a", "c"}
+    assert [v.id for page in index.list(namespace="__default__") for v in page.vectors] == [
+        "a",
+        "c",
+    ]
 
 
 def test_update_delete_and_list(server: PineconeTestServer, index: Any) -> None:
@@ -134,6 +142,32 @@ def test_body_over_2mb_is_a_400(server: PineconeTestServer) -> None:
     assert status == 400 and "exceeds" in body["message"]
     assert server.stored_ids() == set()
     assert server.requests[-1].body_bytes > 2 * 1024 * 1024
+
+
+def test_the_2mb_limit_is_2_000_000_bytes(server: PineconeTestServer) -> None:
+    # Padding outside the records (ignored by the server), so only the size matters.
+    envelope = len(json.dumps({"vectors": [_vector("a", [1, 0, 0])], "pad": ""}))
+    for size, status in ((2_000_000, 200), (2_000_001, 400)):
+        body = {"vectors": [_vector("a", [1, 0, 0])], "pad": "x" * (size - envelope)}
+        raw = json.dumps(body).encode()
+        assert len(raw) == size
+        got, _ = _raw(server, "POST", "/vectors/upsert", raw=raw)
+        assert got == status, size
+
+
+def test_a_query_answer_over_4mb_is_a_400(index: Any) -> None:
+    with PineconeTestServer(dimension=3, max_response_bytes=20_000) as host:
+        small = pinecone.Index(host=host, api_key=KEY)
+        try:
+            small.upsert(vectors=[_vector(f"v{i}", [1, i, 0], pad="x" * 300) for i in range(100)])
+            with pytest.raises(pinecone.ApiError, match="exceeds the limit") as caught:
+                small.query(vector=[1, 0, 0], top_k=100, include_metadata=True)
+            assert caught.value.status_code == 400
+            assert len(small.query(vector=[1, 0, 0], top_k=100).matches) == 100
+            assert len(small.query(vector=[1, 0, 0], top_k=40, include_metadata=True).matches) == 40
+        finally:
+            small.close()
+    assert PineconeTestServer().max_response_bytes == 4_000_000
 
 
 def test_over_1000_vectors_is_a_400_through_the_sdk(server: PineconeTestServer, index: Any) -> None:

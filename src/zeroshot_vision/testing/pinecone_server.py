@@ -150,11 +150,14 @@ class PineconeTestServer:
         dimension: The index dimension. ``None`` takes it from the first upsert.
         metric: What ``describe_index_stats`` reports; scores are always cosine.
         api_key: When set, requests without this ``Api-Key`` header get a 401.
-        max_request_bytes: Largest request body accepted (the service's 2 MB).
+        max_request_bytes: Largest request body accepted (the service's 2 MB, counted
+            as 2,000,000 bytes like the store does).
         max_vectors_per_upsert: Most vectors one upsert may hold.
         max_ids_per_request: Most ids one fetch or delete may hold.
         max_metadata_bytes: Largest metadata, as compact JSON, on one vector.
         max_top_k: Largest ``topK`` a query may ask for.
+        max_response_bytes: Largest query answer (the service's 4 MB); a larger one is
+            refused with a 400, as the service does.
         list_page_size: Default page size of ``list``.
     """
 
@@ -164,11 +167,12 @@ class PineconeTestServer:
         dimension: int | None = None,
         metric: str = "cosine",
         api_key: str | None = None,
-        max_request_bytes: int = 2 * 1024 * 1024,
+        max_request_bytes: int = 2_000_000,
         max_vectors_per_upsert: int = 1_000,
         max_ids_per_request: int = 1_000,
         max_metadata_bytes: int = 40 * 1024,
         max_top_k: int = 10_000,
+        max_response_bytes: int = 4_000_000,
         list_page_size: int = 100,
     ) -> None:
         self.dimension = dimension
@@ -178,6 +182,7 @@ class PineconeTestServer:
         self.max_ids_per_request = max_ids_per_request
         self.max_metadata_bytes = max_metadata_bytes
         self.max_top_k = max_top_k
+        self.max_response_bytes = max_response_bytes
         self.list_page_size = list_page_size
         self._api_key = api_key
         self._lock = threading.Lock()
@@ -465,10 +470,18 @@ class PineconeTestServer:
             if include_metadata and metadata[position]:
                 match["metadata"] = metadata[position]
             found.append(match)
-        return {"matches": found, "namespace": namespace, "usage": {"readUnits": 1}}
+        answer = {"matches": found, "namespace": namespace, "usage": {"readUnits": 1}}
+        size = len(_dumps(answer))
+        if size > self.max_response_bytes:
+            raise _BadRequest(
+                400,
+                f"Query response size {size} bytes exceeds the limit of "
+                f"{self.max_response_bytes} bytes; lower top_k or leave out metadata/values",
+            )
+        return answer
 
     def _op_fetch(self, body: Any, query: dict[str, list[str]]) -> Any:
-        namespace = query.get("namespace", [""])[0]
+        namespace = _plain_namespace(query.get("namespace", [""])[0])
         ids = query.get("ids", [])
         if not ids:
             raise _BadRequest(400, "ids must be non-empty")
@@ -554,7 +567,7 @@ class PineconeTestServer:
         return {}
 
     def _op_list(self, body: Any, query: dict[str, list[str]]) -> Any:
-        namespace = query.get("namespace", [""])[0]
+        namespace = _plain_namespace(query.get("namespace", [""])[0])
         prefix = query.get("prefix", [""])[0]
         try:
             limit = int(query.get("limit", [str(self.list_page_size)])[0])
@@ -667,7 +680,12 @@ def _namespace_of(body: Mapping[str, Any]) -> str:
     namespace = body.get("namespace", "") or ""
     if not isinstance(namespace, str):
         raise _BadRequest(400, "namespace must be a string")
-    return namespace
+    return _plain_namespace(namespace)
+
+
+def _plain_namespace(namespace: str) -> str:
+    # The service names the default namespace "__default__" too; both mean "".
+    return "" if namespace == _DEFAULT_NAMESPACE_LABEL else namespace
 
 
 def _valid_id(item: Any, *, where: str) -> str:
