@@ -86,11 +86,44 @@ def test_partial_failure_lists_everything_copied_and_everything_left() -> None:
     assert len(written) == 45 and set(written) == set(target.ids())
     assert sorted([*written, *failed]) == sorted(source.ids())
     # Resuming with only the failed ids completes the copy.
-    rest = source.fetch(failed)
-    target.upsert(
-        failed, np.stack([rest[i].vector for i in failed]), [rest[i].metadata for i in failed]
-    )
+    assert copy_store(source, target, ids=failed, batch_size=30) == len(failed)
     _assert_same_records(source, target)
+
+
+def test_copies_only_the_ids_asked_for() -> None:
+    source, target = _filled_faiss(10), FaissStore(8)
+    wanted = ["img-0003", "missing", "img-0001", "img-0003"]
+    assert copy_store(source, target, ids=wanted) == 2
+    assert sorted(target.ids()) == ["img-0001", "img-0003"]
+    with pytest.raises(InvalidInputError, match="one string"):
+        copy_store(source, target, ids="img-0001")
+
+
+def test_a_source_changing_during_the_copy() -> None:
+    """Deleted before its batch: skipped. Changed before its batch: copied as changed."""
+
+    class Changing(FaissStore):
+        def fetch(self, ids: Any) -> Any:
+            if "img-0000" in ids:  # the first batch: meanwhile, later records change
+                self.delete(["img-0015"])
+                self.upsert(["img-0012"], np.ones((1, 8)), [{"changed": True}])
+                self.upsert(["new"], np.ones((1, 8)))
+            return super().fetch(ids)
+
+    source = Changing(8)
+    original = _filled_faiss(20)
+    records = original.fetch(list(original.ids()))
+    source.upsert(
+        list(records),
+        np.stack([r.vector for r in records.values()]),
+        [r.metadata for r in records.values()],
+    )
+    target = FaissStore(8)
+    assert copy_store(source, target, batch_size=10) == 19
+    assert "img-0015" not in set(target.ids()) and "new" not in set(target.ids())
+    assert target.fetch(["img-0012"])["img-0012"].metadata == {"changed": True}
+    assert copy_store(source, target) == 20  # copying again catches up
+    assert "new" in set(target.ids())
 
 
 # -- FAISS -> Pinecone, through the real SDK -------------------------------------------

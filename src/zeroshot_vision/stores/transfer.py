@@ -10,13 +10,19 @@ The usual use is moving a collection that outgrew one machine from
 
 Records stream through in batches (``source.ids()`` then ``source.fetch()`` per batch),
 so memory stays bounded whatever the collection's size. Upsert overwrites, so running
-the copy again after a failure is safe; the error also says what is left to do.
+the copy again after a failure is safe; the error also says what is left to do, and
+``copy_store(source, target, ids=exc.failed_ids)`` copies just that.
+
+A source that changes during the copy: a record deleted before its batch is fetched is
+skipped; a record changed before its batch is fetched is copied as changed; a record
+added or changed after its batch went by is not seen (``FaissStore.ids()`` is a snapshot
+taken when the copy starts). Copy again, or copy those ids, to catch up.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
 import numpy as np
@@ -40,6 +46,7 @@ def copy_store(
     *,
     batch_size: int = 1_000,
     progress: Callable[[int], object] | None = None,
+    ids: Iterable[str] | None = None,
 ) -> int:
     """Copy every record (id, vector, metadata) of ``source`` into ``target``.
 
@@ -54,6 +61,9 @@ def copy_store(
             batch further if its own request limits need it.
         progress: Called after each batch with the number of records it copied
             (``tqdm``'s ``update`` fits).
+        ids: Copy only these ids (those of ``source`` that exist), e.g. a
+            :class:`~zeroshot_vision.errors.PartialWriteError`'s ``failed_ids`` to resume.
+            ``None`` copies every record.
 
     Returns:
         How many records were copied.
@@ -75,9 +85,11 @@ def copy_store(
             expected=target.dim,
             actual=source.dim,
         )
-    ids = source.ids()
+    if isinstance(ids, str):
+        raise InvalidInputError("ids must be a sequence of strings, not one string")
+    wanted = source.ids() if ids is None else iter(list(dict.fromkeys(ids)))
     copied: list[str] = []
-    for chunk in _chunks(ids, batch_size):
+    for chunk in _chunks(wanted, batch_size):
         records = source.fetch(chunk)
         # An id listed but deleted before the fetch is simply gone.
         present = [item for item in chunk if item in records]
@@ -89,7 +101,7 @@ def copy_store(
             target.upsert(present, vectors, metadata)
         except PartialWriteError as exc:
             written = copied + list(exc.written_ids)
-            failed = list(exc.failed_ids) + _drain(ids)
+            failed = list(exc.failed_ids) + _drain(wanted)
             raise PartialWriteError(
                 f"copy stopped after {len(written)} records; {len(failed)} are left to copy: {exc}",
                 written_ids=written,
