@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from zeroshot_vision.errors import ImageLoadError
 
@@ -130,7 +131,15 @@ def _open(source: Any, name: str) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(stream)
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(name, f"too many pixels (possible decompression bomb): {exc}") from exc
+        # Pillow's message ends in "...could be decompression bomb DOS attack."; say it plainly.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise ImageLoadError(
+            name, f"{size}, far over the limit (possible decompression bomb)"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        # Pillow names the in-memory stream object here, which helps nobody.
+        raise ImageLoadError(name, "not a recognized image format") from exc
     except Exception as exc:
         raise ImageLoadError(name, f"not a recognized image format ({_reason(exc)})") from exc
 
