@@ -106,3 +106,14 @@ def test_no_pickle_on_disk(tmp_path: Path) -> None:
 def test_bad_dim(dim) -> None:
     with pytest.raises(ValueError):
         FaissStore(dim)
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    _filled().save(tmp_path)
+    for path in tmp_path.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
