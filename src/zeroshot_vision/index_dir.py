@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zeroshot_vision._files import write_atomic
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     IndexNotFoundError,
     InvalidInputError,
     StoreError,
 )
-from zeroshot_vision.stores.faiss import write_atomic
 
 if TYPE_CHECKING:
     from zeroshot_vision.engine import SearchEngine

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zeroshot_vision._files import write_atomic
 from zeroshot_vision.errors import InvalidInputError, StoreError
 from zeroshot_vision.index_dir import (
     IndexSettings,
@@ -50,7 +51,7 @@ from zeroshot_vision.index_dir import (
     read_settings,
     save_store,
 )
-from zeroshot_vision.stores.faiss import FaissStore, write_atomic
+from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.types import ImageFailure
 
 if TYPE_CHECKING:

@@ -43,8 +43,8 @@ from typing import Any, Literal
 
 import httpx
 
+from zeroshot_vision._files import write_atomic
 from zeroshot_vision.errors import DatasetNotFoundError, InvalidInputError
-from zeroshot_vision.stores.faiss import write_atomic
 
 __all__ = [
     "DEFAULT_IMAGE_PARAMS",

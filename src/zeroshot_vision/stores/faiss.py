@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from zeroshot_vision._files import fsync_dir, write_atomic
 from zeroshot_vision._optional import require
 from zeroshot_vision.errors import IndexNotFoundError, InvalidInputError, StoreError
 from zeroshot_vision.stores.base import check_ids, prepare_query, prepare_upsert
@@ -53,48 +53,6 @@ _GENERATION_FILE = re.compile(r"^(index|records)-(\d+)\.(faiss|json)$")
 
 def _faiss() -> ModuleType:
     return require("faiss", purpose="FaissStore")
-
-
-def _default_file_mode() -> int:
-    # mkstemp creates files readable by their owner only; finished files should get the
-    # mode an ordinary open() would give them (0o666 less the umask). Reading the umask
-    # means setting it, so do it once, at import.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-_FILE_MODE = _default_file_mode()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
-
-    Readers see the old file or the new one, never a partial write; the new file gets
-    the usual permissions (0o666 less the umask).
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), _FILE_MODE)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FaissStore:
@@ -241,9 +199,9 @@ class FaissStore:
             "index": index_name,
             "records": records_name,
         }
-        _fsync_dir(folder)
+        fsync_dir(folder)
         write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
-        _fsync_dir(folder)
+        fsync_dir(folder)
         for stale in folder.iterdir():
             found = _GENERATION_FILE.match(stale.name)
             if found and int(found.group(2)) != generation:
