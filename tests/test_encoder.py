@@ -284,3 +284,40 @@ def test_device_choice_on_this_machine(tiny_encoder) -> None:
     assert _pick_device("cpu").type == "cpu"
     assert _pick_dtype(torch.device("cpu"), None) == torch.float32
     assert _pick_dtype(torch.device("cpu"), "torch.bfloat16") == torch.bfloat16
+
+
+def test_unresolvable_hub_fails_at_once_with_a_clear_message(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
+    env.update(HF_HUB_CACHE=str(tmp_path), HF_ENDPOINT="https://no-such-host.invalid")
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        env.pop(proxy, None)
+    code = (
+        "from zeroshot_vision import Encoder, ModelLoadError\n"
+        "try:\n    Encoder.from_pretrained('acme/missing')\n"
+        "except ModelLoadError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "no-such-host.invalid does not resolve" in out.stdout
+    assert "ZSV_MODEL" in out.stdout
+    assert "Retrying" not in out.stderr  # no hub retry loop was entered
+
+
+def test_hub_probe_defers_to_a_proxy(monkeypatch) -> None:
+    from zeroshot_vision.encoder import _hub_unreachable
+
+    monkeypatch.setenv("HF_ENDPOINT", "https://no-such-host.invalid")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert _hub_unreachable() is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    for proxy in ("https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    assert "does not resolve" in (_hub_unreachable() or "")

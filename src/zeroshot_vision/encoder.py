@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -376,7 +378,34 @@ def _load_checkpoint(
             return load(offline=True)
     except Exception as exc:  # noqa: BLE001 - any miss means: fetch it
         logger.debug("%s is not in the local cache (%s); fetching it", name, exc)
+    unreachable = _hub_unreachable()
+    if unreachable:
+        # The hub client would retry for ~25 s before failing the same way.
+        raise ModelLoadError(f"it is not in the local cache, and {unreachable}")
     return load(offline=False)  # downloads keep their progress bars
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
+
+
+def _hub_unreachable() -> str | None:
+    """Why the hub cannot be reached, when a quick DNS look-up already tells; else None.
+
+    Behind a proxy the proxy resolves names, so nothing is concluded there.
+    """
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    host = urllib.parse.urlsplit(endpoint).hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        return f"the hub cannot be reached: {host} does not resolve ({exc.strerror})"
+    except OSError:
+        return None
+    return None
 
 
 @contextlib.contextmanager
@@ -402,4 +431,4 @@ def _quiet_loading(transformers: Any) -> Iterator[None]:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
