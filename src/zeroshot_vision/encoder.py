@@ -309,7 +309,10 @@ class Encoder:
         if not images:
             return np.zeros((0, self.dim), np.float32)
         torch = self._torch
-        inputs = self._processor(images=images, return_tensors="pt")
+        # Call the image processor itself: a SigLIP 2 processor's own defaults (256 patches
+        # of 16 px) would override the checkpoint's image settings.
+        image_processor = getattr(self._processor, "image_processor", self._processor)
+        inputs = image_processor(images=images, return_tensors="pt")
         tensors = {}
         for key, value in inputs.items():
             if not isinstance(value, torch.Tensor):

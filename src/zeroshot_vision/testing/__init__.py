@@ -11,7 +11,12 @@ Nothing here is imported by ``import zeroshot_vision``.
 """
 
 from zeroshot_vision.testing.pinecone_server import PineconeTestServer, RecordedRequest
-from zeroshot_vision.testing.tiny import PRESETS, build_random_siglip, build_tiny_siglip
+from zeroshot_vision.testing.tiny import (
+    PRESETS,
+    build_random_siglip,
+    build_tiny_siglip,
+    build_tiny_siglip2,
+)
 
 __all__ = [
     "PRESETS",
@@ -20,6 +25,7 @@ __all__ = [
     "VectorStoreContract",
     "build_random_siglip",
     "build_tiny_siglip",
+    "build_tiny_siglip2",
 ]
 
 

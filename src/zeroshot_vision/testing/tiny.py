@@ -15,7 +15,7 @@ from typing import Any
 
 from zeroshot_vision._optional import require
 
-__all__ = ["PRESETS", "build_random_siglip", "build_tiny_siglip"]
+__all__ = ["PRESETS", "build_random_siglip", "build_tiny_siglip", "build_tiny_siglip2"]
 
 # Lower-case sentences for the tokenizer; SigLIP's tokenizer sees lower-cased text.
 _CORPUS = [
@@ -158,3 +158,68 @@ def build_tiny_siglip(
     return build_random_siglip(
         path, preset="tiny", logit_scale=logit_scale, logit_bias=logit_bias, seed=seed
     )
+
+
+def build_tiny_siglip2(
+    path: str | os.PathLike[str],
+    *,
+    max_num_patches: int = 16,
+    logit_scale: float | None = None,
+    logit_bias: float | None = None,
+    seed: int = 0,
+) -> Path:
+    """Build a tiny random SigLIP 2 NaFlex model (``Siglip2Model``) and save it to ``path``.
+
+    NaFlex checkpoints keep each image's aspect ratio and cut it into at most
+    ``max_num_patches`` patches, so their processor returns ``pixel_attention_mask`` and
+    ``spatial_shapes`` beside ``pixel_values``. The tokenizer is a Gemma-style fast
+    tokenizer over a small word-level vocabulary, as SigLIP 2 uses Gemma's tokenizer.
+
+    Returns:
+        The folder, ready for ``Encoder.from_pretrained(path)``.
+    """
+    torch = require("torch", purpose="build_tiny_siglip2")
+    transformers = require("transformers", purpose="build_tiny_siglip2")
+    tokenizers = require("tokenizers", purpose="build_tiny_siglip2")
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3}
+    for line in _CORPUS:
+        for word in line.split():
+            vocab.setdefault(word, len(vocab))
+    backend = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tokenizer = transformers.GemmaTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+        unk_token="<unk>",
+    )
+    image_processor = transformers.Siglip2ImageProcessor(
+        patch_size=8, max_num_patches=max_num_patches
+    )
+    processor = transformers.Siglip2Processor(image_processor=image_processor, tokenizer=tokenizer)
+    width = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
+    config = transformers.Siglip2Config(
+        text_config=dict(
+            vocab_size=len(vocab),
+            max_position_embeddings=64,
+            pad_token_id=0,
+            eos_token_id=1,
+            bos_token_id=2,
+            **width,
+        ),
+        vision_config=dict(patch_size=8, num_patches=max_num_patches, **width),
+    )
+    torch.manual_seed(seed)
+    model = transformers.Siglip2Model(config).eval()
+    with torch.no_grad():
+        if logit_scale is not None:
+            model.logit_scale.fill_(logit_scale)
+        if logit_bias is not None:
+            model.logit_bias.fill_(logit_bias)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
