@@ -103,6 +103,8 @@ def load_image(
     except ImageLoadError:
         raise
     except Exception as exc:
+        # Decoders raise many types on malformed data (OSError, SyntaxError, ValueError,
+        # struct.error, ...); every one of them means "this file is not usable".
         raise ImageLoadError(name, _reason(exc)) from exc
 
 
