@@ -91,7 +91,6 @@ def build_random_siglip(
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    torch = require("torch", purpose="build_random_siglip")
     transformers = require("transformers", purpose="build_random_siglip")
     spm = require("sentencepiece", purpose="build_random_siglip")
 
@@ -132,15 +131,7 @@ def build_random_siglip(
                 image_size=shape["image_size"], patch_size=shape["patch_size"], **width
             ),
         )
-        torch.manual_seed(seed)
-        model = transformers.SiglipModel(config).eval()
-        with torch.no_grad():
-            if logit_scale is not None:
-                model.logit_scale.fill_(logit_scale)
-            if logit_bias is not None:
-                model.logit_bias.fill_(logit_bias)
-        model.save_pretrained(out)
-        processor.save_pretrained(out)
+        _save(transformers.SiglipModel, config, processor, out, logit_scale, logit_bias, seed)
     return out
 
 
@@ -178,7 +169,6 @@ def build_tiny_siglip2(
     Returns:
         The folder, ready for ``Encoder.from_pretrained(path)``.
     """
-    torch = require("torch", purpose="build_tiny_siglip2")
     transformers = require("transformers", purpose="build_tiny_siglip2")
     tokenizers = require("tokenizers", purpose="build_tiny_siglip2")
 
@@ -213,8 +203,23 @@ def build_tiny_siglip2(
         ),
         vision_config=dict(patch_size=8, num_patches=max_num_patches, **width),
     )
+    _save(transformers.Siglip2Model, config, processor, out, logit_scale, logit_bias, seed)
+    return out
+
+
+def _save(
+    model_class: Any,
+    config: Any,
+    processor: Any,
+    out: Path,
+    logit_scale: float | None,
+    logit_bias: float | None,
+    seed: int,
+) -> None:
+    """Initialize a model from ``config`` with ``seed``, set its logits, save it all."""
+    torch = require("torch", purpose="building a random SigLIP")
     torch.manual_seed(seed)
-    model = transformers.Siglip2Model(config).eval()
+    model = model_class(config).eval()
     with torch.no_grad():
         if logit_scale is not None:
             model.logit_scale.fill_(logit_scale)
@@ -222,4 +227,3 @@ def build_tiny_siglip2(
             model.logit_bias.fill_(logit_bias)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    return out
