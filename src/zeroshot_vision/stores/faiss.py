@@ -9,13 +9,18 @@ top k among matching records.
 
 On disk a store is a folder::
 
-    store.json            # the manifest: format, dim, count, and which generation is live
-    index-<gen>.faiss     # FAISS index (written with faiss.write_index)
-    records-<gen>.json    # ids, FAISS ids and metadata
+    store.json              # the manifest: format, dim, count, the live generation, its deltas
+    index-<gen>.faiss       # FAISS index (serialized with faiss.serialize_index)
+    records-<gen>.json      # ids, FAISS ids and metadata
+    delta-<gen>-<n>.json    # changes since the generation was written: upserts and deletes
+    delta-<gen>-<n>.f32     # the upserted vectors, raw little-endian float32
 
-``save`` writes a new generation beside the old one and then swaps ``store.json`` with an
-atomic rename, so a crash at any point leaves the previous version loadable. No pickle is
-used anywhere.
+``save`` writes new files beside the old ones and then swaps ``store.json`` with an
+atomic rename, so a crash at any point leaves the previous version loadable. Saving again
+to the folder a store was loaded from (or last saved to) writes only a delta of what
+changed since, so committing after every small batch stays cheap as the store grows; after
+:data:`MAX_DELTAS` deltas, or when a delta would hold more than a quarter of the store, the
+whole store is rewritten as a new generation. No pickle is used anywhere.
 """
 
 from __future__ import annotations
@@ -46,9 +51,13 @@ __all__ = ["FaissStore"]
 logger = logging.getLogger(__name__)
 
 FORMAT = "zeroshot-vision/faiss-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "store.json"
-_GENERATION_FILE = re.compile(r"^(index|records)-(\d+)\.(faiss|json)$")
+MAX_DELTAS = 64
+"""Saves that write only a delta before the next one rewrites the whole store."""
+_GENERATION_FILE = re.compile(
+    r"^(?:(?:index|records)-(\d+)\.(?:faiss|json)|delta-(\d+)-\d+\.(?:json|f32))$"
+)
 
 
 def _faiss() -> ModuleType:
@@ -78,6 +87,10 @@ class FaissStore:
         self._id_of: dict[int, str] = {}
         self._metadata: dict[str, dict[str, Any]] = {}
         self._next_key = 0
+        # For incremental saves: where this store was last saved to or loaded from
+        # (folder, generation, number of deltas), and what changed since (id -> present).
+        self._saved: tuple[Path, int, int] | None = None
+        self._changed: dict[str, bool] = {}
 
     @property
     def dim(self) -> int:
@@ -100,7 +113,6 @@ class FaissStore:
         id_list, matrix, meta_list = prepare_upsert(ids, vectors, metadata, self._dim)
         if not id_list:
             return
-        self._remove_keys([self._key_of[i] for i in id_list if i in self._key_of])
         keys = []
         for item in id_list:
             key = self._key_of.get(item)
@@ -108,8 +120,19 @@ class FaissStore:
                 key = self._next_key
                 self._next_key += 1
             keys.append(key)
+        self._put(id_list, keys, matrix, meta_list)
+        self._changed.update(dict.fromkeys(id_list, True))
+
+    def _put(
+        self,
+        ids: Sequence[str],
+        keys: Sequence[int],
+        matrix: npt.NDArray[np.float32],
+        metadata: Sequence[dict[str, Any]],
+    ) -> None:
+        self._remove_keys([self._key_of[i] for i in ids if i in self._key_of])
         self._index.add_with_ids(matrix, np.asarray(keys, dtype=np.int64))
-        for item, key, meta in zip(id_list, keys, meta_list):
+        for item, key, meta in zip(ids, keys, metadata):
             self._key_of[item] = key
             self._id_of[key] = item
             self._metadata[item] = meta
@@ -154,7 +177,12 @@ class FaissStore:
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove records; absent ids are ignored."""
-        keys = [self._key_of[item] for item in set(check_ids(ids)) if item in self._key_of]
+        present = [item for item in set(check_ids(ids)) if item in self._key_of]
+        self._drop(present)
+        self._changed.update(dict.fromkeys(present, False))
+
+    def _drop(self, ids: Sequence[str]) -> None:
+        keys = [self._key_of[item] for item in ids if item in self._key_of]
         self._remove_keys(keys)
         for key in keys:
             item = self._id_of.pop(key)
@@ -175,38 +203,84 @@ class FaissStore:
         """Write the store to the folder ``path``, atomically.
 
         The folder is created if needed. A crash at any moment leaves either the previous
-        version or the new one loadable, never a mix.
+        version or the new one loadable, never a mix. Saving again to the folder this
+        store was loaded from or last saved to writes only what changed since.
         """
-        faiss = _faiss()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         previous = _read_manifest(folder) if (folder / MANIFEST).exists() else None
+        if previous is not None and self._can_save_delta(folder, previous):
+            if self._changed:  # nothing changed since the last save: nothing to write
+                self._save_delta(folder, previous)
+        else:
+            self._save_generation(folder, previous)
+        self._changed.clear()
+
+    def _can_save_delta(self, folder: Path, previous: dict[str, Any]) -> bool:
+        deltas = previous.get("deltas", [])
+        return (
+            self._saved == (folder.resolve(), previous["generation"], len(deltas))
+            and len(deltas) < MAX_DELTAS
+            and len(self._changed) <= max(256, len(self) // 4)
+        )
+
+    def _save_generation(self, folder: Path, previous: dict[str, Any] | None) -> None:
+        faiss = _faiss()
         generation = (previous["generation"] + 1) if previous else 1
         index_name, records_name = f"index-{generation}.faiss", f"records-{generation}.json"
-
         write_atomic(folder / index_name, faiss.serialize_index(self._index).tobytes())
         records = {
             "next_key": self._next_key,
             "records": [[item, key, self._metadata[item]] for item, key in self._key_of.items()],
         }
         write_atomic(folder / records_name, json.dumps(records, ensure_ascii=False).encode())
+        self._swap_manifest(folder, generation, index_name, records_name, [])
+        for stale in folder.iterdir():
+            found = _GENERATION_FILE.match(stale.name)
+            if found and int(found.group(1) or found.group(2)) != generation:
+                stale.unlink(missing_ok=True)
+        logger.debug("saved %d vectors to %s (generation %d)", len(self), folder, generation)
+
+    def _save_delta(self, folder: Path, previous: dict[str, Any]) -> None:
+        generation, deltas = previous["generation"], list(previous.get("deltas", []))
+        name = f"delta-{generation}-{len(deltas) + 1}"
+        upserts = [item for item, present in self._changed.items() if present]
+        deletes = [item for item, present in self._changed.items() if not present]
+        keys = [self._key_of[item] for item in upserts]
+        vectors = np.zeros((len(keys), self._dim), dtype="<f4")
+        for row, key in enumerate(keys):
+            vectors[row] = self._index.reconstruct(key)
+        write_atomic(folder / f"{name}.f32", vectors.tobytes())
+        delta = {
+            "next_key": self._next_key,
+            "vectors": f"{name}.f32",
+            "upserts": [[item, key, self._metadata[item]] for item, key in zip(upserts, keys)],
+            "deletes": deletes,
+        }
+        write_atomic(folder / f"{name}.json", json.dumps(delta, ensure_ascii=False).encode())
+        deltas.append(f"{name}.json")
+        self._swap_manifest(folder, generation, previous["index"], previous["records"], deltas)
+        logger.debug(
+            "saved a delta of %d upserts and %d deletes to %s", len(upserts), len(deletes), folder
+        )
+
+    def _swap_manifest(
+        self, folder: Path, generation: int, index: str, records: str, deltas: list[str]
+    ) -> None:
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "dim": self._dim,
             "count": len(self),
             "generation": generation,
-            "index": index_name,
-            "records": records_name,
+            "index": index,
+            "records": records,
+            "deltas": deltas,
         }
         fsync_dir(folder)
         write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
         fsync_dir(folder)
-        for stale in folder.iterdir():
-            found = _GENERATION_FILE.match(stale.name)
-            if found and int(found.group(2)) != generation:
-                stale.unlink(missing_ok=True)
-        logger.debug("saved %d vectors to %s (generation %d)", len(self), folder, generation)
+        self._saved = (folder.resolve(), generation, len(deltas))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FaissStore:
@@ -221,6 +295,7 @@ class FaissStore:
         if not (folder / MANIFEST).is_file():
             raise IndexNotFoundError(f"no FaissStore at {folder} (missing {MANIFEST})")
         manifest = _read_manifest(folder)
+        deltas = manifest.get("deltas", [])
         try:
             raw = np.frombuffer((folder / manifest["index"]).read_bytes(), dtype=np.uint8)
             index = faiss.deserialize_index(raw)
@@ -239,7 +314,38 @@ class FaissStore:
             store._key_of[item] = int(key)
             store._id_of[int(key)] = item
             store._metadata[item] = meta
+        for name in deltas:
+            store._apply_delta(folder, name)
+        if len(store) != manifest.get("count", len(store)):
+            raise StoreError(
+                f"FaissStore at {folder} is inconsistent: the manifest counts "
+                f"{manifest['count']} vectors, the files hold {len(store)}"
+            )
+        store._saved = (folder.resolve(), manifest["generation"], len(deltas))
         return store
+
+    def _apply_delta(self, folder: Path, name: str) -> None:
+        try:
+            delta = json.loads((folder / name).read_text(encoding="utf-8"))
+            raw = (folder / delta["vectors"]).read_bytes()
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"cannot load FaissStore delta {folder / name}: {exc}") from exc
+        upserts = delta["upserts"]
+        if len(raw) != len(upserts) * self._dim * 4:
+            raise StoreError(
+                f"FaissStore delta {folder / name} is damaged: {len(raw)} bytes of vectors "
+                f"for {len(upserts)} records of dim {self._dim}"
+            )
+        self._drop(delta["deletes"])
+        if upserts:
+            matrix = np.frombuffer(raw, dtype="<f4").reshape(len(upserts), self._dim)
+            self._put(
+                [item for item, _, _ in upserts],
+                [int(key) for _, key, _ in upserts],
+                np.ascontiguousarray(matrix, dtype=np.float32),
+                [meta for _, _, meta in upserts],
+            )
+        self._next_key = max(self._next_key, int(delta["next_key"]))
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
