@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision.errors import ImageLoadError
+from zeroshot_vision.stores.filters import is_number
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -209,8 +210,8 @@ def iter_metadata(store: VectorStore, *, batch_size: int = 512) -> Iterator[Mapp
             yield record.metadata
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _is_finite_number(value: object) -> bool:
+    return is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
 
 
 def discover_facets(metadata: Iterable[Mapping[str, Any]]) -> list[Facet]:
@@ -228,7 +229,7 @@ def discover_facets(metadata: Iterable[Mapping[str, Any]]) -> list[Facet]:
         for key, value in row.items():
             if key in rejected or value is None:
                 continue
-            if _is_number(value) and key not in texts:
+            if _is_finite_number(value) and key not in texts:
                 numbers.setdefault(key, []).append(float(value))
                 continue
             items = value if isinstance(value, list) else [value]
@@ -321,7 +322,7 @@ def _details(metadata: Mapping[str, Any]) -> tuple[str, ...]:
     if len(place) == 2 and place[1] in place[0]:
         place = place[:1]
     year = metadata.get("year")
-    if isinstance(year, (int, float)) and _is_number(year):
+    if isinstance(year, (int, float)) and _is_finite_number(year):
         place.append(str(int(year)) if float(year).is_integer() else str(year))
     if place:
         lines.append(", ".join(place))

@@ -37,6 +37,7 @@ __all__ = [
     "LOGICAL_OPERATORS",
     "MAX_IN_VALUES",
     "compile_filter",
+    "is_number",
     "matches",
     "validate_filter",
 ]
@@ -49,12 +50,13 @@ MAX_IN_VALUES = 10_000
 Filter = Mapping[str, Any]
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
+    """A number in the filter language: an int or a float, never a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_scalar(value: object) -> bool:
-    return isinstance(value, (str, bool)) or _is_number(value)
+    return isinstance(value, (str, bool)) or is_number(value)
 
 
 def validate_filter(filter: Filter | None) -> None:
@@ -111,7 +113,7 @@ def _validate_condition(op: object, operand: object, *, where: str) -> None:
         if isinstance(operand, float) and not math.isfinite(operand):
             raise InvalidFilterError(f"{where}: {op} takes a finite number, got {operand!r}")
     elif op in ("$gt", "$gte", "$lt", "$lte"):
-        if not _is_number(operand) or not math.isfinite(float(operand)):  # type: ignore[arg-type]
+        if not is_number(operand) or not math.isfinite(float(operand)):  # type: ignore[arg-type]
             raise InvalidFilterError(f"{where}: {op} takes a finite number, got {operand!r}")
     elif op in ("$in", "$nin"):
         if not isinstance(operand, list):
@@ -121,7 +123,7 @@ def _validate_condition(op: object, operand: object, *, where: str) -> None:
                 f"{where}: {op} takes at most {MAX_IN_VALUES} values, got {len(operand)}"
             )
         for item in operand:
-            if not (isinstance(item, str) or _is_number(item)):
+            if not (isinstance(item, str) or is_number(item)):
                 raise InvalidFilterError(f"{where}: {op} takes strings or numbers, got {item!r}")
     elif op == "$exists" and not isinstance(operand, bool):
         raise InvalidFilterError(f"{where}: $exists takes true or false, got {operand!r}")
@@ -209,6 +211,6 @@ def _field_predicate(field: str, op: str, operand: Any) -> Predicate:
     def order(m: Mapping[str, Any]) -> bool:
         value = m.get(field, _MISSING)
         values = value if isinstance(value, list) else (value,)
-        return any(_is_number(v) and compare(v, operand) for v in values)
+        return any(is_number(v) and compare(v, operand) for v in values)
 
     return order

@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from zeroshot_vision.errors import InvalidFilterError
-from zeroshot_vision.stores.filters import matches, validate_filter
+from zeroshot_vision.stores.filters import is_number, matches, validate_filter
 
 __all__ = ["PineconeTestServer", "RecordedRequest"]
 
@@ -395,7 +395,7 @@ class PineconeTestServer:
             item = _valid_id(vector.get("id"), where=f"vectors[{position}].id")
             values = vector.get("values")
             if not isinstance(values, list) or not all(
-                _is_number(value) and math.isfinite(value) for value in values
+                is_number(value) and math.isfinite(value) for value in values
             ):
                 raise _BadRequest(400, f"Vector {item!r} must have a list of finite numbers")
             if dimension is None:
@@ -434,7 +434,7 @@ class PineconeTestServer:
             space = self._namespaces.get(namespace, _Namespace())
             if "vector" in body:
                 target = body["vector"]
-                if not isinstance(target, list) or not all(_is_number(v) for v in target):
+                if not isinstance(target, list) or not all(is_number(v) for v in target):
                     raise _BadRequest(400, "vector must be a list of numbers")
                 if self.dimension is not None and len(target) != self.dimension:
                     raise _BadRequest(
@@ -549,7 +549,7 @@ class PineconeTestServer:
         set_metadata = body.get("setMetadata")
         if values is not None and (
             not isinstance(values, list)
-            or not all(_is_number(value) for value in values)
+            or not all(is_number(value) for value in values)
             or (self.dimension is not None and len(values) != self.dimension)
         ):
             raise _BadRequest(400, "values must be a list of numbers of the index dimension")
@@ -627,7 +627,7 @@ class PineconeTestServer:
         for key, value in metadata.items():
             if isinstance(value, (bool, str)):
                 out[key] = value
-            elif _is_number(value):
+            elif is_number(value):
                 # The service stores numbers as 64-bit floats and returns them so.
                 out[key] = float(value)
             elif isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -665,10 +665,6 @@ class PineconeTestServer:
                 f"Metadata size is {size} bytes, which exceeds the limit of "
                 f"{self.max_metadata_bytes} bytes per vector (vector {item!r})",
             )
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _require_object(body: Any) -> None:
