@@ -26,7 +26,6 @@ from zeroshot_vision.types import (
 )
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
     from PIL import Image
 
     from zeroshot_vision.encoder import Encoder
@@ -273,10 +272,6 @@ class SearchEngine:
             probabilities = self.encoder.probability(cosines)
         order = np.argsort(-cosines, kind="stable")
         return [LabelScore(unique[i], float(probabilities[i]), float(cosines[i])) for i in order]
-
-    def text_vectors(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Embed texts with this engine's encoder (for custom scoring)."""
-        return self.encoder.encode_texts(texts)
 
 
 def _results(hits: list[Hit]) -> list[SearchResult]:
