@@ -488,10 +488,7 @@ def run_classify(args: argparse.Namespace) -> int:
     )
     # Classification needs no stored vectors: an empty in-memory store completes the engine.
     engine = SearchEngine(encoder, FaissStore(encoder.dim))
-    scores = sorted(
-        engine.classify(args.image, labels, softmax=args.softmax),
-        key=lambda s: (-s.probability, -s.score),
-    )
+    scores = engine.classify(args.image, labels, softmax=args.softmax)  # best first
     if args.json:
         _print_json(
             [{"label": s.label, "probability": s.probability, "score": s.score} for s in scores]
