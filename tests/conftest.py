@@ -12,8 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-TINY_LOGIT_SCALE = 2.0
-TINY_LOGIT_BIAS = -1.0
+from tests.helpers import TINY_LOGIT_BIAS, TINY_LOGIT_SCALE
 
 _PHOTOS = [
     ("skimage", "astronaut.png"),

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.helpers import PhotoServer, make_jpeg, photo_row, write_dataset
 
-from unsplash_fixtures import PhotoServer, make_jpeg, photo_row, write_dataset
 from zeroshot_vision import cli
 from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tests.conftest import TINY_LOGIT_BIAS, TINY_LOGIT_SCALE
+from tests.helpers import TINY_LOGIT_BIAS, TINY_LOGIT_SCALE
 from transformers import AutoModel, AutoProcessor
 
 from zeroshot_vision import Encoder, ImageLoadError, InvalidInputError, ModelLoadError

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.helpers import make_jpeg, photo_row, write_dataset
 
-from unsplash_fixtures import make_jpeg, photo_row, write_dataset
 from zeroshot_vision import pipeline
 from zeroshot_vision.errors import InvalidInputError, StoreError
 from zeroshot_vision.index_dir import (

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from tests.helpers import PhotoServer, photo_row, write_dataset
 
-from unsplash_fixtures import PhotoServer, photo_row, write_dataset
 from zeroshot_vision.datasets.unsplash import (
     FAILURES_FILE,
     DownloadOutcome,

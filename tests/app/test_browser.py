@@ -27,12 +27,12 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.helpers import build_index
 
-from test_app import build_index
 from zeroshot_vision.app import launch
 
 CHROMIUM = Path(os.environ.get("ZSV_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 QUERY = "an astronaut in a white space suit"
 
 pytestmark = [

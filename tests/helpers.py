@@ -1,5 +1,6 @@
-"""Helpers for the Unsplash, download, pipeline and CLI tests.
+"""The one helpers module of the test suite (fixtures live in ``conftest.py``).
 
+* ``TINY_LOGIT_SCALE`` / ``TINY_LOGIT_BIAS``: the calibration the tiny test model is built with.
 * :class:`PhotoServer`: a real HTTP server on 127.0.0.1 (stdlib ``ThreadingHTTPServer``)
   serving generated JPEGs at ``/photo-<id>``, with per-photo faults.
 * :func:`write_dataset`: a synthetic Unsplash dataset folder (``photos`` and ``keywords``
@@ -23,6 +24,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from PIL import Image
+
+TINY_LOGIT_SCALE = 2.0
+TINY_LOGIT_BIAS = -1.0
 
 PHOTO_COLUMNS = [
     "photo_id",
@@ -305,3 +309,40 @@ def serve_photos(**options: float) -> Iterator[PhotoServer]:
     """Run a :class:`PhotoServer` for the length of a fixture."""
     with PhotoServer(**options) as server:
         yield server
+
+
+# Unsplash-like metadata for the conftest's photos, so filters and captions have data.
+PLACES = {
+    "astronaut": ("USA", 1984, "Bruce McCandless"),
+    "chelsea": ("UK", 2012, "Stefan van der Walt"),
+    "coffee": ("Italy", 2013, "Rachel Michetti"),
+    "rocket": ("USA", 2011, "NASA"),
+    "motorcycle_left": ("Italy", 2014, "Middlebury"),
+    "hubble_deep_field": ("USA", 2004, "NASA"),
+}
+
+
+def build_index(folder: Path, model_dir: Path, photos: list[Path]) -> Path:
+    """An index folder as ``zsv index`` writes it, with Unsplash-like metadata."""
+    from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.index_dir import create_index_dir, open_store, save_store
+
+    encoder = Encoder.from_pretrained(str(model_dir), device="cpu")
+    create_index_dir(folder, model=str(model_dir), dim=encoder.dim)
+    engine = SearchEngine(encoder, open_store(folder))
+    metadata = []
+    for path in photos:
+        country, year, photographer = PLACES[path.stem]
+        metadata.append(
+            {
+                "country": country,
+                "year": year,
+                "photographer": photographer,
+                "description": f"sample photo {path.stem}",
+            }
+        )
+    report = engine.index_images(photos, metadata=metadata)
+    assert report.ok, report.failed
+    save_store(folder, engine.store)
+    return folder

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.helpers import VARIANTS, photo_row, write_dataset
 
-from unsplash_fixtures import VARIANTS, photo_row, write_dataset
 from zeroshot_vision.datasets.unsplash import (
     DatasetNotFoundError,
     UnsplashPhoto,

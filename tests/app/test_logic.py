@@ -36,43 +36,9 @@ from zeroshot_vision.types import SearchResult
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
+from tests.helpers import PLACES, build_index
 
-# Unsplash-like metadata for the conftest's photos, so filters and captions have data.
-PLACES = {
-    "astronaut": ("USA", 1984, "Bruce McCandless"),
-    "chelsea": ("UK", 2012, "Stefan van der Walt"),
-    "coffee": ("Italy", 2013, "Rachel Michetti"),
-    "rocket": ("USA", 2011, "NASA"),
-    "motorcycle_left": ("Italy", 2014, "Middlebury"),
-    "hubble_deep_field": ("USA", 2004, "NASA"),
-}
 APP_TIMEOUT = 120
-
-
-def build_index(folder: Path, model_dir: Path, photos: list[Path]) -> Path:
-    """An index folder as ``zsv index`` writes it, with Unsplash-like metadata."""
-    from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.index_dir import create_index_dir, open_store, save_store
-
-    encoder = Encoder.from_pretrained(str(model_dir), device="cpu")
-    create_index_dir(folder, model=str(model_dir), dim=encoder.dim)
-    engine = SearchEngine(encoder, open_store(folder))
-    metadata = []
-    for path in photos:
-        country, year, photographer = PLACES[path.stem]
-        metadata.append(
-            {
-                "country": country,
-                "year": year,
-                "photographer": photographer,
-                "description": f"sample photo {path.stem}",
-            }
-        )
-    report = engine.index_images(photos, metadata=metadata)
-    assert report.ok, report.failed
-    save_store(folder, engine.store)
-    return folder
 
 
 @pytest.fixture(scope="module")
