@@ -12,12 +12,18 @@ ZeroshotVisionError
 │   ├── InvalidMetadataError
 │   └── InvalidFilterError
 ├── ImageLoadError (ValueError)
+│   ├── ImageNotFoundError      the file is missing or cannot be opened
+│   ├── ImageDecodeError        not an image, truncated, corrupt, or an unsupported format
+│   └── ImageTooLargeError      more pixels (or bytes) than allowed: a decompression bomb
 ├── ModelLoadError (OSError)
 ├── MissingDependencyError (ImportError)
 ├── IndexNotFoundError (FileNotFoundError)
 ├── DatasetNotFoundError (FileNotFoundError)
+├── RecordNotFoundError (KeyError)
 └── StoreError (RuntimeError)
-    └── PartialWriteError
+    ├── PartialWriteError
+    ├── IndexLockedError        another process is writing to the index folder
+    └── IndexDamagedError       a file of an index folder is unreadable, malformed or missing
 ```
 """
 
@@ -28,7 +34,12 @@ from collections.abc import Sequence
 __all__ = [
     "DatasetNotFoundError",
     "DimensionMismatchError",
+    "ImageDecodeError",
     "ImageLoadError",
+    "ImageNotFoundError",
+    "ImageTooLargeError",
+    "IndexDamagedError",
+    "IndexLockedError",
     "IndexNotFoundError",
     "InvalidFilterError",
     "InvalidInputError",
@@ -37,6 +48,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelLoadError",
     "PartialWriteError",
+    "RecordNotFoundError",
     "StoreError",
     "ZeroshotVisionError",
 ]
@@ -85,6 +97,18 @@ class ImageLoadError(ZeroshotVisionError, ValueError):
         self.reason = reason
 
 
+class ImageNotFoundError(ImageLoadError):
+    """The image file does not exist, or cannot be opened (permissions, an I/O error)."""
+
+
+class ImageDecodeError(ImageLoadError):
+    """The data is not an image, or is truncated, corrupt or in an unsupported format."""
+
+
+class ImageTooLargeError(ImageLoadError):
+    """The image has more pixels (or the file more bytes) than allowed: a decompression bomb."""
+
+
 class ModelLoadError(ZeroshotVisionError, OSError):
     """A checkpoint could not be found, fetched or loaded."""
 
@@ -95,6 +119,22 @@ class MissingDependencyError(ZeroshotVisionError, ImportError):
 
 class IndexNotFoundError(ZeroshotVisionError, FileNotFoundError):
     """An index folder does not exist or holds no index."""
+
+
+class RecordNotFoundError(ZeroshotVisionError, KeyError):
+    """No record is stored under the id asked for.
+
+    Attributes:
+        id: The id that was asked for.
+    """
+
+    def __init__(self, message: str, *, id: str) -> None:
+        super().__init__(message)
+        self.id = id
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ shows the repr of its argument, quotes and all.
+        return str(self.args[0])
 
 
 class StoreError(ZeroshotVisionError, RuntimeError):
@@ -119,3 +159,19 @@ class PartialWriteError(StoreError):
 
 class DatasetNotFoundError(ZeroshotVisionError, FileNotFoundError):
     """A folder holds no dataset table of the requested name (e.g. Unsplash ``photos``)."""
+
+
+class IndexLockedError(StoreError):
+    """Another process (or another engine in this one) is writing to the index folder."""
+
+
+class IndexDamagedError(StoreError):
+    """A file of an index folder is unreadable, malformed, missing, or from a newer version.
+
+    Attributes:
+        path: The file or folder at fault.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path

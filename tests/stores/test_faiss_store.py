@@ -20,6 +20,10 @@ class TestFaissContract(VectorStoreContract):
     def make_store(self):
         return FaissStore
 
+    @pytest.fixture
+    def open_durable(self, tmp_path: Path):
+        return lambda: FaissStore.open(tmp_path / "store", dim=self.DIM)
+
 
 def _filled(n: int = 20, dim: int = 6) -> FaissStore:
     store = FaissStore(dim)

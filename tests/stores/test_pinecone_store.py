@@ -111,6 +111,19 @@ class TestPineconeContract(VectorStoreContract):
 
         return make
 
+    @pytest.fixture
+    def open_durable(
+        self,
+        make_store: Callable[[int], PineconeStore],
+        contract_servers: dict[int, tuple[PineconeTestServer, Any]],
+    ) -> Callable[[], PineconeStore]:
+        make_store(self.DIM)  # starts the server for this dimension
+        _, index = contract_servers[self.DIM]
+        namespace = f"durable-{next(_namespaces)}"
+        # Each call is a new store on the same namespace; the index handle is the
+        # module's, so the stores' close() leaves it open (it belongs to the caller).
+        return lambda: PineconeStore(index, dim=self.DIM, namespace=namespace)
+
 
 # -- construction ----------------------------------------------------------------------
 

@@ -54,6 +54,9 @@ class VectorStore(Protocol):
       (:class:`~zeroshot_vision.errors.InvalidInputError`) and changes nothing: a wrong
       dimension, NaN or infinite values, an all-zero vector, ids and vectors of different
       lengths, empty or non-string ids, metadata that is not JSON-like, a malformed filter.
+    * ``commit`` makes writes durable and ``close`` releases resources; an index folder
+      (:class:`~zeroshot_vision.index.IndexFolder`) calls them the same way for every
+      backend, and new backends join through :func:`~zeroshot_vision.stores.register_store_kind`.
     """
 
     @property
@@ -97,6 +100,25 @@ class VectorStore(Protocol):
     def __len__(self) -> int:
         """How many records are stored."""
         ...
+
+    # Lifecycle. A backend that subclasses ``VectorStore`` explicitly inherits these
+    # no-op defaults; one that does not must define both (they may do nothing).
+
+    def commit(self) -> None:
+        """Make every write so far durable.
+
+        An embedded store writes its files here (atomically: a crash leaves the previous
+        commit readable); a remote store whose every write is already durable does
+        nothing. Writes after the last commit may be lost if the process dies.
+        """
+        return None
+
+    def close(self) -> None:
+        """Release connections, handles and files. Does not commit.
+
+        Closing twice is harmless; using a store after closing it is not supported.
+        """
+        return None
 
 
 def check_k(k: object) -> int:

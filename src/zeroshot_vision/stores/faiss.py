@@ -38,7 +38,12 @@ import numpy.typing as npt
 
 from zeroshot_vision._files import fsync_dir, write_atomic
 from zeroshot_vision._optional import require
-from zeroshot_vision.errors import IndexNotFoundError, InvalidInputError, StoreError
+from zeroshot_vision.errors import (
+    DimensionMismatchError,
+    IndexNotFoundError,
+    InvalidInputError,
+    StoreError,
+)
 from zeroshot_vision.stores.base import check_ids, prepare_query, prepare_upsert
 from zeroshot_vision.stores.filters import compile_filter
 from zeroshot_vision.types import Hit, Metadata, Record
@@ -91,6 +96,8 @@ class FaissStore:
         # (folder, generation, number of deltas), and what changed since (id -> present).
         self._saved: tuple[Path, int, int] | None = None
         self._changed: dict[str, bool] = {}
+        # Where commit() saves to: the folder given to open() or load().
+        self._home: Path | None = None
 
     @property
     def dim(self) -> int:
@@ -198,6 +205,41 @@ class FaissStore:
             self._index.remove_ids(np.asarray(keys, dtype=np.int64))
 
     # -- persistence -------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, dim: int) -> FaissStore:
+        """The store saved in the folder ``path``, or a new empty one that will save there.
+
+        :meth:`commit` saves to ``path``. This is how an index folder opens its store.
+
+        Raises:
+            DimensionMismatchError: The saved store holds vectors of another dimension.
+            StoreError: The saved files are damaged.
+        """
+        folder = Path(path)
+        if (folder / MANIFEST).exists():
+            store = cls.load(folder)
+            if store.dim != dim:
+                raise DimensionMismatchError(
+                    f"the store in {folder} holds dimension {store.dim}, not {dim}",
+                    expected=dim,
+                    actual=store.dim,
+                )
+        else:
+            store = cls(dim)
+            store._home = folder
+        return store
+
+    def commit(self) -> None:
+        """Save to the folder this store was opened or loaded from; in memory, do nothing.
+
+        Only what changed since the last commit is written (see :meth:`save`).
+        """
+        if self._home is not None:
+            self.save(self._home)
+
+    def close(self) -> None:
+        """Nothing to release: a FaissStore holds no files open. Does not commit."""
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the store to the folder ``path``, atomically.
@@ -322,6 +364,7 @@ class FaissStore:
                 f"{manifest['count']} vectors, the files hold {len(store)}"
             )
         store._saved = (folder.resolve(), manifest["generation"], len(deltas))
+        store._home = folder
         return store
 
     def _apply_delta(self, folder: Path, name: str) -> None:

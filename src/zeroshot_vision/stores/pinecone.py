@@ -233,6 +233,9 @@ class PineconeStore:
         store._owns_index = True
         return store
 
+    def commit(self) -> None:
+        """Nothing to do: every upsert and delete is durable once it returns."""
+
     def close(self) -> None:
         """Close the index handle if this store opened it (:meth:`connect`).
 

@@ -134,6 +134,16 @@ class VectorStoreContract:
         raise NotImplementedError("override the make_store fixture in your test class")
 
     @pytest.fixture
+    def open_durable(self) -> Callable[[], VectorStore]:
+        """Return a callable that opens *the same* durable store each time it is called.
+
+        Backends that persist (to files, or a remote service) override this so the suite
+        can check that ``commit`` makes writes survive ``close`` and a reopen. The
+        default skips those tests.
+        """
+        pytest.skip("this backend supplies no open_durable fixture")
+
+    @pytest.fixture
     def store(self, make_store: StoreFactory) -> VectorStore:
         return make_store(self.DIM)
 
@@ -148,6 +158,37 @@ class VectorStoreContract:
     def test_protocol_and_dim(self, store: VectorStore) -> None:
         assert isinstance(store, VectorStore)
         assert store.dim == self.DIM
+
+    def test_commit_and_close_keep_contents(self, store: VectorStore) -> None:
+        vectors = _rng_vectors(11, 3, self.DIM)
+        store.upsert(["a", "b", "c"], vectors, [{"n": 1}, None, None])
+        store.commit()
+        store.commit()  # a commit with nothing new is harmless
+        assert sorted(store.ids()) == ["a", "b", "c"]
+        np.testing.assert_allclose(store.fetch(["a"])["a"].vector, _unit(vectors[0]), atol=1e-5)
+        store.close()
+        store.close()  # closing twice is harmless
+
+    def test_committed_writes_survive_reopening(
+        self, open_durable: Callable[[], VectorStore]
+    ) -> None:
+        vectors = _rng_vectors(12, 3, self.DIM)
+        first = open_durable()
+        first.upsert(["a", "b", "c"], vectors, [{"n": 1}, {"n": 2}, {"n": 3}])
+        first.commit()
+        first.close()
+        second = open_durable()
+        assert sorted(second.ids()) == ["a", "b", "c"]
+        assert second.fetch(["b"])["b"].metadata == {"n": 2}
+        np.testing.assert_allclose(second.fetch(["c"])["c"].vector, _unit(vectors[2]), atol=1e-5)
+        second.delete(["a"])
+        second.upsert(["b"], vectors[:1], [{"n": 20}])
+        second.commit()
+        second.close()
+        third = open_durable()
+        assert sorted(third.ids()) == ["b", "c"]
+        assert third.fetch(["b"])["b"].metadata == {"n": 20}
+        third.close()
 
     def test_empty_store(self, store: VectorStore) -> None:
         assert len(store) == 0
