@@ -5,8 +5,8 @@
 
 For each random SigLIP preset (built offline; random weights cost exactly what trained
 ones do) the folder of 640-px JPEGs (like ``zsv download`` writes) is indexed from scratch
-with :func:`zeroshot_vision.pipeline.update_index`: scan, decode, preprocess, forward,
-store upsert, and the atomic commit of store and state after every batch. Model loading
+with ``SearchEngine.index_folder``: scan, decode, preprocess, forward, store upsert, and
+the commit of store and state after every batch. Model loading
 and the first (warm-up) forward pass are left out. A second, unchanged run shows the
 cost of an incremental no-op re-index.
 """
@@ -21,8 +21,6 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from zeroshot_vision import Encoder, SearchEngine
-from zeroshot_vision.index_dir import create_index_dir, open_store
-from zeroshot_vision.pipeline import update_index
 from zeroshot_vision.testing import build_random_siglip
 
 
@@ -68,11 +66,10 @@ def main() -> None:
             model = build_random_siglip(root / f"model-{preset}", preset=preset)
             encoder = Encoder.from_pretrained(model, device=args.device, dtype=args.dtype)
             index = root / f"index-{preset}"
-            settings = create_index_dir(index, model=str(model), dim=encoder.dim)
-            engine = SearchEngine(encoder, open_store(index, settings))
             encoder.encode_images(sorted(photos.iterdir())[: args.batch_size])  # warm-up
-            first = update_index(engine, index, photos, batch_size=args.batch_size)
-            again = update_index(engine, index, photos, batch_size=args.batch_size)
+            with SearchEngine.create(index, encoder=encoder) as engine:
+                first = engine.index_folder(photos, batch_size=args.batch_size)
+                again = engine.index_folder(photos, batch_size=args.batch_size)
             assert first.count == count and again.skipped == count
             rows.append((preset, count, first.seconds, first.images_per_second, again.seconds))
 

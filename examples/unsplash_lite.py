@@ -21,26 +21,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
+from zeroshot_vision import IndexProgress, SearchEngine, caption
 from zeroshot_vision.datasets.unsplash import download_dataset
-from zeroshot_vision.index_dir import open_engine
-from zeroshot_vision.pipeline import IndexProgress, index_source
 
 SEED_QUERIES = ["a cyber-punk street at night", "a happy golden retriever puppy"]
 LABELS = ["a dog", "a cat", "a city street at night", "a mountain landscape", "a portrait"]
-
-
-def pick_model(work: Path) -> str:
-    """The checkpoint to use: $ZSV_MODEL, or SigLIP so400m from the hub."""
-    model = os.environ.get("ZSV_MODEL", "google/siglip-so400m-patch14-384")
-    if model == "tiny":
-        # A tiny random SigLIP: the results are meaningless, but every step really runs.
-        from zeroshot_vision.testing import build_tiny_siglip
-
-        model = str(build_tiny_siglip(work / "tiny-siglip"))
-    return model
 
 
 def main() -> None:
@@ -67,19 +54,19 @@ def main() -> None:
         if progress.done and progress.done % 50 < progress.advanced:
             print(f"  indexed {progress.done}/{progress.total}")
 
-    summary = index_source(
-        args.dataset, index_dir, model=pick_model(args.work), images_dir=photos_dir,
-        progress=show,
-    )  # fmt: skip
+    #    The model is $ZSV_MODEL ("tiny": a tiny random model, meaningless results but
+    #    every step real), else SigLIP so400m from the hub; the index records it.
+    with SearchEngine.create(index_dir, exist_ok=True) as engine:
+        summary = engine.index_folder(args.dataset, images_dir=photos_dir, progress=show)
     print(f"index: {summary} ({summary.images_per_second:.1f} images/s)")
 
-    # 3. Search. open_engine rebuilds the encoder and store from the index folder alone.
-    engine = open_engine(index_dir)
+    # 3. Search. SearchEngine.open rebuilds the encoder and store from the folder alone;
+    #    `zsv search QUERY --index work/index` opens the very same index.
+    engine = SearchEngine.open(index_dir)
     for query in SEED_QUERIES:
         print(f"\n{query!r}")
         for rank, result in enumerate(engine.search(query, k=5), start=1):
-            caption = result.metadata.get("description") or result.metadata.get("ai_description")
-            print(f"  {rank}. {result.id}  p={result.probability:.3f}  {caption or ''}")
+            print(f"  {rank}. {result.id}  p={result.probability:.3f}  {caption(result.metadata)}")
 
     # Filters use the stored metadata: the same query, restricted to recent photos.
     recent = engine.search(SEED_QUERIES[0], k=3, filter={"year": {"$gte": 2020}})
@@ -92,6 +79,7 @@ def main() -> None:
         print(f"\nclassify {first.name}:")
         for score in engine.classify(first, LABELS):
             print(f"  {score.probability:.3f}  {score.label}")
+    engine.close()
 
 
 if __name__ == "__main__":

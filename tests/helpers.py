@@ -323,14 +323,14 @@ PLACES = {
 
 
 def build_index(folder: Path, model_dir: Path, photos: list[Path]) -> Path:
-    """An index folder as ``zsv index`` writes it, with Unsplash-like metadata."""
+    """An index folder made through the Python API, with Unsplash-like metadata.
+
+    Ids are the photos' stems, passed explicitly (explicit ids are kept as given).
+    """
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.index_dir import create_index_dir, open_store, save_store
 
     encoder = Encoder.from_pretrained(str(model_dir), device="cpu")
-    create_index_dir(folder, model=str(model_dir), dim=encoder.dim)
-    engine = SearchEngine(encoder, open_store(folder))
     metadata = []
     for path in photos:
         country, year, photographer = PLACES[path.stem]
@@ -342,7 +342,7 @@ def build_index(folder: Path, model_dir: Path, photos: list[Path]) -> Path:
                 "description": f"sample photo {path.stem}",
             }
         )
-    report = engine.index_images(photos, metadata=metadata)
-    assert report.ok, report.failed
-    save_store(folder, engine.store)
+    with SearchEngine.create(folder, encoder=encoder) as engine:
+        report = engine.index_images(photos, ids=[p.stem for p in photos], metadata=metadata)
+        assert report.ok, report.failed
     return folder

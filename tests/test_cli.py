@@ -133,15 +133,10 @@ def test_classify(
         (["search", "x", "--index", "<index>", "--model", "<missing>"], "does not exist"),
         (["classify", "<photo>", "--labels", "a", "--model", "<missing>"], "does not exist"),
         (["classify", "<missing>", "--labels", "a"], "is not a file"),
-        (["classify", "<photo>", "--labels", " , "], "holds no label"),
+        (["classify", "<photo>", "--labels", " , "], "at least one label"),
         (["index", "<missing>", "--index", "<tmp>/new", "--model", "<model>"], "not a folder"),
         (["index", "<tmp>", "--index", "<tmp>/new", "--namespace", "n"], "need --store pinecone"),
         (["download", "<tmp>", "--out", "<tmp>/out"], "no photos table"),
-        (["search", "x", "--index", "<index>", "-k", "0"], "-k must be"),
-        (["download", "<tmp>", "--out", "<tmp>/o", "--timeout", "0"], "--timeout must be"),
-        (["download", "<tmp>", "--out", "<tmp>/o", "--timeout", "nan"], "--timeout must be"),
-        (["download", "<tmp>", "--out", "<tmp>/o", "--retries", "-1"], "--retries must be 0"),
-        (["index", "<tmp>", "--index", "<tmp>/new", "--commit-every", "nan"], "commit_every"),
     ],
 )
 def test_expected_problems_are_one_line_without_traceback(
@@ -174,18 +169,42 @@ def test_expected_problems_are_one_line_without_traceback(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "x", "--index", "i", "-k", "0"], "argument -k: must be a positive integer"),
+        (["search", "x", "--index", "i", "-k", "two"], "argument -k: invalid int value"),
+        (["search", "x", "--index", "i", "--min-probability", "2"], "must be a probability"),
+        (["download", "d", "--out", "o", "--timeout", "0"], "--timeout: must be a positive"),
+        (["download", "d", "--out", "o", "--timeout", "nan"], "--timeout: must be"),
+        (["download", "d", "--out", "o", "--retries", "-1"], "--retries: must be 0 or more"),
+        (["download", "d", "--out", "o", "--workers", "0"], "--workers: must be a positive"),
+        (["index", "s", "--index", "i", "--batch-size", "0"], "--batch-size: must be a positive"),
+        (["index", "s", "--index", "i", "--commit-every", "nan"], "--commit-every: must be 0"),
+        (["index", "s", "--index", "i", "--store", "nope"], "invalid choice: 'nope'"),
+        (["app", "--index", "i", "--port", "-1"], "--port: must be a positive"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == EXIT_USAGE and out == ""
+    assert message in err and "Traceback" not in err
+
+
 def test_a_full_disk_while_indexing_is_one_clear_line(
     tmp_path: Path,
     tiny_model_dir: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from zeroshot_vision import pipeline
+    from zeroshot_vision.stores.faiss import FaissStore
 
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(pipeline, "save_store", full)
+    monkeypatch.setattr(FaissStore, "commit", full)
     source = tmp_path / "photos"
     source.mkdir()
     (source / "a.jpg").write_bytes(make_jpeg(1))
@@ -325,17 +344,26 @@ def test_tag_folder_example_embeds_the_library(
     spec = importlib.util.spec_from_file_location("tag_folder", EXAMPLES / "tag_folder.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "tag_folder", module)  # dataclasses look it up
+    monkeypatch.setitem(sys.modules, "tag_folder", module)
     spec.loader.exec_module(module)
     for i in range(3):
         (tmp_path / f"{i}.jpg").write_bytes(make_jpeg(i))
-    (tmp_path / "bad.jpg").write_bytes(b"nope")
-    tagged = module.tag_folder(
-        tmp_path, ["a dog", "a cat"], encoder=tiny_encoder, threshold=0.0, batch_size=2
-    )
-    assert [item.path.name for item in tagged] == ["0.jpg", "1.jpg", "2.jpg", "bad.jpg"]
-    assert all(len(item.tags) == 2 for item in tagged[:3])
-    assert tagged[3].error and not tagged[3].tags
+    (tmp_path / "1a-bad.jpg").write_bytes(b"nope")
+    report = module.tag_folder(tmp_path, ["a dog", "a cat"], encoder=tiny_encoder, batch_size=2)
+    assert [Path(r.source).name for r in report.results] == ["0.jpg", "1.jpg", "2.jpg"]
+    assert all(len(r.likely(0.0)) == 2 for r in report.results)
+    assert [Path(f.source).name for f in report.failed] == ["1a-bad.jpg"]
+    assert "truncated" in report.failed[0].reason or "not" in report.failed[0].reason
+
+    photos = tmp_path
+    finished = subprocess.run(
+        [sys.executable, str(EXAMPLES / "tag_folder.py"), str(photos), "--labels", "a,b",
+         "--threshold", "0"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "ZSV_MODEL": "tiny", "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    assert len(finished.stdout.splitlines()) == 4 and "unreadable" in finished.stdout
 
 
 @pytest.mark.slow

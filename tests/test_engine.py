@@ -14,9 +14,10 @@ from zeroshot_vision import (
     ImageLoadError,
     InvalidFilterError,
     InvalidInputError,
+    RecordNotFoundError,
     SearchEngine,
 )
-from zeroshot_vision.engine import default_ids
+from zeroshot_vision.engine import file_id
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def indexed(engine, photo_paths) -> SearchEngine:
         {"kind": "space" if "hubble" in p.name or "rocket" in p.name else "earth"}
         for p in photo_paths
     ]
-    report = engine.index_images(photo_paths, metadata=metadata)
+    report = engine.index_images(photo_paths, metadata=metadata, root=photo_paths[0].parent)
     assert report.ok
     return engine
 
@@ -40,16 +41,40 @@ def test_dimension_mismatch_on_construction(tiny_encoder) -> None:
         SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim + 1))
 
 
-def test_index_report_and_default_ids(indexed, photo_paths) -> None:
+def test_index_report_and_ids_relative_to_root(indexed, photo_paths) -> None:
     assert len(indexed.store) == len(photo_paths)
-    assert sorted(indexed.store.ids()) == sorted(p.stem for p in photo_paths)
-    record = indexed.store.fetch(["astronaut"])["astronaut"]
+    assert sorted(indexed.store.ids()) == sorted(p.name for p in photo_paths)
+    record = indexed.store.fetch(["astronaut.png"])["astronaut.png"]
     assert record.metadata["path"] == str(photo_paths[0])
     assert record.metadata["kind"] == "earth"
 
 
-def test_default_ids_use_paths_when_stems_collide() -> None:
-    assert default_ids(["a/x.jpg", "b/x.png", "c/y.jpg"]) == ["a/x.jpg", "b/x.png", "y"]
+def test_file_id_is_one_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    absolute = (tmp_path / "photos" / "sub" / "x.jpg").as_posix()
+    assert file_id("photos/sub/x.jpg") == absolute
+    assert file_id("photos/./sub/../sub/x.jpg") == absolute
+    assert file_id(tmp_path / "photos/sub/x.jpg", "photos") == "sub/x.jpg"
+    assert file_id("photos/sub/x.jpg", tmp_path / "photos") == "sub/x.jpg"
+    assert file_id("elsewhere/y.jpg", "photos") == (tmp_path / "elsewhere/y.jpg").as_posix()
+
+
+def test_the_same_file_indexed_twice_keeps_one_vector(engine, photo_paths, monkeypatch) -> None:
+    # The report: a relative path, then a glob of absolute ones, gave two ids.
+    monkeypatch.chdir(photo_paths[0].parent.parent)
+    relative = Path(photo_paths[2].parent.name) / photo_paths[2].name
+    engine.index_images([relative])
+    engine.index_images(photo_paths[0].parent.glob("chelsea.*"))
+    assert list(engine.store.ids()) == [file_id(photo_paths[2])]
+    assert engine.search_by_image(photo_paths[2], k=5)[0].id == file_id(photo_paths[2])
+    assert len(engine.search_by_image(photo_paths[2], k=5)) == 1
+
+
+def test_a_folder_is_not_a_list_of_images(engine, photo_paths) -> None:
+    with pytest.raises(InvalidInputError, match="index_folder"):
+        engine.index_images(str(photo_paths[0].parent))
+    assert engine.index_images(str(photo_paths[0])).indexed == (file_id(photo_paths[0]),)
 
 
 def test_bad_files_are_skipped_and_named(engine, photo_paths, tmp_path) -> None:
@@ -64,7 +89,7 @@ def test_bad_files_are_skipped_and_named(engine, photo_paths, tmp_path) -> None:
         batch_size=2,
         progress=progress.append,
     )
-    assert report.indexed == ("astronaut", "coffee")
+    assert report.indexed == (file_id(photo_paths[0]), file_id(photo_paths[1]))
     assert {f.source for f in report.failed} == {str(truncated), str(text), str(missing)}
     reasons = {f.source: f.reason for f in report.failed}
     assert "truncated" in reasons[str(truncated)]
@@ -94,16 +119,18 @@ def test_mismatched_lengths(engine, photo_paths) -> None:
 def test_search_by_image_finds_itself_first(indexed, photo_paths) -> None:
     for path in photo_paths:
         results = indexed.search_by_image(path, k=3)
-        assert results[0].id == path.stem
+        assert results[0].id == path.name
         assert results[0].score == pytest.approx(1.0, abs=1e-4)
         assert results[0].probability is None
 
 
 def test_search_by_id_excludes_itself(indexed) -> None:
-    results = indexed.search_by_id("coffee", k=3)
-    assert len(results) == 3 and "coffee" not in [r.id for r in results]
-    with pytest.raises(KeyError):
+    results = indexed.search_by_id("coffee.png", k=3)
+    assert len(results) == 3 and "coffee.png" not in [r.id for r in results]
+    with pytest.raises(KeyError) as info:
         indexed.search_by_id("no-such-photo")
+    assert isinstance(info.value, RecordNotFoundError) and info.value.id == "no-such-photo"
+    assert str(info.value) == "no image with id 'no-such-photo' in the store"
 
 
 def test_text_search_scores_and_probabilities(indexed) -> None:
@@ -119,7 +146,7 @@ def test_text_search_scores_and_probabilities(indexed) -> None:
 
 def test_search_with_filter_and_min_probability(indexed) -> None:
     space = indexed.search("stars", k=10, filter={"kind": "space"})
-    assert {r.id for r in space} == {"rocket", "hubble_deep_field"}
+    assert {r.id for r in space} == {"rocket.jpg", "hubble_deep_field.jpg"}
     everything = indexed.search("stars", k=10)
     cut = sorted(r.probability for r in everything)[len(everything) // 2]
     kept = indexed.search("stars", k=10, min_probability=cut)
@@ -148,7 +175,7 @@ def test_bad_k(indexed, k) -> None:
     with pytest.raises(ValueError, match="k must be"):
         indexed.search("a cat", k=k)
     with pytest.raises(ValueError, match="k must be"):
-        indexed.search_by_id("coffee", k=k)
+        indexed.search_by_id("coffee.png", k=k)
 
 
 def test_bad_filter_and_probability(indexed) -> None:
@@ -183,8 +210,11 @@ def test_classify_softmax_sums_to_one(engine, photo_paths) -> None:
 def test_classify_errors(engine, photo_paths, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one label"):
         engine.classify(photo_paths[0], [])
-    with pytest.raises(ValueError, match="empty"):
-        engine.classify(photo_paths[0], ["a cat", " "])
+    with pytest.raises(ValueError, match="at least one label"):
+        engine.classify(photo_paths[0], [" ", ""])
+    assert [s.label for s in engine.classify(photo_paths[0], ["a cat", " "])] == ["a cat"]
+    with pytest.raises(ValueError, match="must be a string"):
+        engine.classify(photo_paths[0], ["a cat", 3])
     with pytest.raises(ImageLoadError):
         engine.classify(tmp_path / "missing.jpg", ["a cat"])
 

@@ -3,18 +3,19 @@
 Images and texts are embedded into one vector space by SigLIP; image vectors live in a
 pluggable vector store; a text query is the nearest neighbours of its vector.
 
-    >>> from zeroshot_vision import Encoder, FaissStore, SearchEngine  # doctest: +SKIP
-    >>> encoder = Encoder.from_pretrained()  # google/siglip-so400m-patch14-384
-    >>> engine = SearchEngine(encoder, FaissStore(encoder.dim))
-    >>> engine.index_images(["beach.jpg", "street.jpg"])
-    >>> engine.search("a cyber-punk street at night", k=3)
+    >>> from zeroshot_vision import SearchEngine  # doctest: +SKIP
+    >>> with SearchEngine.create("my-index") as engine:  # google/siglip-so400m-patch14-384
+    ...     engine.index_folder("photos")  # recursive, incremental, resumable
+    ...     engine.search("a cyber-punk street at night", k=3)
+
+``zsv search "a cat" --index my-index`` then opens the same index.
 
 Importing this package is cheap: torch, transformers, faiss and pinecone load on first
 use.
 """
 
-from zeroshot_vision.encoder import DEFAULT_MODEL, Encoder
-from zeroshot_vision.engine import SearchEngine
+from zeroshot_vision.encoder import DEFAULT_MODEL, Encoder, default_model
+from zeroshot_vision.engine import SearchEngine, file_id
 from zeroshot_vision.errors import (
     DatasetNotFoundError,
     DimensionMismatchError,
@@ -37,36 +38,48 @@ from zeroshot_vision.errors import (
     ZeroshotVisionError,
 )
 from zeroshot_vision.images import load_image
+from zeroshot_vision.index import IndexFolder
 from zeroshot_vision.stores.base import VectorStore
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.stores.pinecone import PineconeStore
+from zeroshot_vision.stores.registry import register_store_kind, store_kinds
 from zeroshot_vision.stores.transfer import copy_store
 from zeroshot_vision.types import (
+    ClassifyReport,
+    FolderReport,
     Hit,
     ImageFailure,
+    ImageLabels,
+    IndexProgress,
     IndexReport,
     LabelScore,
     Record,
     SearchResult,
+    caption,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ClassifyReport",
     "DatasetNotFoundError",
     "DimensionMismatchError",
     "Encoder",
     "FaissStore",
+    "FolderReport",
     "Hit",
     "ImageDecodeError",
     "ImageFailure",
+    "ImageLabels",
     "ImageLoadError",
     "ImageNotFoundError",
     "ImageTooLargeError",
     "IndexDamagedError",
+    "IndexFolder",
     "IndexLockedError",
     "IndexNotFoundError",
+    "IndexProgress",
     "IndexReport",
     "InvalidFilterError",
     "InvalidInputError",
@@ -85,6 +98,11 @@ __all__ = [
     "VectorStore",
     "ZeroshotVisionError",
     "__version__",
+    "caption",
     "copy_store",
+    "default_model",
+    "file_id",
     "load_image",
+    "register_store_kind",
+    "store_kinds",
 ]

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["fsync_dir", "write_atomic"]
+__all__ = ["fsync_dir", "is_temporary", "write_atomic"]
 
 
 def _default_file_mode() -> int:
@@ -38,6 +38,14 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`write_atomic`'s temp files (``.NAME.XXXX.tmp``).
+
+    Such a file outlives its write only when the process was killed mid-write.
+    """
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def fsync_dir(path: Path) -> None:

@@ -24,14 +24,19 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from zeroshot_vision.errors import InvalidFilterError, InvalidInputError, ZeroshotVisionError
+from zeroshot_vision._checks import non_negative_seconds, positive_int, probability
+from zeroshot_vision.errors import (
+    ImageLoadError,
+    InvalidFilterError,
+    InvalidInputError,
+    ZeroshotVisionError,
+)
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
     from zeroshot_vision.datasets.unsplash import DownloadOutcome
-    from zeroshot_vision.pipeline import IndexProgress
-    from zeroshot_vision.types import SearchResult
+    from zeroshot_vision.types import IndexProgress, SearchResult
 
     Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -122,10 +127,41 @@ def _human_size(size: float) -> str:
     return f"{size:.1f} GiB"
 
 
-def _default_model() -> str:
-    from zeroshot_vision.encoder import DEFAULT_MODEL
+def _number_type(check: Callable[[Any, str], Any], convert: Callable[[str], Any]) -> Any:
+    """An argparse ``type=`` that converts and checks, so bad numbers are usage errors."""
 
-    return os.environ.get("ZSV_MODEL") or DEFAULT_MODEL
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"invalid {convert.__name__} value: {text!r}") from exc
+        try:
+            return check(value, "the value")
+        except InvalidInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc).replace("the value ", "")) from exc
+
+    return parse
+
+
+positive_int_arg = _number_type(positive_int, int)
+seconds_arg = _number_type(non_negative_seconds, float)
+probability_arg = _number_type(probability, float)
+
+
+def _positive_seconds(value: float, name: str) -> float:
+    if not non_negative_seconds(value, name) > 0:
+        raise InvalidInputError(f"{name} must be a positive number of seconds, got {value}")
+    return value
+
+
+def _non_negative_int(value: int, name: str) -> int:
+    if value < 0:
+        raise InvalidInputError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
+positive_seconds_arg = _number_type(_positive_seconds, float)
+non_negative_int_arg = _number_type(_non_negative_int, int)
 
 
 def _add_model_options(parser: argparse.ArgumentParser, *, model_help: str) -> None:
@@ -154,17 +190,35 @@ def add_download_command(commands: Subcommands) -> None:
     parser.add_argument("dataset_dir", metavar="DATASET_DIR", help="the unzipped Unsplash folder")
     parser.add_argument("--out", required=True, metavar="IMAGES_DIR", help="where photos go")
     parser.add_argument(
-        "--width", type=int, default=640, metavar="PX", help="width in pixels (default 640)"
+        "--width",
+        type=positive_int_arg,
+        default=640,
+        metavar="PX",
+        help="width in pixels (default 640)",
     )
     parser.add_argument(
-        "--workers", type=int, default=8, metavar="N", help="parallel requests (default 8)"
+        "--workers",
+        type=positive_int_arg,
+        default=8,
+        metavar="N",
+        help="parallel requests (default 8)",
     )
-    parser.add_argument("--limit", type=int, metavar="N", help="only the first N photos")
     parser.add_argument(
-        "--timeout", type=float, default=30.0, metavar="S", help="seconds per request (default 30)"
+        "--limit", type=positive_int_arg, metavar="N", help="only the first N photos"
     )
     parser.add_argument(
-        "--retries", type=int, default=3, metavar="N", help="retries on 5xx/429/errors (default 3)"
+        "--timeout",
+        type=positive_seconds_arg,
+        default=30.0,
+        metavar="S",
+        help="seconds per request (default 30)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=non_negative_int_arg,
+        default=3,
+        metavar="N",
+        help="retries on 5xx/429/errors (default 3)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(handler=run_download)
@@ -179,16 +233,6 @@ def run_download(args: argparse.Namespace) -> int:
         read_photos,
     )
 
-    for name in ("width", "workers", "limit"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise InvalidInputError(f"--{name} must be a positive number, got {value}")
-    if args.retries < 0:
-        raise InvalidInputError(f"--retries must be 0 or more, got {args.retries}")
-    if not 0 < args.timeout < float("inf"):  # also refuses nan
-        raise InvalidInputError(
-            f"--timeout must be a positive number of seconds, got {args.timeout}"
-        )
     photos = list(read_photos(args.dataset_dir, limit=args.limit))
     bar = _progress_bar(len(photos), unit="photo", desc="download")
     failed = 0
@@ -242,6 +286,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 def add_index_command(commands: Subcommands) -> None:
     """Register ``zsv index``."""
+    from zeroshot_vision.stores.registry import store_kinds
+
     parser = commands.add_parser(
         "index",
         help="index a folder of images (or an Unsplash Lite folder)",
@@ -261,29 +307,40 @@ def add_index_command(commands: Subcommands) -> None:
     _add_model_options(
         parser,
         model_help="checkpoint name or folder (default: the index's, else $ZSV_MODEL or "
-        "google/siglip-so400m-patch14-384)",
+        "google/siglip-so400m-patch14-384; 'tiny' for an offline test model)",
     )
     parser.add_argument(
-        "--store", choices=("faiss", "pinecone"), help="vector store (default: faiss)"
+        "--store", choices=store_kinds(), help="vector store for a new index (default: faiss)"
     )
     parser.add_argument("--pinecone-host", metavar="HOST", help="Pinecone index host")
     parser.add_argument("--pinecone-index", metavar="NAME", help="Pinecone index name")
     parser.add_argument("--namespace", metavar="NS", help="Pinecone namespace")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="images per batch")
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        help="leave out files or folders matching GLOB (relative path or name; repeatable)",
+    )
+    parser.add_argument("--batch-size", type=positive_int_arg, metavar="N", help="images per batch")
     parser.add_argument(
         "--commit-every",
-        type=float,
+        type=seconds_arg,
         default=0.0,
         metavar="S",
         help="commit at most every S seconds instead of every batch (default 0)",
+    )
+    parser.add_argument(
+        "--allow-removal",
+        action="store_true",
+        help="allow removing more than half of the indexed images (files really deleted)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(handler=run_index)
 
 
 def run_index(args: argparse.Namespace) -> int:
-    """``zsv index``: create or update an index folder."""
-    from zeroshot_vision.pipeline import index_source
+    """``zsv index``: create or update an index folder (``SearchEngine.index_folder``)."""
+    from zeroshot_vision.engine import SearchEngine
 
     pinecone = {
         "host": args.pinecone_host,
@@ -295,8 +352,8 @@ def run_index(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             "--pinecone-host, --pinecone-index and --namespace need --store pinecone"
         )
-    if args.batch_size is not None and args.batch_size < 1:
-        raise InvalidInputError(f"--batch-size must be a positive number, got {args.batch_size}")
+    if not Path(args.source).expanduser().is_dir():
+        raise InvalidInputError(f"{args.source} is not a folder")
     bar: Any = None
 
     def on_progress(progress: IndexProgress) -> None:
@@ -309,26 +366,34 @@ def run_index(args: argparse.Namespace) -> int:
         if progress.failed:
             bar.set_postfix(failed=progress.failed, refresh=False)
 
+    engine = SearchEngine.create(
+        args.index,
+        model=args.model,
+        store=args.store,
+        store_options=given or None,
+        device=args.device,
+        dtype=args.dtype,
+        exist_ok=True,
+    )
     try:
-        report = index_source(
+        report = engine.index_folder(
             args.source,
-            args.index,
-            model=args.model,
-            store=args.store,
-            store_options=given or None,
             images_dir=args.images,
+            exclude=args.exclude,
             batch_size=args.batch_size,
-            device=args.device,
-            dtype=args.dtype,
             commit_every=args.commit_every,
+            allow_removal=args.allow_removal,
             progress=on_progress,
         )
     finally:
         if bar is not None:
             bar.close()
+        engine.close()
     if args.json:
         _print_json(report.to_json())
         return EXIT_OK
+    for failure in report.unreadable:
+        _say(f"zsv: cannot read {failure.source}: {failure.reason} (kept)", sys.stderr)
     for failure in (*report.failed, *report.known_failed):
         _say(f"zsv: skipped {failure.source}: {failure.reason}", sys.stderr)
     rate = f" ({report.images_per_second:.1f} images/s)" if report.indexed else ""
@@ -349,14 +414,16 @@ def add_search_command(commands: Subcommands) -> None:
     parser.add_argument("query", metavar="QUERY", help='what to look for, e.g. "a red bicycle"')
     parser.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
     parser.add_argument(
-        "-k", type=int, default=10, metavar="N", help="how many results (default 10)"
+        "-k", type=positive_int_arg, default=10, metavar="N", help="how many results (default 10)"
     )
     parser.add_argument(
         "--filter",
         metavar="JSON",
         help='metadata filter, e.g. \'{"country": "Iceland", "year": {"$gte": 2020}}\'',
     )
-    parser.add_argument("--min-probability", type=float, metavar="P", help="drop weaker hits")
+    parser.add_argument(
+        "--min-probability", type=probability_arg, metavar="P", help="drop weaker hits"
+    )
     parser.add_argument("--negative", metavar="TEXT", help="steer away from this description")
     _add_model_options(parser, model_help="use this checkpoint instead of the index's")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -380,11 +447,10 @@ def parse_filter(text: str | None) -> dict[str, Any] | None:
 
 
 def _describe(metadata: Mapping[str, Any]) -> str:
-    for key in ("description", "ai_description", "path"):
-        value = metadata.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-    return ""
+    from zeroshot_vision.types import caption
+
+    path = metadata.get("path")
+    return caption(metadata) or (path if isinstance(path, str) else "")
 
 
 def _results_table(results: Sequence[SearchResult]) -> list[str]:
@@ -406,13 +472,12 @@ def _results_table(results: Sequence[SearchResult]) -> list[str]:
 
 def run_search(args: argparse.Namespace) -> int:
     """``zsv search``: print the best matches."""
-    from zeroshot_vision.index_dir import close_store, open_engine
+    from zeroshot_vision.engine import SearchEngine
 
     query_filter = parse_filter(args.filter)
-    if args.k < 1:
-        raise InvalidInputError(f"-k must be a positive number, got {args.k}")
-    engine = open_engine(args.index, model=args.model, device=args.device, dtype=args.dtype)
-    try:
+    with SearchEngine.open(
+        args.index, model=args.model, device=args.device, dtype=args.dtype
+    ) as engine:
         results = engine.search(
             args.query,
             k=args.k,
@@ -420,8 +485,6 @@ def run_search(args: argparse.Namespace) -> int:
             min_probability=args.min_probability,
             negative=args.negative,
         )
-    finally:
-        close_store(engine.store)
     if args.json:
         _print_json(
             [
@@ -450,10 +513,10 @@ def add_classify_command(commands: Subcommands) -> None:
     """Register ``zsv classify``."""
     parser = commands.add_parser(
         "classify",
-        help="score text labels against one image",
-        description="Zero-shot classification: how well each label describes IMAGE.",
+        help="score text labels against images",
+        description="Zero-shot classification: how well each label describes each IMAGE.",
     )
-    parser.add_argument("image", metavar="IMAGE", help="an image file")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument(
         "--labels",
         required=True,
@@ -473,32 +536,39 @@ def add_classify_command(commands: Subcommands) -> None:
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    """``zsv classify``: print labels with probabilities, most likely first."""
+    """``zsv classify``: labels with probabilities, most likely first, for each image."""
+    from zeroshot_vision._checks import clean_labels
     from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.stores.faiss import FaissStore
 
-    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
-    if not labels:
-        raise InvalidInputError("--labels holds no label; give e.g. --labels 'a dog,a cat'")
-    if not Path(args.image).is_file():
-        raise InvalidInputError(f"{args.image} is not a file")
-    encoder = Encoder.from_pretrained(
-        args.model or _default_model(), device=args.device, dtype=args.dtype
-    )
-    # Classification needs no stored vectors: an empty in-memory store completes the engine.
-    engine = SearchEngine(encoder, FaissStore(encoder.dim))
-    scores = engine.classify(args.image, labels, softmax=args.softmax)  # best first
+    labels = clean_labels(args.labels)
+    if len(args.images) == 1 and not Path(args.images[0]).is_file():
+        raise InvalidInputError(f"{args.images[0]} is not a file")
+    encoder = Encoder.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    report = encoder.classify_many(args.images, labels, softmax=args.softmax)
+    if len(args.images) == 1 and report.failed:
+        raise ImageLoadError(report.failed[0].source, report.failed[0].reason)
+    for failure in report.failed:
+        _say(f"zsv: skipped {failure.source}: {failure.reason}", sys.stderr)
     if args.json:
-        _print_json(
-            [{"label": s.label, "probability": s.probability, "score": s.score} for s in scores]
-        )
-        return EXIT_OK
-    width = max(len("label"), *(_columns(s.label) for s in scores))
-    _say(f"{_pad('label', width)}  {'prob':>6}  {'score':>7}")
-    for s in scores:
-        _say(f"{_pad(s.label, width)}  {s.probability:>6.4f}  {s.score:>7.4f}")
-    return EXIT_OK
+        rows = [
+            [{"label": s.label, "probability": s.probability, "score": s.score} for s in r.labels]
+            for r in report.results
+        ]
+        if len(args.images) == 1:
+            _print_json(rows[0])
+        else:
+            _print_json(
+                [{"image": r.source, "labels": row} for r, row in zip(report.results, rows)]
+            )
+        return EXIT_PARTIAL if report.failed else EXIT_OK
+    width = max(len("label"), *(_columns(label) for label in labels))
+    for n, result in enumerate(report.results):
+        if len(args.images) > 1:
+            _say(("" if n == 0 else "\n") + _one_line(result.source, 200))
+        _say(f"{_pad('label', width)}  {'prob':>6}  {'score':>7}")
+        for s in result.labels:
+            _say(f"{_pad(s.label, width)}  {s.probability:>6.4f}  {s.score:>7.4f}")
+    return EXIT_PARTIAL if report.failed else EXIT_OK
 
 
 # -- info -----------------------------------------------------------------------------------
@@ -518,48 +588,45 @@ def add_info_command(commands: Subcommands) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     """``zsv info``: what an index folder holds."""
-    from zeroshot_vision.index_dir import (
-        close_store,
-        index_size_bytes,
-        open_store,
-        read_settings,
-    )
-    from zeroshot_vision.pipeline import read_state_summary
+    from zeroshot_vision.index import IndexFolder
 
-    settings = read_settings(args.index)
-    store = open_store(args.index, settings)
+    folder = IndexFolder.open(args.index)
+    store = folder.open_store()
     try:
         count = len(store)
     finally:
-        close_store(store)
-    size = index_size_bytes(args.index)
-    summary = read_state_summary(args.index)
+        store.close()
+    counts = folder.counts()
+    manifest = folder.manifest
     info: dict[str, Any] = {
         "index": str(Path(args.index).resolve()),
         "count": count,
-        "model": settings.model,
-        "dim": settings.dim,
-        "store": settings.store,
-        "store_options": dict(settings.store_options),
-        "size_bytes": size,
-        "source": summary.source,
-        "bad_images": summary.failed,
+        "model": manifest.model,
+        "dim": manifest.dim,
+        "store": manifest.store.kind,
+        "store_options": dict(manifest.store.options),
+        "size_bytes": folder.size_bytes(),
+        "source": folder.source(),
+        "files": counts["indexed"],
+        "bad_images": counts["failed"],
+        "format_version": manifest.version,
     }
     if args.json:
         _print_json(info)
         return EXIT_OK
+    options = "".join(f" {k}={v}" for k, v in info["store_options"].items())
     rows = [
         ("index", info["index"]),
         ("count", str(count)),
-        ("model", settings.model),
-        ("dim", str(settings.dim)),
-        ("store", settings.store + "".join(f" {k}={v}" for k, v in info["store_options"].items())),
-        ("size", _human_size(size)),
-        ("source", summary.source or "-"),
-        ("bad images", str(summary.failed)),
+        ("model", manifest.model),
+        ("dim", str(manifest.dim)),
+        ("store", manifest.store.kind + options),
+        ("size", _human_size(info["size_bytes"])),
+        ("source", info["source"] or "-"),
+        ("bad images", str(counts["failed"])),
     ]
     for key, value in rows:
-        _say(f"{key + ':':<12}{value}")
+        _say(f"{key + ':':<12}{_one_line(value, 400)}")
     return EXIT_OK
 
 
@@ -575,7 +642,7 @@ def add_app_command(commands: Subcommands) -> None:
     )
     parser.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
     parser.add_argument(
-        "--port", type=int, default=8501, metavar="N", help="TCP port (default 8501)"
+        "--port", type=positive_int_arg, default=8501, metavar="N", help="TCP port (default 8501)"
     )
     parser.add_argument(
         "--host",

@@ -14,19 +14,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import urllib.parse
-from collections.abc import Iterable, Iterator
-from itertools import islice
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from zeroshot_vision._checks import (
+    DEFAULT_MODEL,
+    MODEL_ENV,
+    TINY_MODEL,
+    batched,
+    clean_labels,
+    default_model,
+)
 from zeroshot_vision._optional import require
-from zeroshot_vision.errors import InvalidInputError, ModelLoadError
-from zeroshot_vision.images import iter_loaded
+from zeroshot_vision.errors import ImageLoadError, InvalidInputError, ModelLoadError
+from zeroshot_vision.images import describe_source, iter_loaded, load_image
+from zeroshot_vision.types import ClassifyReport, ImageFailure, ImageLabels, LabelScore
 
 if TYPE_CHECKING:
     import torch
@@ -34,16 +44,23 @@ if TYPE_CHECKING:
 
     from zeroshot_vision.types import ImageSource
 
-__all__ = ["DEFAULT_MODEL", "TEXT_LENGTH", "Encoder", "sigmoid"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODEL_ENV",
+    "TEXT_LENGTH",
+    "TINY_MODEL",
+    "Encoder",
+    "default_model",
+    "resolve_model",
+    "sigmoid",
+]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "google/siglip-so400m-patch14-384"
 TEXT_LENGTH = 64
 """SigLIP checkpoints were trained on text padded to exactly this many tokens."""
 
 _MASKLESS_TEXT = frozenset({"siglip", "siglip2"})
-T = TypeVar("T")
 
 
 def sigmoid(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -51,10 +68,37 @@ def sigmoid(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
 
 
-def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
+def resolve_model(name_or_path: str | os.PathLike[str] | None = None) -> str:
+    """The checkpoint to load for a model name; the one rule every entry point follows.
+
+    ``None`` (or an empty name) means :func:`default_model`: ``$ZSV_MODEL``, else
+    ``google/siglip-so400m-patch14-384``. ``"tiny"`` means a tiny random SigLIP built
+    offline once into the user cache (``$XDG_CACHE_HOME/zeroshot-vision/tiny-siglip``):
+    the whole pipeline runs without the hub, with meaningless rankings.
+    """
+    name = os.fspath(name_or_path) if name_or_path is not None else ""
+    name = name.strip() or default_model()
+    if name != TINY_MODEL:
+        return name
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = cache / "zeroshot-vision" / "tiny-siglip"
+    if not (folder / "config.json").is_file():
+        from zeroshot_vision.testing.tiny import build_tiny_siglip
+
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # Build beside it and rename, so a killed build never leaves a half-written model.
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tiny-siglip-"))
+        try:
+            build_tiny_siglip(staging)
+            try:
+                staging.rename(folder)
+            except OSError:  # another process built it first
+                if not (folder / "config.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        logger.info("built the tiny random SigLIP in %s", folder)
+    return str(folder)
 
 
 def _pick_device(device: str | torch.device | None) -> torch.device:
@@ -161,7 +205,7 @@ class Encoder:
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,
+        name_or_path: str | os.PathLike[str] | None = None,
         *,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
@@ -173,9 +217,12 @@ class Encoder:
 
         Args:
             name_or_path: A Hugging Face model id, or a folder written by
-                ``save_pretrained``. The first use of a hub id downloads it (about 3.5 GB
-                for the default checkpoint) into the Hugging Face cache; later loads use
-                the cached copy without contacting the hub (pass ``revision`` to pin one).
+                ``save_pretrained``; ``None`` means ``$ZSV_MODEL``, else
+                ``google/siglip-so400m-patch14-384``; ``"tiny"`` a tiny random model
+                built offline (see :func:`resolve_model`). The first use of a hub id
+                downloads it (about 3.5 GB for the default checkpoint) into the Hugging
+                Face cache; later loads use the cached copy without contacting the hub
+                (pass ``revision`` to pin one).
             device: ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"``...; ``None`` picks
                 cuda, then mps, then cpu.
             dtype: ``torch.float32``, ``"bfloat16"``...; ``None`` picks bfloat16 (or
@@ -190,7 +237,7 @@ class Encoder:
         """
         require("torch", purpose="Encoder")
         transformers = require("transformers", purpose="Encoder")
-        name = os.fspath(name_or_path)
+        name = resolve_model(name_or_path)
         path = Path(name).expanduser()
         if path.exists():
             if not path.is_dir():
@@ -249,7 +296,7 @@ class Encoder:
             cleaned.append(text.strip().lower())
         chunks = [
             self._encode_text_batch(batch)
-            for batch in _batches(cleaned, batch_size or max(self.batch_size, 32))
+            for batch in batched(cleaned, batch_size or max(self.batch_size, 32))
         ]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
@@ -332,6 +379,93 @@ class Encoder:
         features = features.float()
         features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return np.ascontiguousarray(features.cpu().numpy(), dtype=np.float32)
+
+    # -- classification ----------------------------------------------------------------
+
+    def classify(
+        self, image: ImageSource, labels: str | Sequence[str], *, softmax: bool = False
+    ) -> list[LabelScore]:
+        """Score ``labels`` against one image, highest probability first.
+
+        Args:
+            image: A path, bytes or PIL image.
+            labels: Candidate descriptions ("a dog", "a cat", ...), or one string of
+                comma-separated labels. Blanks and repeats are dropped.
+            softmax: False (default): independent sigmoid probabilities, as SigLIP was
+                trained; several labels can be likely, or none. True: a softmax over the
+                labels, for "exactly one of these".
+
+        Raises:
+            InvalidInputError: No labels, or a label that is not a string.
+            ImageLoadError: ``image`` cannot be read.
+        """
+        unique = clean_labels(labels)
+        text_vectors = self.encode_texts(unique)
+        image_vector = self.encode_loaded([load_image(image, draft_size=self.draft_size)])
+        return self._label_scores(unique, text_vectors, image_vector[0], softmax=softmax)
+
+    def classify_many(
+        self,
+        images: Iterable[ImageSource],
+        labels: str | Sequence[str],
+        *,
+        softmax: bool = False,
+        batch_size: int | None = None,
+    ) -> ClassifyReport:
+        """Score ``labels`` against many images; unreadable images are skipped and listed.
+
+        The labels are embedded once; images are decoded on worker threads while the
+        model runs, a batch at a time, so memory stays bounded.
+
+        Returns:
+            One :class:`~zeroshot_vision.types.ImageLabels` per readable image, in input
+            order, and one :class:`~zeroshot_vision.types.ImageFailure` per unreadable one.
+        """
+        unique = clean_labels(labels)
+        text_vectors = self.encode_texts(unique)
+        results: list[ImageLabels] = []
+        failed: list[ImageFailure] = []
+        for chunk in batched(
+            iter_loaded(images, draft_size=self.draft_size), batch_size or self.batch_size
+        ):
+            good = []
+            for source, loaded in chunk:
+                if isinstance(loaded, ImageLoadError):
+                    failed.append(ImageFailure(source=loaded.source, reason=loaded.reason))
+                else:
+                    good.append((source, loaded))
+            vectors = self.encode_loaded([image for _, image in good])
+            results.extend(
+                ImageLabels(
+                    source=describe_source(source),
+                    labels=tuple(self._label_scores(unique, text_vectors, vector, softmax=softmax)),
+                )
+                for (source, _), vector in zip(good, vectors)
+            )
+        return ClassifyReport(results=tuple(results), failed=tuple(failed))
+
+    def _label_scores(
+        self,
+        labels: list[str],
+        text_vectors: npt.NDArray[np.float32],
+        image_vector: npt.NDArray[np.float32],
+        *,
+        softmax: bool,
+    ) -> list[LabelScore]:
+        cosines = text_vectors @ image_vector
+        if softmax:
+            logits = self.logits(cosines)
+            weights = np.exp(logits - logits.max())
+            probabilities = weights / weights.sum()
+        else:
+            probabilities = self.probability(cosines)
+        order = np.argsort(-cosines, kind="stable")
+        return [
+            LabelScore(
+                label=labels[i], probability=float(probabilities[i]), score=float(cosines[i])
+            )
+            for i in order
+        ]
 
     # -- scores ------------------------------------------------------------------------
 

@@ -14,14 +14,19 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
+    "ClassifyReport",
+    "FolderReport",
     "Hit",
     "ImageFailure",
+    "ImageLabels",
     "ImageSource",
+    "IndexProgress",
     "IndexReport",
     "LabelScore",
     "Metadata",
     "Record",
     "SearchResult",
+    "caption",
 ]
 
 Metadata = Mapping[str, Any]
@@ -31,7 +36,7 @@ ImageSource = Union[str, "os.PathLike[str]", Path, bytes, "Image.Image"]
 """Anything the encoder can read an image from: a path, the file's bytes, or a PIL image."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Hit:
     """One match from a vector store.
 
@@ -46,7 +51,7 @@ class Hit:
     metadata: Metadata = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Record:
     """A stored vector with its id and metadata, as returned by ``VectorStore.fetch``.
 
@@ -61,7 +66,7 @@ class Record:
     metadata: Metadata = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SearchResult:
     """One result of a text or image search.
 
@@ -79,7 +84,7 @@ class SearchResult:
     metadata: Metadata = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LabelScore:
     """A label and how well it fits an image.
 
@@ -94,7 +99,7 @@ class LabelScore:
     score: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ImageFailure:
     """An image that could not be indexed, and why.
 
@@ -107,7 +112,7 @@ class ImageFailure:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IndexReport:
     """What ``SearchEngine.index_images`` did.
 
@@ -126,3 +131,123 @@ class IndexReport:
 
     def __str__(self) -> str:
         return f"indexed {len(self.indexed)}, failed {len(self.failed)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageLabels:
+    """The labels scored against one image, most likely first.
+
+    Attributes:
+        source: A printable name of the image (its path, or its kind).
+        labels: Every label with its probability and cosine, highest first.
+    """
+
+    source: str
+    labels: tuple[LabelScore, ...]
+
+    def likely(self, min_probability: float = 0.5) -> tuple[LabelScore, ...]:
+        """The labels at or above ``min_probability``: zero, one or several."""
+        return tuple(label for label in self.labels if label.probability >= min_probability)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifyReport:
+    """What ``Encoder.classify_many`` found.
+
+    Attributes:
+        results: One entry per readable image, in input order.
+        failed: The images that could not be read, each with its reason.
+    """
+
+    results: tuple[ImageLabels, ...] = ()
+    failed: tuple[ImageFailure, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexProgress:
+    """Where a folder run stands; passed to the progress callback after every batch.
+
+    Attributes:
+        total: Images this run has to encode (new and changed ones).
+        done: Images handled so far, indexed or failed.
+        advanced: Images handled since the previous call.
+        indexed: Images indexed so far.
+        failed: Images that could not be read so far.
+    """
+
+    total: int
+    done: int = 0
+    advanced: int = 0
+    indexed: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FolderReport:
+    """What ``SearchEngine.index_folder`` did.
+
+    Attributes:
+        indexed: Ids encoded and stored in this run (new or changed files).
+        skipped: Files unchanged since they were indexed, not encoded again.
+        removed: Ids whose files are gone, removed from the store.
+        failed: Images that could not be read in this run.
+        known_failed: Unchanged images that failed in an earlier run; not retried.
+        unreadable: Folders or files that could not be listed or examined, with the
+            reason; what the index holds for them was kept.
+        count: Vectors in the store at the end.
+        seconds: Wall time of the run.
+    """
+
+    indexed: tuple[str, ...] = ()
+    skipped: int = 0
+    removed: tuple[str, ...] = ()
+    failed: tuple[ImageFailure, ...] = ()
+    known_failed: tuple[ImageFailure, ...] = ()
+    unreadable: tuple[ImageFailure, ...] = ()
+    count: int = 0
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        """Indexing throughput of this run (0 when nothing was encoded)."""
+        return len(self.indexed) / self.seconds if self.indexed and self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary (counts, and the failures with their reasons)."""
+
+        def listed(failures: tuple[ImageFailure, ...]) -> list[dict[str, str]]:
+            return [{"source": f.source, "reason": f.reason} for f in failures]
+
+        return {
+            "indexed": len(self.indexed),
+            "skipped": self.skipped,
+            "removed": len(self.removed),
+            "failed": listed(self.failed),
+            "known_failed": listed(self.known_failed),
+            "unreadable": listed(self.unreadable),
+            "count": self.count,
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.images_per_second, 2),
+        }
+
+    def __str__(self) -> str:
+        return (
+            f"indexed {len(self.indexed)}, skipped {self.skipped}, removed {len(self.removed)}, "
+            f"failed {len(self.failed) + len(self.known_failed)}; {self.count} in the index"
+        )
+
+
+CAPTION_FIELDS = ("description", "ai_description")
+
+
+def caption(metadata: Metadata) -> str:
+    """The text that describes an image: its description, else its AI description.
+
+    Unsplash photos often have no human description; the AI one is the fallback.
+    Empty when neither is a non-blank string.
+    """
+    for key in CAPTION_FIELDS:
+        value = metadata.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return ""

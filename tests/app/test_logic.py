@@ -63,11 +63,11 @@ def index_dir(
 @pytest.fixture(scope="module")
 def empty_index_dir(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Path:
     from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.index_dir import create_index_dir
+    from zeroshot_vision.index import IndexFolder
 
     folder = tmp_path_factory.mktemp("empty") / "idx"
     dim = Encoder.from_pretrained(str(model_dir), device="cpu").dim
-    create_index_dir(folder, model=str(model_dir), dim=dim)
+    IndexFolder.create(folder, model=str(model_dir), dim=dim)
     return folder
 
 
@@ -154,10 +154,10 @@ def test_a_query_of_only_spaces_asks_for_words(
 def test_min_probability_slider_drops_unlikely_photos(
     monkeypatch: pytest.MonkeyPatch, index_dir: Path
 ) -> None:
-    from zeroshot_vision.index_dir import open_engine
+    from zeroshot_vision.engine import SearchEngine
 
     query = "a photo of a cat"
-    probabilities = [r.probability for r in open_engine(index_dir).search(query, k=20)]
+    probabilities = [r.probability for r in SearchEngine.open(index_dir).search(query, k=20)]
     assert all(p is not None for p in probabilities)
     cut = round(float(np.median([p for p in probabilities if p is not None])), 2)
     expected = sum(1 for p in probabilities if p is not None and p >= cut)
@@ -407,10 +407,10 @@ def test_facets_and_filters() -> None:
 def test_result_cards_show_rank_probability_and_metadata() -> None:
     results = [
         SearchResult(
-            "a",
-            0.25,
-            0.875,
-            {
+            id="a",
+            score=0.25,
+            probability=0.875,
+            metadata={
                 "description": "A fox",
                 "photographer": "Ann",
                 "location": "Reykjavik, Iceland",
@@ -418,7 +418,7 @@ def test_result_cards_show_rank_probability_and_metadata() -> None:
                 "year": 2020,
             },
         ),
-        SearchResult("b", 0.5, None, {}),
+        SearchResult(id="b", score=0.5, probability=None, metadata={}),
     ]
     first, second = result_cards(results)
     assert first.heading == "#1 · p 0.875 · cos 0.250"
@@ -574,11 +574,10 @@ def hostile_index_dir(
     tmp_path_factory: pytest.TempPathFactory, model_dir: Path, photos: list[Path]
 ) -> Path:
     """An index whose ids, metadata keys and values try to inject Markdown and HTML."""
-    from zeroshot_vision.index_dir import create_index_dir, open_store, save_store
+    from zeroshot_vision.index import IndexFolder
 
     folder = tmp_path_factory.mktemp("hostile") / "idx"
-    create_index_dir(folder, model=str(model_dir), dim=32)
-    store = open_store(folder)
+    store = IndexFolder.create(folder, model=str(model_dir), dim=32).open_store()
     ids = ["`x` ![i](http://evil.example/id.png)", "**bold** <b>id</b>"]
     metadata = [
         {
@@ -596,7 +595,7 @@ def hostile_index_dir(
         },
     ]
     store.upsert(ids, np.random.default_rng(0).standard_normal((2, 32)), metadata)
-    save_store(folder, store)
+    store.commit()
     return folder
 
 
@@ -705,15 +704,11 @@ def test_odd_url_queries_search_without_errors(
 def test_k_slider_extremes_and_an_index_without_metadata(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photos: list[Path]
 ) -> None:
-    from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.index_dir import create_index_dir, open_store, save_store
 
     folder = tmp_path / "bare"
-    create_index_dir(folder, model=str(model_dir), dim=32)
-    engine = SearchEngine(Encoder.from_pretrained(str(model_dir), device="cpu"), open_store(folder))
-    assert engine.index_images(photos).ok  # metadata: only the path
-    save_store(folder, engine.store)
+    with SearchEngine.create(folder, model=str(model_dir), device="cpu") as engine:
+        assert engine.index_images(photos).ok  # metadata: only the path
     at = app(monkeypatch, "--index", str(folder)).run()
     assert not at.multiselect and [s.key for s in at.slider] == ["k", "min_probability"]
     at.slider(key="k").set_value(1)

@@ -30,8 +30,10 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zeroshot_vision.errors import ImageLoadError
+from zeroshot_vision._checks import clean_labels
+from zeroshot_vision.errors import ImageLoadError, InvalidInputError
 from zeroshot_vision.stores.filters import is_number
+from zeroshot_vision.types import caption
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -159,14 +161,15 @@ def clean_query(text: str | None) -> str | None:
 
 
 def parse_labels(text: str) -> list[str]:
-    """Split labels typed one per line or separated by commas; drop blanks and repeats."""
-    labels: list[str] = []
-    for line in text.splitlines():
-        for part in line.split(","):
-            label = part.strip()
-            if label and label not in labels:
-                labels.append(label)
-    return labels
+    """Split labels typed one per line or separated by commas; drop blanks and repeats.
+
+    The library's one rule (:func:`zeroshot_vision.encoder.Encoder.classify` applies it
+    too), except that no label at all gives an empty list for the page to explain.
+    """
+    try:
+        return clean_labels(text)
+    except InvalidInputError:
+        return []
 
 
 @dataclass(frozen=True)
@@ -308,8 +311,8 @@ class ResultCard:
 
 def _details(metadata: Mapping[str, Any]) -> tuple[str, ...]:
     lines: list[str] = []
-    description = metadata.get("description") or metadata.get("ai_description")
-    if isinstance(description, str) and description.strip():
+    description = caption(metadata)
+    if description:
         lines.append(description.strip())
     photographer = metadata.get("photographer")
     if isinstance(photographer, str) and photographer.strip():

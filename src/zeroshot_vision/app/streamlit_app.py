@@ -46,6 +46,7 @@ from zeroshot_vision.errors import (
 from zeroshot_vision.images import load_image
 
 if TYPE_CHECKING:
+    from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.engine import SearchEngine
     from zeroshot_vision.types import SearchResult
 
@@ -58,21 +59,18 @@ DEFAULT_LABELS = "a photo of a cat\na photo of a person\na photo of a landscape"
 
 @st.cache_resource(show_spinner="Loading the model and the index…")
 def load_engine(index_dir: str, model: str | None, device: str | None) -> SearchEngine:
-    """The engine for an index folder, loaded once per process."""
-    from zeroshot_vision.index_dir import open_engine
+    """The engine for an index folder, loaded once per process (it only reads)."""
+    from zeroshot_vision.engine import SearchEngine
 
-    return open_engine(index_dir, model=model, device=device)
+    return SearchEngine.open(index_dir, model=model, device=device)
 
 
 @st.cache_resource(show_spinner="Loading the model…")
-def load_classifier(model: str | None, device: str | None) -> SearchEngine:
-    """An engine with an empty store, for classifying without an index."""
-    from zeroshot_vision.encoder import DEFAULT_MODEL, Encoder
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.stores.faiss import FaissStore
+def load_classifier(model: str | None, device: str | None) -> Encoder:
+    """The encoder for classifying without an index: ``--model``, else ``$ZSV_MODEL``."""
+    from zeroshot_vision.encoder import Encoder
 
-    encoder = Encoder.from_pretrained(model or DEFAULT_MODEL, device=device)
-    return SearchEngine(encoder, FaissStore(encoder.dim))
+    return Encoder.from_pretrained(model, device=device)
 
 
 @st.cache_resource(show_spinner="Reading the index's metadata…")
@@ -333,7 +331,7 @@ def show_classify_page(engine: SearchEngine | None, args: AppArgs) -> None:
     if not labels:
         st.info("Type at least one label.")
         return
-    classifier = engine if engine is not None else load_classifier_or_explain(args)
+    classifier = engine.encoder if engine is not None else load_classifier_or_explain(args)
     if classifier is None or image is None:
         return
     with st.spinner("Classifying…"):
@@ -361,7 +359,7 @@ def show_classify_page(engine: SearchEngine | None, args: AppArgs) -> None:
         )
 
 
-def load_classifier_or_explain(args: AppArgs) -> SearchEngine | None:
+def load_classifier_or_explain(args: AppArgs) -> Encoder | None:
     """The index-free classifier, or ``None`` after showing why it is unavailable."""
     try:
         return load_classifier(args.model, args.device)

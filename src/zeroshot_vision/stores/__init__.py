@@ -7,14 +7,18 @@ from zeroshot_vision.stores.base import VectorStore
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.stores.filters import matches, validate_filter
 from zeroshot_vision.stores.pinecone import PineconeStore, create_pinecone_index
+from zeroshot_vision.stores.registry import StoreLocation, register_store_kind, store_kinds
 from zeroshot_vision.stores.transfer import copy_store
 
 __all__ = [
     "FaissStore",
     "PineconeStore",
+    "StoreLocation",
     "VectorStore",
     "copy_store",
     "create_pinecone_index",
     "matches",
+    "register_store_kind",
+    "store_kinds",
     "validate_filter",
 ]

@@ -169,7 +169,8 @@ class FaissStore:
             if key < 0:  # FAISS pads with -1 when fewer than k are found
                 continue
             item = self._id_of[int(key)]
-            hits.append(Hit(item, float(np.clip(score, -1.0, 1.0)), dict(self._metadata[item])))
+            score = float(np.clip(score, -1.0, 1.0))
+            hits.append(Hit(id=item, score=score, metadata=dict(self._metadata[item])))
         return hits
 
     def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
@@ -179,7 +180,7 @@ class FaissStore:
             key = self._key_of.get(item)
             if key is not None:
                 vector = np.asarray(self._index.reconstruct(key), dtype=np.float32)
-                out[item] = Record(item, vector, dict(self._metadata[item]))
+                out[item] = Record(id=item, vector=vector, metadata=dict(self._metadata[item]))
         return out
 
     def delete(self, ids: Sequence[str]) -> None:

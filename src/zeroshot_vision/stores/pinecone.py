@@ -13,9 +13,14 @@ What the store does so the caller does not have to:
   on a bounded thread pool (``max_concurrency``).
 * **Validation before the network.** Pinecone is stricter than the protocol: metadata
   values must be a string, number, bool or list of strings (no ``None``, no nested
-  objects), at most :data:`MAX_METADATA_BYTES` per vector, and ids must be 1 to 512 ASCII
-  characters. One bad record rejects the whole call and nothing is sent. Filters are
-  checked with the shared filter code, so a typo fails locally.
+  objects), at most :data:`MAX_METADATA_BYTES` per vector. One bad record rejects the
+  whole call and nothing is sent. Filters are checked with the shared filter code, so a
+  typo fails locally.
+* **Any id.** Pinecone ids must be 1 to 512 ASCII characters; a photo library has
+  accented and CJK file names. Such ids are stored percent-encoded (``Crème.png`` as
+  ``Cr%C3%A8me.png``), which maps back exactly; one still too long is stored under a hash
+  with the original id in the reserved metadata field :data:`ID_FIELD`. Callers only ever
+  see their own ids.
 * **Plain Python on the wire.** Vectors are unit-normalized float32 and sent in float32's
   shortest decimal form (about 13 KB of JSON for 1152 dimensions instead of 24 KB), which
   parses back to exactly the same float32 values.
@@ -36,8 +41,10 @@ so on the real service ``len()``, ``ids()`` and queries may lag a write by a few
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -80,6 +87,9 @@ MAX_IDS_PER_REQUEST = 1_000
 MAX_METADATA_BYTES = 40 * 1024
 """Pinecone refuses metadata larger than 40 KB (as compact JSON) on one vector."""
 MAX_ID_LENGTH = 512
+ID_FIELD = "_zsv_id"
+"""Reserved metadata field: the original id of a record stored under a hashed id."""
+_HASHED = "%sha256:"  # never produced by percent-encoding, so never a mapped readable id
 """Pinecone ids are 1 to this many ASCII characters."""
 MAX_TOP_K = 10_000
 """Pinecone refuses ``top_k`` above this; larger ``k`` is clamped to it."""
@@ -294,17 +304,25 @@ class PineconeStore:
         record_budget = MAX_REQUEST_BYTES - _ENVELOPE_MARGIN - len(self._namespace) * 6
         # Upper bound of one float32 in shortest JSON form plus its comma ("-1.2345678e-05,").
         vector_bytes_bound = 16 * self._dim
-        for item, meta in zip(id_list, meta_list, strict=True):
-            _check_id(item)
+        remote_ids = []
+        for i, (item, meta) in enumerate(zip(id_list, meta_list, strict=True)):
+            if ID_FIELD in meta:
+                raise InvalidMetadataError(
+                    f"metadata of id {item!r} uses the reserved {ID_FIELD!r}"
+                )
+            remote = _remote_id(item)
+            if remote.startswith(_HASHED):
+                meta_list[i] = meta = {**meta, ID_FIELD: item}
+            remote_ids.append(remote)
             meta_bytes = _check_metadata(item, meta, self._json)
-            if vector_bytes_bound + meta_bytes + len(item) + 64 > record_budget:
+            if vector_bytes_bound + meta_bytes + len(remote) + 64 > record_budget:
                 raise InvalidInputError(
                     f"record {item!r} would not fit in one {MAX_REQUEST_BYTES}-byte request"
                 )
         batches = _batches(
-            self._records(id_list, matrix, meta_list), record_budget, MAX_VECTORS_PER_REQUEST
+            self._records(remote_ids, matrix, meta_list), record_budget, MAX_VECTORS_PER_REQUEST
         )
-        self._send_upserts(batches, id_list)
+        self._send_upserts(batches, remote_ids)
 
     def query(
         self, vector: npt.ArrayLike, k: int = 10, filter: Mapping[str, Any] | None = None
@@ -325,27 +343,25 @@ class PineconeStore:
             include_values=False,
             include_metadata=True,
         )
-        hits = [
-            Hit(
-                str(match.id),
-                float(np.clip(float(match.score), -1.0, 1.0)),
-                dict(match.metadata or {}),
-            )
-            for match in (response.matches or [])
-            if match.id
-        ]
+        hits = []
+        for match in response.matches or []:
+            if match.id:
+                item, meta = _local(str(match.id), dict(match.metadata or {}))
+                score = float(np.clip(float(match.score), -1.0, 1.0))
+                hits.append(Hit(id=item, score=score, metadata=meta))
         hits.sort(key=lambda hit: hit.score, reverse=True)
         return hits[:k]
 
     def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
         """The stored records for ``ids``; absent ids are left out."""
-        wanted = [item for item in dict.fromkeys(check_ids(ids)) if _is_pinecone_id(item)]
+        wanted = [_remote_id(item) for item in dict.fromkeys(check_ids(ids))]
         out: dict[str, Record] = {}
         for chunk in _id_chunks(wanted, query_budget=_MAX_FETCH_QUERY_BYTES):
             response = self._call("fetch", self._index.fetch, ids=chunk, namespace=self._namespace)
-            for item, found in (response.vectors or {}).items():
+            for remote, found in (response.vectors or {}).items():
+                item, meta = _local(str(remote), dict(found.metadata or {}))
                 vector = np.asarray(found.values, dtype=np.float32)
-                out[str(item)] = Record(str(item), vector, dict(found.metadata or {}))
+                out[item] = Record(id=item, vector=vector, metadata=meta)
         return out
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -355,8 +371,8 @@ class PineconeStore:
             PartialWriteError: If a request failed part way; ``written_ids`` lists the
                 ids whose deletion went through, ``failed_ids`` those to retry.
         """
-        # An id Pinecone cannot hold is certainly absent, so deleting it is a no-op.
-        wanted = [item for item in dict.fromkeys(check_ids(ids)) if _is_pinecone_id(item)]
+        local_of = {_remote_id(item): item for item in dict.fromkeys(check_ids(ids))}
+        wanted = list(local_of)
         done: list[str] = []
         for chunk in _id_chunks(wanted):
             try:
@@ -366,8 +382,8 @@ class PineconeStore:
                 raise PartialWriteError(
                     f"Pinecone delete failed after {len(done)} of {len(wanted)} ids: "
                     f"{self._describe(exc)}",
-                    written_ids=done,
-                    failed_ids=failed,
+                    written_ids=[local_of[item] for item in done],
+                    failed_ids=[local_of[item] for item in failed],
                 ) from exc
             done.extend(chunk)
 
@@ -379,10 +395,26 @@ class PineconeStore:
             page = self._call("list", next, iterator, None)
             if page is None:
                 return
-            for item in page.vectors or []:
-                yield str(item.id)
+            remote = [str(item.id) for item in page.vectors or []]
+            hashed = [item for item in remote if item.startswith(_HASHED)]
+            # A hashed id's original lives in its metadata, which listing does not return.
+            originals = {item: record.id for item, record in self._fetch_remote(hashed).items()}
+            for item in remote:
+                if item in originals:
+                    yield originals[item]
+                elif not item.startswith(_HASHED):
+                    yield _local(item, {})[0]
 
     # -- internals ---------------------------------------------------------------------
+
+    def _fetch_remote(self, remote_ids: list[str]) -> dict[str, Record]:
+        out: dict[str, Record] = {}
+        for chunk in _id_chunks(remote_ids, query_budget=_MAX_FETCH_QUERY_BYTES):
+            response = self._call("fetch", self._index.fetch, ids=chunk, namespace=self._namespace)
+            for remote, found in (response.vectors or {}).items():
+                item, meta = _local(str(remote), dict(found.metadata or {}))
+                out[str(remote)] = Record(id=item, vector=np.zeros(0, np.float32), metadata=meta)
+        return out
 
     def _dim_from_stats(self) -> int:
         stats = self._call("describe_index_stats", self._index.describe_index_stats)
@@ -519,20 +551,26 @@ def _namespace_summary(stats: Any, namespace: str) -> Any:
     return None
 
 
-def _is_pinecone_id(item: str) -> bool:
-    return 0 < len(item) <= MAX_ID_LENGTH and item.isascii() and "\x00" not in item
+# Printable ASCII stays readable; '%' itself is escaped so that decoding is exact.
+_SAFE_ID_CHARACTERS = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
-def _check_id(item: str) -> None:
-    if len(item) > MAX_ID_LENGTH:
-        raise InvalidInputError(
-            f"id {item[:40]!r}... is {len(item)} characters; Pinecone allows at most "
-            f"{MAX_ID_LENGTH}"
-        )
-    if not item.isascii() or "\x00" in item:
-        raise InvalidInputError(
-            f"id {item!r} is not allowed by Pinecone: ids must be ASCII without NUL"
-        )
+def _remote_id(item: str) -> str:
+    """The id Pinecone stores for ``item``: itself, percent-encoded, or a hash."""
+    if item.isascii() and item.isprintable() and "%" not in item and len(item) <= MAX_ID_LENGTH:
+        return item
+    encoded = urllib.parse.quote(item, safe=_SAFE_ID_CHARACTERS, errors="strict")
+    if len(encoded) <= MAX_ID_LENGTH:
+        return encoded
+    return _HASHED + hashlib.sha256(item.encode("utf-8")).hexdigest()
+
+
+def _local(remote: str, metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The caller's id and metadata for a stored record (the inverse of ``_remote_id``)."""
+    original = metadata.pop(ID_FIELD, None)
+    if remote.startswith(_HASHED) and isinstance(original, str):
+        return original, metadata
+    return (urllib.parse.unquote(remote) if "%" in remote else remote), metadata
 
 
 def _check_metadata(item: str, meta: Mapping[str, Any], encoder: _Encoder) -> int:

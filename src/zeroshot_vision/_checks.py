@@ -1,0 +1,93 @@
+"""Small policies written once: number checks, batching, label lists, the default model.
+
+Each rule here used to exist in several copies that drifted apart (the default model was
+honoured by ``zsv`` but not by the app); every module now calls these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import operator
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import TypeVar
+
+from zeroshot_vision.errors import InvalidInputError
+
+T = TypeVar("T")
+
+DEFAULT_MODEL = "google/siglip-so400m-patch14-384"
+MODEL_ENV = "ZSV_MODEL"
+TINY_MODEL = "tiny"
+"""The model name (also for ``ZSV_MODEL``) that means: a tiny random SigLIP built offline."""
+
+
+def positive_int(value: object, name: str) -> int:
+    """``value`` as an ``int`` if it is a positive integer, else an error.
+
+    numpy integers count (through ``__index__``); bools and floats do not.
+
+    Raises:
+        InvalidInputError: Naming ``name`` and the bad value.
+    """
+    number = None
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError):
+            number = operator.index(value)  # type: ignore[arg-type]
+    if number is None or number <= 0:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def non_negative_seconds(value: object, name: str) -> float:
+    """``value`` as a float if it is a finite number of seconds >= 0 (nan refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(f"{name} must be a number of seconds, got {value!r}")
+    if not 0 <= value < math.inf:  # also refuses nan
+        raise InvalidInputError(f"{name} must be 0 or more seconds, got {value}")
+    return float(value)
+
+
+def probability(value: object, name: str) -> float:
+    """``value`` as a float if it lies in [0, 1] (nan refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidInputError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` items (the last one shorter), read lazily from ``items``."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def clean_labels(labels: str | Sequence[str]) -> list[str]:
+    """Labels to classify against: stripped, blanks and repeats dropped, order kept.
+
+    A single string is split on commas and line breaks ("a dog, a cat").
+
+    Raises:
+        InvalidInputError: A label is not a string, or no label is left.
+    """
+    if isinstance(labels, str):
+        parts = [part for line in labels.splitlines() for part in line.split(",")]
+    else:
+        parts = list(labels)
+    cleaned: list[str] = []
+    for i, label in enumerate(parts):
+        if not isinstance(label, str):
+            raise InvalidInputError(f"labels[{i}] must be a string, got {type(label).__name__}")
+        label = label.strip()
+        if label and label not in cleaned:
+            cleaned.append(label)
+    if not cleaned:
+        raise InvalidInputError("give at least one label to classify against, e.g. 'a dog,a cat'")
+    return cleaned
+
+
+def default_model() -> str:
+    """The model used when none is named: ``$ZSV_MODEL``, else :data:`DEFAULT_MODEL`."""
+    return os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL

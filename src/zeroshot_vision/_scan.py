@@ -1,0 +1,222 @@
+"""Finding the images of a source folder (a plain folder, or Unsplash Lite), with ids.
+
+A file's id is its path relative to the source folder, ``/``-separated; for Unsplash Lite
+it is the photo id. What could not be read is reported, never taken for "no files": the
+indexer must not delete the vectors of a folder it merely failed to list.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zeroshot_vision.errors import InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceImage:
+    """One image file found in a source, with what identifies its version.
+
+    Attributes:
+        id: The id its vector gets (relative path, or Unsplash photo id).
+        path: The file, as the file system names it.
+        display_path: ``path`` as text that can be stored and shown: a name that is not
+            valid UTF-8 has its undecodable bytes written as ``\\xNN``.
+        size: Its size in bytes.
+        mtime_ns: Its modification time in nanoseconds.
+        metadata: What is stored with its vector (always holds ``"path"``).
+    """
+
+    id: str
+    path: Path
+    display_path: str
+    size: int
+    mtime_ns: int
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scan:
+    """What a scan found.
+
+    Attributes:
+        root: The source folder, absolute.
+        images: The images, sorted by path.
+        unreadable: Folders (or files) that could not be listed or examined, with the
+            reason; the index keeps what it holds for them.
+    """
+
+    root: Path
+    images: tuple[SourceImage, ...]
+    unreadable: tuple[tuple[str, str], ...] = ()
+
+    def covers(self, display_path: str) -> bool:
+        """Whether a file at ``display_path`` lies where the scan could look.
+
+        False for paths outside the source folder and for paths inside a folder that
+        could not be read: what the scan did not see there may still exist.
+        """
+        root = displayable(str(self.root))
+        if display_path != root and not display_path.startswith(root.rstrip(os.sep) + os.sep):
+            return False
+        return not any(
+            display_path == bad or display_path.startswith(bad.rstrip(os.sep) + os.sep)
+            for bad, _ in self.unreadable
+        )
+
+
+def displayable(text: str) -> str:
+    """``text`` with undecodable bytes (surrogate escapes) written as ``\\xNN``.
+
+    ``os.walk`` returns names that are not valid UTF-8 with surrogate escapes, which no
+    JSON file, database or remote store can hold; this form can, and is stable.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", errors="backslashreplace")
+    return text
+
+
+def _excluded(relative: str, patterns: Sequence[str]) -> bool:
+    name = relative.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _image_files(
+    folder: Path, exclude: Sequence[str], unreadable: list[tuple[str, str]]
+) -> Iterator[Path]:
+    from zeroshot_vision.images import IMAGE_SUFFIXES
+
+    def on_error(error: OSError) -> None:
+        where = displayable(str(error.filename or folder))
+        unreadable.append((where, error.strerror or str(error)))
+        logger.warning("cannot read folder %s: %s", where, error.strerror or error)
+
+    for root, dirs, files in os.walk(folder, onerror=on_error):
+        here = Path(root)
+        relative_root = here.relative_to(folder).as_posix()
+        prefix = "" if relative_root == "." else relative_root + "/"
+        # Hidden folders and files (.git, temp files of an interrupted download) are not
+        # part of the collection; neither is anything the caller excluded.
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and not _excluded(prefix + d, exclude)
+        )
+        for name in sorted(files):
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if not _excluded(prefix + name, exclude):
+                yield here / name
+
+
+def _stat(path: Path, unreadable: list[tuple[str, str]]) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:  # removed between listing and stat
+        return None
+    except OSError as exc:  # exists, but cannot be examined: keep what the index has
+        unreadable.append((displayable(str(path)), exc.strerror or str(exc)))
+        return None
+
+
+def check_exclude(exclude: Sequence[str] | None) -> tuple[str, ...]:
+    """Validate exclude patterns (glob patterns on relative paths or names)."""
+    if exclude is None:
+        return ()
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    for pattern in exclude:
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise InvalidInputError(f"exclude patterns must be non-empty strings, got {pattern!r}")
+    return tuple(exclude)
+
+
+def scan_source(
+    source: PathLike,
+    *,
+    images_dir: PathLike | None = None,
+    exclude: Sequence[str] = (),
+) -> Scan:
+    """List the images of a source folder, with ids and metadata.
+
+    A plain folder is searched recursively for files with an image suffix; ids are paths
+    relative to it. An Unsplash Lite folder (one holding a ``photos`` table) gives the
+    downloaded photos ``<photo_id>.jpg`` found under ``images_dir`` (default: the folder
+    itself), with each photo's fields as metadata; image files that are not in the table
+    are left out.
+
+    Raises:
+        InvalidInputError: If ``source`` (or ``images_dir``) is not a folder.
+    """
+    from zeroshot_vision.datasets.unsplash import is_unsplash_dir, read_keywords, read_photos
+
+    root = Path(source).expanduser().resolve()
+    if not root.is_dir():
+        raise InvalidInputError(f"{displayable(os.fspath(source))} is not a folder")
+    image_root = Path(images_dir).expanduser().resolve() if images_dir else root
+    if not image_root.is_dir():
+        raise InvalidInputError(f"{images_dir} is not a folder")
+    unreadable: list[tuple[str, str]] = []
+
+    if not is_unsplash_dir(root):
+        found = []
+        for path in _image_files(root, exclude, unreadable):
+            stat = _stat(path, unreadable)
+            if stat is not None:
+                shown = displayable(str(path))
+                found.append(
+                    SourceImage(
+                        id=displayable(path.relative_to(root).as_posix()),
+                        path=path,
+                        display_path=shown,
+                        size=stat.st_size,
+                        mtime_ns=stat.st_mtime_ns,
+                        metadata={"path": shown},
+                    )
+                )
+        return Scan(root=root, images=tuple(found), unreadable=tuple(unreadable))
+
+    files: dict[str, Path] = {}
+    for path in _image_files(image_root, exclude, unreadable):
+        files.setdefault(path.stem, path)
+    photos = []
+    seen: set[str] = set()
+    for photo in read_photos(root):
+        if photo.photo_id not in files:
+            continue
+        if photo.photo_id in seen:
+            # One vector per id: the first row wins, as it does for the downloader.
+            logger.warning("photo %s is listed twice in the photos table", photo.photo_id)
+            continue
+        seen.add(photo.photo_id)
+        photos.append(photo)
+    keywords = read_keywords(root, photo_ids=[photo.photo_id for photo in photos])
+    found = []
+    for photo in photos:
+        path = files[photo.photo_id]
+        stat = _stat(path, unreadable)
+        if stat is not None:
+            shown = displayable(str(path))
+            meta = {**photo.metadata(keywords.get(photo.photo_id, ())), "path": shown}
+            found.append(
+                SourceImage(
+                    id=photo.photo_id,
+                    path=path,
+                    display_path=shown,
+                    size=stat.st_size,
+                    mtime_ns=stat.st_mtime_ns,
+                    metadata=meta,
+                )
+            )
+    logger.info("found %d downloaded Unsplash photos in %s", len(found), image_root)
+    # For Unsplash the photos live under images_dir: that is where coverage is judged.
+    return Scan(root=image_root, images=tuple(found), unreadable=tuple(unreadable))

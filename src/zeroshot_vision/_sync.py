@@ -1,0 +1,192 @@
+"""Bringing an index folder up to date with a source folder (``SearchEngine.index_folder``).
+
+* **Incremental.** Each file's size and mtime are recorded in the folder's state; a re-run
+  encodes only new and changed files and removes the vectors of files that are gone.
+* **Nothing the state does not know reaches the store.** Before a batch is written to the
+  store its ids are recorded as *pending*; after the store commits, they are recorded as
+  indexed. A run killed in between leaves pending ids, and the next run re-encodes them
+  (their file exists) or deletes them (it does not), whatever the store: a remote store
+  never keeps vectors of photos that no longer exist.
+* **Absence is not deletion.** A folder that cannot be read keeps what the index holds for
+  it, and a run that would remove more than half of the indexed images (an unmounted
+  drive looks like an empty folder) is refused unless removal is allowed explicitly.
+* **Bad images never stop a run.** They are skipped, reported, and remembered with their
+  size and mtime, so an unchanged bad file is not retried on every run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from zeroshot_vision._checks import non_negative_seconds
+from zeroshot_vision._scan import SourceImage, check_exclude, displayable, scan_source
+from zeroshot_vision.errors import ImageLoadError, InvalidInputError
+from zeroshot_vision.index import FileEntry
+from zeroshot_vision.types import FolderReport, ImageFailure, IndexProgress
+
+if TYPE_CHECKING:
+    from zeroshot_vision.engine import SearchEngine
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+def sync_folder(
+    engine: SearchEngine,
+    source: PathLike,
+    *,
+    images_dir: PathLike | None,
+    exclude: Sequence[str] | None,
+    batch_size: int | None,
+    commit_every: float,
+    allow_removal: bool,
+    progress: Callable[[IndexProgress], None] | None,
+) -> FolderReport:
+    """See :meth:`SearchEngine.index_folder`."""
+    commit_every = non_negative_seconds(commit_every, "commit_every")
+    patterns = check_exclude(exclude)
+    folder = engine.folder
+    assert folder is not None
+    started = time.monotonic()
+    root = str(Path(source).expanduser().resolve())
+    if not Path(root).is_dir():
+        raise InvalidInputError(f"{displayable(os.fspath(source))} is not a folder")
+    engine._begin_write()  # takes the folder's lock
+    state = folder.state()
+    recorded = state.meta("source")
+    if recorded is not None and recorded != displayable(root):
+        raise InvalidInputError(
+            f"{folder.path} is the index of {recorded}, not of {displayable(root)}; use "
+            "another index folder (or delete this one to start over)"
+        )
+    scan = scan_source(root, images_dir=images_dir, exclude=patterns)
+    entries = state.entries()
+    by_id = {image.id: image for image in scan.images}
+
+    # Gone: recorded files the scan could have seen but did not. Files outside the source
+    # (added with index_images) and under unreadable folders are not the scan's to judge.
+    gone = sorted(
+        entry.id
+        for entry in entries.values()
+        if entry.id not in by_id and entry.path is not None and scan.covers(entry.path)
+    )
+    indexed_before = sum(entry.status == "indexed" for entry in entries.values())
+    gone_indexed = sum(entries[item].status == "indexed" for item in gone)
+    if gone_indexed * 2 > indexed_before and not allow_removal:
+        raise InvalidInputError(
+            f"{displayable(root)} now lacks {gone_indexed} of the {indexed_before} indexed "
+            "images; nothing was removed. If the folder is on a drive that is not mounted, "
+            "mount it; if the files really are gone, run again with --allow-removal "
+            "(allow_removal=True)"
+        )
+    if gone:
+        logger.info("removing %d vectors of files that are gone", len(gone))
+        engine.store.delete(gone)
+        engine.record_entries((), forget=gone)
+        engine.commit()
+    if recorded is None:
+        state.set_meta("source", displayable(root))
+
+    # Vectors the state counts but the store lost (a store restored from an older copy).
+    indexed_ids = {e.id for e in entries.values() if e.status == "indexed" and e.id in by_id}
+    lost: set[str] = set()
+    if indexed_ids and len(engine.store) < len(indexed_ids):
+        lost = indexed_ids - set(engine.store.ids())
+        logger.warning("%d indexed images have no vector in the store; re-encoding", len(lost))
+
+    todo: list[SourceImage] = []
+    known_failed: list[ImageFailure] = []
+    skipped = 0
+    for image in scan.images:
+        entry = entries.get(image.id)
+        same = entry is not None and entry.same_file(image.display_path, image.size, image.mtime_ns)
+        if same and entry is not None and entry.status == "indexed" and image.id not in lost:
+            skipped += 1
+        elif same and entry is not None and entry.status == "failed":
+            known_failed.append(
+                ImageFailure(source=image.display_path, reason=entry.reason or "unreadable")
+            )
+        else:
+            todo.append(image)
+    logger.info(
+        "%d images: %d to encode, %d unchanged, %d known bad",
+        len(scan.images),
+        len(todo),
+        skipped,
+        len(known_failed),
+    )
+
+    size = batch_size or engine.encoder.batch_size
+    failed: list[ImageFailure] = []
+    indexed: list[str] = []
+    last_commit = time.monotonic()
+    if progress is not None:
+        progress(IndexProgress(total=len(todo)))
+    done = 0
+    paths = [image.path for image in todo]
+    for chunk in engine.encode_batches(todo, paths, size):
+        good = [
+            (image, vector) for image, vector in chunk if not isinstance(vector, ImageLoadError)
+        ]
+        bad = [(image, error) for image, error in chunk if isinstance(error, ImageLoadError)]
+        if good:
+            engine.write_vectors(
+                [_entry(image) for image, _ in good],
+                np.stack([vector for _, vector in good]),
+                [image.metadata for image, _ in good],
+            )
+            indexed.extend(image.id for image, _ in good)
+        if bad:
+            # A file that changed into something unreadable must not keep its old vector.
+            engine.store.delete([image.id for image, _ in bad])
+            engine.record_entries(_entry(image, failed=error.reason) for image, error in bad)
+            failed.extend(
+                ImageFailure(source=image.display_path, reason=error.reason) for image, error in bad
+            )
+        done += len(chunk)
+        if time.monotonic() - last_commit >= commit_every:
+            engine.commit()
+            last_commit = time.monotonic()
+        if progress is not None:
+            progress(
+                IndexProgress(
+                    total=len(todo),
+                    done=done,
+                    advanced=len(chunk),
+                    indexed=len(indexed),
+                    failed=len(failed),
+                )
+            )
+    engine.commit()
+
+    report = FolderReport(
+        indexed=tuple(indexed),
+        skipped=skipped,
+        removed=tuple(gone),
+        failed=tuple(failed),
+        known_failed=tuple(known_failed),
+        unreadable=tuple(ImageFailure(source=where, reason=why) for where, why in scan.unreadable),
+        count=len(engine.store),
+        seconds=time.monotonic() - started,
+    )
+    logger.info("index %s: %s", folder.path, report)
+    return report
+
+
+def _entry(image: SourceImage, *, failed: str | None = None) -> FileEntry:
+    return FileEntry(
+        id=image.id,
+        path=image.display_path,
+        size=image.size,
+        mtime_ns=image.mtime_ns,
+        status="failed" if failed is not None else "indexed",
+        reason=failed,
+    )
