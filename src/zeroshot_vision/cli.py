@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from zeroshot_vision.errors import InvalidFilterError, InvalidInputError, ZeroshotVisionError
+from zeroshot_vision.eval._command import add_eval_command
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -612,6 +613,7 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     add_classify_command,
     add_info_command,
     add_app_command,
+    add_eval_command,
 ]
 """The subcommand registrars, in ``--help`` order; each adds one parser to the subparsers."""
 
