@@ -311,8 +311,12 @@ def read_unsplash_pairs(
             skipped.append(
                 Skipped(
                     source=f"{dataset_dir} ({source})",
-                    reason=f"{missing} judgment{'s' if missing != 1 else ''} name photos "
-                    f"not downloaded in {folder}",
+                    reason=(
+                        "1 judgment names a photo"
+                        if missing == 1
+                        else f"{missing} judgments name photos"
+                    )
+                    + f" not downloaded in {folder}",
                 )
             )
     return _finish_pairs(str(dataset_dir), pairs, skipped)
