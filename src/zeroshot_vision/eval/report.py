@@ -370,13 +370,15 @@ def plot_reliability(result: ClassificationResult, path: Path) -> None:
         label="bin mean probability",
     )
     left.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    for center, b in zip(centers, bins):
-        left.annotate(f"{b.count}", (center, 0.01), ha="center", va="bottom", fontsize="small")
+    # Counts go on a top axis of their own, where no bar or point can cover them.
+    counts = left.secondary_xaxis("top")
+    counts.set_xticks(centers, [str(b.count) for b in bins], fontsize="x-small")
+    counts.set_xlabel("pairs per bin", fontsize="small")
     left.set_xlim(0, 1)
     left.set_ylim(0, 1.05)
     left.set_xlabel("predicted probability")
     left.set_ylabel("observed share of true labels")
-    left.set_title("Reliability (numbers: pairs per bin)")
+    left.set_title("Reliability")
     left.legend(loc="upper left", fontsize="small")
     thresholds = [p.threshold for p in calibration.curve]
     # A threshold that predicts nothing has no precision to show (1.0 by convention).
