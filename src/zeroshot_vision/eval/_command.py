@@ -32,11 +32,13 @@ T = TypeVar("T")
 
 
 def _template(text: str) -> str:
-    if "{}" not in text:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no {{}} for the label (e.g. 'a photo of a {{}}.', or '{{}}' alone)"
-        )
-    return text
+    from zeroshot_vision.errors import InvalidInputError
+    from zeroshot_vision.eval.run import check_template
+
+    try:
+        return check_template(text)
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _precision(text: str) -> float:

@@ -161,7 +161,7 @@ def classification_markdown(
         ],
         ["seconds", *(f"{r.seconds:.1f}" for r in results)],
     ]
-    lines += _table(["", *names], summary[1:] if len(results) == 1 else summary)
+    lines += _table(["", *names], summary)
     lines += ["", "## Per-class accuracy", ""]
     rows = []
     for i, label in enumerate(first.labels):

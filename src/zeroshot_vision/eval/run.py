@@ -681,11 +681,10 @@ def evaluate_classification(
                 )
             )
     if len(present) < 2:
+        # The dataset had two classes or more, so the classes lost here left skips.
         raise InvalidInputError(
             f"{dataset.root}: fewer than two classes have a readable image "
             f"({len(skipped)} skipped; first: {skipped[0].source}: {skipped[0].reason})"
-            if skipped
-            else f"{dataset.root}: fewer than two classes have a readable image"
         )
     new_index = {old: new for new, old in enumerate(present)}
     labels = [dataset.labels[i] for i in present]
