@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -429,8 +429,22 @@ def plot_recall_curves(results: Sequence[RetrievalResult], path: Path) -> None:
 # -- folders --------------------------------------------------------------------------------
 
 
-def _write_text(path: Path, text: str) -> None:
-    write_atomic(path, text.encode("utf-8"))
+def _write_folder(
+    out_dir: str | os.PathLike[str],
+    *,
+    draw: Callable[[Path], list[Path]],
+    markdown: Callable[[list[str]], str],
+    data: dict[str, Any],
+) -> list[Path]:
+    """Create ``out_dir``, draw the plots into it, then write the report and the JSON."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pictures = draw(out)
+    report = out / "report.md"
+    write_atomic(report, markdown([p.name for p in pictures]).encode("utf-8"))
+    results = out / "results.json"
+    write_atomic(results, json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"))
+    return [report, results, *pictures]
 
 
 def write_classification_report(
@@ -447,11 +461,11 @@ def write_classification_report(
     """
     if not results:
         raise InvalidInputError("no results to report")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    pictures: list[Path] = []
-    if plots:
-        pictures.append(out / "per_class_accuracy.png")
+
+    def draw(out: Path) -> list[Path]:
+        if not plots:
+            return []
+        pictures = [out / "per_class_accuracy.png"]
         plot_per_class_accuracy(results, pictures[-1])
         for slug, result in zip(model_slugs([r.model for r in results]), results):
             pictures.append(out / f"confusion-{slug}.png")
@@ -459,12 +473,14 @@ def write_classification_report(
             if result.calibration is not None:
                 pictures.append(out / f"reliability-{slug}.png")
                 plot_reliability(result, pictures[-1])
-    report = out / "report.md"
-    markdown = classification_markdown(results, dataset=dataset, plots=[p.name for p in pictures])
-    _write_text(report, markdown)
-    data = out / "results.json"
-    _write_text(data, json.dumps(classification_json(results), ensure_ascii=False, indent=2))
-    return [report, data, *pictures]
+        return pictures
+
+    return _write_folder(
+        out_dir,
+        draw=draw,
+        markdown=lambda names: classification_markdown(results, dataset=dataset, plots=names),
+        data=classification_json(results),
+    )
 
 
 def write_retrieval_report(
@@ -481,16 +497,16 @@ def write_retrieval_report(
     """
     if not results:
         raise InvalidInputError("no results to report")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    pictures: list[Path] = []
-    if plots:
-        pictures.append(out / "recall_at_k.png")
-        plot_recall_curves(results, pictures[-1])
-    report = out / "report.md"
-    _write_text(
-        report, retrieval_markdown(results, dataset=dataset, plots=[p.name for p in pictures])
+
+    def draw(out: Path) -> list[Path]:
+        if not plots:
+            return []
+        plot_recall_curves(results, out / "recall_at_k.png")
+        return [out / "recall_at_k.png"]
+
+    return _write_folder(
+        out_dir,
+        draw=draw,
+        markdown=lambda names: retrieval_markdown(results, dataset=dataset, plots=names),
+        data=retrieval_json(results),
     )
-    data = out / "results.json"
-    _write_text(data, json.dumps(retrieval_json(results), ensure_ascii=False, indent=2))
-    return [report, data, *pictures]
