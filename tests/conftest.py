@@ -76,3 +76,19 @@ def extra_photo_paths() -> list[Path]:
         if path.exists():
             found.append(path)
     return found
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random CLIP saved with save_pretrained (logit_scale=2, no bias)."""
+    from zeroshot_vision.testing import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"), logit_scale=TINY_LOGIT_SCALE)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_encoder(tiny_clip_dir: Path):
+    """The tiny CLIP loaded through Encoder.from_pretrained."""
+    from zeroshot_vision import Encoder
+
+    return Encoder.from_pretrained(tiny_clip_dir, device="cpu")

@@ -346,3 +346,58 @@ def build_index(folder: Path, model_dir: Path, photos: list[Path]) -> Path:
         report = engine.index_images(photos, ids=[p.stem for p in photos], metadata=metadata)
         assert report.ok, report.failed
     return folder
+
+
+class StandInEncoder:
+    """An encoder stand-in that maps texts and images to chosen vectors (for exact metrics).
+
+    Texts are looked up in ``texts``; an image's vector is ``colours[its top-left pixel]``,
+    so tests write solid-colour PNGs. ``logits`` is ``exp(logit_scale) * cos + logit_bias``.
+    """
+
+    def __init__(
+        self,
+        texts: Mapping[str, Sequence[float]],
+        colours: Mapping[tuple[int, int, int], Sequence[float]],
+        *,
+        calibrated: bool = True,
+        logit_scale: float = 0.0,
+        logit_bias: float = 0.0,
+    ) -> None:
+        import numpy as np
+
+        self._np = np
+        self.texts = {key: self._unit(value) for key, value in texts.items()}
+        self.colours = {key: self._unit(value) for key, value in colours.items()}
+        self.model_name = "stand-in"
+        self.calibrated = calibrated
+        self.logit_scale = logit_scale
+        self.logit_bias = logit_bias
+        self.draft_size = (64, 64)
+        self.batch_size = 2
+        self.text_calls: list[list[str]] = []
+
+    def _unit(self, value: Sequence[float]):
+        vector = self._np.asarray(value, dtype=self._np.float32)
+        return vector / self._np.linalg.norm(vector)
+
+    def encode_texts(self, texts, *, batch_size=None):
+        items = [texts] if isinstance(texts, str) else list(texts)
+        self.text_calls.append(items)
+        return self._np.stack([self.texts[text] for text in items])
+
+    def encode_loaded(self, images):
+        return self._np.stack([self.colours[image.getpixel((0, 0))] for image in images])
+
+    def logits(self, cosine):
+        cos = self._np.asarray(cosine, dtype=self._np.float64)
+        return self._np.exp(self.logit_scale) * cos + self.logit_bias
+
+
+def write_solid_png(
+    path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (8, 8)
+) -> Path:
+    """A solid-colour PNG (lossless, so the colour reads back exactly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path, format="PNG")
+    return path

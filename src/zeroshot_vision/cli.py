@@ -24,13 +24,20 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from zeroshot_vision._checks import non_negative_seconds, positive_int, probability
+from zeroshot_vision._checks import (
+    non_negative_int_arg,
+    positive_int_arg,
+    positive_seconds_arg,
+    probability_arg,
+    seconds_arg,
+)
 from zeroshot_vision.errors import (
     ImageLoadError,
     InvalidFilterError,
     InvalidInputError,
     ZeroshotVisionError,
 )
+from zeroshot_vision.eval._command import add_eval_command
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -125,43 +132,6 @@ def _human_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
-
-
-def _number_type(check: Callable[[Any, str], Any], convert: Callable[[str], Any]) -> Any:
-    """An argparse ``type=`` that converts and checks, so bad numbers are usage errors."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"invalid {convert.__name__} value: {text!r}") from exc
-        try:
-            return check(value, "the value")
-        except InvalidInputError as exc:
-            raise argparse.ArgumentTypeError(str(exc).replace("the value ", "")) from exc
-
-    return parse
-
-
-positive_int_arg = _number_type(positive_int, int)
-seconds_arg = _number_type(non_negative_seconds, float)
-probability_arg = _number_type(probability, float)
-
-
-def _positive_seconds(value: float, name: str) -> float:
-    if not non_negative_seconds(value, name) > 0:
-        raise InvalidInputError(f"{name} must be a positive number of seconds, got {value}")
-    return value
-
-
-def _non_negative_int(value: int, name: str) -> int:
-    if value < 0:
-        raise InvalidInputError(f"{name} must be 0 or more, got {value}")
-    return value
-
-
-positive_seconds_arg = _number_type(_positive_seconds, float)
-non_negative_int_arg = _number_type(_non_negative_int, int)
 
 
 def _add_model_options(parser: argparse.ArgumentParser, *, model_help: str) -> None:
@@ -529,7 +499,10 @@ def add_classify_command(commands: Subcommands) -> None:
         "google/siglip-so400m-patch14-384)",
     )
     parser.add_argument(
-        "--softmax", action="store_true", help="shares that sum to 1 (pick exactly one label)"
+        "--softmax",
+        action="store_true",
+        default=None,
+        help="shares that sum to 1 (pick exactly one label); the default for CLIP models",
     )
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.set_defaults(handler=run_classify)
@@ -679,6 +652,7 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     add_classify_command,
     add_info_command,
     add_app_command,
+    add_eval_command,
 ]
 """The subcommand registrars, in ``--help`` order; each adds one parser to the subparsers."""
 

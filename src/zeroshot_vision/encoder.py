@@ -60,7 +60,8 @@ logger = logging.getLogger(__name__)
 TEXT_LENGTH = 64
 """SigLIP checkpoints were trained on text padded to exactly this many tokens."""
 
-_MASKLESS_TEXT = frozenset({"siglip", "siglip2"})
+_SIGLIP_FAMILY = frozenset({"siglip", "siglip2"})
+"""Model types trained on lower-cased text padded to 64 tokens, read without a mask."""
 
 
 def sigmoid(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -178,8 +179,11 @@ class Encoder:
             getattr(config, "projection_dim", None) or config.vision_config.hidden_size
         )
         text_config = getattr(config, "text_config", None)
-        self._text_length = min(
-            TEXT_LENGTH, int(getattr(text_config, "max_position_embeddings", TEXT_LENGTH))
+        context = int(getattr(text_config, "max_position_embeddings", TEXT_LENGTH))
+        # SigLIP pads to the 64 tokens it was trained on; CLIP to its whole context (77),
+        # where the attention mask hides the padding.
+        self._text_length = (
+            min(TEXT_LENGTH, context) if self.model_type in _SIGLIP_FAMILY else context
         )
         self.batch_size = batch_size or (32 if self.device.type != "cpu" else 8)
         size = getattr(getattr(processor, "image_processor", None), "size", None) or {}
@@ -190,10 +194,16 @@ class Encoder:
         bias = getattr(model, "logit_bias", None)
         self.logit_scale: float = float(scale.detach().float().item()) if scale is not None else 0.0
         self.logit_bias: float = float(bias.detach().float().item()) if bias is not None else 0.0
-        if bias is None:
-            logger.warning(
-                "%s has no logit_bias: probabilities are not calibrated (not a SigLIP model)",
+        self.calibrated: bool = bias is not None
+        """Whether :meth:`probability` is a calibrated per-label probability: true for
+        SigLIP (sigmoid-trained, with a ``logit_bias``), false for CLIP (softmax-trained,
+        no bias), whose only probability is a softmax over the labels being compared."""
+        if not self.calibrated:
+            logger.info(
+                "%s (%s) has no logit_bias: its scores rank but are not calibrated "
+                "probabilities; compare labels with a softmax over the label set",
                 model_name,
+                self.model_type or type(model).__name__,
             )
 
     def __repr__(self) -> str:
@@ -280,20 +290,25 @@ class Encoder:
     ) -> npt.NDArray[np.float32]:
         """Embed texts as unit vectors, shape ``(n, dim)``.
 
-        Each text is stripped and lower-cased, then tokenized to exactly 64 tokens
-        (padded or truncated), as SigLIP was trained.
+        Each text is stripped. For SigLIP it is also lower-cased and tokenized to exactly
+        64 tokens (padded or truncated) with no attention mask, as SigLIP was trained; for
+        CLIP the checkpoint's own tokenizer normalizes it, pads it to the model's context
+        length (77) and masks the padding.
 
         Raises:
             InvalidInputError: A text is not a string or is empty after stripping.
         """
         items = [texts] if isinstance(texts, str) else list(texts)
+        lowercase = self.model_type in _SIGLIP_FAMILY
         cleaned = []
         for i, text in enumerate(items):
             if not isinstance(text, str):
                 raise InvalidInputError(f"texts[{i}] must be a string, got {type(text).__name__}")
             if not text.strip():
                 raise InvalidInputError(f"texts[{i}] is empty; give some words to search for")
-            cleaned.append(text.strip().lower())
+            # SigLIP's tokenizer was trained on lower-cased text and does not lower-case
+            # by itself; CLIP's tokenizer applies its own normalization.
+            cleaned.append(text.strip().lower() if lowercase else text.strip())
         chunks = [
             self._encode_text_batch(batch)
             for batch in batched(cleaned, batch_size or max(self.batch_size, 32))
@@ -301,7 +316,11 @@ class Encoder:
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """Tokenize already-cleaned texts exactly as the model was trained."""
+        """Tokenize already-cleaned texts exactly as the model was trained.
+
+        SigLIP gets ``input_ids`` only (64 tokens, padded); other models (CLIP) get
+        ``input_ids`` padded to their context length plus the ``attention_mask``.
+        """
         tokenizer = getattr(self._processor, "tokenizer", self._processor)
         encoded = tokenizer(
             texts,
@@ -310,7 +329,7 @@ class Encoder:
             truncation=True,
             return_tensors="pt",
         )
-        if self.model_type in _MASKLESS_TEXT:
+        if self.model_type in _SIGLIP_FAMILY:
             # SigLIP pools the last token of an unmasked, padded sequence; a mask
             # changes the embedding.
             return {"input_ids": encoded["input_ids"]}
@@ -383,7 +402,7 @@ class Encoder:
     # -- classification ----------------------------------------------------------------
 
     def classify(
-        self, image: ImageSource, labels: str | Sequence[str], *, softmax: bool = False
+        self, image: ImageSource, labels: str | Sequence[str], *, softmax: bool | None = None
     ) -> list[LabelScore]:
         """Score ``labels`` against one image, highest probability first.
 
@@ -391,9 +410,11 @@ class Encoder:
             image: A path, bytes or PIL image.
             labels: Candidate descriptions ("a dog", "a cat", ...), or one string of
                 comma-separated labels. Blanks and repeats are dropped.
-            softmax: False (default): independent sigmoid probabilities, as SigLIP was
-                trained; several labels can be likely, or none. True: a softmax over the
-                labels, for "exactly one of these".
+            softmax: False: independent sigmoid probabilities, as SigLIP was trained;
+                several labels can be likely, or none. True: a softmax over the labels,
+                for "exactly one of these". ``None`` (default): sigmoid for a calibrated
+                model (SigLIP), softmax for one that is not (CLIP, whose sigmoid would
+                mean nothing).
 
         Raises:
             InvalidInputError: No labels, or a label that is not a string.
@@ -409,7 +430,7 @@ class Encoder:
         images: Iterable[ImageSource],
         labels: str | Sequence[str],
         *,
-        softmax: bool = False,
+        softmax: bool | None = None,
         batch_size: int | None = None,
     ) -> ClassifyReport:
         """Score ``labels`` against many images; unreadable images are skipped and listed.
@@ -450,10 +471,10 @@ class Encoder:
         text_vectors: npt.NDArray[np.float32],
         image_vector: npt.NDArray[np.float32],
         *,
-        softmax: bool,
+        softmax: bool | None,
     ) -> list[LabelScore]:
         cosines = text_vectors @ image_vector
-        if softmax:
+        if softmax or (softmax is None and not self.calibrated):
             logits = self.logits(cosines)
             weights = np.exp(logits - logits.max())
             probabilities = weights / weights.sum()
@@ -480,12 +501,21 @@ class Encoder:
 
         ``sigmoid(exp(logit_scale) * cosine + logit_bias)``, with the checkpoint's own
         parameters. Each label's probability is independent of the others.
+
+        Only meaningful when :attr:`calibrated` is true (SigLIP). CLIP has no bias term
+        and was trained with a softmax: for it this value is not a probability, and the
+        only probability it offers is a softmax of :meth:`logits` over the set of labels
+        being compared, which changes when that set changes.
         """
         result = sigmoid(self.logits(cosine))
         return float(result) if np.ndim(cosine) == 0 else result
 
     def logits(self, cosine: float | npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-        """``exp(logit_scale) * cosine + logit_bias``: the model's match logits."""
+        """``exp(logit_scale) * cosine + logit_bias``: the model's match logits.
+
+        For CLIP (no bias) this is ``exp(logit_scale) * cosine``; a softmax of these over
+        a label set gives CLIP's probabilities for that set.
+        """
         scale = float(np.exp(self.logit_scale))
         logits: npt.NDArray[np.float64] = scale * np.asarray(cosine, dtype=np.float64)
         return logits + self.logit_bias

@@ -621,7 +621,7 @@ class SearchEngine:
     # -- classification ----------------------------------------------------------------
 
     def classify(
-        self, image: ImageSource, labels: str | Sequence[str], *, softmax: bool = False
+        self, image: ImageSource, labels: str | Sequence[str], *, softmax: bool | None = None
     ) -> list[LabelScore]:
         """Score ``labels`` against one image (see :meth:`Encoder.classify`); no store needed."""
         return self.encoder.classify(image, labels, softmax=softmax)
@@ -631,7 +631,7 @@ class SearchEngine:
         images: Iterable[ImageSource],
         labels: str | Sequence[str],
         *,
-        softmax: bool = False,
+        softmax: bool | None = None,
         batch_size: int | None = None,
     ) -> ClassifyReport:
         """Score ``labels`` against many images (see :meth:`Encoder.classify_many`)."""

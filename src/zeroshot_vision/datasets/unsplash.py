@@ -60,6 +60,7 @@ __all__ = [
     "image_url",
     "is_unsplash_dir",
     "iter_table",
+    "read_conversions",
     "read_failures",
     "read_keywords",
     "read_photos",
@@ -355,6 +356,24 @@ def read_keywords(
         photo_id: sorted(keywords, key=lambda k: (-keywords[k], k))[:max_per_photo]
         for photo_id, keywords in scored.items()
     }
+
+
+def read_conversions(dataset_dir: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
+    """Yield ``(query, photo_id)`` from the ``conversions`` table, in table order.
+
+    Each row is a real search on Unsplash (its ``keyword``) followed by a download of the
+    photo: relevance judgments for retrieval. Rows without a query or a photo id are
+    skipped; a pair that occurs twice is yielded twice.
+
+    Raises:
+        DatasetNotFoundError: If the folder holds no ``conversions`` table.
+        InvalidInputError: If the table lacks the ``keyword`` or ``photo_id`` column.
+    """
+    for row in iter_table(dataset_dir, "conversions", required=("keyword", "photo_id")):
+        query = _text(row, "keyword")
+        photo_id = _text(row, "photo_id")
+        if query and photo_id:
+            yield query, photo_id
 
 
 # -- downloading ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Tools for testing code built on zeroshot-vision, offline.
 
 * :func:`build_tiny_siglip` / :func:`build_random_siglip`: random SigLIP checkpoints built
-  from configs, loadable with ``Encoder.from_pretrained`` (no hub needed).
+  from configs, loadable with ``Encoder.from_pretrained`` (no hub needed);
+  :func:`build_tiny_clip` does the same for CLIP.
 * :class:`VectorStoreContract`: the store contract suite; a backend's test module
   subclasses it and supplies a ``make_store`` fixture.
 * :class:`PineconeTestServer`: a local server speaking Pinecone's data-plane REST
@@ -14,6 +15,7 @@ from zeroshot_vision.testing.pinecone_server import PineconeTestServer, Recorded
 from zeroshot_vision.testing.tiny import (
     PRESETS,
     build_random_siglip,
+    build_tiny_clip,
     build_tiny_siglip,
     build_tiny_siglip2,
 )
@@ -24,6 +26,7 @@ __all__ = [
     "RecordedRequest",
     "VectorStoreContract",
     "build_random_siglip",
+    "build_tiny_clip",
     "build_tiny_siglip",
     "build_tiny_siglip2",
 ]

@@ -1,4 +1,4 @@
-"""Build random SigLIP checkpoints offline, for tests and benchmarks.
+"""Build random SigLIP (and CLIP) checkpoints offline, for tests and benchmarks.
 
 The models use the real transformers classes and are written with ``save_pretrained``, so
 they load through the same ``Encoder.from_pretrained`` path as a hub checkpoint. Their
@@ -8,6 +8,7 @@ retrieval quality.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -15,7 +16,13 @@ from typing import Any
 
 from zeroshot_vision._optional import require
 
-__all__ = ["PRESETS", "build_random_siglip", "build_tiny_siglip", "build_tiny_siglip2"]
+__all__ = [
+    "PRESETS",
+    "build_random_siglip",
+    "build_tiny_clip",
+    "build_tiny_siglip",
+    "build_tiny_siglip2",
+]
 
 # Lower-case sentences for the tokenizer; SigLIP's tokenizer sees lower-cased text.
 _CORPUS = [
@@ -207,6 +214,91 @@ def build_tiny_siglip2(
     return out
 
 
+def build_tiny_clip(
+    path: str | os.PathLike[str],
+    *,
+    logit_scale: float | None = None,
+    seed: int = 0,
+) -> Path:
+    """Build a tiny random CLIP (``CLIPModel``, 32 wide, 2 layers, 32 px) at ``path``.
+
+    The tokenizer is a real ``CLIPTokenizer``: byte-level BPE with CLIP's ``</w>``
+    end-of-word suffix, its merges learned from a small corpus. CLIP has no
+    ``logit_bias``, so the loaded encoder reports ``calibrated = False``.
+
+    Args:
+        path: Folder to write (created if needed).
+        logit_scale: Value of ``logit_scale`` (log of the temperature); CLIP's initial
+            value is log(1/0.07) = 2.66.
+        seed: Seed for the random weights.
+
+    Returns:
+        The folder, ready for ``Encoder.from_pretrained(path)``.
+    """
+    transformers = require("transformers", purpose="build_tiny_clip")
+    tokenizer = _tiny_clip_tokenizer(transformers)
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    processor = transformers.CLIPProcessor(
+        image_processor=transformers.CLIPImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        ),
+        tokenizer=tokenizer,
+    )
+    width = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
+    config = transformers.CLIPConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            max_position_embeddings=77,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            # The text tower pools at the first eos token, found by this id.
+            eos_token_id=tokenizer.eos_token_id,
+            **width,
+        ),
+        vision_config=dict(image_size=32, patch_size=8, **width),
+        projection_dim=32,
+    )
+    _save(transformers.CLIPModel, config, processor, out, logit_scale, None, seed)
+    return out
+
+
+def _tiny_clip_tokenizer(transformers: Any) -> Any:
+    """A ``CLIPTokenizer`` whose BPE vocabulary covers every byte, alone and word-final.
+
+    CLIP's BPE appends ``</w>`` to the last symbol of each word. A vocabulary that lacks
+    ``x</w>`` for some byte ``x`` maps such words to ``<|endoftext|>`` (the unknown
+    token), and a vocabulary built without the byte-level alphabet maps every character
+    there, so that all texts embed alike. Both forms of all 256 byte symbols are added.
+    """
+    tokenizers = require("tokenizers", purpose="build_tiny_clip")
+    specials = ["<|startoftext|>", "<|endoftext|>"]
+    template = transformers.CLIPTokenizer()  # CLIP's normalizer and pre-tokenizer
+    backend = tokenizers.Tokenizer(
+        tokenizers.models.BPE(
+            unk_token="<|endoftext|>", continuing_subword_prefix="", end_of_word_suffix="</w>"
+        )
+    )
+    backend.normalizer = template.backend_tokenizer.normalizer
+    backend.pre_tokenizer = template.backend_tokenizer.pre_tokenizer
+    alphabet = tokenizers.pre_tokenizers.ByteLevel.alphabet()
+    trainer = tokenizers.trainers.BpeTrainer(
+        vocab_size=len(specials) + 2 * len(alphabet) + 64,
+        special_tokens=specials,
+        initial_alphabet=alphabet,
+        end_of_word_suffix="</w>",
+        show_progress=False,
+    )
+    backend.train_from_iterator(_CORPUS, trainer)
+    model = json.loads(backend.to_str())["model"]
+    vocab: dict[str, int] = dict(model["vocab"])
+    for symbol in sorted(alphabet):
+        for token in (symbol, symbol + "</w>"):
+            vocab.setdefault(token, len(vocab))
+    merges = [tuple(pair) for pair in model["merges"]]
+    return transformers.CLIPTokenizer(vocab=vocab, merges=merges)
+
+
 def _save(
     model_class: Any,
     config: Any,
@@ -217,7 +309,7 @@ def _save(
     seed: int,
 ) -> None:
     """Initialize a model from ``config`` with ``seed``, set its logits, save it all."""
-    torch = require("torch", purpose="building a random SigLIP")
+    torch = require("torch", purpose="building a random model")
     torch.manual_seed(seed)
     model = model_class(config).eval()
     with torch.no_grad():
