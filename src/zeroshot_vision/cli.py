@@ -53,8 +53,21 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",
+    "add_app_command",
+    "add_classify_command",
+    "add_download_command",
+    "add_index_command",
+    "add_info_command",
+    "add_search_command",
     "build_parser",
     "main",
+    "parse_filter",
+    "run_app",
+    "run_classify",
+    "run_download",
+    "run_index",
+    "run_info",
+    "run_search",
 ]
 
 EXIT_OK = 0

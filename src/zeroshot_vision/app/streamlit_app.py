@@ -50,6 +50,24 @@ if TYPE_CHECKING:
     from zeroshot_vision.engine import SearchEngine
     from zeroshot_vision.types import SearchResult
 
+__all__ = [
+    "explain_load_error",
+    "load_classifier",
+    "load_classifier_or_explain",
+    "load_engine",
+    "load_facets",
+    "load_thumbnail",
+    "main",
+    "open_index",
+    "pick_page",
+    "range_slider",
+    "show_classify_page",
+    "show_filters",
+    "show_grid",
+    "show_index_page",
+    "show_search_page",
+]
+
 PAGES = ("Search", "Classify", "Index")
 GRID_COLUMNS = 4
 INDEX_SAMPLE = 8
