@@ -91,8 +91,6 @@ _ENVELOPE_MARGIN = 1_024
 # request-line limits (Python's http.server stops at 64 KiB).
 _MAX_FETCH_QUERY_BYTES = 32_000
 _SUPPORTED_METRICS = frozenset({"cosine", "dotproduct"})
-# The integers orjson (the SDK's JSON encoder) can write.
-_INT_RANGE = (-(2**63), 2**64 - 1)
 _API_KEY_ENV = "PINECONE_API_KEY"
 
 _T = TypeVar("_T")
@@ -536,23 +534,16 @@ def _check_id(item: str) -> None:
 
 
 def _check_metadata(item: str, meta: Mapping[str, Any], encoder: _Encoder) -> int:
-    """Check one record's metadata against Pinecone's rules; return its JSON size."""
+    """Check one record's metadata against Pinecone's rules; return its JSON size.
+
+    ``prepare_upsert`` has already refused what no store can save, integers beyond the
+    64-bit range that orjson (the SDK's JSON encoder) can write among them.
+    """
     for key, value in meta.items():
         where = f"metadata of id {item!r}, field {key!r}"
         if value is None:
             raise InvalidMetadataError(
                 f"{where} is None; Pinecone cannot store null (leave the field out)"
-            )
-        if (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and not _INT_RANGE[0] <= value <= _INT_RANGE[1]
-        ):
-            # The SDK's JSON encoder (orjson) cannot write it, and the service keeps
-            # numbers as 64-bit floats anyway.
-            raise InvalidMetadataError(
-                f"{where} is the integer {value}, outside the 64-bit range Pinecone "
-                "can store; store it as a string"
             )
         if isinstance(value, (str, bool, int, float)):
             continue
