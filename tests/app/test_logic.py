@@ -749,3 +749,18 @@ def test_sample_ids_are_the_smallest_in_sort_order() -> None:
             return (f"id-{i:06d}" for i in range(200_000, 0, -1))
 
     assert sample_ids(Endless(2), 3) == ["id-000001", "id-000002", "id-000003"]
+
+
+def test_upload_errors_are_the_matching_leaves() -> None:
+    from zeroshot_vision.errors import ImageDecodeError, ImageTooLargeError
+
+    with pytest.raises(ImageDecodeError, match="it is not an image"):
+        decode_upload(b"plain text, not a picture", name="notes.png")
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        decode_upload(_encoded(Image.new("RGB", (300, 300), "red"), "JPEG")[:700])
+    with pytest.raises(ImageDecodeError, match="empty"):
+        decode_upload(b"")
+    with pytest.raises(ImageTooLargeError, match="possible decompression bomb"):
+        decode_upload(_png_claiming(50_000, 50_000))
+    with pytest.raises(ImageTooLargeError, match="limit is"):
+        decode_upload(b"x" * 2048, max_bytes=1024)
