@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["is_utf8", "printable", "short_repr"]
+__all__ = ["is_utf8", "printable", "printable_json", "short_repr"]
 
 # C0 and C1 controls (ESC, CSI as 0x9b, BEL, newline, ...), DEL, the Arabic letter mark,
 # left-to-right/right-to-left marks, line and paragraph separators, bidi embeddings,
@@ -18,6 +18,10 @@ __all__ = ["is_utf8", "printable", "short_repr"]
 _UNSAFE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
 )
+
+# The same but C0: json.dumps escapes those inside strings, and its own newlines (indent)
+# are the document's structure.
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -30,6 +34,17 @@ def printable(text: str) -> str:
     Ordinary text of any script, emoji included, is left as it is.
     """
     return _UNSAFE.sub(_escape, text)
+
+
+def printable_json(text: str) -> str:
+    """JSON text (from ``json.dumps(..., ensure_ascii=False)``) that is safe to show.
+
+    ``json.dumps`` escapes C0 controls but writes C1 controls (``\\x9b`` starts a CSI
+    sequence on many terminals), bidi overrides and lone surrogates as they are. They can
+    only occur inside JSON strings, where ``\\uXXXX`` escapes them; the result is still
+    valid JSON and decodes to the same value.
+    """
+    return _UNSAFE_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def is_utf8(text: str) -> bool:
