@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -66,6 +67,7 @@ __all__ = [
     "MAX_TOP_K",
     "MAX_VECTORS_PER_REQUEST",
     "PineconeStore",
+    "RedactedSDKError",
     "create_pinecone_index",
 ]
 
@@ -94,6 +96,7 @@ _SUPPORTED_METRICS = frozenset({"cosine", "dotproduct"})
 _API_KEY_ENV = "PINECONE_API_KEY"
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=BaseException)
 
 
 class _Encoder(Protocol):
@@ -214,15 +217,22 @@ class PineconeStore:
             )
         pinecone = _pinecone()
         errors = _sdk_error_types()
+        failure: StoreError | None = None
         try:
             if host is None:
                 host = str(pinecone.Pinecone(api_key=key).describe_index(name=index_name).host)
             index = pinecone.Index(host=host, api_key=key, timeout=timeout)
         except errors as exc:
-            raise StoreError(
-                f"cannot open Pinecone index {host or index_name!r}: "
-                f"{_describe(exc, secrets=(key,))}"
-            ) from exc
+            failure = _chained(
+                StoreError(
+                    f"cannot open Pinecone index {host or index_name!r}: "
+                    f"{_describe(exc, secrets=(key,))}"
+                ),
+                exc,
+                secrets=(key,),
+            )
+        if failure is not None:
+            raise failure
         try:
             store = cls(index, dim=dim, namespace=namespace, max_concurrency=max_concurrency)
         except BaseException:
@@ -360,14 +370,19 @@ class PineconeStore:
             try:
                 self._index.delete(ids=chunk, namespace=self._namespace)
             except self._pc_errors as exc:
-                failed = wanted[len(done) :]
-                raise PartialWriteError(
-                    f"Pinecone delete failed after {len(done)} of {len(wanted)} ids: "
-                    f"{self._describe(exc)}",
-                    written_ids=done,
-                    failed_ids=failed,
-                ) from exc
-            done.extend(chunk)
+                failure = self._chained(
+                    PartialWriteError(
+                        f"Pinecone delete failed after {len(done)} of {len(wanted)} ids: "
+                        f"{self._describe(exc)}",
+                        written_ids=done,
+                        failed_ids=wanted[len(done) :],
+                    ),
+                    exc,
+                )
+            else:
+                done.extend(chunk)
+                continue
+            raise failure  # outside the except block: no __context__ to carry the key
 
     def ids(self) -> Iterator[str]:
         """Every stored id, page by page (pages are requested as the iterator advances)."""
@@ -452,13 +467,16 @@ class PineconeStore:
             stored = set(written)
             failed_ids = [item for item in id_list if item not in stored]
             first = failures[0][1]
-            raise PartialWriteError(
-                f"Pinecone upsert stored {len(written)} of {len(id_list)} records; "
-                f"{len(failed_ids)} were not stored ({len(failures)} request(s) failed, "
-                f"{len(id_list) - len(sent)} not sent): {self._describe(first)}",
-                written_ids=written,
-                failed_ids=failed_ids,
-            ) from first
+            raise self._chained(
+                PartialWriteError(
+                    f"Pinecone upsert stored {len(written)} of {len(id_list)} records; "
+                    f"{len(failed_ids)} were not stored ({len(failures)} request(s) failed, "
+                    f"{len(id_list) - len(sent)} not sent): {self._describe(first)}",
+                    written_ids=written,
+                    failed_ids=failed_ids,
+                ),
+                first,
+            )
         logger.debug("upserted %d records into namespace %r", len(written), self._namespace)
 
     def _upsert_batch(self, batch: list[dict[str, Any]]) -> None:
@@ -468,11 +486,20 @@ class PineconeStore:
         try:
             return function(*args, **kwargs)
         except self._pc_errors as exc:
-            raise StoreError(f"Pinecone {what} failed: {self._describe(exc)}") from exc
+            failure = self._chained(
+                StoreError(f"Pinecone {what} failed: {self._describe(exc)}"), exc
+            )
+        raise failure  # outside the except block: no __context__ to carry the key
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        config = getattr(self._index, "_config", None)
+        return (getattr(config, "api_key", None),)
 
     def _describe(self, exc: BaseException) -> str:
-        config = getattr(self._index, "_config", None)
-        return _describe(exc, secrets=(getattr(config, "api_key", None),))
+        return _describe(exc, secrets=self._secrets())
+
+    def _chained(self, error: _E, cause: BaseException) -> _E:
+        return _chained(error, cause, secrets=self._secrets())
 
 
 def _sdk_error_types() -> tuple[type[BaseException], ...]:
@@ -481,6 +508,60 @@ def _sdk_error_types() -> tuple[type[BaseException], ...]:
     # PineconeError covers ApiError, PineconeConnectionError, PineconeTimeoutError and
     # ResponseParsingError; the OS-level ones cover transports the SDK does not wrap.
     return (pinecone.PineconeError, ConnectionError, TimeoutError)
+
+
+class RedactedSDKError(Exception):
+    """Stands in for an SDK exception whose text held the API key.
+
+    A server may echo the key in an error body, which the SDK's exception quotes; chained
+    under a :class:`~zeroshot_vision.errors.StoreError` it would print in every traceback
+    and ``logger.exception``. This copy keeps the original's type name (in
+    :attr:`sdk_type`), its text with the key blanked out, and its traceback.
+    """
+
+    def __init__(self, message: str, *, sdk_type: str) -> None:
+        super().__init__(message)
+        self.sdk_type = sdk_type
+
+    def __str__(self) -> str:
+        return f"{self.sdk_type}: {self.args[0]}" if self.args[0] else self.sdk_type
+
+
+def _redact(text: str, secrets: Iterable[str | None]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def _redacted_chain(exc: BaseException, secrets: tuple[str | None, ...]) -> BaseException:
+    """``exc`` itself when no secret shows in its traceback, else a redacted copy chain."""
+    shown = "".join(traceback.format_exception(exc)) + repr(exc)
+    if not any(secret and secret in shown for secret in secrets):
+        return exc
+    copies: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and len(copies) < 16:
+        copy = RedactedSDKError(
+            _redact(str(link), secrets), sdk_type=f"{type(link).__module__}.{type(link).__name__}"
+        )
+        copy.__traceback__ = link.__traceback__
+        if copies:
+            copies[-1].__cause__ = copy
+        copies.append(copy)
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+    return copies[0]
+
+
+def _chained(error: _E, cause: BaseException, *, secrets: Iterable[str | None]) -> _E:
+    """``error`` caused by ``cause``, or by a redacted copy of it where it shows a secret.
+
+    Raise the result outside the ``except`` block that caught ``cause``: raised inside,
+    Python would also keep ``cause`` itself as ``__context__``.
+    """
+    error.__cause__ = _redacted_chain(cause, tuple(secrets))
+    error.__suppress_context__ = True
+    return error
 
 
 def _describe(exc: BaseException, *, secrets: Iterable[str | None]) -> str:
@@ -493,10 +574,7 @@ def _describe(exc: BaseException, *, secrets: Iterable[str | None]) -> str:
     hint = _STATUS_HINTS.get(status) if isinstance(status, int) else None
     if hint:
         text += f" ({hint})"
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    return text
+    return _redact(text, secrets)
 
 
 _STATUS_HINTS = {
@@ -647,6 +725,7 @@ def create_pinecone_index(
             f"no Pinecone API key: set the {_API_KEY_ENV} environment variable or pass api_key="
         )
     pinecone = _pinecone()
+    failure: StoreError | None = None
     try:
         client = pinecone.Pinecone(api_key=key)
         client.create_index(
@@ -658,8 +737,12 @@ def create_pinecone_index(
         )
         host = str(client.describe_index(name=name).host)
     except _sdk_error_types() as exc:
-        raise StoreError(
-            f"cannot create Pinecone index {name!r}: {_describe(exc, secrets=(key,))}"
-        ) from exc
+        failure = _chained(
+            StoreError(f"cannot create Pinecone index {name!r}: {_describe(exc, secrets=(key,))}"),
+            exc,
+            secrets=(key,),
+        )
+    if failure is not None:
+        raise failure  # outside the except block: no __context__ to carry the key
     logger.info("created Pinecone index %r (dim %d, cosine) at %s", name, dimension, host)
     return host
