@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zeroshot_vision.app import SCRIPT, launch, streamlit_command
+from zeroshot_vision.app import ENTRY, SCRIPT, launch, streamlit_command
 from zeroshot_vision.app.logic import (
     MAX_CHOICES,
     ChoiceFacet,
@@ -438,7 +438,7 @@ def test_app_arguments() -> None:
 
 def test_launch_command_binds_loopback_by_default(tmp_path: Path) -> None:
     command = streamlit_command(tmp_path)
-    assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(SCRIPT)]
+    assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(ENTRY)]
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert command[command.index("--server.port") + 1] == "8501"
     assert command[command.index("--server.headless") + 1] == "true"
