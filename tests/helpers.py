@@ -179,6 +179,11 @@ class PhotoServer:
     * ``"redirect"``: 302 to the absolute URL of the photo ``moved-<id>``.
     * ``"redirect-loop"``: 302 to itself, forever.
     * ``"bad-gzip"``: 200 with ``Content-Encoding: gzip`` and a body that is not gzip.
+    * ``"retry-after"``: 429 with ``Retry-After: <retry_after>`` (written as UTF-8) on the
+      first request, the photo after.
+    * ``"body"``: 200 ``image/jpeg`` with ``bodies[id]`` as the body.
+    * ``"header-trickle"``: the status line and headers one byte every 20 ms (for up to
+      ``slow_seconds`` beyond their natural length, with padding), then the photo.
 
     ``delay`` adds a pause before every response (to slow a run down for kill tests).
     ``requests`` counts requests per photo id; ``times`` keeps each request's monotonic
@@ -192,6 +197,8 @@ class PhotoServer:
         self.queries: dict[str, str] = {}
         self.slow_seconds = slow_seconds
         self.delay = delay
+        self.retry_after = "1"
+        self.bodies: dict[str, bytes] = {}
         self._lock = threading.Lock()
         server = self
 
@@ -222,6 +229,13 @@ class PhotoServer:
                     self._send(500, b"oops", "text/plain")
                 elif fault == "429" and count == 1:
                     self._send(429, b"slow down", "text/plain", {"Retry-After": "1"})
+                elif fault == "retry-after" and count == 1:
+                    value = server.retry_after.encode("utf-8")
+                    self._send(429, b"slow down", "text/plain", {"Retry-After": value})
+                elif fault == "body":
+                    self._send(200, server.bodies[photo_id], "image/jpeg")
+                elif fault == "header-trickle":
+                    self._trickle_headers(body)
                 elif fault == "truncated":
                     self._send(200, body[: len(body) // 2], "image/jpeg")
                 elif fault == "short-read":
@@ -263,19 +277,38 @@ class PhotoServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up, as it should
 
+            def _trickle_headers(self, body: bytes) -> None:
+                padding = "x" * int(server.slow_seconds / 0.02)
+                head = (
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n"
+                    f"X-Padding: {padding}\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                try:
+                    for byte in head:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.02)
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as it should
+                self.close_connection = True
+
             def _send(
                 self,
                 status: int,
                 body: bytes,
                 content_type: str,
-                headers: Mapping[str, str] | None = None,
+                headers: Mapping[str, str | bytes] | None = None,
             ) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(body)))
                     for key, value in (headers or {}).items():
-                        self.send_header(key, value)
+                        if isinstance(value, bytes):  # as is: send_header allows only latin-1
+                            self._headers_buffer.append(key.encode() + b": " + value + b"\r\n")
+                        else:
+                            self.send_header(key, value)
                     self.end_headers()
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zeroshot_vision.errors import ImageLoadError
+from zeroshot_vision.errors import (
+    ImageDecodeError,
+    ImageLoadError,
+    ImageNotFoundError,
+    ImageTooLargeError,
+)
 from zeroshot_vision.images import describe_source, iter_loaded, load_image
 
 
@@ -207,3 +212,127 @@ def test_iter_loaded_is_lazy_and_bounded(photo_paths) -> None:
 def test_iter_loaded_without_threads(photo_paths) -> None:
     out = list(iter_loaded(photo_paths[:2], workers=0))
     assert len(out) == 2 and all(isinstance(i, Image.Image) for _, i in out)
+
+
+# Each failure is one of three leaves, so callers can tell "missing" from "broken" from
+# "too big" without reading messages.
+
+
+def test_failures_are_the_matching_leaf_errors(tmp_path: Path, photo_paths) -> None:
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    data = photo_paths[3].read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])
+    cases = {
+        tmp_path / "missing.jpg": ImageNotFoundError,
+        tmp_path: ImageNotFoundError,
+        tmp_path / "notes.jpg": ImageDecodeError,
+        tmp_path / "empty.jpg": ImageDecodeError,
+        tmp_path / "cut.jpg": ImageDecodeError,
+        _png_header_only(10_000, 10_000): ImageTooLargeError,
+        _png_header_only(50_000, 50_000): ImageTooLargeError,
+        12345: ImageDecodeError,
+    }
+    for source, leaf in cases.items():
+        with pytest.raises(leaf):
+            load_image(source)
+
+
+def test_an_unreadable_file_is_not_found(tmp_path: Path, photo_paths) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    path = tmp_path / "secret.jpg"
+    path.write_bytes(photo_paths[0].read_bytes())
+    path.chmod(0)
+    with pytest.raises(ImageNotFoundError, match="PermissionError"):
+        load_image(path)
+
+
+HUGE_FILE_SCRIPT = """
+import resource, sys, time
+from pathlib import Path
+# Far less memory than the file's size: reading it whole would fail with MemoryError.
+resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+from zeroshot_vision.errors import ImageDecodeError
+from zeroshot_vision.images import iter_loaded, load_image
+
+huge, good = Path(sys.argv[1]), Path(sys.argv[2])
+started = time.monotonic()
+try:
+    load_image(huge)
+except ImageDecodeError as exc:
+    print("refused:", exc.reason)
+results = [type(r).__name__ for _, r in iter_loaded([huge, good], workers=2)]
+print("batch:", results)
+print("seconds:", round(time.monotonic() - started, 2))
+"""
+
+
+def test_a_huge_file_named_jpg_fails_alone_without_being_read_whole(
+    tmp_path: Path, photo_paths
+) -> None:
+    import subprocess
+    import sys
+
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as handle:
+        handle.truncate(3 * 2**30)  # sparse: 3 GiB long, no disk used
+    result = subprocess.run(
+        [sys.executable, "-c", HUGE_FILE_SCRIPT, str(huge), str(photo_paths[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "refused: not a recognized image format" in result.stdout
+    assert "batch: ['ImageDecodeError', 'Image']" in result.stdout
+    seconds = float(result.stdout.split("seconds:")[1])
+    assert seconds < 10
+
+
+@pytest.mark.parametrize("error", [MemoryError, NotImplementedError, OSError, RecursionError])
+def test_any_exception_while_decoding_is_that_images_failure(
+    monkeypatch: pytest.MonkeyPatch, photo_paths, error: type[Exception]
+) -> None:
+    from PIL import ImageFile
+
+    real_load = ImageFile.ImageFile.load
+    sizes = []
+    for path in photo_paths[:3]:
+        with Image.open(path) as image:
+            sizes.append(image.size)
+    poisoned = sizes[1]
+    assert sizes.count(poisoned) == 1
+
+    def load(self: ImageFile.ImageFile):  # type: ignore[no-untyped-def]
+        if self.size == poisoned:
+            raise error("decoder gave up")
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    with pytest.raises(ImageDecodeError, match="decoder gave up"):
+        load_image(photo_paths[1])
+    kinds = [type(r).__name__ for _, r in iter_loaded(photo_paths[:3], workers=2)]
+    assert kinds == ["Image", "ImageDecodeError", "Image"]
+
+
+def test_iter_loaded_survives_a_failure_outside_the_decoder(
+    monkeypatch: pytest.MonkeyPatch, photo_paths
+) -> None:
+    import zeroshot_vision.images as images
+
+    real = images.load_image
+
+    def flaky(source, **options):  # type: ignore[no-untyped-def]
+        if source == photo_paths[0]:
+            raise MemoryError
+        return real(source, **options)
+
+    monkeypatch.setattr(images, "load_image", flaky)
+    for workers in (0, 2):
+        results = [r for _, r in iter_loaded(photo_paths[:2], workers=workers)]
+        assert isinstance(results[0], ImageDecodeError)
+        assert results[0].reason == "MemoryError"
+        assert isinstance(results[1], Image.Image)

@@ -31,6 +31,7 @@ from zeroshot_vision._checks import (
     probability_arg,
     seconds_arg,
 )
+from zeroshot_vision._text import printable, printable_json
 from zeroshot_vision.errors import (
     ImageLoadError,
     InvalidFilterError,
@@ -80,15 +81,19 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 # -- output helpers -------------------------------------------------------------------------
+# Everything printed goes through these. File names, ids and descriptions come from file
+# systems and datasets: an escape sequence in one could retitle or clear the terminal, and
+# a newline would break a one-line message, so control characters are shown as escapes.
 
 
 def _say(message: str, stream: TextIO | None = None) -> None:
-    print(message, file=stream or sys.stdout)
+    """Print one line; control characters in it (newlines too) are shown as escapes."""
+    print(printable(message), file=stream or sys.stdout)
 
 
 def _error(message: str) -> None:
     # One line, whatever the exception's text holds.
-    print(f"zsv: error: {' '.join(message.split())}", file=sys.stderr)
+    print(f"zsv: error: {printable(' '.join(message.split()))}", file=sys.stderr)
 
 
 def _os_error_message(exc: OSError) -> str:
@@ -111,20 +116,23 @@ def _progress_bar(total: int, *, unit: str, desc: str) -> Any:
 
 
 def _print_json(value: Any) -> None:
-    _say(json.dumps(value, ensure_ascii=False, indent=2))
+    # Still valid JSON: what json.dumps leaves raw is escaped as \uXXXX inside its strings.
+    print(printable_json(json.dumps(value, ensure_ascii=False, indent=2)))
 
 
 def _columns(text: str) -> int:
-    """How many terminal columns ``text`` takes: wide (CJK, emoji) characters take two."""
+    """How many terminal columns ``text`` takes once printed (see :func:`_say`): wide (CJK,
+    emoji) characters take two, control characters their escapes."""
     return sum(
         0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
-        for char in text
+        for char in printable(text)
     )
 
 
 def _one_line(text: str, width: int) -> str:
-    """``text`` on one line, cut with an ellipsis to at most ``width`` terminal columns."""
-    flat = " ".join(text.split())
+    """``text`` on one line, control characters escaped, cut with an ellipsis to at most
+    ``width`` terminal columns."""
+    flat = printable(" ".join(text.split()))
     if _columns(flat) <= width:
         return flat
     kept = ""

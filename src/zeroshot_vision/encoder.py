@@ -34,6 +34,7 @@ from zeroshot_vision._checks import (
     default_model,
 )
 from zeroshot_vision._optional import require
+from zeroshot_vision._text import is_utf8, short_repr
 from zeroshot_vision.errors import ImageLoadError, InvalidInputError, ModelLoadError
 from zeroshot_vision.images import describe_source, iter_loaded, load_image
 from zeroshot_vision.types import ClassifyReport, ImageFailure, ImageLabels, LabelScore
@@ -112,7 +113,26 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
         name = "cuda"
     elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         name = "mps"
-    return torch.device(name)
+    try:
+        chosen = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"unknown device {name!r}; use cpu, cuda, cuda:N or mps ({_first_line(exc)})"
+        ) from exc
+    # torch.device() accepts "cuda" on a machine without CUDA; the model would fail later,
+    # on its first tensor, with torch's own error.
+    if chosen.type not in ("cpu", "meta"):
+        backend = getattr(torch.backends, "mps", None) if chosen.type == "mps" else None
+        backend = backend or getattr(torch, chosen.type, None)
+        available = getattr(backend, "is_available", None)
+        if available is None or not available():
+            raise InvalidInputError(f"device {str(chosen)!r} is not available on this machine")
+        count = getattr(backend, "device_count", None)
+        if chosen.index is not None and count is not None and chosen.index >= count():
+            raise InvalidInputError(
+                f"device {str(chosen)!r} is not available: this machine has {count()}"
+            )
+    return chosen
 
 
 def _pick_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torch.dtype:
@@ -296,7 +316,8 @@ class Encoder:
         length (77) and masks the padding.
 
         Raises:
-            InvalidInputError: A text is not a string or is empty after stripping.
+            InvalidInputError: A text is not a string, is empty after stripping, or is not
+                valid UTF-8 (holds a lone surrogate).
         """
         items = [texts] if isinstance(texts, str) else list(texts)
         lowercase = self.model_type in _SIGLIP_FAMILY
@@ -306,6 +327,13 @@ class Encoder:
                 raise InvalidInputError(f"texts[{i}] must be a string, got {type(text).__name__}")
             if not text.strip():
                 raise InvalidInputError(f"texts[{i}] is empty; give some words to search for")
+            if not is_utf8(text):
+                # sys.argv holds lone surrogates for bytes that are not UTF-8; the tokenizer
+                # fails on them with a RuntimeError.
+                raise InvalidInputError(
+                    f"texts[{i}] is not valid UTF-8 text: {short_repr(text)}; check the "
+                    "terminal's encoding"
+                )
             # SigLIP's tokenizer was trained on lower-cased text and does not lower-case
             # by itself; CLIP's tokenizer applies its own normalization.
             cleaned.append(text.strip().lower() if lowercase else text.strip())

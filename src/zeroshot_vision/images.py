@@ -18,16 +18,22 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from zeroshot_vision.errors import ImageLoadError
+from zeroshot_vision.errors import (
+    ImageDecodeError,
+    ImageLoadError,
+    ImageNotFoundError,
+    ImageTooLargeError,
+)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "UNRECOGNIZED_FORMAT",
     "describe_source",
     "iter_loaded",
     "load_image",
@@ -42,6 +48,10 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif", ".ppm"}
 )
 """File suffixes (lower case) treated as images when scanning folders."""
+
+UNRECOGNIZED_FORMAT = "not a recognized image format"
+"""The :class:`~zeroshot_vision.errors.ImageDecodeError` reason for data that no decoder
+recognizes (as opposed to an image that is damaged)."""
 
 _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -66,6 +76,9 @@ def load_image(
 ) -> Image.Image:
     """Read an image and return it as an upright 8-bit RGB PIL image.
 
+    A file is decoded from the open file, never read whole first: Pillow reads the header
+    and then only the data it decodes, so a huge file that is not an image costs nothing.
+
     Args:
         source: A path (``str`` or ``os.PathLike``), the file's bytes, or a PIL image.
         max_pixels: Refuse images with more pixels than this, before decoding them
@@ -75,59 +88,56 @@ def load_image(
             will shrink anyway.
 
     Raises:
-        ImageLoadError: The file is missing, unreadable, not an image, truncated,
-            corrupt, or too large.
+        ImageNotFoundError: The file is missing, not a file, or cannot be opened.
+        ImageDecodeError: The data is empty, not an image, truncated, corrupt, in an
+            unsupported format, or the decoder failed in any other way (even with
+            ``MemoryError``).
+        ImageTooLargeError: The image has more pixels than allowed.
     """
     name = describe_source(source)
-    image = source if isinstance(source, Image.Image) else _open(source, name)
     try:
-        with warnings.catch_warnings():
-            # We apply our own limit below; Pillow's warning would only duplicate it.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            width, height = image.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageLoadError(
-                    name,
-                    f"{width}x{height} is {width * height:,} pixels, over the limit of "
-                    f"{max_pixels:,} (possible decompression bomb)",
-                )
-            if width == 0 or height == 0:
-                raise ImageLoadError(name, "image has no pixels")
-            if getattr(image, "n_frames", 1) > 1:
-                image.seek(0)
-            if draft_size is not None and image.format == "JPEG":
-                image.draft("RGB", draft_size)
-            image.load()
-            image = _upright(image, name)
-            return _to_rgb(image)
+        if isinstance(source, Image.Image):
+            return _decode(source, name, max_pixels, draft_size)
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if not len(source):
+                raise ImageDecodeError(name, "empty data")
+            return _decode(_open(io.BytesIO(bytes(source)), name), name, max_pixels, draft_size)
+        if isinstance(source, (str, os.PathLike)):
+            with _open_file(Path(source), name) as handle:
+                return _decode(_open(handle, name), name, max_pixels, draft_size)
+        raise ImageDecodeError(name, "unsupported source type (use a path, bytes or a PIL image)")
     except ImageLoadError:
         raise
     except Exception as exc:
         # Decoders raise many types on malformed data (OSError, SyntaxError, ValueError,
-        # struct.error, ...); every one of them means "this file is not usable".
-        raise ImageLoadError(name, _reason(exc)) from exc
+        # struct.error, NotImplementedError, even MemoryError for absurd headers); every
+        # one of them means "this file is not usable", never "stop everything".
+        raise ImageDecodeError(name, _reason(exc)) from exc
 
 
-def _open(source: Any, name: str) -> Image.Image:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        if not len(source):
-            raise ImageLoadError(name, "empty data")
-        stream: Any = io.BytesIO(bytes(source))
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise ImageLoadError(name, "file not found")
-        if not path.is_file():
-            raise ImageLoadError(name, "not a file")
-        try:
-            if path.stat().st_size == 0:
-                raise ImageLoadError(name, "empty file")
-            stream = path.read_bytes()
-        except OSError as exc:
-            raise ImageLoadError(name, _reason(exc)) from exc
-        stream = io.BytesIO(stream)
-    else:
-        raise ImageLoadError(name, "unsupported source type (use a path, bytes or a PIL image)")
+def _open_file(path: Path, name: str) -> BinaryIO:
+    if not path.exists():
+        raise ImageNotFoundError(name, "file not found")
+    # Checked before opening: opening a FIFO would block until someone writes to it.
+    if not path.is_file():
+        raise ImageNotFoundError(name, "not a file")
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise ImageNotFoundError(name, _reason(exc)) from exc
+    try:
+        empty = os.fstat(handle.fileno()).st_size == 0
+    except OSError as exc:
+        handle.close()
+        raise ImageNotFoundError(name, _reason(exc)) from exc
+    if empty:
+        handle.close()
+        raise ImageDecodeError(name, "empty file")
+    return handle
+
+
+def _open(stream: BinaryIO, name: str) -> Image.Image:
+    """Read the header only; the pixels are decoded later, by ``load``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -136,14 +146,41 @@ def _open(source: Any, name: str) -> Image.Image:
         # Pillow's message ends in "...could be decompression bomb DOS attack."; say it plainly.
         found = re.search(r"\((\d+) pixels\)", str(exc))
         size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-        raise ImageLoadError(
+        raise ImageTooLargeError(
             name, f"{size}, far over the limit (possible decompression bomb)"
         ) from exc
     except UnidentifiedImageError as exc:
-        # Pillow names the in-memory stream object here, which helps nobody.
-        raise ImageLoadError(name, "not a recognized image format") from exc
+        # Pillow names the stream object here, which helps nobody.
+        raise ImageDecodeError(name, UNRECOGNIZED_FORMAT) from exc
     except Exception as exc:
-        raise ImageLoadError(name, f"not a recognized image format ({_reason(exc)})") from exc
+        raise ImageDecodeError(name, f"not a recognized image format ({_reason(exc)})") from exc
+
+
+def _decode(
+    image: Image.Image,
+    name: str,
+    max_pixels: int | None,
+    draft_size: tuple[int, int] | None,
+) -> Image.Image:
+    with warnings.catch_warnings():
+        # We apply our own limit below; Pillow's warning would only duplicate it.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLargeError(
+                name,
+                f"{width}x{height} is {width * height:,} pixels, over the limit of "
+                f"{max_pixels:,} (possible decompression bomb)",
+            )
+        if width == 0 or height == 0:
+            raise ImageDecodeError(name, "image has no pixels")
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        if draft_size is not None and image.format == "JPEG":
+            image.draft("RGB", draft_size)
+        image.load()
+        image = _upright(image, name)
+        return _to_rgb(image)
 
 
 def _upright(image: Image.Image, name: str) -> Image.Image:
@@ -193,7 +230,8 @@ def iter_loaded(
     """Decode images on worker threads, in input order, a bounded number ahead.
 
     Yields ``(source, image)`` for each source, or ``(source, error)`` where it could
-    not be read, so the caller decides whether a bad image is fatal.
+    not be read, so the caller decides whether a bad image is fatal. Whatever goes wrong
+    with one image (even ``MemoryError``) is that image's error, never the batch's.
 
     Args:
         sources: Any iterable of image sources; consumed lazily.
@@ -210,6 +248,8 @@ def iter_loaded(
             return load_image(source, max_pixels=max_pixels, draft_size=draft_size)
         except ImageLoadError as exc:
             return exc
+        except Exception as exc:  # noqa: BLE001 - one image must not end a whole run
+            return ImageDecodeError(describe_source(source), _reason(exc))
 
     if workers <= 0:
         for source in sources:

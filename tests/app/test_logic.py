@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zeroshot_vision.app import SCRIPT, launch, streamlit_command
+from zeroshot_vision.app import ENTRY, SCRIPT, launch, streamlit_command
 from zeroshot_vision.app.logic import (
     MAX_CHOICES,
     ChoiceFacet,
@@ -438,7 +438,7 @@ def test_app_arguments() -> None:
 
 def test_launch_command_binds_loopback_by_default(tmp_path: Path) -> None:
     command = streamlit_command(tmp_path)
-    assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(SCRIPT)]
+    assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(ENTRY)]
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert command[command.index("--server.port") + 1] == "8501"
     assert command[command.index("--server.headless") + 1] == "true"
@@ -744,3 +744,18 @@ def test_sample_ids_are_the_smallest_in_sort_order() -> None:
             return (f"id-{i:06d}" for i in range(200_000, 0, -1))
 
     assert sample_ids(Endless(2), 3) == ["id-000001", "id-000002", "id-000003"]
+
+
+def test_upload_errors_are_the_matching_leaves() -> None:
+    from zeroshot_vision.errors import ImageDecodeError, ImageTooLargeError
+
+    with pytest.raises(ImageDecodeError, match="it is not an image"):
+        decode_upload(b"plain text, not a picture", name="notes.png")
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        decode_upload(_encoded(Image.new("RGB", (300, 300), "red"), "JPEG")[:700])
+    with pytest.raises(ImageDecodeError, match="empty"):
+        decode_upload(b"")
+    with pytest.raises(ImageTooLargeError, match="possible decompression bomb"):
+        decode_upload(_png_claiming(50_000, 50_000))
+    with pytest.raises(ImageTooLargeError, match="limit is"):
+        decode_upload(b"x" * 2048, max_bytes=1024)

@@ -244,3 +244,121 @@ def test_download_killed_with_sigkill_resumes_without_losing_anything(tmp_path: 
         assert not set(server.requests) & set(landed)  # nothing fetched twice
         assert not list(out.glob(".*"))
         assert f"skipped {len(landed)}" in finished.stdout + finished.stderr
+
+
+# Whatever goes wrong with one photo is that photo's recorded failure: the run goes on,
+# and failures.tsv is written.
+
+
+@pytest.mark.parametrize(
+    "value", ["²", "١٢", "1²", "٣"], ids=["superscript", "arabic", "mixed", "one-arabic"]
+)
+def test_a_retry_after_of_unicode_digits_falls_back_to_backoff(
+    server: PhotoServer, tmp_path: Path, value: str
+) -> None:
+    assert value.isdigit() or value[0].isdigit()  # what the old check trusted
+    assert _retry_after(value) is None
+    server.faults["busy"] = "retry-after"
+    server.retry_after = value
+    report = download_photos(photos(server, ["busy", "ok"]), tmp_path, retry=FAST)
+    assert report.ok and report.downloaded == 2
+    assert server.requests["busy"] == 2
+
+
+def _dds_with_unknown_pixel_format() -> bytes:
+    """A DDS header on which Pillow raises NotImplementedError (not an OSError)."""
+    import struct
+
+    header = struct.pack("<3I", 0, 8, 8) + bytes(12 + 44) + struct.pack("<2I", 32, 0x80000)
+    return b"DDS " + struct.pack("<I", 124) + header + bytes(120 - len(header))
+
+
+def _png(width: int, height: int) -> bytes:
+    """A valid grayscale PNG of any size, built row by row (no full image in memory)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    packer = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte 0, then black pixels
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", data)
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_body_pillow_fails_on_in_any_way_is_a_recorded_failure(
+    server: PhotoServer, tmp_path: Path
+) -> None:
+    from PIL import Image as PILImage
+
+    dds = _dds_with_unknown_pixel_format()
+    with pytest.raises(NotImplementedError):
+        PILImage.open(io.BytesIO(dds))
+    server.faults["dds"] = "body"
+    server.bodies["dds"] = dds
+    report = download_photos(photos(server, ["dds", "ok"]), tmp_path, retry=FAST)
+    assert [f.photo_id for f in report.failed] == ["dds"]
+    assert report.failed[0].reason.startswith("not an image (image/jpeg")
+    assert "NotImplementedError" in report.failed[0].reason
+    assert [f.photo_id for f in read_failures(tmp_path)] == ["dds"]
+    assert not (tmp_path / "dds.jpg").exists() and decodes(tmp_path / "ok.jpg")
+
+
+def test_an_unexpected_error_on_one_photo_is_its_failure(
+    server: PhotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zeroshot_vision.datasets.unsplash as unsplash
+
+    real = unsplash.write_atomic
+
+    def write(path: Path, data: bytes) -> None:
+        if path.name == "bad.jpg":
+            raise RuntimeError("something nobody expected\non two lines")
+        real(path, data)
+
+    monkeypatch.setattr(unsplash, "write_atomic", write)
+    report = download_photos(photos(server, ["bad", "ok"]), tmp_path, retry=FAST)
+    assert [(f.photo_id, f.reason) for f in report.failed] == [
+        ("bad", "RuntimeError: something nobody expected")
+    ]
+    assert [f.photo_id for f in read_failures(tmp_path)] == ["bad"]
+
+
+def test_a_photo_over_the_indexers_pixel_limit_is_refused_before_decoding(
+    server: PhotoServer, tmp_path: Path
+) -> None:
+    from zeroshot_vision.images import DEFAULT_MAX_PIXELS, load_image
+
+    side = int(DEFAULT_MAX_PIXELS**0.5) + 1  # 9460 x 9460: just over the limit
+    server.faults["huge"] = "body"
+    server.bodies["huge"] = _png(side, side)
+    assert len(server.bodies["huge"]) < 2 * 2**20  # small file, many pixels
+    report = download_photos(photos(server, ["huge", "ok"]), tmp_path, retry=FAST)
+    assert [f.photo_id for f in report.failed] == ["huge"]
+    assert "over the limit" in report.failed[0].reason
+    assert not (tmp_path / "huge.jpg").exists()
+    assert load_image(tmp_path / "ok.jpg").size == (48, 32)
+
+
+def test_response_headers_trickling_in_time_out_as_a_whole(
+    server: PhotoServer, tmp_path: Path
+) -> None:
+    # Each byte arrives well within the read timeout; the headers do not, in all.
+    server.faults["drip"] = "header-trickle"
+    started = time.monotonic()
+    report = download_photos(
+        photos(server, ["drip", "ok"]), tmp_path, timeout=0.5, retry=RetryPolicy(retries=0)
+    )
+    elapsed = time.monotonic() - started
+    assert [f.photo_id for f in report.failed] == ["drip"]
+    assert report.failed[0].reason.startswith("timed out")
+    assert elapsed < 2.5, elapsed
+    assert not (tmp_path / "drip.jpg").exists() and decodes(tmp_path / "ok.jpg")

@@ -648,3 +648,50 @@ def test_a_429_storm_that_outlasts_the_retries(server: PineconeTestServer) -> No
     assert failed.value.written_ids == [] and failed.value.failed_ids == ["b", "c"]
     server.clear_faults()
     assert [hit.id for hit in store.query(np.ones(8), k=1)] == ["a"]
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in seen:
+        seen.append(link)
+        link = link.__cause__ or link.__context__
+    return seen
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_api_key_echoed_by_the_server_never_reaches_chained_exceptions(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The SDK's exception quotes the server, which quotes the key; ours must not, at any depth."""
+    caught: list[BaseException] = []
+    log = logging.getLogger("tests.pinecone.redaction")
+    with PineconeTestServer(dimension=8, api_key="another-key", echo_api_key=True) as host:
+        store = PineconeStore(_index(host), dim=8)
+        operations: list[Callable[[], object]] = [
+            lambda: store.query(np.ones(8)),
+            lambda: store.upsert(["a"], _vectors(1, 8)),
+            lambda: store.fetch(["a"]),
+            lambda: store.delete(["a"]),
+            lambda: len(store),
+        ]
+        for operation in operations:
+            with pytest.raises(StoreError) as failed:
+                operation()
+            caught.append(failed.value)
+            try:
+                raise failed.value
+            except StoreError:
+                log.exception("pinecone failed")
+        with pytest.raises(StoreError) as opening:
+            PineconeStore.connect(host=host, api_key=API_KEY)
+        caught.append(opening.value)
+    for error in caught:
+        text = "".join(traceback.format_exception(error))
+        assert "Invalid API Key" in text  # the detail that helps debugging is kept
+        assert API_KEY not in text and "<redacted>" in text
+        for link in _chain(error):
+            assert API_KEY not in str(link) and API_KEY not in repr(link)
+            assert all(API_KEY not in repr(arg) for arg in link.args)
+    assert caplog.text.count("pinecone failed") == len(caught) - 1
+    assert API_KEY not in caplog.text

@@ -31,7 +31,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision._checks import clean_labels
-from zeroshot_vision.errors import ImageLoadError, InvalidInputError
+from zeroshot_vision.errors import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    InvalidInputError,
+)
 from zeroshot_vision.stores.filters import is_number
 from zeroshot_vision.types import caption
 
@@ -407,32 +411,30 @@ def decode_upload(
     """Decode an uploaded image, refusing oversized files and decompression bombs.
 
     Raises:
-        ImageLoadError: If the upload is empty, too large, not an image, or has too many
-            pixels.
+        ImageDecodeError: If the upload is empty, not an image, or damaged.
+        ImageTooLargeError: If the file has too many bytes or the image too many pixels.
     """
     if not data:
-        raise ImageLoadError(name, "the file is empty")
+        raise ImageDecodeError(name, "the file is empty")
     if len(data) > max_bytes:
-        raise ImageLoadError(
+        raise ImageTooLargeError(
             name, f"the file is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:g} MiB"
         )
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
-    from zeroshot_vision.images import load_image
+    from zeroshot_vision.images import UNRECOGNIZED_FORMAT, load_image
 
     try:
         return load_image(bytes(data), max_pixels=max_pixels)
-    except ImageLoadError as exc:
-        # Pillow's own words name a BytesIO object or its internal limit; say it plainly.
-        if isinstance(exc.__cause__, UnidentifiedImageError):
-            raise ImageLoadError(
-                name, "it is not an image (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
-            ) from exc
-        if isinstance(exc.__cause__, PILImage.DecompressionBombError):
-            raise ImageLoadError(
-                name,
-                f"it claims more than {max_pixels:,} pixels, too many to decode safely "
-                "(possible decompression bomb)",
-            ) from exc
-        raise
+    except ImageTooLargeError as exc:
+        # Pillow's own words name its internal limit; say it plainly.
+        raise ImageTooLargeError(
+            name,
+            f"it claims more than {max_pixels:,} pixels, too many to decode safely "
+            "(possible decompression bomb)",
+        ) from exc
+    except ImageDecodeError as exc:
+        raise ImageDecodeError(
+            name,
+            "it is not an image (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
+            if exc.reason == UNRECOGNIZED_FORMAT
+            else exc.reason,
+        ) from exc

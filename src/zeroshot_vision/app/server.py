@@ -1,7 +1,13 @@
-"""Start the Streamlit app in a subprocess (what ``zsv app`` does)."""
+"""Start the Streamlit app in a subprocess (what ``zsv app`` does).
+
+The subprocess runs :data:`ENTRY`, which serves :data:`SCRIPT` behind a ``Host`` check
+(:mod:`zeroshot_vision.app.host_check`): listening on loopback alone does not stop a web
+page from reaching the app through DNS rebinding.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
@@ -13,14 +19,17 @@ from pathlib import Path
 
 from zeroshot_vision._optional import require
 from zeroshot_vision.app.logic import MAX_UPLOAD_BYTES
-from zeroshot_vision.errors import IndexNotFoundError, InvalidInputError
+from zeroshot_vision.errors import IndexNotFoundError, InvalidInputError, MissingDependencyError
 
-__all__ = ["SCRIPT", "launch", "streamlit_command"]
+__all__ = ["ENTRY", "SCRIPT", "launch", "streamlit_command"]
 
 logger = logging.getLogger(__name__)
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
-"""The Streamlit script that ``launch`` runs."""
+"""The Streamlit script: the app's pages."""
+
+ENTRY = Path(__file__).with_name("asgi.py")
+"""What ``launch`` runs: :data:`SCRIPT` as an ASGI app behind the ``Host`` check."""
 
 
 def streamlit_command(
@@ -37,7 +46,9 @@ def streamlit_command(
     Args:
         index_dir: The index folder, or ``None`` to serve only the classify page.
         host: The address to listen on. The default is loopback only; listening on other
-            interfaces (``0.0.0.0``) must be asked for.
+            interfaces (``0.0.0.0``) must be asked for. Requests must name the app by an
+            IP address, ``localhost`` or this host, with ``port``, in their ``Host``
+            header; others are refused with 403 (DNS rebinding).
         port: The TCP port, 1 to 65535.
         model: A model name or folder; overrides the index's model.
         device: The torch device (``"cpu"``, ``"cuda"``), or ``None`` for the default.
@@ -57,7 +68,7 @@ def streamlit_command(
         "-m",
         "streamlit",
         "run",
-        str(SCRIPT),
+        str(ENTRY),
         "--server.address",
         host,
         "--server.port",
@@ -120,6 +131,12 @@ def launch(
         InvalidInputError: For a bad host, port or upload limit.
     """
     require("streamlit", extra="app", purpose="the zeroshot-vision app")
+    if importlib.util.find_spec("streamlit.starlette") is None:
+        # The Host check runs as middleware of Streamlit's ASGI app (st.App).
+        raise MissingDependencyError(
+            "the zeroshot-vision app needs a Streamlit with st.App (streamlit.starlette); "
+            "upgrade it: pip install -U 'zeroshot-vision[app]' streamlit"
+        )
     if index_dir is not None and not Path(index_dir).is_dir():
         raise IndexNotFoundError(
             f"no index folder at {index_dir}; build one with: zsv index SOURCE --index {index_dir}"

@@ -8,12 +8,14 @@ header. :func:`table_files` finds whichever is there, and the readers use real C
 rules, so quoted descriptions holding tabs or newlines come through intact.
 
 :func:`download_photos` fetches each ``photo_image_url`` with imgix resize parameters,
-concurrently, with per-request timeouts, retries with exponential backoff on 5xx and
-connection errors, and ``Retry-After`` on 429. A photo is written to ``<photo_id>.jpg``
-through a temp file and a rename, and only after its body decodes as an image, so a
-truncated body or an HTML error page never lands as a photo. Photos already on disk are
-skipped without a request; permanent failures are listed in ``failures.tsv`` in the output
-folder.
+concurrently, with a deadline on each attempt as a whole (connecting, headers and body),
+retries with exponential backoff on 5xx and connection errors, and ``Retry-After`` on 429.
+A photo is written to ``<photo_id>.jpg`` through a temp file and a rename, and only after
+its body decodes as an image the indexer accepts (within
+:data:`~zeroshot_vision.images.DEFAULT_MAX_PIXELS`, checked before decoding), so a
+truncated body, an HTML error page or a decompression bomb never lands as a photo. Photos
+already on disk are skipped without a request; permanent failures (and anything else that
+goes wrong with one photo) are listed in ``failures.tsv`` in the output folder.
 
 Example:
     >>> report = download_dataset("unsplash-research-dataset-lite-latest", "photos",
@@ -41,6 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+import httpcore
 import httpx
 
 from zeroshot_vision._files import write_atomic
@@ -482,24 +485,32 @@ class _Failed(Exception):
 
 
 def _check_image(body: bytes, content_type: str) -> None:
-    """Raise :class:`_Failed` unless ``body`` decodes completely as an image."""
-    from PIL import Image
+    """Raise :class:`_Failed` unless ``body`` decodes completely as an image to index.
+
+    This is the indexer's own check (:func:`~zeroshot_vision.images.load_image`), so a
+    photo kept here is never refused there: its pixel count is checked against
+    :data:`~zeroshot_vision.images.DEFAULT_MAX_PIXELS` from the header, before decoding,
+    and any decoder failure (``NotImplementedError`` on a malformed DDS, say) is a
+    failure of this photo.
+    """
+    from zeroshot_vision.errors import ImageLoadError, ImageTooLargeError
+    from zeroshot_vision.images import load_image
 
     try:
-        with Image.open(io.BytesIO(body)) as image:
-            image.load()  # decodes every pixel: a truncated file fails here
-    except Image.DecompressionBombError as exc:
-        raise _Failed(f"not an image: {exc}") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+        load_image(body)  # decodes every pixel: a truncated file fails here
+    except ImageTooLargeError as exc:
+        raise _Failed(f"too large to index: {exc.reason}") from exc
+    except ImageLoadError as exc:
         kind = content_type.split(";")[0].strip() or "unknown type"
-        raise _Failed(f"not an image ({kind}, {len(body)} bytes): {exc}") from exc
+        raise _Failed(f"not an image ({kind}, {len(body)} bytes): {exc.reason}") from exc
 
 
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # str.isdigit() also accepts "²" and Arabic-Indic digits; HTTP means ASCII digits.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -514,21 +525,109 @@ class _SlowBody(Exception):
     """The body did not finish arriving within the time allowed."""
 
 
-def _read_body(response: httpx.Response, timeout: float, stop: threading.Event) -> bytes:
-    # httpx's timeouts bound each read, not the whole body: a server trickling a byte
-    # at a time would hold a worker forever. The body gets ``timeout`` seconds in all.
-    deadline = time.monotonic() + timeout
+# httpx's timeouts bound each network operation, not an attempt: a server sending its
+# headers or body a byte at a time would hold a worker for as long as it likes. Each
+# attempt sets a deadline for its thread, and the network backend below cuts every
+# connect, read and write short at it.
+_attempt = threading.local()
+
+
+def _time_left(timeout: float | None, error: type[Exception]) -> float | None:
+    deadline: float | None = getattr(_attempt, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the attempt's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every operation ends by the attempt's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, left))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, with :class:`_DeadlineStream` streams."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, left, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, left, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _deadline_transport(**options: Any) -> httpx.HTTPTransport:
+    """An ``httpx`` transport that honours each attempt's deadline."""
+    transport = httpx.HTTPTransport(**options)
+    # httpx does not take a network backend, but its connection pool (httpcore's) does.
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(backend, httpcore.NetworkBackend):
+        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    else:  # pragma: no cover - a future httpx; the body deadline still holds
+        logger.warning("cannot bound whole download attempts with this httpx version")
+    return transport
+
+
+def _read_body(response: httpx.Response, deadline: float, stop: threading.Event) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_PHOTO_BYTES:
-            raise _Failed(f"body larger than {MAX_PHOTO_BYTES // 2**20} MiB")
-        if stop.is_set():
-            raise _SlowBody("interrupted")
-        if time.monotonic() > deadline:
-            raise _SlowBody(f"body still arriving after {timeout:g} s")
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_PHOTO_BYTES:
+                raise _Failed(f"body larger than {MAX_PHOTO_BYTES // 2**20} MiB")
+            if stop.is_set():
+                raise _SlowBody("interrupted")
+            if time.monotonic() > deadline:
+                raise _SlowBody("body still arriving at the deadline")
+    except httpx.TimeoutException as exc:
+        if time.monotonic() >= deadline:
+            raise _SlowBody("body still arriving at the deadline") from exc
+        raise
     return b"".join(chunks)
 
 
@@ -545,16 +644,23 @@ def _fetch(
     attempt = 0
     while True:
         retry_after: float | None = None
+        # One deadline for the whole attempt: connecting, sending, headers and body.
+        deadline = _attempt.deadline = time.monotonic() + timeout
         try:
             with client.stream("GET", url) as response:
                 status = response.status_code
-                body = _read_body(response, timeout, stop) if status == 200 else b""
+                body = _read_body(response, deadline, stop) if status == 200 else b""
                 content_type = response.headers.get("content-type", "")
                 retry_after_header = response.headers.get("retry-after")
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise _Failed(f"invalid URL: {exc}") from exc
         except (httpx.TimeoutException, _SlowBody) as exc:
-            reason = f"timed out ({exc if isinstance(exc, _SlowBody) else type(exc).__name__})"
+            if isinstance(exc, _SlowBody):
+                reason = f"timed out ({exc}, {timeout:g} s)"
+            elif time.monotonic() >= deadline:
+                reason = f"timed out (no response by the deadline, {timeout:g} s)"
+            else:
+                reason = f"timed out ({type(exc).__name__})"
         except httpx.TransportError as exc:
             reason = f"connection error: {exc or type(exc).__name__}"
         except httpx.TooManyRedirects as exc:
@@ -571,6 +677,8 @@ def _fetch(
                 retry_after = _retry_after(retry_after_header)
             elif status < 500:
                 raise _Failed(reason)
+        finally:
+            _attempt.deadline = None  # the backoff wait below is not part of an attempt
         if attempt >= policy.retries or stop.is_set():
             raise _Failed(reason)
         delay = policy.delay(attempt, retry_after)
@@ -647,9 +755,10 @@ def download_photos(
         width: Width in pixels to ask imgix for.
         params: imgix parameters besides ``w``; default :data:`DEFAULT_IMAGE_PARAMS`.
         workers: Concurrent requests.
-        timeout: Seconds allowed for each of connect, read, write and pool wait, per
-            request; the whole body must also arrive within this long of the response
-            (a server trickling bytes does not hold a worker forever).
+        timeout: Seconds allowed for each attempt as a whole: connecting, sending the
+            request, the response headers and the whole body, so a server trickling
+            bytes does not hold a worker. With your own ``client``, its timeouts apply to
+            connecting and the headers, and this deadline to the body.
         retry: Retry and backoff settings; default :class:`RetryPolicy()`.
         client: An ``httpx.Client`` to use (its settings win); by default one is made.
         progress: Called in the calling thread with each photo's outcome.
@@ -665,6 +774,9 @@ def download_photos(
     _remove_stale_temp_files(folder)
     own_client = client is None
     http = client or httpx.Client(
+        transport=_deadline_transport(
+            limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+        ),
         timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
         headers={"User-Agent": USER_AGENT},
@@ -685,10 +797,16 @@ def download_photos(
             photo_id, url = urls.pop(future)
             try:
                 written += future.result()
-            except _Failed as exc:
-                logger.info("failed %s (%s): %s", photo_id, url, exc.reason)
-                failures.append(DownloadFailure(photo_id, url, exc.reason))
-                report(DownloadOutcome(photo_id, "failed", exc.reason))
+            except Exception as exc:  # one photo must never end the run
+                if isinstance(exc, _Failed):
+                    reason = exc.reason
+                    logger.info("failed %s (%s): %s", photo_id, url, reason)
+                else:
+                    detail = str(exc).strip().splitlines()
+                    reason = type(exc).__name__ + (f": {detail[0]}" if detail else "")
+                    logger.warning("failed %s (%s): %s", photo_id, url, reason, exc_info=exc)
+                failures.append(DownloadFailure(photo_id, url, reason))
+                report(DownloadOutcome(photo_id, "failed", reason))
             else:
                 downloaded += 1
                 report(DownloadOutcome(photo_id, "downloaded"))

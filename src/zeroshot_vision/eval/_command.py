@@ -8,7 +8,6 @@ report folder with ``--out``. Library errors become one-line messages in ``cli.m
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -140,6 +139,12 @@ def _say(message: str, stream: Any = None) -> None:
     say(message, stream)
 
 
+def _print_json(value: Any) -> None:
+    from zeroshot_vision.cli import _print_json as print_json
+
+    print_json(value)
+
+
 def _models(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(args.model or [default_model()]))
 
@@ -202,7 +207,7 @@ def run_eval_classify(args: argparse.Namespace) -> int:
     if args.out:
         write_classification_report(results, args.out, dataset=str(args.data))
     if args.json:
-        _say(json.dumps(classification_json(results), ensure_ascii=False, indent=2))
+        _print_json(classification_json(results))
         return EXIT_OK
     rows = [["", *model_slugs([r.model for r in results])]]
     rows.append(["top-1", *(f"{100 * r.top1:.1f}%" for r in results)])
@@ -239,7 +244,7 @@ def run_eval_retrieval(args: argparse.Namespace) -> int:
     if args.out:
         write_retrieval_report(results, args.out, dataset=str(args.data))
     if args.json:
-        _say(json.dumps(retrieval_json(results), ensure_ascii=False, indent=2))
+        _print_json(retrieval_json(results))
         return EXIT_OK
     rows = [["", *model_slugs([r.model for r in results])]]
     for i, k in enumerate(RETRIEVAL_KS):

@@ -14,18 +14,21 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from zeroshot_vision._text import is_utf8, short_repr
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     InvalidInputError,
     InvalidMetadataError,
     InvalidVectorError,
 )
-from zeroshot_vision.stores.filters import validate_filter
+from zeroshot_vision.stores.filters import INT_RANGE, int_in_range, validate_filter
 
 if TYPE_CHECKING:
     from zeroshot_vision.types import Hit, Metadata, Record
 
 __all__ = [
+    "INT_RANGE",
+    "MAX_METADATA_DEPTH",
     "VectorStore",
     "check_ids",
     "check_k",
@@ -34,6 +37,12 @@ __all__ = [
     "prepare_query",
     "prepare_upsert",
 ]
+
+MAX_METADATA_DEPTH = 32
+"""How deeply lists and mappings may nest in one record's metadata, the record's own
+mapping counting as the first level. Deeper metadata is refused at upsert: it would fail
+to save (or to load) with a ``RecursionError`` instead.
+"""
 
 
 @runtime_checkable
@@ -54,6 +63,9 @@ class VectorStore(Protocol):
       (:class:`~zeroshot_vision.errors.InvalidInputError`) and changes nothing: a wrong
       dimension, NaN or infinite values, an all-zero vector, ids and vectors of different
       lengths, empty or non-string ids, metadata that is not JSON-like, a malformed filter.
+      Ids and metadata must also be savable: text must be valid UTF-8 (no lone surrogates,
+      as ``os.walk`` yields for file names that are not UTF-8), integers must lie in
+      :data:`INT_RANGE`, and metadata may nest at most :data:`MAX_METADATA_DEPTH` deep.
     * ``commit`` makes writes durable and ``close`` releases resources; an index folder
       (:class:`~zeroshot_vision.index.IndexFolder`) calls them the same way for every
       backend, and new backends join through :func:`~zeroshot_vision.stores.register_store_kind`.
@@ -168,25 +180,59 @@ def normalize_rows(array: npt.ArrayLike, *, what: str = "vectors") -> npt.NDArra
 def clean_metadata(value: Any, *, where: str = "metadata") -> Any:
     """Return a plain-JSON copy of ``value``, or raise :class:`InvalidMetadataError`.
 
-    Accepts str, bool, int, finite float, ``None``, lists/tuples and str-keyed mappings,
-    and numpy scalars (converted to Python numbers).
+    Accepts UTF-8 str, bool, int in :data:`INT_RANGE`, finite float, ``None``,
+    lists/tuples and str-keyed mappings nested at most :data:`MAX_METADATA_DEPTH` deep,
+    and numpy scalars (converted to Python numbers). Whatever it accepts, every store can
+    save and load back unchanged.
     """
+    return _clean(value, where=where, depth=0)
+
+
+def _clean(value: Any, *, where: str, depth: int) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not int_in_range(value):
+            # Python cannot even write an int of more than 4,300 digits as text; JSON
+            # readers other than Python's lose precision far sooner.
+            raise InvalidMetadataError(
+                f"{where} holds an integer of {value.bit_length()} bits, outside the 64-bit "
+                f"range [{INT_RANGE[0]}, {INT_RANGE[1]}]; store it as a string"
+            )
+        return value
+    if isinstance(value, str):
+        if not is_utf8(value):
+            raise InvalidMetadataError(
+                f"{where} holds text that is not valid UTF-8 (a lone surrogate, as from a "
+                f"file name that is not UTF-8): {short_repr(value)}"
+            )
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidMetadataError(f"{where} holds a non-finite number {value!r}")
         return value
+    if isinstance(value, (list, tuple, Mapping)) and depth >= MAX_METADATA_DEPTH:
+        raise InvalidMetadataError(
+            f"{where} nests lists and mappings more than {MAX_METADATA_DEPTH} deep"
+        )
     if isinstance(value, (list, tuple)):
-        return [clean_metadata(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_clean(v, where=f"{where}[{i}]", depth=depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidMetadataError(f"{where} has a key that is not a string: {key!r}")
-            out[key] = clean_metadata(item, where=f"{where}.{key}")
+                raise InvalidMetadataError(
+                    f"{where} has a key that is not a string: {short_repr(key)}"
+                )
+            if not is_utf8(key):
+                raise InvalidMetadataError(
+                    f"{where} has a key that is not valid UTF-8: {short_repr(key)}"
+                )
+            # A key with a newline or an escape sequence would break a one-line message.
+            field = f"{where}.{key}" if key.isprintable() else f"{where}[{short_repr(key)}]"
+            out[key] = _clean(item, where=field, depth=depth + 1)
         return out
     raise InvalidMetadataError(
         f"{where} holds a {type(value).__name__}, which is not JSON-like "
@@ -204,12 +250,7 @@ def prepare_upsert(
 
     Duplicate ids within the call are collapsed, the last occurrence winning.
     """
-    if isinstance(ids, str):
-        raise InvalidInputError("ids must be a sequence of strings, not one string")
-    id_list = list(ids)
-    for i, item in enumerate(id_list):
-        if not isinstance(item, str) or not item:
-            raise InvalidInputError(f"ids[{i}] must be a non-empty string, got {item!r}")
+    id_list = check_ids(ids)
     matrix = _as_matrix(vectors, dim, what="vectors") if id_list else np.zeros((0, dim), "f4")
     if len(matrix) != len(id_list):
         raise InvalidInputError(f"got {len(id_list)} ids but {len(matrix)} vectors")
@@ -252,11 +293,21 @@ def prepare_query(
 
 
 def check_ids(ids: Sequence[str]) -> list[str]:
-    """Validate a list of ids for fetch or delete."""
+    """Validate a list of ids (for upsert, fetch or delete) and return it as a list.
+
+    Raises:
+        InvalidInputError: If ``ids`` is one string, or an id is empty, not a string, or
+            not valid UTF-8 (a store could not save it).
+    """
     if isinstance(ids, str):
         raise InvalidInputError("ids must be a sequence of strings, not one string")
     out = list(ids)
     for i, item in enumerate(out):
         if not isinstance(item, str) or not item:
-            raise InvalidInputError(f"ids[{i}] must be a non-empty string, got {item!r}")
+            raise InvalidInputError(f"ids[{i}] must be a non-empty string, got {short_repr(item)}")
+        if not is_utf8(item):
+            raise InvalidInputError(
+                f"ids[{i}] is not valid UTF-8 (a lone surrogate, as from a file name that "
+                f"is not UTF-8): {short_repr(item)}"
+            )
     return out

@@ -30,13 +30,17 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from zeroshot_vision._text import is_utf8, short_repr
 from zeroshot_vision.errors import InvalidFilterError
 
 __all__ = [
     "FIELD_OPERATORS",
+    "INT_RANGE",
     "LOGICAL_OPERATORS",
+    "MAX_FILTER_DEPTH",
     "MAX_IN_VALUES",
     "compile_filter",
+    "int_in_range",
     "is_number",
     "matches",
     "validate_filter",
@@ -46,6 +50,17 @@ FIELD_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", 
 LOGICAL_OPERATORS = frozenset({"$and", "$or"})
 MAX_IN_VALUES = 10_000
 """Pinecone refuses ``$in``/``$nin`` lists longer than this; so do we, everywhere."""
+MAX_FILTER_DEPTH = 32
+"""How deeply filter objects may nest (through ``$and``/``$or``); deeper ones are refused.
+
+Far beyond any real query, and far below the depth at which Python's recursion fails.
+"""
+INT_RANGE = (-(2**63), 2**64 - 1)
+"""The integers metadata and filters may hold: those of a signed or unsigned 64-bit type.
+
+Every backend can store them (Pinecone's JSON encoder cannot write larger ones), they
+compare exactly with floats, and their text is short. Store larger numbers as strings.
+"""
 
 Filter = Mapping[str, Any]
 
@@ -59,6 +74,11 @@ def _is_scalar(value: object) -> bool:
     return isinstance(value, (str, bool)) or is_number(value)
 
 
+def int_in_range(value: int) -> bool:
+    """Whether an int lies in :data:`INT_RANGE` (cheap even for a huge one)."""
+    return INT_RANGE[0] <= value <= INT_RANGE[1]
+
+
 def validate_filter(filter: Filter | None) -> None:
     """Check that ``filter`` is well formed.
 
@@ -70,21 +90,32 @@ def validate_filter(filter: Filter | None) -> None:
     """
     if filter is None:
         return
-    _validate_object(filter, path="filter")
+    _validate_object(filter, path="filter", depth=1)
 
 
-def _validate_object(node: object, *, path: str) -> None:
+def _validate_object(node: object, *, path: str, depth: int) -> None:
     if not isinstance(node, Mapping):
         raise InvalidFilterError(f"{path} must be an object, got {type(node).__name__}")
+    if depth > MAX_FILTER_DEPTH:
+        raise InvalidFilterError(
+            f"{path} nests filters more than {MAX_FILTER_DEPTH} deep; flatten the $and/$or"
+        )
     for key, value in node.items():
         if not isinstance(key, str) or not key:
-            raise InvalidFilterError(f"{path} has a key that is not a non-empty string: {key!r}")
-        where = f"{path}.{key}"
+            raise InvalidFilterError(
+                f"{path} has a key that is not a non-empty string: {short_repr(key)}"
+            )
+        if not is_utf8(key):
+            raise InvalidFilterError(
+                f"{path} has a field name that is not valid UTF-8: {short_repr(key)}"
+            )
+        # A name with a newline or an escape sequence would break a one-line message.
+        where = f"{path}.{key}" if key.isprintable() else f"{path}[{short_repr(key)}]"
         if key in LOGICAL_OPERATORS:
             if not isinstance(value, list) or not value:
                 raise InvalidFilterError(f"{where} must be a non-empty list of filters")
             for i, sub in enumerate(value):
-                _validate_object(sub, path=f"{where}[{i}]")
+                _validate_object(sub, path=f"{where}[{i}]", depth=depth + 1)
         elif key.startswith("$"):
             raise InvalidFilterError(
                 f"unknown or misplaced operator {key!r} at {path}; field operators "
@@ -103,30 +134,54 @@ def _validate_object(node: object, *, path: str) -> None:
 def _validate_condition(op: object, operand: object, *, where: str) -> None:
     if op not in FIELD_OPERATORS:
         raise InvalidFilterError(
-            f"unknown operator {op!r} at {where}; use one of {', '.join(sorted(FIELD_OPERATORS))}"
+            f"unknown operator {short_repr(op)} at {where}; use one of "
+            f"{', '.join(sorted(FIELD_OPERATORS))}"
         )
     if op in ("$eq", "$ne"):
         if not _is_scalar(operand):
             raise InvalidFilterError(
-                f"{where}: {op} takes a number, string or bool, got {operand!r}"
+                f"{where}: {op} takes a number, string or bool, got {short_repr(operand)}"
             )
-        if isinstance(operand, float) and not math.isfinite(operand):
-            raise InvalidFilterError(f"{where}: {op} takes a finite number, got {operand!r}")
+        _validate_value(op, operand, where=where)
     elif op in ("$gt", "$gte", "$lt", "$lte"):
-        if not is_number(operand) or not math.isfinite(float(operand)):  # type: ignore[arg-type]
-            raise InvalidFilterError(f"{where}: {op} takes a finite number, got {operand!r}")
+        if not is_number(operand):
+            raise InvalidFilterError(
+                f"{where}: {op} takes a finite number, got {short_repr(operand)}"
+            )
+        _validate_value(op, operand, where=where)
     elif op in ("$in", "$nin"):
         if not isinstance(operand, list):
-            raise InvalidFilterError(f"{where}: {op} takes a list, got {operand!r}")
+            raise InvalidFilterError(f"{where}: {op} takes a list, got {short_repr(operand)}")
         if len(operand) > MAX_IN_VALUES:
             raise InvalidFilterError(
                 f"{where}: {op} takes at most {MAX_IN_VALUES} values, got {len(operand)}"
             )
         for item in operand:
             if not (isinstance(item, str) or is_number(item)):
-                raise InvalidFilterError(f"{where}: {op} takes strings or numbers, got {item!r}")
+                raise InvalidFilterError(
+                    f"{where}: {op} takes strings or numbers, got {short_repr(item)}"
+                )
+            _validate_value(op, item, where=where)
     elif op == "$exists" and not isinstance(operand, bool):
-        raise InvalidFilterError(f"{where}: $exists takes true or false, got {operand!r}")
+        raise InvalidFilterError(f"{where}: $exists takes true or false, got {short_repr(operand)}")
+
+
+def _validate_value(op: str, value: object, *, where: str) -> None:
+    """Refuse a scalar no stored value can equal, or that cannot be compared safely."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and not int_in_range(value):
+        # Comparing it with a float would overflow, and its text may be too long to make.
+        raise InvalidFilterError(
+            f"{where}: {op} got an integer of {value.bit_length()} bits, outside the 64-bit "
+            "range metadata can hold"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidFilterError(f"{where}: {op} takes a finite number, got {value!r}")
+    if isinstance(value, str) and not is_utf8(value):
+        raise InvalidFilterError(
+            f"{where}: {op} got text that is not valid UTF-8: {short_repr(value)}"
+        )
 
 
 _MISSING = object()
@@ -137,24 +192,36 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 def matches(filter: Filter | None, metadata: Mapping[str, Any]) -> bool:
     """Whether a record with ``metadata`` passes ``filter``.
 
-    The filter is assumed valid (see :func:`validate_filter`). To test many records
-    against one filter, compile it once with :func:`compile_filter`.
+    To test many records against one filter, compile it once with :func:`compile_filter`.
+
+    Raises:
+        InvalidFilterError: If the filter is malformed (see :func:`validate_filter`).
     """
     return compile_filter(filter)(metadata)
 
 
 def compile_filter(filter: Filter | None) -> Predicate:
-    """Turn a (valid) filter into a function ``metadata -> bool``.
+    """Turn a filter into a function ``metadata -> bool``.
 
     Equality and membership tests become set look-ups, so ``$in`` with thousands of values
     costs no more per record than ``$eq``.
+
+    Raises:
+        InvalidFilterError: If the filter is malformed (see :func:`validate_filter`).
     """
+    # Validated here too, so that no filter can reach the compiler's recursion or its
+    # float comparisons unchecked.
+    validate_filter(filter)
+    return _compile(filter)
+
+
+def _compile(filter: Filter | None) -> Predicate:
     if not filter:
         return _always
     parts: list[Predicate] = []
     for key, value in filter.items():
         if key in ("$and", "$or"):
-            parts.append(_combine([compile_filter(sub) for sub in value], every=key == "$and"))
+            parts.append(_combine([_compile(sub) for sub in value], every=key == "$and"))
         else:
             conditions = value.items() if isinstance(value, Mapping) else (("$eq", value),)
             parts.extend(_field_predicate(key, op, operand) for op, operand in conditions)

@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import traceback
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -73,6 +74,7 @@ __all__ = [
     "MAX_TOP_K",
     "MAX_VECTORS_PER_REQUEST",
     "PineconeStore",
+    "RedactedSDKError",
     "create_pinecone_index",
 ]
 
@@ -101,11 +103,10 @@ _ENVELOPE_MARGIN = 1_024
 # request-line limits (Python's http.server stops at 64 KiB).
 _MAX_FETCH_QUERY_BYTES = 32_000
 _SUPPORTED_METRICS = frozenset({"cosine", "dotproduct"})
-# The integers orjson (the SDK's JSON encoder) can write.
-_INT_RANGE = (-(2**63), 2**64 - 1)
 _API_KEY_ENV = "PINECONE_API_KEY"
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=BaseException)
 
 
 class _Encoder(Protocol):
@@ -226,15 +227,22 @@ class PineconeStore:
             )
         pinecone = _pinecone()
         errors = _sdk_error_types()
+        failure: StoreError | None = None
         try:
             if host is None:
                 host = str(pinecone.Pinecone(api_key=key).describe_index(name=index_name).host)
             index = pinecone.Index(host=host, api_key=key, timeout=timeout)
         except errors as exc:
-            raise StoreError(
-                f"cannot open Pinecone index {host or index_name!r}: "
-                f"{_describe(exc, secrets=(key,))}"
-            ) from exc
+            failure = _chained(
+                StoreError(
+                    f"cannot open Pinecone index {host or index_name!r}: "
+                    f"{_describe(exc, secrets=(key,))}"
+                ),
+                exc,
+                secrets=(key,),
+            )
+        if failure is not None:
+            raise failure
         try:
             store = cls(index, dim=dim, namespace=namespace, max_concurrency=max_concurrency)
         except BaseException:
@@ -378,14 +386,19 @@ class PineconeStore:
             try:
                 self._index.delete(ids=chunk, namespace=self._namespace)
             except self._pc_errors as exc:
-                failed = wanted[len(done) :]
-                raise PartialWriteError(
-                    f"Pinecone delete failed after {len(done)} of {len(wanted)} ids: "
-                    f"{self._describe(exc)}",
-                    written_ids=[local_of[item] for item in done],
-                    failed_ids=[local_of[item] for item in failed],
-                ) from exc
-            done.extend(chunk)
+                failure = self._chained(
+                    PartialWriteError(
+                        f"Pinecone delete failed after {len(done)} of {len(wanted)} ids: "
+                        f"{self._describe(exc)}",
+                        written_ids=[local_of[item] for item in done],
+                        failed_ids=[local_of[item] for item in wanted[len(done) :]],
+                    ),
+                    exc,
+                )
+            else:
+                done.extend(chunk)
+                continue
+            raise failure  # outside the except block: no __context__ to carry the key
 
     def ids(self) -> Iterator[str]:
         """Every stored id, page by page (pages are requested as the iterator advances)."""
@@ -486,13 +499,16 @@ class PineconeStore:
             stored = set(written)
             failed_ids = [item for item in id_list if item not in stored]
             first = failures[0][1]
-            raise PartialWriteError(
-                f"Pinecone upsert stored {len(written)} of {len(id_list)} records; "
-                f"{len(failed_ids)} were not stored ({len(failures)} request(s) failed, "
-                f"{len(id_list) - len(sent)} not sent): {self._describe(first)}",
-                written_ids=written,
-                failed_ids=failed_ids,
-            ) from first
+            raise self._chained(
+                PartialWriteError(
+                    f"Pinecone upsert stored {len(written)} of {len(id_list)} records; "
+                    f"{len(failed_ids)} were not stored ({len(failures)} request(s) failed, "
+                    f"{len(id_list) - len(sent)} not sent): {self._describe(first)}",
+                    written_ids=written,
+                    failed_ids=failed_ids,
+                ),
+                first,
+            )
         logger.debug("upserted %d records into namespace %r", len(written), self._namespace)
 
     def _upsert_batch(self, batch: list[dict[str, Any]]) -> None:
@@ -502,11 +518,20 @@ class PineconeStore:
         try:
             return function(*args, **kwargs)
         except self._pc_errors as exc:
-            raise StoreError(f"Pinecone {what} failed: {self._describe(exc)}") from exc
+            failure = self._chained(
+                StoreError(f"Pinecone {what} failed: {self._describe(exc)}"), exc
+            )
+        raise failure  # outside the except block: no __context__ to carry the key
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        config = getattr(self._index, "_config", None)
+        return (getattr(config, "api_key", None),)
 
     def _describe(self, exc: BaseException) -> str:
-        config = getattr(self._index, "_config", None)
-        return _describe(exc, secrets=(getattr(config, "api_key", None),))
+        return _describe(exc, secrets=self._secrets())
+
+    def _chained(self, error: _E, cause: BaseException) -> _E:
+        return _chained(error, cause, secrets=self._secrets())
 
 
 def _sdk_error_types() -> tuple[type[BaseException], ...]:
@@ -515,6 +540,60 @@ def _sdk_error_types() -> tuple[type[BaseException], ...]:
     # PineconeError covers ApiError, PineconeConnectionError, PineconeTimeoutError and
     # ResponseParsingError; the OS-level ones cover transports the SDK does not wrap.
     return (pinecone.PineconeError, ConnectionError, TimeoutError)
+
+
+class RedactedSDKError(Exception):
+    """Stands in for an SDK exception whose text held the API key.
+
+    A server may echo the key in an error body, which the SDK's exception quotes; chained
+    under a :class:`~zeroshot_vision.errors.StoreError` it would print in every traceback
+    and ``logger.exception``. This copy keeps the original's type name (in
+    :attr:`sdk_type`), its text with the key blanked out, and its traceback.
+    """
+
+    def __init__(self, message: str, *, sdk_type: str) -> None:
+        super().__init__(message)
+        self.sdk_type = sdk_type
+
+    def __str__(self) -> str:
+        return f"{self.sdk_type}: {self.args[0]}" if self.args[0] else self.sdk_type
+
+
+def _redact(text: str, secrets: Iterable[str | None]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def _redacted_chain(exc: BaseException, secrets: tuple[str | None, ...]) -> BaseException:
+    """``exc`` itself when no secret shows in its traceback, else a redacted copy chain."""
+    shown = "".join(traceback.format_exception(exc)) + repr(exc)
+    if not any(secret and secret in shown for secret in secrets):
+        return exc
+    copies: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and len(copies) < 16:
+        copy = RedactedSDKError(
+            _redact(str(link), secrets), sdk_type=f"{type(link).__module__}.{type(link).__name__}"
+        )
+        copy.__traceback__ = link.__traceback__
+        if copies:
+            copies[-1].__cause__ = copy
+        copies.append(copy)
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+    return copies[0]
+
+
+def _chained(error: _E, cause: BaseException, *, secrets: Iterable[str | None]) -> _E:
+    """``error`` caused by ``cause``, or by a redacted copy of it where it shows a secret.
+
+    Raise the result outside the ``except`` block that caught ``cause``: raised inside,
+    Python would also keep ``cause`` itself as ``__context__``.
+    """
+    error.__cause__ = _redacted_chain(cause, tuple(secrets))
+    error.__suppress_context__ = True
+    return error
 
 
 def _describe(exc: BaseException, *, secrets: Iterable[str | None]) -> str:
@@ -527,10 +606,7 @@ def _describe(exc: BaseException, *, secrets: Iterable[str | None]) -> str:
     hint = _STATUS_HINTS.get(status) if isinstance(status, int) else None
     if hint:
         text += f" ({hint})"
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    return text
+    return _redact(text, secrets)
 
 
 _STATUS_HINTS = {
@@ -574,23 +650,16 @@ def _local(remote: str, metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _check_metadata(item: str, meta: Mapping[str, Any], encoder: _Encoder) -> int:
-    """Check one record's metadata against Pinecone's rules; return its JSON size."""
+    """Check one record's metadata against Pinecone's rules; return its JSON size.
+
+    ``prepare_upsert`` has already refused what no store can save, integers beyond the
+    64-bit range that orjson (the SDK's JSON encoder) can write among them.
+    """
     for key, value in meta.items():
         where = f"metadata of id {item!r}, field {key!r}"
         if value is None:
             raise InvalidMetadataError(
                 f"{where} is None; Pinecone cannot store null (leave the field out)"
-            )
-        if (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and not _INT_RANGE[0] <= value <= _INT_RANGE[1]
-        ):
-            # The SDK's JSON encoder (orjson) cannot write it, and the service keeps
-            # numbers as 64-bit floats anyway.
-            raise InvalidMetadataError(
-                f"{where} is the integer {value}, outside the 64-bit range Pinecone "
-                "can store; store it as a string"
             )
         if isinstance(value, (str, bool, int, float)):
             continue
@@ -694,6 +763,7 @@ def create_pinecone_index(
             f"no Pinecone API key: set the {_API_KEY_ENV} environment variable or pass api_key="
         )
     pinecone = _pinecone()
+    failure: StoreError | None = None
     try:
         client = pinecone.Pinecone(api_key=key)
         client.create_index(
@@ -705,8 +775,12 @@ def create_pinecone_index(
         )
         host = str(client.describe_index(name=name).host)
     except _sdk_error_types() as exc:
-        raise StoreError(
-            f"cannot create Pinecone index {name!r}: {_describe(exc, secrets=(key,))}"
-        ) from exc
+        failure = _chained(
+            StoreError(f"cannot create Pinecone index {name!r}: {_describe(exc, secrets=(key,))}"),
+            exc,
+            secrets=(key,),
+        )
+    if failure is not None:
+        raise failure  # outside the except block: no __context__ to carry the key
     logger.info("created Pinecone index %r (dim %d, cosine) at %s", name, dimension, host)
     return host

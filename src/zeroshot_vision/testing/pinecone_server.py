@@ -150,6 +150,9 @@ class PineconeTestServer:
         dimension: The index dimension. ``None`` takes it from the first upsert.
         metric: What ``describe_index_stats`` reports; scores are always cosine.
         api_key: When set, requests without this ``Api-Key`` header get a 401.
+        echo_api_key: Error answers quote the ``Api-Key`` header the request carried, as
+            some servers and proxies do; for testing that clients keep it out of their
+            errors and logs.
         max_request_bytes: Largest request body accepted (the service's 2 MB, counted
             as 2,000,000 bytes like the store does).
         max_vectors_per_upsert: Most vectors one upsert may hold.
@@ -167,6 +170,7 @@ class PineconeTestServer:
         dimension: int | None = None,
         metric: str = "cosine",
         api_key: str | None = None,
+        echo_api_key: bool = False,
         max_request_bytes: int = 2_000_000,
         max_vectors_per_upsert: int = 1_000,
         max_ids_per_request: int = 1_000,
@@ -185,6 +189,7 @@ class PineconeTestServer:
         self.max_response_bytes = max_response_bytes
         self.list_page_size = list_page_size
         self._api_key = api_key
+        self._echo_api_key = echo_api_key
         self._lock = threading.Lock()
         self._namespaces: dict[str, _Namespace] = {}
         self._requests: list[RecordedRequest] = []
@@ -752,10 +757,10 @@ def _make_handler(server: PineconeTestServer) -> type[BaseHTTPRequestHandler]:
                     raise _BadRequest(fault.status, fault.message)
                 status, payload = 200, server._dispatch(operation, body, query)
             except _BadRequest as exc:
-                status, payload = (
-                    exc.status,
-                    {"code": _grpc_code(exc.status), "message": exc.message},
-                )
+                message = exc.message
+                if server._echo_api_key:
+                    message += f" (request had Api-Key: {self.headers.get('Api-Key')})"
+                status, payload = exc.status, {"code": _grpc_code(exc.status), "message": message}
             except Exception as exc:  # a test server answers 500 rather than dying
                 logger.exception("Pinecone test server failed on %s %s", method, url.path)
                 status, payload = 500, {"code": 13, "message": f"internal error: {exc}"}
