@@ -22,7 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from zeroshot_vision.datasets.unsplash import UnsplashPhoto, download_photos
+from zeroshot_vision.datasets.download import download_photos
+from zeroshot_vision.datasets.unsplash import UnsplashPhoto
 
 
 def sample_jpeg() -> bytes:

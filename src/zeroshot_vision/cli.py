@@ -43,7 +43,7 @@ from zeroshot_vision.eval._command import add_eval_command
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from zeroshot_vision.datasets.unsplash import DownloadOutcome
+    from zeroshot_vision.datasets.download import DownloadOutcome
     from zeroshot_vision.types import IndexProgress, SearchResult
 
     Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -217,12 +217,8 @@ def add_download_command(commands: Subcommands) -> None:
 
 def run_download(args: argparse.Namespace) -> int:
     """``zsv download``: fetch the photos, print a one-line summary."""
-    from zeroshot_vision.datasets.unsplash import (
-        FAILURES_FILE,
-        RetryPolicy,
-        download_photos,
-        read_photos,
-    )
+    from zeroshot_vision.datasets.download import FAILURES_FILE, RetryPolicy, download_photos
+    from zeroshot_vision.datasets.unsplash import read_photos
 
     photos = list(read_photos(args.dataset_dir, limit=args.limit))
     bar = _progress_bar(len(photos), unit="photo", desc="download")

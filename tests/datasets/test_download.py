@@ -15,16 +15,16 @@ import pytest
 from PIL import Image
 from tests.helpers import PhotoServer, photo_row, write_dataset
 
-from zeroshot_vision.datasets.unsplash import (
+from zeroshot_vision.datasets.download import (
     FAILURES_FILE,
     DownloadOutcome,
     RetryPolicy,
-    UnsplashPhoto,
     _retry_after,
     download_dataset,
     download_photos,
     read_failures,
 )
+from zeroshot_vision.datasets.unsplash import UnsplashPhoto
 
 FAST = RetryPolicy(retries=2, backoff=0.001, max_backoff=0.01, max_retry_after=5.0)
 
@@ -315,7 +315,7 @@ def test_a_body_pillow_fails_on_in_any_way_is_a_recorded_failure(
 def test_an_unexpected_error_on_one_photo_is_its_failure(
     server: PhotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import zeroshot_vision.datasets.unsplash as unsplash
+    import zeroshot_vision.datasets.download as unsplash
 
     real = unsplash.write_atomic
 
@@ -362,3 +362,26 @@ def test_response_headers_trickling_in_time_out_as_a_whole(
     assert report.failed[0].reason.startswith("timed out")
     assert elapsed < 2.5, elapsed
     assert not (tmp_path / "drip.jpg").exists() and decodes(tmp_path / "ok.jpg")
+
+
+def test_reading_tables_needs_no_http_client() -> None:
+    """httpx is the download extra's: the readers (and indexing) work without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['httpx'] = None\n"
+        "from zeroshot_vision.datasets import read_photos, is_unsplash_dir\n"
+        "from zeroshot_vision.datasets.unsplash import image_url\n"
+        "print(image_url('https://images.unsplash.com/photo-1?ixid=abc&w=9', width=640))\n"
+        "try:\n"
+        "    from zeroshot_vision.datasets import download_photos\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    assert out[0] == "https://images.unsplash.com/photo-1?ixid=abc&w=640&fit=max&fm=jpg&q=80"
+    assert out[1].startswith("MissingDependencyError")
+    assert 'pip install "zeroshot-vision[download]"' in out[1]

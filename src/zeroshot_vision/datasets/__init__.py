@@ -1,18 +1,17 @@
 """Datasets: readers and downloaders for public image collections.
 
-Only :mod:`zeroshot_vision.datasets.unsplash` (Unsplash Lite) for now.
+:mod:`zeroshot_vision.datasets.unsplash` reads Unsplash Lite's tables;
+:mod:`zeroshot_vision.datasets.download` fetches their photos over HTTP (the ``download``
+extra, httpx), loaded only when one of its names is used.
 """
+
+from typing import Any
 
 from zeroshot_vision.datasets.unsplash import (
     DatasetNotFoundError,
-    DownloadFailure,
-    DownloadOutcome,
-    DownloadReport,
-    RetryPolicy,
     UnsplashPhoto,
-    download_dataset,
-    download_photos,
     is_unsplash_dir,
+    read_conversions,
     read_keywords,
     read_photos,
 )
@@ -27,6 +26,26 @@ __all__ = [
     "download_dataset",
     "download_photos",
     "is_unsplash_dir",
+    "read_conversions",
     "read_keywords",
     "read_photos",
 ]
+
+_DOWNLOADER = frozenset(
+    {
+        "DownloadFailure",
+        "DownloadOutcome",
+        "DownloadReport",
+        "RetryPolicy",
+        "download_dataset",
+        "download_photos",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DOWNLOADER:
+        from zeroshot_vision.datasets import download
+
+        return getattr(download, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,44 +27,26 @@ Example:
 from __future__ import annotations
 
 import csv
-import email.utils
-import io
 import logging
 import os
-import random
 import re
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import httpcore
-import httpx
-
-from zeroshot_vision._files import write_atomic
 from zeroshot_vision.errors import DatasetNotFoundError, InvalidInputError
 
 __all__ = [
     "DEFAULT_IMAGE_PARAMS",
-    "FAILURES_FILE",
     "DatasetNotFoundError",
-    "DownloadFailure",
-    "DownloadOutcome",
-    "DownloadReport",
-    "RetryPolicy",
     "UnsplashPhoto",
-    "download_dataset",
-    "download_photos",
     "image_url",
     "is_unsplash_dir",
     "iter_table",
     "read_conversions",
-    "read_failures",
     "read_keywords",
     "read_photos",
     "table_files",
@@ -72,15 +54,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FAILURES_FILE = "failures.tsv"
 DEFAULT_IMAGE_PARAMS: Mapping[str, str] = {"fit": "max", "fm": "jpg", "q": "80"}
 """imgix parameters added to every image URL besides ``w`` (the width)."""
 
-USER_AGENT = "zeroshot-vision (Unsplash Lite downloader)"
 # Photo ids become file names: accept only what Unsplash uses, nothing path-like.
 _PHOTO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SUFFIXES = (".tsv", ".csv")
-MAX_PHOTO_BYTES = 64 * 2**20
 """The largest image body accepted; a resized Unsplash photo is well under 1 MiB."""
 _SHARD = re.compile(r"^\d{3}$")
 
@@ -391,493 +370,48 @@ def image_url(
         photo_image_url: The ``photo_image_url`` column (an imgix URL).
         width: The wanted width in pixels.
         params: Other imgix parameters; default :data:`DEFAULT_IMAGE_PARAMS`.
-    """
-    query = {"w": str(width), **(DEFAULT_IMAGE_PARAMS if params is None else params)}
-    return str(httpx.URL(photo_image_url).copy_merge_params(query))
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try before a photo counts as failed.
-
-    Attributes:
-        retries: Retries after the first attempt, on 5xx, 429 and connection errors.
-        backoff: The first wait in seconds; it doubles each retry (with jitter).
-        max_backoff: The longest wait between two attempts, in seconds.
-        max_retry_after: The longest ``Retry-After`` honoured, in seconds; a server asking
-            for more gets this much.
-    """
-
-    retries: int = 3
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    max_retry_after: float = 120.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0 for the first retry)."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        base: float = min(self.backoff * 2.0**attempt, self.max_backoff)
-        return base * random.uniform(0.5, 1.0)
-
-
-@dataclass(frozen=True)
-class DownloadFailure:
-    """A photo that could not be fetched, after its retries.
-
-    Attributes:
-        photo_id: The photo's id.
-        url: The URL tried.
-        reason: Why it failed (``"HTTP 404"``, ``"timed out"``, ``"not an image: ..."``).
-    """
-
-    photo_id: str
-    url: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class DownloadOutcome:
-    """What happened to one photo; passed to the progress callback.
-
-    Attributes:
-        photo_id: The photo's id.
-        status: ``"downloaded"``, ``"skipped"`` (already on disk) or ``"failed"``.
-        reason: Why it failed, for ``"failed"``.
-    """
-
-    photo_id: str
-    status: Literal["downloaded", "skipped", "failed"]
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class DownloadReport:
-    """What :func:`download_photos` did.
-
-    Attributes:
-        downloaded: Photos fetched and written in this run.
-        skipped: Photos already on disk (no request made).
-        failed: Photos that failed for good, with their reasons.
-        bytes_written: Bytes of image data written.
-        seconds: Wall time of the run.
-    """
-
-    downloaded: int = 0
-    skipped: int = 0
-    failed: tuple[DownloadFailure, ...] = field(default_factory=tuple)
-    bytes_written: int = 0
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when every photo is now on disk."""
-        return not self.failed
-
-    def __str__(self) -> str:
-        return f"downloaded {self.downloaded}, skipped {self.skipped}, failed {len(self.failed)}"
-
-
-class _Failed(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _check_image(body: bytes, content_type: str) -> None:
-    """Raise :class:`_Failed` unless ``body`` decodes completely as an image to index.
-
-    This is the indexer's own check (:func:`~zeroshot_vision.images.load_image`), so a
-    photo kept here is never refused there: its pixel count is checked against
-    :data:`~zeroshot_vision.images.DEFAULT_MAX_PIXELS` from the header, before decoding,
-    and any decoder failure (``NotImplementedError`` on a malformed DDS, say) is a
-    failure of this photo.
-    """
-    from zeroshot_vision.errors import ImageLoadError, ImageTooLargeError
-    from zeroshot_vision.images import load_image
-
-    try:
-        load_image(body)  # decodes every pixel: a truncated file fails here
-    except ImageTooLargeError as exc:
-        raise _Failed(f"too large to index: {exc.reason}") from exc
-    except ImageLoadError as exc:
-        kind = content_type.split(";")[0].strip() or "unknown type"
-        raise _Failed(f"not an image ({kind}, {len(body)} bytes): {exc.reason}") from exc
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    # str.isdigit() also accepts "²" and Arabic-Indic digits; HTTP means ASCII digits.
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
-
-
-class _SlowBody(Exception):
-    """The body did not finish arriving within the time allowed."""
-
-
-# httpx's timeouts bound each network operation, not an attempt: a server sending its
-# headers or body a byte at a time would hold a worker for as long as it likes. Each
-# attempt sets a deadline for its thread, and the network backend below cuts every
-# connect, read and write short at it.
-_attempt = threading.local()
-
-
-def _time_left(timeout: float | None, error: type[Exception]) -> float | None:
-    deadline: float | None = getattr(_attempt, "deadline", None)
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise error("the attempt's deadline passed")
-    return left if timeout is None else min(timeout, left)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A network stream whose every operation ends by the attempt's deadline."""
-
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: Any,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        left = _time_left(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, left))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's network backend, with :class:`_DeadlineStream` streams."""
-
-    def __init__(self, backend: httpcore.NetworkBackend) -> None:
-        self._backend = backend
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        left = _time_left(timeout, httpcore.ConnectTimeout)
-        stream = self._backend.connect_tcp(host, port, left, local_address, socket_options)
-        return _DeadlineStream(stream)
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        left = _time_left(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._backend.connect_unix_socket(path, left, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
-def _deadline_transport(**options: Any) -> httpx.HTTPTransport:
-    """An ``httpx`` transport that honours each attempt's deadline."""
-    transport = httpx.HTTPTransport(**options)
-    # httpx does not take a network backend, but its connection pool (httpcore's) does.
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if isinstance(backend, httpcore.NetworkBackend):
-        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
-    else:  # pragma: no cover - a future httpx; the body deadline still holds
-        logger.warning("cannot bound whole download attempts with this httpx version")
-    return transport
-
-
-def _read_body(response: httpx.Response, deadline: float, stop: threading.Event) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_PHOTO_BYTES:
-                raise _Failed(f"body larger than {MAX_PHOTO_BYTES // 2**20} MiB")
-            if stop.is_set():
-                raise _SlowBody("interrupted")
-            if time.monotonic() > deadline:
-                raise _SlowBody("body still arriving at the deadline")
-    except httpx.TimeoutException as exc:
-        if time.monotonic() >= deadline:
-            raise _SlowBody("body still arriving at the deadline") from exc
-        raise
-    return b"".join(chunks)
-
-
-def _fetch(
-    client: httpx.Client,
-    photo_id: str,
-    url: str,
-    target: Path,
-    policy: RetryPolicy,
-    stop: threading.Event,
-    timeout: float = 30.0,
-) -> int:
-    """Fetch one photo into ``target``; return its size. Raises :class:`_Failed`."""
-    attempt = 0
-    while True:
-        retry_after: float | None = None
-        # One deadline for the whole attempt: connecting, sending, headers and body.
-        deadline = _attempt.deadline = time.monotonic() + timeout
-        try:
-            with client.stream("GET", url) as response:
-                status = response.status_code
-                body = _read_body(response, deadline, stop) if status == 200 else b""
-                content_type = response.headers.get("content-type", "")
-                retry_after_header = response.headers.get("retry-after")
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            raise _Failed(f"invalid URL: {exc}") from exc
-        except (httpx.TimeoutException, _SlowBody) as exc:
-            if isinstance(exc, _SlowBody):
-                reason = f"timed out ({exc}, {timeout:g} s)"
-            elif time.monotonic() >= deadline:
-                reason = f"timed out (no response by the deadline, {timeout:g} s)"
-            else:
-                reason = f"timed out ({type(exc).__name__})"
-        except httpx.TransportError as exc:
-            reason = f"connection error: {exc or type(exc).__name__}"
-        except httpx.TooManyRedirects as exc:
-            raise _Failed(f"too many redirects: {exc}") from exc
-        except httpx.RequestError as exc:  # DecodingError: a body its encoding cannot undo
-            raise _Failed(f"bad response: {exc or type(exc).__name__}") from exc
-        else:
-            if status == 200:
-                _check_image(body, content_type)
-                write_atomic(target, body)
-                return len(body)
-            reason = f"HTTP {status}"
-            if status == 429:
-                retry_after = _retry_after(retry_after_header)
-            elif status < 500:
-                raise _Failed(reason)
-        finally:
-            _attempt.deadline = None  # the backoff wait below is not part of an attempt
-        if attempt >= policy.retries or stop.is_set():
-            raise _Failed(reason)
-        delay = policy.delay(attempt, retry_after)
-        logger.debug("%s: %s; retry %d in %.2fs", photo_id, reason, attempt + 1, delay)
-        if stop.wait(delay):  # the run was interrupted: give up rather than wait
-            raise _Failed(reason)
-        attempt += 1
-
-
-def read_failures(out_dir: str | os.PathLike[str]) -> list[DownloadFailure]:
-    """The failures recorded in ``out_dir/failures.tsv`` (empty when there is none)."""
-    path = Path(out_dir) / FAILURES_FILE
-    if not path.is_file():
-        return []
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [
-            DownloadFailure(row["photo_id"], row["url"], row["reason"])
-            for row in csv.DictReader(handle, delimiter="\t")
-            if row.get("photo_id")
-        ]
-
-
-def _write_failures(
-    out_dir: Path, failures: Sequence[DownloadFailure], attempted: set[str]
-) -> None:
-    # Keep earlier failures of photos this run did not try (say, beyond --limit) and that
-    # are still missing; this run's outcome replaces the rest.
-    kept = [
-        old
-        for old in read_failures(out_dir)
-        if old.photo_id not in attempted and not (out_dir / f"{old.photo_id}.jpg").exists()
-    ]
-    rows = kept + list(failures)
-    path = out_dir / FAILURES_FILE
-    if not rows:
-        path.unlink(missing_ok=True)
-        return
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-    writer.writerow(["photo_id", "url", "reason"])
-    for row in rows:
-        writer.writerow([row.photo_id, row.url, row.reason])
-    write_atomic(path, buffer.getvalue().encode("utf-8"))
-
-
-def _remove_stale_temp_files(out_dir: Path) -> None:
-    # A run killed mid-write leaves write_atomic's hidden temp files behind.
-    for stale in out_dir.glob(".*.jpg.*.tmp"):
-        stale.unlink(missing_ok=True)
-
-
-def download_photos(
-    photos: Iterable[UnsplashPhoto],
-    out_dir: str | os.PathLike[str],
-    *,
-    width: int = 640,
-    params: Mapping[str, str] | None = None,
-    workers: int = 8,
-    timeout: float = 30.0,
-    retry: RetryPolicy | None = None,
-    client: httpx.Client | None = None,
-    progress: Callable[[DownloadOutcome], None] | None = None,
-) -> DownloadReport:
-    """Download photos to ``out_dir/<photo_id>.jpg``, concurrently and resumably.
-
-    Photos already in ``out_dir`` are skipped without a request. Each image is written
-    through a temp file and a rename, only once it decodes, so a run killed at any moment
-    leaves only complete photos. Permanent failures are written to ``out_dir/failures.tsv``
-    (``photo_id``, ``url``, ``reason``), which is removed once nothing is missing.
-
-    Args:
-        photos: The photos to fetch (for example from :func:`read_photos`); streamed.
-        out_dir: The folder for the images; created if needed.
-        width: Width in pixels to ask imgix for.
-        params: imgix parameters besides ``w``; default :data:`DEFAULT_IMAGE_PARAMS`.
-        workers: Concurrent requests.
-        timeout: Seconds allowed for each attempt as a whole: connecting, sending the
-            request, the response headers and the whole body, so a server trickling
-            bytes does not hold a worker. With your own ``client``, its timeouts apply to
-            connecting and the headers, and this deadline to the body.
-        retry: Retry and backoff settings; default :class:`RetryPolicy()`.
-        client: An ``httpx.Client`` to use (its settings win); by default one is made.
-        progress: Called in the calling thread with each photo's outcome.
-
-    Returns:
-        The counts and the failures of this run.
-    """
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    policy = retry or RetryPolicy()
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temp_files(folder)
-    own_client = client is None
-    http = client or httpx.Client(
-        transport=_deadline_transport(
-            limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-        ),
-        timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
-        headers={"User-Agent": USER_AGENT},
-        follow_redirects=True,
-    )
-    started = time.monotonic()
-    downloaded = skipped = written = 0
-    failures: list[DownloadFailure] = []
-    attempted: set[str] = set()
-
-    def report(outcome: DownloadOutcome) -> None:
-        if progress is not None:
-            progress(outcome)
-
-    def settle(done: Iterable[Future[int]], urls: dict[Future[int], tuple[str, str]]) -> None:
-        nonlocal downloaded, written
-        for future in done:
-            photo_id, url = urls.pop(future)
-            try:
-                written += future.result()
-            except Exception as exc:  # one photo must never end the run
-                if isinstance(exc, _Failed):
-                    reason = exc.reason
-                    logger.info("failed %s (%s): %s", photo_id, url, reason)
-                else:
-                    detail = str(exc).strip().splitlines()
-                    reason = type(exc).__name__ + (f": {detail[0]}" if detail else "")
-                    logger.warning("failed %s (%s): %s", photo_id, url, reason, exc_info=exc)
-                failures.append(DownloadFailure(photo_id, url, reason))
-                report(DownloadOutcome(photo_id, "failed", reason))
-            else:
-                downloaded += 1
-                report(DownloadOutcome(photo_id, "downloaded"))
-
-    stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zsv-download")
-    in_flight: dict[Future[int], tuple[str, str]] = {}
-    try:
-        for photo in photos:
-            if photo.photo_id in attempted:
-                continue
-            attempted.add(photo.photo_id)
-            problem: str | None
-            try:
-                url = image_url(photo.image_url, width=width, params=params)
-            except httpx.InvalidURL as exc:
-                url, problem = photo.image_url, f"invalid URL: {exc}"
-            else:
-                problem = None if _PHOTO_ID.match(photo.photo_id) else "invalid photo id"
-            if problem is not None:
-                failures.append(DownloadFailure(photo.photo_id, url, problem))
-                report(DownloadOutcome(photo.photo_id, "failed", problem))
-                continue
-            target = folder / f"{photo.photo_id}.jpg"
-            if target.exists():
-                skipped += 1
-                report(DownloadOutcome(photo.photo_id, "skipped"))
-                continue
-            future = pool.submit(_fetch, http, photo.photo_id, url, target, policy, stop, timeout)
-            in_flight[future] = (photo.photo_id, url)
-            # Bound the queue so memory stays flat however many photos there are.
-            if len(in_flight) >= 2 * workers:
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                settle(done, in_flight)
-        while in_flight:
-            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-            settle(done, in_flight)
-    finally:
-        stop.set()  # on an interrupt, requests in flight end without further retries
-        pool.shutdown(wait=not in_flight, cancel_futures=True)
-        if own_client and not in_flight:
-            http.close()
-        _write_failures(folder, failures, attempted - {pid for pid, _ in in_flight.values()})
-    result = DownloadReport(
-        downloaded=downloaded,
-        skipped=skipped,
-        failed=tuple(failures),
-        bytes_written=written,
-        seconds=time.monotonic() - started,
-    )
-    logger.info("download into %s: %s", folder, result)
-    return result
-
-
-def download_dataset(
-    dataset_dir: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    *,
-    limit: int | None = None,
-    **options: Any,
-) -> DownloadReport:
-    """Download the photos of an Unsplash dataset folder (see :func:`download_photos`).
-
-    Args:
-        dataset_dir: The unzipped Unsplash Lite folder.
-        out_dir: The folder for the images.
-        limit: Only the first ``limit`` photos of the table.
-        **options: Passed to :func:`download_photos`.
 
     Raises:
-        DatasetNotFoundError: If ``dataset_dir`` holds no ``photos`` table.
+        InvalidInputError: ``photo_image_url`` is not an http(s) URL with a host.
     """
-    table_files(dataset_dir, "photos")  # fail before creating anything
-    return download_photos(read_photos(dataset_dir, limit=limit), out_dir, **options)
+    query = {"w": str(width), **(DEFAULT_IMAGE_PARAMS if params is None else params)}
+    try:
+        parts = urllib.parse.urlsplit(photo_image_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL with a host")
+    except ValueError as exc:
+        raise InvalidInputError(f"invalid URL: {exc}") from exc
+    kept = [
+        (key, value)
+        for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if key not in query
+    ]
+    merged = urllib.parse.urlencode([*kept, *query.items()])
+    return urllib.parse.urlunsplit(parts._replace(query=merged))
+
+
+_DOWNLOADER = frozenset(
+    {
+        "FAILURES_FILE",
+        "USER_AGENT",
+        "MAX_PHOTO_BYTES",
+        "DownloadFailure",
+        "DownloadOutcome",
+        "DownloadReport",
+        "RetryPolicy",
+        "download_dataset",
+        "download_photos",
+        "read_failures",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The downloader lives in zeroshot_vision.datasets.download (it needs httpx, from the
+    # "download" extra); its names stay reachable here, loaded on first use, so reading
+    # the tables never imports httpx.
+    if name in _DOWNLOADER:
+        from zeroshot_vision.datasets import download
+
+        return getattr(download, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
