@@ -303,3 +303,28 @@ def test_a_killed_pinecone_run_leaves_no_stray_vectors(
     with SearchEngine.open(index) as engine:
         assert sorted(engine.store.ids()) == ["img0.jpg", "img1.jpg", "img4.jpg", "img5.jpg"]
     assert IndexFolder.open(index).counts() == {"indexed": 4, "failed": 0, "pending": 0}
+
+
+def test_the_readme_example_builds_an_index_zsv_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## In Python\n\n```python\n(.*?)```", readme, re.S)
+    assert block is not None
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZSV_MODEL", "tiny")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    make_photos(tmp_path / "photos", ["beach.jpg", "street.jpg", "dog.png"])
+    exec(compile(block.group(1), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "indexed 3" in out
+    code, out, _ = zsv(
+        capsys, "search", "a happy golden retriever puppy", "--index", "my-index", "--json"
+    )
+    assert code == EXIT_OK and sorted(r["id"] for r in json.loads(out)) == [
+        "beach.jpg",
+        "dog.png",
+        "street.jpg",
+    ]
