@@ -132,3 +132,14 @@ def _non_negative_int(value: int, name: str) -> int:
 
 positive_seconds_arg = argparse_number(_positive_seconds, float)
 non_negative_int_arg = argparse_number(_non_negative_int, int)
+
+
+def add_device_options(parser: argparse.ArgumentParser, *, dtype: bool = True) -> None:
+    """``--device`` (and ``--dtype``) for a command that loads a model."""
+    parser.add_argument(
+        "--device", metavar="D", help="torch device: cpu, cuda, cuda:1, mps (default: best)"
+    )
+    if dtype:
+        parser.add_argument(
+            "--dtype", metavar="T", help="torch dtype: float32, bfloat16, float16 (default: auto)"
+        )

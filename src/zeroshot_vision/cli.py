@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from zeroshot_vision._checks import (
+    add_device_options,
     non_negative_int_arg,
     positive_int_arg,
     positive_seconds_arg,
@@ -157,12 +158,7 @@ def _human_size(size: float) -> str:
 
 def _add_model_options(parser: argparse.ArgumentParser, *, model_help: str) -> None:
     parser.add_argument("--model", metavar="M", help=model_help)
-    parser.add_argument(
-        "--device", metavar="D", help="torch device: cpu, cuda, cuda:1, mps (default: best)"
-    )
-    parser.add_argument(
-        "--dtype", metavar="T", help="torch dtype: float32, bfloat16, float16 (default: auto)"
-    )
+    add_device_options(parser)
 
 
 # -- download -------------------------------------------------------------------------------
@@ -641,9 +637,7 @@ def add_app_command(commands: Subcommands) -> None:
         help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)",
     )
     parser.add_argument("--model", metavar="M", help="use this checkpoint instead of the index's")
-    parser.add_argument(
-        "--device", metavar="D", help="torch device: cpu, cuda, cuda:1, mps (default: best)"
-    )
+    add_device_options(parser, dtype=False)
     parser.set_defaults(handler=run_app)
 
 

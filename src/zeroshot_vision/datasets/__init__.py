@@ -31,20 +31,10 @@ __all__ = [
     "read_photos",
 ]
 
-_DOWNLOADER = frozenset(
-    {
-        "DownloadFailure",
-        "DownloadOutcome",
-        "DownloadReport",
-        "RetryPolicy",
-        "download_dataset",
-        "download_photos",
-    }
-)
-
 
 def __getattr__(name: str) -> Any:
-    if name in _DOWNLOADER:
+    # The downloader's names load its module (and httpx) only when first used.
+    if name in __all__:
         from zeroshot_vision.datasets import download
 
         return getattr(download, name)

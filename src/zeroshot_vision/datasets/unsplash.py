@@ -388,30 +388,3 @@ def image_url(
     ]
     merged = urllib.parse.urlencode([*kept, *query.items()])
     return urllib.parse.urlunsplit(parts._replace(query=merged))
-
-
-_DOWNLOADER = frozenset(
-    {
-        "FAILURES_FILE",
-        "USER_AGENT",
-        "MAX_PHOTO_BYTES",
-        "DownloadFailure",
-        "DownloadOutcome",
-        "DownloadReport",
-        "RetryPolicy",
-        "download_dataset",
-        "download_photos",
-        "read_failures",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    # The downloader lives in zeroshot_vision.datasets.download (it needs httpx, from the
-    # "download" extra); its names stay reachable here, loaded on first use, so reading
-    # the tables never imports httpx.
-    if name in _DOWNLOADER:
-        from zeroshot_vision.datasets import download
-
-        return getattr(download, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from zeroshot_vision._checks import default_model, positive_int_arg
+from zeroshot_vision._checks import add_device_options, default_model, positive_int_arg
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -63,12 +63,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="checkpoint name or folder; repeat to compare models side by side "
         "(default $ZSV_MODEL or google/siglip-so400m-patch14-384)",
     )
-    parser.add_argument(
-        "--device", metavar="D", help="torch device: cpu, cuda, cuda:1, mps (default: best)"
-    )
-    parser.add_argument(
-        "--dtype", metavar="T", help="torch dtype: float32, bfloat16, float16 (default: auto)"
-    )
+    add_device_options(parser)
     parser.add_argument("--batch-size", type=positive_int_arg, metavar="N", help="images per batch")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
