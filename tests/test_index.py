@@ -632,3 +632,30 @@ def test_index_killed_with_sigkill_resumes_to_exactly_one_vector_per_image(
     assert sorted(store.ids()) == sorted(ids)
     assert store._index.ntotal == len(ids)  # exactly one vector per image
     assert IndexFolder.open(index).counts() == {"indexed": len(ids), "failed": 1, "pending": 0}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["store manifest gone", "store manifest a folder", "settings wrong types", "state garbage"],
+)
+def test_zsv_reports_a_damaged_index_in_one_line(
+    built: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never "count: 0" or "no results" for an index whose files are damaged (#12)."""
+    from zeroshot_vision.cli import EXIT_ERROR, main
+
+    if damage == "store manifest gone":
+        (built / "store" / "store.json").unlink()
+    elif damage == "store manifest a folder":
+        (built / "store" / "store.json").unlink()
+        (built / "store" / "store.json").mkdir()
+    elif damage == "settings wrong types":
+        raw = json.loads((built / "settings.json").read_text())
+        (built / "settings.json").write_text(json.dumps({**raw, "dim": [32]}))
+    else:
+        (built / "state.sqlite").write_bytes(b"\x00garbage" * 64)
+    for argv in (["info", "--index", str(built)], ["search", "x", "--index", str(built)]):
+        assert main(argv) == EXIT_ERROR
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and err.startswith("zsv: error: ")
+        assert "damaged" in err or "missing" in err
