@@ -519,13 +519,15 @@ class SearchEngine:
             ]
             self.folder.state().write(pending)
         self.store.upsert([e.id for e in entries], vectors, list(metadata))
-        self._uncommitted.update({e.id: e for e in entries})
+        if self.folder is not None:  # in memory there is no state to record them in
+            self._uncommitted.update({e.id: e for e in entries})
 
     def record_entries(self, entries: Iterable[FileEntry], *, forget: Iterable[str] = ()) -> None:
         """Record state rows (and drop others) at the next :meth:`commit`, with the store."""
         self._begin_write()
-        self._uncommitted.update({e.id: e for e in entries})
-        self._uncommitted.update(dict.fromkeys(forget))
+        if self.folder is not None:
+            self._uncommitted.update({e.id: e for e in entries})
+            self._uncommitted.update(dict.fromkeys(forget))
 
     # -- search ------------------------------------------------------------------------
 
