@@ -695,3 +695,22 @@ def test_api_key_echoed_by_the_server_never_reaches_chained_exceptions(
             assert all(API_KEY not in repr(arg) for arg in link.args)
     assert caplog.text.count("pinecone failed") == len(caught) - 1
     assert API_KEY not in caplog.text
+
+
+def test_every_sdk_exception_is_mapped() -> None:
+    """Like httpx's test of its httpcore mapping: a new SDK exception type cannot slip past
+    the store's translation into StoreError / PartialWriteError."""
+    import inspect
+
+    import pinecone.exceptions
+
+    from zeroshot_vision.stores.pinecone import _sdk_error_types
+
+    mapped = _sdk_error_types()
+    found = [
+        cls
+        for _, cls in inspect.getmembers(pinecone.exceptions, inspect.isclass)
+        if issubclass(cls, BaseException)
+    ]
+    assert found, "the SDK's exceptions module moved"
+    assert [cls.__name__ for cls in found if not issubclass(cls, mapped)] == []
