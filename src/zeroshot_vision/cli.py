@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from zeroshot_vision.datasets.unsplash import DownloadOutcome
-    from zeroshot_vision.types import IndexProgress, SearchResult
+    from zeroshot_vision.types import Progress, SearchResult
 
     Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -326,10 +326,10 @@ def run_index(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{args.source} is not a folder")
     bar: Any = None
 
-    def on_progress(progress: IndexProgress) -> None:
+    def on_progress(progress: Progress) -> None:
         nonlocal bar
         if bar is None:
-            bar = _progress_bar(progress.total, unit="img", desc="index")
+            bar = _progress_bar(progress.total or 0, unit="img", desc="index")
             if bar is None:
                 return
         bar.update(progress.advanced)

@@ -9,6 +9,7 @@ ahead, so decoding overlaps model compute while memory stays bounded.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -21,16 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from zeroshot_vision.errors import ImageLoadError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "HEIF_SUFFIXES",
     "IMAGE_SUFFIXES",
     "describe_source",
     "iter_loaded",
     "load_image",
+    "register_heif",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,8 +43,17 @@ DEFAULT_MAX_PIXELS = 89_478_485
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif", ".ppm"}
+    | {".heic", ".heif", ".avif"}
 )
-"""File suffixes (lower case) treated as images when scanning folders."""
+"""File suffixes (lower case) treated as images when scanning folders.
+
+HEIC/HEIF (iPhone photos) need the ``heif`` extra (``pillow-heif``); AVIF is read by
+Pillow itself where it was built with libavif, else by ``pillow-heif`` too. Without
+them such files are listed and reported as failures naming the extra to install.
+"""
+
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".avif"})
+_HEIF_BRANDS = (b"ftypheic", b"ftypheix", b"ftyphevc", b"ftypmif1", b"ftypmsf1", b"ftypavif")
 
 _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -67,7 +79,9 @@ def load_image(
     """Read an image and return it as an upright 8-bit RGB PIL image.
 
     Args:
-        source: A path (``str`` or ``os.PathLike``), the file's bytes, or a PIL image.
+        source: A path (``str`` or ``os.PathLike``), the file's bytes, a PIL image, or a
+            numpy array: ``HxW`` gray, ``HxWx3`` RGB or ``HxWx4`` RGBA, as ``uint8`` or
+            as floats in [0, 1] (what matplotlib and scikit-image produce).
         max_pixels: Refuse images with more pixels than this, before decoding them
             (``None``: no limit of ours; Pillow still refuses over twice its own limit).
         draft_size: If given, let JPEG decoding scale down by a power of two while
@@ -79,6 +93,8 @@ def load_image(
             corrupt, or too large.
     """
     name = describe_source(source)
+    source = _from_array(source, name) if isinstance(source, np.ndarray) else source
+    _check_heif(source, name)
     image = source if isinstance(source, Image.Image) else _open(source, name)
     try:
         with warnings.catch_warnings():
@@ -106,6 +122,70 @@ def load_image(
         # Decoders raise many types on malformed data (OSError, SyntaxError, ValueError,
         # struct.error, ...); every one of them means "this file is not usable".
         raise ImageLoadError(name, _reason(exc)) from exc
+
+
+def _from_array(array: np.ndarray[Any, Any], name: str) -> Image.Image:
+    """A numpy image as a PIL image: uint8, or floats in [0, 1]; gray, RGB or RGBA."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageLoadError(
+            name, f"an array image must be HxW, HxWx3 or HxWx4, got shape {array.shape}"
+        )
+    if array.dtype == np.uint8:
+        pixels = array
+    elif array.dtype == np.bool_:
+        pixels = array.astype(np.uint8) * 255
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all() or array.min(initial=0) < 0 or array.max(initial=0) > 1:
+            raise ImageLoadError(name, "a float array image must hold values in [0, 1]")
+        pixels = np.rint(array * 255).astype(np.uint8)
+    else:
+        raise ImageLoadError(
+            name, f"an array image must be uint8 or float in [0, 1], got {array.dtype}"
+        )
+    # fromarray reads the mode from the shape: HxW -> L, HxWx3 -> RGB, HxWx4 -> RGBA.
+    return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+@functools.cache
+def register_heif() -> bool:
+    """Let Pillow read HEIC/HEIF (and AVIF) through ``pillow-heif``, if it is installed.
+
+    Returns:
+        Whether ``pillow-heif`` is installed (and now registered). Called on the first
+        HEIF-looking image; safe to call more than once.
+    """
+    try:
+        import pillow_heif  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        logger.warning(
+            'HEIC/HEIF images need pillow-heif: pip install "zeroshot-vision[heif]"; '
+            "they are reported as failures until then"
+        )
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _check_heif(source: Any, name: str) -> None:
+    """Register the HEIF opener for a HEIF-looking source, or say which extra it needs."""
+    if isinstance(source, (str, os.PathLike)):
+        suffix = Path(source).suffix.lower()
+        looks_heif = suffix in HEIF_SUFFIXES
+        avif = suffix == ".avif"
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        brand = bytes(source[4:12])
+        looks_heif = brand in _HEIF_BRANDS
+        avif = brand == b"ftypavif"
+    else:
+        return
+    if not looks_heif or (avif and features.check("avif")):
+        return
+    if not register_heif():
+        raise ImageLoadError(
+            name, 'HEIC/HEIF images need the heif extra: pip install "zeroshot-vision[heif]"'
+        )
 
 
 def _open(source: Any, name: str) -> Image.Image:
