@@ -32,10 +32,11 @@ from zeroshot_vision.errors import InvalidInputError
 if TYPE_CHECKING:
     from zeroshot_vision.types import ImageSource
 
-__all__ = ["Query", "QueryPart"]
+__all__ = ["Query", "QueryPart", "check_weight"]
 
 
-def _weight(value: object) -> float:
+def check_weight(value: object) -> float:
+    """``value`` as a float if it is a usable query weight: finite and not zero."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInputError(f"a query weight must be a number, got {value!r}")
     if not math.isfinite(value) or value == 0:
@@ -66,7 +67,7 @@ class QueryPart:
             raise InvalidInputError("a query part is either a text or an image (give one)")
         if self.text is not None and (not isinstance(self.text, str) or not self.text.strip()):
             raise InvalidInputError(f"a query text must be some words, got {self.text!r}")
-        object.__setattr__(self, "weight", _weight(self.weight))
+        object.__setattr__(self, "weight", check_weight(self.weight))
 
     def describe(self) -> str:
         """A short printable form: ``"beach"``, ``-0.5 * image(ref.jpg)``."""
@@ -139,7 +140,7 @@ class Query:
     def __mul__(self, factor: object) -> Query:
         if isinstance(factor, bool) or not isinstance(factor, (int, float)):
             return NotImplemented
-        return Query(tuple(part._scaled(_weight(factor)) for part in self.parts))
+        return Query(tuple(part._scaled(check_weight(factor)) for part in self.parts))
 
     __rmul__ = __mul__
 
