@@ -185,7 +185,8 @@ def test_image_query_has_no_probability_and_refuses_min_probability(indexed, pho
 
 
 def test_search_rejects_other_query_types(indexed, photo_paths) -> None:
-    with Image.open(photo_paths[0]) as image, pytest.raises(
-        InvalidInputError, match="search_by_image or Query.image"
+    with (
+        Image.open(photo_paths[0]) as image,
+        pytest.raises(InvalidInputError, match="search_by_image or Query.image"),
     ):
         indexed.search(image)  # type: ignore[call-overload]
