@@ -109,10 +109,10 @@ def test_empty_batches_are_refused(indexed) -> None:
 def test_an_unreadable_image_query_is_a_one_line_error(indexed, tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
-    with pytest.raises(ImageLoadError, match="broken.jpg") as info:
+    with pytest.raises(ImageLoadError, match=r"broken\.jpg") as info:
         indexed.search(Query.text("a cat") + Query.image(broken))
     assert "\n" not in str(info.value)
-    with pytest.raises(ImageLoadError, match="missing.png"):
+    with pytest.raises(ImageLoadError, match=r"missing\.png"):
         indexed.search_by_image([tmp_path / "missing.png"])
 
 
@@ -187,6 +187,6 @@ def test_image_query_has_no_probability_and_refuses_min_probability(indexed, pho
 def test_search_rejects_other_query_types(indexed, photo_paths) -> None:
     with (
         Image.open(photo_paths[0]) as image,
-        pytest.raises(InvalidInputError, match="search_by_image or Query.image"),
+        pytest.raises(InvalidInputError, match=r"search_by_image or Query\.image"),
     ):
         indexed.search(image)  # type: ignore[call-overload]
