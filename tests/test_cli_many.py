@@ -208,3 +208,27 @@ def test_import_of_the_wrong_dimension_is_a_one_line_error(capsys, index, tmp_pa
         f"zsv: error: {path} holds 768-d vectors, but the index holds 32-d vectors "
         "(made by another model?)\n"
     )
+
+
+# -- index --exclude ------------------------------------------------------------------------
+
+
+def test_index_exclude_leaves_out_names_paths_and_globs(
+    capsys, tmp_path: Path, photo_paths, tiny_model_dir: Path
+) -> None:
+    source = tmp_path / "photos"
+    for relative in ["keep.png", "raw/skip.png", "trips/2019/skip.png", "trips/2021/keep.png"]:
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo_paths[1], source / relative)
+    shutil.copy(photo_paths[3], source / "anim.jpg")
+    index = str(tmp_path / "index")
+    code, out, _ = run(capsys, "index", str(source), "--index", index, "--model",
+                       str(tiny_model_dir), "--exclude", "raw", "--exclude", "trips/2019/*",
+                       "--exclude", "*.jpg", "--json")  # fmt: skip
+    assert code == EXIT_OK and json.loads(out)["count"] == 2
+    code, out, _ = run(capsys, "tag", str(index), "--labels", "a", "--format", "json",
+                       "--min-probability", "0")  # fmt: skip
+    assert sorted(Path(r["image"]).relative_to(source).as_posix() for r in json.loads(out)) == [
+        "keep.png",
+        "trips/2021/keep.png",
+    ]
