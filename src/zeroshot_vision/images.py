@@ -10,6 +10,7 @@ ahead, so decoding overlaps model compute while memory stays bounded.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import logging
 import os
@@ -53,7 +54,17 @@ them such files are listed and reported as failures naming the extra to install.
 """
 
 HEIF_SUFFIXES = frozenset({".heic", ".heif", ".avif"})
-_HEIF_BRANDS = (b"ftypheic", b"ftypheix", b"ftyphevc", b"ftypmif1", b"ftypmsf1", b"ftypavif")
+# What a file's suffix or its ISO-BMFF brand says it is: HEIC ("heif"), AVIF, or a generic
+# HEIF container that may hold either.
+_HEIF_SUFFIX_KINDS = {".heic": "heif", ".heif": "heif", ".avif": "avif"}
+_HEIF_BRAND_KINDS = {
+    b"ftypheic": "heif",
+    b"ftypheix": "heif",
+    b"ftyphevc": "heif",
+    b"ftypavif": "avif",
+    b"ftypmif1": "either",
+    b"ftypmsf1": "either",
+}
 
 _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -67,6 +78,8 @@ def describe_source(source: object) -> str:
         return f"<{len(source)} bytes>"
     if isinstance(source, Image.Image):
         return f"<PIL image {source.width}x{source.height} {source.mode}>"
+    if isinstance(source, np.ndarray):
+        return f"<array {'x'.join(map(str, source.shape))} {source.dtype}>"
     return f"<{type(source).__name__}>"
 
 
@@ -171,16 +184,18 @@ def register_heif() -> bool:
 def _check_heif(source: Any, name: str) -> None:
     """Register the HEIF opener for a HEIF-looking source, or say which extra it needs."""
     if isinstance(source, (str, os.PathLike)):
-        suffix = Path(source).suffix.lower()
-        looks_heif = suffix in HEIF_SUFFIXES
-        avif = suffix == ".avif"
+        kind = _HEIF_SUFFIX_KINDS.get(Path(source).suffix.lower())
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        brand = bytes(source[4:12])
-        looks_heif = brand in _HEIF_BRANDS
-        avif = brand == b"ftypavif"
+        kind = _HEIF_BRAND_KINDS.get(bytes(source[4:12]))
     else:
         return
-    if not looks_heif or (avif and features.check("avif")):
+    if kind is None:
+        return
+    if kind != "heif" and features.check("avif"):
+        # Pillow reads AVIF itself; a generic "mif1" file may still be HEIC, so use
+        # pillow-heif too where it is installed, without asking for it.
+        if kind == "either" and importlib.util.find_spec("pillow_heif") is not None:
+            register_heif()
         return
     if not register_heif():
         raise ImageLoadError(
