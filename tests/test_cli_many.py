@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.helpers import make_copies
 
 from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 
@@ -142,8 +143,6 @@ def test_tag_refuses_what_is_neither_folder_nor_index(capsys, tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def copies_index(tmp_path_factory, photo_paths, tiny_model_dir: Path) -> Path:
-    from tests.test_duplicates import make_copies
-
     root = tmp_path_factory.mktemp("dupes")
     (root / "photos").mkdir()
     for path in photo_paths:

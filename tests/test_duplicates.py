@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import math
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from tests.helpers import make_copies
 
 from zeroshot_vision import (
     DEFAULT_DUPLICATE_THRESHOLD,
@@ -27,30 +25,6 @@ from zeroshot_vision.duplicates import group_pairs
 # left out because their crops fall below chelsea-vs-coffee. Real models separate far
 # better; the test checks the plumbing, with the threshold taken from measured scores.
 PHOTOS = ("coffee", "chelsea", "rocket", "hubble_deep_field")
-
-
-def make_copies(photo: Path, folder: Path) -> list[Path]:
-    """The original as PNG, plus a resized, a JPEG-re-encoded and a slightly cropped copy."""
-    with Image.open(photo) as opened:
-        image = opened.convert("RGB")
-    width, height = image.size
-    stem = photo.stem
-    variants = {
-        f"{stem}-original.png": image,
-        f"{stem}-half.png": image.resize((width // 2, height // 2)),
-        f"{stem}-cropped.png": image.crop(
-            (width // 20, height // 20, width - width // 20, height - height // 20)
-        ),
-    }
-    paths = []
-    for name, variant in variants.items():
-        variant.save(folder / name)
-        paths.append(folder / name)
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=40)
-    (folder / f"{stem}-q40.jpg").write_bytes(buffer.getvalue())
-    paths.append(folder / f"{stem}-q40.jpg")
-    return paths
 
 
 @pytest.fixture(scope="module")
