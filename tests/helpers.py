@@ -434,3 +434,27 @@ def write_solid_png(
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", size, colour).save(path, format="PNG")
     return path
+
+
+def make_copies(photo: Path, folder: Path) -> list[Path]:
+    """The original as PNG, plus a resized, a JPEG-re-encoded and a slightly cropped copy."""
+    with Image.open(photo) as opened:
+        image = opened.convert("RGB")
+    width, height = image.size
+    stem = photo.stem
+    variants = {
+        f"{stem}-original.png": image,
+        f"{stem}-half.png": image.resize((width // 2, height // 2)),
+        f"{stem}-cropped.png": image.crop(
+            (width // 20, height // 20, width - width // 20, height - height // 20)
+        ),
+    }
+    paths = []
+    for name, variant in variants.items():
+        variant.save(folder / name)
+        paths.append(folder / name)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=40)
+    (folder / f"{stem}-q40.jpg").write_bytes(buffer.getvalue())
+    paths.append(folder / f"{stem}-q40.jpg")
+    return paths

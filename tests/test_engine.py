@@ -18,6 +18,7 @@ from zeroshot_vision import (
     SearchEngine,
 )
 from zeroshot_vision.engine import file_id
+from zeroshot_vision.types import Progress
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_bad_files_are_skipped_and_named(engine, photo_paths, tmp_path) -> None:
     text = tmp_path / "notes.jpg"
     text.write_text("hello")
     missing = tmp_path / "missing.png"
-    progress: list[int] = []
+    progress: list[Progress] = []
     report = engine.index_images(
         [photo_paths[0], truncated, text, missing, photo_paths[1]],
         batch_size=2,
@@ -95,7 +96,14 @@ def test_bad_files_are_skipped_and_named(engine, photo_paths, tmp_path) -> None:
     assert "truncated" in reasons[str(truncated)]
     assert "not found" in reasons[str(missing)]
     assert not report.ok and "failed 3" in str(report)
-    assert sum(progress) == 5 and len(progress) == 3
+    # One Progress before the first batch, then one per batch (the type index_folder uses).
+    # Batches: [photo, truncated], [notes, missing], [photo].
+    assert [(p.done, p.advanced, p.failed) for p in progress] == [
+        (0, 0, 0),
+        (2, 2, 1),
+        (4, 2, 3),
+        (5, 1, 3),
+    ]
     assert len(engine.store) == 2
 
 

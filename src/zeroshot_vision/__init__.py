@@ -14,6 +14,7 @@ Importing this package is cheap: torch, transformers, faiss and pinecone load on
 use.
 """
 
+from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
 from zeroshot_vision.encoder import DEFAULT_MODEL, Encoder, default_model
 from zeroshot_vision.engine import SearchEngine, file_id
 from zeroshot_vision.errors import (
@@ -39,13 +40,19 @@ from zeroshot_vision.errors import (
 )
 from zeroshot_vision.images import load_image
 from zeroshot_vision.index import IndexFolder
+from zeroshot_vision.query import Query, QueryPart
+from zeroshot_vision.results import SearchResults
 from zeroshot_vision.stores.base import VectorStore
+from zeroshot_vision.stores.batch import query_many
+from zeroshot_vision.stores.exchange import export_store, import_store
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.stores.pinecone import PineconeStore
 from zeroshot_vision.stores.registry import register_store_kind, store_kinds
 from zeroshot_vision.stores.transfer import copy_store
 from zeroshot_vision.types import (
     ClassifyReport,
+    DuplicateGroup,
+    DuplicatePair,
     FolderReport,
     Hit,
     ImageFailure,
@@ -53,6 +60,7 @@ from zeroshot_vision.types import (
     IndexProgress,
     IndexReport,
     LabelScore,
+    Progress,
     Record,
     SearchResult,
     caption,
@@ -61,10 +69,13 @@ from zeroshot_vision.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_DUPLICATE_THRESHOLD",
     "DEFAULT_MODEL",
     "ClassifyReport",
     "DatasetNotFoundError",
     "DimensionMismatchError",
+    "DuplicateGroup",
+    "DuplicatePair",
     "Encoder",
     "FaissStore",
     "FolderReport",
@@ -90,10 +101,14 @@ __all__ = [
     "ModelLoadError",
     "PartialWriteError",
     "PineconeStore",
+    "Progress",
+    "Query",
+    "QueryPart",
     "Record",
     "RecordNotFoundError",
     "SearchEngine",
     "SearchResult",
+    "SearchResults",
     "StoreError",
     "VectorStore",
     "ZeroshotVisionError",
@@ -101,8 +116,12 @@ __all__ = [
     "caption",
     "copy_store",
     "default_model",
+    "export_store",
     "file_id",
+    "find_duplicates",
+    "import_store",
     "load_image",
+    "query_many",
     "register_store_kind",
     "store_kinds",
 ]

@@ -19,17 +19,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from zeroshot_vision._checks import non_negative_seconds
+from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision._scan import SourceImage, check_exclude, displayable, scan_source
 from zeroshot_vision.errors import ImageLoadError, InvalidInputError
 from zeroshot_vision.index import FileEntry
-from zeroshot_vision.types import FolderReport, ImageFailure, IndexProgress
+from zeroshot_vision.types import FolderReport, ImageFailure
 
 if TYPE_CHECKING:
     from zeroshot_vision.engine import SearchEngine
@@ -48,7 +49,7 @@ def sync_folder(
     batch_size: int | None,
     commit_every: float,
     allow_removal: bool,
-    progress: Callable[[IndexProgress], None] | None,
+    progress: ProgressOption,
 ) -> FolderReport:
     """See :meth:`SearchEngine.index_folder`."""
     commit_every = non_negative_seconds(commit_every, "commit_every")
@@ -127,11 +128,40 @@ def sync_folder(
     size = batch_size or engine.encoder.batch_size
     failed: list[ImageFailure] = []
     indexed: list[str] = []
-    last_commit = time.monotonic()
-    if progress is not None:
-        progress(IndexProgress(total=len(todo)))
-    done = 0
+    tracker = Tracker(progress, task="index", total=len(todo))
     paths = [image.path for image in todo]
+    try:
+        _encode_todo(engine, todo, paths, size, tracker, indexed, failed, commit_every)
+    finally:
+        tracker.close()
+    engine.commit()
+
+    report = FolderReport(
+        indexed=tuple(indexed),
+        skipped=skipped,
+        removed=tuple(gone),
+        failed=tuple(failed),
+        known_failed=tuple(known_failed),
+        unreadable=tuple(ImageFailure(source=where, reason=why) for where, why in scan.unreadable),
+        count=len(engine.store),
+        seconds=time.monotonic() - started,
+    )
+    logger.info("index %s: %s", folder.path, report)
+    return report
+
+
+def _encode_todo(
+    engine: SearchEngine,
+    todo: list[SourceImage],
+    paths: list[Path],
+    size: int,
+    tracker: Tracker,
+    indexed: list[str],
+    failed: list[ImageFailure],
+    commit_every: float,
+) -> None:
+    """Encode and write the files to (re)index, committing every ``commit_every`` s."""
+    last_commit = time.monotonic()
     for chunk in engine.encode_batches(todo, paths, size):
         good = [
             (image, vector) for image, vector in chunk if not isinstance(vector, ImageLoadError)
@@ -151,34 +181,10 @@ def sync_folder(
             failed.extend(
                 ImageFailure(source=image.display_path, reason=error.reason) for image, error in bad
             )
-        done += len(chunk)
         if time.monotonic() - last_commit >= commit_every:
             engine.commit()
             last_commit = time.monotonic()
-        if progress is not None:
-            progress(
-                IndexProgress(
-                    total=len(todo),
-                    done=done,
-                    advanced=len(chunk),
-                    indexed=len(indexed),
-                    failed=len(failed),
-                )
-            )
-    engine.commit()
-
-    report = FolderReport(
-        indexed=tuple(indexed),
-        skipped=skipped,
-        removed=tuple(gone),
-        failed=tuple(failed),
-        known_failed=tuple(known_failed),
-        unreadable=tuple(ImageFailure(source=where, reason=why) for where, why in scan.unreadable),
-        count=len(engine.store),
-        seconds=time.monotonic() - started,
-    )
-    logger.info("index %s: %s", folder.path, report)
-    return report
+        tracker.advance(len(chunk), failed=len(bad))
 
 
 def _entry(image: SourceImage, *, failed: str | None = None) -> FileEntry:

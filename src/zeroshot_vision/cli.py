@@ -1,8 +1,10 @@
 """``zsv``: the command line. A thin layer: parse arguments, call the library, format output.
 
 Subcommands: ``download`` (Unsplash Lite photos), ``index`` (a folder into an index
-folder), ``search`` (text queries), ``classify`` (zero-shot labels for one image),
-``info`` (what an index holds) and ``app`` (the Streamlit app). Each is registered by one
+folder), ``search`` (words, images, or both), ``classify`` (zero-shot labels for
+images), ``tag`` (likely labels for a folder or an index), ``duplicates`` (near-duplicate
+groups), ``export``/``import`` (vectors as Parquet), ``info`` (what an index holds) and
+``app`` (the Streamlit app). Each is registered by one
 small ``add_*_command`` function listed in :data:`COMMANDS`, so adding a subcommand touches
 nothing else.
 
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from zeroshot_vision._checks import (
     add_device_options,
+    argparse_number,
     non_negative_int_arg,
     positive_int_arg,
     positive_seconds_arg,
@@ -45,7 +48,8 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from zeroshot_vision.datasets.download import DownloadOutcome
-    from zeroshot_vision.types import IndexProgress, SearchResult
+    from zeroshot_vision.query import Query
+    from zeroshot_vision.types import ImageLabels, Progress, SearchResult
 
     Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -58,18 +62,26 @@ __all__ = [
     "add_app_command",
     "add_classify_command",
     "add_download_command",
+    "add_duplicates_command",
+    "add_export_command",
+    "add_import_command",
     "add_index_command",
     "add_info_command",
     "add_search_command",
+    "add_tag_command",
     "build_parser",
     "main",
     "parse_filter",
     "run_app",
     "run_classify",
     "run_download",
+    "run_duplicates",
+    "run_export",
+    "run_import",
     "run_index",
     "run_info",
     "run_search",
+    "run_tag",
 ]
 
 EXIT_OK = 0
@@ -339,10 +351,10 @@ def run_index(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{args.source} is not a folder")
     bar: Any = None
 
-    def on_progress(progress: IndexProgress) -> None:
+    def on_progress(progress: Progress) -> None:
         nonlocal bar
         if bar is None:
-            bar = _progress_bar(progress.total, unit="img", desc="index")
+            bar = _progress_bar(progress.total or 0, unit="img", desc="index")
             if bar is None:
                 return
         bar.update(progress.advanced)
@@ -391,11 +403,38 @@ def add_search_command(commands: Subcommands) -> None:
     """Register ``zsv search``."""
     parser = commands.add_parser(
         "search",
-        help="search an index with words",
-        description="Find the images in INDEX_DIR that best match QUERY.",
+        help="search an index with words, images, or both",
+        description=(
+            "Find the images in INDEX_DIR that best match QUERY (words), --image (a "
+            "reference image), or both combined; --not steers away from words."
+        ),
     )
-    parser.add_argument("query", metavar="QUERY", help='what to look for, e.g. "a red bicycle"')
+    parser.add_argument(
+        "query", nargs="?", metavar="QUERY", help='what to look for, e.g. "a red bicycle"'
+    )
     parser.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
+    parser.add_argument(
+        "--image",
+        action="append",
+        metavar="PATH",
+        help="look for images like this one (repeatable; alone, or combined with QUERY)",
+    )
+    parser.add_argument(
+        "--image-weight",
+        type=_weight_arg,
+        metavar="W",
+        help="weight of each --image against QUERY's 1 (default 0.5 with QUERY, else 1)",
+    )
+    parser.add_argument(
+        "--not",
+        dest="negatives",
+        action="append",
+        metavar="TEXT",
+        help="steer away from this description (repeatable)",
+    )
+    parser.add_argument(
+        "--negative", metavar="TEXT", help="the same as --not (kept for existing scripts)"
+    )
     parser.add_argument(
         "-k", type=positive_int_arg, default=10, metavar="N", help="how many results (default 10)"
     )
@@ -407,10 +446,63 @@ def add_search_command(commands: Subcommands) -> None:
     parser.add_argument(
         "--min-probability", type=probability_arg, metavar="P", help="drop weaker hits"
     )
-    parser.add_argument("--negative", metavar="TEXT", help="steer away from this description")
     _add_model_options(parser, model_help="use this checkpoint instead of the index's")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(handler=run_search)
+
+
+def _check_weight(value: float, name: str) -> float:
+    from zeroshot_vision.query import check_weight
+
+    return check_weight(value)
+
+
+_weight_arg = argparse_number(_check_weight, float)
+
+
+NEGATIVE_WEIGHT = 0.5
+"""Weight of each ``--not`` part, as ``SearchEngine.search``'s ``negative_weight``."""
+
+IMAGE_WEIGHT = 0.5
+"""Weight of each ``--image`` next to words: image-to-image cosines are far larger than
+text-to-image ones, so an image of weight 1 would drown the words (see ``query``)."""
+
+
+def _search_query(args: argparse.Namespace) -> Query:
+    """The query ``zsv search`` was asked for, or an error saying what is wrong."""
+    from zeroshot_vision.images import IMAGE_SUFFIXES
+    from zeroshot_vision.query import Query
+
+    images = args.image or []
+    text = args.query
+    if text is not None and not text.strip():
+        raise InvalidInputError("the query is empty; type some words to search for")
+    if text is None and not images:
+        raise InvalidInputError('give words to look for (zsv search "a red bicycle") or --image')
+    if (
+        text is not None
+        and not images
+        and Path(text).suffix.lower() in IMAGE_SUFFIXES
+        and Path(text).is_file()
+    ):
+        # Searching for the words "photos/chelsea.png" is never what was meant.
+        raise InvalidInputError(
+            f"{text} is an image file; to find images like it, use --image {text}"
+        )
+    parts = []
+    if text is not None:
+        parts.append(Query.text(text))
+    weight = args.image_weight or (IMAGE_WEIGHT if text is not None else 1.0)
+    for image in images:
+        if not Path(image).is_file():
+            raise InvalidInputError(f"--image {image}: no such file")
+        parts.append(Query.image(image, weight=weight))
+    query = parts[0]
+    for part in parts[1:]:
+        query = query + part
+    for negative in [*(args.negatives or []), *([args.negative] if args.negative else [])]:
+        query = query - Query.text(negative, weight=NEGATIVE_WEIGHT)
+    return query
 
 
 def parse_filter(text: str | None) -> dict[str, Any] | None:
@@ -458,29 +550,15 @@ def run_search(args: argparse.Namespace) -> int:
     from zeroshot_vision.engine import SearchEngine
 
     query_filter = parse_filter(args.filter)
+    query = _search_query(args)
     with SearchEngine.open(
         args.index, model=args.model, device=args.device, dtype=args.dtype
     ) as engine:
         results = engine.search(
-            args.query,
-            k=args.k,
-            filter=query_filter,
-            min_probability=args.min_probability,
-            negative=args.negative,
+            query, k=args.k, filter=query_filter, min_probability=args.min_probability
         )
     if args.json:
-        _print_json(
-            [
-                {
-                    "rank": rank,
-                    "id": r.id,
-                    "score": r.score,
-                    "probability": r.probability,
-                    "metadata": dict(r.metadata),
-                }
-                for rank, r in enumerate(results, start=1)
-            ]
-        )
+        print(printable_json(results.to_json(indent=2)))
     elif not results:
         _say("no results")
     else:
@@ -616,6 +694,272 @@ def run_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- tag ------------------------------------------------------------------------------------
+
+
+def add_tag_command(commands: Subcommands) -> None:
+    """Register ``zsv tag``."""
+    parser = commands.add_parser(
+        "tag",
+        help="tag every image of a folder or an index with its likely labels",
+        description=(
+            "Score --labels against every image under SOURCE (a folder of images, or an "
+            "index folder, whose stored vectors are used: nothing is re-encoded) and "
+            "print one row per image with the labels at or above --min-probability: "
+            "zero, one or several, as each label's probability is independent."
+        ),
+    )
+    parser.add_argument("source", metavar="SOURCE", help="folder of images, or an index folder")
+    parser.add_argument(
+        "--labels",
+        required=True,
+        metavar="LIST",
+        help='comma-separated labels, e.g. "a dog,a cat,a beach"',
+    )
+    parser.add_argument(
+        "--min-probability",
+        type=probability_arg,
+        default=TAG_MIN_PROBABILITY,
+        metavar="P",
+        help=f"keep labels at least this likely (default {TAG_MIN_PROBABILITY})",
+    )
+    parser.add_argument(
+        "--format", choices=("csv", "json"), default="csv", help="output format (default csv)"
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        help="folders only: leave out files or folders matching GLOB (repeatable)",
+    )
+    parser.add_argument("--batch-size", type=positive_int_arg, metavar="N", help="images per batch")
+    _add_model_options(
+        parser,
+        model_help="checkpoint (default: the index's; for a folder $ZSV_MODEL or "
+        "google/siglip-so400m-patch14-384)",
+    )
+    parser.set_defaults(handler=run_tag)
+
+
+TAG_MIN_PROBABILITY = 0.1
+"""``zsv tag``'s default threshold, the same as ``examples/tag_folder.py``'s."""
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    """``zsv tag``: one CSV or JSON row per image with its likely labels."""
+    import csv
+
+    from zeroshot_vision._checks import clean_labels
+    from zeroshot_vision.index import IndexFolder
+
+    labels = clean_labels(args.labels)
+    source = Path(args.source).expanduser()
+    show_bar = sys.stderr.isatty()
+    if IndexFolder.exists(source):
+        from zeroshot_vision.engine import SearchEngine
+
+        if args.exclude:
+            raise InvalidInputError("--exclude applies to folders of images, not to an index")
+        with SearchEngine.open(
+            source, model=args.model, device=args.device, dtype=args.dtype
+        ) as engine:
+            report = engine.classify_indexed(labels, progress=show_bar)
+    elif source.is_dir():
+        from zeroshot_vision._scan import check_exclude, scan_source
+        from zeroshot_vision.encoder import Encoder
+
+        scan = scan_source(source, exclude=check_exclude(args.exclude))
+        encoder = Encoder.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+        report = encoder.classify_many(
+            [image.path for image in scan.images],
+            labels,
+            batch_size=args.batch_size,
+            progress=show_bar,
+        )
+    else:
+        raise InvalidInputError(f"{args.source} is neither a folder of images nor an index")
+    for failure in report.failed:
+        _say(f"zsv: skipped {failure.source}: {failure.reason}", sys.stderr)
+    rows = [(result, result.likely(args.min_probability)) for result in report.results]
+    if args.format == "json":
+        _print_json(
+            [
+                {
+                    "image": result.source,
+                    "labels": [{"label": s.label, "probability": s.probability} for s in likely],
+                }
+                for result, likely in rows
+            ]
+        )
+    else:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["image", "labels", "probabilities"])
+        for result, likely in rows:
+            writer.writerow(_tag_row(result, likely))
+    return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+def _tag_row(result: ImageLabels, likely: Sequence[Any]) -> list[str]:
+    # Control characters in a file name must not reach the terminal raw (see _say).
+    return [
+        printable(result.source),
+        ";".join(printable(s.label) for s in likely),
+        ";".join(f"{s.probability:.4f}" for s in likely),
+    ]
+
+
+# -- duplicates -----------------------------------------------------------------------------
+
+
+def _threshold(value: float, name: str) -> float:
+    from zeroshot_vision.duplicates import check_threshold
+
+    return check_threshold(value)
+
+
+threshold_arg = argparse_number(_threshold, float)
+
+
+def add_duplicates_command(commands: Subcommands) -> None:
+    """Register ``zsv duplicates``."""
+    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
+
+    parser = commands.add_parser(
+        "duplicates",
+        help="find near-duplicate images in an index",
+        description=(
+            "Group the images of INDEX_DIR whose stored vectors have a cosine of "
+            "--threshold or more (resized, re-compressed or slightly cropped copies). "
+            "Nothing is re-encoded and no model is loaded."
+        ),
+    )
+    parser.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
+    parser.add_argument(
+        "--threshold",
+        type=threshold_arg,
+        default=DEFAULT_DUPLICATE_THRESHOLD,
+        metavar="T",
+        help=f"cosine for a near-duplicate, in (0, 1] (default {DEFAULT_DUPLICATE_THRESHOLD})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the groups as JSON")
+    parser.set_defaults(handler=run_duplicates)
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    """``zsv duplicates``: the groups, each with its pairs and their scores."""
+    from zeroshot_vision.duplicates import find_duplicates
+    from zeroshot_vision.index import IndexFolder
+
+    store = IndexFolder.open(args.index).open_store()
+    try:
+        groups = find_duplicates(
+            store, threshold=args.threshold, progress=sys.stderr.isatty() and not args.json
+        )
+        paths = _paths_of(store, [item for group in groups for item in group.ids])
+    finally:
+        store.close()
+    if args.json:
+        _print_json(
+            [{**group.to_json(), "paths": [paths.get(i) for i in group.ids]} for group in groups]
+        )
+        return EXIT_OK
+    if not groups:
+        _say(f"no near-duplicates at threshold {args.threshold}")
+        return EXIT_OK
+    for n, group in enumerate(groups, start=1):
+        _say(f"group {n}: {len(group.ids)} images")
+        for item in group.ids:
+            _say(f"  {_one_line(paths.get(item) or item, 200)}")
+        for pair in group.pairs:
+            _say(f"    {pair.score:.4f}  {_one_line(pair.first, 60)}  {_one_line(pair.second, 60)}")
+    images = sum(len(group.ids) for group in groups)
+    plural = "s" if len(groups) != 1 else ""
+    _say(f"{len(groups)} group{plural}, {images} images (threshold {args.threshold})")
+    return EXIT_OK
+
+
+def _paths_of(store: Any, ids: list[str]) -> dict[str, str]:
+    records = store.fetch(ids) if ids else {}
+    return {
+        item: record.metadata["path"]
+        for item, record in records.items()
+        if isinstance(record.metadata.get("path"), str)
+    }
+
+
+# -- export / import ------------------------------------------------------------------------
+
+
+def add_export_command(commands: Subcommands) -> None:
+    """Register ``zsv export``."""
+    parser = commands.add_parser(
+        "export",
+        help="write an index's vectors and metadata to a Parquet file",
+        description=(
+            "Write every record of INDEX_DIR (id, vector, metadata as JSON text) to a "
+            "Parquet file that pandas, DuckDB, Spark or another index can read. Needs "
+            "the 'parquet' extra."
+        ),
+    )
+    parser.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
+    parser.add_argument("--out", required=True, metavar="FILE", help="the .parquet file to write")
+    parser.add_argument(
+        "--batch-size", type=positive_int_arg, default=1_000, metavar="N", help="rows per batch"
+    )
+    parser.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``zsv export``: stream the index into a Parquet file."""
+    from zeroshot_vision.stores.exchange import export_index
+
+    count = export_index(
+        args.index, args.out, batch_size=args.batch_size, progress=sys.stderr.isatty()
+    )
+    _say(f"exported {count} vectors to {args.out}")
+    return EXIT_OK
+
+
+def add_import_command(commands: Subcommands) -> None:
+    """Register ``zsv import``."""
+    parser = commands.add_parser(
+        "import",
+        help="add precomputed vectors from a Parquet file to an index",
+        description=(
+            "Upsert the records of FILE (columns id, vector and optionally metadata) into "
+            "INDEX_DIR, creating it if needed. The vectors must come from the index's "
+            "model. Needs the 'parquet' extra."
+        ),
+    )
+    parser.add_argument("file", metavar="FILE", help="a .parquet file, e.g. from zsv export")
+    parser.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
+    parser.add_argument(
+        "--model",
+        metavar="M",
+        help="for a new index: the model that made the vectors (default: the one the file "
+        "names, else $ZSV_MODEL or google/siglip-so400m-patch14-384)",
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int_arg, default=1_000, metavar="N", help="rows per batch"
+    )
+    parser.set_defaults(handler=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """``zsv import``: stream a Parquet file into an index folder."""
+    from zeroshot_vision.stores.exchange import import_index
+
+    count = import_index(
+        args.file,
+        args.index,
+        model=args.model,
+        batch_size=args.batch_size,
+        progress=sys.stderr.isatty(),
+    )
+    _say(f"imported {count} vectors into {args.index}")
+    return EXIT_OK
+
+
 # -- app ------------------------------------------------------------------------------------
 
 
@@ -661,6 +1005,10 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     add_index_command,
     add_search_command,
     add_classify_command,
+    add_tag_command,
+    add_duplicates_command,
+    add_export_command,
+    add_import_command,
     add_info_command,
     add_app_command,
     add_eval_command,

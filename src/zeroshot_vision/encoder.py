@@ -18,7 +18,7 @@ import shutil
 import socket
 import tempfile
 import urllib.parse
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from zeroshot_vision._progress import ProgressOption
     from zeroshot_vision.types import ImageSource
 
 __all__ = [
@@ -435,7 +436,7 @@ class Encoder:
         """Score ``labels`` against one image, highest probability first.
 
         Args:
-            image: A path, bytes or PIL image.
+            image: A path, bytes, PIL image or numpy array.
             labels: Candidate descriptions ("a dog", "a cat", ...), or one string of
                 comma-separated labels. Blanks and repeats are dropped.
             softmax: False: independent sigmoid probabilities, as SigLIP was trained;
@@ -460,38 +461,74 @@ class Encoder:
         *,
         softmax: bool | None = None,
         batch_size: int | None = None,
+        progress: ProgressOption = None,
     ) -> ClassifyReport:
         """Score ``labels`` against many images; unreadable images are skipped and listed.
 
         The labels are embedded once; images are decoded on worker threads while the
         model runs, a batch at a time, so memory stays bounded.
 
+        Args:
+            images: Paths, bytes, PIL images or numpy arrays; any iterable.
+            labels: Candidate descriptions, or one comma-separated string.
+            softmax: As for :meth:`classify`.
+            batch_size: Images per forward pass (default: the encoder's).
+            progress: ``True`` for a progress bar, or a callable receiving a
+                :class:`~zeroshot_vision.types.Progress` after every batch.
+
         Returns:
             One :class:`~zeroshot_vision.types.ImageLabels` per readable image, in input
             order, and one :class:`~zeroshot_vision.types.ImageFailure` per unreadable one.
         """
+        from zeroshot_vision._progress import Tracker
+
         unique = clean_labels(labels)
         text_vectors = self.encode_texts(unique)
         results: list[ImageLabels] = []
         failed: list[ImageFailure] = []
-        for chunk in batched(
-            iter_loaded(images, draft_size=self.draft_size), batch_size or self.batch_size
-        ):
-            good = []
-            for source, loaded in chunk:
-                if isinstance(loaded, ImageLoadError):
-                    failed.append(ImageFailure(source=loaded.source, reason=loaded.reason))
-                else:
-                    good.append((source, loaded))
-            vectors = self.encode_loaded([image for _, image in good])
-            results.extend(
-                ImageLabels(
-                    source=describe_source(source),
-                    labels=tuple(self._label_scores(unique, text_vectors, vector, softmax=softmax)),
+        total = len(images) if isinstance(images, Sized) else None
+        with Tracker(progress, task="classify", total=total) as tracker:
+            for chunk in batched(
+                iter_loaded(images, draft_size=self.draft_size), batch_size or self.batch_size
+            ):
+                good = []
+                for source, loaded in chunk:
+                    if isinstance(loaded, ImageLoadError):
+                        failed.append(ImageFailure(source=loaded.source, reason=loaded.reason))
+                    else:
+                        good.append((source, loaded))
+                vectors = self.encode_loaded([image for _, image in good])
+                scores = self.score_labels(unique, text_vectors, vectors, softmax=softmax)
+                results.extend(
+                    ImageLabels(source=describe_source(source), labels=tuple(scored))
+                    for (source, _), scored in zip(good, scores)
                 )
-                for (source, _), vector in zip(good, vectors)
-            )
+                tracker.advance(len(chunk), failed=len(chunk) - len(good))
         return ClassifyReport(results=tuple(results), failed=tuple(failed))
+
+    def score_labels(
+        self,
+        labels: list[str],
+        text_vectors: npt.NDArray[np.float32],
+        image_vectors: npt.NDArray[np.float32],
+        *,
+        softmax: bool | None = None,
+    ) -> list[list[LabelScore]]:
+        """Score labels against already embedded images (stored vectors, for example).
+
+        Args:
+            labels: The labels, in the order of ``text_vectors``.
+            text_vectors: ``encode_texts(labels)``.
+            image_vectors: ``(n, dim)`` unit image vectors.
+            softmax: As for :meth:`classify`.
+
+        Returns:
+            For each image, its labels, most likely first.
+        """
+        return [
+            self._label_scores(labels, text_vectors, vector, softmax=softmax)
+            for vector in image_vectors
+        ]
 
     def _label_scores(
         self,

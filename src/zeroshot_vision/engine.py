@@ -10,13 +10,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from zeroshot_vision._checks import batched, clean_labels, positive_int, probability
+from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     ImageLoadError,
@@ -25,14 +26,17 @@ from zeroshot_vision.errors import (
 )
 from zeroshot_vision.images import describe_source, iter_loaded, load_image
 from zeroshot_vision.index import FileEntry, IndexFolder
+from zeroshot_vision.query import Query, QueryPart
+from zeroshot_vision.results import SearchResults
 from zeroshot_vision.stores.base import check_k
+from zeroshot_vision.stores.batch import query_many
 from zeroshot_vision.stores.filters import validate_filter
 from zeroshot_vision.types import (
     ClassifyReport,
     FolderReport,
     ImageFailure,
+    ImageLabels,
     ImageSource,
-    IndexProgress,
     IndexReport,
     LabelScore,
     Metadata,
@@ -44,14 +48,13 @@ if TYPE_CHECKING:
 
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.stores.base import VectorStore
-    from zeroshot_vision.types import Hit
+    from zeroshot_vision.types import DuplicateGroup, Hit
 
 __all__ = ["SearchEngine", "file_id"]
 
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
-Progress = Callable[[int], None]
 
 
 def _absolute(path: PathLike) -> Path:
@@ -318,7 +321,7 @@ class SearchEngine:
         batch_size: int | None = None,
         commit_every: float = 0.0,
         allow_removal: bool = False,
-        progress: Callable[[IndexProgress], None] | None = None,
+        progress: ProgressOption = None,
     ) -> FolderReport:
         """Bring the index up to date with a folder of images, committing as it goes.
 
@@ -339,8 +342,10 @@ class SearchEngine:
             allow_removal: Allow a run to remove more than half of the indexed images
                 (as when a drive is not mounted, nothing is found: by default that is
                 refused, and nothing is removed).
-            progress: Called with an :class:`~zeroshot_vision.types.IndexProgress`
-                before the first batch and after every batch.
+            progress: ``True`` for a progress bar (``tqdm.auto``: a widget in Jupyter,
+                text on a terminal), or a callable that receives a
+                :class:`~zeroshot_vision.types.Progress` before the first batch and
+                after every batch.
 
         Raises:
             InvalidInputError: ``source`` is not a folder, the index mirrors another
@@ -374,12 +379,12 @@ class SearchEngine:
         metadata: Sequence[Metadata | None] | None = None,
         root: PathLike | None = None,
         batch_size: int | None = None,
-        progress: Progress | None = None,
+        progress: ProgressOption = None,
     ) -> IndexReport:
         """Embed images and upsert them into the store, skipping unreadable ones.
 
         Args:
-            images: Paths, bytes or PIL images (or one of them).
+            images: Paths, bytes, PIL images or numpy arrays (or one of them).
             ids: One id per image, kept as given. Default (paths only): the path
                 relative to ``root`` (see :func:`file_id`), so re-indexing a file
                 overwrites its vector instead of adding a second one.
@@ -388,7 +393,10 @@ class SearchEngine:
             root: The folder ids are relative to; default the folder this index mirrors
                 (its :meth:`index_folder` source), else none (absolute paths).
             batch_size: Images per forward pass and per store write.
-            progress: Called with the number of images just handled, after each batch.
+            progress: ``True`` for a progress bar, or a callable that receives a
+                :class:`~zeroshot_vision.types.Progress` before the first batch and
+                after every batch (the same type as :meth:`index_folder`'s; callables
+                written for the former ``int`` argument read ``progress.advanced``).
 
         Returns:
             The ids written and, for each skipped image, the reason. A bad image (missing,
@@ -416,6 +424,22 @@ class SearchEngine:
         self._begin_write()
         indexed: list[str] = []
         failed: list[ImageFailure] = []
+        with Tracker(progress, task="index", total=len(sources)) as tracker:
+            self._index_chunks(sources, ids, metas, size, tracker, indexed, failed)
+        report = IndexReport(indexed=tuple(indexed), failed=tuple(failed))
+        logger.info("index_images: %s", report)
+        return report
+
+    def _index_chunks(
+        self,
+        sources: list[ImageSource],
+        ids: Sequence[str],
+        metas: list[dict[str, Any]],
+        size: int,
+        tracker: Tracker,
+        indexed: list[str],
+        failed: list[ImageFailure],
+    ) -> None:
         for chunk in self.encode_batches(range(len(sources)), sources, size):
             good = [(i, vector) for i, vector in chunk if not isinstance(vector, ImageLoadError)]
             for i, error in chunk:
@@ -432,11 +456,7 @@ class SearchEngine:
                     [metas[i] for i, _ in good],
                 )
                 indexed.extend(ids[i] for i, _ in good)
-            if progress is not None:
-                progress(len(chunk))
-        report = IndexReport(indexed=tuple(indexed), failed=tuple(failed))
-        logger.info("index_images: %s", report)
-        return report
+            tracker.advance(len(chunk), failed=len(chunk) - len(good))
 
     @staticmethod
     def _image_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
@@ -447,7 +467,7 @@ class SearchEngine:
                     "a list of image files)"
                 )
             return [images]
-        if isinstance(images, (bytes, bytearray)) or hasattr(images, "getpixel"):
+        if _is_one_image(images):
             return [images]  # type: ignore[list-item]
         return list(images)  # type: ignore[arg-type]
 
@@ -531,82 +551,208 @@ class SearchEngine:
 
     # -- search ------------------------------------------------------------------------
 
+    @overload
     def search(
         self,
-        query: str,
+        query: str | Query,
+        k: int = ...,
+        *,
+        filter: Mapping[str, Any] | None = ...,
+        min_probability: float | None = ...,
+        negative: str | None = ...,
+        negative_weight: float = ...,
+    ) -> SearchResults: ...
+
+    @overload
+    def search(
+        self,
+        query: list[str | Query] | list[str] | list[Query] | tuple[str | Query, ...],
+        k: int = ...,
+        *,
+        filter: Mapping[str, Any] | None = ...,
+        min_probability: float | None = ...,
+        negative: str | None = ...,
+        negative_weight: float = ...,
+    ) -> list[SearchResults]: ...
+
+    def search(
+        self,
+        query: str | Query | list[str] | list[Query] | list[str | Query] | tuple[str | Query, ...],
         k: int = 10,
         *,
         filter: Mapping[str, Any] | None = None,
         min_probability: float | None = None,
         negative: str | None = None,
         negative_weight: float = 0.5,
-    ) -> list[SearchResult]:
-        """The images that best match a text query, best first.
+    ) -> SearchResults | list[SearchResults]:
+        """The images that best match a query, best first; or, for a list, per query.
+
+        A query is words (``"a cyber-punk street at night"``) or a
+        :class:`~zeroshot_vision.query.Query` of weighted text and image parts
+        (``Query.text("beach") + Query.image("ref.jpg", weight=0.5) - Query.text("people")``).
+        A list of queries is answered in one go: texts embedded in one batch, the store
+        asked through its batched query where it has one (see
+        :func:`~zeroshot_vision.stores.batch.query_many`).
+
+        ``score`` is the cosine with the query's positive parts; ``probability`` SigLIP's
+        calibrated probability that the image matches the main positive text part
+        (``None`` without one). See :mod:`zeroshot_vision.query`.
 
         Args:
-            query: What to look for, in words ("a cyber-punk street at night").
-            k: How many results at most.
+            query: Words, a :class:`~zeroshot_vision.query.Query`, or a list of them.
+            k: How many results at most, per query.
             filter: A metadata filter (:mod:`zeroshot_vision.stores.filters`).
-            min_probability: Drop results whose calibrated probability is lower.
-            negative: Words to steer away from ("people"). Retrieval uses the query
-                direction minus ``negative_weight`` times the negative direction; scores
-                and probabilities still describe the match with ``query`` alone.
+            min_probability: Drop results whose calibrated probability is lower (the
+                query needs a positive text part).
+            negative: Words to steer away from ("people"), added to every query as a
+                part of weight ``-negative_weight``; scores and probabilities still
+                describe the match with the positive parts alone.
             negative_weight: How hard to steer away from ``negative``.
 
+        Returns:
+            :class:`~zeroshot_vision.results.SearchResults` (a list of
+            :class:`~zeroshot_vision.types.SearchResult`) for one query; a list of them,
+            one per query, for a list.
+
         Raises:
-            InvalidInputError: Empty query, ``k`` not a positive integer, a bad filter,
-                or ``min_probability`` outside [0, 1].
+            InvalidInputError: An empty query or batch, ``k`` not a positive integer, a
+                bad filter or weight, ``min_probability`` outside [0, 1] or without a
+                text part.
+            ImageLoadError: An image part cannot be read.
         """
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidInputError("the query is empty; type some words to search for")
+        many = isinstance(query, (list, tuple))
+        items: list[str | Query] = list(query) if many else [query]  # type: ignore[list-item, arg-type]
+        if many and not items:
+            raise InvalidInputError("the batch of queries is empty; give at least one query")
+        extra = None
+        if negative is not None and negative.strip():
+            extra = QueryPart(text=negative, weight=-_finite(negative_weight, "negative_weight"))
+        queries = [_as_query(item, extra) for item in items]
+        answers = self._answer(queries, k, filter, min_probability)
+        return answers if many else answers[0]
+
+    @overload
+    def search_by_image(
+        self, image: ImageSource, k: int = ..., *, filter: Mapping[str, Any] | None = ...
+    ) -> SearchResults: ...
+
+    @overload
+    def search_by_image(
+        self,
+        image: list[ImageSource] | tuple[ImageSource, ...],
+        k: int = ...,
+        *,
+        filter: Mapping[str, Any] | None = ...,
+    ) -> list[SearchResults]: ...
+
+    def search_by_image(
+        self,
+        image: ImageSource | list[ImageSource] | tuple[ImageSource, ...],
+        k: int = 10,
+        *,
+        filter: Mapping[str, Any] | None = None,
+    ) -> SearchResults | list[SearchResults]:
+        """The stored images most similar to ``image``; or, for a list, per image.
+
+        An image is a path, bytes, a PIL image or a numpy array. Image-to-image
+        similarity has no calibrated probability: ``probability`` is None.
+
+        Raises:
+            InvalidInputError: An empty list, or a bad ``k`` or filter.
+            ImageLoadError: An image cannot be read (the message names it).
+        """
+        many = isinstance(image, (list, tuple))
+        images: list[ImageSource] = list(image) if many else [image]  # type: ignore[list-item, arg-type]
+        if many and not images:
+            raise InvalidInputError("the batch of images is empty; give at least one image")
+        answers = self._answer([Query.image(item) for item in images], k, filter, None)
+        return answers if many else answers[0]
+
+    def _answer(
+        self,
+        queries: list[Query],
+        k: object,
+        filter: Mapping[str, Any] | None,
+        min_probability: float | None,
+    ) -> list[SearchResults]:
         k = check_k(k)
         validate_filter(filter)
         if min_probability is not None:
             min_probability = probability(min_probability, "min_probability")
-        texts = [query] if not (negative and negative.strip()) else [query, negative]
-        vectors = self.encoder.encode_texts(texts)
-        positive = vectors[0]
-        if len(vectors) == 1:
-            hits = self.store.query(positive, k=k, filter=filter)
+            if any(q.main_text is None for q in queries):
+                raise InvalidInputError(
+                    "min_probability needs a text part in every query: probabilities are "
+                    "calibrated only for text"
+                )
+        vectors = self._part_vectors(queries)
+        directions, positives, texts = [], [], []
+        for query in queries:
+            parts = [(part.weight, vectors[id(part)]) for part in query.parts]
+            directions.append(sum(w * v for w, v in parts))
+            positive = sum(w * v for w, v in parts if w > 0)
+            positives.append(positive / np.linalg.norm(positive))
+            main = query.main_text
+            texts.append(vectors[id(main)] if main is not None else None)
+        hit_lists = query_many(self.store, np.stack(directions), k=k, filter=filter)
+        return [
+            self._scored(query, hits, positive, text, min_probability)
+            for query, hits, positive, text in zip(queries, hit_lists, positives, texts)
+        ]
+
+    def _part_vectors(self, queries: list[Query]) -> dict[int, npt.NDArray[np.float32]]:
+        """Each part's unit vector, keyed by ``id(part)``: texts in one batch."""
+        text_parts = [part for q in queries for part in q.parts if part.text is not None]
+        image_parts = [part for q in queries for part in q.parts if part.text is None]
+        vectors: dict[int, npt.NDArray[np.float32]] = {}
+        if text_parts:
+            encoded = self.encoder.encode_texts([part.text or "" for part in text_parts])
+            vectors.update((id(part), vector) for part, vector in zip(text_parts, encoded))
+        for chunk in batched(image_parts, self.encoder.batch_size):
+            loaded = [load_image(p.image, draft_size=self.encoder.draft_size) for p in chunk]
+            encoded = self.encoder.encode_loaded(loaded)
+            vectors.update((id(part), vector) for part, vector in zip(chunk, encoded))
+        return vectors
+
+    def _scored(
+        self,
+        query: Query,
+        hits: list[Hit],
+        positive: npt.NDArray[Any],
+        text: npt.NDArray[np.float32] | None,
+        min_probability: float | None,
+    ) -> SearchResults:
+        """Results with the scores the docs promise, whatever direction ranked them."""
+        if len(query.parts) == 1:
+            # The direction is the positive part: the store's scores are the answer.
             scores = np.array([hit.score for hit in hits])
+            text_scores = scores if text is not None else None
         else:
-            direction = positive - negative_weight * vectors[1]
-            hits = self.store.query(direction, k=k, filter=filter)
             records = self.store.fetch([hit.id for hit in hits])
+            stored = [records[h.id].vector if h.id in records else None for h in hits]
             scores = np.array(
-                [
-                    float(records[hit.id].vector @ positive) if hit.id in records else hit.score
-                    for hit in hits
-                ]
+                [float(v @ positive) if v is not None else h.score for v, h in zip(stored, hits)]
             )
-        probabilities = self.encoder.probability(scores) if len(hits) else np.zeros(0)
+            text_scores = (
+                np.array(
+                    [float(v @ text) if v is not None else h.score for v, h in zip(stored, hits)]
+                )
+                if text is not None
+                else None
+            )
+        probabilities: list[float | None] = [None] * len(hits)
+        if text_scores is not None and len(hits):
+            probabilities = [float(p) for p in self.encoder.probability(text_scores)]
         results = [
-            SearchResult(id=hit.id, score=float(score), probability=float(p), metadata=hit.metadata)
+            SearchResult(id=hit.id, score=float(score), probability=p, metadata=hit.metadata)
             for hit, score, p in zip(hits, scores, probabilities)
         ]
         if min_probability is not None:
             results = [r for r in results if (r.probability or 0.0) >= min_probability]
-        return results
-
-    def search_by_image(
-        self, image: ImageSource, k: int = 10, *, filter: Mapping[str, Any] | None = None
-    ) -> list[SearchResult]:
-        """The stored images most similar to ``image`` (a path, bytes or PIL image).
-
-        Image-to-image similarity has no calibrated probability: ``probability`` is None.
-
-        Raises:
-            ImageLoadError: ``image`` cannot be read.
-        """
-        k = check_k(k)
-        validate_filter(filter)
-        loaded = load_image(image, draft_size=self.encoder.draft_size)
-        vector = self.encoder.encode_loaded([loaded])[0]
-        return _results(self.store.query(vector, k=k, filter=filter))
+        return SearchResults(results, query=str(query))
 
     def search_by_id(
         self, id: str, k: int = 10, *, filter: Mapping[str, Any] | None = None
-    ) -> list[SearchResult]:
+    ) -> SearchResults:
         """ "More like this": the stored images most similar to a stored one, itself excluded.
 
         Raises:
@@ -618,15 +764,84 @@ class SearchEngine:
         if record is None:
             raise RecordNotFoundError(f"no image with id {id!r} in the store", id=id)
         hits = self.store.query(record.vector, k=k + 1, filter=filter)
-        return _results([hit for hit in hits if hit.id != id][:k])
+        return SearchResults(_results([hit for hit in hits if hit.id != id][:k]), query=id)
+
+    # -- near-duplicates ---------------------------------------------------------------
+
+    def duplicates(
+        self,
+        threshold: float | None = None,
+        *,
+        neighbours: int | None = None,
+        batch_size: int = 256,
+        progress: ProgressOption = None,
+    ) -> list[DuplicateGroup]:
+        """Groups of stored images that are near-duplicates (resized, re-encoded, cropped).
+
+        Compares stored vectors only, nothing is re-encoded; exact for FAISS, one query
+        per image for Pinecone. See :mod:`zeroshot_vision.duplicates` for the cost and for
+        where the default threshold comes from.
+
+        Args:
+            threshold: Cosine at or above which two images are near-duplicates; default
+                :data:`~zeroshot_vision.duplicates.DEFAULT_DUPLICATE_THRESHOLD` (0.99).
+            neighbours: Nearest neighbours each image asks for first (more when all
+                of them are above the threshold).
+            batch_size: Vectors per batch.
+            progress: ``True`` for a bar, or a callable receiving a
+                :class:`~zeroshot_vision.types.Progress`.
+
+        Returns:
+            The groups, largest first; each group's ids sorted, with its pair scores.
+        """
+        from zeroshot_vision.duplicates import (
+            DEFAULT_DUPLICATE_THRESHOLD,
+            DEFAULT_NEIGHBOURS,
+            find_duplicates,
+        )
+
+        return find_duplicates(
+            self.store,
+            threshold=DEFAULT_DUPLICATE_THRESHOLD if threshold is None else threshold,
+            neighbours=DEFAULT_NEIGHBOURS if neighbours is None else neighbours,
+            batch_size=batch_size,
+            progress=progress,
+        )
 
     # -- classification ----------------------------------------------------------------
 
+    @overload
+    def classify(  # type: ignore[overload-overlap]  # a str is also an iterable
+        self, image: ImageSource, labels: str | Sequence[str], *, softmax: bool | None = ...
+    ) -> list[LabelScore]: ...
+
+    @overload
     def classify(
-        self, image: ImageSource, labels: str | Sequence[str], *, softmax: bool | None = None
-    ) -> list[LabelScore]:
-        """Score ``labels`` against one image (see :meth:`Encoder.classify`); no store needed."""
-        return self.encoder.classify(image, labels, softmax=softmax)
+        self,
+        image: Iterable[ImageSource],
+        labels: str | Sequence[str],
+        *,
+        softmax: bool | None = ...,
+    ) -> ClassifyReport: ...
+
+    def classify(
+        self,
+        image: ImageSource | Iterable[ImageSource],
+        labels: str | Sequence[str],
+        *,
+        softmax: bool | None = None,
+    ) -> list[LabelScore] | ClassifyReport:
+        """Score ``labels`` against one image, or many; no store needed.
+
+        One image (a path, bytes, a PIL image or a numpy array) gives its labels, most
+        likely first (see :meth:`Encoder.classify`), and an unreadable one raises. A list
+        (or any other iterable) of images gives a
+        :class:`~zeroshot_vision.types.ClassifyReport`: unreadable images are listed in
+        ``failed``, never fatal (see :meth:`classify_many`).
+        """
+        if _is_one_image(image):
+            return self.encoder.classify(image, labels, softmax=softmax)  # type: ignore[arg-type]
+        return self.classify_many(image, labels, softmax=softmax)  # type: ignore[arg-type]
 
     def classify_many(
         self,
@@ -635,11 +850,60 @@ class SearchEngine:
         *,
         softmax: bool | None = None,
         batch_size: int | None = None,
+        progress: ProgressOption = None,
     ) -> ClassifyReport:
         """Score ``labels`` against many images (see :meth:`Encoder.classify_many`)."""
         return self.encoder.classify_many(
-            images, clean_labels(labels), softmax=softmax, batch_size=batch_size
+            images, clean_labels(labels), softmax=softmax, batch_size=batch_size, progress=progress
         )
+
+    def classify_indexed(
+        self,
+        labels: str | Sequence[str],
+        *,
+        ids: Iterable[str] | None = None,
+        softmax: bool | None = None,
+        batch_size: int = 1_000,
+        progress: ProgressOption = None,
+    ) -> ClassifyReport:
+        """Score ``labels`` against the stored images, from their stored vectors.
+
+        No image is read or re-encoded: only the labels go through the model. Each
+        result's ``source`` is the image's metadata ``path`` when it has one, else its id.
+
+        Args:
+            labels: Candidate descriptions, or one comma-separated string.
+            ids: Only these stored ids (missing ones are skipped); default every one.
+            softmax: As for :meth:`classify`.
+            batch_size: Vectors fetched per batch.
+            progress: ``True`` for a bar, or a callable receiving a
+                :class:`~zeroshot_vision.types.Progress`.
+        """
+        unique = clean_labels(labels)
+        size = positive_int(batch_size, "batch_size")
+        wanted = list(self.store.ids()) if ids is None else list(dict.fromkeys(ids))
+        text_vectors = self.encoder.encode_texts(unique)
+        results: list[ImageLabels] = []
+        with Tracker(progress, task="classify", total=len(wanted)) as tracker:
+            for chunk in batched(wanted, size):
+                records = self.store.fetch(chunk)
+                present = [records[item] for item in chunk if item in records]
+                for record, scores in zip(
+                    present,
+                    self.encoder.score_labels(
+                        unique,
+                        text_vectors,
+                        np.stack([r.vector for r in present])
+                        if present
+                        else np.zeros((0, self.encoder.dim), np.float32),
+                        softmax=softmax,
+                    ),
+                ):
+                    path = record.metadata.get("path")
+                    source = path if isinstance(path, str) and path else record.id
+                    results.append(ImageLabels(source=source, labels=tuple(scores)))
+                tracker.advance(len(chunk))
+        return ClassifyReport(results=tuple(results))
 
 
 def _results(hits: list[Hit]) -> list[SearchResult]:
@@ -647,3 +911,34 @@ def _results(hits: list[Hit]) -> list[SearchResult]:
         SearchResult(id=hit.id, score=hit.score, probability=None, metadata=hit.metadata)
         for hit in hits
     ]
+
+
+def _is_one_image(value: object) -> bool:
+    """Whether ``value`` is one image rather than a collection of them."""
+    return (
+        isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray))
+        or hasattr(value, "getpixel")  # a PIL image, without importing PIL here
+    )
+
+
+def _finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise InvalidInputError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _as_query(item: object, extra: QueryPart | None) -> Query:
+    if isinstance(item, str):
+        if not item.strip():
+            raise InvalidInputError("the query is empty; type some words to search for")
+        query = Query.text(item)
+    elif isinstance(item, Query):
+        query = item
+    else:
+        raise InvalidInputError(
+            f"a query is words or a Query, got {type(item).__name__} (for an image, use "
+            "search_by_image or Query.image)"
+        )
+    if extra is not None:
+        query = Query((*query.parts, extra))
+    return query.check()

@@ -9,6 +9,8 @@ ahead, so decoding overlaps model compute while memory stays bounded.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
 import logging
 import os
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from zeroshot_vision.errors import (
     ImageDecodeError,
@@ -32,11 +34,13 @@ from zeroshot_vision.errors import (
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "HEIF_SUFFIXES",
     "IMAGE_SUFFIXES",
     "UNRECOGNIZED_FORMAT",
     "describe_source",
     "iter_loaded",
     "load_image",
+    "register_heif",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,8 +50,27 @@ DEFAULT_MAX_PIXELS = 89_478_485
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif", ".ppm"}
+    | {".heic", ".heif", ".avif"}
 )
-"""File suffixes (lower case) treated as images when scanning folders."""
+"""File suffixes (lower case) treated as images when scanning folders.
+
+HEIC/HEIF (iPhone photos) need the ``heif`` extra (``pillow-heif``); AVIF is read by
+Pillow itself where it was built with libavif, else by ``pillow-heif`` too. Without
+them such files are listed and reported as failures naming the extra to install.
+"""
+
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".avif"})
+# What a file's suffix or its ISO-BMFF brand says it is: HEIC ("heif"), AVIF, or a generic
+# HEIF container that may hold either.
+_HEIF_SUFFIX_KINDS = {".heic": "heif", ".heif": "heif", ".avif": "avif"}
+_HEIF_BRAND_KINDS = {
+    b"ftypheic": "heif",
+    b"ftypheix": "heif",
+    b"ftyphevc": "heif",
+    b"ftypavif": "avif",
+    b"ftypmif1": "either",
+    b"ftypmsf1": "either",
+}
 
 UNRECOGNIZED_FORMAT = "not a recognized image format"
 """The :class:`~zeroshot_vision.errors.ImageDecodeError` reason for data that no decoder
@@ -65,6 +88,8 @@ def describe_source(source: object) -> str:
         return f"<{len(source)} bytes>"
     if isinstance(source, Image.Image):
         return f"<PIL image {source.width}x{source.height} {source.mode}>"
+    if isinstance(source, np.ndarray):
+        return f"<array {'x'.join(map(str, source.shape))} {source.dtype}>"
     return f"<{type(source).__name__}>"
 
 
@@ -80,7 +105,9 @@ def load_image(
     and then only the data it decodes, so a huge file that is not an image costs nothing.
 
     Args:
-        source: A path (``str`` or ``os.PathLike``), the file's bytes, or a PIL image.
+        source: A path (``str`` or ``os.PathLike``), the file's bytes, a PIL image, or a
+            numpy array: ``HxW`` gray, ``HxWx3`` RGB or ``HxWx4`` RGBA, as ``uint8`` or
+            as floats in [0, 1] (what matplotlib and scikit-image produce).
         max_pixels: Refuse images with more pixels than this, before decoding them
             (``None``: no limit of ours; Pillow still refuses over twice its own limit).
         draft_size: If given, let JPEG decoding scale down by a power of two while
@@ -95,6 +122,8 @@ def load_image(
         ImageTooLargeError: The image has more pixels than allowed.
     """
     name = describe_source(source)
+    source = _from_array(source, name) if isinstance(source, np.ndarray) else source
+    _check_heif(source, name)
     try:
         if isinstance(source, Image.Image):
             return _decode(source, name, max_pixels, draft_size)
@@ -113,6 +142,72 @@ def load_image(
         # struct.error, NotImplementedError, even MemoryError for absurd headers); every
         # one of them means "this file is not usable", never "stop everything".
         raise ImageDecodeError(name, _reason(exc)) from exc
+
+
+def _from_array(array: np.ndarray[Any, Any], name: str) -> Image.Image:
+    """A numpy image as a PIL image: uint8, or floats in [0, 1]; gray, RGB or RGBA."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageDecodeError(
+            name, f"an array image must be HxW, HxWx3 or HxWx4, got shape {array.shape}"
+        )
+    if array.dtype == np.uint8:
+        pixels = array
+    elif array.dtype == np.bool_:
+        pixels = array.astype(np.uint8) * 255
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all() or array.min(initial=0) < 0 or array.max(initial=0) > 1:
+            raise ImageDecodeError(name, "a float array image must hold values in [0, 1]")
+        pixels = np.rint(array * 255).astype(np.uint8)
+    else:
+        raise ImageDecodeError(
+            name, f"an array image must be uint8 or float in [0, 1], got {array.dtype}"
+        )
+    # fromarray reads the mode from the shape: HxW -> L, HxWx3 -> RGB, HxWx4 -> RGBA.
+    return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+@functools.cache
+def register_heif() -> bool:
+    """Let Pillow read HEIC/HEIF (and AVIF) through ``pillow-heif``, if it is installed.
+
+    Returns:
+        Whether ``pillow-heif`` is installed (and now registered). Called on the first
+        HEIF-looking image; safe to call more than once.
+    """
+    try:
+        import pillow_heif  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        logger.warning(
+            'HEIC/HEIF images need pillow-heif: pip install "zeroshot-vision[heif]"; '
+            "they are reported as failures until then"
+        )
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _check_heif(source: Any, name: str) -> None:
+    """Register the HEIF opener for a HEIF-looking source, or say which extra it needs."""
+    if isinstance(source, (str, os.PathLike)):
+        kind = _HEIF_SUFFIX_KINDS.get(Path(source).suffix.lower())
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        kind = _HEIF_BRAND_KINDS.get(bytes(source[4:12]))
+    else:
+        return
+    if kind is None:
+        return
+    if kind != "heif" and features.check("avif"):
+        # Pillow reads AVIF itself; a generic "mif1" file may still be HEIC, so use
+        # pillow-heif too where it is installed, without asking for it.
+        if kind == "either" and importlib.util.find_spec("pillow_heif") is not None:
+            register_heif()
+        return
+    if not register_heif():
+        raise ImageDecodeError(
+            name, 'HEIC/HEIF images need the heif extra: pip install "zeroshot-vision[heif]"'
+        )
 
 
 def _open_file(path: Path, name: str) -> BinaryIO:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ClassifyReport",
+    "DuplicateGroup",
+    "DuplicatePair",
     "FolderReport",
     "Hit",
     "ImageFailure",
@@ -24,6 +26,7 @@ __all__ = [
     "IndexReport",
     "LabelScore",
     "Metadata",
+    "Progress",
     "Record",
     "SearchResult",
     "caption",
@@ -32,8 +35,9 @@ __all__ = [
 Metadata = Mapping[str, Any]
 """JSON-like metadata: str keys; str, int, float, bool, None, lists and dicts as values."""
 
-ImageSource = Union[str, "os.PathLike[str]", Path, bytes, "Image.Image"]
-"""Anything the encoder can read an image from: a path, the file's bytes, or a PIL image."""
+ImageSource = Union[str, "os.PathLike[str]", Path, bytes, "Image.Image", "npt.NDArray[Any]"]
+"""Anything the encoder can read an image from: a path, the file's bytes, a PIL image, or a
+numpy array (``HxW`` gray, ``HxWx3`` RGB or ``HxWx4`` RGBA; uint8, or floats in [0, 1])."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,22 +168,77 @@ class ClassifyReport:
 
 
 @dataclass(frozen=True, kw_only=True)
-class IndexProgress:
-    """Where a folder run stands; passed to the progress callback after every batch.
+class Progress:
+    """Where a long operation stands; the one progress type of the library.
+
+    Every long operation (``index_folder``, ``index_images``, ``classify_many``,
+    ``duplicates``, ``export_store``, ``import_store``) takes ``progress=``: ``True`` for a
+    ``tqdm.auto`` bar (a notebook widget in Jupyter, a text bar in a terminal), or a
+    callable that receives one of these before the first batch and after every batch.
 
     Attributes:
-        total: Images this run has to encode (new and changed ones).
-        done: Images handled so far, indexed or failed.
-        advanced: Images handled since the previous call.
-        indexed: Images indexed so far.
-        failed: Images that could not be read so far.
+        total: Items this operation has to handle (``None`` when not known in advance).
+        done: Items handled so far, succeeded or failed.
+        advanced: Items handled since the previous call.
+        indexed: Items that succeeded so far (indexed, classified, compared, written).
+        failed: Items that could not be handled so far (unreadable images).
+        task: What is running: ``"index"``, ``"classify"``, ``"duplicates"``,
+            ``"export"`` or ``"import"``.
     """
 
-    total: int
+    total: int | None
     done: int = 0
     advanced: int = 0
     indexed: int = 0
     failed: int = 0
+    task: str = "index"
+
+
+IndexProgress = Progress
+"""The former name of :class:`Progress`, kept so existing callbacks keep working."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DuplicatePair:
+    """Two stored images whose vectors are near-identical.
+
+    Attributes:
+        first: One id (the smaller, in sort order).
+        second: The other id.
+        score: Cosine similarity of their vectors.
+    """
+
+    first: str
+    second: str
+    score: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class DuplicateGroup:
+    """Images that are near-duplicates of each other, directly or through others.
+
+    A group is a connected component of the pairs above the threshold: if A matches B
+    and B matches C, the three form one group even when A and C score below it.
+
+    Attributes:
+        ids: The group's ids, sorted.
+        pairs: Every pair above the threshold within the group, highest score first.
+    """
+
+    ids: tuple[str, ...]
+    pairs: tuple[DuplicatePair, ...]
+
+    @property
+    def score(self) -> float:
+        """The highest pair score in the group."""
+        return max((pair.score for pair in self.pairs), default=0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``ids`` and ``pairs`` (``[first, second, score]``)."""
+        return {
+            "ids": list(self.ids),
+            "pairs": [[p.first, p.second, round(p.score, 6)] for p in self.pairs],
+        }
 
 
 @dataclass(frozen=True, kw_only=True)

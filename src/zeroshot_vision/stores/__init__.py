@@ -4,6 +4,8 @@ Backends import their heavy dependency (faiss, pinecone) only when constructed.
 """
 
 from zeroshot_vision.stores.base import VectorStore
+from zeroshot_vision.stores.batch import query_many
+from zeroshot_vision.stores.exchange import export_store, import_store
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.stores.filters import matches, validate_filter
 from zeroshot_vision.stores.pinecone import PineconeStore, create_pinecone_index
@@ -17,7 +19,10 @@ __all__ = [
     "VectorStore",
     "copy_store",
     "create_pinecone_index",
+    "export_store",
+    "import_store",
     "matches",
+    "query_many",
     "register_store_kind",
     "store_kinds",
     "validate_filter",

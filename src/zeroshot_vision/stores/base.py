@@ -166,6 +166,11 @@ def _as_matrix(vectors: npt.ArrayLike, dim: int, *, what: str) -> npt.NDArray[np
 def normalize_rows(array: npt.ArrayLike, *, what: str = "vectors") -> npt.NDArray[np.float32]:
     """Scale each row to unit length, as C-contiguous float32.
 
+    Rows already of unit length (within float32 rounding, as the encoder and every store
+    give them) are kept bit for bit: dividing them by their norm again would move some
+    components by one unit in the last place, and a copy or an export and import round
+    trip must give back exactly what was stored.
+
     Raises:
         InvalidVectorError: If a row is all zeros (it has no direction).
     """
@@ -174,7 +179,12 @@ def normalize_rows(array: npt.ArrayLike, *, what: str = "vectors") -> npt.NDArra
     if (norms == 0).any():
         bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
         raise InvalidVectorError(f"{what} row {bad} is all zeros and has no direction")
-    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+    unit = np.abs(norms - 1.0) <= UNIT_TOLERANCE
+    return np.ascontiguousarray(np.where(unit, matrix, matrix / norms), dtype=np.float32)
+
+
+UNIT_TOLERANCE = 1e-6
+"""A row whose norm is this close to 1 counts as unit length and is stored unchanged."""
 
 
 def clean_metadata(value: Any, *, where: str = "metadata") -> Any:

@@ -151,6 +151,10 @@ class PineconeStore:
         >>> store = PineconeStore(index, namespace="photos")  # doctest: +SKIP
     """
 
+    remote = True
+    """Every call is a network round trip: batched helpers (``stores.batch.query_many``)
+    run this store's queries concurrently, bounded."""
+
     def __init__(
         self,
         index: Any,
