@@ -40,7 +40,7 @@ from zeroshot_vision.stores.base import VectorStore
 from zeroshot_vision.stores.batch import query_many
 from zeroshot_vision.types import DuplicateGroup, DuplicatePair
 
-__all__ = ["DEFAULT_DUPLICATE_THRESHOLD", "find_duplicates", "group_pairs"]
+__all__ = ["DEFAULT_DUPLICATE_THRESHOLD", "check_threshold", "find_duplicates", "group_pairs"]
 
 DEFAULT_DUPLICATE_THRESHOLD = 0.99
 """Cosine at or above which two images count as near-duplicates (Immich: distance 0.01)."""
