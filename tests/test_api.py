@@ -121,3 +121,23 @@ def test_result_types_are_keyword_only() -> None:
         if inspect.isclass(value) and hasattr(value, "__dataclass_fields__"):
             with pytest.raises(TypeError):
                 value(*["x"] * len(value.__dataclass_fields__))
+
+
+def test_no_code_branches_on_a_concrete_store_outside_its_module() -> None:
+    """Persistence and lifecycle go through the protocol, not isinstance checks (#6)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(zeroshot_vision.__file__).parent
+    concrete = {"FaissStore": "stores/faiss.py", "PineconeStore": "stores/pinecone.py"}
+    offenders = []
+    for path in package.rglob("*.py"):
+        relative = path.relative_to(package).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance":
+                names = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+                names |= {n.attr for n in ast.walk(node.args[1]) if isinstance(n, ast.Attribute)}
+                for name, home in concrete.items():
+                    if name in names and relative != home:
+                        offenders.append(f"{relative}:{node.lineno} isinstance(..., {name})")
+    assert offenders == []
