@@ -16,11 +16,18 @@ On disk a store is a folder::
     delta-<gen>-<n>.f32     # the upserted vectors, raw little-endian float32
 
 ``save`` writes new files beside the old ones and then swaps ``store.json`` with an
-atomic rename, so a crash at any point leaves the previous version loadable. Saving again
+atomic rename, so a crash at any point leaves the previous version loadable. The files of
+the generation before the live one are kept until the next generation is written, so a
+process that read the manifest just before a swap can still read what it names; ``load``
+re-reads the manifest when a file vanished anyway. Saving again
 to the folder a store was loaded from (or last saved to) writes only a delta of what
 changed since, so committing after every small batch stays cheap as the store grows; after
 :data:`MAX_DELTAS` deltas, or when a delta would hold more than a quarter of the store, the
 whole store is rewritten as a new generation. No pickle is used anywhere.
+
+One writer per folder: ``save`` removes the temp files that killed saves left behind,
+which would break a save running at the same moment in another process. An index folder
+holds a lock for this; threads of one process sharing a store are serialized by it.
 """
 
 from __future__ import annotations
@@ -29,14 +36,16 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from zeroshot_vision._files import fsync_dir, write_atomic
+from zeroshot_vision._files import folder_size, fsync_dir, remove_temp_files, write_atomic
 from zeroshot_vision._optional import require
 from zeroshot_vision.errors import (
     DimensionMismatchError,
@@ -63,14 +72,67 @@ MAX_DELTAS = 64
 _GENERATION_FILE = re.compile(
     r"^(?:(?:index|records)-(\d+)\.(?:faiss|json)|delta-(\d+)-\d+\.(?:json|f32))$"
 )
+_LOAD_ATTEMPTS = 5
+"""How often ``load`` re-reads a manifest whose files were replaced while it read them."""
 
 
 def _faiss() -> ModuleType:
     return require("faiss", purpose="FaissStore")
 
 
+class _ReadWriteLock:
+    """Many readers at once, or one writer; a waiting writer holds new readers back.
+
+    Not reentrant: a thread holding it must not take it again (a writer waiting between
+    the two would deadlock them both).
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._condition:
+            while self._writing or self._writers_waiting:
+                self._condition.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                if not self._readers:
+                    self._condition.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._condition:
+            self._writers_waiting += 1
+            try:
+                while self._writing or self._readers:
+                    self._condition.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writing = False
+                self._condition.notify_all()
+
+
 class FaissStore:
     """An exact, in-memory vector store on FAISS; the embedded default.
+
+    Thread-safe: any number of threads may call any methods at once. Queries, fetches,
+    ``ids()``, ``len()`` and saves run side by side (FAISS releases the GIL while it
+    searches); ``upsert`` and ``delete`` wait for them and run alone. A query sees the
+    store before a write or after it, never half of it. Saves to a folder are one at a
+    time. Across processes, one process writes a folder while any number load it.
 
     Args:
         dim: Vector dimension (``encoder.dim``).
@@ -98,6 +160,11 @@ class FaissStore:
         self._changed: dict[str, bool] = {}
         # Where commit() saves to: the folder given to open() or load().
         self._home: Path | None = None
+        # Readers (query, fetch, ids, save) share the lock; upsert and delete take it
+        # alone. FAISS indexes are not safe to search while they change.
+        self._lock = _ReadWriteLock()
+        # Saves also exclude each other: they share the files and the delta bookkeeping.
+        self._save_lock = threading.Lock()
 
     @property
     def dim(self) -> int:
@@ -105,7 +172,8 @@ class FaissStore:
         return self._dim
 
     def __len__(self) -> int:
-        return len(self._key_of)
+        with self._lock.reading():
+            return len(self._key_of)
 
     def __repr__(self) -> str:
         return f"FaissStore(dim={self._dim}, count={len(self)})"
@@ -120,6 +188,12 @@ class FaissStore:
         id_list, matrix, meta_list = prepare_upsert(ids, vectors, metadata, self._dim)
         if not id_list:
             return
+        with self._lock.writing():
+            self._upsert(id_list, matrix, meta_list)
+
+    def _upsert(
+        self, id_list: list[str], matrix: npt.NDArray[np.float32], meta_list: list[dict[str, Any]]
+    ) -> None:
         keys = []
         for item in id_list:
             key = self._key_of.get(item)
@@ -149,13 +223,19 @@ class FaissStore:
     ) -> list[Hit]:
         """The ``k`` most similar records that pass ``filter``, highest score first."""
         query, k = prepare_query(vector, k, filter, self._dim)
+        passes = compile_filter(filter) if filter else None
+        with self._lock.reading():
+            return self._query(query, k, passes)
+
+    def _query(
+        self, query: npt.NDArray[np.float32], k: int, passes: Callable[[Any], bool] | None
+    ) -> list[Hit]:
         if not self._key_of:
             return []
         faiss = _faiss()
         params = None
         candidates = len(self._key_of)
-        if filter:
-            passes = compile_filter(filter)
+        if passes is not None:
             allowed = [self._key_of[item] for item, meta in self._metadata.items() if passes(meta)]
             if not allowed:
                 return []
@@ -174,19 +254,23 @@ class FaissStore:
 
     def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
         """The stored records for ``ids``; absent ids are left out."""
+        wanted = check_ids(ids)
         out: dict[str, Record] = {}
-        for item in check_ids(ids):
-            key = self._key_of.get(item)
-            if key is not None:
-                vector = np.asarray(self._index.reconstruct(key), dtype=np.float32)
-                out[item] = Record(item, vector, dict(self._metadata[item]))
+        with self._lock.reading():
+            for item in wanted:
+                key = self._key_of.get(item)
+                if key is not None:
+                    vector = np.asarray(self._index.reconstruct(key), dtype=np.float32)
+                    out[item] = Record(item, vector, dict(self._metadata[item]))
         return out
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove records; absent ids are ignored."""
-        present = [item for item in set(check_ids(ids)) if item in self._key_of]
-        self._drop(present)
-        self._changed.update(dict.fromkeys(present, False))
+        wanted = set(check_ids(ids))
+        with self._lock.writing():
+            present = [item for item in wanted if item in self._key_of]
+            self._drop(present)
+            self._changed.update(dict.fromkeys(present, False))
 
     def _drop(self, ids: Sequence[str]) -> None:
         keys = [self._key_of[item] for item in ids if item in self._key_of]
@@ -198,7 +282,8 @@ class FaissStore:
 
     def ids(self) -> Iterator[str]:
         """Every stored id (a snapshot, safe to iterate while writing)."""
-        return iter(list(self._key_of))
+        with self._lock.reading():
+            return iter(list(self._key_of))
 
     def _remove_keys(self, keys: Sequence[int]) -> None:
         if keys:
@@ -233,7 +318,8 @@ class FaissStore:
     def commit(self) -> None:
         """Save to the folder this store was opened or loaded from; in memory, do nothing.
 
-        Only what changed since the last commit is written (see :meth:`save`).
+        Only what changed since the last commit is written (see :meth:`save`). Queries
+        go on while it writes; writes wait for it.
         """
         if self._home is not None:
             self.save(self._home)
@@ -246,24 +332,42 @@ class FaissStore:
 
         The folder is created if needed. A crash at any moment leaves either the previous
         version or the new one loadable, never a mix. Saving again to the folder this
-        store was loaded from or last saved to writes only what changed since.
+        store was loaded from or last saved to writes only what changed since. Queries
+        go on while it writes; writes wait for it.
+
+        Only one process may save to a folder at a time (an index folder's lock sees to
+        it): ``save`` first removes the temp files that killed saves left in the folder,
+        and would remove another writer's too. Any number of processes may load it.
         """
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        previous = _read_manifest(folder) if (folder / MANIFEST).exists() else None
-        if previous is not None and self._can_save_delta(folder, previous):
-            if self._changed:  # nothing changed since the last save: nothing to write
-                self._save_delta(folder, previous)
-        else:
-            self._save_generation(folder, previous)
-        self._changed.clear()
+        with self._save_lock, self._lock.reading():
+            removed = remove_temp_files(folder)
+            if removed:
+                logger.info("removed %d temp files of interrupted saves from %s", removed, folder)
+            previous = _read_manifest(folder) if (folder / MANIFEST).exists() else None
+            if previous is not None and self._can_save_delta(folder, previous):
+                if self._changed:  # nothing changed since the last save: nothing to write
+                    self._save_delta(folder, previous)
+            else:
+                self._save_generation(folder, previous)
+            self._changed.clear()
+
+    @staticmethod
+    def disk_usage(path: str | os.PathLike[str]) -> int:
+        """Bytes the store saved in the folder ``path`` takes on disk.
+
+        Counts the live generation, its deltas and the previous generation kept for
+        readers; leaves out temp files of interrupted saves (the next save removes them).
+        """
+        return folder_size(Path(path))
 
     def _can_save_delta(self, folder: Path, previous: dict[str, Any]) -> bool:
         deltas = previous.get("deltas", [])
         return (
             self._saved == (folder.resolve(), previous["generation"], len(deltas))
             and len(deltas) < MAX_DELTAS
-            and len(self._changed) <= max(256, len(self) // 4)
+            and len(self._changed) <= max(256, len(self._key_of) // 4)
         )
 
     def _save_generation(self, folder: Path, previous: dict[str, Any] | None) -> None:
@@ -277,11 +381,17 @@ class FaissStore:
         }
         write_atomic(folder / records_name, json.dumps(records, ensure_ascii=False).encode())
         self._swap_manifest(folder, generation, index_name, records_name, [])
+        # Keep the generation just replaced (and its deltas): a reader in another process
+        # may have read the old manifest and not yet its files. Older ones can go, as can
+        # leftovers of saves that crashed before their swap.
+        keep = {generation, previous["generation"] if previous else generation}
         for stale in folder.iterdir():
             found = _GENERATION_FILE.match(stale.name)
-            if found and int(found.group(1) or found.group(2)) != generation:
+            if found and int(found.group(1) or found.group(2)) not in keep:
                 stale.unlink(missing_ok=True)
-        logger.debug("saved %d vectors to %s (generation %d)", len(self), folder, generation)
+        logger.debug(
+            "saved %d vectors to %s (generation %d)", len(self._key_of), folder, generation
+        )
 
     def _save_delta(self, folder: Path, previous: dict[str, Any]) -> None:
         generation, deltas = previous["generation"], list(previous.get("deltas", []))
@@ -313,7 +423,7 @@ class FaissStore:
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "dim": self._dim,
-            "count": len(self),
+            "count": len(self._key_of),
             "generation": generation,
             "index": index,
             "records": records,
@@ -328,20 +438,40 @@ class FaissStore:
     def load(cls, path: str | os.PathLike[str]) -> FaissStore:
         """Load a store written by :meth:`save`.
 
+        Safe while another process saves to the same folder: if a file the manifest
+        names is removed before it is read (a newer save replaced it), the manifest is
+        read again, a few times at most.
+
         Raises:
             IndexNotFoundError: If ``path`` holds no saved store.
             StoreError: If the files are damaged or inconsistent.
         """
-        faiss = _faiss()
         folder = Path(path)
-        if not (folder / MANIFEST).is_file():
-            raise IndexNotFoundError(f"no FaissStore at {folder} (missing {MANIFEST})")
-        manifest = _read_manifest(folder)
+        for _ in range(_LOAD_ATTEMPTS):
+            if not (folder / MANIFEST).is_file():
+                raise IndexNotFoundError(f"no FaissStore at {folder} (missing {MANIFEST})")
+            manifest = _read_manifest(folder)
+            try:
+                return cls._load(folder, manifest)
+            except _FileVanishedError as exc:
+                if _read_manifest(folder) == manifest:  # not replaced: missing for good
+                    raise StoreError(f"cannot load FaissStore from {folder}: {exc}") from exc
+                logger.debug("%s changed while loading it; reading it again", folder)
+        raise StoreError(
+            f"cannot load FaissStore from {folder}: it changed {_LOAD_ATTEMPTS} times "
+            "while being read"
+        )
+
+    @classmethod
+    def _load(cls, folder: Path, manifest: dict[str, Any]) -> FaissStore:
+        faiss = _faiss()
         deltas = manifest.get("deltas", [])
         try:
             raw = np.frombuffer((folder / manifest["index"]).read_bytes(), dtype=np.uint8)
             index = faiss.deserialize_index(raw)
             records = json.loads((folder / manifest["records"]).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise _FileVanishedError(str(exc)) from exc
         except (OSError, RuntimeError, ValueError) as exc:
             raise StoreError(f"cannot load FaissStore from {folder}: {exc}") from exc
         store = cls(int(manifest["dim"]))
@@ -371,6 +501,8 @@ class FaissStore:
         try:
             delta = json.loads((folder / name).read_text(encoding="utf-8"))
             raw = (folder / delta["vectors"]).read_bytes()
+        except FileNotFoundError as exc:
+            raise _FileVanishedError(str(exc)) from exc
         except (OSError, ValueError, KeyError) as exc:
             raise StoreError(f"cannot load FaissStore delta {folder / name}: {exc}") from exc
         upserts = delta["upserts"]
@@ -389,6 +521,10 @@ class FaissStore:
                 [meta for _, _, meta in upserts],
             )
         self._next_key = max(self._next_key, int(delta["next_key"]))
+
+
+class _FileVanishedError(Exception):
+    """A file named by the manifest is missing: replaced by a newer save, or lost."""
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
