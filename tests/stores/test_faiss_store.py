@@ -440,6 +440,30 @@ def test_load_while_another_process_saves(tmp_path: Path) -> None:
     assert failures == [], f"{len(failures)} of {loads} loads failed: {failures[:3]}"
 
 
+def test_load_reads_the_manifest_again_when_its_files_vanish(tmp_path: Path, monkeypatch) -> None:
+    _filled(5).save(tmp_path)
+    real_load = FaissStore._load.__func__  # type: ignore[attr-defined]
+    generations: list[int] = []
+
+    def racing_load(cls, folder: Path, manifest: dict) -> FaissStore:
+        if not generations:  # between reading the manifest and its files, a writer saves
+            _filled(7).save(tmp_path)  # twice: generation 1 is deleted
+            _filled(9).save(tmp_path)
+        generations.append(manifest["generation"])
+        return real_load(cls, folder, manifest)
+
+    monkeypatch.setattr(FaissStore, "_load", classmethod(racing_load))
+    assert len(FaissStore.load(tmp_path)) == 9
+    assert generations == [1, 3]
+
+
+def test_a_missing_file_under_an_unchanged_manifest_is_damage(tmp_path: Path) -> None:
+    _filled().save(tmp_path)
+    (tmp_path / "index-1.faiss").unlink()
+    with pytest.raises(StoreError, match="No such file"):
+        FaissStore.load(tmp_path)
+
+
 # -- temp files left by killed saves --------------------------------------------------------
 
 _KILLED_SAVE = r"""
