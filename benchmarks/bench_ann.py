@@ -2,16 +2,26 @@
 
     python benchmarks/bench_ann.py [--n 50000] [--dim 1152] [--queries 200]
         [--indexes hnsw hnsw-sq8 flat] [--ef-search 32 64 128 256] [--out PATH]
+        [--data latent|isolated]
 
-Builds one store per index type from the same synthetic clustered unit vectors (like the
-embeddings of a photo collection: tight groups of similar images), then times single
-queries (k = 10, one at a time, through ``FaissStore.query``) at each search breadth and
-counts how many of the exact top 10 each returns. Memory is the size of the serialized
-FAISS index over the float32 bytes of the vectors (``n * dim * 4``). Prints a table and
-writes the rows as JSON to ``--out`` (default ``benchmarks/results/ann.json``) after each
-index type, so a run cut short by a time limit keeps what it measured. Builds use every
-core; queries run with ``--query-threads`` FAISS threads (default 1: one query at a time
-gains nothing from more, and on a busy machine their spinning only adds waiting).
+Builds one store per index type from the same synthetic clustered unit vectors, then
+times single queries (k = 10, one at a time, through ``FaissStore.query``) at each search
+breadth and counts how many of the exact top 10 each returns. Memory is the size of the
+serialized FAISS index over the float32 bytes of the vectors (``n * dim * 4``). Prints a
+table and writes the rows as JSON to ``--out`` (default ``benchmarks/results/ann.json``)
+after each index type, so a run cut short by a time limit keeps what it measured. Builds
+use every core; queries run with ``--query-threads`` FAISS threads (default 1: one query
+at a time gains nothing from more, and on a busy machine their spinning only adds waits).
+
+Two kinds of data (``--data``):
+
+* ``latent`` (default): clusters in a low-dimensional latent space (``--latent-dim``,
+  32: about the intrinsic dimension estimated for image embeddings), mapped into ``dim``
+  dimensions by a random orthonormal map, plus full-dimensional noise. Similarity varies
+  continuously, as between real photos: near clusters are more alike than far ones.
+* ``isolated``: ``n / --cluster-size`` random centres with isotropic noise around each:
+  every cluster is equally unlike every other (cosine about 0), so a greedy graph walk
+  has nothing to lead it to the right one. A stress case for HNSW, not a likely one.
 """
 
 from __future__ import annotations
@@ -33,7 +43,26 @@ from zeroshot_vision import FaissStore
 _BATCH = 10_000
 
 
-def clustered(n: int, dim: int, *, seed: int, spread: float, clusters: int) -> np.ndarray:
+def latent(n: int, dim: int, *, seed: int, clusters: int, latent_dim: int) -> np.ndarray:
+    """``n`` unit vectors from clusters on a ``latent_dim``-dimensional subspace."""
+    rng = np.random.default_rng(0)  # the same map and centres for data and queries
+    basis, _ = np.linalg.qr(rng.standard_normal((dim, latent_dim)))
+    basis = basis.T.astype(np.float32)  # (latent_dim, dim), orthonormal rows
+    centres = rng.standard_normal((clusters, latent_dim), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, _BATCH):
+        rows = min(_BATCH, n - start)
+        points = centres[rng.integers(0, clusters, rows)]
+        points = points + 0.5 * rng.standard_normal((rows, latent_dim), dtype=np.float32)
+        block = points @ basis
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        block += rng.standard_normal((rows, dim), dtype=np.float32) * (0.3 / dim**0.5)
+        out[start : start + rows] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def isolated(n: int, dim: int, *, seed: int, spread: float, clusters: int) -> np.ndarray:
     """``n`` unit vectors: a random centre each, plus noise of norm about ``spread``."""
     rng = np.random.default_rng(0)  # the same centres for data and queries
     centres = rng.standard_normal((clusters, dim), dtype=np.float32)
@@ -144,21 +173,32 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--indexes", nargs="+", default=["hnsw", "hnsw-sq8", "flat"])
     parser.add_argument("--ef-search", type=int, nargs="+", default=[32, 64, 128, 256])
-    parser.add_argument("--spread", type=float, default=1.5, help="noise norm per vector")
+    parser.add_argument("--data", choices=["latent", "isolated"], default="latent")
+    parser.add_argument("--latent-dim", type=int, default=32, help="latent: its dimension")
+    parser.add_argument("--spread", type=float, default=1.5, help="isolated: noise norm")
     parser.add_argument("--cluster-size", type=int, default=1000, help="vectors per cluster")
     parser.add_argument("--query-threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ann.json")
     args = parser.parse_args()
     clusters = max(1, args.n // args.cluster_size)
-    data = clustered(args.n, args.dim, seed=1, spread=args.spread, clusters=clusters)
-    queries = clustered(args.queries, args.dim, seed=2, spread=args.spread, clusters=clusters)
+    if args.data == "latent":
+        shape = {"clusters": clusters, "latent_dim": args.latent_dim}
+        data = latent(args.n, args.dim, seed=1, **shape)
+        queries = latent(args.queries, args.dim, seed=2, **shape)
+        described = f"clusters on a {args.latent_dim}-d subspace"
+    else:
+        data = isolated(args.n, args.dim, seed=1, spread=args.spread, clusters=clusters)
+        queries = isolated(args.queries, args.dim, seed=2, spread=args.spread, clusters=clusters)
+        described = f"isolated clusters, spread {args.spread}"
     start = time.perf_counter()
     truth = exact_top(data, queries, 10)
     setup = {
+        "data": args.data,
+        "latent_dim": args.latent_dim if args.data == "latent" else None,
         "n": args.n,
         "dim": args.dim,
         "queries": args.queries,
-        "spread": args.spread,
+        "spread": args.spread if args.data == "isolated" else None,
         "clusters": clusters,
         "query_threads": args.query_threads,
         "ground_truth_s": time.perf_counter() - start,
@@ -167,8 +207,8 @@ def main() -> None:
         "machine": platform.platform(),
     }
     print(
-        f"{args.n:,} x {args.dim} clustered unit vectors ({clusters:,} clusters, "
-        f"spread {args.spread}), {args.queries} single queries on {args.query_threads} "
+        f"{args.n:,} x {args.dim} unit vectors ({clusters:,} {described}), "
+        f"{args.queries} single queries on {args.query_threads} "
         "thread(s), k=10, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
