@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["fsync_dir", "is_temporary", "write_atomic"]
+__all__ = ["folder_size", "fsync_dir", "is_temp_file", "remove_temp_files", "write_atomic"]
+
+# write_atomic's temp files: ".<final name>.<mkstemp's 8 random characters>.tmp", hidden
+# and in the folder of the file they become. A process killed mid-write leaves them.
+_TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 def _default_file_mode() -> int:
@@ -25,7 +30,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
     Readers see the old file or the new one, never a partial write; the new file gets
-    the usual permissions (0o666 less the umask).
+    the usual permissions (0o666 less the umask). A process killed mid-write leaves its
+    temp file behind: :func:`is_temp_file` recognizes it by name, and
+    :func:`remove_temp_files` removes such leftovers.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -40,14 +47,6 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def is_temporary(name: str) -> bool:
-    """Whether a file name is one of :func:`write_atomic`'s temp files (``.NAME.XXXX.tmp``).
-
-    Such a file outlives its write only when the process was killed mid-write.
-    """
-    return name.startswith(".") and name.endswith(".tmp")
-
-
 def fsync_dir(path: Path) -> None:
     """Flush a folder's entries (renames) to disk, where the platform allows it."""
     try:
@@ -58,3 +57,36 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def is_temp_file(name: str) -> bool:
+    """Whether a file name is one of :func:`write_atomic`'s temp files."""
+    return _TEMP_FILE.match(name) is not None
+
+
+def remove_temp_files(folder: Path) -> int:
+    """Remove :func:`write_atomic`'s leftover temp files from ``folder``; return how many.
+
+    Only call this while no other writer can be writing to ``folder``: it would remove
+    that writer's temp file before its rename.
+    """
+    removed = 0
+    for path in folder.iterdir():
+        if is_temp_file(path.name):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def folder_size(folder: Path) -> int:
+    """The total size in bytes of the files under ``folder``, leaving temp files out."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if is_temp_file(name):
+                continue
+            try:
+                total += (Path(root) / name).stat().st_size
+            except OSError:  # removed while we walk (a concurrent save)
+                continue
+    return total

@@ -552,18 +552,9 @@ class IndexFolder:
 
     def size_bytes(self) -> int:
         """The size of the folder's files, in bytes (temporary files of a save excluded)."""
-        from zeroshot_vision._files import is_temporary
+        from zeroshot_vision._files import folder_size
 
-        total = 0
-        for root, _dirs, files in os.walk(self.path):
-            for name in files:
-                if is_temporary(name):
-                    continue
-                try:
-                    total += (Path(root) / name).stat().st_size
-                except OSError:  # removed while we walk (a concurrent save)
-                    continue
-        return total
+        return folder_size(self.path)
 
 
 def _read_v1_state(path: Path) -> tuple[str, list[FileEntry]]:

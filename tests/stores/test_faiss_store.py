@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +55,18 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert len(loaded) == 20
 
 
-def test_save_leaves_one_generation_and_no_temp_files(tmp_path: Path) -> None:
+def test_save_keeps_the_previous_generation_only_and_no_temp_files(tmp_path: Path) -> None:
     for _ in range(3):
         _filled().save(tmp_path)  # a fresh store each time: a whole new generation
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["index-3.faiss", "records-3.json", "store.json"]
+    # Generation 2 stays for readers that read the manifest just before the last swap.
+    assert names == [
+        "index-2.faiss",
+        "index-3.faiss",
+        "records-2.json",
+        "records-3.json",
+        "store.json",
+    ]
 
 
 def test_crash_mid_save_leaves_previous_version_loadable(tmp_path, monkeypatch) -> None:
@@ -192,8 +204,28 @@ def test_deltas_roll_over_into_a_new_generation(tmp_path: Path, monkeypatch) -> 
         store.upsert([f"n{i}"], [np.arange(6) + i])
         store.save(tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["index-2.faiss", "records-2.json", "store.json"]
+    assert names == [
+        "delta-1-1.f32",
+        "delta-1-1.json",
+        "delta-1-2.f32",
+        "delta-1-2.json",
+        "index-1.faiss",  # generation 1 and its deltas stay until generation 3
+        "index-2.faiss",
+        "records-1.json",
+        "records-2.json",
+        "store.json",
+    ]
     assert _state(FaissStore.load(tmp_path)) == _state(store)
+    store.upsert([f"bulk{i}" for i in range(300)], np.ones((300, 6)))
+    store.save(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "index-2.faiss",
+        "index-3.faiss",
+        "records-2.json",
+        "records-3.json",
+        "store.json",
+    ]
 
 
 def test_a_large_change_rewrites_the_generation(tmp_path: Path) -> None:
@@ -272,3 +304,195 @@ def test_saves_and_reloads_agree_with_a_model(ops, seed) -> None:
             for i, (vector, meta) in model.items():
                 np.testing.assert_allclose(got[i].vector, vector, atol=1e-5)
                 assert dict(got[i].metadata) == meta
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+# Run in a child process: a data race inside FAISS kills the process with a segfault or
+# "double free", which must fail this test, not take pytest down with it.
+_STRESS = r"""
+import sys, tempfile, threading, time
+import numpy as np
+import zeroshot_vision.stores.faiss as faiss_module
+from zeroshot_vision.stores import FaissStore
+
+index, seconds = sys.argv[1], float(sys.argv[2])
+faiss_module.SQ8_TRAIN_SIZE = 50  # quantize and build the graph from the start
+faiss_module.EXACT_SEARCH_LIMIT = 0  # and search through the graph, tombstones and all
+dim, core = 16, [f"c{i}" for i in range(100)]
+store = FaissStore(dim, index=index)
+tolerance = 0.05 if index == "hnsw-sq8" else 1e-4
+rng = np.random.default_rng(0)
+store.upsert(core, rng.standard_normal((100, dim)), [{"id": i, "kind": "core"} for i in core])
+folder = tempfile.mkdtemp()
+deadline = time.monotonic() + seconds
+failures, counts = [], {"read": 0, "write": 0}
+
+def check(condition, what):
+    if not condition:
+        failures.append(what)
+
+def reader(seed):
+    rng = np.random.default_rng(seed)
+    while time.monotonic() < deadline:
+        hits = store.query(rng.standard_normal(dim), k=10)
+        check(len(hits) == 10, f"{len(hits)} hits")
+        check([h.score for h in hits] == sorted((h.score for h in hits), reverse=True), "order")
+        check(all(h.metadata["id"] == h.id for h in hits), "metadata of another record")
+        core_hits = store.query(rng.standard_normal(dim), k=5, filter={"kind": "core"})
+        check([h.id[0] for h in core_hits] == ["c"] * 5, "filter")
+        got = store.fetch(core[:20])
+        check(sorted(got) == sorted(core[:20]), "fetch")
+        check(all(abs(np.linalg.norm(r.vector) - 1) < tolerance for r in got.values()), "vector")
+        listed = list(store.ids())
+        check(len(listed) == len(set(listed)) and set(core) <= set(listed), "ids")
+        check(len(store) >= 100, "len")
+        counts["read"] += 1
+
+def writer(seed):
+    rng = np.random.default_rng(seed)
+    while time.monotonic() < deadline:
+        ids = [f"w{n}" for n in rng.integers(0, 300, 20)]
+        store.upsert(ids, rng.standard_normal((20, dim)), [{"id": i, "kind": "w"} for i in ids])
+        store.delete([f"w{n}" for n in rng.integers(0, 300, 10)])
+        again = core[:3]  # overwrite records that readers expect to find
+        metas = [{"id": i, "kind": "core"} for i in again]
+        store.upsert(again, rng.standard_normal((3, dim)), metas)
+        if rng.random() < 0.2:
+            store.save(folder)
+        counts["write"] += 1
+
+def guarded(target, seed):
+    try:
+        target(seed)
+    except BaseException as exc:
+        failures.append(repr(exc))
+
+threads = [threading.Thread(target=guarded, args=(reader, s)) for s in range(4)]
+threads += [threading.Thread(target=guarded, args=(writer, s)) for s in (10, 11)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+store.save(folder)
+loaded = FaissStore.load(folder)
+check(sorted(loaded.ids()) == sorted(store.ids()), "saved state")
+assert not failures, failures[:5]
+assert counts["read"] > 0 and counts["write"] > 0, counts
+print("ok", counts)
+"""
+
+
+def _run_child(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw", "hnsw-sq8"])
+def test_concurrent_readers_and_writers_do_not_crash(index: str) -> None:
+    finished = _run_child(_STRESS, index, "2")
+    assert finished.returncode == 0, (finished.returncode, finished.stderr[-2000:])
+    assert finished.stdout.startswith("ok")
+
+
+# A second process saving in a loop, as `zsv index` does while `zsv search` loads.
+_SAVER = r"""
+import sys
+import numpy as np
+from zeroshot_vision.stores import FaissStore
+
+folder, saves = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(1)
+for n in range(saves):
+    store = FaissStore(8)  # a fresh store each time: a whole new generation
+    store.upsert([f"g{n}-{i}" for i in range(2000)], rng.standard_normal((2000, 8)))
+    store.save(folder)
+    store.upsert([f"d{n}"], rng.standard_normal((1, 8)))
+    store.save(folder)  # and a delta on top of it
+"""
+
+
+def test_load_while_another_process_saves(tmp_path: Path) -> None:
+    _filled(2000, 8).save(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    writer = subprocess.Popen([sys.executable, "-c", _SAVER, str(tmp_path), "60"], env=env)
+    loads, failures = 0, []
+    deadline = time.monotonic() + 30
+    try:
+        while writer.poll() is None and time.monotonic() < deadline:
+            try:
+                store = FaissStore.load(tmp_path)
+            except Exception as exc:  # counting every failure is the point
+                failures.append(repr(exc))
+            else:
+                assert len(store) in (2000, 2001)
+            loads += 1
+    finally:
+        writer.kill()
+        writer.wait()
+    assert loads > 20
+    assert failures == [], f"{len(failures)} of {loads} loads failed: {failures[:3]}"
+
+
+def test_load_reads_the_manifest_again_when_its_files_vanish(tmp_path: Path, monkeypatch) -> None:
+    _filled(5).save(tmp_path)
+    real_load = FaissStore._load.__func__  # type: ignore[attr-defined]
+    generations: list[int] = []
+
+    def racing_load(cls, folder: Path, manifest: dict) -> FaissStore:
+        if not generations:  # between reading the manifest and its files, a writer saves
+            _filled(7).save(tmp_path)  # twice: generation 1 is deleted
+            _filled(9).save(tmp_path)
+        generations.append(manifest["generation"])
+        return real_load(cls, folder, manifest)
+
+    monkeypatch.setattr(FaissStore, "_load", classmethod(racing_load))
+    assert len(FaissStore.load(tmp_path)) == 9
+    assert generations == [1, 3]
+
+
+def test_a_missing_file_under_an_unchanged_manifest_is_damage(tmp_path: Path) -> None:
+    _filled().save(tmp_path)
+    (tmp_path / "index-1.faiss").unlink()
+    with pytest.raises(StoreError, match="No such file"):
+        FaissStore.load(tmp_path)
+
+
+# -- temp files left by killed saves --------------------------------------------------------
+
+_KILLED_SAVE = r"""
+import os, signal, sys
+from pathlib import Path
+import numpy as np
+from zeroshot_vision.stores import FaissStore
+
+folder = sys.argv[1]
+store = FaissStore.load(folder)
+store.upsert([f"big{i}" for i in range(400)], np.random.default_rng(2).standard_normal((400, 6)))
+# Die the way a killed process does: in the middle of write_atomic, before its rename.
+Path.replace = lambda self, target: os.kill(os.getpid(), signal.SIGKILL)
+store.save(folder)
+"""
+
+
+def _temp_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_next_save_removes_temp_files_of_a_killed_save(tmp_path: Path) -> None:
+    _filled().save(tmp_path)
+    usage = FaissStore.disk_usage(tmp_path)
+    assert _run_child(_KILLED_SAVE, str(tmp_path)).returncode == -signal.SIGKILL
+    assert len(_temp_files(tmp_path)) == 1
+    assert FaissStore.disk_usage(tmp_path) == usage  # leftovers are not the store's size
+    store = FaissStore.load(tmp_path)
+    assert len(store) == 20  # the killed saves changed nothing
+    store.save(tmp_path)  # nothing changed: writes nothing, but still cleans up
+    assert _temp_files(tmp_path) == []
+    assert FaissStore.disk_usage(tmp_path) == sum(p.stat().st_size for p in tmp_path.iterdir())

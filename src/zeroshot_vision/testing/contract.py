@@ -115,12 +115,15 @@ class VectorStoreContract:
     Attributes:
         DIM: Dimension of the stores the suite asks for.
         SCORE_TOLERANCE: How far a reported score may be from the exact cosine.
+        VECTOR_TOLERANCE: How far a fetched vector's values may be from the unit vector
+            stored (a store that quantizes vectors raises it).
         state_machine_settings: Hypothesis settings for the state machine; lower
             ``max_examples`` for a slow (remote) backend.
     """
 
     DIM: ClassVar[int] = 8
     SCORE_TOLERANCE: ClassVar[float] = 1e-4
+    VECTOR_TOLERANCE: ClassVar[float] = 1e-5
     state_machine_settings: ClassVar[settings] = settings(
         max_examples=30,
         stateful_step_count=15,
@@ -165,7 +168,9 @@ class VectorStoreContract:
         store.commit()
         store.commit()  # a commit with nothing new is harmless
         assert sorted(store.ids()) == ["a", "b", "c"]
-        np.testing.assert_allclose(store.fetch(["a"])["a"].vector, _unit(vectors[0]), atol=1e-5)
+        np.testing.assert_allclose(
+            store.fetch(["a"])["a"].vector, _unit(vectors[0]), atol=self.VECTOR_TOLERANCE
+        )
         store.close()
         store.close()  # closing twice is harmless
 
@@ -180,7 +185,9 @@ class VectorStoreContract:
         second = open_durable()
         assert sorted(second.ids()) == ["a", "b", "c"]
         assert second.fetch(["b"])["b"].metadata == {"n": 2}
-        np.testing.assert_allclose(second.fetch(["c"])["c"].vector, _unit(vectors[2]), atol=1e-5)
+        np.testing.assert_allclose(
+            second.fetch(["c"])["c"].vector, _unit(vectors[2]), atol=self.VECTOR_TOLERANCE
+        )
         second.delete(["a"])
         second.upsert(["b"], vectors[:1], [{"n": 20}])
         second.commit()
@@ -234,7 +241,7 @@ class VectorStoreContract:
         store.upsert(["a"], [second], [{"version": 2}])
         assert len(store) == 1
         record = store.fetch(["a"])["a"]
-        np.testing.assert_allclose(record.vector, _unit(second), atol=1e-5)
+        np.testing.assert_allclose(record.vector, _unit(second), atol=self.VECTOR_TOLERANCE)
         assert dict(record.metadata) == {"version": 2}
         hit = store.query(second, k=1)[0]
         assert hit.id == "a" and dict(hit.metadata) == {"version": 2}
@@ -245,7 +252,7 @@ class VectorStoreContract:
         assert len(store) == 2
         record = store.fetch(["a"])["a"]
         assert dict(record.metadata) == {"n": 3}
-        np.testing.assert_allclose(record.vector, _unit(vectors[2]), atol=1e-5)
+        np.testing.assert_allclose(record.vector, _unit(vectors[2]), atol=self.VECTOR_TOLERANCE)
 
     def test_fetch_returns_present_ids_only(self, store: VectorStore) -> None:
         vectors = _rng_vectors(9, 3, self.DIM)
@@ -256,7 +263,7 @@ class VectorStoreContract:
         assert dict(got["a"].metadata) == {"x": "1"}
         assert dict(got["c"].metadata) == {"tags": ["p", "q"]}
         assert got["c"].vector.dtype == np.float32
-        np.testing.assert_allclose(got["c"].vector, _unit(vectors[2]), atol=1e-5)
+        np.testing.assert_allclose(got["c"].vector, _unit(vectors[2]), atol=self.VECTOR_TOLERANCE)
 
     def test_delete(self, store: VectorStore) -> None:
         store.upsert(["a", "b", "c"], _rng_vectors(10, 3, self.DIM))
@@ -274,7 +281,9 @@ class VectorStoreContract:
         store.delete(["a"])
         store.upsert(["a"], vectors[1:])
         assert len(store) == 1
-        np.testing.assert_allclose(store.fetch(["a"])["a"].vector, _unit(vectors[1]), atol=1e-5)
+        np.testing.assert_allclose(
+            store.fetch(["a"])["a"].vector, _unit(vectors[1]), atol=self.VECTOR_TOLERANCE
+        )
 
     def test_numpy_scalars_in_metadata(self, store: VectorStore) -> None:
         store.upsert(
@@ -386,7 +395,7 @@ class VectorStoreContract:
     # -- random sequences against a model ----------------------------------------------
 
     def test_state_machine(self, make_store: StoreFactory) -> None:
-        dim, tolerance = self.DIM, self.SCORE_TOLERANCE
+        dim, tolerance, vector_tolerance = self.DIM, self.SCORE_TOLERANCE, self.VECTOR_TOLERANCE
 
         class Machine(_StoreMachine):
             def make(self) -> VectorStore:
@@ -394,6 +403,7 @@ class VectorStoreContract:
 
         Machine.DIM = dim
         Machine.TOLERANCE = tolerance
+        Machine.VECTOR_TOLERANCE = vector_tolerance
         run_state_machine_as_test(Machine, settings=self.state_machine_settings)
 
 
@@ -420,6 +430,7 @@ class _StoreMachine(RuleBasedStateMachine):
 
     DIM: ClassVar[int] = 8
     TOLERANCE: ClassVar[float] = 1e-4
+    VECTOR_TOLERANCE: ClassVar[float] = 1e-5
     ids_seen = Bundle("ids_seen")
 
     def __init__(self) -> None:
@@ -466,7 +477,9 @@ class _StoreMachine(RuleBasedStateMachine):
         got = self.store.fetch(ids)
         assert set(got) == {i for i in ids if i in self.model}
         for item, record in got.items():
-            np.testing.assert_allclose(record.vector, self.model[item][0], atol=1e-5)
+            np.testing.assert_allclose(
+                record.vector, self.model[item][0], atol=self.VECTOR_TOLERANCE
+            )
             assert dict(record.metadata) == self.model[item][1]
 
     @invariant()
