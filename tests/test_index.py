@@ -659,3 +659,62 @@ def test_zsv_reports_a_damaged_index_in_one_line(
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1 and err.startswith("zsv: error: ")
         assert "damaged" in err or "missing" in err
+
+
+def test_zsv_index_ann_records_the_index_type(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
+
+    source = tmp_path / "photos"
+    ids = make_folder(source, 5)
+    index = tmp_path / "index"
+    argv = ["index", str(source), "--index", str(index), "--model", str(tiny_model_dir)]
+    assert main([*argv, "--ann", "hnsw"]) == EXIT_OK
+    assert dict(IndexFolder.open(index).manifest.store.options) == {"index": "hnsw"}
+    store = stored(index)
+    assert store.index_type == "hnsw" and sorted(store.ids()) == sorted(ids)
+    (source / "img001.jpg").unlink()
+    assert main(argv) == EXIT_OK  # later runs need no --ann
+    assert stored(index).index_type == "hnsw" and len(stored(index)) == 4
+    capsys.readouterr()
+    assert main([*argv, "--ann", "hnsw-sq8"]) == EXIT_ERROR  # contradicts the index
+    assert "store options" in capsys.readouterr().err
+
+
+# A reader must work at any moment of a writer's run: the writer below commits every batch
+# (slowed a little, so there are many commits to land between).
+_SLOW_WRITER = _SLOW_INDEX.replace("time.sleep(0.05)", "time.sleep(0.02)")
+
+
+@pytest.mark.slow
+def test_readers_work_while_zsv_index_commits(
+    tmp_path: Path, tiny_model_dir: Path, tiny_encoder: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zeroshot_vision.cli import EXIT_OK, main
+
+    source = tmp_path / "photos"
+    make_folder(source, 40)
+    index = tmp_path / "index"
+    run(source, index, model=tiny_model_dir, batch_size=40)  # a first generation exists
+    make_folder(source, 40, start=100)
+    command = [
+        sys.executable, "-c", _SLOW_WRITER, "index", str(source), "--index", str(index),
+        "--batch-size", "2",
+    ]  # fmt: skip
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reads = 0
+    try:
+        deadline = time.monotonic() + 60
+        while writer.poll() is None and time.monotonic() < deadline:
+            assert main(["info", "--index", str(index), "--json"]) == EXIT_OK
+            count = json.loads(capsys.readouterr().out)["count"]
+            with SearchEngine.open(index, encoder=tiny_encoder) as engine:
+                hits = engine.search("a photo", k=3)
+            assert 40 <= count <= 80 and len(hits) == 3
+            reads += 1
+    finally:
+        _, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err
+    assert reads >= 3  # the readers really overlapped the writer
+    assert len(stored(index)) == 80

@@ -307,6 +307,12 @@ def add_index_command(commands: Subcommands) -> None:
     parser.add_argument(
         "--store", choices=store_kinds(), help="vector store for a new index (default: faiss)"
     )
+    parser.add_argument(
+        "--ann",
+        choices=("hnsw", "hnsw-sq8"),
+        help="faiss only, for a new index: approximate search for large collections "
+        "(hnsw: fast; hnsw-sq8: fast, a quarter of the memory); default exact search",
+    )
     parser.add_argument("--pinecone-host", metavar="HOST", help="Pinecone index host")
     parser.add_argument("--pinecone-index", metavar="NAME", help="Pinecone index name")
     parser.add_argument("--namespace", metavar="NS", help="Pinecone namespace")
@@ -347,6 +353,10 @@ def run_index(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             "--pinecone-host, --pinecone-index and --namespace need --store pinecone"
         )
+    if args.ann is not None:
+        if args.store not in (None, "faiss"):
+            raise InvalidInputError("--ann is an option of the faiss store")
+        given = {"index": args.ann}
     if not Path(args.source).expanduser().is_dir():
         raise InvalidInputError(f"{args.source} is not a folder")
     bar: Any = None
