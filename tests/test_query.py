@@ -119,6 +119,7 @@ def test_an_unreadable_image_query_is_a_one_line_error(indexed, tmp_path: Path) 
 def test_query_many_runs_single_queries_on_a_bounded_pool_for_remote_stores() -> None:
     class RemoteStore(FaissStore):
         remote = True
+        query_many = None  # a store with single queries only, like Pinecone
 
         def __init__(self, dim: int) -> None:
             super().__init__(dim)

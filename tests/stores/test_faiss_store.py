@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zeroshot_vision.errors import IndexNotFoundError, StoreError
+from zeroshot_vision.errors import IndexNotFoundError, InvalidInputError, StoreError
 from zeroshot_vision.stores import FaissStore
 from zeroshot_vision.testing import VectorStoreContract
 
@@ -496,3 +497,22 @@ def test_next_save_removes_temp_files_of_a_killed_save(tmp_path: Path) -> None:
     store.save(tmp_path)  # nothing changed: writes nothing, but still cleans up
     assert _temp_files(tmp_path) == []
     assert FaissStore.disk_usage(tmp_path) == sum(p.stat().st_size for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw"])
+@pytest.mark.parametrize("search_filter", [None, {"i": {"$lt": 7}}, {"i": -1}])
+def test_query_many_matches_single_queries(index: str, search_filter: Any) -> None:
+    store = FaissStore(6, index=index)
+    rng = np.random.default_rng(3)
+    store.upsert(
+        [f"p{i}" for i in range(30)], rng.standard_normal((30, 6)), [{"i": i} for i in range(30)]
+    )
+    queries = rng.standard_normal((5, 6))
+    many = store.query_many(queries, k=4, filter=search_filter)
+    single = [store.query(row, k=4, filter=search_filter) for row in queries]
+    assert [[h.id for h in hits] for hits in many] == [[h.id for h in hits] for hits in single]
+    for mine, theirs in zip(many, single):
+        assert [h.score for h in mine] == pytest.approx([h.score for h in theirs], abs=1e-6)
+        assert [h.metadata for h in mine] == [h.metadata for h in theirs]
+    with pytest.raises(InvalidInputError):
+        store.query_many(queries[0], k=4)

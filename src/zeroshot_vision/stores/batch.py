@@ -6,9 +6,8 @@ vector (a FAISS index answers a whole matrix in one call); :func:`query_many` us
 when present. Otherwise it runs the single queries on a bounded pool of threads, which
 for a remote store (Pinecone) overlaps the network round trips.
 
-``FaissStore`` has no ``query_many`` yet (its owner is reworking it for thread safety);
-until it does, FAISS queries run one after another, which keeps them correct whatever
-the store's thread safety, and each is already fast and multi-threaded inside FAISS.
+``FaissStore.query_many`` answers a whole batch with one FAISS search on a flat store
+(and query by query on an HNSW one, each already fast).
 """
 
 from __future__ import annotations

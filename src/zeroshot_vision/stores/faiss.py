@@ -434,6 +434,53 @@ class FaissStore:
         with self._lock.reading():
             return self._query(query, k, passes, breadth)
 
+    def query_many(
+        self,
+        vectors: npt.ArrayLike,
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        ef_search: int | None = None,
+    ) -> list[list[Hit]]:
+        """One hit list per row of ``vectors``, as :meth:`query` would give each.
+
+        On a flat store the whole batch is one FAISS search (FAISS spreads it over the
+        CPU's cores); the filter is compiled and evaluated once for the batch.
+        """
+        rows = np.asarray(vectors)
+        if rows.ndim != 2:
+            raise InvalidInputError(f"query_many takes a 2-D array, got shape {rows.shape}")
+        queries = [prepare_query(row, k, filter, self._dim)[0] for row in rows]
+        k = int(k)
+        breadth = self._ef_search if ef_search is None else _check_ef_search(ef_search)
+        passes = compile_filter(filter) if filter else None
+        with self._lock.reading():
+            if self._is_graph or not self._key_of or not queries:
+                return [self._query(query, k, passes, breadth) for query in queries]
+            allowed: list[int] | None = None
+            if passes is not None:
+                allowed = [self._key_of[i] for i, meta in self._metadata.items() if passes(meta)]
+                if not allowed:
+                    return [[] for _ in queries]
+            faiss = _faiss()
+            params = None
+            if allowed is not None:
+                selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+                params = faiss.SearchParameters(sel=selector)
+            top = min(k, len(allowed) if allowed is not None else len(self._key_of))
+            scores, keys = self._index.search(np.vstack(queries), top, params=params)
+            return [self._hits(*_found(s, key)) for s, key in zip(scores, keys)]
+
+    def _hits(self, scores: Sequence[float], keys: Sequence[int]) -> list[Hit]:
+        return [
+            Hit(
+                id=self._id_of[key],
+                score=float(np.clip(score, -1.0, 1.0)),
+                metadata=dict(self._metadata[self._id_of[key]]),
+            )
+            for score, key in zip(scores, keys)
+        ]
+
     def _query(
         self,
         query: npt.NDArray[np.float32],
@@ -458,14 +505,7 @@ class FaissStore:
             scores, keys = self._search_graph(query, k, allowed, breadth)
             if len(keys) < k:  # the graph walk ran out of candidates that pass
                 scores, keys = self._search_exact(query, k, allowed)
-        return [
-            Hit(
-                id=self._id_of[key],
-                score=float(np.clip(score, -1.0, 1.0)),
-                metadata=dict(self._metadata[self._id_of[key]]),
-            )
-            for score, key in zip(scores, keys)
-        ]
+        return self._hits(scores, keys)
 
     def _search_flat(
         self, query: npt.NDArray[np.float32], k: int, allowed: list[int] | None
