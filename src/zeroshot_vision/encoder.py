@@ -149,6 +149,7 @@ def _pick_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torch.
 
 
 _NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+_CPUINFO = Path("/proc/cpuinfo")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -167,7 +168,7 @@ def cpu_has_native_bf16() -> bool:
         with contextlib.suppress(Exception):
             return any(bool(probe()) for probe in probes)  # type: ignore[misc]
     try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace").split()
+        flags = _CPUINFO.read_text(encoding="ascii", errors="replace").split()
     except OSError:
         return False
     return any(flag in flags for flag in _NATIVE_BF16_FLAGS)
@@ -664,9 +665,11 @@ def _quantize_text_tower(model: Any, device: torch.device) -> None:
     if getattr(model, "text_model", None) is None:
         raise InvalidInputError(f"{type(model).__name__} has no text_model to quantize")
     with warnings.catch_warnings():
-        # torch.ao.quantization announces its move to torchao; the API still works.
+        # torch.ao.quantization and quantized tensors announce their move to torchao;
+        # they still work in torch 2.13 (the int8 route is opt-in for that reason).
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", r"torch\.quantize_per_tensor", UserWarning)
         for name in ("text_model", "text_projection"):
             part = getattr(model, name, None)
             if part is not None:
