@@ -118,7 +118,8 @@ def _cell(value: Any) -> str:
             return f"{value:,.0f}"
         if abs(value) >= 10:
             return f"{value:.1f}"
-        return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+        # Five decimals below 1, so cosines such as 0.99991 stay readable.
+        return f"{value:.5f}" if abs(value) < 1 else f"{value:.2f}"
     return str(value)
 
 
