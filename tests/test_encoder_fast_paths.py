@@ -30,6 +30,17 @@ def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
+def _centered_cosines(a: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Cosines once the reference's mean is removed from both.
+
+    A random tiny model maps all texts within a cosine of ~0.99 of each other, so a raw
+    cosine of 0.999 could hide an error as large as the differences between texts; the
+    centered cosine compares only what tells inputs apart.
+    """
+    mean = reference.mean(axis=0, keepdims=True)
+    return _row_cosines(a - mean, reference - mean)
+
+
 class _CountingModel:
     """Wraps a model and counts texts that reach its text tower."""
 
@@ -70,6 +81,11 @@ def test_bfloat16_agrees_with_float32_on_real_photos_and_texts(
     text_cosines = _row_cosines(texts, tiny_encoder.encode_texts(TEXTS))
     assert image_cosines.min() >= 0.999, image_cosines
     assert text_cosines.min() >= 0.999, text_cosines
+    # Measured 0.9999 (images) and 0.996 (texts) here.
+    centered = _centered_cosines(images, tiny_encoder.encode_images(photo_paths))
+    assert centered.min() >= 0.99, centered
+    centered = _centered_cosines(texts, tiny_encoder.encode_texts(TEXTS))
+    assert centered.min() >= 0.99, centered
 
 
 def test_cpu_default_is_bfloat16_only_with_native_support(
@@ -203,8 +219,10 @@ def test_int8_text_tower_agrees_with_float32(
     tiny_model_dir: Path, tiny_encoder: Encoder, photo_paths: list[Path]
 ) -> None:
     quick = Encoder.from_pretrained(tiny_model_dir, device="cpu", quantize_text=True)
-    cosines = _row_cosines(quick.encode_texts(TEXTS), tiny_encoder.encode_texts(TEXTS))
-    assert cosines.min() >= 0.99, cosines
+    vectors, reference = quick.encode_texts(TEXTS), tiny_encoder.encode_texts(TEXTS)
+    assert _row_cosines(vectors, reference).min() >= 0.99
+    # int8 is coarser than bfloat16 on a 32-wide model: 0.96 measured here.
+    assert _centered_cosines(vectors, reference).min() >= 0.9
     # The image tower keeps its own precision and still works beside the int8 text tower.
     images = quick.encode_images([Image.open(photo_paths[0])])
     assert images.shape == (1, quick.dim) and images.dtype == np.float32
