@@ -41,8 +41,16 @@ import _report
 JPEG_SIZE = (1600, 1200)
 
 
-class NoCudaError(RuntimeError):
-    """No CUDA device is visible (``main`` exits with status 2 and says so)."""
+WHEELS = "pydantic pydantic-core annotated-types typing-inspection filelock orjson"
+"""What ``import zeroshot_vision`` needs beyond the lent machine's own packages."""
+
+
+class SetupError(RuntimeError):
+    """The machine cannot run the comparison (``main`` exits with status 2, saying why)."""
+
+
+class NoCudaError(SetupError):
+    """No CUDA device is visible."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -58,6 +66,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=_report.RESULTS / "gpu.json", help="JSON file to write"
     )
+    parser.add_argument(
+        "--device",
+        default="cuda",
+        help="cuda (the benchmark); cpu with --preset tiny only smoke-tests this script",
+    )
     return parser.parse_args(argv)
 
 
@@ -68,13 +81,13 @@ def _positive(text: str) -> int:
     return value
 
 
-def require_cuda() -> Any:
+def require_cuda(device: str = "cuda") -> Any:
     """torch, once a CUDA device is known to be there; else a clear exit."""
     try:
         import torch
     except ImportError as exc:
         raise NoCudaError(f"gpu_bench.py needs torch with CUDA: {exc}") from exc
-    if not torch.cuda.is_available():
+    if device != "cpu" and not torch.cuda.is_available():
         raise NoCudaError(
             "gpu_bench.py needs a CUDA GPU and none is visible "
             f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); "
@@ -115,48 +128,66 @@ def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("nan")
 
 
-def model_alone(torch: Any, model: Any, side: int, batch: int, batches: int) -> float:
+def _sync(torch: Any, device: str) -> None:
+    if device != "cpu":
+        torch.cuda.synchronize()
+
+
+def model_alone(
+    torch: Any, model: Any, side: int, batch: int, batches: int, device: str = "cuda"
+) -> float:
     """Images/s of ``get_image_features`` on bfloat16 tensors already on the card."""
-    pixels = torch.randn(batch, 3, side, side, device="cuda", dtype=torch.bfloat16)
+    pixels = torch.randn(batch, 3, side, side, device=device, dtype=torch.bfloat16)
     with torch.inference_mode():
         for _ in range(2):
             model.get_image_features(pixel_values=pixels)
-        torch.cuda.synchronize()
+        _sync(torch, device)
         start = time.perf_counter()
         for _ in range(batches):
             model.get_image_features(pixel_values=pixels)
-        torch.cuda.synchronize()
+        _sync(torch, device)
     return _rate(batch * batches, time.perf_counter() - start)
 
 
-def naive_loop(torch: Any, model: Any, processor: Any, paths: list[Path], batch: int) -> float:
+def naive_loop(
+    torch: Any, model: Any, processor: Any, paths: list[Path], batch: int, device: str = "cuda"
+) -> float:
     """Images/s of open + processor + model, sequential, as the transformers docs show."""
     from PIL import Image
 
     def run(chunk: list[Path]) -> None:
         images = [Image.open(p).convert("RGB") for p in chunk]
         inputs = processor(images=images, return_tensors="pt")
-        pixels = inputs["pixel_values"].to("cuda", dtype=torch.bfloat16)
+        pixels = inputs["pixel_values"].to(device, dtype=torch.bfloat16)
         with torch.inference_mode():
             out = model.get_image_features(pixel_values=pixels)
         features = out if isinstance(out, torch.Tensor) else out.pooler_output
         features.float().cpu()
 
     run(paths[:batch])  # warm-up
-    torch.cuda.synchronize()
+    _sync(torch, device)
     start = time.perf_counter()
     for first in range(0, len(paths), batch):
         run(paths[first : first + batch])
-    torch.cuda.synchronize()
+    _sync(torch, device)
     return _rate(len(paths), time.perf_counter() - start)
 
 
 def run(args: argparse.Namespace) -> Path:
-    torch = require_cuda()
+    device = args.device
+    torch = require_cuda(device)
     import transformers
 
-    from zeroshot_vision import Encoder
-    from zeroshot_vision.testing import build_random_siglip
+    try:
+        from zeroshot_vision import Encoder
+        from zeroshot_vision.testing import build_random_siglip
+    except ImportError as exc:
+        raise SetupError(
+            f"cannot import zeroshot_vision ({exc}); on a machine without network, carry "
+            f"wheels: pip download --no-deps --only-binary=:all: --python-version 3.12 "
+            f"--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d wheels "
+            f"{WHEELS}, then pip install --no-deps --no-index wheels/*.whl there"
+        ) from exc
 
     info = _report.machine()
     print(f"machine: {_report.describe(info)}", flush=True)
@@ -165,7 +196,7 @@ def run(args: argparse.Namespace) -> Path:
         root = Path(scratch)
         start = time.perf_counter()
         folder = build_random_siglip(
-            root / "model", preset=args.preset, device="cuda", dtype="bfloat16"
+            root / "model", preset=args.preset, device=device, dtype="bfloat16"
         )
         timings["build model s"] = time.perf_counter() - start
         start = time.perf_counter()
@@ -174,21 +205,24 @@ def run(args: argparse.Namespace) -> Path:
         print(f"built the model and {len(paths)} JPEGs", flush=True)
 
         model = transformers.AutoModel.from_pretrained(folder, dtype=torch.bfloat16)
-        model = model.to("cuda").eval()
+        model = model.to(device).eval()
         processor = transformers.AutoProcessor.from_pretrained(folder)
         side = int(model.config.vision_config.image_size)
-        alone = model_alone(torch, model, side, args.model_batch, args.model_batches)
+        alone = model_alone(torch, model, side, args.model_batch, args.model_batches, device)
         print(f"model alone: {alone:.1f} images/s", flush=True)
-        naive = naive_loop(torch, model, processor, paths, args.naive_batch)
+        naive = naive_loop(torch, model, processor, paths, args.naive_batch, device)
         print(f"naive loop: {naive:.1f} images/s", flush=True)
         del model
-        torch.cuda.empty_cache()
+        if device != "cpu":
+            torch.cuda.empty_cache()
 
         start = time.perf_counter()
-        encoder = Encoder.from_pretrained(folder, batch_size=args.encoder_batch)
+        encoder = Encoder.from_pretrained(
+            folder, device=None if device == "cuda" else device, batch_size=args.encoder_batch
+        )
         timings["Encoder load s"] = time.perf_counter() - start
         encoder.encode_images(paths[: encoder.batch_size])  # warm-up
-        torch.cuda.synchronize()
+        _sync(torch, device)
         start = time.perf_counter()
         vectors = encoder.encode_images(paths)
         ours = _rate(len(paths), time.perf_counter() - start)
@@ -233,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         run(args)
-    except NoCudaError as exc:
+    except SetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

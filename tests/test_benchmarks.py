@@ -70,3 +70,23 @@ def test_gpu_bench_fails_clearly_without_cuda(
     assert gpu_bench.main(["--images", "4", "--out", str(out)]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_gpu_bench_runs_end_to_end_as_a_cpu_smoke_test(tmp_path: Path) -> None:
+    """The whole script on the tiny model and the CPU: every step and the JSON it writes."""
+    out = tmp_path / "gpu.json"
+    argv = ["--device", "cpu", "--preset", "tiny", "--images", "3", "--model-batch", "2",
+            "--model-batches", "1", "--naive-batch", "2", "--text-queries", "2",
+            "--workers", "1", "--out", str(out)]  # fmt: skip
+    assert gpu_bench.main(argv) == 0
+    document = json.loads(out.read_text())
+    images, text, setup = document["tables"]
+    assert [row["route"].split(",")[0] for row in images["rows"]] == [
+        "model alone",
+        "naive loop: open + processor + model",
+        "Encoder.encode_images",
+    ]
+    assert all(row["images/s"] > 0 for row in images["rows"])
+    assert text["rows"][0]["queries"] == 2
+    assert {row["step"] for row in setup["rows"]} >= {"build model s", "Encoder load s"}
