@@ -123,8 +123,18 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
-    """Print a table and return it as a JSON-ready dict (rows as column -> value)."""
+def table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    raw: dict[str, list[float]] | None = None,
+) -> dict[str, Any]:
+    """Print a table and return it as a JSON-ready dict (rows as column -> value).
+
+    ``raw`` (each candidate's seconds per round, in run order) goes into the JSON only, so
+    a reader can judge the noise behind a median.
+    """
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     print(f"\n{title}")
@@ -132,7 +142,10 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     print("-+-".join("-" * w for w in widths))
     for row in cells:
         print(" | ".join(v.rjust(w) for v, w in zip(row, widths)))
-    return {"title": title, "rows": [dict(zip(columns, row)) for row in rows]}
+    document: dict[str, Any] = {"title": title, "rows": [dict(zip(columns, r)) for r in rows]}
+    if raw is not None:
+        document["raw_seconds"] = raw
+    return document
 
 
 def _json_safe(value: Any) -> Any:
