@@ -235,7 +235,17 @@ def test_int8_text_works_with_clip(tiny_clip_dir: Path, tiny_clip_encoder: Encod
 
 
 def test_int8_text_is_cpu_only(tiny_encoder: Encoder) -> None:
-    from zeroshot_vision.encoder import _quantize_text_tower
+    from zeroshot_vision.encoder import _quantized_text_parts
 
     with pytest.raises(InvalidInputError, match="CPU only"):
-        _quantize_text_tower(tiny_encoder._model, torch.device("cuda"))
+        _quantized_text_parts(tiny_encoder._model, torch.device("cuda"))
+
+
+def test_int8_text_is_quantized_from_the_loaded_weights_not_bfloat16(
+    tiny_model_dir: Path, tiny_encoder: Encoder
+) -> None:
+    fp32 = Encoder.from_pretrained(tiny_model_dir, dtype="float32", quantize_text=True)
+    bf16 = Encoder.from_pretrained(tiny_model_dir, dtype="bfloat16", quantize_text=True)
+    assert bf16.dtype == torch.bfloat16  # the image tower's precision
+    # The same int8 text side whatever the image tower's dtype.
+    np.testing.assert_allclose(bf16.encode_texts(TEXTS), fp32.encode_texts(TEXTS), atol=1e-6)

@@ -345,14 +345,17 @@ class Encoder:
                 "siglip`), copy the folder here and pass its path (Encoder.from_pretrained("
                 "'path/to/siglip') or ZSV_MODEL=path/to/siglip)"
             ) from exc
+        # Quantized from the weights as loaded, before any cast to a lower precision, and
+        # kept out of that cast (the int8 layers take float32 in).
+        text_parts = _quantized_text_parts(model, target) if quantize_text else {}
         try:
             model = model.to(device=target, dtype=chosen_dtype)
         except (RuntimeError, TypeError, ValueError) as exc:
             raise ModelLoadError(
                 f"cannot place {name} on {target} as {chosen_dtype}: {_first_line(exc)}"
             ) from exc
-        if quantize_text:
-            _quantize_text_tower(model, target)
+        for part_name, part in text_parts.items():
+            setattr(model, part_name, part)
         logger.info("loaded %s on %s as %s", name, target, chosen_dtype)
         encoder = cls(
             model,
@@ -651,12 +654,13 @@ class Encoder:
         return logits + self.logit_bias
 
 
-def _quantize_text_tower(model: Any, device: torch.device) -> None:
-    """Swap the text side's linear layers for dynamically quantized int8 ones (CPU only).
+def _quantized_text_parts(model: Any, device: torch.device) -> dict[str, Any]:
+    """Take the text side out of ``model``, its linear layers dynamically quantized to int8.
 
     Weights are quantized once (per tensor), activations at each call; the text side runs
     in float32 around the int8 matmuls whatever the image tower's dtype. CLIP's
-    ``text_projection`` sits outside its ``text_model`` and is quantized with it.
+    ``text_projection`` sits outside its ``text_model`` and is quantized with it. The
+    caller puts the returned parts back (by name) after casting the rest of the model.
     """
     import torch
 
@@ -664,6 +668,7 @@ def _quantize_text_tower(model: Any, device: torch.device) -> None:
         raise InvalidInputError(f"quantize_text runs on the CPU only, not on {device}")
     if getattr(model, "text_model", None) is None:
         raise InvalidInputError(f"{type(model).__name__} has no text_model to quantize")
+    parts = {}
     with warnings.catch_warnings():
         # torch.ao.quantization and quantized tensors announce their move to torchao;
         # they still work in torch 2.13 (the int8 route is opt-in for that reason).
@@ -673,10 +678,11 @@ def _quantize_text_tower(model: Any, device: torch.device) -> None:
         for name in ("text_model", "text_projection"):
             part = getattr(model, name, None)
             if part is not None:
-                quantized = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-                    part.float(), {torch.nn.Linear}, dtype=torch.qint8
+                parts[name] = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                    part.float().to(device), {torch.nn.Linear}, dtype=torch.qint8
                 )
-                setattr(model, name, quantized)
+                setattr(model, name, None)
+    return parts
 
 
 def _load_checkpoint(
