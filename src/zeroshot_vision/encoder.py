@@ -140,8 +140,8 @@ def _pick_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torch.
     elif device.type == "mps":
         chosen = torch.float16
     elif cpu_has_native_bf16():
-        # Measured on 2 cores with AVX512-BF16 (benchmarks/bench_encoder.py): one so400m
-        # text query 2.3x and image encoding 2.5x faster than float32, cosine >= 0.999.
+        # Measured on 2 cores with AVX512-BF16 (docs/benchmarks.md): one so400m text
+        # query 3.6x and image encoding 2.7x faster than float32, cosine >= 0.9999.
         chosen = torch.bfloat16
     else:
         chosen = torch.float32
