@@ -139,37 +139,13 @@ def max_cosine_between_inputs(vectors: np.ndarray) -> float:
     return float(similarity[~np.eye(len(vectors), dtype=bool)].max())
 
 
+# fmt: off
 _WORDS = [
-    *[
-        "cat",
-        "dog",
-        "puppy",
-        "street",
-        "night",
-        "astronaut",
-        "space",
-        "suit",
-        "coffee",
-        "table",
-        "rocket",
-        "sky",
-        "galaxies",
-    ],
-    *[
-        "red",
-        "car",
-        "mountain",
-        "lake",
-        "sunrise",
-        "people",
-        "beach",
-        "bowl",
-        "fruit",
-        "portrait",
-        "woman",
-        "uniform",
-    ],
+    "cat", "dog", "puppy", "street", "night", "astronaut", "space", "suit", "coffee", "table",
+    "rocket", "sky", "galaxies", "red", "car", "mountain", "lake", "sunrise", "people", "beach",
+    "bowl", "fruit", "portrait", "woman", "uniform",
 ]
+# fmt: on
 
 
 def distinct_texts() -> Iterator[str]:
