@@ -56,9 +56,10 @@ def make_jpegs(folder: Path, count: int, size: tuple[int, int] = (1600, 1200)) -
     paths = []
     for i in range(count):
         image = sources[i % len(sources)]
-        shift = 2 * (i // len(sources))
+        variant = i // len(sources)
+        shift = variant % 40  # 80 distinct versions of each photo, then repeats
         image = image.crop((shift, shift, image.width - shift, image.height - shift))
-        if (i // len(sources)) % 2:
+        if (variant // 40) % 2:
             image = ImageOps.mirror(image)
         buffer = io.BytesIO()
         image.resize(size).save(buffer, format="JPEG", quality=90)

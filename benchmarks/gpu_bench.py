@@ -96,14 +96,15 @@ def require_cuda(device: str = "cuda") -> Any:
     return torch
 
 
-def _one_jpeg(job: tuple[int, str, str]) -> None:
-    index, source, target = job
+def _one_jpeg(job: tuple[int, int, str, str]) -> None:
+    """Write one distinct JPEG: the ``variant``-th version (crop, mirror) of ``source``."""
+    variant, _, source, target = job
     from PIL import Image, ImageOps
 
     image = Image.open(source).convert("RGB")
-    shift = 2 * (index // 5)
+    shift = variant % 40  # 80 distinct versions of each photo, then repeats
     image = image.crop((shift, shift, image.width - shift, image.height - shift))
-    if (index // 5) % 2:
+    if (variant // 40) % 2:
         image = ImageOps.mirror(image)
     buffer = io.BytesIO()
     image.resize(JPEG_SIZE).save(buffer, format="JPEG", quality=90)
@@ -115,10 +116,13 @@ def make_jpegs(folder: Path, count: int, workers: int) -> list[Path]:
 
     data = Path(skimage.__file__).parent / "data"
     names = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png"]
-    sources = [str(data / n) for n in names]
+    # Some of scikit-image's photos are fetched on demand; use those that shipped.
+    sources = [str(data / n) for n in names if (data / n).is_file()]
+    if not sources:
+        raise SetupError(f"no sample photos in {data}; install scikit-image with its data")
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"photo{i:05d}.jpg" for i in range(count)]
-    jobs = [(i, sources[i % len(sources)], str(p)) for i, p in enumerate(paths)]
+    jobs = [(i // len(sources), i, sources[i % len(sources)], str(p)) for i, p in enumerate(paths)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         list(pool.map(_one_jpeg, jobs, chunksize=16))
     return paths
