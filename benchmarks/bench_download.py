@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 import tempfile
 import threading
 import time
@@ -24,6 +25,9 @@ from PIL import Image
 
 from zeroshot_vision.datasets.download import download_photos
 from zeroshot_vision.datasets.unsplash import UnsplashPhoto
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _report
 
 
 def sample_jpeg() -> bytes:
@@ -84,13 +88,14 @@ def main() -> None:
         server.shutdown()
         server.server_close()
 
-    print(
+    base = rows[0][2]
+    table = _report.table(
         f"{args.photos} photos of {len(body) / 1024:.0f} KiB, server latency "
-        f"{args.latency * 1000:.0f} ms"
+        f"{args.latency * 1000:.0f} ms (baseline: {args.workers[0]} worker(s), same run)",
+        ["workers", "seconds", "photos/s", "MiB/s", "speed-up vs baseline"],
+        [[w, sec, rate, tput / 2**20, rate / base] for w, sec, rate, tput in rows],
     )
-    print(f"{'workers':>7} {'seconds':>8} {'photos/s':>9} {'MiB/s':>7}")
-    for workers, seconds, rate, throughput in rows:
-        print(f"{workers:>7} {seconds:>8.2f} {rate:>9.1f} {throughput / 2**20:>7.2f}")
+    _report.write("download", [table], arguments=vars(args))
 
 
 if __name__ == "__main__":

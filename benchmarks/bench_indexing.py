@@ -8,20 +8,27 @@ ones do) the folder of 640-px JPEGs (like ``zsv download`` writes) is indexed fr
 with ``SearchEngine.index_folder``: scan, decode, preprocess, forward, store upsert, and
 the commit of store and state after every batch. Model loading
 and the first (warm-up) forward pass are left out. A second, unchanged run shows the
-cost of an incremental no-op re-index.
+cost of an incremental no-op re-index. The baseline, measured in the same run on the
+same files, is the naive float32 transformers loop (open + processor + model, no store).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from zeroshot_vision import Encoder, SearchEngine
 from zeroshot_vision.testing import build_random_siglip
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _report
+from bench_encoder import NaiveLoop
 
 
 def make_photos(folder: Path, count: int) -> None:
@@ -71,12 +78,33 @@ def main() -> None:
                 first = engine.index_folder(photos, batch_size=args.batch_size)
                 again = engine.index_folder(photos, batch_size=args.batch_size)
             assert first.count == count and again.skipped == count
-            rows.append((preset, count, first.seconds, first.images_per_second, again.seconds))
+            naive = NaiveLoop(model)
+            paths = sorted(photos.iterdir())
+            naive.images(paths[: args.batch_size], args.batch_size)  # warm-up
+            start = time.perf_counter()
+            naive.images(paths, args.batch_size)
+            naive_rate = count / (time.perf_counter() - start)
+            rows.append(
+                [
+                    preset,
+                    str(encoder.dtype).removeprefix("torch."),
+                    count,
+                    first.seconds,
+                    first.images_per_second,
+                    naive_rate,
+                    first.images_per_second / naive_rate,
+                    again.seconds,
+                ]
+            )
 
-    print(f"batch size {args.batch_size}, device {args.device or 'auto'}")
-    print(f"{'preset':<8} {'images':>7} {'seconds':>9} {'images/s':>9} {'no-op re-run s':>15}")
-    for preset, count, seconds, rate, rerun in rows:
-        print(f"{preset:<8} {count:>7} {seconds:>9.2f} {rate:>9.2f} {rerun:>15.2f}")
+    table = _report.table(
+        f"zsv index, batch size {args.batch_size}, against the naive float32 loop in the "
+        "same run",
+        ["preset", "dtype", "images", "seconds", "images/s", "naive images/s",
+         "speed-up vs naive", "no-op re-run s"],
+        rows,
+    )  # fmt: skip
+    _report.write("indexing", [table], arguments=vars(args))
 
 
 if __name__ == "__main__":

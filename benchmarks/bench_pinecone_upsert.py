@@ -13,12 +13,17 @@ so this measures the store's batching and the SDK's encoding, not the network.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from zeroshot_vision.stores.pinecone import MAX_REQUEST_BYTES, PineconeStore
 from zeroshot_vision.testing.pinecone_server import PineconeTestServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _report
 
 
 def run(count: int, dim: int, concurrency: int, seed: int = 0) -> dict[str, float]:
@@ -58,19 +63,20 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1152)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     args = parser.parse_args()
-    header = (
-        f"{'vectors':>8} {'dim':>5} {'conc':>4} {'requests':>8} {'max req bytes':>13} "
-        f"{'max vec/req':>11} {'seconds':>8} {'vectors/s':>10}"
-    )
-    print(header)
-    print("-" * len(header))
-    for concurrency in args.concurrency:
-        row = run(args.count, args.dim, concurrency)
-        print(
-            f"{row['vectors']:>8,} {args.dim:>5} {concurrency:>4} {row['requests']:>8,} "
-            f"{row['max_request_bytes']:>13,} {row['max_vectors_per_request']:>11,} "
-            f"{row['seconds']:>8.2f} {row['vectors_per_s']:>10,.0f}"
-        )
+    rows = [run(args.count, args.dim, concurrency) for concurrency in args.concurrency]
+    base = rows[0]["vectors_per_s"]
+    table = _report.table(
+        f"{args.count:,} x {args.dim} vectors into the local Pinecone server "
+        f"(baseline: concurrency {args.concurrency[0]}, same run)",
+        ["concurrency", "requests", "largest body B", "vectors/request", "seconds",
+         "vectors/s", "speed-up vs baseline"],
+        [
+            [c, r["requests"], r["max_request_bytes"], r["max_vectors_per_request"],
+             r["seconds"], r["vectors_per_s"], r["vectors_per_s"] / base]
+            for c, r in zip(args.concurrency, rows)
+        ],
+    )  # fmt: skip
+    _report.write("pinecone_upsert", [table], arguments=vars(args))
 
 
 if __name__ == "__main__":

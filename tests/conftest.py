@@ -43,10 +43,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir: Path):
-    """The tiny model loaded through Encoder.from_pretrained (the users' path)."""
+    """The tiny model loaded through Encoder.from_pretrained (the users' path).
+
+    float32, whatever this CPU's default: parity tests compare it with the float32
+    reference pipeline (tests/test_encoder_fast_paths.py covers the bfloat16 default).
+    """
     from zeroshot_vision import Encoder
 
-    return Encoder.from_pretrained(tiny_model_dir, device="cpu")
+    return Encoder.from_pretrained(tiny_model_dir, device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
@@ -91,4 +95,4 @@ def tiny_clip_encoder(tiny_clip_dir: Path):
     """The tiny CLIP loaded through Encoder.from_pretrained."""
     from zeroshot_vision import Encoder
 
-    return Encoder.from_pretrained(tiny_clip_dir, device="cpu")
+    return Encoder.from_pretrained(tiny_clip_dir, device="cpu", dtype="float32")

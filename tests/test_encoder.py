@@ -89,6 +89,7 @@ def test_padding_matters(tiny_encoder, tiny_model_dir) -> None:
 
 def test_text_batching_does_not_change_results(tiny_encoder) -> None:
     whole = tiny_encoder.encode_texts(TEXTS)
+    tiny_encoder.clear_text_cache()  # so the second call runs the model again
     one_by_one = tiny_encoder.encode_texts(iter(TEXTS), batch_size=1)
     np.testing.assert_allclose(whole, one_by_one, atol=1e-5)
 
@@ -277,12 +278,14 @@ def test_gpu_defaults_and_parity(tiny_model_dir, tiny_encoder, photo_paths) -> N
 
 
 def test_device_choice_on_this_machine(tiny_encoder) -> None:
-    from zeroshot_vision.encoder import _pick_device, _pick_dtype
+    from zeroshot_vision.encoder import _pick_device, _pick_dtype, cpu_has_native_bf16
 
     expected = "cuda" if torch.cuda.is_available() else tiny_encoder.device.type
     assert _pick_device(None).type in (expected, "mps", "cpu")
     assert _pick_device("cpu").type == "cpu"
-    assert _pick_dtype(torch.device("cpu"), None) == torch.float32
+    cpu_default = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    assert _pick_dtype(torch.device("cpu"), None) == cpu_default
+    assert _pick_dtype(torch.device("cpu"), "float32") == torch.float32
     assert _pick_dtype(torch.device("cpu"), "torch.bfloat16") == torch.bfloat16
 
 

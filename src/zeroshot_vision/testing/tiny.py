@@ -82,6 +82,8 @@ def build_random_siglip(
     logit_scale: float | None = None,
     logit_bias: float | None = None,
     seed: int = 0,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> Path:
     """Build a randomly initialized SigLIP of a known shape and save it to ``path``.
 
@@ -92,6 +94,10 @@ def build_random_siglip(
             temperature); a fresh model has 0.
         logit_bias: Value of the model's ``logit_bias`` parameter; a fresh model has 0.
         seed: Seed for the random weights, so builds are reproducible.
+        device: Where to initialize the weights (``"cuda"`` builds so400m in seconds
+            instead of a minute on a small CPU); the CPU when ``None``.
+        dtype: Precision to save in (``"bfloat16"`` halves the files); float32 when
+            ``None``.
 
     Returns:
         The folder, ready for ``Encoder.from_pretrained(path)``.
@@ -138,7 +144,17 @@ def build_random_siglip(
                 image_size=shape["image_size"], patch_size=shape["patch_size"], **width
             ),
         )
-        _save(transformers.SiglipModel, config, processor, out, logit_scale, logit_bias, seed)
+        _save(
+            transformers.SiglipModel,
+            config,
+            processor,
+            out,
+            logit_scale,
+            logit_bias,
+            seed,
+            device=device,
+            dtype=dtype,
+        )
     return out
 
 
@@ -307,11 +323,17 @@ def _save(
     logit_scale: float | None,
     logit_bias: float | None,
     seed: int,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> None:
     """Initialize a model from ``config`` with ``seed``, set its logits, save it all."""
     torch = require("torch", purpose="building a random model")
     torch.manual_seed(seed)
-    model = model_class(config).eval()
+    with torch.device(device or "cpu"):
+        model = model_class(config).eval()
+    if dtype is not None:
+        model = model.to(getattr(torch, dtype))
     with torch.no_grad():
         if logit_scale is not None:
             model.logit_scale.fill_(logit_scale)
