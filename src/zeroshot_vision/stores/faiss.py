@@ -498,7 +498,12 @@ class FaissStore:
         candidates = len(allowed) if allowed is not None else len(self._key_of)
         k = min(k, candidates)
         if not self._is_graph:
-            scores, keys = self._search_flat(query, k, allowed)
+            if allowed is not None and len(allowed) * 2 < len(self._key_of):
+                # A selective filter: scoring only the passing vectors beats a full scan
+                # that asks the ID selector about every vector.
+                scores, keys = self._search_exact(query, k, allowed)
+            else:
+                scores, keys = self._search_flat(query, k, allowed)
         elif candidates <= EXACT_SEARCH_LIMIT:
             scores, keys = self._search_exact(query, k, allowed)
         else:

@@ -240,6 +240,9 @@ def _always(metadata: Mapping[str, Any]) -> bool:
 
 def _key(value: object) -> tuple[str, object] | None:
     """A hashable identity under the language's equality: 1 == 1.0, True != 1."""
+    kind = _KINDS.get(type(value))
+    if kind is not None:  # exact built-in types, the common case, in one look-up
+        return (kind, value)
     if isinstance(value, bool):
         return ("bool", value)
     if isinstance(value, (int, float)):
@@ -247,6 +250,9 @@ def _key(value: object) -> tuple[str, object] | None:
     if isinstance(value, str):
         return ("string", value)
     return None  # lists, objects, None: equal to no filter value
+
+
+_KINDS: dict[type, str] = {str: "string", int: "number", float: "number", bool: "bool"}
 
 
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
@@ -268,8 +274,10 @@ def _field_predicate(field: str, op: str, operand: Any) -> Predicate:
             value = m.get(field, _MISSING)
             if value is _MISSING:
                 return not positive  # $ne and $nin match a missing field
-            values = value if isinstance(value, list) else (value,)
-            found = any(_key(v) in wanted for v in values)
+            if isinstance(value, list):
+                found = any(_key(v) in wanted for v in value)
+            else:  # the common case, without a generator: filters run per record
+                found = _key(value) in wanted
             return found is positive
 
         return member
