@@ -718,3 +718,10 @@ def test_readers_work_while_zsv_index_commits(
     assert writer.returncode == 0, err
     assert reads >= 3  # the readers really overlapped the writer
     assert len(stored(index)) == 80
+
+
+def test_temp_files_of_a_killed_save_do_not_count_in_the_size(built: Path) -> None:
+    folder = IndexFolder.open(built)
+    before = folder.size_bytes()
+    (built / "store" / ".index-9.faiss.k3j2h1g0.tmp").write_bytes(b"\0" * 1_000_000)
+    assert folder.size_bytes() == before
