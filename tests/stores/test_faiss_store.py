@@ -516,3 +516,13 @@ def test_query_many_matches_single_queries(index: str, search_filter: Any) -> No
         assert [h.metadata for h in mine] == [h.metadata for h in theirs]
     with pytest.raises(InvalidInputError):
         store.query_many(queries[0], k=4)
+
+
+def test_ids_show_what_they_hold() -> None:
+    store = FaissStore(2)
+    store.upsert([f"p{i}" for i in range(7)], np.eye(2)[[i % 2 for i in range(7)]])
+    ids = store.ids()
+    assert repr(ids) == "IdSnapshot(7 ids: 'p0', 'p1', 'p2', 'p3', 'p4', ...)"
+    assert next(ids) == "p0" and len(ids) == 6
+    store.delete(["p1"])  # a snapshot: writing does not change what is iterated
+    assert list(ids) == ["p1", "p2", "p3", "p4", "p5", "p6"] and repr(ids) == "IdSnapshot(0 ids: )"

@@ -63,7 +63,7 @@ from zeroshot_vision.types import Hit, Metadata, Record
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["FaissStore"]
+__all__ = ["FaissStore", "IdSnapshot"]
 
 logger = logging.getLogger(__name__)
 
@@ -580,9 +580,12 @@ class FaissStore:
         return out
 
     def ids(self) -> Iterator[str]:
-        """Every stored id (a snapshot, safe to iterate while writing)."""
+        """Every stored id (a snapshot, safe to iterate while writing).
+
+        The iterator shows what it holds in a notebook (``IdSnapshot(3 ids: 'a', ...)``).
+        """
         with self._lock.reading():
-            return iter(list(self._key_of))
+            return IdSnapshot(list(self._key_of))
 
     # -- persistence -------------------------------------------------------------------
 
@@ -912,3 +915,27 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
             f"{folder} was written by a newer zeroshot-vision (format {manifest['version']})"
         )
     return manifest
+
+
+class IdSnapshot(Iterator[str]):
+    """An iterator over a fixed list of ids, with a readable ``repr`` and a length."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self._ids = ids
+        self._next = 0
+
+    def __next__(self) -> str:
+        if self._next >= len(self._ids):
+            raise StopIteration
+        self._next += 1
+        return self._ids[self._next - 1]
+
+    def __len__(self) -> int:
+        """How many ids are left to iterate."""
+        return len(self._ids) - self._next
+
+    def __repr__(self) -> str:
+        left = self._ids[self._next :]
+        shown = ", ".join(repr(item) for item in left[:5])
+        more = ", ..." if len(left) > 5 else ""
+        return f"IdSnapshot({len(left)} ids: {shown}{more})"
