@@ -210,7 +210,7 @@ def add_download_command(commands: Subcommands) -> None:
         type=positive_seconds_arg,
         default=30.0,
         metavar="S",
-        help="seconds per request (default 30)",
+        help="seconds per attempt, connecting, headers and body together (default 30)",
     )
     parser.add_argument(
         "--retries",

@@ -525,4 +525,4 @@ def test_ids_show_what_they_hold() -> None:
     assert repr(ids) == "IdSnapshot(7 ids: 'p0', 'p1', 'p2', 'p3', 'p4', ...)"
     assert next(ids) == "p0" and len(ids) == 6
     store.delete(["p1"])  # a snapshot: writing does not change what is iterated
-    assert list(ids) == ["p1", "p2", "p3", "p4", "p5", "p6"] and repr(ids) == "IdSnapshot(0 ids: )"
+    assert list(ids) == ["p1", "p2", "p3", "p4", "p5", "p6"] and repr(ids) == "IdSnapshot(0 ids)"

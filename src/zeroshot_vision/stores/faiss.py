@@ -936,6 +936,8 @@ class IdSnapshot(Iterator[str]):
 
     def __repr__(self) -> str:
         left = self._ids[self._next :]
+        if not left:
+            return "IdSnapshot(0 ids)"
         shown = ", ".join(repr(item) for item in left[:5])
         more = ", ..." if len(left) > 5 else ""
         return f"IdSnapshot({len(left)} ids: {shown}{more})"
