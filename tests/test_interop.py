@@ -328,3 +328,19 @@ def test_the_readme_example_builds_an_index_zsv_opens(
         "dog.png",
         "street.jpg",
     ]
+
+
+def test_model_loading_reports_progress(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Nothing used to show while a model loaded (tens of seconds for so400m on a CPU)."""
+    from zeroshot_vision.types import Progress
+
+    events: list[Progress] = []
+    Encoder.from_pretrained(tiny_model_dir, device="cpu", progress=events.append)
+    assert [(e.done, e.total) for e in events] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert events[0].task == f"load {tiny_model_dir.name}"
+    events.clear()
+    with SearchEngine.create(tmp_path / "i", model=str(tiny_model_dir), progress=events.append):
+        pass
+    with SearchEngine.open(tmp_path / "i", progress=events.append):
+        pass
+    assert [e.done for e in events] == [0, 1, 2, 3] * 2

@@ -128,6 +128,11 @@ def _progress_bar(total: int, *, unit: str, desc: str) -> Any:
     return tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True, smoothing=0.1)
 
 
+def _interactive() -> bool:
+    """Whether to draw progress (bars, the model loading): only on a terminal."""
+    return sys.stderr.isatty()
+
+
 def _print_json(value: Any) -> None:
     # Still valid JSON: what json.dumps leaves raw is escaped as \uXXXX inside its strings.
     print(printable_json(json.dumps(value, ensure_ascii=False, indent=2)))
@@ -379,6 +384,7 @@ def run_index(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         exist_ok=True,
+        progress=_interactive(),
     )
     try:
         report = engine.index_folder(
@@ -562,7 +568,7 @@ def run_search(args: argparse.Namespace) -> int:
     query_filter = parse_filter(args.filter)
     query = _search_query(args)
     with SearchEngine.open(
-        args.index, model=args.model, device=args.device, dtype=args.dtype
+        args.index, model=args.model, device=args.device, dtype=args.dtype, progress=_interactive()
     ) as engine:
         results = engine.search(
             query, k=args.k, filter=query_filter, min_probability=args.min_probability
@@ -617,7 +623,9 @@ def run_classify(args: argparse.Namespace) -> int:
     labels = clean_labels(args.labels)
     if len(args.images) == 1 and not Path(args.images[0]).is_file():
         raise InvalidInputError(f"{args.images[0]} is not a file")
-    encoder = Encoder.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    encoder = Encoder.from_pretrained(
+        args.model, device=args.device, dtype=args.dtype, progress=_interactive()
+    )
     report = encoder.classify_many(args.images, labels, softmax=args.softmax)
     if len(args.images) == 1 and report.failed:
         raise ImageLoadError(report.failed[0].source, report.failed[0].reason)
@@ -771,7 +779,7 @@ def run_tag(args: argparse.Namespace) -> int:
         if args.exclude:
             raise InvalidInputError("--exclude applies to folders of images, not to an index")
         with SearchEngine.open(
-            source, model=args.model, device=args.device, dtype=args.dtype
+            source, model=args.model, device=args.device, dtype=args.dtype, progress=_interactive()
         ) as engine:
             report = engine.classify_indexed(labels, progress=show_bar)
     elif source.is_dir():
@@ -779,7 +787,9 @@ def run_tag(args: argparse.Namespace) -> int:
         from zeroshot_vision.encoder import Encoder
 
         scan = scan_source(source, exclude=check_exclude(args.exclude))
-        encoder = Encoder.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+        encoder = Encoder.from_pretrained(
+            args.model, device=args.device, dtype=args.dtype, progress=_interactive()
+        )
         report = encoder.classify_many(
             [image.path for image in scan.images],
             labels,

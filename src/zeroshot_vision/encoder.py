@@ -307,6 +307,7 @@ class Encoder:
         text_cache_size: int = TEXT_CACHE_SIZE,
         warm_up: bool = True,
         quantize_text: bool = False,
+        progress: ProgressOption = None,
     ) -> Encoder:
         """Load a SigLIP (or SigLIP 2 FixRes) checkpoint from the hub or a local folder.
 
@@ -332,6 +333,9 @@ class Encoder:
             quantize_text: CPU only: run the text tower's linear layers in int8 (dynamic
                 quantization) for cheaper queries on CPUs without native bfloat16;
                 embeddings then agree with float32 to a cosine of about 0.999.
+            progress: ``True`` for a bar while the model loads (reading the weights,
+                placing them on the device, warming up: tens of seconds for so400m on a
+                CPU), or a callable receiving the three steps as they finish.
 
         Raises:
             ModelLoadError: The checkpoint cannot be found, fetched or loaded. The message
@@ -354,6 +358,32 @@ class Encoder:
             raise ModelLoadError(f"model folder {name} does not exist")
         target = _pick_device(device)
         chosen_dtype = _pick_dtype(target, dtype)
+        from zeroshot_vision._progress import Tracker
+
+        with Tracker(progress, task=f"load {Path(name).name}", total=3, unit="step") as tracker:
+            encoder = cls._load(
+                transformers, name, target, chosen_dtype, revision, local_files_only,
+                quantize_text, batch_size, text_cache_size, tracker,
+            )  # fmt: skip
+            if warm_up:
+                encoder.warm_up()
+            tracker.advance(1)
+        return encoder
+
+    @classmethod
+    def _load(
+        cls,
+        transformers: Any,
+        name: str,
+        target: torch.device,
+        chosen_dtype: torch.dtype,
+        revision: str | None,
+        local_files_only: bool,
+        quantize_text: bool,
+        batch_size: int | None,
+        text_cache_size: int,
+        tracker: Any,
+    ) -> Encoder:
         try:
             model, processor = _load_checkpoint(
                 transformers, name, revision=revision, local_files_only=local_files_only
@@ -366,6 +396,7 @@ class Encoder:
                 "siglip`), copy the folder here and pass its path (Encoder.from_pretrained("
                 "'path/to/siglip') or ZSV_MODEL=path/to/siglip)"
             ) from exc
+        tracker.advance(1)
         # Quantized from the weights as loaded, before any cast to a lower precision, and
         # kept out of that cast (the int8 layers take float32 in).
         text_parts = _quantized_text_parts(model, target) if quantize_text else {}
@@ -378,16 +409,14 @@ class Encoder:
         for part_name, part in text_parts.items():
             setattr(model, part_name, part)
         logger.info("loaded %s on %s as %s", name, target, chosen_dtype)
-        encoder = cls(
+        tracker.advance(1)
+        return cls(
             model,
             processor,
             model_name=name,
             batch_size=batch_size,
             text_cache_size=text_cache_size,
         )
-        if warm_up:
-            encoder.warm_up()
-        return encoder
 
     def warm_up(self, *, images: bool = False) -> None:
         """Run the model once on a throwaway input, so one-time setup happens now.

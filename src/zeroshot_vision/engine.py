@@ -133,6 +133,7 @@ class SearchEngine:
         device: str | None = None,
         dtype: Any = None,
         exist_ok: bool = False,
+        progress: ProgressOption = None,
     ) -> SearchEngine:
         """Create an index folder and an engine that owns it.
 
@@ -148,6 +149,7 @@ class SearchEngine:
             dtype: Torch dtype for the encoder.
             exist_ok: If ``path`` already holds an index, open it instead of failing, as
                 long as the arguments given do not contradict it.
+            progress: Shows the model loading (see :meth:`Encoder.from_pretrained`).
 
         Raises:
             InvalidInputError: ``path`` holds an index (and not ``exist_ok``) or other
@@ -165,12 +167,14 @@ class SearchEngine:
                 store=store,
                 store_options=store_options,
             )
-            return cls._with_folder(folder, encoder=encoder, device=device, dtype=dtype)
+            return cls._with_folder(
+                folder, encoder=encoder, device=device, dtype=dtype, progress=progress
+            )
         IndexFolder.check_available(path)  # before the slow model load
         if encoder is None:
             from zeroshot_vision.encoder import Encoder
 
-            encoder = Encoder.from_pretrained(model, device=device, dtype=dtype)
+            encoder = Encoder.from_pretrained(model, device=device, dtype=dtype, progress=progress)
         folder = IndexFolder.create(
             path,
             model=encoder.model_name,
@@ -189,6 +193,7 @@ class SearchEngine:
         encoder: Encoder | None = None,
         device: str | None = None,
         dtype: Any = None,
+        progress: ProgressOption = None,
     ) -> SearchEngine:
         """Open an index folder: its recorded model and store, nothing else needed.
 
@@ -202,6 +207,7 @@ class SearchEngine:
             encoder: An already loaded encoder to use instead.
             device: Torch device for the encoder.
             dtype: Torch dtype for the encoder.
+            progress: Shows the model loading (see :meth:`Encoder.from_pretrained`).
 
         Raises:
             IndexNotFoundError: ``path`` holds no index.
@@ -210,7 +216,9 @@ class SearchEngine:
             DimensionMismatchError: The model's dimension differs from the index's.
         """
         folder = IndexFolder.open(path)
-        return cls._with_folder(folder, encoder=encoder, model=model, device=device, dtype=dtype)
+        return cls._with_folder(
+            folder, encoder=encoder, model=model, device=device, dtype=dtype, progress=progress
+        )
 
     @classmethod
     def _with_folder(
@@ -221,6 +229,7 @@ class SearchEngine:
         model: str | None = None,
         device: str | None = None,
         dtype: Any = None,
+        progress: ProgressOption = None,
     ) -> SearchEngine:
         store = folder.open_store()  # cheap, and fails before the slow model load
         try:
@@ -228,7 +237,7 @@ class SearchEngine:
                 from zeroshot_vision.encoder import Encoder
 
                 encoder = Encoder.from_pretrained(
-                    model or folder.manifest.model, device=device, dtype=dtype
+                    model or folder.manifest.model, device=device, dtype=dtype, progress=progress
                 )
             if encoder.dim != folder.manifest.dim:
                 raise DimensionMismatchError(

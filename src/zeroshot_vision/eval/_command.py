@@ -150,7 +150,9 @@ def _each_model(args: argparse.Namespace, evaluate: Callable[[Encoder], T]) -> l
 
     results = []
     for name in _models(args):
-        encoder = Encoder.from_pretrained(name, device=args.device, dtype=args.dtype)
+        encoder = Encoder.from_pretrained(
+            name, device=args.device, dtype=args.dtype, progress=sys.stderr.isatty()
+        )
         results.append(evaluate(encoder))
         del encoder
     return results
