@@ -101,7 +101,8 @@ def resolve_model(name_or_path: str | os.PathLike[str] | None = None) -> str:
         # Build beside it and rename, so a killed build never leaves a half-written model.
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tiny-siglip-"))
         try:
-            build_tiny_siglip(staging)
+            with _quiet_loading(require("transformers", purpose="the tiny model")):
+                build_tiny_siglip(staging)  # no "Writing model shards" bar: it is instant
             try:
                 staging.rename(folder)
             except OSError:  # another process built it first
