@@ -51,20 +51,17 @@ def main() -> int:
     root = Path("demo-data")
     photos, index = root / "photos", root / "index"
     copy_samples(photos)
-    model = os.environ.get("ZSV_MODEL", "")
-    if model == "tiny":
-        from zeroshot_vision.testing import build_tiny_siglip
-
-        model = str(build_tiny_siglip(root / "tiny-siglip"))
+    # zsv follows $ZSV_MODEL ("tiny": a tiny random model built offline into the user
+    # cache; a folder; a hub id), else the default SigLIP; the index records the choice.
+    if os.environ.get("ZSV_MODEL", "").strip() == "tiny":
         print("ZSV_MODEL=tiny: a tiny random SigLIP (results are meaningless, the plumbing real)")
-    model_args = ["--model", model] if model else []
-    if not model:
+    elif not os.environ.get("ZSV_MODEL"):
         print("Using google/siglip-so400m-patch14-384; the first run downloads ~3.5 GB.")
     try:
-        zsv("index", str(photos), "--index", str(index), *model_args)
+        zsv("index", str(photos), "--index", str(index))
         for query in QUERIES:
             zsv("search", query, "--index", str(index), "-k", "3")
-        zsv("classify", str(photos / "chelsea.png"), "--labels", "a cat,a dog,a car", *model_args)
+        zsv("classify", str(photos / "chelsea.png"), "--labels", "a cat,a dog,a car")
     except subprocess.CalledProcessError as exc:
         return exc.returncode
     return 0
