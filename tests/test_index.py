@@ -584,8 +584,9 @@ def _kill_twice_then_finish(command: list[str], index: Path, env: dict[str, str]
     for kill_after in (0.0, 0.17):
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
-            # Wait until this run has committed at least one batch of its own.
-            deadline = time.monotonic() + 60
+            # Wait until this run has committed at least one batch of its own (a loaded
+            # machine can take long to start it and load the model).
+            deadline = time.monotonic() + 180
             baseline = _indexed(index)
             while _indexed(index) <= baseline and time.monotonic() < deadline:
                 assert process.poll() is None, process.communicate()
