@@ -759,3 +759,29 @@ def test_upload_errors_are_the_matching_leaves() -> None:
         decode_upload(_png_claiming(50_000, 50_000))
     with pytest.raises(ImageTooLargeError, match="limit is"):
         decode_upload(b"x" * 2048, max_bytes=1024)
+
+
+def test_a_running_app_sees_what_zsv_index_adds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photos: list[Path]
+) -> None:
+    """The app used to keep the engine it first opened: new photos never appeared."""
+    from zeroshot_vision.app import streamlit_app
+    from zeroshot_vision.app.logic import index_version
+    from zeroshot_vision.engine import SearchEngine
+
+    folder = tmp_path / "live"
+    with SearchEngine.create(folder, model=str(model_dir), device="cpu") as engine:
+        engine.index_images(photos[:2])
+    before = index_version(folder)
+    at = app(monkeypatch, "--index", str(folder)).run()
+    at.text_input(key="query").input("a photo").run()
+    assert not at.exception and len(result_ids(at)) == 2
+    encoder = streamlit_app.load_encoder(str(model_dir.resolve()), None)
+
+    with SearchEngine.open(folder, encoder=encoder) as engine:  # as `zsv index` would
+        engine.index_images(photos[2:5])
+    assert index_version(folder) != before
+    at.run()
+    assert not at.exception and len(result_ids(at)) == 5
+    # The model was not loaded again for the new version of the index.
+    assert streamlit_app.load_encoder(str(model_dir.resolve()), None) is encoder

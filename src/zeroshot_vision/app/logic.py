@@ -59,6 +59,7 @@ __all__ = [
     "discover_facets",
     "escape_markdown",
     "image_path_for_id",
+    "index_version",
     "inline_code",
     "iter_metadata",
     "parse_app_args",
@@ -162,6 +163,25 @@ def clean_query(text: str | None) -> str | None:
         return None
     stripped = text.strip()
     return stripped or None
+
+
+def index_version(index_dir: str | Path) -> str:
+    """A token that changes whenever a writer commits to the index folder.
+
+    Built from the size and modification time of the files a commit rewrites (the state,
+    and an embedded store's manifest); the app reopens the index when it changes, so a
+    running app shows what ``zsv index`` added meanwhile without a restart.
+    """
+    folder = Path(index_dir)
+    parts = []
+    for name in ("settings.json", "state.sqlite", "store/store.json"):
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            parts.append(f"{name}:-")
+        else:
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
 
 
 def parse_labels(text: str) -> list[str]:

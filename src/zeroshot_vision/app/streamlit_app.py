@@ -28,6 +28,7 @@ from zeroshot_vision.app.logic import (
     discover_facets,
     escape_markdown,
     image_path_for_id,
+    index_version,
     inline_code,
     iter_metadata,
     parse_app_args,
@@ -54,6 +55,7 @@ __all__ = [
     "explain_load_error",
     "load_classifier",
     "load_classifier_or_explain",
+    "load_encoder",
     "load_engine",
     "load_facets",
     "load_thumbnail",
@@ -75,12 +77,29 @@ PICKABLE_IDS = 500
 DEFAULT_LABELS = "a photo of a cat\na photo of a person\na photo of a landscape"
 
 
-@st.cache_resource(show_spinner="Loading the model and the index…")
-def load_engine(index_dir: str, model: str | None, device: str | None) -> SearchEngine:
-    """The engine for an index folder, loaded once per process (it only reads)."""
-    from zeroshot_vision.engine import SearchEngine
+@st.cache_resource(show_spinner="Loading the index…", max_entries=2)
+def load_engine(
+    index_dir: str, model: str | None, device: str | None, version: str = ""
+) -> SearchEngine:
+    """The engine for an index folder as of ``version`` (see :func:`index_version`).
 
-    return SearchEngine.open(index_dir, model=model, device=device)
+    A commit by ``zsv index`` changes the version, so the next page run opens the index
+    again and shows the new photos; the model is loaded once (:func:`load_encoder`).
+    """
+    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.index import IndexFolder
+
+    folder = IndexFolder.open(index_dir)
+    encoder = load_encoder(model or folder.manifest.model, device)
+    return SearchEngine.open(index_dir, encoder=encoder)
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_encoder(model: str, device: str | None) -> Encoder:
+    """The model of an index, loaded once per process whatever the index's version."""
+    from zeroshot_vision.encoder import Encoder
+
+    return Encoder.from_pretrained(model, device=device)
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -128,7 +147,7 @@ def open_index(args: AppArgs) -> SearchEngine | None:
     if args.index is None:
         return None
     try:
-        return load_engine(str(args.index), args.model, args.device)
+        return load_engine(str(args.index), args.model, args.device, index_version(args.index))
     except ZeroshotVisionError as exc:
         st.error(explain_load_error(exc, args))
         return None
@@ -192,7 +211,8 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
         negative = clean_query(
             st.text_input("Not (negative prompt)", key="negative", placeholder="people")
         )
-        search_filter = show_filters(load_facets(str(args.index), engine))
+        index_key = f"{args.index}@{index_version(str(args.index))}"  # new facets per commit
+        search_filter = show_filters(load_facets(index_key, engine))
 
     similar_to = st.session_state.get("similar_to")
     results: list[SearchResult]
