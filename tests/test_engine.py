@@ -59,6 +59,10 @@ def test_file_id_is_one_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert file_id(tmp_path / "photos/sub/x.jpg", "photos") == "sub/x.jpg"
     assert file_id("photos/sub/x.jpg", tmp_path / "photos") == "sub/x.jpg"
     assert file_id("elsewhere/y.jpg", "photos") == (tmp_path / "elsewhere/y.jpg").as_posix()
+    # A folder reached through a link gives the same ids as the folder itself.
+    (tmp_path / "link").symlink_to(tmp_path / "photos")
+    assert file_id("link/sub/x.jpg", tmp_path / "photos") == "sub/x.jpg"
+    assert file_id("photos/sub/x.jpg", tmp_path / "link") == "sub/x.jpg"
 
 
 def test_the_same_file_indexed_twice_keeps_one_vector(engine, photo_paths, monkeypatch) -> None:

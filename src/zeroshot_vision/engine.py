@@ -76,6 +76,12 @@ def file_id(path: PathLike, root: PathLike | None = None) -> str:
         base = _absolute(root)
         if absolute.is_relative_to(base) and absolute != base:
             return displayable(absolute.relative_to(base).as_posix())
+        # The folder may be reached through a symbolic link (~/Pictures -> /mnt/photos):
+        # compare where the folders really are, keeping the file's own name.
+        real_base, real_parent = base.resolve(), absolute.parent.resolve()
+        if real_parent.is_relative_to(real_base):
+            relative = (real_parent / absolute.name).relative_to(real_base)
+            return displayable(relative.as_posix())
     return displayable(absolute.as_posix())
 
 
