@@ -162,7 +162,7 @@ def _encode_todo(
 ) -> None:
     """Encode and write the files to (re)index, committing every ``commit_every`` s."""
     last_commit = time.monotonic()
-    for chunk in engine.encode_batches(todo, paths, size):
+    for chunk in engine.encoder.encode_batches(paths, keys=todo, batch_size=size):
         good = [
             (image, vector) for image, vector in chunk if not isinstance(vector, ImageLoadError)
         ]

@@ -562,6 +562,37 @@ class Encoder:
             chunks.append(self.encode_loaded(batch))
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
+    def encode_batches(
+        self,
+        images: Iterable[ImageSource],
+        *,
+        keys: Iterable[Any] | None = None,
+        batch_size: int | None = None,
+    ) -> Iterator[list[tuple[Any, npt.NDArray[np.float32] | ImageLoadError]]]:
+        """Encode images a batch at a time, in input order, never raising for a bad one.
+
+        Decoding runs on worker threads ahead of the model (see
+        :func:`~zeroshot_vision.images.iter_loaded`). Each batch is a list of
+        ``(key, vector)`` pairs, where an unreadable image's vector is its
+        :class:`~zeroshot_vision.errors.ImageLoadError`.
+
+        Args:
+            images: Paths, bytes, PIL images or numpy arrays; any iterable, read lazily.
+            keys: One key per image, handed back with it (default: the image itself).
+            batch_size: Images per forward pass (default: the encoder's).
+        """
+        loaded = iter_loaded(images, draft_size=self.draft_size)
+        pairs: Iterable[tuple[Any, tuple[Any, Any]]] = (
+            zip(keys, loaded) if keys is not None else ((pair[0], pair) for pair in loaded)
+        )
+        for chunk in batched(pairs, batch_size or self.batch_size):
+            good = [image for _, (_, image) in chunk if not isinstance(image, ImageLoadError)]
+            vectors = iter(self.encode_loaded(good))
+            yield [
+                (key, image if isinstance(image, ImageLoadError) else next(vectors))
+                for key, (_, image) in chunk
+            ]
+
     def encode_loaded(self, images: list[Image.Image]) -> npt.NDArray[np.float32]:
         """Embed one batch of already-decoded RGB images (see ``images.load_image``)."""
         if not images:
@@ -651,16 +682,14 @@ class Encoder:
         failed: list[ImageFailure] = []
         total = len(images) if isinstance(images, Sized) else None
         with Tracker(progress, task="classify", total=total) as tracker:
-            for chunk in batched(
-                iter_loaded(images, draft_size=self.draft_size), batch_size or self.batch_size
-            ):
-                good = []
-                for source, loaded in chunk:
-                    if isinstance(loaded, ImageLoadError):
-                        failed.append(ImageFailure(source=loaded.source, reason=loaded.reason))
-                    else:
-                        good.append((source, loaded))
-                vectors = self.encode_loaded([image for _, image in good])
+            for chunk in self.encode_batches(images, batch_size=batch_size):
+                good = [(source, v) for source, v in chunk if not isinstance(v, ImageLoadError)]
+                failed.extend(
+                    ImageFailure(source=error.source, reason=error.reason)
+                    for _, error in chunk
+                    if isinstance(error, ImageLoadError)
+                )
+                vectors = [vector for _, vector in good]
                 scores = self.score_labels(unique, text_vectors, vectors, softmax=softmax)
                 results.extend(
                     ImageLabels(source=describe_source(source), labels=tuple(scored))
@@ -673,7 +702,7 @@ class Encoder:
         self,
         labels: list[str],
         text_vectors: npt.NDArray[np.float32],
-        image_vectors: npt.NDArray[np.float32],
+        image_vectors: Iterable[npt.NDArray[np.float32]],
         *,
         softmax: bool | None = None,
     ) -> list[list[LabelScore]]:
@@ -682,7 +711,7 @@ class Encoder:
         Args:
             labels: The labels, in the order of ``text_vectors``.
             text_vectors: ``encode_texts(labels)``.
-            image_vectors: ``(n, dim)`` unit image vectors.
+            image_vectors: Unit image vectors: an ``(n, dim)`` array, or rows of one.
             softmax: As for :meth:`classify`.
 
         Returns:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -24,7 +24,7 @@ from zeroshot_vision.errors import (
     InvalidInputError,
     RecordNotFoundError,
 )
-from zeroshot_vision.images import describe_source, iter_loaded, load_image
+from zeroshot_vision.images import describe_source, load_image
 from zeroshot_vision.index import FileEntry, IndexFolder
 from zeroshot_vision.query import Query, QueryPart
 from zeroshot_vision.results import SearchResults
@@ -455,7 +455,8 @@ class SearchEngine:
         indexed: list[str],
         failed: list[ImageFailure],
     ) -> None:
-        for chunk in self.encode_batches(range(len(sources)), sources, size):
+        chunks = self.encoder.encode_batches(sources, keys=range(len(sources)), batch_size=size)
+        for chunk in chunks:
             good = [(i, vector) for i, vector in chunk if not isinstance(vector, ImageLoadError)]
             for i, error in chunk:
                 if isinstance(error, ImageLoadError):
@@ -514,24 +515,6 @@ class SearchEngine:
                 id=item, path=displayable(str(path)), size=stat.st_size, mtime_ns=stat.st_mtime_ns
             )
         return FileEntry(id=item, path=None)
-
-    def encode_batches(
-        self, keys: Iterable[Any], sources: Sequence[ImageSource], size: int
-    ) -> Iterator[list[tuple[Any, npt.NDArray[np.float32] | ImageLoadError]]]:
-        """Encode images a batch at a time: ``(key, vector or the image's error)`` pairs.
-
-        Decoding runs on worker threads ahead of the model (see
-        :func:`~zeroshot_vision.images.iter_loaded`); unreadable images come back as
-        their :class:`~zeroshot_vision.errors.ImageLoadError`, never raised.
-        """
-        loaded = iter_loaded(sources, draft_size=self.encoder.draft_size)
-        for chunk in batched(zip(keys, loaded), size):
-            images = [image for _, (_, image) in chunk if not isinstance(image, ImageLoadError)]
-            vectors = iter(self.encoder.encode_loaded(images))
-            yield [
-                (key, image if isinstance(image, ImageLoadError) else next(vectors))
-                for key, (_, image) in chunk
-            ]
 
     def write_vectors(
         self,
