@@ -367,14 +367,7 @@ class PineconeStore:
     def fetch(self, ids: Sequence[str]) -> dict[str, Record]:
         """The stored records for ``ids``; absent ids are left out."""
         wanted = [_remote_id(item) for item in dict.fromkeys(check_ids(ids))]
-        out: dict[str, Record] = {}
-        for chunk in _id_chunks(wanted, query_budget=_MAX_FETCH_QUERY_BYTES):
-            response = self._call("fetch", self._index.fetch, ids=chunk, namespace=self._namespace)
-            for remote, found in (response.vectors or {}).items():
-                item, meta = _local(str(remote), dict(found.metadata or {}))
-                vector = np.asarray(found.values, dtype=np.float32)
-                out[item] = Record(id=item, vector=vector, metadata=meta)
-        return out
+        return {record.id: record for record in self._fetch_remote(wanted).values()}
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove records; absent ids are ignored.
@@ -425,12 +418,15 @@ class PineconeStore:
     # -- internals ---------------------------------------------------------------------
 
     def _fetch_remote(self, remote_ids: list[str]) -> dict[str, Record]:
+        """The records stored under ``remote_ids``, keyed by those ids, with the caller's
+        ids and metadata inside."""
         out: dict[str, Record] = {}
         for chunk in _id_chunks(remote_ids, query_budget=_MAX_FETCH_QUERY_BYTES):
             response = self._call("fetch", self._index.fetch, ids=chunk, namespace=self._namespace)
             for remote, found in (response.vectors or {}).items():
                 item, meta = _local(str(remote), dict(found.metadata or {}))
-                out[str(remote)] = Record(id=item, vector=np.zeros(0, np.float32), metadata=meta)
+                vector = np.asarray(found.values, dtype=np.float32)
+                out[str(remote)] = Record(id=item, vector=vector, metadata=meta)
         return out
 
     def _dim_from_stats(self) -> int:
