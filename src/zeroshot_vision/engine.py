@@ -18,6 +18,7 @@ import numpy as np
 
 from zeroshot_vision._checks import batched, clean_labels, positive_int, probability
 from zeroshot_vision._progress import ProgressOption, Tracker
+from zeroshot_vision._scan import displayable
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     ImageLoadError,
@@ -69,8 +70,6 @@ def file_id(path: PathLike, root: PathLike | None = None) -> str:
     scheme for files: ``zsv index``, :meth:`SearchEngine.index_folder` and
     :meth:`SearchEngine.index_images` all use it, so the same file never gets two ids.
     """
-    from zeroshot_vision._scan import displayable
-
     absolute = _absolute(path)
     if root is not None:
         base = _absolute(root)
@@ -465,7 +464,14 @@ class SearchEngine:
                         ImageFailure(source=describe_source(sources[i]), reason=error.reason)
                     )
             if good:
-                entries = [self._entry_for(ids[i], sources[i]) for i, _ in good]
+                # Only an index folder's state needs a file's size and mtime: no stat for
+                # every image of an in-memory engine.
+                entries = [
+                    self._entry_for(ids[i], sources[i])
+                    if self.folder is not None
+                    else FileEntry(id=ids[i], path=None)
+                    for i, _ in good
+                ]
                 self.write_vectors(
                     entries,
                     np.stack([vector for _, vector in good]),
@@ -494,8 +500,6 @@ class SearchEngine:
     def _metadata_for(
         source: object, metadata: Sequence[Metadata | None] | None, i: int
     ) -> dict[str, Any]:
-        from zeroshot_vision._scan import displayable
-
         meta = dict(metadata[i] or {}) if metadata is not None else {}
         if isinstance(source, (str, os.PathLike)):
             meta.setdefault("path", displayable(str(_absolute(source))))
@@ -503,8 +507,6 @@ class SearchEngine:
 
     @staticmethod
     def _entry_for(item: str, source: object) -> FileEntry:
-        from zeroshot_vision._scan import displayable
-
         if isinstance(source, (str, os.PathLike)):
             path = _absolute(source)
             try:

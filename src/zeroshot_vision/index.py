@@ -48,6 +48,7 @@ from zeroshot_vision.errors import (
     IndexLockedError,
     IndexNotFoundError,
     InvalidInputError,
+    StoreError,
 )
 from zeroshot_vision.stores.registry import StoreLocation, check_store_options, open_store_kind
 
@@ -438,8 +439,6 @@ class IndexFolder:
             options=dict(self.manifest.store.options),
             must_exist=counts["indexed"] > 0,
         )
-        from zeroshot_vision.errors import StoreError
-
         try:
             return open_store_kind(self.manifest.store.kind, location)
         except IndexDamagedError:
