@@ -48,7 +48,6 @@ from zeroshot_vision.errors import (
     IndexLockedError,
     IndexNotFoundError,
     InvalidInputError,
-    StoreError,
 )
 from zeroshot_vision.stores.registry import StoreLocation, check_store_options, open_store_kind
 
@@ -439,14 +438,7 @@ class IndexFolder:
             options=dict(self.manifest.store.options),
             must_exist=counts["indexed"] > 0,
         )
-        try:
-            return open_store_kind(self.manifest.store.kind, location)
-        except IndexDamagedError:
-            raise
-        except StoreError as exc:
-            if self.manifest.store.kind == "faiss":  # its files are part of this folder
-                raise IndexDamagedError(str(exc), path=str(location.folder)) from exc
-            raise
+        return open_store_kind(self.manifest.store.kind, location)
 
     # -- the writer's lock -------------------------------------------------------------
 

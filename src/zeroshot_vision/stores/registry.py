@@ -24,7 +24,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zeroshot_vision.errors import IndexDamagedError, InvalidInputError
+from zeroshot_vision.errors import IndexDamagedError, InvalidInputError, StoreError
 
 if TYPE_CHECKING:
     from zeroshot_vision.stores.base import VectorStore
@@ -81,8 +81,10 @@ def _open_faiss(location: StoreLocation) -> VectorStore:
             "index folder and index again",
             path=str(location.folder / MANIFEST),
         )
-    options = dict(location.options)
-    return FaissStore.open(location.folder, dim=location.dim, **options)
+    try:
+        return FaissStore.open(location.folder, dim=location.dim, **dict(location.options))
+    except StoreError as exc:  # its files are part of the index folder: the folder is damaged
+        raise IndexDamagedError(str(exc), path=str(location.folder)) from exc
 
 
 def _open_pinecone(location: StoreLocation) -> VectorStore:
