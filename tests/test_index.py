@@ -469,6 +469,27 @@ def test_a_state_with_wrong_rows_is_a_one_line_error(built: Path, tmp_path: Path
         IndexFolder.open(built).counts()
 
 
+def test_a_writer_killed_mid_transaction_does_not_block_readers(built: Path) -> None:
+    # The kill leaves a hot journal; a read-only connection cannot roll it back.
+    counts = IndexFolder.open(built).counts()
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sqlite3
+        db = sqlite3.connect({str(built / "state.sqlite")!r}, isolation_level=None)
+        db.execute("PRAGMA cache_size = 1")  # spill to the file: the journal turns hot
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("DELETE FROM files")
+        db.executemany("INSERT INTO files VALUES (?, NULL, NULL, NULL, 'pending', NULL)",
+                       [(f"x{{i}}",) for i in range(5000)])
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    killed = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert (built / "state.sqlite-journal").stat().st_size > 0
+    assert IndexFolder.open(built).counts() == counts  # rolled back, nothing lost
+
+
 def test_a_version_1_folder_is_read_and_upgraded(tmp_path: Path, tiny_model_dir: Path) -> None:
     source = tmp_path / "photos"
     ids = make_folder(source, 3)

@@ -155,6 +155,10 @@ def _damaged(path: Path, problem: object) -> IndexDamagedError:
     return IndexDamagedError(f"the index file {path} is damaged: {text}", path=str(path))
 
 
+_SQLITE_READONLY = 8
+"""SQLite's primary result code for "attempt to write a readonly database"."""
+
+
 class _State:
     """``state.sqlite``: the file table, read-only for readers, read-write for the writer."""
 
@@ -185,7 +189,16 @@ class _State:
                 db.executescript(cls._SCHEMA)
             else:
                 db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
-            db.execute("SELECT id, path, size, mtime_ns, status, reason FROM files LIMIT 1")
+            try:
+                db.execute("SELECT id, path, size, mtime_ns, status, reason FROM files LIMIT 1")
+            except sqlite3.OperationalError as exc:
+                if write or getattr(exc, "sqlite_errorcode", 0) & 0xFF != _SQLITE_READONLY:
+                    raise
+                # A writer killed mid-transaction left a hot journal, which only a
+                # read-write connection may roll back (SQLite does so on first read).
+                db.close()
+                db = sqlite3.connect(path, timeout=10, isolation_level=None)
+                db.execute("SELECT id, path, size, mtime_ns, status, reason FROM files LIMIT 1")
             db.execute("SELECT key, value FROM meta LIMIT 1")
         except sqlite3.Error as exc:
             raise _damaged(path, exc) from exc
