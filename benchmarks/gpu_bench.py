@@ -1,24 +1,32 @@
-"""The whole GPU comparison in one go, for a lent card: about 2-3 minutes, JSON out.
+"""The whole GPU comparison in one go, for a lent card: about 3 minutes, JSON out.
 
-    python benchmarks/gpu_bench.py [--images 1024] [--out benchmarks/results/gpu.json]
+    python benchmarks/gpu_bench.py [--images 2048] [--out benchmarks/results/gpu.json]
 
 On one CUDA device, with a random so400m/14@384 SigLIP (same compute as the real
 checkpoint; built on the card in seconds and saved in bfloat16), in this order:
 
 1. model alone: ``get_image_features`` in bfloat16 on pixel tensors already on the card,
-   batch --model-batch (128): the ceiling nothing above the model can beat;
+   at the small batch (--encoder-batch, 32) and the big one (--model-batch, 128): the
+   ceiling nothing above the model can beat;
 2. the naive transformers loop: open + processor + model, batches of --naive-batch (64),
-   sequential (the baseline);
-3. ``Encoder.from_pretrained(folder)`` (device and dtype picked by the library) and
-   ``encode_images`` on the JPEG files, batch --encoder-batch (default: the encoder's);
-4. one text query through ``Encoder.encode_texts``, distinct texts (median).
+   sequential, on the first --naive-images files (the baseline);
+3. ``Encoder.from_pretrained(folder)`` (device, dtype and the JPEG route picked by the
+   library): ``encode_images`` on the files at both batch sizes, then ``zsv index``'s code
+   path (``SearchEngine.index_folder`` into a FAISS index folder, committing every batch),
+   then ``encode_images`` with the GPU decoder off (--workers processes);
+4. one text query through ``Encoder.encode_texts``, distinct texts (median);
+5. agreement, per image, of each route with the reference pipeline (the checkpoint's
+   processor + the same model) on real photos, EXIF-rotated and gray JPEGs included;
+6. unless --skip-compile: the same with ``compile=True`` (compile time reported).
 
 JPEGs are 1600x1200, quality 90, made from scikit-image's photos by a process pool.
 Every image rate is also given as a ratio to the naive loop and as a share of the model
-alone. Fails at once, saying so, when CUDA is missing.
+alone at the same batch size. A step that fails is reported and the run goes on. Fails at
+once, saying so, when CUDA is missing; ``--device cpu --preset tiny`` smoke-tests the
+script on any machine.
 
 The lent machine has no network and lacks some dependencies of ``import zeroshot_vision``
-(pydantic, filelock; see docs/benchmarks.md for the wheels to carry).
+(pydantic, filelock, faiss-cpu; see docs/benchmarks.md for the wheels to carry).
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ import _report
 JPEG_SIZE = (1600, 1200)
 
 
-WHEELS = "pydantic pydantic-core annotated-types typing-inspection filelock orjson"
+WHEELS = "pydantic pydantic-core annotated-types typing-inspection filelock faiss-cpu"
 """What ``import zeroshot_vision`` needs beyond the lent machine's own packages."""
 
 
@@ -55,13 +63,21 @@ class NoCudaError(SetupError):
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=_positive, default=1024, help="JPEG files to encode")
+    parser.add_argument("--images", type=_positive, default=2048, help="JPEG files to encode")
+    parser.add_argument(
+        "--naive-images", type=_positive, default=1024, help="of those, for the naive loop"
+    )
+    parser.add_argument("--skip-compile", action="store_true", help="no torch.compile rows")
     parser.add_argument("--model-batch", type=_positive, default=128)
     parser.add_argument("--model-batches", type=_positive, default=8, help="timed batches")
     parser.add_argument("--naive-batch", type=_positive, default=64)
-    parser.add_argument("--encoder-batch", type=_positive, default=None)
+    parser.add_argument(
+        "--encoder-batch", type=_positive, default=None, help="the small batch (default 32)"
+    )
     parser.add_argument("--text-queries", type=_positive, default=20)
-    parser.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--workers", type=_positive, default=min(os.cpu_count() or 1, 16), help="processes"
+    )
     parser.add_argument("--preset", default="so400m", help="a zeroshot_vision.testing preset")
     parser.add_argument(
         "--out", type=Path, default=_report.RESULTS / "gpu.json", help="JSON file to write"
@@ -177,6 +193,125 @@ def naive_loop(
     return _rate(len(paths), time.perf_counter() - start)
 
 
+def encoder_rate(torch: Any, encoder: Any, paths: list[Path], batch: int, device: str) -> float:
+    """Images/s of ``Encoder.encode_images`` on the files (after a one-batch warm-up)."""
+    encoder.encode_images(paths[:batch], batch_size=batch)
+    _sync(torch, device)
+    start = time.perf_counter()
+    vectors = encoder.encode_images(paths, batch_size=batch)
+    rate = _rate(len(paths), time.perf_counter() - start)
+    if vectors.shape != (len(paths), encoder.dim):
+        raise AssertionError(f"encode_images returned {vectors.shape}")
+    return rate
+
+
+def index_rate(encoder: Any, folder: Path, index: Path, batch: int) -> float:
+    """Images/s of ``zsv index``'s code path: ``index_folder`` into a new FAISS index folder.
+
+    Committed after every batch (``zsv index``'s default); the model load is excluded.
+    """
+    from zeroshot_vision import SearchEngine
+
+    start = time.perf_counter()
+    with SearchEngine.create(index, encoder=encoder) as engine:
+        report = engine.index_folder(folder, batch_size=batch)
+    rate = _rate(len(report.indexed), time.perf_counter() - start)
+    if report.failed:
+        raise AssertionError(f"{len(report.failed)} files failed: {report.failed[:3]}")
+    return rate
+
+
+def compiled_model_alone(torch: Any, encoder: Any, batch: int, batches: int, device: str) -> float:
+    """Images/s of the compiled image tower on pixels already on the card."""
+    pixels = torch.randn(batch, 3, *_side(encoder), device=device, dtype=encoder.dtype)
+    for _ in range(2):
+        encoder._image_features(pixels, batch)
+    _sync(torch, device)
+    start = time.perf_counter()
+    for _ in range(batches):
+        encoder._image_features(pixels, batch)
+    _sync(torch, device)
+    return _rate(batch * batches, time.perf_counter() - start)
+
+
+def _side(encoder: Any) -> tuple[int, int]:
+    spec = encoder._pixel_spec
+    return (spec.height, spec.width)
+
+
+def parity(torch: Any, encoders: dict[str, Any], sources: list[Path]) -> list[list[Any]]:
+    """Per-image cosine of each route to the reference processor + model, same weights."""
+    from zeroshot_vision.images import load_image
+
+    first = next(iter(encoders.values()))
+    processor = getattr(first._processor, "image_processor", first._processor)
+    inputs = processor(images=[load_image(s) for s in sources], return_tensors="pt")
+    pixels = inputs["pixel_values"].to(first.device, dtype=first.dtype)
+    with torch.inference_mode():
+        output = first._model.get_image_features(pixel_values=pixels)
+    features = output if isinstance(output, torch.Tensor) else output.pooler_output
+    reference = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+    rows = []
+    for name, encoder in encoders.items():
+        cosines = (encoder.encode_images(sources, batch_size=16) * reference).sum(axis=1)
+        rows.append([name, len(sources), float(cosines.min()), float(statistics.median(cosines))])
+    return rows
+
+
+def parity_sources(folder: Path, jpegs: list[Path]) -> list[Path]:
+    """Real photos as they ship (PNG and JPEG) plus EXIF-rotated, gray and made JPEGs."""
+    import skimage
+    from PIL import Image
+
+    data = Path(skimage.__file__).parent / "data"
+    shipped = [p for p in sorted(data.glob("*")) if p.suffix in (".png", ".jpg")]
+    shipped = [p for p in shipped if _is_photo(p)][:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    photo = Image.open(jpegs[0]).convert("RGB")
+    for orientation in (3, 6, 8):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = folder / f"rotated{orientation}.jpg"
+        photo.save(path, quality=90, exif=exif.tobytes())
+        made.append(path)
+    gray = folder / "gray.jpg"
+    photo.convert("L").save(gray, quality=90)
+    return [*shipped, *made, gray, *jpegs[:16]]
+
+
+def _is_photo(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return min(image.size) >= 64 and image.mode in ("RGB", "L", "RGBA")
+    except Exception:  # noqa: BLE001 - anything unreadable is not used
+        return False
+
+
+class Run:
+    """Runs the steps, recording each one's error instead of stopping the whole run."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, str] = {}
+
+    def step(self, name: str, function: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            value = function(*args)
+        except Exception as exc:  # noqa: BLE001 - reported, and the run goes on
+            import traceback
+
+            traceback.print_exc()
+            self.errors[name] = f"{type(exc).__name__}: {exc}"
+            print(f"{name}: FAILED ({exc})", flush=True)
+            return None
+        shown = f"{value:.1f}" if isinstance(value, float) else "done"
+        print(f"{name}: {shown} ({time.perf_counter() - start:.1f} s)", flush=True)
+        return value
+
+
 def run(args: argparse.Namespace) -> Path:
     device = args.device
     torch = require_cuda(device)
@@ -196,6 +331,9 @@ def run(args: argparse.Namespace) -> Path:
     info = _report.machine()
     print(f"machine: {_report.describe(info)}", flush=True)
     timings: dict[str, float] = {}
+    small, big = args.encoder_batch or 32, args.model_batch
+    rates: dict[str, float | None] = {}
+    steps = Run()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         start = time.perf_counter()
@@ -212,47 +350,119 @@ def run(args: argparse.Namespace) -> Path:
         model = model.to(device).eval()
         processor = transformers.AutoProcessor.from_pretrained(folder)
         side = int(model.config.vision_config.image_size)
-        alone = model_alone(torch, model, side, args.model_batch, args.model_batches, device)
-        print(f"model alone: {alone:.1f} images/s", flush=True)
-        naive = naive_loop(torch, model, processor, paths, args.naive_batch, device)
-        print(f"naive loop: {naive:.1f} images/s", flush=True)
+        for batch in (small, big):
+            rates[f"alone {batch}"] = steps.step(
+                f"model alone, batch {batch}",
+                model_alone, torch, model, side, batch, args.model_batches, device,
+            )  # fmt: skip
+        naive_paths = paths[: args.naive_images]
+        rates["naive"] = steps.step(
+            "naive loop", naive_loop, torch, model, processor, naive_paths, args.naive_batch, device
+        )
         del model
         if device != "cpu":
             torch.cuda.empty_cache()
 
         start = time.perf_counter()
-        encoder = Encoder.from_pretrained(
-            folder, device=None if device == "cuda" else device, batch_size=args.encoder_batch
-        )
+        on = None if device == "cuda" else device
+        encoder = Encoder.from_pretrained(folder, device=on, workers=args.workers)
         timings["Encoder load s"] = time.perf_counter() - start
-        encoder.encode_images(paths[: encoder.batch_size])  # warm-up
-        _sync(torch, device)
-        start = time.perf_counter()
-        vectors = encoder.encode_images(paths)
-        ours = _rate(len(paths), time.perf_counter() - start)
-        assert vectors.shape == (len(paths), encoder.dim)
-        print(f"Encoder.encode_images: {ours:.1f} images/s", flush=True)
+        print(f"{encoder!r}, device_decode={encoder.device_decode}", flush=True)
+        for batch in (small, big):
+            rates[f"encode {batch}"] = steps.step(
+                f"encode_images, batch {batch}", encoder_rate, torch, encoder, paths, batch, device
+            )
+        rates[f"index {big}"] = steps.step(
+            "zsv index path", index_rate, encoder, root / "jpegs", root / "index", big
+        )
+        cpu_route = Encoder.from_pretrained(
+            folder, device=on, workers=args.workers, device_decode=False, warm_up=False
+        )
+        rates[f"processes {big}"] = steps.step(
+            "encode_images, CPU processes", encoder_rate, torch, cpu_route, paths, big, device
+        )
         latencies = []
         for i in range(args.text_queries):
             start = time.perf_counter()
             encoder.encode_texts([f"a photo of a dog number {i}"])
             latencies.append(1000 * (time.perf_counter() - start))
+        sources = parity_sources(root / "parity", paths)
+        routes = {"GPU decode" if encoder.device_decode else "default": encoder}
+        routes["CPU processes"] = cpu_route
+        agreement = steps.step("parity", parity, torch, routes, sources) or []
+        del cpu_route
 
-    rows = [
-        [f"model alone, bf16, batch {args.model_batch}, tensors on the card", alone],
-        [f"naive loop: open + processor + model, batch {args.naive_batch}", naive],
-        [
-            f"Encoder.encode_images, {str(encoder.dtype).removeprefix('torch.')}, "
-            f"batch {encoder.batch_size}",
-            ours,
-        ],
+        compiled = None
+        if not args.skip_compile:
+            start = time.perf_counter()
+            compiled = steps.step(
+                "compile",
+                lambda: Encoder.from_pretrained(
+                    folder, device=on, workers=args.workers, batch_size=big, compile=True
+                ),
+            )
+            timings["Encoder load + torch.compile s"] = time.perf_counter() - start
+        if compiled is not None:
+            rates[f"compiled alone {big}"] = steps.step(
+                "compiled model alone",
+                compiled_model_alone, torch, compiled, big, args.model_batches, device,
+            )  # fmt: skip
+            rates[f"compiled encode {big}"] = steps.step(
+                "compiled encode_images", encoder_rate, torch, compiled, paths, big, device
+            )
+            rates[f"compiled index {big}"] = steps.step(
+                "compiled zsv index path",
+                index_rate, compiled, root / "jpegs", root / "index-compiled", big,
+            )  # fmt: skip
+            agreement += (
+                steps.step("compiled parity", parity, torch, {"compiled": compiled}, sources) or []
+            )
+
+    dtype = str(encoder.dtype).removeprefix("torch.")
+    naive = rates.get("naive")
+    route = "nvJPEG on the GPU" if encoder.device_decode else "worker processes"
+    labels = [
+        (
+            f"alone {small}",
+            f"model alone, {dtype}, eager, batch {small}, tensors on the card",
+            None,
+        ),
+        (f"alone {big}", f"model alone, {dtype}, eager, batch {big}, tensors on the card", None),
+        ("naive", f"naive loop: open + processor + model, batch {args.naive_batch}", None),
+        (f"encode {small}", f"Encoder.encode_images, {route}, batch {small}", f"alone {small}"),
+        (f"encode {big}", f"Encoder.encode_images, {route}, batch {big}", f"alone {big}"),
+        (f"index {big}", f"zsv index (index_folder + FAISS commits), batch {big}", f"alone {big}"),
+        (
+            f"processes {big}",
+            f"Encoder.encode_images, {args.workers} decoding processes, batch {big}",
+            f"alone {big}",
+        ),
+        (f"compiled alone {big}", f"model alone, torch.compile, batch {big}", None),
+        (
+            f"compiled encode {big}",
+            f"Encoder.encode_images, compiled, batch {big}",
+            f"compiled alone {big}",
+        ),
+        (f"compiled index {big}", f"zsv index, compiled, batch {big}", f"compiled alone {big}"),
     ]
+    rows = []
+    for key, name, ceiling in labels:
+        rate = rates.get(key)
+        if rate is None:
+            continue
+        top = rates.get(ceiling) if ceiling else None
+        rows.append([name, rate, rate / naive if naive else None, rate / top if top else None])
     tables = [
         _report.table(
             f"{args.preset} images, {len(paths)} JPEGs of {JPEG_SIZE[0]}x{JPEG_SIZE[1]} "
-            f"on {info['gpu']}",
-            ["route", "images/s", "vs naive", "share of model alone"],
-            [[name, rate, rate / naive, rate / alone] for name, rate in rows],
+            f"on {info['gpu'] or device}",
+            ["route", "images/s", "vs naive", "share of model alone, same batch"],
+            rows,
+        ),
+        _report.table(
+            "agreement with the reference processor + model (same weights), per image",
+            ["route", "images", "min cosine", "median cosine"],
+            agreement,
         ),
         _report.table(
             "one text query (distinct texts), Encoder.encode_texts",
@@ -261,6 +471,8 @@ def run(args: argparse.Namespace) -> Path:
         ),
         _report.table("setup", ["step", "seconds"], [[k, v] for k, v in timings.items()]),
     ]
+    if steps.errors:
+        tables.append(_report.table("failed steps", ["step", "error"], list(steps.errors.items())))
     arguments = {k: v for k, v in vars(args).items() if k != "out"}
     return _report.write(
         args.out.stem, tables, arguments=arguments, info=info, folder=args.out.parent

@@ -76,17 +76,29 @@ def test_gpu_bench_fails_clearly_without_cuda(
 def test_gpu_bench_runs_end_to_end_as_a_cpu_smoke_test(tmp_path: Path) -> None:
     """The whole script on the tiny model and the CPU: every step and the JSON it writes."""
     out = tmp_path / "gpu.json"
-    argv = ["--device", "cpu", "--preset", "tiny", "--images", "3", "--model-batch", "2",
-            "--model-batches", "1", "--naive-batch", "2", "--text-queries", "2",
-            "--workers", "1", "--out", str(out)]  # fmt: skip
+    argv = ["--device", "cpu", "--preset", "tiny", "--images", "6", "--naive-images", "3",
+            "--model-batch", "4", "--encoder-batch", "2", "--model-batches", "1",
+            "--naive-batch", "2", "--text-queries", "2", "--workers", "2", "--skip-compile",
+            "--out", str(out)]  # fmt: skip
     assert gpu_bench.main(argv) == 0
     document = json.loads(out.read_text())
-    images, text, setup = document["tables"]
-    assert [row["route"].split(",")[0] for row in images["rows"]] == [
+    titles = [table["title"] for table in document["tables"]]
+    assert not any("failed" in title for title in titles), document["tables"][-1]
+    images, agreement, text, setup = document["tables"]
+    routes = [row["route"] for row in images["rows"]]
+    assert [route.split(",")[0] for route in routes] == [
+        "model alone",
         "model alone",
         "naive loop: open + processor + model",
         "Encoder.encode_images",
+        "Encoder.encode_images",
+        "zsv index (index_folder + FAISS commits)",
+        "Encoder.encode_images",
     ]
     assert all(row["images/s"] > 0 for row in images["rows"])
+    shares = [row["share of model alone, same batch"] for row in images["rows"]]
+    assert shares[:3] == [None] * 3 and all(share > 0 for share in shares[3:])
+    assert {row["route"] for row in agreement["rows"]} == {"default", "CPU processes"}
+    assert all(row["min cosine"] > 0.99 for row in agreement["rows"])
     assert text["rows"][0]["queries"] == 2
     assert {row["step"] for row in setup["rows"]} >= {"build model s", "Encoder load s"}

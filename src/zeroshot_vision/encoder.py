@@ -21,10 +21,11 @@ import threading
 import time
 import urllib.parse
 import warnings
+import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence, Sized
+from collections.abc import Generator, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -218,6 +219,14 @@ class Encoder:
         batch_size: Default batch size for encoding.
         text_cache_size: How many text embeddings to keep (least recently used dropped
             first), so a repeated query skips the model; 0 disables the cache.
+        workers: Processes that decode and resize images ahead of the model (default:
+            one per core, at most 16); 0 decodes on threads of this process instead.
+        device_decode: Decode JPEGs on the GPU (nvJPEG, through torchvision). ``None``
+            (default): whenever the model is on a CUDA device and torchvision is
+            installed; ``True`` requires it.
+        compile: Compile the image tower with ``torch.compile`` (slow to start: about
+            30 s for so400m on an H100, then faster batches). Batches are padded to the
+            batch size so that one compiled graph serves every batch.
     """
 
     def __init__(
@@ -228,6 +237,9 @@ class Encoder:
         model_name: str,
         batch_size: int | None = None,
         text_cache_size: int = TEXT_CACHE_SIZE,
+        workers: int | None = None,
+        device_decode: bool | None = None,
+        compile: bool = False,
     ) -> None:
         torch = require("torch", purpose="Encoder")
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
@@ -278,6 +290,7 @@ class Encoder:
         self.logit_scale: float = float(scale.detach().float().item()) if scale is not None else 0.0
         self.logit_bias: float = float(bias.detach().float().item()) if bias is not None else 0.0
         self.calibrated: bool = bias is not None
+        self._init_image_path(workers, device_decode, compile)
         """Whether :meth:`probability` is a calibrated per-label probability: true for
         SigLIP (sigmoid-trained, with a ``logit_bias``), false for CLIP (softmax-trained,
         no bias), whose only probability is a softmax over the labels being compared."""
@@ -295,6 +308,40 @@ class Encoder:
             f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r})"
         )
 
+    def _init_image_path(
+        self, workers: int | None, device_decode: bool | None, compile: bool
+    ) -> None:
+        from zeroshot_vision._feed import DecoderPool, default_workers, device_decode_available
+        from zeroshot_vision._pixels import PixelSpec
+
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
+        ):
+            raise InvalidInputError(f"workers must be 0 or more, got {workers!r}")
+        self._decoders = DecoderPool(default_workers() if workers is None else workers)
+        # The processes end with the encoder (or at exit, or with this process).
+        weakref.finalize(self, self._decoders.close)
+        self.workers: int = self._decoders.workers
+        """Decoding processes (0: threads of this process, as on macOS and Windows)."""
+        image_processor = getattr(self._processor, "image_processor", self._processor)
+        self._pixel_spec = PixelSpec.from_processor(image_processor)
+        can_decode = (
+            self._pixel_spec is not None
+            and self._pixel_spec.device_mode is not None
+            and device_decode_available(self.device)
+        )
+        if device_decode and not can_decode:
+            raise InvalidInputError(
+                f"device_decode needs a CUDA device, torchvision (pip install torchvision) "
+                f"and a fixed-size image processor; this encoder runs on {self.device}"
+            )
+        self.device_decode: bool = can_decode if device_decode is None else device_decode
+        """Whether JPEGs are decoded on the GPU."""
+        self._image_forward = self._model.get_image_features
+        self.compiled: bool = bool(compile)
+        if compile:
+            self._image_forward = self._torch.compile(self._model.get_image_features, dynamic=False)
+
     @classmethod
     def from_pretrained(
         cls,
@@ -308,6 +355,9 @@ class Encoder:
         text_cache_size: int = TEXT_CACHE_SIZE,
         warm_up: bool = True,
         quantize_text: bool = False,
+        workers: int | None = None,
+        device_decode: bool | None = None,
+        compile: bool = False,
         progress: ProgressOption = None,
     ) -> Encoder:
         """Load a SigLIP (or SigLIP 2 FixRes) checkpoint from the hub or a local folder.
@@ -334,6 +384,10 @@ class Encoder:
             quantize_text: CPU only: run the text tower's linear layers in int8 (dynamic
                 quantization) for cheaper queries on CPUs without native bfloat16;
                 embeddings then agree with float32 to a cosine of about 0.999.
+            workers: Image decoding processes (see :class:`Encoder`).
+            device_decode: JPEG decoding on the GPU (see :class:`Encoder`).
+            compile: ``torch.compile`` the image tower (see :class:`Encoder`); with
+                ``warm_up`` the compilation happens here, at load.
             progress: ``True`` for a bar while the model loads (reading the weights,
                 placing them on the device, warming up: tens of seconds for so400m on a
                 CPU), or a callable receiving the three steps as they finish.
@@ -364,10 +418,12 @@ class Encoder:
         with Tracker(progress, task=f"load {Path(name).name}", total=3, unit="step") as tracker:
             encoder = cls._load(
                 transformers, name, target, chosen_dtype, revision, local_files_only,
-                quantize_text, batch_size, text_cache_size, tracker,
+                quantize_text, tracker,
+                {"batch_size": batch_size, "text_cache_size": text_cache_size,
+                 "workers": workers, "device_decode": device_decode, "compile": compile},
             )  # fmt: skip
             if warm_up:
-                encoder.warm_up()
+                encoder.warm_up(images=compile)
             tracker.advance(1)
         return encoder
 
@@ -381,9 +437,8 @@ class Encoder:
         revision: str | None,
         local_files_only: bool,
         quantize_text: bool,
-        batch_size: int | None,
-        text_cache_size: int,
         tracker: Any,
+        options: dict[str, Any],
     ) -> Encoder:
         try:
             model, processor = _load_checkpoint(
@@ -411,13 +466,7 @@ class Encoder:
             setattr(model, part_name, part)
         logger.info("loaded %s on %s as %s", name, target, chosen_dtype)
         tracker.advance(1)
-        return cls(
-            model,
-            processor,
-            model_name=name,
-            batch_size=batch_size,
-            text_cache_size=text_cache_size,
-        )
+        return cls(model, processor, model_name=name, **options)
 
     def warm_up(self, *, images: bool = False) -> None:
         """Run the model once on a throwaway input, so one-time setup happens now.
@@ -540,26 +589,26 @@ class Encoder:
         """Embed images as unit vectors, shape ``(n, dim)``.
 
         Args:
-            images: Paths, bytes or PIL images; any iterable, read lazily and decoded on
-                worker threads while the model runs, so memory stays bounded.
+            images: Paths, bytes, PIL images or numpy arrays; any iterable, read lazily
+                and prepared ahead of the model (see :meth:`encode_batches`), so memory
+                stays bounded.
             batch_size: Images per forward pass (default: the encoder's).
 
         Raises:
             ImageLoadError: An image cannot be read; nothing is returned. (To skip bad
-                images instead, use ``SearchEngine.index_images``.)
+                images instead, use :meth:`encode_batches` or
+                ``SearchEngine.index_images``.)
         """
-        size = batch_size or self.batch_size
         chunks = []
-        batch: list[Image.Image] = []
-        for _, loaded in iter_loaded(images, draft_size=self.draft_size):
-            if isinstance(loaded, Exception):
-                raise loaded
-            batch.append(loaded)
-            if len(batch) >= size:
-                chunks.append(self.encode_loaded(batch))
-                batch = []
-        if batch:
-            chunks.append(self.encode_loaded(batch))
+        batches = self.encode_batches(images, batch_size=batch_size)
+        try:
+            for batch in batches:
+                for _, vector in batch:
+                    if isinstance(vector, ImageLoadError):
+                        raise vector
+                chunks.append(np.stack([cast("npt.NDArray[np.float32]", v) for _, v in batch]))
+        finally:
+            batches.close()  # stops the decoding workers at once on an error
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
     def encode_batches(
@@ -568,12 +617,16 @@ class Encoder:
         *,
         keys: Iterable[Any] | None = None,
         batch_size: int | None = None,
-    ) -> Iterator[list[tuple[Any, npt.NDArray[np.float32] | ImageLoadError]]]:
+    ) -> Generator[list[tuple[Any, npt.NDArray[np.float32] | ImageLoadError]], None, None]:
         """Encode images a batch at a time, in input order, never raising for a bad one.
 
-        Decoding runs on worker threads ahead of the model (see
-        :func:`~zeroshot_vision.images.iter_loaded`). Each batch is a list of
-        ``(key, vector)`` pairs, where an unreadable image's vector is its
+        Images are read, decoded, turned upright and resized to the model's size by
+        :attr:`workers` processes ahead of the model (JPEGs are decoded on the GPU when
+        :attr:`device_decode` is on), and each batch is mapped to the model's input by
+        the processor's own per-value table: the same pixels as the checkpoint's image
+        processor, bit for bit on the CPU path. While the caller handles one batch, the
+        model already runs on the next. Each batch is a list of ``(key, vector)`` pairs,
+        where an unreadable image's vector is its
         :class:`~zeroshot_vision.errors.ImageLoadError`.
 
         Args:
@@ -581,11 +634,85 @@ class Encoder:
             keys: One key per image, handed back with it (default: the image itself).
             batch_size: Images per forward pass (default: the encoder's).
         """
+        size = batch_size or self.batch_size
+        if self._pixel_spec is None:
+            yield from self._encode_batches_with_processor(images, keys, size)
+            return
+        from zeroshot_vision._feed import PixelFeed
+
+        feed = PixelFeed(
+            images,
+            keys,
+            spec=self._pixel_spec,
+            batch_size=size,
+            device=self.device,
+            dtype=self.dtype,
+            pool=self._decoders,
+            device_decode=self.device_decode,
+            draft_size=self.draft_size,
+        )
+        with feed:
+            in_flight = None
+            for batch in feed:
+                launched = self._launch(batch, size)
+                if in_flight is not None:
+                    yield self._collect(*in_flight)
+                in_flight = launched
+            if in_flight is not None:
+                yield self._collect(*in_flight)
+
+    def _launch(self, batch: Any, size: int) -> tuple[Any, Any, Any]:
+        """Start the model on a feed batch; on a GPU this returns before it finishes."""
+        torch = self._torch
+        if batch.pixels is None:
+            return batch, None, None
+        if batch.ready is not None:
+            stream = torch.cuda.current_stream(self.device)
+            stream.wait_event(batch.ready)
+            batch.pixels.record_stream(stream)
+        features = self._image_features(batch.pixels, size)
+        if self.device.type != "cuda":
+            return batch, features, None
+        host = torch.empty(features.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(features, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return batch, host, done
+
+    def _collect(
+        self, batch: Any, features: Any, done: Any
+    ) -> list[tuple[Any, npt.NDArray[np.float32] | ImageLoadError]]:
+        if done is not None:
+            done.synchronize()
+        vectors = iter(() if features is None else features.numpy().copy())
+        return [
+            (key, error if error is not None else next(vectors))
+            for key, error in zip(batch.keys, batch.errors)
+        ]
+
+    def _image_features(self, pixels: torch.Tensor, size: int) -> torch.Tensor:
+        """Unit image vectors (float32, on the device) for model-ready pixels."""
+        count = pixels.shape[0]
+        if self.compiled and count < size:
+            # One compiled graph per batch shape: pad rather than recompile.
+            padding = pixels.new_zeros((size - count, *pixels.shape[1:]))
+            pixels = self._torch.cat([pixels, padding])
+        with self._torch.inference_mode():
+            output = self._image_forward(pixel_values=pixels.to(self.dtype))
+            features = output if isinstance(output, self._torch.Tensor) else output.pooler_output
+            features = features[:count].float()
+            unit: torch.Tensor = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return unit
+
+    def _encode_batches_with_processor(
+        self, images: Iterable[ImageSource], keys: Iterable[Any] | None, size: int
+    ) -> Iterator[list[tuple[Any, npt.NDArray[np.float32] | ImageLoadError]]]:
+        """The image processor's own path, for processors without a :class:`PixelSpec`."""
         loaded = iter_loaded(images, draft_size=self.draft_size)
         pairs: Iterable[tuple[Any, tuple[Any, Any]]] = (
             zip(keys, loaded) if keys is not None else ((pair[0], pair) for pair in loaded)
         )
-        for chunk in batched(pairs, batch_size or self.batch_size):
+        for chunk in batched(pairs, size):
             good = [image for _, (_, image) in chunk if not isinstance(image, ImageLoadError)]
             vectors = iter(self.encode_loaded(good))
             yield [
@@ -598,6 +725,16 @@ class Encoder:
         if not images:
             return np.zeros((0, self.dim), np.float32)
         torch = self._torch
+        spec = self._pixel_spec
+        if spec is not None:
+            from zeroshot_vision._pixels import resize_with_pil
+
+            pixels = torch.from_numpy(np.stack([resize_with_pil(im, spec) for im in images]))
+            model_input = spec.to_model_input(
+                pixels.to(self.device), spec.device_table(self.device, self.dtype)
+            )
+            size = max(len(images), self.batch_size) if self.compiled else len(images)
+            return self._image_features(model_input, size).cpu().numpy()
         # Call the image processor itself: a SigLIP 2 processor's own defaults (256 patches
         # of 16 px) would override the checkpoint's image settings.
         image_processor = getattr(self._processor, "image_processor", self._processor)

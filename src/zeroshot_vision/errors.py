@@ -30,6 +30,7 @@ ZeroshotVisionError
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "DatasetNotFoundError",
@@ -95,6 +96,11 @@ class ImageLoadError(ZeroshotVisionError, ValueError):
         super().__init__(f"cannot read image {source}: {reason}")
         self.source = source
         self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Decoding processes send these back pickled; the default would call
+        # ``cls(message)`` and fail.
+        return (type(self), (self.source, self.reason))
 
 
 class ImageNotFoundError(ImageLoadError):
