@@ -194,8 +194,12 @@ def naive_loop(
 
 
 def encoder_rate(torch: Any, encoder: Any, paths: list[Path], batch: int, device: str) -> float:
-    """Images/s of ``Encoder.encode_images`` on the files (after a one-batch warm-up)."""
-    encoder.encode_images(paths[:batch], batch_size=batch)
+    """Images/s of ``Encoder.encode_images`` on the files.
+
+    After a two-batch warm-up, which also starts the encoder's decoding processes (once
+    per encoder, like loading the model).
+    """
+    encoder.encode_images(paths[: 2 * batch], batch_size=batch)
     _sync(torch, device)
     start = time.perf_counter()
     vectors = encoder.encode_images(paths, batch_size=batch)
@@ -203,6 +207,34 @@ def encoder_rate(torch: Any, encoder: Any, paths: list[Path], batch: int, device
     if vectors.shape != (len(paths), encoder.dim):
         raise AssertionError(f"encode_images returned {vectors.shape}")
     return rate
+
+
+def feed_rate(torch: Any, encoder: Any, paths: list[Path], batch: int, device: str) -> float:
+    """Images/s of the input path alone: pixel batches ready on the device, no model."""
+    from zeroshot_vision._feed import PixelFeed
+
+    def feed(items: list[Path]) -> None:
+        with PixelFeed(
+            items,
+            None,
+            spec=encoder._pixel_spec,
+            batch_size=batch,
+            device=encoder.device,
+            dtype=encoder.dtype,
+            pool=encoder._decoders,
+            device_decode=encoder.device_decode,
+            draft_size=encoder.draft_size,
+        ) as batches:
+            for ready in batches:
+                if ready.ready is not None:
+                    ready.ready.synchronize()
+
+    feed(paths[: 2 * batch])
+    _sync(torch, device)
+    start = time.perf_counter()
+    feed(paths)
+    _sync(torch, device)
+    return _rate(len(paths), time.perf_counter() - start)
 
 
 def index_rate(encoder: Any, folder: Path, index: Path, batch: int) -> float:
@@ -372,6 +404,9 @@ def run(args: argparse.Namespace) -> Path:
             rates[f"encode {batch}"] = steps.step(
                 f"encode_images, batch {batch}", encoder_rate, torch, encoder, paths, batch, device
             )
+        rates[f"feed {big}"] = steps.step(
+            "input path alone", feed_rate, torch, encoder, paths, big, device
+        )
         rates[f"index {big}"] = steps.step(
             "zsv index path", index_rate, encoder, root / "jpegs", root / "index", big
         )
@@ -432,6 +467,7 @@ def run(args: argparse.Namespace) -> Path:
         (f"encode {small}", f"Encoder.encode_images, {route}, batch {small}", f"alone {small}"),
         (f"encode {big}", f"Encoder.encode_images, {route}, batch {big}", f"alone {big}"),
         (f"index {big}", f"zsv index (index_folder + FAISS commits), batch {big}", f"alone {big}"),
+        (f"feed {big}", f"input path alone ({route}, no model), batch {big}", None),
         (
             f"processes {big}",
             f"Encoder.encode_images, {args.workers} decoding processes, batch {big}",

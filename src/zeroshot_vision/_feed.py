@@ -44,7 +44,12 @@ import numpy as np
 import numpy.typing as npt
 
 from zeroshot_vision._checks import batched
-from zeroshot_vision._pixels import PixelSpec, apply_orientation, resize_on_device, resize_with_pil
+from zeroshot_vision._pixels import (
+    PixelSpec,
+    apply_orientation,
+    resize_many_on_device,
+    resize_with_pil,
+)
 from zeroshot_vision.errors import ImageDecodeError, ImageLoadError
 from zeroshot_vision.images import DEFAULT_MAX_PIXELS, _reason, describe_source, load_image
 
@@ -68,6 +73,7 @@ MAX_WORKERS = 16
 _ORPHAN_CHECK_SECONDS = 0.2
 _ORIENTATION_TAG = 0x0112
 _DEVICE_JPEG_MODES = frozenset({"RGB", "L"})
+_JPEG_SUFFIXES = (".jpg", ".jpeg", ".jfif")
 # A JPEG file far larger than its raw pixels is not an ordinary photo: the CPU path reads
 # it, from the open file, without loading it whole.
 _JPEG_BYTES_PER_PIXEL = 4
@@ -126,6 +132,12 @@ def prepare(
         return ImageDecodeError(describe_source(source), _reason(exc))
 
 
+def _looks_like_jpeg(source: Any) -> bool:
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source[:3]) == b"\xff\xd8\xff"
+    return Path(source).suffix.lower() in _JPEG_SUFFIXES
+
+
 def _device_jpeg(source: Any, max_pixels: int | None) -> JpegData | None:
     """A JPEG the GPU can decode exactly as Pillow would, else None (the CPU path takes it).
 
@@ -141,7 +153,7 @@ def _device_jpeg(source: Any, max_pixels: int | None) -> JpegData | None:
             return None
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if path.suffix.lower() not in (".jpg", ".jpeg", ".jfif") or not path.is_file():
+        if path.suffix.lower() not in _JPEG_SUFFIXES or not path.is_file():
             return None
         with path.open("rb") as handle:
             if handle.read(3) != b"\xff\xd8\xff":
@@ -255,6 +267,11 @@ class PixelFeed:
             if self._pool is None
             else None
         )
+        self._readers = (
+            ThreadPoolExecutor(max_workers=8, thread_name_prefix="zsv-read")
+            if device_decode
+            else None
+        )
         pairs = zip(keys, sources) if keys is not None else ((s, s) for s in sources)
         self._chunks: Iterator[list[tuple[Any, Any]]] = batched(pairs, batch_size)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
@@ -283,8 +300,9 @@ class PixelFeed:
         while self._thread.is_alive():
             with contextlib.suppress(queue.Empty):  # unblock a feeder waiting to put
                 self._queue.get(timeout=0.05)
-        if self._threads is not None:
-            self._threads.shutdown(wait=True, cancel_futures=True)
+        for threads in (self._threads, self._readers):
+            if threads is not None:
+                threads.shutdown(wait=True, cancel_futures=True)
 
     # -- the feeder thread ---------------------------------------------------------------
 
@@ -326,11 +344,15 @@ class PixelFeed:
         if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
             if isinstance(source, memoryview):
                 source = bytes(source)
-            return self._executor().submit(
+            # A JPEG for the GPU is only read and checked: threads do that (the reads
+            # release the GIL), and its bytes need no trip through a process pipe.
+            on_device = jpeg and self._readers is not None and _looks_like_jpeg(source)
+            executor = self._readers if on_device and self._readers else self._executor()
+            return executor.submit(
                 prepare,
                 source,
                 self._spec,
-                jpeg_for_device=jpeg,
+                jpeg_for_device=on_device,
                 max_pixels=self._max_pixels,
                 draft_size=self._draft_size,
             )
@@ -433,12 +455,11 @@ class PixelFeed:
                     decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=self._device))
                 except RuntimeError:
                     decoded.append(None)
-        return [
-            None
-            if pixels is None
-            else resize_on_device(apply_orientation(pixels, jpeg.orientation), self._spec)
+        upright = [
+            None if pixels is None else apply_orientation(pixels, jpeg.orientation)
             for jpeg, pixels in zip(jpegs, decoded)
         ]
+        return resize_many_on_device(upright, self._spec)
 
 
 class DecoderPool:

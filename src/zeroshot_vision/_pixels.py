@@ -17,6 +17,7 @@ Processors that do more (CLIP's shortest-edge resize and centre crop) get no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,13 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-__all__ = ["PixelSpec", "apply_orientation", "resize_on_device", "resize_with_pil"]
+__all__ = [
+    "PixelSpec",
+    "apply_orientation",
+    "resize_many_on_device",
+    "resize_on_device",
+    "resize_with_pil",
+]
 
 # PIL's resampling filters (Image.Resampling values) that torch's interpolate can follow
 # on a GPU; the others (LANCZOS, BOX, HAMMING) keep the CPU path.
@@ -76,11 +83,11 @@ class PixelSpec:
                 images=[ramp],
                 do_resize=False,
                 input_data_format="channels_last",
-                return_tensors="np",
+                return_tensors="pt",  # what every backend returns (PIL, torchvision)
             )["pixel_values"]
+            values = np.asarray(output.float().numpy(), dtype=np.float32)
         except Exception:  # noqa: BLE001 - a processor we cannot read keeps its own path
             return None
-        values = np.asarray(output, dtype=np.float32)
         if values.shape != (1, 3, 16, 16):
             return None
         table = np.ascontiguousarray(values[0].reshape(3, 256))
@@ -157,18 +164,40 @@ def resize_on_device(pixels: torch.Tensor, spec: PixelSpec) -> torch.Tensor:
     torch's antialiased bicubic (and bilinear) interpolation uses the same kernels as
     Pillow's, so results differ from the processor by rounding only.
     """
+    (resized,) = resize_many_on_device([pixels], spec)
+    assert resized is not None
+    return resized
+
+
+def resize_many_on_device(
+    images: Sequence[torch.Tensor | None], spec: PixelSpec
+) -> list[torch.Tensor | None]:
+    """:func:`resize_on_device` for many images, one interpolation per distinct size.
+
+    Photos from one camera share a size, so a batch costs a few kernel launches rather
+    than a few per image. ``None`` entries stay ``None``.
+    """
     import torch
 
     mode = spec.device_mode
     if mode is None:
         raise ValueError(f"no device resize for PIL resample filter {spec.resample}")
-    image = pixels.unsqueeze(0).to(torch.float32)
-    if image.shape[-2:] != (spec.height, spec.width):
-        image = torch.nn.functional.interpolate(
-            image,
-            size=(spec.height, spec.width),
-            mode=mode,
-            antialias=mode != "nearest",
-            align_corners=False if mode != "nearest" else None,
-        )
-    return image.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        if image is not None:
+            groups.setdefault(tuple(image.shape), []).append(i)
+    resized: list[torch.Tensor | None] = [None] * len(images)
+    for shape, members in groups.items():
+        stacked = torch.stack([images[i] for i in members]).to(torch.float32)  # type: ignore[misc]
+        if shape[-2:] != (spec.height, spec.width):
+            stacked = torch.nn.functional.interpolate(
+                stacked,
+                size=(spec.height, spec.width),
+                mode=mode,
+                antialias=mode != "nearest",
+                align_corners=False if mode != "nearest" else None,
+            )
+        pixels = stacked.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        for row, i in enumerate(members):
+            resized[i] = pixels[row]
+    return resized
