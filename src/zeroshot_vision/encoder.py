@@ -796,8 +796,8 @@ class Encoder:
     ) -> ClassifyReport:
         """Score ``labels`` against many images; unreadable images are skipped and listed.
 
-        The labels are embedded once; images are decoded on worker threads while the
-        model runs, a batch at a time, so memory stays bounded.
+        The labels are embedded once; images are prepared ahead of the model (see
+        :meth:`encode_batches`), a batch at a time, so memory stays bounded.
 
         Args:
             images: Paths, bytes, PIL images or numpy arrays; any iterable.
