@@ -63,6 +63,37 @@ def test_index_json_summary_and_listed_failures(
     assert "zsv: skipped" in err and "bad.png" in err
 
 
+def test_index_workers_and_compile_reach_the_encoder(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zeroshot_vision import Encoder
+
+    source = tmp_path / "photos"
+    source.mkdir()
+    for i in range(5):
+        (source / f"{i}.jpg").write_bytes(make_jpeg(i))
+    loads: list[dict[str, object]] = []
+    real = Encoder.from_pretrained.__func__  # type: ignore[attr-defined]
+
+    def recording(cls: type, name: object = None, **options: object) -> Encoder:
+        loads.append({"name": name, **options})
+        options["compile"] = False  # compiling is tested in tests/test_input_path.py
+        return real(cls, name, **options)
+
+    monkeypatch.setattr(Encoder, "from_pretrained", classmethod(recording))
+    index = str(tmp_path / "index")
+    argv = ["index", str(source), "--index", index, "--batch-size", "2"]
+    assert main([*argv, "--model", str(tiny_model_dir), "--workers", "2"]) == EXIT_OK
+    # a re-run with --compile loads the index's own model
+    (source / "5.jpg").write_bytes(make_jpeg(5))
+    assert main([*argv, "--workers", "0", "--compile"]) == EXIT_OK
+    assert [(x["workers"], x["compile"]) for x in loads] == [(2, False), (0, True)]
+    assert loads[1]["name"] == str(tiny_model_dir.resolve())
+    from zeroshot_vision import IndexFolder
+
+    assert IndexFolder.open(index).counts()["indexed"] == 6
+
+
 def test_search_table_and_json(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "search", "a photo of a dog", "--index", str(indexed), "-k", "3")
     assert code == EXIT_OK
@@ -182,6 +213,7 @@ def test_expected_problems_are_one_line_without_traceback(
         (["index", "s", "--index", "i", "--batch-size", "0"], "--batch-size: must be a positive"),
         (["index", "s", "--index", "i", "--commit-every", "nan"], "--commit-every: must be 0"),
         (["index", "s", "--index", "i", "--store", "nope"], "invalid choice: 'nope'"),
+        (["index", "s", "--index", "i", "--workers", "-1"], "--workers: must be 0 or more"),
         (["app", "--index", "i", "--port", "-1"], "--port: must be a positive"),
     ],
 )
