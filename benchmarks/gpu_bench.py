@@ -211,20 +211,9 @@ def encoder_rate(torch: Any, encoder: Any, paths: list[Path], batch: int, device
 
 def feed_rate(torch: Any, encoder: Any, paths: list[Path], batch: int, device: str) -> float:
     """Images/s of the input path alone: pixel batches ready on the device, no model."""
-    from zeroshot_vision._feed import PixelFeed
 
     def feed(items: list[Path]) -> None:
-        with PixelFeed(
-            items,
-            None,
-            spec=encoder._pixel_spec,
-            batch_size=batch,
-            device=encoder.device,
-            dtype=encoder.dtype,
-            pool=encoder._decoders,
-            device_decode=encoder.device_decode,
-            draft_size=encoder.draft_size,
-        ) as batches:
+        with encoder._feed(items, None, batch) as batches:
             for ready in batches:
                 if ready.ready is not None:
                     ready.ready.synchronize()

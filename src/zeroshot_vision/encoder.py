@@ -638,9 +638,22 @@ class Encoder:
         if self._pixel_spec is None:
             yield from self._encode_batches_with_processor(images, keys, size)
             return
+        with self._feed(images, keys, size) as feed:
+            in_flight = None
+            for batch in feed:
+                launched = self._launch(batch, size)
+                if in_flight is not None:
+                    yield self._collect(*in_flight)
+                in_flight = launched
+            if in_flight is not None:
+                yield self._collect(*in_flight)
+
+    def _feed(self, images: Iterable[ImageSource], keys: Iterable[Any] | None, size: int) -> Any:
+        """The :class:`~zeroshot_vision._feed.PixelFeed` of this encoder's model."""
         from zeroshot_vision._feed import PixelFeed
 
-        feed = PixelFeed(
+        assert self._pixel_spec is not None
+        return PixelFeed(
             images,
             keys,
             spec=self._pixel_spec,
@@ -651,15 +664,6 @@ class Encoder:
             device_decode=self.device_decode,
             draft_size=self.draft_size,
         )
-        with feed:
-            in_flight = None
-            for batch in feed:
-                launched = self._launch(batch, size)
-                if in_flight is not None:
-                    yield self._collect(*in_flight)
-                in_flight = launched
-            if in_flight is not None:
-                yield self._collect(*in_flight)
 
     def _launch(self, batch: Any, size: int) -> tuple[Any, Any, Any]:
         """Start the model on a feed batch; on a GPU this returns before it finishes."""
