@@ -241,6 +241,16 @@ def test_a_bad_image_stops_encode_images_at_once(tiny_encoder, photo_paths, tmp_
     assert not [t for t in threading.enumerate() if t.name == "zsv-feed"]
 
 
+def test_an_error_in_the_callers_iterable_reaches_the_caller(tiny_encoder, photo_paths) -> None:
+    def sources():
+        yield from photo_paths[:3]
+        raise RuntimeError("the listing broke")
+
+    with pytest.raises(RuntimeError, match="the listing broke"):
+        tiny_encoder.encode_images(sources(), batch_size=2)
+    assert not [t for t in threading.enumerate() if t.name == "zsv-feed"]
+
+
 # -- the device route, its checks and its arithmetic ----------------------------------------
 
 
