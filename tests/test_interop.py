@@ -203,6 +203,39 @@ def test_store_kind_names_and_secrets_are_checked(tmp_path: Path) -> None:
     assert not (tmp_path / "i").exists()
 
 
+def test_each_kind_checks_its_own_options_before_the_folder_exists(tmp_path: Path) -> None:
+    from zeroshot_vision.errors import InvalidInputError
+
+    def create(store: str, **options: object) -> None:
+        IndexFolder.create(tmp_path / "i", model="m", dim=4, store=store, store_options=options)
+
+    with pytest.raises(InvalidInputError, match="by its host or its name, not both"):
+        create("pinecone", host="https://h", index_name="photos")
+    with pytest.raises(InvalidInputError, match="unknown faiss index type 'ivf'"):
+        create("faiss", index="ivf")
+
+    def needs_a_file(options: object) -> None:
+        if not dict(options).get("file"):  # type: ignore[call-overload]
+            raise InvalidInputError("the jsonfile store needs file=")
+
+    register_store_kind("jsonfile", open_json_store, check_options=needs_a_file, replace=True)
+    with pytest.raises(InvalidInputError, match="needs file="):
+        create("jsonfile")
+    assert not (tmp_path / "i").exists()
+
+    # the way an entry point gives it: an attribute of the opener
+    def opener(location: StoreLocation) -> VectorStore:
+        return open_json_store(location)
+
+    opener.check_options = needs_a_file  # type: ignore[attr-defined]
+    register_store_kind("jsonfile", opener, replace=True)
+    with pytest.raises(InvalidInputError, match="needs file="):
+        create("jsonfile")
+    register_store_kind("jsonfile", open_json_store, replace=True)  # no check any more
+    create("jsonfile")
+    assert IndexFolder.exists(tmp_path / "i")
+
+
 def test_an_index_of_an_unregistered_kind_says_so(tmp_path: Path) -> None:
     from zeroshot_vision.errors import InvalidInputError
 

@@ -370,8 +370,6 @@ class IndexFolder:
             raise InvalidInputError(f"{folder} already holds an index; open it instead")
         cls.check_available(folder)
         options = check_store_options(store, store_options or {})
-        if store == "pinecone" and options.get("host") and options.get("index_name"):
-            raise InvalidInputError("name the Pinecone index by its host or its name, not both")
         try:
             manifest = IndexManifest(
                 model=model_reference(model),

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "OptionsCheck",
     "StoreLocation",
     "StoreOpener",
     "check_store_options",
@@ -70,6 +71,10 @@ class StoreLocation:
 StoreOpener = Callable[[StoreLocation], "VectorStore"]
 """Opens (or creates, empty) the store at a location."""
 
+OptionsCheck = Callable[[Mapping[str, Any]], None]
+"""Raises :class:`~zeroshot_vision.errors.InvalidInputError` for options a kind cannot
+use, before an index folder records them."""
+
 
 def _open_faiss(location: StoreLocation) -> VectorStore:
     from zeroshot_vision.stores.faiss import MANIFEST, FaissStore
@@ -103,17 +108,43 @@ def _open_pinecone(location: StoreLocation) -> VectorStore:
     return store
 
 
+def _check_faiss(options: Mapping[str, Any]) -> None:
+    from zeroshot_vision.stores.faiss import INDEX_TYPES
+
+    index = options.get("index", "flat")
+    if index not in INDEX_TYPES:
+        raise InvalidInputError(
+            f"unknown faiss index type {index!r}; expected one of {', '.join(INDEX_TYPES)}"
+        )
+
+
+def _check_pinecone(options: Mapping[str, Any]) -> None:
+    if options.get("host") and options.get("index_name"):
+        raise InvalidInputError("name the Pinecone index by its host or its name, not both")
+
+
 _KINDS: dict[str, StoreOpener] = {"faiss": _open_faiss, "pinecone": _open_pinecone}
+_CHECKS: dict[str, OptionsCheck] = {"faiss": _check_faiss, "pinecone": _check_pinecone}
 _entry_points_loaded = False
 
 
-def register_store_kind(name: str, opener: StoreOpener, *, replace: bool = False) -> None:
+def register_store_kind(
+    name: str,
+    opener: StoreOpener,
+    *,
+    check_options: OptionsCheck | None = None,
+    replace: bool = False,
+) -> None:
     """Make a store kind available to index folders, ``SearchEngine.create`` and ``zsv``.
 
     Args:
         name: Lower-case letters, digits, ``-`` and ``_``; recorded in index folders.
         opener: Called with a :class:`StoreLocation`; returns the store, empty when
             nothing was committed yet.
+        check_options: Called with the options of a new index before the folder records
+            them; raises :class:`~zeroshot_vision.errors.InvalidInputError` for options
+            the kind cannot use. (An entry point can give it as the opener's
+            ``check_options`` attribute.)
         replace: Allow replacing an existing kind (built-in ones included).
 
     Raises:
@@ -124,6 +155,11 @@ def register_store_kind(name: str, opener: StoreOpener, *, replace: bool = False
     if name in _KINDS and not replace and _KINDS[name] is not opener:
         raise InvalidInputError(f"store kind {name!r} is already registered")
     _KINDS[name] = opener
+    check = check_options or getattr(opener, "check_options", None)
+    if check is not None:
+        _CHECKS[name] = check
+    else:
+        _CHECKS.pop(name, None)
 
 
 def _load_entry_points() -> None:
@@ -149,9 +185,11 @@ def store_kinds() -> list[str]:
 def check_store_options(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """Options fit to record in an index folder: JSON values, no secrets, no ``None``.
 
+    Then the kind's own check, if it registered one.
+
     Raises:
-        InvalidInputError: The kind is unknown, or an option looks like a secret or is not
-            a plain JSON value.
+        InvalidInputError: The kind is unknown, an option looks like a secret or is not
+            a plain JSON value, or the kind refuses the options.
     """
     if kind not in store_kinds():
         raise InvalidInputError(
@@ -173,6 +211,9 @@ def check_store_options(kind: str, options: Mapping[str, Any]) -> dict[str, Any]
                 f"store option {key!r} must be a string, number or bool, got {value!r}"
             )
         clean[key] = value
+    check = _CHECKS.get(kind)
+    if check is not None:
+        check(clean)
     return clean
 
 
