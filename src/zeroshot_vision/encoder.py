@@ -676,7 +676,7 @@ class Encoder:
             batch.pixels.record_stream(stream)
         features = self._image_features(batch.pixels, size)
         if self.device.type != "cuda":
-            return batch, features, None
+            return batch, features.cpu(), None  # mps and others: a plain copy
         host = torch.empty(features.shape, dtype=torch.float32, pin_memory=True)
         host.copy_(features, non_blocking=True)
         done = torch.cuda.Event()
