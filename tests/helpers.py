@@ -406,7 +406,6 @@ class StandInEncoder:
         self.calibrated = calibrated
         self.logit_scale = logit_scale
         self.logit_bias = logit_bias
-        self.draft_size = (64, 64)
         self.batch_size = 2
         self.text_calls: list[list[str]] = []
 
@@ -419,8 +418,21 @@ class StandInEncoder:
         self.text_calls.append(items)
         return self._np.stack([self.texts[text] for text in items])
 
-    def encode_loaded(self, images):
-        return self._np.stack([self.colours[image.getpixel((0, 0))] for image in images])
+    def encode_batches(self, images, *, keys=None, batch_size=None):
+        """Encoder.encode_batches' contract: (key, vector or ImageLoadError) per image."""
+        from zeroshot_vision._checks import batched
+        from zeroshot_vision.errors import ImageLoadError
+        from zeroshot_vision.images import load_image
+
+        def one(source):
+            try:
+                return self.colours[load_image(source).getpixel((0, 0))]
+            except ImageLoadError as error:
+                return error
+
+        pairs = zip(keys, images) if keys is not None else ((s, s) for s in images)
+        for chunk in batched(pairs, batch_size or self.batch_size):
+            yield [(key, one(source)) for key, source in chunk]
 
     def logits(self, cosine):
         cos = self._np.asarray(cosine, dtype=self._np.float64)

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.errors import ImageLoadError, InvalidInputError
 from zeroshot_vision.eval.datasets import (
     ImageFolderDataset,
     PairsDataset,
@@ -42,9 +42,6 @@ from zeroshot_vision.eval.metrics import (
     reliability_table,
     threshold_for_precision,
 )
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 __all__ = [
     "CALIBRATION_THRESHOLDS",
@@ -110,14 +107,19 @@ class EvalEncoder(Protocol):
 
     model_name: str
     calibrated: bool
-    draft_size: tuple[int, int]
     batch_size: int
 
     def encode_texts(
         self, texts: str | Iterable[str], *, batch_size: int | None = None
     ) -> npt.NDArray[np.float32]: ...
 
-    def encode_loaded(self, images: list[Image.Image]) -> npt.NDArray[np.float32]: ...
+    def encode_batches(
+        self,
+        images: Iterable[Any],
+        *,
+        keys: Iterable[Any] | None = None,
+        batch_size: int | None = None,
+    ) -> Iterator[list[tuple[Any, npt.NDArray[np.float32] | ImageLoadError]]]: ...
 
     def logits(self, cosine: float | npt.NDArray[Any]) -> npt.NDArray[np.float64]: ...
 
@@ -592,35 +594,22 @@ def embed_images(
         ``(vectors, kept, skipped)``: the vectors of the readable images, their indices
         in ``paths``, and a skip for each unreadable one.
     """
-    from zeroshot_vision.images import iter_loaded
-
-    size = batch_size or encoder.batch_size
     chunks: list[npt.NDArray[np.float32]] = []
     kept: list[int] = []
     skipped: list[Skipped] = []
-    batch: list[Image.Image] = []
-
-    def flush() -> None:
-        if batch:
-            chunks.append(encoder.encode_loaded(batch))
-            if progress is not None:
-                progress(len(batch))
-            batch.clear()
-
-    indexed = list(enumerate(paths))
-    for (index, path), (_, loaded) in zip(
-        indexed, iter_loaded((path for _, path in indexed), draft_size=encoder.draft_size)
-    ):
-        if isinstance(loaded, Exception):
-            skipped.append(Skipped(source=str(path), reason=loaded.reason))
-            if progress is not None:
-                progress(1)
-            continue
-        batch.append(loaded)
-        kept.append(index)
-        if len(batch) >= size:
-            flush()
-    flush()
+    batches = encoder.encode_batches(list(paths), keys=range(len(paths)), batch_size=batch_size)
+    for batch in batches:
+        vectors = []
+        for index, vector in batch:
+            if isinstance(vector, ImageLoadError):
+                skipped.append(Skipped(source=str(paths[index]), reason=vector.reason))
+            else:
+                kept.append(index)
+                vectors.append(vector)
+        if vectors:
+            chunks.append(np.stack(vectors))
+        if progress is not None:
+            progress(len(batch))
     if not chunks:
         return np.zeros((0, 0), np.float32), kept, skipped
     return np.concatenate(chunks), kept, skipped
