@@ -6,9 +6,9 @@ tensors on the model's device. Work is split so that the model never waits:
 * **Worker processes** (forked, so nothing is re-imported; threads cannot scale, since
   resizing and Python-level decoding hold the GIL) read each file, decode it, turn it
   upright and resize it to the model's size, and send back ``uint8`` pixels (147 KB for
-  384 x 384), never a full-size image. On a CUDA device with torchvision, a JPEG is only
-  checked there (header, pixel limit, orientation, completeness) and its bytes come back
-  for the GPU.
+  384 x 384), never a full-size image. On a CUDA device with torchvision, JPEGs skip
+  them: threads read each one and check it (header, pixel limit, orientation,
+  completeness), and its bytes go to the GPU.
 * **One feeder thread** gathers a batch in input order, decodes its JPEGs on the GPU in
   one nvJPEG call, resizes them there, copies the CPU-made pixels through pinned memory,
   and maps every pixel through the processor's own table: all on a side CUDA stream, so
