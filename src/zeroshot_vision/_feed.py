@@ -74,6 +74,7 @@ _ORPHAN_CHECK_SECONDS = 0.2
 _ORIENTATION_TAG = 0x0112
 _DEVICE_JPEG_MODES = frozenset({"RGB", "L"})
 _JPEG_SUFFIXES = (".jpg", ".jpeg", ".jfif")
+_JPEG_MAGIC = b"\xff\xd8\xff"
 # A JPEG file far larger than its raw pixels is not an ordinary photo: the CPU path reads
 # it, from the open file, without loading it whole.
 _JPEG_BYTES_PER_PIXEL = 4
@@ -134,56 +135,68 @@ def prepare(
 
 def _looks_like_jpeg(source: Any) -> bool:
     if isinstance(source, (bytes, bytearray)):
-        return bytes(source[:3]) == b"\xff\xd8\xff"
+        return bytes(source[:3]) == _JPEG_MAGIC
     return Path(source).suffix.lower() in _JPEG_SUFFIXES
 
 
 def _device_jpeg(source: Any, max_pixels: int | None) -> JpegData | None:
     """A JPEG the GPU can decode exactly as Pillow would, else None (the CPU path takes it).
 
-    Checked here, on a worker: an RGB or gray baseline/progressive JPEG (not CMYK, not a
-    multi-picture file), within the pixel limit, of an ordinary size for its pixels, and
+    Checked here, on a reader thread, from one read of the header: an RGB or gray
+    baseline/progressive JPEG (not CMYK, not a multi-picture file), within the pixel
+    limit, of an ordinary size for its pixels (a file is read whole only then), and
     complete (ending in the EOI marker; a truncated file keeps the CPU path and its error).
     """
-    from PIL import Image
-
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytearray(source)
-        if not data.startswith(b"\xff\xd8\xff"):
+        if not data.startswith(_JPEG_MAGIC):
             return None
+        orientation = _device_jpeg_header(io.BytesIO(data), max_pixels, file_size=None)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.suffix.lower() not in _JPEG_SUFFIXES or not path.is_file():
             return None
         with path.open("rb") as handle:
-            if handle.read(3) != b"\xff\xd8\xff":
+            if handle.read(3) != _JPEG_MAGIC:
                 return None
-            size = os.fstat(handle.fileno()).st_size
             handle.seek(0)
-            header = Image.open(handle)
-            width, height = header.size
-            if size > _JPEG_BYTES_PER_PIXEL * width * height + _JPEG_SLACK_BYTES:
+            file_size = os.fstat(handle.fileno()).st_size
+            orientation = _device_jpeg_header(handle, max_pixels, file_size=file_size)
+            if orientation is None:
                 return None
             handle.seek(0)
             data = bytearray(handle.read())
     else:
         return None
-    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+    if orientation is None or not data.rstrip(b"\0").endswith(b"\xff\xd9"):
         return None
-    with Image.open(io.BytesIO(data)) as image:
+    return JpegData(data=data, orientation=orientation)
+
+
+def _device_jpeg_header(
+    stream: Any, max_pixels: int | None, *, file_size: int | None
+) -> int | None:
+    """The EXIF orientation (1-8) of a JPEG the GPU may decode, from its header; else None."""
+    from PIL import Image
+
+    with Image.open(stream) as image:
         width, height = image.size
         if (
             image.format != "JPEG"
             or image.mode not in _DEVICE_JPEG_MODES
             or width * height == 0
             or (max_pixels is not None and width * height > max_pixels)
+            or (
+                file_size is not None
+                and file_size > _JPEG_BYTES_PER_PIXEL * width * height + _JPEG_SLACK_BYTES
+            )
         ):
             return None
         try:
             orientation = int(image.getexif().get(_ORIENTATION_TAG, 1))
         except Exception:  # noqa: BLE001 - the CPU path logs and ignores broken EXIF
             return None
-    return JpegData(data=data, orientation=orientation if 1 <= orientation <= 8 else 1)
+    return orientation if 1 <= orientation <= 8 else 1
 
 
 @dataclass
@@ -246,7 +259,6 @@ class PixelFeed:
 
         self._torch = torch
         self._spec = spec
-        self._batch_size = batch_size
         self._device = device
         self._device_decode = device_decode
         self._max_pixels = max_pixels
