@@ -346,7 +346,7 @@ def test_the_device_route_with_a_stand_in_decoder(
         spec=spec,
         batch_size=len(sources),
         device=torch.device("cpu"),
-        dtype=torch.float32,
+        table=spec.device_table(torch.device("cpu"), torch.float32),
         pool=DecoderPool(2),
         device_decode=True,
     )

@@ -231,7 +231,8 @@ class PixelFeed:
         spec: The processor's :class:`PixelSpec`.
         batch_size: Images per batch.
         device: The model's device.
-        dtype: The model's input dtype.
+        table: The spec's :meth:`~zeroshot_vision._pixels.PixelSpec.device_table` on
+            ``device``, in the model's input dtype.
         pool: The encoder's :class:`DecoderPool`; ``None`` (and any input of at most
             one batch) decodes on a few threads of this process instead.
         device_decode: Decode JPEGs on the device (CUDA with torchvision).
@@ -248,7 +249,7 @@ class PixelFeed:
         spec: PixelSpec,
         batch_size: int,
         device: torch.device,
-        dtype: torch.dtype,
+        table: torch.Tensor,
         pool: DecoderPool | None,
         device_decode: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -264,7 +265,7 @@ class PixelFeed:
         self._max_pixels = max_pixels
         self._draft_size = draft_size
         self._ahead = max(1, ahead)
-        self._table = spec.device_table(device, dtype)
+        self._table = table
         self._stream = (
             torch.cuda.Stream(device)  # type: ignore[no-untyped-call, unused-ignore]
             if device.type == "cuda"

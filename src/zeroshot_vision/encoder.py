@@ -325,6 +325,11 @@ class Encoder:
         """Decoding processes (0: threads of this process, as on macOS and Windows)."""
         image_processor = getattr(self._processor, "image_processor", self._processor)
         self._pixel_spec = PixelSpec.from_processor(image_processor)
+        self._pixel_table = (
+            None
+            if self._pixel_spec is None
+            else self._pixel_spec.device_table(self.device, self.dtype)
+        )
         can_decode = (
             self._pixel_spec is not None
             and self._pixel_spec.device_mode is not None
@@ -652,14 +657,14 @@ class Encoder:
         """The :class:`~zeroshot_vision._feed.PixelFeed` of this encoder's model."""
         from zeroshot_vision._feed import PixelFeed
 
-        assert self._pixel_spec is not None
+        assert self._pixel_spec is not None and self._pixel_table is not None
         return PixelFeed(
             images,
             keys,
             spec=self._pixel_spec,
             batch_size=size,
             device=self.device,
-            dtype=self.dtype,
+            table=self._pixel_table,
             pool=self._decoders,
             device_decode=self.device_decode,
             draft_size=self.draft_size,
@@ -734,9 +739,7 @@ class Encoder:
             from zeroshot_vision._pixels import resize_with_pil
 
             pixels = torch.from_numpy(np.stack([resize_with_pil(im, spec) for im in images]))
-            model_input = spec.to_model_input(
-                pixels.to(self.device), spec.device_table(self.device, self.dtype)
-            )
+            model_input = spec.to_model_input(pixels.to(self.device), self._pixel_table)
             size = max(len(images), self.batch_size) if self.compiled else len(images)
             return self._image_features(model_input, size).cpu().numpy()
         # Call the image processor itself: a SigLIP 2 processor's own defaults (256 patches
