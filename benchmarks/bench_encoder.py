@@ -47,24 +47,32 @@ def sample_photos() -> list[Path]:
     return [data / n for n in names if (data / n).exists()]
 
 
+def distinct_jpeg(image: Any, variant: int, size: tuple[int, int]) -> bytes:
+    """The ``variant``-th version of an RGB PIL image (cropped, mirrored) as a JPEG.
+
+    80 distinct versions of each photo, then repeats; resized to ``size``, quality 90.
+    """
+    from PIL import ImageOps
+
+    shift = variant % 40
+    image = image.crop((shift, shift, image.width - shift, image.height - shift))
+    if (variant // 40) % 2:
+        image = ImageOps.mirror(image)
+    buffer = io.BytesIO()
+    image.resize(size).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def make_jpegs(folder: Path, count: int, size: tuple[int, int] = (1600, 1200)) -> list[Path]:
     """``count`` distinct camera-sized JPEGs (quality 90) cut from scikit-image's photos."""
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
     sources = [Image.open(p).convert("RGB") for p in sample_photos()]
     paths = []
     for i in range(count):
-        image = sources[i % len(sources)]
-        variant = i // len(sources)
-        shift = variant % 40  # 80 distinct versions of each photo, then repeats
-        image = image.crop((shift, shift, image.width - shift, image.height - shift))
-        if (variant // 40) % 2:
-            image = ImageOps.mirror(image)
-        buffer = io.BytesIO()
-        image.resize(size).save(buffer, format="JPEG", quality=90)
         path = folder / f"photo{i:04d}.jpg"
-        path.write_bytes(buffer.getvalue())
+        path.write_bytes(distinct_jpeg(sources[i % len(sources)], i // len(sources), size))
         paths.append(path)
     return paths
 

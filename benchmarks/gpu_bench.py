@@ -32,7 +32,6 @@ The lent machine has no network and lacks some dependencies of ``import zeroshot
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -45,6 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _report
+from bench_encoder import distinct_jpeg, sample_photos
 
 JPEG_SIZE = (1600, 1200)
 
@@ -112,33 +112,21 @@ def require_cuda(device: str = "cuda") -> Any:
     return torch
 
 
-def _one_jpeg(job: tuple[int, int, str, str]) -> None:
-    """Write one distinct JPEG: the ``variant``-th version (crop, mirror) of ``source``."""
-    variant, _, source, target = job
-    from PIL import Image, ImageOps
+def _one_jpeg(job: tuple[int, Path, Path]) -> None:
+    """Write one distinct JPEG: the ``variant``-th version of ``source``."""
+    from PIL import Image
 
-    image = Image.open(source).convert("RGB")
-    shift = variant % 40  # 80 distinct versions of each photo, then repeats
-    image = image.crop((shift, shift, image.width - shift, image.height - shift))
-    if (variant // 40) % 2:
-        image = ImageOps.mirror(image)
-    buffer = io.BytesIO()
-    image.resize(JPEG_SIZE).save(buffer, format="JPEG", quality=90)
-    Path(target).write_bytes(buffer.getvalue())
+    variant, source, target = job
+    target.write_bytes(distinct_jpeg(Image.open(source).convert("RGB"), variant, JPEG_SIZE))
 
 
 def make_jpegs(folder: Path, count: int, workers: int) -> list[Path]:
-    import skimage
-
-    data = Path(skimage.__file__).parent / "data"
-    names = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png"]
-    # Some of scikit-image's photos are fetched on demand; use those that shipped.
-    sources = [str(data / n) for n in names if (data / n).is_file()]
+    sources = sample_photos()
     if not sources:
-        raise SetupError(f"no sample photos in {data}; install scikit-image with its data")
+        raise SetupError("no sample photos; install scikit-image with its data")
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"photo{i:05d}.jpg" for i in range(count)]
-    jobs = [(i // len(sources), i, sources[i % len(sources)], str(p)) for i, p in enumerate(paths)]
+    jobs = [(i // len(sources), sources[i % len(sources)], p) for i, p in enumerate(paths)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         list(pool.map(_one_jpeg, jobs, chunksize=16))
     return paths
