@@ -597,7 +597,7 @@ def embed_images(
     chunks: list[npt.NDArray[np.float32]] = []
     kept: list[int] = []
     skipped: list[Skipped] = []
-    batches = encoder.encode_batches(list(paths), keys=range(len(paths)), batch_size=batch_size)
+    batches = encoder.encode_batches(paths, keys=range(len(paths)), batch_size=batch_size)
     for batch in batches:
         vectors = []
         for index, vector in batch:
