@@ -816,8 +816,8 @@ def run_tag(args: argparse.Namespace) -> int:
         ) as engine:
             report = engine.classify_indexed(labels, progress=show_bar)
     elif source.is_dir():
-        from zeroshot_vision._scan import check_exclude, scan_source
         from zeroshot_vision.encoder import Encoder
+        from zeroshot_vision.index.scan import check_exclude, scan_source
 
         scan = scan_source(source, exclude=check_exclude(args.exclude))
         encoder = Encoder.from_pretrained(
@@ -964,7 +964,7 @@ def add_export_command(commands: Subcommands) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """``zsv export``: stream the index into a Parquet file."""
-    from zeroshot_vision.stores.exchange import export_index
+    from zeroshot_vision.index.exchange import export_index
 
     count = export_index(
         args.index, args.out, batch_size=args.batch_size, progress=sys.stderr.isatty()
@@ -1000,7 +1000,7 @@ def add_import_command(commands: Subcommands) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     """``zsv import``: stream a Parquet file into an index folder."""
-    from zeroshot_vision.stores.exchange import import_index
+    from zeroshot_vision.index.exchange import import_index
 
     count = import_index(
         args.file,
