@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from zeroshot_vision._checks import positive_int
 from zeroshot_vision._optional import require
 from zeroshot_vision.errors import (
     InvalidInputError,
@@ -165,14 +166,7 @@ class PineconeStore:
     ) -> None:
         if not isinstance(namespace, str):
             raise InvalidInputError(f"namespace must be a string, got {namespace!r}")
-        if (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or max_concurrency <= 0
-        ):
-            raise InvalidInputError(
-                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
-            )
+        max_concurrency = positive_int(max_concurrency, "max_concurrency")
         self._index = index
         self._owns_index = False
         self._namespace = namespace
@@ -182,9 +176,7 @@ class PineconeStore:
         if dim is None:
             self._dim = self._dim_from_stats()
         else:
-            if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
-                raise InvalidInputError(f"dim must be a positive integer, got {dim!r}")
-            self._dim = dim
+            self._dim = positive_int(dim, "dim")
 
     @classmethod
     def connect(
@@ -754,9 +746,7 @@ def create_pinecone_index(
     """
     if (dim is None) == (encoder is None):
         raise InvalidInputError("give exactly one of dim= and encoder=")
-    dimension = int(encoder.dim) if encoder is not None else dim
-    if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension <= 0:
-        raise InvalidInputError(f"dim must be a positive integer, got {dimension!r}")
+    dimension = positive_int(encoder.dim if encoder is not None else dim, "dim")
     key = api_key or os.environ.get(_API_KEY_ENV, "")
     if not key:
         raise InvalidInputError(
