@@ -61,7 +61,7 @@ USER_AGENT = "zeroshot-vision (Unsplash Lite downloader)"
 MAX_PHOTO_BYTES = 64 * 2**20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     """How hard to try before a photo counts as failed.
 
@@ -86,7 +86,7 @@ class RetryPolicy:
         return base * random.uniform(0.5, 1.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DownloadFailure:
     """A photo that could not be fetched, after its retries.
 
@@ -101,7 +101,7 @@ class DownloadFailure:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DownloadOutcome:
     """What happened to one photo; passed to the progress callback.
 
@@ -116,7 +116,7 @@ class DownloadOutcome:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DownloadReport:
     """What :func:`download_photos` did.
 
@@ -360,7 +360,7 @@ def read_failures(out_dir: str | os.PathLike[str]) -> list[DownloadFailure]:
         return []
     with path.open(encoding="utf-8", newline="") as handle:
         return [
-            DownloadFailure(row["photo_id"], row["url"], row["reason"])
+            DownloadFailure(photo_id=row["photo_id"], url=row["url"], reason=row["reason"])
             for row in csv.DictReader(handle, delimiter="\t")
             if row.get("photo_id")
         ]
@@ -470,11 +470,11 @@ def download_photos(
                     detail = str(exc).strip().splitlines()
                     reason = type(exc).__name__ + (f": {detail[0]}" if detail else "")
                     logger.warning("failed %s (%s): %s", photo_id, url, reason, exc_info=exc)
-                failures.append(DownloadFailure(photo_id, url, reason))
-                report(DownloadOutcome(photo_id, "failed", reason))
+                failures.append(DownloadFailure(photo_id=photo_id, url=url, reason=reason))
+                report(DownloadOutcome(photo_id=photo_id, status="failed", reason=reason))
             else:
                 downloaded += 1
-                report(DownloadOutcome(photo_id, "downloaded"))
+                report(DownloadOutcome(photo_id=photo_id, status="downloaded"))
 
     stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zsv-download")
@@ -492,13 +492,13 @@ def download_photos(
             else:
                 problem = None if _PHOTO_ID.match(photo.photo_id) else "invalid photo id"
             if problem is not None:
-                failures.append(DownloadFailure(photo.photo_id, url, problem))
-                report(DownloadOutcome(photo.photo_id, "failed", problem))
+                failures.append(DownloadFailure(photo_id=photo.photo_id, url=url, reason=problem))
+                report(DownloadOutcome(photo_id=photo.photo_id, status="failed", reason=problem))
                 continue
             target = folder / f"{photo.photo_id}.jpg"
             if target.exists():
                 skipped += 1
-                report(DownloadOutcome(photo.photo_id, "skipped"))
+                report(DownloadOutcome(photo_id=photo.photo_id, status="skipped"))
                 continue
             future = pool.submit(_fetch, http, photo.photo_id, url, target, policy, stop, timeout)
             in_flight[future] = (photo.photo_id, url)
