@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from zeroshot_vision._files import write_atomic
 from zeroshot_vision._optional import require
+from zeroshot_vision._pool import BoundedPool
 from zeroshot_vision.datasets.unsplash import (
     _PHOTO_ID,
     UnsplashPhoto,
@@ -456,10 +457,9 @@ def download_photos(
         if progress is not None:
             progress(outcome)
 
-    def settle(done: Iterable[Future[int]], urls: dict[Future[int], tuple[str, str]]) -> None:
+    def settle(done: Iterable[tuple[tuple[str, str], Future[int]]]) -> None:
         nonlocal downloaded, written
-        for future in done:
-            photo_id, url = urls.pop(future)
+        for (photo_id, url), future in done:
             try:
                 written += future.result()
             except Exception as exc:  # one photo must never end the run
@@ -477,8 +477,10 @@ def download_photos(
                 report(DownloadOutcome(photo_id=photo_id, status="downloaded"))
 
     stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zsv-download")
-    in_flight: dict[Future[int], tuple[str, str]] = {}
+    # Bound the queue so memory stays flat however many photos there are.
+    pool: BoundedPool[tuple[str, str], int] = BoundedPool(
+        workers, limit=2 * workers, name="zsv-download"
+    )
     try:
         for photo in photos:
             if photo.photo_id in attempted:
@@ -500,21 +502,19 @@ def download_photos(
                 skipped += 1
                 report(DownloadOutcome(photo_id=photo.photo_id, status="skipped"))
                 continue
-            future = pool.submit(_fetch, http, photo.photo_id, url, target, policy, stop, timeout)
-            in_flight[future] = (photo.photo_id, url)
-            # Bound the queue so memory stays flat however many photos there are.
-            if len(in_flight) >= 2 * workers:
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                settle(done, in_flight)
-        while in_flight:
-            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-            settle(done, in_flight)
+            if pool.full:
+                settle(pool.wait_any())
+            args = (http, photo.photo_id, url, target, policy, stop, timeout)
+            pool.submit((photo.photo_id, url), _fetch, *args)
+        while len(pool):
+            settle(pool.wait_any())
     finally:
         stop.set()  # on an interrupt, requests in flight end without further retries
-        pool.shutdown(wait=not in_flight, cancel_futures=True)
-        if own_client and not in_flight:
+        unfinished = pool.keys()
+        pool.shutdown(wait=not unfinished, cancel_futures=True)
+        if own_client and not unfinished:
             http.close()
-        _write_failures(folder, failures, attempted - {pid for pid, _ in in_flight.values()})
+        _write_failures(folder, failures, attempted - {pid for pid, _ in unfinished})
     result = DownloadReport(
         downloaded=downloaded,
         skipped=skipped,

@@ -47,7 +47,7 @@ import os
 import traceback
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
@@ -55,6 +55,7 @@ import numpy.typing as npt
 
 from zeroshot_vision._checks import positive_int
 from zeroshot_vision._optional import require
+from zeroshot_vision._pool import BoundedPool
 from zeroshot_vision.errors import (
     InvalidInputError,
     InvalidMetadataError,
@@ -460,32 +461,30 @@ class PineconeStore:
         written: list[str] = []
         failures: list[tuple[list[str], BaseException]] = []
         sent: set[str] = set()
-        pending: dict[Future[None], list[str]] = {}
 
-        def collect(done: Iterable[Future[None]]) -> None:
-            for future in done:
-                batch_ids = pending.pop(future)
+        def collect(done: Iterable[tuple[list[str], Future[None]]]) -> None:
+            for batch_ids, future in done:
                 error = future.exception()
                 if error is None:
                     written.extend(batch_ids)
                 else:
                     failures.append((batch_ids, error))
 
-        with ThreadPoolExecutor(
-            max_workers=self._max_concurrency, thread_name_prefix="pinecone-upsert"
-        ) as pool:
+        pool: BoundedPool[list[str], None] = BoundedPool(
+            self._max_concurrency, name="pinecone-upsert"
+        )
+        with pool:
             for batch in batches:
                 if failures:
                     break
-                if len(pending) >= self._max_concurrency:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    collect(done)
+                if pool.full:
+                    collect(pool.wait_any())
                     if failures:
                         break
                 batch_ids = [record["id"] for record in batch]
                 sent.update(batch_ids)
-                pending[pool.submit(self._upsert_batch, batch)] = batch_ids
-            collect(wait(pending).done)
+                pool.submit(batch_ids, self._upsert_batch, batch)
+            collect(pool.wait_all())
 
         if failures:
             stored = set(written)
