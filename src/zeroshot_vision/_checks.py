@@ -6,14 +6,13 @@ honoured by ``zsv`` but not by the app); every module now calls these.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import operator
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from zeroshot_vision.errors import InvalidInputError
 
@@ -92,54 +91,3 @@ def clean_labels(labels: str | Sequence[str]) -> list[str]:
 def default_model() -> str:
     """The model used when none is named: ``$ZSV_MODEL``, else :data:`DEFAULT_MODEL`."""
     return os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL
-
-
-# -- command-line number types: a bad number is a usage error (exit 2) ------------------
-
-
-def argparse_number(check: Callable[[Any, str], Any], convert: Callable[[str], Any]) -> Any:
-    """An argparse ``type=`` that converts and checks, so bad numbers are usage errors."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"invalid {convert.__name__} value: {text!r}") from exc
-        try:
-            return check(value, "the value")
-        except InvalidInputError as exc:
-            raise argparse.ArgumentTypeError(str(exc).replace("the value ", "")) from exc
-
-    return parse
-
-
-positive_int_arg = argparse_number(positive_int, int)
-seconds_arg = argparse_number(non_negative_seconds, float)
-probability_arg = argparse_number(probability, float)
-
-
-def _positive_seconds(value: float, name: str) -> float:
-    if not non_negative_seconds(value, name) > 0:
-        raise InvalidInputError(f"{name} must be a positive number of seconds, got {value}")
-    return value
-
-
-def _non_negative_int(value: int, name: str) -> int:
-    if value < 0:
-        raise InvalidInputError(f"{name} must be 0 or more, got {value}")
-    return value
-
-
-positive_seconds_arg = argparse_number(_positive_seconds, float)
-non_negative_int_arg = argparse_number(_non_negative_int, int)
-
-
-def add_device_options(parser: argparse.ArgumentParser, *, dtype: bool = True) -> None:
-    """``--device`` (and ``--dtype``) for a command that loads a model."""
-    parser.add_argument(
-        "--device", metavar="D", help="torch device: cpu, cuda, cuda:1, mps (default: best)"
-    )
-    if dtype:
-        parser.add_argument(
-            "--dtype", metavar="T", help="torch dtype: float32, bfloat16, float16 (default: auto)"
-        )
