@@ -34,7 +34,7 @@ def test_parsing_and_output_import_no_model_or_vector_library() -> None:
     # command's arguments and printing through the output helpers must not load it.
     code = "\n".join(
         [
-            "import zeroshot_vision.cli.main",
+            "import zeroshot_vision.cli.parser",
             "from zeroshot_vision.cli import build_parser",
             "from zeroshot_vision.cli import output",
             "parser = build_parser()",

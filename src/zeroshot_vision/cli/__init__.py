@@ -14,7 +14,7 @@ from zeroshot_vision.cli.exits import (
     EXIT_PARTIAL,
     EXIT_USAGE,
 )
-from zeroshot_vision.cli.main import COMMANDS, build_parser, main
+from zeroshot_vision.cli.parser import COMMANDS, build_parser, main
 from zeroshot_vision.cli.search import parse_filter
 
 __all__ = [

@@ -2,6 +2,6 @@
 
 import sys
 
-from zeroshot_vision.cli.main import main
+from zeroshot_vision.cli.parser import main
 
 sys.exit(main())

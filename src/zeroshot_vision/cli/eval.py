@@ -3,7 +3,7 @@
 A thin layer: parse, call :mod:`zeroshot_vision.eval` (a library package that knows
 nothing of the command line), print a side-by-side table (or ``--json``) and write a
 report folder with ``--out``. Library errors become one-line messages in
-:func:`zeroshot_vision.cli.main.main`.
+:func:`zeroshot_vision.cli.parser.main`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``zsv``'s exit codes, shared by :mod:`~zeroshot_vision.cli.main` and every command."""
+"""``zsv``'s exit codes, shared by :mod:`~zeroshot_vision.cli.parser` and every command."""
 
 from __future__ import annotations
 
