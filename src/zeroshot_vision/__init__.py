@@ -15,7 +15,7 @@ use.
 """
 
 from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
-from zeroshot_vision.encoder import DEFAULT_MODEL, Encoder, default_model
+from zeroshot_vision.encoder import Encoder
 from zeroshot_vision.engine import SearchEngine, file_id
 from zeroshot_vision.errors import (
     DatasetNotFoundError,
@@ -40,6 +40,7 @@ from zeroshot_vision.errors import (
 )
 from zeroshot_vision.images import load_image
 from zeroshot_vision.index import IndexFolder
+from zeroshot_vision.models import DEFAULT_MODEL, default_model
 from zeroshot_vision.query import Query, QueryPart
 from zeroshot_vision.results import SearchResults
 from zeroshot_vision.stores.base import VectorStore

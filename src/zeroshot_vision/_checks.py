@@ -1,7 +1,7 @@
-"""Small policies written once: number checks, batching, label lists, the default model.
+"""Small policies written once: number checks, batching, label lists.
 
-Each rule here used to exist in several copies that drifted apart (the default model was
-honoured by ``zsv`` but not by the app); every module now calls these.
+Each rule here used to exist in several copies that drifted apart; every module now calls
+these. (The default model, once here, is :func:`zeroshot_vision.models.default_model`.)
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import math
 import operator
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
@@ -18,11 +17,6 @@ from typing import Any, TypeVar
 from zeroshot_vision.errors import InvalidInputError
 
 T = TypeVar("T")
-
-DEFAULT_MODEL = "google/siglip-so400m-patch14-384"
-MODEL_ENV = "ZSV_MODEL"
-TINY_MODEL = "tiny"
-"""The model name (also for ``ZSV_MODEL``) that means: a tiny random SigLIP built offline."""
 
 
 def positive_int(value: object, name: str) -> int:
@@ -87,11 +81,6 @@ def clean_labels(labels: str | Sequence[str]) -> list[str]:
     if not cleaned:
         raise InvalidInputError("give at least one label to classify against, e.g. 'a dog,a cat'")
     return cleaned
-
-
-def default_model() -> str:
-    """The model used when none is named: ``$ZSV_MODEL``, else :data:`DEFAULT_MODEL`."""
-    return os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL
 
 
 # -- command-line number types: a bad number is a usage error (exit 2) ------------------

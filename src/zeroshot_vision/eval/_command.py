@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from zeroshot_vision._checks import add_device_options, default_model, positive_int_arg
+from zeroshot_vision._checks import add_device_options, positive_int_arg
+from zeroshot_vision.models import default_model
 
 if TYPE_CHECKING:
     from typing import TypeAlias

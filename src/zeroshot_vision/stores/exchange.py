@@ -334,8 +334,8 @@ def import_index(
         InvalidInputError: See :func:`import_store`; or the folder holds other files.
         IndexLockedError: Another process is writing to the folder.
     """
-    from zeroshot_vision._checks import default_model
     from zeroshot_vision.index import FileEntry, IndexFolder
+    from zeroshot_vision.models import default_model
 
     info = ParquetVectors.open(path)
     if IndexFolder.exists(index):
