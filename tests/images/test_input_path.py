@@ -377,6 +377,7 @@ def test_the_device_route_with_a_stand_in_decoder(
 # -- compilation --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 12-30 s: torch.compile
 def test_compiled_encoder_pads_batches_and_agrees(tiny_model_dir, tiny_encoder, photo_paths):
     # torch.compile on the CPU (inductor, C++): about 20 s for the tiny model here.
     compiled = Encoder.from_pretrained(
