@@ -15,7 +15,7 @@ use.
 """
 
 from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
-from zeroshot_vision.encoder import Encoder, default_model
+from zeroshot_vision.encoder import Encoder
 from zeroshot_vision.engine import SearchEngine, file_id
 from zeroshot_vision.errors import (
     DatasetNotFoundError,
@@ -40,6 +40,7 @@ from zeroshot_vision.errors import (
 )
 from zeroshot_vision.images import load_image
 from zeroshot_vision.index import IndexFolder, IndexWriter, export_index, import_index
+from zeroshot_vision.models import default_model
 from zeroshot_vision.query import Query, QueryPart
 from zeroshot_vision.results import SearchResults
 from zeroshot_vision.stores.base import VectorStore
@@ -128,7 +129,7 @@ __all__ = [
 _DEPRECATED = {
     "IndexProgress": ("zeroshot_vision.types", "Progress", "use zeroshot_vision.Progress"),
     "DEFAULT_MODEL": (
-        "zeroshot_vision.encoder",
+        "zeroshot_vision.models",
         "DEFAULT_MODEL",
         "use zeroshot_vision.default_model() (it honours $ZSV_MODEL)",
     ),

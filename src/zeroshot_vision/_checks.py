@@ -1,7 +1,7 @@
-"""Small policies written once: number checks, batching, label lists, the default model.
+"""Small policies written once: number checks, batching, label lists.
 
-Each rule here used to exist in several copies that drifted apart (the default model was
-honoured by ``zsv`` but not by the app); every module now calls these.
+Each rule here used to exist in several copies that drifted apart; every module now calls
+these. (The default model, once here, is :func:`zeroshot_vision.models.default_model`.)
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import math
 import operator
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import TypeVar
@@ -17,11 +16,6 @@ from typing import TypeVar
 from zeroshot_vision.errors import InvalidInputError
 
 T = TypeVar("T")
-
-DEFAULT_MODEL = "google/siglip-so400m-patch14-384"
-MODEL_ENV = "ZSV_MODEL"
-TINY_MODEL = "tiny"
-"""The model name (also for ``ZSV_MODEL``) that means: a tiny random SigLIP built offline."""
 
 
 def positive_int(value: object, name: str) -> int:
@@ -38,6 +32,21 @@ def positive_int(value: object, name: str) -> int:
             number = operator.index(value)  # type: ignore[arg-type]
     if number is None or number <= 0:
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def non_negative_int(value: object, name: str) -> int:
+    """``value`` as an ``int`` if it is an integer >= 0 (numpy integers count, bools not).
+
+    Raises:
+        InvalidInputError: Naming ``name`` and the bad value.
+    """
+    number = None
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError):
+            number = operator.index(value)  # type: ignore[arg-type]
+    if number is None or number < 0:
+        raise InvalidInputError(f"{name} must be 0 or more, got {value!r}")
     return number
 
 
@@ -86,8 +95,3 @@ def clean_labels(labels: str | Sequence[str]) -> list[str]:
     if not cleaned:
         raise InvalidInputError("give at least one label to classify against, e.g. 'a dog,a cat'")
     return cleaned
-
-
-def default_model() -> str:
-    """The model used when none is named: ``$ZSV_MODEL``, else :data:`DEFAULT_MODEL`."""
-    return os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL

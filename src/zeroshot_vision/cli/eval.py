@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from zeroshot_vision._checks import default_model
 from zeroshot_vision.cli.exits import EXIT_OK
 from zeroshot_vision.cli.options import (
     add_device_options,
@@ -23,6 +22,7 @@ from zeroshot_vision.cli.options import (
     template_arg,
 )
 from zeroshot_vision.cli.output import interactive, print_json, say
+from zeroshot_vision.models import default_model
 
 if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands

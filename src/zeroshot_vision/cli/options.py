@@ -11,7 +11,12 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from zeroshot_vision._checks import non_negative_seconds, positive_int, probability
+from zeroshot_vision._checks import (
+    non_negative_int,
+    non_negative_seconds,
+    positive_int,
+    probability,
+)
 from zeroshot_vision.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -58,12 +63,6 @@ def _positive_seconds(value: float, name: str) -> float:
     return value
 
 
-def _non_negative_int(value: int, name: str) -> int:
-    if value < 0:
-        raise InvalidInputError(f"{name} must be 0 or more, got {value}")
-    return value
-
-
 def _threshold(value: float, name: str) -> float:
     from zeroshot_vision.duplicates import check_threshold
 
@@ -77,7 +76,7 @@ def _weight(value: float, name: str) -> float:
 
 
 positive_int_arg = argparse_number(positive_int, int)
-non_negative_int_arg = argparse_number(_non_negative_int, int)
+non_negative_int_arg = argparse_number(non_negative_int, int)
 seconds_arg = argparse_number(non_negative_seconds, float)
 positive_seconds_arg = argparse_number(_positive_seconds, float)
 probability_arg = argparse_number(probability, float)

@@ -17,6 +17,7 @@ from zeroshot_vision._progress import ProgressOption
 from zeroshot_vision.errors import InvalidInputError
 from zeroshot_vision.index.folder import FileEntry, IndexFolder
 from zeroshot_vision.index.writer import IndexWriter
+from zeroshot_vision.models import default_model
 from zeroshot_vision.stores.exchange import ParquetVectors, export_store
 
 __all__ = ["export_index", "import_index"]
@@ -65,8 +66,6 @@ def import_index(
             the folder holds other files.
         IndexLockedError: Another process is writing to the folder.
     """
-    from zeroshot_vision._checks import default_model
-
     info = ParquetVectors.open(path)
     if IndexFolder.exists(index):
         folder = IndexFolder.open(index)
