@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -196,12 +196,11 @@ def _validation_error(exc: RequestValidationError) -> APIError:
             code="invalid_json",
         )
     message = str(first.get("msg", "invalid request"))
-    return APIError(
-        400,
-        f"{param}: {message}" if param else message,
-        code="invalid_type" if "type" in str(first.get("type", "")) else "invalid_value",
-        param=param,
-    )
+    kind = str(first.get("type", ""))
+    code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(kind)
+    if code is None:
+        code = "invalid_type" if kind.endswith(("_type", "_parsing")) else "invalid_value"
+    return APIError(400, f"{param}: {message}" if param else message, code=code, param=param)
 
 
 def create_app(
@@ -232,15 +231,6 @@ def create_app(
     api.state.service = service
     api.state.settings = settings
     api.state.metrics = metrics
-
-    @api.middleware("http")
-    async def count(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        metrics.observe(name, response.status_code, time.perf_counter() - started)
-        return response
 
     @api.exception_handler(APIError)
     async def on_api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -604,6 +594,7 @@ def create_app(
 
     # The last added runs first: CORS (answers browsers' preflights, which carry no
     # key), then the Host and key check, then the body limit.
+    api.add_middleware(_Counted, metrics=metrics)
     api.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     api.add_middleware(
         Guard, served=lambda: (settings.host, settings.port), api_key=settings.api_key
@@ -622,6 +613,33 @@ def create_app(
 
 if TYPE_CHECKING:
     from zeroshot_vision.engine import SearchEngine
+
+
+class _Counted:
+    """ASGI middleware: count each request and time it, by route template."""
+
+    def __init__(self, app: Any, *, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def watching(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(route, status, time.perf_counter() - started)
 
 
 def _image_of(item: object) -> str | None:
