@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import base64
 import io
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+from tests.helpers import LiveServer, open_service, start_server, stop_server
 
 openai = pytest.importorskip("openai")
-
-from tests.server.conftest import LiveServer, open_service, start_server, stop_server
 
 
 def data_url(path: Path) -> str:

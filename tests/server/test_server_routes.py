@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from tests.helpers import LiveServer, open_service, start_server, stop_server
 
-from tests.server.conftest import LiveServer, open_service, start_server, stop_server
 from zeroshot_vision.server.inputs import Limits
 
 
