@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import socket
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from zeroshot_vision._optional import require
@@ -59,6 +62,25 @@ def bind(host: str, port: int) -> socket.socket:
         raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     sock.set_inheritable(True)
     return sock
+
+
+@contextmanager
+def _stopped_by_signal_is_success() -> Iterator[None]:
+    """Let a SIGTERM that uvicorn handled end this process normally.
+
+    uvicorn stops gracefully on SIGTERM, then raises the signal again for the handler
+    that was there before it; with the default one the process would die of the signal
+    (exit status -15) after having shut down cleanly. While serving, that handler is one
+    that ignores it, so the caller's code after :func:`serve` runs and the exit is 0.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def serve(
@@ -145,7 +167,8 @@ def serve(
             )
             server = uvicorn.Server(config)
             logger.info("serving on http://%s:%d", host, bound_port)
-            server.run(sockets=[sock])
+            with _stopped_by_signal_is_success():
+                server.run(sockets=[sock])
         finally:
             logger.info("stopping: finishing queued work and closing the indexes")
             service.close()
