@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-
 from tests.helpers import LiveServer, open_service, start_server, stop_server
+
 from zeroshot_vision.errors import InvalidInputError
 from zeroshot_vision.server.batching import Batcher, BatchObserver, ServerBusyError
 from zeroshot_vision.server.service import BatchOptions
@@ -69,7 +69,8 @@ def test_batches_respect_the_size_limit_and_bad_input_fails_alone(tiny_encoder: 
             futures = []
             for item in items:  # in order, so the batches are predictable
                 futures.append(pool.submit(batcher.encode_texts, item))
-                wait_for(lambda n=len(futures): batcher._queue.qsize() == n)
+                queued = len(futures)
+                wait_for(lambda: batcher._queue.qsize() == queued)  # noqa: B023
             release.set()
             with pytest.raises(InvalidInputError, match="UTF-8"):
                 futures[2].result()
@@ -86,10 +87,13 @@ def test_batches_respect_the_size_limit_and_bad_input_fails_alone(tiny_encoder: 
 def test_a_full_queue_refuses_at_once(tiny_encoder: Any) -> None:
     batcher = Batcher(tiny_encoder, queue_size=2)
     try:
-        with batcher.admit(), batcher.admit():
-            with pytest.raises(ServerBusyError, match="2 requests waiting"):
-                with batcher.admit():
-                    pass
+        with (
+            batcher.admit(),
+            batcher.admit(),
+            pytest.raises(ServerBusyError, match="2 requests waiting"),
+            batcher.admit(),
+        ):
+            pass
         with batcher.admit():  # places come back
             assert batcher.waiting == 1
     finally:
