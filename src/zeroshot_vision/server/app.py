@@ -565,8 +565,7 @@ def create_app(
             def change(engine: SearchEngine) -> tuple[bool, int]:
                 present = record_id in engine.store.fetch([record_id])
                 if present:
-                    engine.record_entries((), forget=[record_id])
-                    engine.store.delete([record_id])
+                    engine.writer.delete([record_id])
                 return present, len(engine.store)
 
             deleted, count = index.write(change)

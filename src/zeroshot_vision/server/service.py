@@ -85,6 +85,8 @@ class ServedModel:
 
     encoder: Encoder
     batcher: Batcher
+    owned: bool = True
+    """Whether the service loaded the encoder (and closes it) or was handed it."""
     created: int = field(default_factory=lambda: int(time.time()))
     text_tokens: int = 0
     """Tokens the text encoder reads per text: every text is padded to this length."""
@@ -207,8 +209,6 @@ class Service:
     """
 
     def __init__(self, models: Sequence[ServedModel], indexes: Mapping[str, ServedIndex]) -> None:
-        if not models:
-            raise InvalidInputError("a server needs a model: give an index or a model")
         self.models = list(models)
         self.indexes = dict(indexes)
         self._closed = False
@@ -264,7 +264,8 @@ class Service:
         served: dict[str, ServedIndex] = {}
         try:
             for name in dict.fromkeys([*wanted.values(), *([model] if model else [])]):
-                encoder = (encoders or {}).get(name) or _load_encoder(name, device, dtype, progress)
+                given = (encoders or {}).get(name)
+                encoder = given or _load_encoder(name, device, dtype, progress)
                 batcher = Batcher(
                     encoder,
                     max_batch_size=options.max_batch_size,
@@ -272,16 +273,13 @@ class Service:
                     queue_size=options.queue_size,
                     observer=observer,
                 )
-                loaded[name] = ServedModel(encoder=encoder, batcher=batcher)
+                loaded[name] = ServedModel(encoder=encoder, batcher=batcher, owned=given is None)
             for spec in indexes:
                 served[spec.name] = ServedIndex(
                     spec, loaded[wanted[spec.name]], writable=allow_writes
                 )
         except BaseException:
-            for served_model in loaded.values():
-                served_model.batcher.close()
-            for served_index in served.values():
-                served_index.close()
+            cls(list(loaded.values()), served).close()
             raise
         return cls(list(loaded.values()), served)
 
@@ -291,13 +289,15 @@ class Service:
         return not self._closed and all(model.batcher.alive for model in self.models)
 
     def model(self, name: str | None) -> ServedModel:
-        """The model called ``name`` (or the only one, for ``None``).
+        """The model called ``name`` (or the first one, for ``None``).
 
         Raises:
             KeyError: No loaded model answers to ``name``.
         """
         if name is None:
-            return self.models[0]
+            if self.models:
+                return self.models[0]
+            raise KeyError(name)
         for model in self.models:
             if model.answers_to(name):
                 return model
@@ -330,6 +330,9 @@ class Service:
             model.batcher.close()
         for index in self.indexes.values():
             index.close()
+        for model in self.models:
+            if model.owned:
+                model.encoder.close()
 
 
 def _load_encoder(name: str, device: str | None, dtype: Any, progress: bool) -> Encoder:
