@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,23 +24,6 @@ from zeroshot_vision.errors import InvalidInputError
 from zeroshot_vision.server.run import serve
 from zeroshot_vision.server.security import ApiKey, check_exposure, load_api_key
 from zeroshot_vision.server.service import IndexSpec, parse_index_spec
-
-SERVE = """
-import logging, sys
-logging.basicConfig(level=logging.DEBUG)
-from zeroshot_vision.server.run import serve
-from zeroshot_vision.server.security import load_api_key
-from zeroshot_vision.server.service import parse_index_spec
-serve(
-    [parse_index_spec(sys.argv[1])],
-    port=0,
-    api_key=load_api_key(),
-    allow_writes=True,
-    access_log=True,
-    on_listening=lambda host, port: print(f"listening {port}", flush=True),
-)
-print("stopped", flush=True)
-"""
 
 
 def test_a_port_in_use_is_reported_before_anything_loads(tmp_path: Path) -> None:
@@ -110,22 +94,25 @@ def wait_ready(url: str, process: subprocess.Popen[str], headers: dict[str, str]
 
 @pytest.fixture
 def server_process(writable_index: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``zsv serve`` in a subprocess, with a key, writes and the access log."""
     env = {**os.environ, "ZSV_API_KEY": "k3y-that-must-not-leak"}
+    command = [sys.executable, "-m", "zeroshot_vision.cli", "serve", "-v",
+               "--index", f"photos={writable_index}", "--port", "0", "--allow-writes",
+               "--access-log"]  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE, f"photos={writable_index}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("listening "), (
-            line,
-            process.stderr.read() if process.stderr else "",
-        )
-        yield process, f"http://127.0.0.1:{int(line.split()[1])}"
+        assert process.stderr is not None
+        seen: list[str] = []
+        found = None
+        for _ in range(50):  # the address comes first, before the model loads
+            seen.append(process.stderr.readline())
+            found = re.search(r"serving (http://127\.0\.0\.1:\d+)", seen[-1])
+            if found or not seen[-1]:
+                break
+        assert found, seen
+        yield process, found.group(1)
     finally:
         if process.poll() is None:
             process.kill()
@@ -183,7 +170,7 @@ def test_sigterm_during_a_request_finishes_it_commits_and_exits_0(
     assert answers[0].json()["count"] == 7
     assert process.wait(60) == 0
     out, err = process.communicate()
-    assert "stopped" in out
+    assert "zsv: stopped" in err
     assert "k3y-that-must-not-leak" not in out + err
     assert "POST /v1/indexes/photos/records" in err  # the access log ran, without the key
 

@@ -19,6 +19,7 @@ from zeroshot_vision.cli.options import (
     weight_arg,
 )
 from zeroshot_vision.cli.output import columns, interactive, one_line, pad, say
+from zeroshot_vision.cli.remote import add_server_option, client_for, index_reference
 from zeroshot_vision.errors import InvalidFilterError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ __all__ = [
     "NEGATIVE_WEIGHT",
     "add_search_command",
     "parse_filter",
+    "print_results",
     "results_table",
     "run_search",
     "search_query",
@@ -92,6 +94,7 @@ def add_search_command(commands: Subcommands) -> None:
         "--min-probability", type=probability_arg, metavar="P", help="drop weaker hits"
     )
     add_model_options(parser, model_help="use this checkpoint instead of the index's")
+    add_server_option(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(handler=run_search)
 
@@ -170,22 +173,44 @@ def results_table(results: Sequence[SearchResult]) -> list[str]:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    """``zsv search``: print the best matches."""
-    from zeroshot_vision.engine import SearchEngine
-
+    """``zsv search``: print the best matches (found here, or by ``--server``)."""
     query_filter = parse_filter(args.filter)
     query = search_query(args)
+    client = client_for(args)
+    if client is not None:
+        with client:
+            found = client.search(
+                index=index_reference(args.index),
+                query=args.query,
+                images=[Path(image).read_bytes() for image in args.image or []],
+                image_weight=args.image_weight,
+                negative=[*(args.negatives or []), *([args.negative] if args.negative else [])],
+                k=args.k,
+                filter=query_filter,
+                min_probability=args.min_probability,
+            )
+        print_results(found, as_json=args.json)
+        return EXIT_OK
+    from zeroshot_vision.engine import SearchEngine
+
     with SearchEngine.open(
         args.index, model=args.model, device=args.device, dtype=args.dtype, progress=interactive()
     ) as engine:
         results = engine.search(
             query, k=args.k, filter=query_filter, min_probability=args.min_probability
         )
-    if args.json:
-        print(printable_json(results.to_json(indent=2)))
+    print_results(results, as_json=args.json)
+    return EXIT_OK
+
+
+def print_results(results: Sequence[SearchResult], *, as_json: bool) -> None:
+    """Print search results as ``zsv search`` does: a table, or ``--json``."""
+    from zeroshot_vision.results import SearchResults
+
+    if as_json:
+        print(printable_json(SearchResults(results).to_json(indent=2)))
     elif not results:
         say("no results")
     else:
         for line in results_table(results):
             say(line)
-    return EXIT_OK

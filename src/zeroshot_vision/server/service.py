@@ -130,6 +130,7 @@ class ServedIndex:
     def __init__(self, spec: IndexSpec, model: ServedModel, *, writable: bool) -> None:
         self.name = spec.name
         self.path = Path(os.path.abspath(spec.path))  # noqa: PTH100
+        self.real_path = os.path.realpath(self.path)
         self.model = model
         self.writable = writable
         self._lock = threading.Lock()
@@ -317,7 +318,7 @@ class Service:
             return self.indexes[name]
         # The CLI's --index DIR, sent as an absolute path: compared as text, never read.
         for index in self.indexes.values():
-            if name == str(index.path):
+            if name in (str(index.path), index.real_path):
                 return index
         raise KeyError(name)
 
