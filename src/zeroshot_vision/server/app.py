@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     from PIL import Image
 
+    from zeroshot_vision.engine import SearchEngine
     from zeroshot_vision.query import Query
     from zeroshot_vision.server.service import ServedIndex, ServedModel, Service
 
@@ -253,6 +254,10 @@ def create_app(
 
     @api.exception_handler(ZeroshotVisionError)
     async def on_library_error(request: Request, exc: ZeroshotVisionError) -> JSONResponse:
+        return _as_api_error(exc, settings.retry_after).response()
+
+    @api.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _as_api_error(exc, settings.retry_after).response()
 
     async def on_model(model: ServedModel, work: Callable[[], Any]) -> Any:
@@ -608,10 +613,6 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     return api
-
-
-if TYPE_CHECKING:
-    from zeroshot_vision.engine import SearchEngine
 
 
 class _Counted:
