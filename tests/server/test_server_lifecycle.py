@@ -34,13 +34,13 @@ def test_a_port_in_use_is_reported_before_anything_loads(tmp_path: Path) -> None
         started = time.monotonic()
         # The folder does not exist: reaching the model or the index would say so instead.
         with pytest.raises(InvalidInputError, match=f"port {port} on 127.0.0.1 is already in use"):
-            serve([IndexSpec("x", tmp_path / "missing")], port=port)
+            serve([IndexSpec(name="x", path=tmp_path / "missing")], port=port)
         assert time.monotonic() - started < 5
 
 
 def test_listening_beyond_loopback_needs_a_key(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="API key"):
-        serve([IndexSpec("x", tmp_path / "missing")], host="0.0.0.0", port=0)
+        serve([IndexSpec(name="x", path=tmp_path / "missing")], host="0.0.0.0", port=0)
     check_exposure("0.0.0.0", ApiKey("k"))  # with a key: allowed
     check_exposure("::1", None)
     check_exposure("localhost", None)
@@ -65,7 +65,7 @@ def test_api_key_sources_and_secrecy(tmp_path: Path) -> None:
 
 
 def test_index_specs() -> None:
-    assert parse_index_spec("photos=/data/idx") == IndexSpec("photos", Path("/data/idx"))
+    assert parse_index_spec("photos=/data/idx") == IndexSpec(name="photos", path=Path("/data/idx"))
     assert parse_index_spec("/data/my-idx").name == "my-idx"
     for bad in ("bad name=/x", "x="):
         with pytest.raises(InvalidInputError):

@@ -96,7 +96,7 @@ IMAGE_WEIGHT = 0.5
 """Weight of each image next to words, as ``zsv search --image``'s (1 without words)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerSettings:
     """How the app guards itself.
 

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IndexSpec:
     """One ``--index [NAME=]DIR``: the name the API knows it by, and its folder."""
 
@@ -70,7 +70,7 @@ def parse_index_spec(text: str) -> IndexSpec:
     return IndexSpec(name=name, path=path)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BatchOptions:
     """How a model's batcher gathers requests (see :class:`~.batching.Batcher`)."""
 
@@ -79,7 +79,7 @@ class BatchOptions:
     queue_size: int = DEFAULT_QUEUE_SIZE
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ServedModel:
     """A loaded encoder, its batcher, and the names the API accepts for it."""
 
