@@ -160,3 +160,27 @@ def test_any_server_mode_needs_no_model_dir(tmp_path: Path, capsys: Any) -> None
 
     assert index_reference("photos") == "photos"
     assert index_reference(str(tmp_path)) == str(tmp_path)
+
+
+def test_constants_written_out_for_a_fast_start_match_the_library() -> None:
+    from zeroshot_vision.cli.duplicates import THRESHOLD_TEXT
+    from zeroshot_vision.cli.remote import INDEX_MANIFEST
+    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
+    from zeroshot_vision.index.folder import MANIFEST
+
+    assert INDEX_MANIFEST == MANIFEST
+    assert float(THRESHOLD_TEXT) == DEFAULT_DUPLICATE_THRESHOLD
+
+
+def test_a_search_through_a_server_imports_neither_numpy_nor_the_stores(
+    cli_server: LiveServer, photo_index: Path
+) -> None:
+    code = (
+        "import sys\n"
+        "from zeroshot_vision.cli import main\n"
+        f"main(['search', 'a cat', '--index', 'photos', '--server', {cli_server.url!r}])\n"
+        "print('loaded:', [m for m in ('numpy', 'PIL', 'zeroshot_vision.stores', 'pydantic')"
+        " if m in sys.modules], file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "loaded: []" in done.stderr, done.stderr

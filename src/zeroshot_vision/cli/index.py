@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +26,25 @@ if TYPE_CHECKING:
 __all__ = ["add_index_command", "run_index"]
 
 
+class _StoreKinds:
+    """``--store``'s choices, looked up only when used: the registry imports the stores
+    and reads entry points, which every other command (``--server`` ones above all)
+    would pay for at start-up."""
+
+    def _kinds(self) -> list[str]:
+        from zeroshot_vision.stores.registry import store_kinds
+
+        return list(store_kinds())
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._kinds()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds())
+
+
 def add_index_command(commands: Subcommands) -> None:
     """Register ``zsv index``."""
-    from zeroshot_vision.stores.registry import store_kinds
-
     parser = commands.add_parser(
         "index",
         help="index a folder of images (or an Unsplash Lite folder)",
@@ -51,7 +67,10 @@ def add_index_command(commands: Subcommands) -> None:
         "google/siglip-so400m-patch14-384; 'tiny' for an offline test model)",
     )
     parser.add_argument(
-        "--store", choices=store_kinds(), help="vector store for a new index (default: faiss)"
+        "--store",
+        choices=_StoreKinds(),  # type: ignore[arg-type]
+        metavar="KIND",
+        help="vector store for a new index: faiss (default), pinecone, or a registered kind",
     )
     parser.add_argument(
         "--ann",

@@ -19,7 +19,11 @@ from zeroshot_vision.errors import InvalidInputError
 if TYPE_CHECKING:
     from zeroshot_vision.server.client import ServerClient
 
-__all__ = ["add_server_option", "client_for", "index_reference"]
+__all__ = ["INDEX_MANIFEST", "add_server_option", "client_for", "index_reference"]
+
+INDEX_MANIFEST = "settings.json"
+"""``zeroshot_vision.index.folder.MANIFEST`` (a test keeps them equal), written out: the
+index package imports pydantic and numpy, a cost the ``--server`` path exists to avoid."""
 
 
 def add_server_option(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +58,12 @@ def client_for(args: argparse.Namespace) -> ServerClient | None:
 
 
 def index_reference(index: str) -> str:
-    """What to send as ``index``: a local folder as its absolute path, else a name."""
+    """What to send as ``index``: a local index folder as its absolute path, else a name.
+
+    The server matches a path against the folders it serves, and anything else against
+    their names (a folder that merely shares an index's name is not one).
+    """
     path = Path(index).expanduser()
-    return os.path.abspath(path) if path.is_dir() else index  # noqa: PTH100
+    if (path / INDEX_MANIFEST).is_file():
+        return os.path.abspath(path)  # noqa: PTH100
+    return index
