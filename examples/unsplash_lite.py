@@ -23,8 +23,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from zeroshot_vision import IndexProgress, SearchEngine, caption
+from zeroshot_vision import Progress, SearchEngine
 from zeroshot_vision.datasets.download import download_dataset
+from zeroshot_vision.types import caption
 
 SEED_QUERIES = ["a cyber-punk street at night", "a happy golden retriever puppy"]
 LABELS = ["a dog", "a cat", "a city street at night", "a mountain landscape", "a portrait"]
@@ -50,7 +51,7 @@ def main() -> None:
     # 2. Index. The dataset folder is recognized as Unsplash Lite, so each vector carries
     #    the photo's description, photographer, location, country, year and keywords. The
     #    run commits every batch: interrupt it and run again, it continues.
-    def show(progress: IndexProgress) -> None:
+    def show(progress: Progress) -> None:
         if progress.done and progress.done % 50 < progress.advanced:
             print(f"  indexed {progress.done}/{progress.total}")
 

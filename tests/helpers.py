@@ -6,6 +6,7 @@
 * :func:`write_dataset`: a synthetic Unsplash dataset folder (``photos`` and ``keywords``
   tables) in any of the three file-name variants, with the real column names.
 * :func:`make_jpeg`: a small, distinct JPEG.
+* ``RAW_CONTROL``: what a terminal could act on, to check that nothing printed holds it.
 
 Nothing here touches the network beyond loopback.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 import threading
 import time
@@ -25,6 +27,11 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
+# Anything a terminal could act on: C0 but newline (output is made of lines), DEL, C1,
+# bidi controls, line/paragraph separators, lone surrogates.
+RAW_CONTROL = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 TINY_LOGIT_SCALE = 2.0
 TINY_LOGIT_BIAS = -1.0
 

@@ -245,3 +245,45 @@ def test_classify_accepts_comma_separated_labels(engine, photo_paths) -> None:
 def test_search_on_empty_store(engine) -> None:
     assert engine.search("anything", k=3) == []
     assert engine.search("anything", k=3, negative="nothing") == []
+
+
+# -- lifecycle ------------------------------------------------------------------------------
+
+
+def test_close_closes_the_encoder_it_loaded_and_leaves_no_child_process(
+    tmp_path: Path, tiny_model_dir: Path, photo_paths: list[Path]
+) -> None:
+    import multiprocessing
+    import sys
+
+    before = {child.pid for child in multiprocessing.active_children()}
+    engine = SearchEngine.create(tmp_path / "index", model=str(tiny_model_dir), device="cpu")
+    engine.encoder.batch_size = 1  # more images than one batch: the forked decoders run
+    assert engine.index_images(photo_paths).ok
+    started = {child.pid for child in multiprocessing.active_children()} - before
+    if sys.platform.startswith("linux"):
+        assert started, "the encoder's decoding processes should have started"
+    engine.close()
+    assert engine.encoder.closed
+    assert not {child.pid for child in multiprocessing.active_children()} - before
+    with pytest.raises(InvalidInputError, match="closed"):
+        engine.index_images(photo_paths[:1])
+    with SearchEngine.open(tmp_path / "index") as reopened:  # committed on close
+        assert len(reopened.store) == len(photo_paths)
+    assert reopened.encoder.closed
+
+
+def test_close_leaves_an_encoder_it_was_given_open(engine, tiny_encoder) -> None:
+    engine.close()
+    engine.close()  # twice is harmless
+    assert not tiny_encoder.closed
+    assert tiny_encoder.encode_texts(["a cat"]).shape == (1, tiny_encoder.dim)
+
+
+def test_the_writer_is_the_engines_one_way_to_write(engine, photo_paths) -> None:
+    assert engine.writer.store is engine.store
+    assert not hasattr(engine, "write_vectors") and not hasattr(engine, "record_entries")
+    engine.index_images(photo_paths[:2])
+    assert engine.writer.dirty
+    engine.commit()
+    assert not engine.writer.dirty

@@ -291,9 +291,9 @@ def test_accented_and_cjk_file_names_index_into_pinecone(
 _KILLED_AFTER_ONE_UPSERT = textwrap.dedent(
     """
     import os, signal, sys
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.index.writer import IndexWriter
     from zeroshot_vision.cli import main
-    real = SearchEngine.write_vectors
+    real = IndexWriter.write
     calls = 0
     def write_then_die(self, *args, **kwargs):
         global calls
@@ -301,7 +301,7 @@ _KILLED_AFTER_ONE_UPSERT = textwrap.dedent(
         calls += 1
         if calls == 2:  # the second batch reached Pinecone; the state never hears of it
             os.kill(os.getpid(), signal.SIGKILL)
-    SearchEngine.write_vectors = write_then_die
+    IndexWriter.write = write_then_die
     sys.exit(main(sys.argv[1:]))
     """
 )

@@ -14,8 +14,8 @@ Importing this package is cheap: torch, transformers, faiss and pinecone load on
 use.
 """
 
-from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
-from zeroshot_vision.encoder import DEFAULT_MODEL, Encoder, default_model
+from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
+from zeroshot_vision.encoder import Encoder
 from zeroshot_vision.engine import SearchEngine, file_id
 from zeroshot_vision.errors import (
     DatasetNotFoundError,
@@ -41,7 +41,8 @@ from zeroshot_vision.errors import (
     ZeroshotVisionError,
 )
 from zeroshot_vision.images import load_image
-from zeroshot_vision.index import IndexFolder
+from zeroshot_vision.index import IndexFolder, IndexWriter, export_index, import_index
+from zeroshot_vision.models import default_model
 from zeroshot_vision.query import Query, QueryPart
 from zeroshot_vision.results import SearchResults
 from zeroshot_vision.stores.base import VectorStore
@@ -59,20 +60,17 @@ from zeroshot_vision.types import (
     Hit,
     ImageFailure,
     ImageLabels,
-    IndexProgress,
     IndexReport,
     LabelScore,
     Progress,
     Record,
     SearchResult,
-    caption,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_DUPLICATE_THRESHOLD",
-    "DEFAULT_MODEL",
     "ClassifyReport",
     "DatasetNotFoundError",
     "DimensionMismatchError",
@@ -92,8 +90,8 @@ __all__ = [
     "IndexFolder",
     "IndexLockedError",
     "IndexNotFoundError",
-    "IndexProgress",
     "IndexReport",
+    "IndexWriter",
     "InvalidFilterError",
     "InvalidInputError",
     "InvalidMetadataError",
@@ -117,15 +115,47 @@ __all__ = [
     "VectorStore",
     "ZeroshotVisionError",
     "__version__",
-    "caption",
     "copy_store",
     "default_model",
+    "export_index",
     "export_store",
     "file_id",
-    "find_duplicates",
+    "import_index",
     "import_store",
     "load_image",
     "query_many",
     "register_store_kind",
     "store_kinds",
 ]
+
+# Names this package exported before, kept importable for one release: each was a second
+# name for something else here, or a display helper.
+_DEPRECATED = {
+    "IndexProgress": ("zeroshot_vision.types", "Progress", "use zeroshot_vision.Progress"),
+    "DEFAULT_MODEL": (
+        "zeroshot_vision.models",
+        "DEFAULT_MODEL",
+        "use zeroshot_vision.default_model() (it honours $ZSV_MODEL)",
+    ),
+    "find_duplicates": (
+        "zeroshot_vision.duplicates",
+        "find_duplicates",
+        "use SearchEngine.duplicates, or zeroshot_vision.duplicates.find_duplicates",
+    ),
+    "caption": ("zeroshot_vision.types", "caption", "import it from zeroshot_vision.types"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _DEPRECATED:
+        import importlib
+        import warnings
+
+        module, attribute, hint = _DEPRECATED[name]
+        warnings.warn(
+            f"zeroshot_vision.{name} is deprecated and will be removed in 0.3: {hint}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'zeroshot_vision' has no attribute {name!r}")

@@ -1,28 +1,21 @@
-"""Small policies written once: number checks, batching, label lists, the default model.
+"""Small policies written once: number checks, batching, label lists.
 
-Each rule here used to exist in several copies that drifted apart (the default model was
-honoured by ``zsv`` but not by the app); every module now calls these.
+Each rule here used to exist in several copies that drifted apart; every module now calls
+these. (The default model, once here, is :func:`zeroshot_vision.models.default_model`.)
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import operator
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from zeroshot_vision.errors import InvalidInputError
 
 T = TypeVar("T")
-
-DEFAULT_MODEL = "google/siglip-so400m-patch14-384"
-MODEL_ENV = "ZSV_MODEL"
-TINY_MODEL = "tiny"
-"""The model name (also for ``ZSV_MODEL``) that means: a tiny random SigLIP built offline."""
 
 
 def positive_int(value: object, name: str) -> int:
@@ -39,6 +32,21 @@ def positive_int(value: object, name: str) -> int:
             number = operator.index(value)  # type: ignore[arg-type]
     if number is None or number <= 0:
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def non_negative_int(value: object, name: str) -> int:
+    """``value`` as an ``int`` if it is an integer >= 0 (numpy integers count, bools not).
+
+    Raises:
+        InvalidInputError: Naming ``name`` and the bad value.
+    """
+    number = None
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError):
+            number = operator.index(value)  # type: ignore[arg-type]
+    if number is None or number < 0:
+        raise InvalidInputError(f"{name} must be 0 or more, got {value!r}")
     return number
 
 
@@ -87,59 +95,3 @@ def clean_labels(labels: str | Sequence[str]) -> list[str]:
     if not cleaned:
         raise InvalidInputError("give at least one label to classify against, e.g. 'a dog,a cat'")
     return cleaned
-
-
-def default_model() -> str:
-    """The model used when none is named: ``$ZSV_MODEL``, else :data:`DEFAULT_MODEL`."""
-    return os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL
-
-
-# -- command-line number types: a bad number is a usage error (exit 2) ------------------
-
-
-def argparse_number(check: Callable[[Any, str], Any], convert: Callable[[str], Any]) -> Any:
-    """An argparse ``type=`` that converts and checks, so bad numbers are usage errors."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"invalid {convert.__name__} value: {text!r}") from exc
-        try:
-            return check(value, "the value")
-        except InvalidInputError as exc:
-            raise argparse.ArgumentTypeError(str(exc).replace("the value ", "")) from exc
-
-    return parse
-
-
-positive_int_arg = argparse_number(positive_int, int)
-seconds_arg = argparse_number(non_negative_seconds, float)
-probability_arg = argparse_number(probability, float)
-
-
-def _positive_seconds(value: float, name: str) -> float:
-    if not non_negative_seconds(value, name) > 0:
-        raise InvalidInputError(f"{name} must be a positive number of seconds, got {value}")
-    return value
-
-
-def _non_negative_int(value: int, name: str) -> int:
-    if value < 0:
-        raise InvalidInputError(f"{name} must be 0 or more, got {value}")
-    return value
-
-
-positive_seconds_arg = argparse_number(_positive_seconds, float)
-non_negative_int_arg = argparse_number(_non_negative_int, int)
-
-
-def add_device_options(parser: argparse.ArgumentParser, *, dtype: bool = True) -> None:
-    """``--device`` (and ``--dtype``) for a command that loads a model."""
-    parser.add_argument(
-        "--device", metavar="D", help="torch device: cpu, cuda, cuda:1, mps (default: best)"
-    )
-    if dtype:
-        parser.add_argument(
-            "--dtype", metavar="T", help="torch dtype: float32, bfloat16, float16 (default: auto)"
-        )

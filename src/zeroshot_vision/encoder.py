@@ -6,21 +6,22 @@ was trained); images are upright RGB; embeddings come from ``pooler_output`` und
 transformers 5.x and from the returned tensor under 4.x; probabilities are SigLIP's
 sigmoid with the checkpoint's own ``logit_scale`` and ``logit_bias``.
 
+The encoder is where three data flows meet, each in its own module: checkpoints are
+found, placed and loaded by :mod:`zeroshot_vision.models`; images become model pixels in
+:mod:`zeroshot_vision.images` (its decoding processes belong to the encoder, which stops
+them in :meth:`Encoder.close`); cosines become label scores in
+:mod:`zeroshot_vision.scoring`. What stays here is the text path (cleaning, tokenizing,
+the text cache) and the model calls.
+
 torch and transformers are imported when an encoder is loaded, never at import time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
-import socket
-import tempfile
 import threading
 import time
-import urllib.parse
-import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Generator, Iterable, Iterator, Sequence, Sized
@@ -30,18 +31,25 @@ from typing import TYPE_CHECKING, Any, cast, overload
 import numpy as np
 import numpy.typing as npt
 
-from zeroshot_vision._checks import (
-    DEFAULT_MODEL,
-    MODEL_ENV,
-    TINY_MODEL,
-    batched,
-    clean_labels,
-    default_model,
-)
+from zeroshot_vision import scoring
+from zeroshot_vision._checks import batched, clean_labels, non_negative_int
 from zeroshot_vision._optional import require
 from zeroshot_vision._text import is_utf8, short_repr
 from zeroshot_vision.errors import ImageLoadError, InvalidInputError, ModelLoadError
 from zeroshot_vision.images import describe_source, iter_loaded, load_image
+from zeroshot_vision.models import (
+    DEFAULT_MODEL,
+    MODEL_ENV,
+    TINY_MODEL,
+    cpu_has_native_bf16,
+    default_model,
+    load_model,
+    locate_checkpoint,
+    pick_device,
+    pick_dtype,
+    resolve_model,
+)
+from zeroshot_vision.scoring import sigmoid
 from zeroshot_vision.types import ClassifyReport, ImageFailure, ImageLabels, LabelScore
 
 if TYPE_CHECKING:
@@ -49,8 +57,11 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from zeroshot_vision._progress import ProgressOption
+    from zeroshot_vision.images.feed import PixelFeed
     from zeroshot_vision.types import ImageSource
 
+# DEFAULT_MODEL ... sigmoid live in zeroshot_vision.models and .scoring; re-exported here
+# so that code importing them from the encoder keeps working.
 __all__ = [
     "DEFAULT_MODEL",
     "MODEL_ENV",
@@ -74,136 +85,6 @@ _SIGLIP_FAMILY = frozenset({"siglip", "siglip2"})
 
 TEXT_CACHE_SIZE = 1024
 """Default number of text embeddings an :class:`Encoder` keeps for repeated queries."""
-
-
-def sigmoid(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Numerically stable logistic function."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
-
-
-def resolve_model(name_or_path: str | os.PathLike[str] | None = None) -> str:
-    """The checkpoint to load for a model name; the one rule every entry point follows.
-
-    ``None`` (or an empty name) means :func:`default_model`: ``$ZSV_MODEL``, else
-    ``google/siglip-so400m-patch14-384``. ``"tiny"`` means a tiny random SigLIP built
-    offline once into the user cache (``$XDG_CACHE_HOME/zeroshot-vision/tiny-siglip``):
-    the whole pipeline runs without the hub, with meaningless rankings.
-    """
-    name = os.fspath(name_or_path) if name_or_path is not None else ""
-    name = name.strip() or default_model()
-    if name != TINY_MODEL:
-        return name
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    folder = cache / "zeroshot-vision" / "tiny-siglip"
-    if not (folder / "config.json").is_file():
-        from zeroshot_vision.testing.tiny import build_tiny_siglip
-
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        # Build beside it and rename, so a killed build never leaves a half-written model.
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tiny-siglip-"))
-        try:
-            with _quiet_loading(require("transformers", purpose="the tiny model")):
-                build_tiny_siglip(staging)  # no "Writing model shards" bar: it is instant
-            try:
-                staging.rename(folder)
-            except OSError:  # another process built it first
-                if not (folder / "config.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        logger.info("built the tiny random SigLIP in %s", folder)
-    return str(folder)
-
-
-def _pick_device(device: str | torch.device | None) -> torch.device:
-    import torch
-
-    name: str | torch.device = "cpu"
-    if device is not None:
-        name = device
-    elif torch.cuda.is_available():
-        name = "cuda"
-    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        name = "mps"
-    try:
-        chosen = torch.device(name)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"unknown device {name!r}; use cpu, cuda, cuda:N or mps ({_first_line(exc)})"
-        ) from exc
-    # torch.device() accepts "cuda" on a machine without CUDA; the model would fail later,
-    # on its first tensor, with torch's own error.
-    if chosen.type not in ("cpu", "meta"):
-        backend = getattr(torch.backends, "mps", None) if chosen.type == "mps" else None
-        backend = backend or getattr(torch, chosen.type, None)
-        available = getattr(backend, "is_available", None)
-        if available is None or not available():
-            raise InvalidInputError(f"device {str(chosen)!r} is not available on this machine")
-        count = getattr(backend, "device_count", None)
-        if chosen.index is not None and count is not None and chosen.index >= count():
-            raise InvalidInputError(
-                f"device {str(chosen)!r} is not available: this machine has {count()}"
-            )
-    return chosen
-
-
-def _pick_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torch.dtype:
-    import torch
-
-    chosen: torch.dtype
-    if isinstance(dtype, str):
-        found = getattr(torch, dtype.removeprefix("torch."), None)
-        if not isinstance(found, torch.dtype):
-            raise InvalidInputError(f"unknown dtype {dtype!r}")
-        chosen = found
-    elif dtype is not None:
-        chosen = dtype
-    elif device.type == "cuda":
-        chosen = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    elif device.type == "mps":
-        chosen = torch.float16
-    elif cpu_has_native_bf16():
-        # Measured on 2 cores with AVX512-BF16 (docs/benchmarks.md): one so400m text
-        # query 3.6x and image encoding 2.7x faster than float32, cosine >= 0.9999.
-        chosen = torch.bfloat16
-    else:
-        chosen = torch.float32
-    return chosen
-
-
-_NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-_CPUINFO = Path("/proc/cpuinfo")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AMX-BF16 or AVX512-BF16).
-
-    Elsewhere bfloat16 matmuls are emulated and slower than float32. torch's own probes
-    are private, so ``/proc/cpuinfo``'s flags (Linux) answer when they are missing.
-    """
-    import torch
-
-    probes = [
-        getattr(torch.cpu, name, None)
-        for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    ]
-    if all(callable(probe) for probe in probes):
-        with contextlib.suppress(Exception):
-            return any(bool(probe()) for probe in probes)  # type: ignore[misc]
-    try:
-        flags = _CPUINFO.read_text(encoding="ascii", errors="replace").split()
-    except OSError:
-        return False
-    return any(flag in flags for flag in _NATIVE_BF16_FLAGS)
-
-
-def _looks_like_path(name: str) -> bool:
-    return (
-        name.startswith((".", "/", "~", "\\"))
-        or Path(name).is_absolute()
-        or name.count("/") > 1
-        or "\\" in name
-    )
 
 
 class Encoder:
@@ -251,12 +132,7 @@ class Encoder:
         self._model = model.eval()
         self._processor = processor
         self.model_name = model_name
-        if isinstance(text_cache_size, bool) or not isinstance(text_cache_size, int):
-            raise InvalidInputError(
-                f"text_cache_size must be an integer, got {type(text_cache_size).__name__}"
-            )
-        if text_cache_size < 0:
-            raise InvalidInputError(f"text_cache_size must be 0 or more, got {text_cache_size}")
+        text_cache_size = non_negative_int(text_cache_size, "text_cache_size")
         self.text_cache_size = text_cache_size
         # Keyed by the cleaned text; one cache per encoder, so per model and precision.
         self._text_cache: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
@@ -285,15 +161,15 @@ class Encoder:
         side = int(size.get("height") or size.get("shortest_edge") or 384)
         self.draft_size: tuple[int, int] = (2 * side, 2 * side)
         """JPEGs decode at reduced scale down to twice the model's input size."""
-        scale = getattr(model, "logit_scale", None)
-        bias = getattr(model, "logit_bias", None)
-        self.logit_scale: float = float(scale.detach().float().item()) if scale is not None else 0.0
-        self.logit_bias: float = float(bias.detach().float().item()) if bias is not None else 0.0
-        self.calibrated: bool = bias is not None
-        self._init_image_path(workers, device_decode, compile)
+        self.logit_scale: float
+        self.logit_bias: float
+        self.calibrated: bool
+        self.logit_scale, self.logit_bias, self.calibrated = scoring.logit_parameters(model)
         """Whether :meth:`probability` is a calibrated per-label probability: true for
         SigLIP (sigmoid-trained, with a ``logit_bias``), false for CLIP (softmax-trained,
         no bias), whose only probability is a softmax over the labels being compared."""
+        self._closed = False
+        self._init_image_path(workers, device_decode, compile)
         if not self.calibrated:
             logger.info(
                 "%s (%s) has no logit_bias: its scores rank but are not calibrated "
@@ -308,19 +184,56 @@ class Encoder:
             f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r})"
         )
 
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the decoding processes and any feeder thread; calling it again does nothing.
+
+        The processes (up to :data:`~zeroshot_vision.images.pool.MAX_WORKERS`, forked at
+        the first large image call) otherwise live until the encoder is garbage-collected
+        or the program exits. A closed encoder refuses to encode images: the image
+        methods raise :class:`~zeroshot_vision.errors.InvalidInputError`, and a batch
+        iteration that :meth:`close` interrupts raises it at its next batch rather than
+        stop short. Texts still encode (the text path holds no processes), and the model
+        stays loaded until the encoder is dropped.
+        """
+        self._closed = True
+        for feed in list(self._feeds):
+            feed.close()
+        self._release()  # weakref.finalize runs its callback once, however often called
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> Encoder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidInputError(
+                f"this encoder ({self.model_name}) is closed: its image decoders are "
+                "stopped; load a new one to encode images"
+            )
+
     def _init_image_path(
         self, workers: int | None, device_decode: bool | None, compile: bool
     ) -> None:
-        from zeroshot_vision._feed import DecoderPool, default_workers, device_decode_available
-        from zeroshot_vision._pixels import PixelSpec
+        from zeroshot_vision.images.jpeg import device_decode_available
+        from zeroshot_vision.images.pixels import PixelSpec
+        from zeroshot_vision.images.pool import DecoderPool, default_workers
 
-        if workers is not None and (
-            isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
-        ):
-            raise InvalidInputError(f"workers must be 0 or more, got {workers!r}")
-        self._decoders = DecoderPool(default_workers() if workers is None else workers)
-        # The processes end with the encoder (or at exit, or with this process).
-        weakref.finalize(self, self._decoders.close)
+        count = default_workers() if workers is None else non_negative_int(workers, "workers")
+        self._decoders = DecoderPool(count)
+        # The processes end with close(), or when the encoder is collected (or at exit,
+        # or with this process).
+        self._release = weakref.finalize(self, self._decoders.close)
+        # Feeds being iterated: close() stops their feeder threads too.
+        self._feeds: weakref.WeakSet[PixelFeed] = weakref.WeakSet()
         self.workers: int = self._decoders.workers
         """Decoding processes (0: threads of this process, as on macOS and Windows)."""
         image_processor = getattr(self._processor, "image_processor", self._processor)
@@ -402,76 +315,35 @@ class Encoder:
                 names it and says how to point at a local folder instead.
         """
         require("torch", purpose="Encoder")
-        transformers = require("transformers", purpose="Encoder")
-        name = resolve_model(name_or_path)
-        path = Path(name).expanduser()
-        if path.exists():
-            if not path.is_dir():
-                raise ModelLoadError(f"model path {name} is a file; pass the model's folder")
-            if not (path / "config.json").is_file():
-                raise ModelLoadError(
-                    f"folder {name} holds no model (config.json is missing); pass a folder "
-                    "written by save_pretrained, or a Hugging Face model id"
-                )
-            name = str(path)
-        elif _looks_like_path(name):
-            raise ModelLoadError(f"model folder {name} does not exist")
-        target = _pick_device(device)
-        chosen_dtype = _pick_dtype(target, dtype)
+        name = locate_checkpoint(name_or_path)
+        target = pick_device(device)
+        chosen_dtype = pick_dtype(target, dtype)
         from zeroshot_vision._progress import Tracker
 
         with Tracker(progress, task=f"load {Path(name).name}", total=3, unit="step") as tracker:
-            encoder = cls._load(
-                transformers, name, target, chosen_dtype, revision, local_files_only,
-                quantize_text, tracker,
-                {"batch_size": batch_size, "text_cache_size": text_cache_size,
-                 "workers": workers, "device_decode": device_decode, "compile": compile},
-            )  # fmt: skip
+            model, processor = load_model(
+                name,
+                device=target,
+                dtype=chosen_dtype,
+                revision=revision,
+                local_files_only=local_files_only,
+                quantize_text=quantize_text,
+                on_step=lambda: tracker.advance(1),
+            )
+            encoder = cls(
+                model,
+                processor,
+                model_name=name,
+                batch_size=batch_size,
+                text_cache_size=text_cache_size,
+                workers=workers,
+                device_decode=device_decode,
+                compile=compile,
+            )
             if warm_up:
                 encoder.warm_up(images=compile)
             tracker.advance(1)
         return encoder
-
-    @classmethod
-    def _load(
-        cls,
-        transformers: Any,
-        name: str,
-        target: torch.device,
-        chosen_dtype: torch.dtype,
-        revision: str | None,
-        local_files_only: bool,
-        quantize_text: bool,
-        tracker: Any,
-        options: dict[str, Any],
-    ) -> Encoder:
-        try:
-            model, processor = _load_checkpoint(
-                transformers, name, revision=revision, local_files_only=local_files_only
-            )
-        except Exception as exc:
-            raise ModelLoadError(
-                f"cannot load model {name!r}: {_first_line(exc)}. If this machine has no "
-                "network access, download the checkpoint where you can (e.g. "
-                "`huggingface-cli download google/siglip-so400m-patch14-384 --local-dir "
-                "siglip`), copy the folder here and pass its path (Encoder.from_pretrained("
-                "'path/to/siglip') or ZSV_MODEL=path/to/siglip)"
-            ) from exc
-        tracker.advance(1)
-        # Quantized from the weights as loaded, before any cast to a lower precision, and
-        # kept out of that cast (the int8 layers take float32 in).
-        text_parts = _quantized_text_parts(model, target) if quantize_text else {}
-        try:
-            model = model.to(device=target, dtype=chosen_dtype)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise ModelLoadError(
-                f"cannot place {name} on {target} as {chosen_dtype}: {_first_line(exc)}"
-            ) from exc
-        for part_name, part in text_parts.items():
-            setattr(model, part_name, part)
-        logger.info("loaded %s on %s as %s", name, target, chosen_dtype)
-        tracker.advance(1)
-        return cls(model, processor, model_name=name, **options)
 
     def warm_up(self, *, images: bool = False) -> None:
         """Run the model once on a throwaway input, so one-time setup happens now.
@@ -639,6 +511,7 @@ class Encoder:
             keys: One key per image, handed back with it (default: the image itself).
             batch_size: Images per forward pass (default: the encoder's).
         """
+        self._check_open()
         size = batch_size or self.batch_size
         if self._pixel_spec is None:
             yield from self._encode_batches_with_processor(images, keys, size)
@@ -650,15 +523,18 @@ class Encoder:
                 if in_flight is not None:
                     yield self._collect(*in_flight)
                 in_flight = launched
+            self._check_open()  # close() ends the feed early: say so, rather than stop short
             if in_flight is not None:
                 yield self._collect(*in_flight)
 
-    def _feed(self, images: Iterable[ImageSource], keys: Iterable[Any] | None, size: int) -> Any:
-        """The :class:`~zeroshot_vision._feed.PixelFeed` of this encoder's model."""
-        from zeroshot_vision._feed import PixelFeed
+    def _feed(
+        self, images: Iterable[ImageSource], keys: Iterable[Any] | None, size: int
+    ) -> PixelFeed:
+        """The :class:`~zeroshot_vision.images.feed.PixelFeed` of this encoder's model."""
+        from zeroshot_vision.images.feed import PixelFeed
 
         assert self._pixel_spec is not None and self._pixel_table is not None
-        return PixelFeed(
+        feed = PixelFeed(
             images,
             keys,
             spec=self._pixel_spec,
@@ -669,6 +545,8 @@ class Encoder:
             device_decode=self.device_decode,
             draft_size=self.draft_size,
         )
+        self._feeds.add(feed)
+        return feed
 
     def _launch(self, batch: Any, size: int) -> tuple[Any, Any, Any]:
         """Start the model on a feed batch; on a GPU this returns before it finishes."""
@@ -731,12 +609,13 @@ class Encoder:
 
     def encode_loaded(self, images: list[Image.Image]) -> npt.NDArray[np.float32]:
         """Embed one batch of already-decoded RGB images (see ``images.load_image``)."""
+        self._check_open()
         if not images:
             return np.zeros((0, self.dim), np.float32)
         torch = self._torch
         spec = self._pixel_spec
         if spec is not None:
-            from zeroshot_vision._pixels import resize_with_pil
+            from zeroshot_vision.images.pixels import resize_with_pil
 
             pixels = torch.from_numpy(np.stack([resize_with_pil(im, spec) for im in images]))
             model_input = spec.to_model_input(pixels.to(self.device), self._pixel_table)
@@ -874,20 +753,14 @@ class Encoder:
         *,
         softmax: bool | None,
     ) -> list[LabelScore]:
-        cosines = text_vectors @ image_vector
-        if softmax or (softmax is None and not self.calibrated):
-            logits = self.logits(cosines)
-            weights = np.exp(logits - logits.max())
-            probabilities = weights / weights.sum()
-        else:
-            probabilities = self.probability(cosines)
-        order = np.argsort(-cosines, kind="stable")
-        return [
-            LabelScore(
-                label=labels[i], probability=float(probabilities[i]), score=float(cosines[i])
-            )
-            for i in order
-        ]
+        return scoring.label_scores(
+            labels,
+            text_vectors @ image_vector,
+            logit_scale=self.logit_scale,
+            logit_bias=self.logit_bias,
+            calibrated=self.calibrated,
+            softmax=softmax,
+        )
 
     # -- scores ------------------------------------------------------------------------
 
@@ -908,8 +781,7 @@ class Encoder:
         only probability it offers is a softmax of :meth:`logits` over the set of labels
         being compared, which changes when that set changes.
         """
-        result = sigmoid(self.logits(cosine))
-        return float(result) if np.ndim(cosine) == 0 else result
+        return scoring.probability(cosine, logit_scale=self.logit_scale, logit_bias=self.logit_bias)
 
     def logits(self, cosine: float | npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """``exp(logit_scale) * cosine + logit_bias``: the model's match logits.
@@ -917,117 +789,4 @@ class Encoder:
         For CLIP (no bias) this is ``exp(logit_scale) * cosine``; a softmax of these over
         a label set gives CLIP's probabilities for that set.
         """
-        scale = float(np.exp(self.logit_scale))
-        logits: npt.NDArray[np.float64] = scale * np.asarray(cosine, dtype=np.float64)
-        return logits + self.logit_bias
-
-
-def _quantized_text_parts(model: Any, device: torch.device) -> dict[str, Any]:
-    """Take the text side out of ``model``, its linear layers dynamically quantized to int8.
-
-    Weights are quantized once (per tensor), activations at each call; the text side runs
-    in float32 around the int8 matmuls whatever the image tower's dtype. CLIP's
-    ``text_projection`` sits outside its ``text_model`` and is quantized with it. The
-    caller puts the returned parts back (by name) after casting the rest of the model.
-    """
-    import torch
-
-    if device.type != "cpu":
-        raise InvalidInputError(f"quantize_text runs on the CPU only, not on {device}")
-    if getattr(model, "text_model", None) is None:
-        raise InvalidInputError(f"{type(model).__name__} has no text_model to quantize")
-    parts = {}
-    with warnings.catch_warnings():
-        # torch.ao.quantization and quantized tensors announce their move to torchao;
-        # they still work in torch 2.13 (the int8 route is opt-in for that reason).
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.filterwarnings("ignore", r"torch\.quantize_per_tensor", UserWarning)
-        for name in ("text_model", "text_projection"):
-            part = getattr(model, name, None)
-            if part is not None:
-                parts[name] = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-                    part.float().to(device), {torch.nn.Linear}, dtype=torch.qint8
-                )
-                setattr(model, name, None)
-    return parts
-
-
-def _load_checkpoint(
-    transformers: Any, name: str, *, revision: str | None, local_files_only: bool
-) -> tuple[Any, Any]:
-    """Load model and processor, from the local cache first when it has them.
-
-    Trying the cache first means a checkpoint downloaded once loads without any request
-    to the hub (and so works offline, and starts faster).
-    """
-
-    def load(offline: bool) -> tuple[Any, Any]:
-        options = {"revision": revision, "local_files_only": offline}
-        model = transformers.AutoModel.from_pretrained(name, **options)
-        processor = transformers.AutoProcessor.from_pretrained(name, **options)
-        return model, processor
-
-    local = Path(name).is_dir()
-    if local or local_files_only:
-        with _quiet_loading(transformers):
-            return load(offline=local_files_only)
-    try:
-        with _quiet_loading(transformers):
-            return load(offline=True)
-    except Exception as exc:  # noqa: BLE001 - any miss means: fetch it
-        logger.debug("%s is not in the local cache (%s); fetching it", name, exc)
-    unreachable = _hub_unreachable()
-    if unreachable:
-        # The hub client would retry for ~25 s before failing the same way.
-        raise ModelLoadError(f"it is not in the local cache, and {unreachable}")
-    return load(offline=False)  # downloads keep their progress bars
-
-
-_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
-
-
-def _hub_unreachable() -> str | None:
-    """Why the hub cannot be reached, when a quick DNS look-up already tells; else None.
-
-    Behind a proxy the proxy resolves names, so nothing is concluded there.
-    """
-    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
-        return None
-    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    host = urllib.parse.urlsplit(endpoint).hostname
-    if not host:
-        return None
-    try:
-        socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        return f"the hub cannot be reached: {host} does not resolve ({exc.strerror})"
-    except OSError:
-        return None
-    return None
-
-
-@contextlib.contextmanager
-def _quiet_loading(transformers: Any) -> Iterator[None]:
-    """Hide transformers' "Loading weights" bar while nothing is downloaded.
-
-    The library does not print; a download, which can take minutes, keeps its bars.
-    """
-    utils = getattr(transformers.utils, "logging", None)
-    hub = getattr(utils, "hf_hub_utils", None)
-    if utils is None or not utils.is_progress_bar_enabled():
-        yield
-        return
-    hub_was_disabled = hub.are_progress_bars_disabled() if hub is not None else True
-    utils.disable_progress_bar()
-    try:
-        yield
-    finally:
-        utils.enable_progress_bar()
-        if hub_was_disabled and hub is not None:
-            hub.disable_progress_bars()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+        return scoring.logits(cosine, logit_scale=self.logit_scale, logit_bias=self.logit_bias)

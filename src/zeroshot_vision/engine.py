@@ -7,7 +7,6 @@ app read and write too, so an index built here opens there and the other way rou
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,7 +17,6 @@ import numpy as np
 
 from zeroshot_vision._checks import batched, clean_labels, positive_int, probability
 from zeroshot_vision._progress import ProgressOption, Tracker
-from zeroshot_vision._scan import displayable
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     ImageLoadError,
@@ -26,7 +24,9 @@ from zeroshot_vision.errors import (
     RecordNotFoundError,
 )
 from zeroshot_vision.images import describe_source, load_image
-from zeroshot_vision.index import FileEntry, IndexFolder
+from zeroshot_vision.index.folder import FileEntry, IndexFolder
+from zeroshot_vision.index.scan import absolute, displayable, file_id
+from zeroshot_vision.index.writer import IndexWriter
 from zeroshot_vision.query import Query, QueryPart
 from zeroshot_vision.results import SearchResults
 from zeroshot_vision.stores.base import check_k
@@ -56,32 +56,6 @@ __all__ = ["SearchEngine", "file_id"]
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
-
-
-def _absolute(path: PathLike) -> Path:
-    # Absolute and normalized, but symbolic links kept: the path os.walk would give.
-    return Path(os.path.abspath(Path(path).expanduser()))  # noqa: PTH100
-
-
-def file_id(path: PathLike, root: PathLike | None = None) -> str:
-    """The id of an image file: its path relative to ``root``, ``/``-separated.
-
-    A file outside ``root`` (or with no root) gets its absolute path. This is the one id
-    scheme for files: ``zsv index``, :meth:`SearchEngine.index_folder` and
-    :meth:`SearchEngine.index_images` all use it, so the same file never gets two ids.
-    """
-    absolute = _absolute(path)
-    if root is not None:
-        base = _absolute(root)
-        if absolute.is_relative_to(base) and absolute != base:
-            return displayable(absolute.relative_to(base).as_posix())
-        # The folder may be reached through a symbolic link (~/Pictures -> /mnt/photos):
-        # compare where the folders really are, keeping the file's own name.
-        real_base, real_parent = base.resolve(), absolute.parent.resolve()
-        if real_parent.is_relative_to(real_base):
-            relative = (real_parent / absolute.name).relative_to(real_base)
-            return displayable(relative.as_posix())
-    return displayable(absolute.as_posix())
 
 
 class SearchEngine:
@@ -115,9 +89,8 @@ class SearchEngine:
         self.encoder = encoder
         self.store = store
         self.folder = folder
-        # Changes not yet committed: the store has them in memory, the state not yet.
-        self._uncommitted: dict[str, FileEntry | None] = {}
-        self._dirty = False
+        self._writer = IndexWriter(store, folder)
+        self._owns_encoder = False  # set when the engine loaded the encoder itself
         self._closed = False
 
     def __repr__(self) -> str:
@@ -176,18 +149,26 @@ class SearchEngine:
                 folder, encoder=encoder, device=device, dtype=dtype, progress=progress
             )
         IndexFolder.check_available(path)  # before the slow model load
+        owns_encoder = encoder is None
         if encoder is None:
             from zeroshot_vision.encoder import Encoder
 
             encoder = Encoder.from_pretrained(model, device=device, dtype=dtype, progress=progress)
-        folder = IndexFolder.create(
-            path,
-            model=encoder.model_name,
-            dim=encoder.dim,
-            store=store or "faiss",
-            store_options=store_options,
-        )
-        return cls(encoder, folder.open_store(), folder=folder)
+        try:
+            folder = IndexFolder.create(
+                path,
+                model=encoder.model_name,
+                dim=encoder.dim,
+                store=store or "faiss",
+                store_options=store_options,
+            )
+            engine = cls(encoder, folder.open_store(), folder=folder)
+        except BaseException:
+            if owns_encoder:
+                encoder.close()
+            raise
+        engine._owns_encoder = owns_encoder
+        return engine
 
     @classmethod
     def open(
@@ -237,6 +218,7 @@ class SearchEngine:
         progress: ProgressOption = None,
     ) -> SearchEngine:
         store = folder.open_store()  # cheap, and fails before the slow model load
+        owns_encoder = encoder is None
         try:
             if encoder is None:
                 from zeroshot_vision.encoder import Encoder
@@ -251,10 +233,20 @@ class SearchEngine:
                     expected=folder.manifest.dim,
                     actual=encoder.dim,
                 )
-            return cls(encoder, store, folder=folder)
+            engine = cls(encoder, store, folder=folder)
         except BaseException:
             store.close()
+            if owns_encoder and encoder is not None:
+                encoder.close()
             raise
+        engine._owns_encoder = owns_encoder
+        return engine
+
+    @property
+    def writer(self) -> IndexWriter:
+        """The engine's :class:`~zeroshot_vision.index.writer.IndexWriter`: every write
+        to its store (and its folder's state) goes through it."""
+        return self._writer
 
     def commit(self) -> None:
         """Make every write so far durable: the store first, then the folder's state.
@@ -268,44 +260,31 @@ class SearchEngine:
             OSError: The store's files cannot be written (a full disk, permissions); what
                 was committed before is intact.
         """
-        if self.folder is not None:
-            self.folder.lock()  # writing the folder's files is the writer's job
-        try:
-            self.store.commit()
-        except OSError as exc:
-            where = f" in {self.folder.path}" if self.folder is not None else ""
-            # OSError(errno, ...) keeps the subclass (PermissionError, ...) for callers.
-            raise OSError(
-                exc.errno or errno.EIO,
-                f"cannot save the index{where}: {exc.strerror or exc}; what was saved before "
-                "is intact, so fix this and run again to continue",
-            ) from exc
-        if self.folder is not None and self._uncommitted:
-            state = self.folder.state()
-            state.write(
-                [entry for entry in self._uncommitted.values() if entry is not None],
-                forget=[item for item, entry in self._uncommitted.items() if entry is None],
-            )
-        self._uncommitted.clear()
-        self._dirty = False
+        self._writer.commit()
 
     def close(self) -> None:
-        """Commit what this engine wrote, release the folder's lock and the store.
+        """Commit what this engine wrote, then release what it holds.
 
-        An engine that only searched writes nothing. Closing twice is harmless.
+        Releases the folder's lock and the store, and closes the encoder when the
+        engine loaded it itself (:meth:`create` or :meth:`open` without ``encoder=``);
+        an encoder passed in stays open for its owner. An engine that only searched
+        writes nothing. Closing twice is harmless.
         """
         if self._closed:
             return
         try:
-            if self._dirty:
-                self.commit()
+            if self._writer.dirty:
+                self._writer.commit()
         finally:
             self._closed = True
             try:
                 self.store.close()
             finally:
-                if self.folder is not None:
-                    self.folder.unlock()
+                try:
+                    self._writer.close()
+                finally:
+                    if self._owns_encoder:
+                        self.encoder.close()
 
     def __enter__(self) -> SearchEngine:
         return self
@@ -313,16 +292,12 @@ class SearchEngine:
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is not None:
             # Do not commit half of a failed block; release everything all the same.
-            self._dirty = False
-            self._uncommitted.clear()
+            self._writer.discard()
         self.close()
 
-    def _begin_write(self) -> None:
+    def _check_open(self) -> None:
         if self._closed:
             raise InvalidInputError("this engine is closed")
-        if self.folder is not None:
-            self.folder.lock()
-        self._dirty = True
 
     # -- indexing ----------------------------------------------------------------------
 
@@ -367,15 +342,17 @@ class SearchEngine:
                 ``allow_removal``.
             IndexLockedError: Another process is writing to this index.
         """
-        from zeroshot_vision._sync import sync_folder
+        from zeroshot_vision.index.sync import sync_folder
 
+        self._check_open()
         if self.folder is None:
             raise InvalidInputError(
                 "index_folder needs an index folder: use SearchEngine.create(path) or "
                 "SearchEngine.open(path) (or index_images for an in-memory engine)"
             )
         return sync_folder(
-            self,
+            self._writer,
+            self.encoder,
             source,
             images_dir=images_dir,
             exclude=exclude,
@@ -435,7 +412,8 @@ class SearchEngine:
                 raise InvalidInputError(f"ids[{i}] must be a non-empty string, got {item!r}")
         metas = [self._metadata_for(sources[i], metadata, i) for i in range(len(sources))]
         size = positive_int(batch_size, "batch_size") if batch_size else self.encoder.batch_size
-        self._begin_write()
+        self._check_open()
+        self._writer.begin()
         indexed: list[str] = []
         failed: list[ImageFailure] = []
         with Tracker(progress, task="index", total=len(sources)) as tracker:
@@ -472,7 +450,7 @@ class SearchEngine:
                     else FileEntry(id=ids[i], path=None)
                     for i, _ in good
                 ]
-                self.write_vectors(
+                self._writer.write(
                     entries,
                     np.stack([vector for _, vector in good]),
                     [metas[i] for i, _ in good],
@@ -502,13 +480,13 @@ class SearchEngine:
     ) -> dict[str, Any]:
         meta = dict(metadata[i] or {}) if metadata is not None else {}
         if isinstance(source, (str, os.PathLike)):
-            meta.setdefault("path", displayable(str(_absolute(source))))
+            meta.setdefault("path", displayable(str(absolute(source))))
         return meta
 
     @staticmethod
     def _entry_for(item: str, source: object) -> FileEntry:
         if isinstance(source, (str, os.PathLike)):
-            path = _absolute(source)
+            path = absolute(source)
             try:
                 stat = path.stat()
             except OSError:
@@ -517,37 +495,6 @@ class SearchEngine:
                 id=item, path=displayable(str(path)), size=stat.st_size, mtime_ns=stat.st_mtime_ns
             )
         return FileEntry(id=item, path=None)
-
-    def write_vectors(
-        self,
-        entries: Sequence[FileEntry],
-        vectors: npt.NDArray[np.float32],
-        metadata: Sequence[Metadata],
-    ) -> None:
-        """Upsert vectors, with the folder's state knowing them before the store does.
-
-        Each id is first recorded as *pending* (durably), then written to the store, and
-        recorded as indexed at the next :meth:`commit`. A writer killed in between leaves
-        pending ids, which the next :meth:`index_folder` re-encodes or removes: no store,
-        remote ones included, can be left holding vectors the index does not know.
-        """
-        self._begin_write()
-        if self.folder is not None:
-            pending = [
-                FileEntry(id=e.id, path=e.path, size=None, mtime_ns=None, status="pending")
-                for e in entries
-            ]
-            self.folder.state().write(pending)
-        self.store.upsert([e.id for e in entries], vectors, list(metadata))
-        if self.folder is not None:  # in memory there is no state to record them in
-            self._uncommitted.update({e.id: e for e in entries})
-
-    def record_entries(self, entries: Iterable[FileEntry], *, forget: Iterable[str] = ()) -> None:
-        """Record state rows (and drop others) at the next :meth:`commit`, with the store."""
-        self._begin_write()
-        if self.folder is not None:
-            self._uncommitted.update({e.id: e for e in entries})
-            self._uncommitted.update(dict.fromkeys(forget))
 
     # -- search ------------------------------------------------------------------------
 
@@ -940,5 +887,5 @@ def _as_query(item: object, extra: QueryPart | None) -> Query:
             "search_by_image or Query.image)"
         )
     if extra is not None:
-        query = Query((*query.parts, extra))
+        query = Query(parts=(*query.parts, extra))
     return query.check()

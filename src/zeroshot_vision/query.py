@@ -80,7 +80,7 @@ class QueryPart:
         return QueryPart(text=self.text, image=self.image, weight=self.weight * factor)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Query:
     """A search query made of weighted text and image parts.
 
@@ -111,36 +111,36 @@ class Query:
     @classmethod
     def text(cls, text: str, weight: float = 1.0) -> Query:
         """A query of one text part."""
-        return cls((QueryPart(text=text, weight=weight),))
+        return cls(parts=(QueryPart(text=text, weight=weight),))
 
     @classmethod
     def image(cls, image: ImageSource, weight: float = 1.0) -> Query:
         """A query of one image part (a path, bytes, a PIL image or a numpy array)."""
         if isinstance(image, (str, os.PathLike)) and not os.fspath(image).strip():
             raise InvalidInputError("an image query needs an image path, got an empty one")
-        return cls((QueryPart(image=image, weight=weight),))
+        return cls(parts=(QueryPart(image=image, weight=weight),))
 
     def __add__(self, other: object) -> Query:
         if isinstance(other, str):
             other = Query.text(other)
         if not isinstance(other, Query):
             return NotImplemented
-        return Query(self.parts + other.parts)
+        return Query(parts=self.parts + other.parts)
 
     def __sub__(self, other: object) -> Query:
         if isinstance(other, str):
             other = Query.text(other)
         if not isinstance(other, Query):
             return NotImplemented
-        return Query(self.parts + tuple(part._scaled(-1.0) for part in other.parts))
+        return Query(parts=self.parts + tuple(part._scaled(-1.0) for part in other.parts))
 
     def __neg__(self) -> Query:
-        return Query(tuple(part._scaled(-1.0) for part in self.parts))
+        return Query(parts=tuple(part._scaled(-1.0) for part in self.parts))
 
     def __mul__(self, factor: object) -> Query:
         if isinstance(factor, bool) or not isinstance(factor, (int, float)):
             return NotImplemented
-        return Query(tuple(part._scaled(check_weight(factor)) for part in self.parts))
+        return Query(parts=tuple(part._scaled(check_weight(factor)) for part in self.parts))
 
     __rmul__ = __mul__
 

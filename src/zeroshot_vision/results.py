@@ -23,7 +23,7 @@ from zeroshot_vision.types import SearchResult, caption
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["THUMBNAIL_SIZE", "SearchResults", "flatten_metadata"]
+__all__ = ["THUMBNAIL_SIZE", "SearchResults", "describe", "flatten_metadata"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class SearchResults(list[SearchResult]):
         head += f" for {self.query})" if self.query else ")"
         lines = [head]
         for rank, r in enumerate(self[:_REPR_ROWS], start=1):
-            text = " ".join(_describe(r.metadata).split())
+            text = " ".join(describe(r.metadata).split())
             text = "" if text == r.id else text if len(text) <= 60 else text[:59] + "…"
             lines.append(
                 f"  {rank:>2}. {r.id}  score={_short(r.score)}  p={_short(r.probability)}"
@@ -141,7 +141,7 @@ class SearchResults(list[SearchResult]):
                 else f'<div style="width:{THUMBNAIL_SIZE}px;height:{THUMBNAIL_SIZE // 2}px;'
                 'background:#eee"></div>'
             )
-            text = _describe(r.metadata)
+            text = describe(r.metadata)
             cells.append(
                 f'<figure style="margin:4px;width:{THUMBNAIL_SIZE}px;font-size:11px">'
                 f"{picture}<figcaption><b>{rank}. {html.escape(r.id)}</b><br>"
@@ -156,7 +156,9 @@ class SearchResults(list[SearchResult]):
         )
 
 
-def _describe(metadata: Mapping[str, Any]) -> str:
+def describe(metadata: Mapping[str, Any]) -> str:
+    """The text that describes a result: its caption (see :func:`~zeroshot_vision.types.caption`),
+    else its ``path``, else ``""``. The CLI's table and the notebook view show the same."""
     path = metadata.get("path")
     return caption(metadata) or (path if isinstance(path, str) else "")
 

@@ -391,9 +391,9 @@ def test_facets_and_filters() -> None:
     ]
     facets = discover_facets(rows)
     assert facets == [
-        ChoiceFacet("country", ("Chile", "Iceland")),
-        ChoiceFacet("keywords", ("ice", "sea")),
-        RangeFacet("year", 2019.0, 2021.0, integer=True),
+        ChoiceFacet(key="country", options=("Chile", "Iceland")),
+        ChoiceFacet(key="keywords", options=("ice", "sea")),
+        RangeFacet(key="year", low=2019.0, high=2021.0, integer=True),
     ]
     assert build_filter(facets) is None
     assert build_filter(facets, ranges={"year": (2019, 2021)}) is None

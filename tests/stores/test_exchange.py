@@ -17,7 +17,8 @@ from zeroshot_vision import (
     import_store,
 )
 from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.stores.exchange import ParquetVectors, export_index, import_index
+from zeroshot_vision.index.exchange import export_index, import_index
+from zeroshot_vision.stores.exchange import ParquetVectors
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

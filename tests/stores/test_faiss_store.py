@@ -75,16 +75,16 @@ def test_crash_mid_save_leaves_previous_version_loadable(tmp_path, monkeypatch) 
     store.save(tmp_path)
     store.upsert(["extra"], [np.ones(6)])
 
-    import zeroshot_vision.stores.faiss as faiss_module
+    import zeroshot_vision.stores._faiss_files as files_module
 
-    real_write = faiss_module.write_atomic
+    real_write = files_module.write_atomic
 
     def crash_on_manifest(path: Path, data: bytes) -> None:
         if path.name == "store.json":
             raise KeyboardInterrupt("simulated crash before the manifest swap")
         real_write(path, data)
 
-    monkeypatch.setattr(faiss_module, "write_atomic", crash_on_manifest)
+    monkeypatch.setattr(files_module, "write_atomic", crash_on_manifest)
     with pytest.raises(KeyboardInterrupt):
         store.save(tmp_path)
     monkeypatch.undo()
@@ -196,9 +196,9 @@ def test_loaded_store_continues_with_deltas(tmp_path: Path) -> None:
 
 
 def test_deltas_roll_over_into_a_new_generation(tmp_path: Path, monkeypatch) -> None:
-    import zeroshot_vision.stores.faiss as faiss_module
+    import zeroshot_vision.stores._faiss_files as files_module
 
-    monkeypatch.setattr(faiss_module, "MAX_DELTAS", 2)
+    monkeypatch.setattr(files_module, "MAX_DELTAS", 2)
     store = _filled()
     store.save(tmp_path)
     for i in range(3):

@@ -82,6 +82,18 @@ class _SettlingStore:
     def __len__(self) -> int:
         return len(self._read())
 
+    def commit(self) -> None:
+        self._store.commit()
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> _SettlingStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 class TestLivePineconeContract(VectorStoreContract):
     """The contract suite against the real service (slow: seconds per write)."""

@@ -26,11 +26,10 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zeroshot_vision._checks import clean_labels
+from zeroshot_vision._checks import batched, clean_labels
 from zeroshot_vision.errors import (
     ImageDecodeError,
     ImageTooLargeError,
@@ -92,7 +91,7 @@ HIDDEN_FIELDS = frozenset(
 CAPTION_FIELDS = ("description", "ai_description", "photographer", "location", "country", "year")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AppArgs:
     """The app's command line (what follows ``--`` in ``streamlit run``).
 
@@ -196,7 +195,7 @@ def parse_labels(text: str) -> list[str]:
         return []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChoiceFacet:
     """A text field with few distinct values (``country``): filtered with ``$in``.
 
@@ -209,7 +208,7 @@ class ChoiceFacet:
     options: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RangeFacet:
     """A numeric field (``year``): filtered with ``$gte`` and ``$lte``.
 
@@ -231,8 +230,7 @@ Facet = ChoiceFacet | RangeFacet
 
 def iter_metadata(store: VectorStore, *, batch_size: int = 512) -> Iterator[Mapping[str, Any]]:
     """Every record's metadata, fetched in batches so memory stays bounded."""
-    ids = iter(store.ids())
-    while batch := list(islice(ids, batch_size)):
+    for batch in batched(store.ids(), batch_size):
         for record in store.fetch(batch).values():
             yield record.metadata
 
@@ -271,11 +269,11 @@ def discover_facets(metadata: Iterable[Mapping[str, Any]]) -> list[Facet]:
     facets: list[Facet] = []
     for key in sorted(texts.keys() | numbers.keys()):
         if key in texts and len(texts[key]) >= 2:
-            facets.append(ChoiceFacet(key, tuple(sorted(texts[key]))))
+            facets.append(ChoiceFacet(key=key, options=tuple(sorted(texts[key]))))
         elif key in numbers and min(numbers[key]) < max(numbers[key]):
             values = numbers[key]
             integer = all(v.is_integer() for v in values)
-            facets.append(RangeFacet(key, min(values), max(values), integer))
+            facets.append(RangeFacet(key=key, low=min(values), high=max(values), integer=integer))
     return facets
 
 
@@ -312,7 +310,7 @@ def build_filter(
     return conditions or None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResultCard:
     """One search result as the grid shows it.
 

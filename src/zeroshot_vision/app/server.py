@@ -17,6 +17,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from zeroshot_vision._checks import positive_int
 from zeroshot_vision._optional import require
 from zeroshot_vision.app.logic import MAX_UPLOAD_BYTES
 from zeroshot_vision.errors import IndexNotFoundError, InvalidInputError, MissingDependencyError
@@ -61,8 +62,7 @@ def streamlit_command(
         raise InvalidInputError("host must be a non-empty address such as 127.0.0.1")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise InvalidInputError(f"port must be an integer from 1 to 65535, got {port!r}")
-    if isinstance(max_upload_mb, bool) or not isinstance(max_upload_mb, int) or max_upload_mb < 1:
-        raise InvalidInputError(f"max_upload_mb must be a positive integer, got {max_upload_mb!r}")
+    max_upload_mb = positive_int(max_upload_mb, "max_upload_mb")
     command = [
         sys.executable,
         "-m",

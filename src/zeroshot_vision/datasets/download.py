@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from zeroshot_vision._files import write_atomic
 from zeroshot_vision._optional import require
+from zeroshot_vision._pool import BoundedPool
 from zeroshot_vision.datasets.unsplash import (
     _PHOTO_ID,
     UnsplashPhoto,
@@ -61,7 +62,7 @@ USER_AGENT = "zeroshot-vision (Unsplash Lite downloader)"
 MAX_PHOTO_BYTES = 64 * 2**20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     """How hard to try before a photo counts as failed.
 
@@ -86,7 +87,7 @@ class RetryPolicy:
         return base * random.uniform(0.5, 1.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DownloadFailure:
     """A photo that could not be fetched, after its retries.
 
@@ -101,7 +102,7 @@ class DownloadFailure:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DownloadOutcome:
     """What happened to one photo; passed to the progress callback.
 
@@ -116,7 +117,7 @@ class DownloadOutcome:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DownloadReport:
     """What :func:`download_photos` did.
 
@@ -360,7 +361,7 @@ def read_failures(out_dir: str | os.PathLike[str]) -> list[DownloadFailure]:
         return []
     with path.open(encoding="utf-8", newline="") as handle:
         return [
-            DownloadFailure(row["photo_id"], row["url"], row["reason"])
+            DownloadFailure(photo_id=row["photo_id"], url=row["url"], reason=row["reason"])
             for row in csv.DictReader(handle, delimiter="\t")
             if row.get("photo_id")
         ]
@@ -456,10 +457,9 @@ def download_photos(
         if progress is not None:
             progress(outcome)
 
-    def settle(done: Iterable[Future[int]], urls: dict[Future[int], tuple[str, str]]) -> None:
+    def settle(done: Iterable[tuple[tuple[str, str], Future[int]]]) -> None:
         nonlocal downloaded, written
-        for future in done:
-            photo_id, url = urls.pop(future)
+        for (photo_id, url), future in done:
             try:
                 written += future.result()
             except Exception as exc:  # one photo must never end the run
@@ -470,15 +470,17 @@ def download_photos(
                     detail = str(exc).strip().splitlines()
                     reason = type(exc).__name__ + (f": {detail[0]}" if detail else "")
                     logger.warning("failed %s (%s): %s", photo_id, url, reason, exc_info=exc)
-                failures.append(DownloadFailure(photo_id, url, reason))
-                report(DownloadOutcome(photo_id, "failed", reason))
+                failures.append(DownloadFailure(photo_id=photo_id, url=url, reason=reason))
+                report(DownloadOutcome(photo_id=photo_id, status="failed", reason=reason))
             else:
                 downloaded += 1
-                report(DownloadOutcome(photo_id, "downloaded"))
+                report(DownloadOutcome(photo_id=photo_id, status="downloaded"))
 
     stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zsv-download")
-    in_flight: dict[Future[int], tuple[str, str]] = {}
+    # Bound the queue so memory stays flat however many photos there are.
+    pool: BoundedPool[tuple[str, str], int] = BoundedPool(
+        workers, limit=2 * workers, name="zsv-download"
+    )
     try:
         for photo in photos:
             if photo.photo_id in attempted:
@@ -492,29 +494,27 @@ def download_photos(
             else:
                 problem = None if _PHOTO_ID.match(photo.photo_id) else "invalid photo id"
             if problem is not None:
-                failures.append(DownloadFailure(photo.photo_id, url, problem))
-                report(DownloadOutcome(photo.photo_id, "failed", problem))
+                failures.append(DownloadFailure(photo_id=photo.photo_id, url=url, reason=problem))
+                report(DownloadOutcome(photo_id=photo.photo_id, status="failed", reason=problem))
                 continue
             target = folder / f"{photo.photo_id}.jpg"
             if target.exists():
                 skipped += 1
-                report(DownloadOutcome(photo.photo_id, "skipped"))
+                report(DownloadOutcome(photo_id=photo.photo_id, status="skipped"))
                 continue
-            future = pool.submit(_fetch, http, photo.photo_id, url, target, policy, stop, timeout)
-            in_flight[future] = (photo.photo_id, url)
-            # Bound the queue so memory stays flat however many photos there are.
-            if len(in_flight) >= 2 * workers:
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                settle(done, in_flight)
-        while in_flight:
-            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-            settle(done, in_flight)
+            if pool.full:
+                settle(pool.wait_any())
+            args = (http, photo.photo_id, url, target, policy, stop, timeout)
+            pool.submit((photo.photo_id, url), _fetch, *args)
+        while len(pool):
+            settle(pool.wait_any())
     finally:
         stop.set()  # on an interrupt, requests in flight end without further retries
-        pool.shutdown(wait=not in_flight, cancel_futures=True)
-        if own_client and not in_flight:
+        unfinished = pool.keys()
+        pool.shutdown(wait=not unfinished, cancel_futures=True)
+        if own_client and not unfinished:
             http.close()
-        _write_failures(folder, failures, attempted - {pid for pid, _ in in_flight.values()})
+        _write_failures(folder, failures, attempted - {pid for pid, _ in unfinished})
     result = DownloadReport(
         downloaded=downloaded,
         skipped=skipped,

@@ -165,7 +165,7 @@ def _year(timestamp: str | None) -> int | None:
     return int(timestamp[:4])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UnsplashPhoto:
     """One row of the ``photos`` table, with the fields this library uses.
 

@@ -618,7 +618,7 @@ def embed_images(
 def _probabilities(
     encoder: EvalEncoder, cosines: npt.NDArray[np.float32]
 ) -> npt.NDArray[np.float64] | None:
-    from zeroshot_vision.encoder import sigmoid
+    from zeroshot_vision.scoring import sigmoid
 
     return sigmoid(encoder.logits(cosines)) if encoder.calibrated else None
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from zeroshot_vision._checks import positive_int
 from zeroshot_vision._text import is_utf8, short_repr
 from zeroshot_vision.errors import (
     DimensionMismatchError,
@@ -69,6 +70,8 @@ class VectorStore(Protocol):
     * ``commit`` makes writes durable and ``close`` releases resources; an index folder
       (:class:`~zeroshot_vision.index.IndexFolder`) calls them the same way for every
       backend, and new backends join through :func:`~zeroshot_vision.stores.register_store_kind`.
+    * Every store is a context manager: ``with store:`` returns the store itself and
+      closes it on the way out (without committing, as ``close`` does).
     """
 
     @property
@@ -114,7 +117,7 @@ class VectorStore(Protocol):
         ...
 
     # Lifecycle. A backend that subclasses ``VectorStore`` explicitly inherits these
-    # no-op defaults; one that does not must define both (they may do nothing).
+    # defaults; one that does not must define all four (commit and close may do nothing).
 
     def commit(self) -> None:
         """Make every write so far durable.
@@ -132,14 +135,18 @@ class VectorStore(Protocol):
         """
         return None
 
+    def __enter__(self) -> VectorStore:
+        """The store itself."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the store (see :meth:`close`)."""
+        self.close()
+
 
 def check_k(k: object) -> int:
     """Validate a result count and return it as an ``int``."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise InvalidInputError(f"k must be a positive integer, got {k!r}")
-    if k <= 0:
-        raise InvalidInputError(f"k must be a positive integer, got {k}")
-    return int(k)
+    return positive_int(k, "k")
 
 
 def _as_matrix(vectors: npt.ArrayLike, dim: int, *, what: str) -> npt.NDArray[np.float32]:

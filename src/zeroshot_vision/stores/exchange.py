@@ -38,7 +38,7 @@ from zeroshot_vision.errors import DimensionMismatchError, InvalidInputError
 if TYPE_CHECKING:
     from zeroshot_vision.stores.base import VectorStore
 
-__all__ = ["ParquetVectors", "export_index", "export_store", "import_index", "import_store"]
+__all__ = ["ParquetVectors", "export_store", "import_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,52 @@ class ParquetVectors:
             dim=dim,
             model=model if isinstance(model, str) else None,
         )
+
+    def batches(
+        self, dim: int, *, batch_size: int = 1_000, progress: ProgressOption = None
+    ) -> Iterator[tuple[list[str], np.ndarray[Any, Any], list[dict[str, Any] | None]]]:
+        """The file's rows as ``(ids, vectors, metadata)`` batches, checked against ``dim``.
+
+        Raises:
+            DimensionMismatchError: The file's dimension (when it says) or a row's
+                differs from ``dim``; raised before the first batch when the file says.
+            InvalidInputError: A row has no id or vector, or metadata that is not a JSON
+                object.
+        """
+        _, pq = _pyarrow()
+        size = positive_int(batch_size, "batch_size")
+        if self.dim is not None and self.dim != dim:
+            raise DimensionMismatchError(
+                f"{self.path} holds {self.dim}-d vectors, but the index holds {dim}-d vectors "
+                "(made by another model?)",
+                expected=dim,
+                actual=self.dim,
+            )
+        return self._batches(pq.ParquetFile(self.path), dim, size, progress)
+
+    def _batches(
+        self, parquet: Any, dim: int, size: int, progress: ProgressOption
+    ) -> Iterator[tuple[list[str], np.ndarray[Any, Any], list[dict[str, Any] | None]]]:
+        columns = [c for c in ("id", "vector", "metadata") if c in parquet.schema_arrow.names]
+        row = 0
+        with Tracker(progress, task="import", total=self.rows, unit="vec") as tracker:
+            for batch in parquet.iter_batches(batch_size=size, columns=columns):
+                ids: list[str] = batch.column("id").to_pylist()
+                vectors = _matrix(batch.column("vector"), dim, self.path, row)
+                metadata: list[dict[str, Any] | None] = (
+                    [
+                        _metadata(value, self.path, row + i)
+                        for i, value in enumerate(batch.column("metadata").to_pylist())
+                    ]
+                    if "metadata" in columns
+                    else [None] * len(ids)
+                )
+                for i, item in enumerate(ids):
+                    if not isinstance(item, str) or not item:
+                        raise InvalidInputError(f"{self.path}: row {row + i} has no id")
+                yield ids, vectors, metadata
+                row += len(ids)
+                tracker.advance(len(ids))
 
 
 def export_store(
@@ -218,48 +264,12 @@ def import_store(
             NaN, metadata that is not a JSON object); earlier batches are imported.
     """
     imported = 0
-    for ids, vectors, metadata in _read_batches(path, store.dim, batch_size, progress):
+    batches = ParquetVectors.open(path).batches(store.dim, batch_size=batch_size, progress=progress)
+    for ids, vectors, metadata in batches:
         store.upsert(ids, vectors, metadata)
         imported += len(ids)
     logger.info("imported %d records from %s", imported, path)
     return imported
-
-
-def _read_batches(
-    path: PathLike, dim: int, batch_size: int, progress: ProgressOption
-) -> Iterator[tuple[list[str], np.ndarray[Any, Any], list[dict[str, Any] | None]]]:
-    """The file's rows as ``(ids, vectors, metadata)`` batches, checked against ``dim``."""
-    _, pq = _pyarrow()
-    size = positive_int(batch_size, "batch_size")
-    info = ParquetVectors.open(path)
-    if info.dim is not None and info.dim != dim:
-        raise DimensionMismatchError(
-            f"{info.path} holds {info.dim}-d vectors, but the index holds {dim}-d vectors "
-            "(made by another model?)",
-            expected=dim,
-            actual=info.dim,
-        )
-    parquet = pq.ParquetFile(info.path)
-    columns = [c for c in ("id", "vector", "metadata") if c in parquet.schema_arrow.names]
-    row = 0
-    with Tracker(progress, task="import", total=info.rows, unit="vec") as tracker:
-        for batch in parquet.iter_batches(batch_size=size, columns=columns):
-            ids: list[str] = batch.column("id").to_pylist()
-            vectors = _matrix(batch.column("vector"), dim, info.path, row)
-            metadata: list[dict[str, Any] | None] = (
-                [
-                    _metadata(value, info.path, row + i)
-                    for i, value in enumerate(batch.column("metadata").to_pylist())
-                ]
-                if "metadata" in columns
-                else [None] * len(ids)
-            )
-            for i, item in enumerate(ids):
-                if not isinstance(item, str) or not item:
-                    raise InvalidInputError(f"{info.path}: row {row + i} has no id")
-            yield ids, vectors, metadata
-            row += len(ids)
-            tracker.advance(len(ids))
 
 
 def _matrix(column: Any, dim: int, path: Path, row: int) -> np.ndarray[Any, Any]:
@@ -291,87 +301,3 @@ def _metadata(value: Any, path: Path, row: int) -> dict[str, Any] | None:
         if parsed is None or isinstance(parsed, dict):
             return parsed
     raise InvalidInputError(f"{path}: row {row}'s metadata is not a JSON object")
-
-
-def export_index(
-    index: PathLike,
-    path: PathLike,
-    *,
-    batch_size: int = 1_000,
-    progress: ProgressOption = None,
-) -> int:
-    """:func:`export_store` for an index folder, recording its model in the file."""
-    from zeroshot_vision.index import IndexFolder
-
-    folder = IndexFolder.open(index)
-    store = folder.open_store()
-    try:
-        return export_store(
-            store, path, model=folder.manifest.model, batch_size=batch_size, progress=progress
-        )
-    finally:
-        store.close()
-
-
-def import_index(
-    path: PathLike,
-    index: PathLike,
-    *,
-    model: str | None = None,
-    batch_size: int = 1_000,
-    progress: ProgressOption = None,
-) -> int:
-    """:func:`import_store` into an index folder, creating it (FAISS) if needed.
-
-    A new folder records ``model``, else the model the file names, else the default
-    model (``$ZSV_MODEL``): the model that made the vectors, so that text queries are
-    embedded by the same one. No model is loaded. As for indexing, ids are recorded as
-    pending before they reach the store and as indexed after it commits, so an
-    interrupted import leaves a folder that opens.
-
-    Raises:
-        DimensionMismatchError: The file's dimension differs from the folder's.
-        InvalidInputError: See :func:`import_store`; or the folder holds other files.
-        IndexLockedError: Another process is writing to the folder.
-    """
-    from zeroshot_vision._checks import default_model
-    from zeroshot_vision.index import FileEntry, IndexFolder
-
-    info = ParquetVectors.open(path)
-    if IndexFolder.exists(index):
-        folder = IndexFolder.open(index)
-    else:
-        if info.dim is None:
-            raise InvalidInputError(
-                f"{info.path} does not say its dimension (a variable-length vector "
-                "column); create the index first (zsv index) or write fixed-size lists"
-            )
-        folder = IndexFolder.create(
-            index, model=model or info.model or default_model(), dim=info.dim
-        )
-    folder.lock()
-    store = folder.open_store()
-    try:
-        imported: list[FileEntry] = []
-        for ids, vectors, metadata in _read_batches(
-            info.path, folder.manifest.dim, batch_size, progress
-        ):
-            entries = [
-                FileEntry(id=item, path=_path_of(meta), status="indexed")
-                for item, meta in zip(ids, metadata)
-            ]
-            folder.state().write(FileEntry(id=e.id, path=e.path, status="pending") for e in entries)
-            store.upsert(ids, vectors, metadata)
-            imported.extend(entries)
-        store.commit()
-        folder.state().write(imported)
-    finally:
-        store.close()
-        folder.unlock()
-    logger.info("imported %d records from %s into %s", len(imported), info.path, folder.path)
-    return len(imported)
-
-
-def _path_of(metadata: dict[str, Any] | None) -> str | None:
-    path = (metadata or {}).get("path")
-    return path if isinstance(path, str) and path else None

@@ -9,14 +9,9 @@ a million. For large collections, ``index="hnsw"`` (``IndexHNSWFlat``) and
 the index in plain dicts. Filters are evaluated against the metadata and handed to FAISS
 as an ID selector, so a filtered query returns the top k among matching records.
 
-On disk a store is a folder::
-
-    store.json              # the manifest: format, dim, count, the live generation, its deltas
-    index-<gen>.faiss       # FAISS index (serialized with faiss.serialize_index)
-    records-<gen>.json      # ids, FAISS ids and metadata of the live records
-    delta-<gen>-<n>.json    # changes since the generation was written: upserts and deletes
-    delta-<gen>-<n>.f32     # the upserted vectors, raw little-endian float32
-
+On disk a store is a folder of generations and deltas under a manifest, ``store.json``
+(the format, its files and its writing and reading live in
+:mod:`zeroshot_vision.stores._faiss_files`).
 ``save`` writes new files beside the old ones and then swaps ``store.json`` with an
 atomic rename, so a crash at any point leaves the previous version loadable. The files of
 the generation before the live one are kept until the next generation is written, so a
@@ -35,10 +30,8 @@ holds a lock for this; threads of one process sharing a store are serialized by 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -48,14 +41,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from zeroshot_vision._files import folder_size, fsync_dir, remove_temp_files, write_atomic
+from zeroshot_vision._checks import positive_int
+from zeroshot_vision._files import folder_size, remove_temp_files
 from zeroshot_vision._optional import require
 from zeroshot_vision.errors import (
     DimensionMismatchError,
-    IndexNotFoundError,
     InvalidInputError,
     StoreError,
 )
+from zeroshot_vision.stores import _faiss_files as files
+from zeroshot_vision.stores._faiss_files import FORMAT as FORMAT  # re-exported, as before
+from zeroshot_vision.stores._faiss_files import FORMAT_VERSION as FORMAT_VERSION
+from zeroshot_vision.stores._faiss_files import MANIFEST as MANIFEST
+from zeroshot_vision.stores._faiss_files import MAX_DELTAS as MAX_DELTAS
+from zeroshot_vision.stores._faiss_files import StoreShape
 from zeroshot_vision.stores.base import check_ids, prepare_query, prepare_upsert
 from zeroshot_vision.stores.filters import compile_filter
 from zeroshot_vision.types import Hit, Metadata, Record
@@ -66,18 +65,6 @@ if TYPE_CHECKING:
 __all__ = ["FaissStore", "IdSnapshot"]
 
 logger = logging.getLogger(__name__)
-
-FORMAT = "zeroshot-vision/faiss-store"
-FORMAT_VERSION = 3
-"""Version 3 adds HNSW stores (``index_type``, ``ef_search``, tombstones in the index)."""
-MANIFEST = "store.json"
-MAX_DELTAS = 64
-"""Saves that write only a delta before the next one rewrites the whole store."""
-_GENERATION_FILE = re.compile(
-    r"^(?:(?:index|records)-(\d+)\.(?:faiss|json)|delta-(\d+)-\d+\.(?:json|f32))$"
-)
-_LOAD_ATTEMPTS = 5
-"""How often ``load`` re-reads a manifest whose files were replaced while it read them."""
 
 INDEX_TYPES = ("flat", "hnsw", "hnsw-sq8")
 """The ``index`` a :class:`FaissStore` can be built with."""
@@ -200,8 +187,7 @@ class FaissStore:
     def __init__(
         self, dim: int, *, index: str = "flat", ef_search: int = DEFAULT_EF_SEARCH
     ) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
-            raise InvalidInputError(f"dim must be a positive integer, got {dim!r}")
+        dim = positive_int(dim, "dim")
         if index not in INDEX_TYPES:
             raise InvalidInputError(f"index must be one of {', '.join(INDEX_TYPES)}, got {index!r}")
         self._dim = dim
@@ -616,7 +602,7 @@ class FaissStore:
             StoreError: The saved files are damaged.
         """
         folder = Path(path)
-        if (folder / MANIFEST).exists():
+        if files.has_store(folder):
             store = cls.load(folder)
             if store.dim != dim:
                 raise DimensionMismatchError(
@@ -650,7 +636,17 @@ class FaissStore:
             self.save(self._home)
 
     def close(self) -> None:
-        """Nothing to release: a FaissStore holds no files open. Does not commit."""
+        """Nothing to release: a FaissStore holds no files open. Does not commit.
+
+        A closed store stays usable; ``with FaissStore.open(...) as store:`` reads as a
+        PineconeStore's does.
+        """
+
+    def __enter__(self) -> FaissStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the store to the folder ``path``, atomically.
@@ -670,7 +666,7 @@ class FaissStore:
             removed = remove_temp_files(folder)
             if removed:
                 logger.info("removed %d temp files of interrupted saves from %s", removed, folder)
-            previous = _read_manifest(folder) if (folder / MANIFEST).exists() else None
+            previous = files.read_manifest(folder) if files.has_store(folder) else None
             if previous is not None and self._can_save_delta(folder, previous):
                 if self._changed:  # nothing changed since the last save: nothing to write
                     self._save_delta(folder, previous)
@@ -693,76 +689,52 @@ class FaissStore:
         return (
             self._saved == (folder.resolve(), previous["generation"], len(deltas))
             and not self._rewrite
-            and len(deltas) < MAX_DELTAS
+            and len(deltas) < files.MAX_DELTAS
             and len(self._changed) <= max(256, len(self._key_of) // 4)
         )
 
+    def _shape(self) -> StoreShape:
+        return StoreShape(
+            dim=self._dim,
+            index_type=self._type,
+            ef_search=self._ef_search,
+            count=len(self._key_of),
+        )
+
     def _save_generation(self, folder: Path, previous: dict[str, Any] | None) -> None:
-        faiss = _faiss()
-        generation = (previous["generation"] + 1) if previous else 1
-        index_name, records_name = f"index-{generation}.faiss", f"records-{generation}.json"
-        write_atomic(folder / index_name, faiss.serialize_index(self._index).tobytes())
-        records = {
-            "next_key": self._next_key,
-            "records": [[item, key, self._metadata[item]] for item, key in self._key_of.items()],
-        }
-        write_atomic(folder / records_name, json.dumps(records, ensure_ascii=False).encode())
-        self._swap_manifest(folder, generation, index_name, records_name, [])
-        # Keep the generation just replaced (and its deltas): a reader in another process
-        # may have read the old manifest and not yet its files. Older ones can go, as can
-        # leftovers of saves that crashed before their swap.
-        keep = {generation, previous["generation"] if previous else generation}
-        for stale in folder.iterdir():
-            found = _GENERATION_FILE.match(stale.name)
-            if found and int(found.group(1) or found.group(2)) not in keep:
-                stale.unlink(missing_ok=True)
+        generation = files.write_generation(
+            folder,
+            previous,
+            index=_faiss().serialize_index(self._index).tobytes(),
+            next_key=self._next_key,
+            records=[[item, key, self._metadata[item]] for item, key in self._key_of.items()],
+            shape=self._shape(),
+        )
+        self._saved = (folder.resolve(), generation, 0)
         logger.debug(
             "saved %d vectors to %s (generation %d)", len(self._key_of), folder, generation
         )
 
     def _save_delta(self, folder: Path, previous: dict[str, Any]) -> None:
-        generation, deltas = previous["generation"], list(previous.get("deltas", []))
-        name = f"delta-{generation}-{len(deltas) + 1}"
         upserts = [item for item, present in self._changed.items() if present]
         deletes = [item for item, present in self._changed.items() if not present]
         keys = [self._key_of[item] for item in upserts]
-        vectors = np.zeros((len(keys), self._dim), dtype="<f4")
+        vectors = np.zeros((len(keys), self._dim), dtype=np.float32)
         for row, key in enumerate(keys):
             vectors[row] = self._index.reconstruct(key)
-        write_atomic(folder / f"{name}.f32", vectors.tobytes())
-        delta = {
-            "next_key": self._next_key,
-            "vectors": f"{name}.f32",
-            "upserts": [[item, key, self._metadata[item]] for item, key in zip(upserts, keys)],
-            "deletes": deletes,
-        }
-        write_atomic(folder / f"{name}.json", json.dumps(delta, ensure_ascii=False).encode())
-        deltas.append(f"{name}.json")
-        self._swap_manifest(folder, generation, previous["index"], previous["records"], deltas)
+        count = files.write_delta(
+            folder,
+            previous,
+            next_key=self._next_key,
+            upserts=[[item, key, self._metadata[item]] for item, key in zip(upserts, keys)],
+            vectors=vectors,
+            deletes=deletes,
+            shape=self._shape(),
+        )
+        self._saved = (folder.resolve(), previous["generation"], count)
         logger.debug(
             "saved a delta of %d upserts and %d deletes to %s", len(upserts), len(deletes), folder
         )
-
-    def _swap_manifest(
-        self, folder: Path, generation: int, index: str, records: str, deltas: list[str]
-    ) -> None:
-        manifest = {
-            "format": FORMAT,
-            # Readers of version 2 know flat stores only: keep writing those as version 2.
-            "version": 2 if self._type == "flat" else FORMAT_VERSION,
-            "dim": self._dim,
-            "index_type": self._type,
-            "ef_search": self._ef_search,
-            "count": len(self._key_of),
-            "generation": generation,
-            "index": index,
-            "records": records,
-            "deltas": deltas,
-        }
-        fsync_dir(folder)
-        write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
-        fsync_dir(folder)
-        self._saved = (folder.resolve(), generation, len(deltas))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FaissStore:
@@ -777,32 +749,16 @@ class FaissStore:
             StoreError: If the files are damaged or inconsistent.
         """
         folder = Path(path)
-        for _ in range(_LOAD_ATTEMPTS):
-            if not (folder / MANIFEST).is_file():
-                raise IndexNotFoundError(f"no FaissStore at {folder} (missing {MANIFEST})")
-            manifest = _read_manifest(folder)
-            try:
-                return cls._load(folder, manifest)
-            except _FileVanishedError as exc:
-                if _read_manifest(folder) == manifest:  # not replaced: missing for good
-                    raise StoreError(f"cannot load FaissStore from {folder}: {exc}") from exc
-                logger.debug("%s changed while loading it; reading it again", folder)
-        raise StoreError(
-            f"cannot load FaissStore from {folder}: it changed {_LOAD_ATTEMPTS} times "
-            "while being read"
-        )
+        return files.load_retrying(folder, lambda manifest: cls._load(folder, manifest))
 
     @classmethod
     def _load(cls, folder: Path, manifest: dict[str, Any]) -> FaissStore:
         faiss = _faiss()
         deltas = manifest.get("deltas", [])
+        raw, records = files.read_generation(folder, manifest)
         try:
-            raw = np.frombuffer((folder / manifest["index"]).read_bytes(), dtype=np.uint8)
             index = faiss.deserialize_index(raw)
-            records = json.loads((folder / manifest["records"]).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise _FileVanishedError(str(exc)) from exc
-        except (OSError, RuntimeError, ValueError) as exc:
+        except (RuntimeError, ValueError) as exc:
             raise StoreError(f"cannot load FaissStore from {folder}: {exc}") from exc
         index_type = manifest.get("index_type", "flat")  # version 2 wrote flat stores only
         if index_type not in INDEX_TYPES:
@@ -846,35 +802,20 @@ class FaissStore:
         return store
 
     def _apply_delta(self, folder: Path, name: str) -> None:
-        try:
-            delta = json.loads((folder / name).read_text(encoding="utf-8"))
-            raw = (folder / delta["vectors"]).read_bytes()
-        except FileNotFoundError as exc:
-            raise _FileVanishedError(str(exc)) from exc
-        except (OSError, ValueError, KeyError) as exc:
-            raise StoreError(f"cannot load FaissStore delta {folder / name}: {exc}") from exc
-        upserts = delta["upserts"]
-        if len(raw) != len(upserts) * self._dim * 4:
-            raise StoreError(
-                f"FaissStore delta {folder / name} is damaged: {len(raw)} bytes of vectors "
-                f"for {len(upserts)} records of dim {self._dim}"
-            )
-        self._drop(delta["deletes"])
-        if upserts:
-            matrix = np.frombuffer(raw, dtype="<f4").reshape(len(upserts), self._dim)
+        delta = files.read_delta(folder, name, self._dim)
+        self._drop(delta.deletes)
+        if delta.upserts:
             self._put(
-                [item for item, _, _ in upserts],
-                [int(key) for _, key, _ in upserts],
-                np.ascontiguousarray(matrix, dtype=np.float32),
-                [meta for _, _, meta in upserts],
+                [item for item, _, _ in delta.upserts],
+                [int(key) for _, key, _ in delta.upserts],
+                delta.vectors,
+                [meta for _, _, meta in delta.upserts],
             )
-        self._next_key = max(self._next_key, int(delta["next_key"]))
+        self._next_key = max(self._next_key, delta.next_key)
 
 
 def _check_ef_search(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InvalidInputError(f"ef_search must be a positive integer, got {value!r}")
-    return int(value)
+    return positive_int(value, "ef_search")
 
 
 def _learn_range(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -897,24 +838,6 @@ def _found(
     """FAISS's results without the -1 keys it pads them with when it found fewer."""
     kept = keys >= 0
     return [float(s) for s in scores[kept]], [int(i) for i in keys[kept]]
-
-
-class _FileVanishedError(Exception):
-    """A file named by the manifest is missing: replaced by a newer save, or lost."""
-
-
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    try:
-        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {folder / MANIFEST}: {exc}") from exc
-    if manifest.get("format") != FORMAT:
-        raise StoreError(f"{folder / MANIFEST} is not a FaissStore manifest")
-    if manifest.get("version", 0) > FORMAT_VERSION:
-        raise StoreError(
-            f"{folder} was written by a newer zeroshot-vision (format {manifest['version']})"
-        )
-    return manifest
 
 
 class IdSnapshot(Iterator[str]):

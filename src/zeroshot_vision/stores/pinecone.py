@@ -47,13 +47,15 @@ import os
 import traceback
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from zeroshot_vision._checks import positive_int
 from zeroshot_vision._optional import require
+from zeroshot_vision._pool import BoundedPool
 from zeroshot_vision.errors import (
     InvalidInputError,
     InvalidMetadataError,
@@ -165,14 +167,7 @@ class PineconeStore:
     ) -> None:
         if not isinstance(namespace, str):
             raise InvalidInputError(f"namespace must be a string, got {namespace!r}")
-        if (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or max_concurrency <= 0
-        ):
-            raise InvalidInputError(
-                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
-            )
+        max_concurrency = positive_int(max_concurrency, "max_concurrency")
         self._index = index
         self._owns_index = False
         self._namespace = namespace
@@ -182,9 +177,7 @@ class PineconeStore:
         if dim is None:
             self._dim = self._dim_from_stats()
         else:
-            if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
-                raise InvalidInputError(f"dim must be a positive integer, got {dim!r}")
-            self._dim = dim
+            self._dim = positive_int(dim, "dim")
 
     @classmethod
     def connect(
@@ -468,32 +461,30 @@ class PineconeStore:
         written: list[str] = []
         failures: list[tuple[list[str], BaseException]] = []
         sent: set[str] = set()
-        pending: dict[Future[None], list[str]] = {}
 
-        def collect(done: Iterable[Future[None]]) -> None:
-            for future in done:
-                batch_ids = pending.pop(future)
+        def collect(done: Iterable[tuple[list[str], Future[None]]]) -> None:
+            for batch_ids, future in done:
                 error = future.exception()
                 if error is None:
                     written.extend(batch_ids)
                 else:
                     failures.append((batch_ids, error))
 
-        with ThreadPoolExecutor(
-            max_workers=self._max_concurrency, thread_name_prefix="pinecone-upsert"
-        ) as pool:
+        pool: BoundedPool[list[str], None] = BoundedPool(
+            self._max_concurrency, name="pinecone-upsert"
+        )
+        with pool:
             for batch in batches:
                 if failures:
                     break
-                if len(pending) >= self._max_concurrency:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    collect(done)
+                if pool.full:
+                    collect(pool.wait_any())
                     if failures:
                         break
                 batch_ids = [record["id"] for record in batch]
                 sent.update(batch_ids)
-                pending[pool.submit(self._upsert_batch, batch)] = batch_ids
-            collect(wait(pending).done)
+                pool.submit(batch_ids, self._upsert_batch, batch)
+            collect(pool.wait_all())
 
         if failures:
             stored = set(written)
@@ -754,9 +745,7 @@ def create_pinecone_index(
     """
     if (dim is None) == (encoder is None):
         raise InvalidInputError("give exactly one of dim= and encoder=")
-    dimension = int(encoder.dim) if encoder is not None else dim
-    if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension <= 0:
-        raise InvalidInputError(f"dim must be a positive integer, got {dimension!r}")
+    dimension = positive_int(encoder.dim if encoder is not None else dim, "dim")
     key = api_key or os.environ.get(_API_KEY_ENV, "")
     if not key:
         raise InvalidInputError(

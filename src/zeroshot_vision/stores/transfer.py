@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
 
 import numpy as np
 
+from zeroshot_vision._checks import batched, positive_int
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     InvalidInputError,
@@ -77,8 +77,7 @@ def copy_store(
             record copied so far and ``failed_ids`` the rest (those of the failed batch
             and those not yet reached), so a caller can resume with just those.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "batch_size")
     if source.dim != target.dim:
         raise DimensionMismatchError(
             f"cannot copy a store of dimension {source.dim} into one of dimension {target.dim}",
@@ -89,7 +88,7 @@ def copy_store(
         raise InvalidInputError("ids must be a sequence of strings, not one string")
     wanted = source.ids() if ids is None else iter(list(dict.fromkeys(ids)))
     copied: list[str] = []
-    for chunk in _chunks(wanted, batch_size):
+    for chunk in batched(wanted, batch_size):
         records = source.fetch(chunk)
         # An id listed but deleted before the fetch is simply gone.
         present = [item for item in chunk if item in records]
@@ -113,11 +112,6 @@ def copy_store(
         logger.debug("copied %d records so far", len(copied))
     logger.info("copied %d records from %r to %r", len(copied), source, target)
     return len(copied)
-
-
-def _chunks(items: Iterator[str], size: int) -> Iterator[list[str]]:
-    while chunk := list(islice(items, size)):
-        yield chunk
 
 
 def _drain(ids: Iterator[str]) -> list[str]:

@@ -174,6 +174,23 @@ class VectorStoreContract:
         store.close()
         store.close()  # closing twice is harmless
 
+    def test_store_is_a_context_manager_that_closes(self, store: VectorStore) -> None:
+        store.upsert(["a"], _rng_vectors(13, 1, self.DIM), None)
+        store.commit()
+        closed: list[bool] = []
+        real_close = store.close
+
+        def close() -> None:
+            closed.append(True)
+            real_close()
+
+        store.close = close  # type: ignore[method-assign]
+        with store as entered:
+            assert entered is store
+            assert list(entered.ids()) == ["a"]
+            assert not closed
+        assert closed, "leaving the with block must close the store"
+
     def test_committed_writes_survive_reopening(
         self, open_durable: Callable[[], VectorStore]
     ) -> None:

@@ -86,7 +86,7 @@ _DEFAULT_NAMESPACE_LABEL = "__default__"
 _MAX_READ_BYTES = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RecordedRequest:
     """One request the server answered.
 

@@ -26,7 +26,7 @@ from zeroshot_vision import (
     InvalidInputError,
     SearchEngine,
 )
-from zeroshot_vision._scan import scan_source
+from zeroshot_vision.index.scan import scan_source
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.types import FolderReport, IndexProgress
 

@@ -26,9 +26,16 @@ import torch
 from PIL import Image
 
 from zeroshot_vision import Encoder, ImageDecodeError, InvalidInputError
-from zeroshot_vision._feed import DecoderPool, JpegData, PixelFeed, _device_jpeg, prepare
-from zeroshot_vision._pixels import PixelSpec, apply_orientation, resize_on_device, resize_with_pil
 from zeroshot_vision.images import load_image
+from zeroshot_vision.images.feed import PixelFeed, prepare
+from zeroshot_vision.images.jpeg import JpegData, device_jpeg
+from zeroshot_vision.images.pixels import (
+    PixelSpec,
+    apply_orientation,
+    resize_on_device,
+    resize_with_pil,
+)
+from zeroshot_vision.images.pool import DecoderPool
 
 HAS_FORK = sys.platform.startswith("linux")  # decoding processes are Linux-only
 
@@ -159,7 +166,7 @@ def test_a_crashing_decoder_fails_only_its_image(
     tiny_model_dir, photo_paths, tmp_path, monkeypatch, caplog
 ) -> None:
     # Forked workers inherit the patched function, so one file kills its worker.
-    monkeypatch.setattr("zeroshot_vision._feed.load_image", _crash_on_poison)
+    monkeypatch.setattr("zeroshot_vision.images.feed.load_image", _crash_on_poison)
     poison = tmp_path / "poison.png"
     poison.write_bytes(photo_paths[0].read_bytes())
     encoder = Encoder.from_pretrained(
@@ -255,20 +262,20 @@ def test_an_error_in_the_callers_iterable_reaches_the_caller(tiny_encoder, photo
 
 
 def test_jpegs_the_device_may_decode(jpegs, tmp_path) -> None:
-    plain = _device_jpeg(jpegs["plain"], None)
+    plain = device_jpeg(jpegs["plain"], None)
     assert isinstance(plain, JpegData) and plain.orientation == 1
-    assert _device_jpeg(jpegs["rotated"], None).orientation == 6
-    assert _device_jpeg(jpegs["gray"], None) is not None
-    assert _device_jpeg(jpegs["plain"].read_bytes(), None) is not None
-    assert _device_jpeg(jpegs["plain"], 100) is None  # over the pixel limit
+    assert device_jpeg(jpegs["rotated"], None).orientation == 6
+    assert device_jpeg(jpegs["gray"], None) is not None
+    assert device_jpeg(jpegs["plain"].read_bytes(), None) is not None
+    assert device_jpeg(jpegs["plain"], 100) is None  # over the pixel limit
     for kept_on_cpu in ("cmyk", "truncated"):
-        assert _device_jpeg(jpegs[kept_on_cpu], None) is None, kept_on_cpu
+        assert device_jpeg(jpegs[kept_on_cpu], None) is None, kept_on_cpu
     huge = tmp_path / "huge.jpg"  # a small JPEG header, then a gigabyte of nothing
     with huge.open("wb") as handle:
         handle.write(jpegs["plain"].read_bytes())
         handle.truncate(1 << 30)
-    assert _device_jpeg(huge, None) is None
-    assert _device_jpeg(b"\x89PNG\r\n\x1a\n", None) is None
+    assert device_jpeg(huge, None) is None
+    assert device_jpeg(b"\x89PNG\r\n\x1a\n", None) is None
     # and in a worker: the checked bytes come back, or the CPU path's pixels or error
     spec = PixelSpec(height=8, width=8, resample=3, table=np.zeros((3, 256), np.float32))
     assert isinstance(prepare(jpegs["plain"], spec, jpeg_for_device=True), JpegData)
@@ -370,6 +377,7 @@ def test_the_device_route_with_a_stand_in_decoder(
 # -- compilation --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 12-30 s: torch.compile
 def test_compiled_encoder_pads_batches_and_agrees(tiny_model_dir, tiny_encoder, photo_paths):
     # torch.compile on the CPU (inductor, C++): about 20 s for the tiny model here.
     compiled = Encoder.from_pretrained(
@@ -392,7 +400,7 @@ def test_gpu_input_path_agrees_with_the_reference_processor(
 ) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    from zeroshot_vision._feed import device_decode_available
+    from zeroshot_vision.images.jpeg import device_decode_available
 
     if not device_decode_available(torch.device("cuda")):
         pytest.skip("needs torchvision with nvJPEG")

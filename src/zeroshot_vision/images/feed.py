@@ -16,6 +16,9 @@ tensors on the model's device. Work is split so that the model never waits:
 * A **bounded queue** (two batches) and a bounded number of batches being decoded keep
   memory flat whatever the number of images.
 
+The processes are the encoder's :class:`~zeroshot_vision.images.pool.DecoderPool`; the
+GPU's JPEG checks and decoding live in :mod:`zeroshot_vision.images.jpeg`.
+
 Whatever goes wrong with one image, even a crashed decoder process, is that image's
 :class:`~zeroshot_vision.errors.ImageLoadError`, never the batch's.
 """
@@ -23,89 +26,37 @@ Whatever goes wrong with one image, even a crashed decoder process, is that imag
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
-import multiprocessing
 import os
 import queue
-import signal
-import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sized
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from zeroshot_vision._checks import batched
-from zeroshot_vision._pixels import (
-    PixelSpec,
-    apply_orientation,
-    resize_many_on_device,
-    resize_with_pil,
-)
 from zeroshot_vision.errors import ImageDecodeError, ImageLoadError
-from zeroshot_vision.images import DEFAULT_MAX_PIXELS, _reason, describe_source, load_image
+from zeroshot_vision.images.jpeg import JpegData, decode_on_device, device_jpeg, looks_like_jpeg
+from zeroshot_vision.images.loading import DEFAULT_MAX_PIXELS, _reason, describe_source, load_image
+from zeroshot_vision.images.pixels import PixelSpec, resize_with_pil
+from zeroshot_vision.images.pool import DecoderPool
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = [
-    "DecoderPool",
-    "FeedBatch",
-    "JpegData",
-    "PixelFeed",
-    "default_workers",
-    "device_decode_available",
-]
+__all__ = ["FeedBatch", "PixelFeed", "prepare"]
 
 logger = logging.getLogger(__name__)
 
-MAX_WORKERS = 16
-"""Most decoding processes started by default (16 kept an H100 fed in measurements)."""
-
-_ORPHAN_CHECK_SECONDS = 0.2
-_ORIENTATION_TAG = 0x0112
-_DEVICE_JPEG_MODES = frozenset({"RGB", "L"})
-_JPEG_SUFFIXES = (".jpg", ".jpeg", ".jfif")
-_JPEG_MAGIC = b"\xff\xd8\xff"
-# A JPEG file far larger than its raw pixels is not an ordinary photo: the CPU path reads
-# it, from the open file, without loading it whole.
-_JPEG_BYTES_PER_PIXEL = 4
-_JPEG_SLACK_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class JpegData:
-    """A checked JPEG, for the GPU decoder: its bytes and its EXIF orientation (1-8)."""
-
-    data: bytearray
-    orientation: int
-
 
 Prepared: TypeAlias = npt.NDArray[np.uint8] | JpegData | ImageLoadError
-
-
-def default_workers() -> int:
-    """Decoding processes for this machine: one per core, at most :data:`MAX_WORKERS`."""
-    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
-
-
-def device_decode_available(device: torch.device) -> bool:
-    """Whether JPEGs can be decoded on ``device``: CUDA, with torchvision installed."""
-    if device.type != "cuda":
-        return False
-    try:
-        from torchvision.io import decode_jpeg  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
-    except Exception:  # noqa: BLE001 - a broken torchvision just means "no"
-        return False
-    return True
+"""What a decoding process hands back for one source."""
 
 
 def prepare(
@@ -122,7 +73,7 @@ def prepare(
     """
     try:
         if jpeg_for_device:
-            found = _device_jpeg(source, max_pixels)
+            found = device_jpeg(source, max_pixels)
             if found is not None:
                 return found
         image = load_image(source, max_pixels=max_pixels, draft_size=draft_size)
@@ -133,73 +84,7 @@ def prepare(
         return ImageDecodeError(describe_source(source), _reason(exc))
 
 
-def _looks_like_jpeg(source: Any) -> bool:
-    if isinstance(source, (bytes, bytearray)):
-        return bytes(source[:3]) == _JPEG_MAGIC
-    return Path(source).suffix.lower() in _JPEG_SUFFIXES
-
-
-def _device_jpeg(source: Any, max_pixels: int | None) -> JpegData | None:
-    """A JPEG the GPU can decode exactly as Pillow would, else None (the CPU path takes it).
-
-    Checked here, on a reader thread, from one read of the header: an RGB or gray
-    baseline/progressive JPEG (not CMYK, not a multi-picture file), within the pixel
-    limit, of an ordinary size for its pixels (a file is read whole only then), and
-    complete (ending in the EOI marker; a truncated file keeps the CPU path and its error).
-    """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytearray(source)
-        if not data.startswith(_JPEG_MAGIC):
-            return None
-        orientation = _device_jpeg_header(io.BytesIO(data), max_pixels, file_size=None)
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.suffix.lower() not in _JPEG_SUFFIXES or not path.is_file():
-            return None
-        with path.open("rb") as handle:
-            if handle.read(3) != _JPEG_MAGIC:
-                return None
-            handle.seek(0)
-            file_size = os.fstat(handle.fileno()).st_size
-            orientation = _device_jpeg_header(handle, max_pixels, file_size=file_size)
-            if orientation is None:
-                return None
-            handle.seek(0)
-            data = bytearray(handle.read())
-    else:
-        return None
-    if orientation is None or not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        return None
-    return JpegData(data=data, orientation=orientation)
-
-
-def _device_jpeg_header(
-    stream: Any, max_pixels: int | None, *, file_size: int | None
-) -> int | None:
-    """The EXIF orientation (1-8) of a JPEG the GPU may decode, from its header; else None."""
-    from PIL import Image
-
-    with Image.open(stream) as image:
-        width, height = image.size
-        if (
-            image.format != "JPEG"
-            or image.mode not in _DEVICE_JPEG_MODES
-            or width * height == 0
-            or (max_pixels is not None and width * height > max_pixels)
-            or (
-                file_size is not None
-                and file_size > _JPEG_BYTES_PER_PIXEL * width * height + _JPEG_SLACK_BYTES
-            )
-        ):
-            return None
-        try:
-            orientation = int(image.getexif().get(_ORIENTATION_TAG, 1))
-        except Exception:  # noqa: BLE001 - the CPU path logs and ignores broken EXIF
-            return None
-    return orientation if 1 <= orientation <= 8 else 1
-
-
-@dataclass
+@dataclass(kw_only=True)
 class FeedBatch:
     """One batch of a :class:`PixelFeed`.
 
@@ -231,7 +116,7 @@ class PixelFeed:
         spec: The processor's :class:`PixelSpec`.
         batch_size: Images per batch.
         device: The model's device.
-        table: The spec's :meth:`~zeroshot_vision._pixels.PixelSpec.device_table` on
+        table: The spec's :meth:`~zeroshot_vision.images.pixels.PixelSpec.device_table` on
             ``device``, in the model's input dtype.
         pool: The encoder's :class:`DecoderPool`; ``None`` (and any input of at most
             one batch) decodes on a few threads of this process instead.
@@ -299,8 +184,11 @@ class PixelFeed:
         self.close()
 
     def __iter__(self) -> Iterator[FeedBatch]:
-        while True:
-            item = self._queue.get()
+        while not self._stop.is_set():  # closed, perhaps from another thread: stop here
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
@@ -359,7 +247,7 @@ class PixelFeed:
                 source = bytes(source)
             # A JPEG for the GPU is only read and checked: threads do that (the reads
             # release the GIL), and its bytes need no trip through a process pipe.
-            on_device = jpeg and self._readers is not None and _looks_like_jpeg(source)
+            on_device = jpeg and self._readers is not None and looks_like_jpeg(source)
             executor = self._readers if on_device and self._readers else self._executor()
             return executor.submit(
                 prepare,
@@ -416,7 +304,7 @@ class PixelFeed:
         jpegs = [i for i, result in enumerate(results) if isinstance(result, JpegData)]
         on_device: dict[int, Any] = {}
         if jpegs:
-            decoded = self._decode_on_device([results[i] for i in jpegs])
+            decoded = decode_on_device([results[i] for i in jpegs], self._spec, self._device)
             for i, pixels in zip(jpegs, decoded):
                 if pixels is None:  # the GPU decoder refused it: the CPU path decides
                     retry = self._submit(chunk[i][1], for_device=False)
@@ -448,94 +336,3 @@ class PixelFeed:
             ready = torch.cuda.Event()
             ready.record(self._stream)
         return FeedBatch(keys=keys, errors=errors, pixels=pixels, ready=ready)
-
-    def _decode_on_device(self, jpegs: list[JpegData]) -> list[torch.Tensor | None]:
-        """Model-size ``(H, W, 3)`` uint8 pixels of each JPEG, or None where nvJPEG fails."""
-        from torchvision.io import (  # type: ignore[import-not-found, unused-ignore]
-            ImageReadMode,
-            decode_jpeg,
-        )
-
-        torch = self._torch
-        datas = [torch.frombuffer(jpeg.data, dtype=torch.uint8) for jpeg in jpegs]
-        try:
-            decoded: list[Any] = decode_jpeg(datas, mode=ImageReadMode.RGB, device=self._device)
-        except RuntimeError as exc:
-            logger.debug("batch JPEG decode failed (%s); decoding one at a time", exc)
-            decoded = []
-            for data in datas:
-                try:
-                    decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=self._device))
-                except RuntimeError:
-                    decoded.append(None)
-        upright = [
-            None if pixels is None else apply_orientation(pixels, jpeg.orientation)
-            for jpeg, pixels in zip(jpegs, decoded)
-        ]
-        return resize_many_on_device(upright, self._spec)
-
-
-class DecoderPool:
-    """Decoding processes kept for an encoder's life, started at first use.
-
-    Forking once, rather than for every call, keeps small calls cheap; a pool whose
-    worker died (a decoder crash, the OOM killer) is replaced at the next use. Processes
-    exist on Linux only (forked: nothing is re-imported, not even the caller's
-    ``__main__``, which ``spawn`` needs and a script without a main guard breaks);
-    elsewhere ``fork`` is unsafe (macOS) or missing (Windows), and images decode on
-    threads.
-
-    Args:
-        workers: Processes to start; 0 means threads.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers if sys.platform.startswith("linux") else 0
-        self._lock = threading.Lock()
-        self._pool: ProcessPoolExecutor | None = None
-
-    def executor(self) -> Executor:
-        """The running pool, started (or replaced, when broken) now."""
-        with self._lock:
-            if self._pool is not None and _is_broken(self._pool):
-                logger.warning("a decoding process died; starting new ones")
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
-            if self._pool is None:
-                pool = ProcessPoolExecutor(
-                    self.workers,
-                    mp_context=multiprocessing.get_context("fork"),
-                    initializer=_worker_setup,
-                    initargs=(os.getpid(),),
-                )
-                pool.submit(int).result()  # with fork, every worker starts at the first submit
-                self._pool = pool
-            return self._pool
-
-    def close(self) -> None:
-        """Stop the processes (a later use starts new ones)."""
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
-
-
-def _worker_setup(parent: int) -> None:
-    """In a decoding process: leave Ctrl-C to the parent, and never outlive it."""
-    # Ctrl-C reaches the whole process group; the parent stops the pool itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def exit_when_orphaned() -> None:
-        # A killed parent (SIGKILL, the OOM killer) must not leave its workers behind,
-        # holding its pipes open. (Linux's PR_SET_PDEATHSIG follows the forking thread,
-        # not the process, and would kill a pool started by a short-lived thread.)
-        while os.getppid() == parent:
-            time.sleep(_ORPHAN_CHECK_SECONDS)
-        os._exit(0)
-
-    threading.Thread(target=exit_when_orphaned, name="zsv-orphan-check", daemon=True).start()
-
-
-def _is_broken(executor: Executor) -> bool:
-    # ProcessPoolExecutor's own flag (set once a worker died); there is no public one.
-    return bool(getattr(executor, "_broken", False))

@@ -321,7 +321,7 @@ def test_any_exception_while_decoding_is_that_images_failure(
 def test_iter_loaded_survives_a_failure_outside_the_decoder(
     monkeypatch: pytest.MonkeyPatch, photo_paths
 ) -> None:
-    import zeroshot_vision.images as images
+    import zeroshot_vision.images.loading as images
 
     real = images.load_image
 

@@ -10,7 +10,8 @@ from tests.helpers import TINY_LOGIT_BIAS, TINY_LOGIT_SCALE
 from transformers import AutoModel, AutoProcessor
 
 from zeroshot_vision import Encoder, ImageLoadError, InvalidInputError, ModelLoadError
-from zeroshot_vision.encoder import TEXT_LENGTH, sigmoid
+from zeroshot_vision.encoder import TEXT_LENGTH
+from zeroshot_vision.scoring import sigmoid
 
 TEXTS = ["a photo of a cat", "An ASTRONAUT in a white space suit", "  coffee  ", "a dog"]
 
@@ -278,15 +279,15 @@ def test_gpu_defaults_and_parity(tiny_model_dir, tiny_encoder, photo_paths) -> N
 
 
 def test_device_choice_on_this_machine(tiny_encoder) -> None:
-    from zeroshot_vision.encoder import _pick_device, _pick_dtype, cpu_has_native_bf16
+    from zeroshot_vision.models import cpu_has_native_bf16, pick_device, pick_dtype
 
     expected = "cuda" if torch.cuda.is_available() else tiny_encoder.device.type
-    assert _pick_device(None).type in (expected, "mps", "cpu")
-    assert _pick_device("cpu").type == "cpu"
+    assert pick_device(None).type in (expected, "mps", "cpu")
+    assert pick_device("cpu").type == "cpu"
     cpu_default = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
-    assert _pick_dtype(torch.device("cpu"), None) == cpu_default
-    assert _pick_dtype(torch.device("cpu"), "float32") == torch.float32
-    assert _pick_dtype(torch.device("cpu"), "torch.bfloat16") == torch.bfloat16
+    assert pick_dtype(torch.device("cpu"), None) == cpu_default
+    assert pick_dtype(torch.device("cpu"), "float32") == torch.float32
+    assert pick_dtype(torch.device("cpu"), "torch.bfloat16") == torch.bfloat16
 
 
 def test_unresolvable_hub_fails_at_once_with_a_clear_message(tmp_path) -> None:
@@ -315,7 +316,7 @@ def test_unresolvable_hub_fails_at_once_with_a_clear_message(tmp_path) -> None:
 
 
 def test_hub_probe_defers_to_a_proxy(monkeypatch) -> None:
-    from zeroshot_vision.encoder import _hub_unreachable
+    from zeroshot_vision.models import _hub_unreachable
 
     monkeypatch.setenv("HF_ENDPOINT", "https://no-such-host.invalid")
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")

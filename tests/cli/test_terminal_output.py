@@ -8,36 +8,12 @@ raw, they retitle or clear the terminal, or break a one-line message.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
-from tests.helpers import make_jpeg
+from tests.helpers import RAW_CONTROL, make_jpeg
 
-from zeroshot_vision._text import printable, printable_json
 from zeroshot_vision.cli import EXIT_OK, main
-
-# Anything a terminal could act on: C0 but newline (output is made of lines), DEL, C1,
-# bidi controls, line/paragraph separators, lone surrogates.
-RAW_CONTROL = re.compile(
-    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
-)
-NASTY = "a\x1b]0;pwned\x07b\x1b[2Jc\x9b2Jd\u202eevil\ne\rf\x00g\ud800"
-
-
-def test_printable_escapes_controls_and_keeps_ordinary_text() -> None:
-    shown = printable(NASTY)
-    assert not RAW_CONTROL.search(shown) and "\n" not in shown
-    assert shown == ("a\\x1b]0;pwned\\x07b\\x1b[2Jc\\x9b2Jd\\u202eevil\\ne\\rf\\x00g\\ud800")
-    for text in ["café", "日本語の猫 🐱", "Ünïcödé — “quoted” ‘x’", "tab\u00a0nbsp", "👨‍👩‍👧"]:
-        assert printable(text) == text
-
-
-def test_printable_json_is_still_json_and_means_the_same() -> None:
-    value = {"name": NASTY, NASTY: [NASTY, 1, None]}
-    text = printable_json(json.dumps(value, ensure_ascii=False, indent=2))
-    assert not RAW_CONTROL.search(text)
-    assert json.loads(text) == value
 
 
 @pytest.fixture(scope="module")

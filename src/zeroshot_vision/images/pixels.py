@@ -41,7 +41,7 @@ __all__ = [
 _TORCH_MODES = {0: "nearest", 2: "bilinear", 3: "bicubic"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PixelSpec:
     """What a fixed-size image processor does, in a form worker processes can use.
 

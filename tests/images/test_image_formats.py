@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from zeroshot_vision import FaissStore, ImageLoadError, SearchEngine, images, load_image
+from zeroshot_vision import FaissStore, ImageLoadError, SearchEngine, load_image
 from zeroshot_vision.images import IMAGE_SUFFIXES
+from zeroshot_vision.images import loading as images
 
 
 @pytest.fixture

@@ -1,5 +1,8 @@
 """Bringing an index folder up to date with a source folder (``SearchEngine.index_folder``).
 
+It takes an :class:`~zeroshot_vision.index.writer.IndexWriter` (every write goes through
+it) and an encoder, nothing else of the engine.
+
 * **Incremental.** Each file's size and mtime are recorded in the folder's state; a re-run
   encodes only new and changed files and removes the vectors of files that are gone.
 * **Nothing the state does not know reaches the store.** Before a batch is written to the
@@ -27,13 +30,16 @@ import numpy as np
 
 from zeroshot_vision._checks import non_negative_seconds
 from zeroshot_vision._progress import ProgressOption, Tracker
-from zeroshot_vision._scan import SourceImage, check_exclude, displayable, scan_source
 from zeroshot_vision.errors import ImageLoadError, InvalidInputError
-from zeroshot_vision.index import FileEntry
+from zeroshot_vision.index.folder import FileEntry
+from zeroshot_vision.index.scan import SourceImage, check_exclude, displayable, scan_source
 from zeroshot_vision.types import FolderReport, ImageFailure
 
 if TYPE_CHECKING:
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.index.writer import IndexWriter
+
+__all__ = ["sync_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +47,8 @@ PathLike = str | os.PathLike[str]
 
 
 def sync_folder(
-    engine: SearchEngine,
+    writer: IndexWriter,
+    encoder: Encoder,
     source: PathLike,
     *,
     images_dir: PathLike | None,
@@ -51,16 +58,17 @@ def sync_folder(
     allow_removal: bool,
     progress: ProgressOption,
 ) -> FolderReport:
-    """See :meth:`SearchEngine.index_folder`."""
+    """See :meth:`SearchEngine.index_folder`; ``writer`` must have an index folder."""
     commit_every = non_negative_seconds(commit_every, "commit_every")
     patterns = check_exclude(exclude)
-    folder = engine.folder
-    assert folder is not None
+    folder = writer.folder
+    if folder is None:
+        raise InvalidInputError("sync_folder needs a writer with an index folder")
     started = time.monotonic()
     root = str(Path(source).expanduser().resolve())
     if not Path(root).is_dir():
         raise InvalidInputError(f"{displayable(os.fspath(source))} is not a folder")
-    engine._begin_write()  # takes the folder's lock
+    writer.begin()  # takes the folder's lock
     state = folder.state()
     recorded = state.meta("source")
     if recorded is not None and recorded != displayable(root):
@@ -90,17 +98,16 @@ def sync_folder(
         )
     if gone:
         logger.info("removing %d vectors of files that are gone", len(gone))
-        engine.store.delete(gone)
-        engine.record_entries((), forget=gone)
-        engine.commit()
+        writer.delete(gone)
+        writer.commit()
     if recorded is None:
         state.set_meta("source", displayable(root))
 
     # Vectors the state counts but the store lost (a store restored from an older copy).
     indexed_ids = {e.id for e in entries.values() if e.status == "indexed" and e.id in by_id}
     lost: set[str] = set()
-    if indexed_ids and len(engine.store) < len(indexed_ids):
-        lost = indexed_ids - set(engine.store.ids())
+    if indexed_ids and len(writer.store) < len(indexed_ids):
+        lost = indexed_ids - set(writer.store.ids())
         logger.warning("%d indexed images have no vector in the store; re-encoding", len(lost))
 
     todo: list[SourceImage] = []
@@ -125,16 +132,16 @@ def sync_folder(
         len(known_failed),
     )
 
-    size = batch_size or engine.encoder.batch_size
+    size = batch_size or encoder.batch_size
     failed: list[ImageFailure] = []
     indexed: list[str] = []
     tracker = Tracker(progress, task="index", total=len(todo))
     paths = [image.path for image in todo]
     try:
-        _encode_todo(engine, todo, paths, size, tracker, indexed, failed, commit_every)
+        _encode_todo(writer, encoder, todo, paths, size, tracker, indexed, failed, commit_every)
     finally:
         tracker.close()
-    engine.commit()
+    writer.commit()
 
     report = FolderReport(
         indexed=tuple(indexed),
@@ -143,7 +150,7 @@ def sync_folder(
         failed=tuple(failed),
         known_failed=tuple(known_failed),
         unreadable=tuple(ImageFailure(source=where, reason=why) for where, why in scan.unreadable),
-        count=len(engine.store),
+        count=len(writer.store),
         seconds=time.monotonic() - started,
     )
     logger.info("index %s: %s", folder.path, report)
@@ -151,7 +158,8 @@ def sync_folder(
 
 
 def _encode_todo(
-    engine: SearchEngine,
+    writer: IndexWriter,
+    encoder: Encoder,
     todo: list[SourceImage],
     paths: list[Path],
     size: int,
@@ -162,13 +170,13 @@ def _encode_todo(
 ) -> None:
     """Encode and write the files to (re)index, committing every ``commit_every`` s."""
     last_commit = time.monotonic()
-    for chunk in engine.encoder.encode_batches(paths, keys=todo, batch_size=size):
+    for chunk in encoder.encode_batches(paths, keys=todo, batch_size=size):
         good = [
             (image, vector) for image, vector in chunk if not isinstance(vector, ImageLoadError)
         ]
         bad = [(image, error) for image, error in chunk if isinstance(error, ImageLoadError)]
         if good:
-            engine.write_vectors(
+            writer.write(
                 [_entry(image) for image, _ in good],
                 np.stack([vector for _, vector in good]),
                 [image.metadata for image, _ in good],
@@ -176,13 +184,13 @@ def _encode_todo(
             indexed.extend(image.id for image, _ in good)
         if bad:
             # A file that changed into something unreadable must not keep its old vector.
-            engine.store.delete([image.id for image, _ in bad])
-            engine.record_entries(_entry(image, failed=error.reason) for image, error in bad)
+            writer.delete([image.id for image, _ in bad])
+            writer.record(_entry(image, failed=error.reason) for image, error in bad)
             failed.extend(
                 ImageFailure(source=image.display_path, reason=error.reason) for image, error in bad
             )
         if time.monotonic() - last_commit >= commit_every:
-            engine.commit()
+            writer.commit()
             last_commit = time.monotonic()
         tracker.advance(len(chunk), failed=len(bad))
 

@@ -1,8 +1,9 @@
 """``zsv eval``: the evaluation subcommands (``classify`` and ``retrieval``).
 
-Registered by :func:`add_eval_command`, listed in ``cli.COMMANDS``. A thin layer: parse,
-call :mod:`zeroshot_vision.eval`, print a side-by-side table (or ``--json``) and write a
-report folder with ``--out``. Library errors become one-line messages in ``cli.main``.
+A thin layer: parse, call :mod:`zeroshot_vision.eval` (a library package that knows
+nothing of the command line), print a side-by-side table (or ``--json``) and write a
+report folder with ``--out``. Library errors become one-line messages in
+:func:`zeroshot_vision.cli.parser.main`.
 """
 
 from __future__ import annotations
@@ -11,48 +12,26 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from zeroshot_vision._checks import add_device_options, default_model, positive_int_arg
+from zeroshot_vision.cli.exits import EXIT_OK
+from zeroshot_vision.cli.options import (
+    add_device_options,
+    positive_int_arg,
+    precision_arg,
+    template_arg,
+)
+from zeroshot_vision.cli.output import interactive, print_json, say
+from zeroshot_vision.models import default_model
 
 if TYPE_CHECKING:
-    from typing import TypeAlias
-
+    from zeroshot_vision.cli.options import Subcommands
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.eval.datasets import Skipped
 
-    Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
-
 __all__ = ["add_eval_command", "run_eval_classify", "run_eval_retrieval"]
 
-EXIT_OK = 0
 T = TypeVar("T")
-
-
-# -- argument types (a bad value is a usage error, exit 2) -----------------------------------
-
-
-def _template(text: str) -> str:
-    from zeroshot_vision.errors import InvalidInputError
-    from zeroshot_vision.eval.run import check_template
-
-    try:
-        return check_template(text)
-    except InvalidInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _precision(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {text}")
-    return value
-
-
-# -- registration ---------------------------------------------------------------------------
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -93,14 +72,14 @@ def add_eval_command(commands: Subcommands) -> None:
     classify.add_argument(
         "--template",
         action="append",
-        type=_template,
+        type=template_arg,
         metavar="T",
         help="prompt template with {} for the label; repeat to average several "
         "(default: a small CLIP-style ensemble; '{}' for the bare label)",
     )
     classify.add_argument(
         "--precision",
-        type=_precision,
+        type=precision_arg,
         default=0.9,
         metavar="P",
         help="precision the suggested min_probability must reach (default 0.9)",
@@ -125,21 +104,6 @@ def add_eval_command(commands: Subcommands) -> None:
     retrieval.set_defaults(handler=run_eval_retrieval)
 
 
-# -- running --------------------------------------------------------------------------------
-
-
-def _say(message: str, stream: Any = None) -> None:
-    from zeroshot_vision.cli import _say as say  # one place that writes to the terminal
-
-    say(message, stream)
-
-
-def _print_json(value: Any) -> None:
-    from zeroshot_vision.cli import _print_json as print_json
-
-    print_json(value)
-
-
 def _models(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(args.model or [default_model()]))
 
@@ -151,7 +115,7 @@ def _each_model(args: argparse.Namespace, evaluate: Callable[[Encoder], T]) -> l
     results = []
     for name in _models(args):
         encoder = Encoder.from_pretrained(
-            name, device=args.device, dtype=args.dtype, progress=sys.stderr.isatty()
+            name, device=args.device, dtype=args.dtype, progress=interactive()
         )
         results.append(evaluate(encoder))
         del encoder
@@ -161,9 +125,9 @@ def _each_model(args: argparse.Namespace, evaluate: Callable[[Encoder], T]) -> l
 def _report_skips(skipped: Sequence[Skipped]) -> None:
     shown = 10
     for skip in skipped[:shown]:
-        _say(f"zsv: skipped {skip.source}: {skip.reason}", sys.stderr)
+        say(f"zsv: skipped {skip.source}: {skip.reason}", sys.stderr)
     if len(skipped) > shown:
-        _say(f"zsv: ... and {len(skipped) - shown} more skipped", sys.stderr)
+        say(f"zsv: ... and {len(skipped) - shown} more skipped", sys.stderr)
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -204,7 +168,7 @@ def run_eval_classify(args: argparse.Namespace) -> int:
     if args.out:
         write_classification_report(results, args.out, dataset=str(args.data))
     if args.json:
-        _print_json(classification_json(results))
+        print_json(classification_json(results))
         return EXIT_OK
     rows = [["", *model_slugs([r.model for r in results])]]
     rows.append(["top-1", *(f"{100 * r.top1:.1f}%" for r in results)])
@@ -214,16 +178,16 @@ def run_eval_classify(args: argparse.Namespace) -> int:
         [f"min_probability for precision {args.precision:g}", *map(threshold_summary, results)]
     )
     for line in _table(rows):
-        _say(line)
+        say(line)
     for slug, result in zip(rows[0][1:], results):
         if result.confused:
             worst = result.confused[0]
-            _say(
+            say(
                 f"most confused ({slug}): {worst.truth} -> {worst.predicted} "
                 f"({worst.count} images, {100 * worst.share:.0f}% of the class)"
             )
     if args.out:
-        _say(f"report: {Path(args.out) / 'report.md'}")
+        say(f"report: {Path(args.out) / 'report.md'}")
     return EXIT_OK
 
 
@@ -241,7 +205,7 @@ def run_eval_retrieval(args: argparse.Namespace) -> int:
     if args.out:
         write_retrieval_report(results, args.out, dataset=str(args.data))
     if args.json:
-        _print_json(retrieval_json(results))
+        print_json(retrieval_json(results))
         return EXIT_OK
     rows = [["", *model_slugs([r.model for r in results])]]
     for i, k in enumerate(RETRIEVAL_KS):
@@ -250,7 +214,7 @@ def run_eval_retrieval(args: argparse.Namespace) -> int:
     rows.append(["queries", *(str(r.n) for r in results)])
     rows.append(["images", *(str(r.n_images) for r in results)])
     for line in _table(rows):
-        _say(line)
+        say(line)
     if args.out:
-        _say(f"report: {Path(args.out) / 'report.md'}")
+        say(f"report: {Path(args.out) / 'report.md'}")
     return EXIT_OK

@@ -16,6 +16,8 @@ from tests.helpers import PhotoServer, make_jpeg, photo_row, write_dataset
 
 from zeroshot_vision import cli
 from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from zeroshot_vision.cli.output import columns, one_line
+from zeroshot_vision.cli.search import results_table
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -280,11 +282,11 @@ def test_wide_characters_keep_the_search_table_aligned() -> None:
         SearchResult(id="写真/猫.jpg", score=0.4, probability=0.2, metadata={}),
         SearchResult(id="plain.jpg", score=0.3, probability=0.1, metadata={}),
     ]
-    lines = cli._results_table(results)
+    lines = results_table(results)
     # The score column starts at the same terminal column on every line.
-    starts = [cli._columns(line[: line.index(" 0.")]) for line in lines[1:]]
+    starts = [columns(line[: line.index(" 0.")]) for line in lines[1:]]
     assert len(set(starts)) == 1
-    assert cli._columns(cli._one_line("猫" * 30, 9)) <= 9
+    assert columns(one_line("猫" * 30, 9)) <= 9
 
 
 def test_verbose_flag_also_works_after_the_subcommand(
@@ -365,7 +367,7 @@ def test_console_module_runs_without_a_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in finished.stderr
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_tag_folder_example_embeds_the_library(

@@ -17,9 +17,45 @@ from typing import Any
 
 from zeroshot_vision.errors import InvalidInputError
 
+__all__ = [
+    "Scan",
+    "SourceImage",
+    "absolute",
+    "check_exclude",
+    "displayable",
+    "file_id",
+    "scan_source",
+]
+
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
+
+
+def absolute(path: PathLike) -> Path:
+    """``path`` absolute and normalized, symbolic links kept: the path ``os.walk`` gives."""
+    return Path(os.path.abspath(Path(path).expanduser()))  # noqa: PTH100
+
+
+def file_id(path: PathLike, root: PathLike | None = None) -> str:
+    """The id of an image file: its path relative to ``root``, ``/``-separated.
+
+    A file outside ``root`` (or with no root) gets its absolute path. This is the one id
+    scheme for files: ``zsv index``, :meth:`SearchEngine.index_folder` and
+    :meth:`SearchEngine.index_images` all use it, so the same file never gets two ids.
+    """
+    path_abs = absolute(path)
+    if root is not None:
+        base = absolute(root)
+        if path_abs.is_relative_to(base) and path_abs != base:
+            return displayable(path_abs.relative_to(base).as_posix())
+        # The folder may be reached through a symbolic link (~/Pictures -> /mnt/photos):
+        # compare where the folders really are, keeping the file's own name.
+        real_base, real_parent = base.resolve(), path_abs.parent.resolve()
+        if real_parent.is_relative_to(real_base):
+            relative = (real_parent / path_abs.name).relative_to(real_base)
+            return displayable(relative.as_posix())
+    return displayable(path_abs.as_posix())
 
 
 @dataclass(frozen=True, kw_only=True)

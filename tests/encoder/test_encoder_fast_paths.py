@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from zeroshot_vision import Encoder, InvalidInputError
-from zeroshot_vision.encoder import TEXT_CACHE_SIZE, _pick_dtype, cpu_has_native_bf16
+from zeroshot_vision.encoder import TEXT_CACHE_SIZE
+from zeroshot_vision.models import cpu_has_native_bf16, pick_dtype
 
 TEXTS = [
     "a photo of a cat",
@@ -91,15 +92,15 @@ def test_bfloat16_agrees_with_float32_on_real_photos_and_texts(
 def test_cpu_default_is_bfloat16_only_with_native_support(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import zeroshot_vision.encoder as encoder_module
+    import zeroshot_vision.models as models_module
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(encoder_module, "cpu_has_native_bf16", lambda: True)
-    assert _pick_dtype(cpu, None) == torch.bfloat16
-    assert _pick_dtype(cpu, "float32") == torch.float32  # the caller's choice wins
+    monkeypatch.setattr(models_module, "cpu_has_native_bf16", lambda: True)
+    assert pick_dtype(cpu, None) == torch.bfloat16
+    assert pick_dtype(cpu, "float32") == torch.float32  # the caller's choice wins
     assert Encoder.from_pretrained(tiny_model_dir, device="cpu").dtype == torch.bfloat16
-    monkeypatch.setattr(encoder_module, "cpu_has_native_bf16", lambda: False)
-    assert _pick_dtype(cpu, None) == torch.float32
+    monkeypatch.setattr(models_module, "cpu_has_native_bf16", lambda: False)
+    assert pick_dtype(cpu, None) == torch.float32
     assert Encoder.from_pretrained(tiny_model_dir, device="cpu").dtype == torch.float32
 
 
@@ -113,9 +114,9 @@ def test_native_bf16_read_from_cpuinfo_when_torch_cannot_tell(
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
-    monkeypatch.setattr("zeroshot_vision.encoder._CPUINFO", cpuinfo)
+    monkeypatch.setattr("zeroshot_vision.models._CPUINFO", cpuinfo)
     assert cpu_has_native_bf16() is expected
-    monkeypatch.setattr("zeroshot_vision.encoder._CPUINFO", tmp_path / "missing")
+    monkeypatch.setattr("zeroshot_vision.models._CPUINFO", tmp_path / "missing")
     assert cpu_has_native_bf16() is False
 
 
@@ -235,7 +236,7 @@ def test_int8_text_works_with_clip(tiny_clip_dir: Path, tiny_clip_encoder: Encod
 
 
 def test_int8_text_is_cpu_only(tiny_encoder: Encoder) -> None:
-    from zeroshot_vision.encoder import _quantized_text_parts
+    from zeroshot_vision.models import _quantized_text_parts
 
     with pytest.raises(InvalidInputError, match="CPU only"):
         _quantized_text_parts(tiny_encoder._model, torch.device("cuda"))

@@ -1,0 +1,204 @@
+"""``zsv classify`` (labels for a few images) and ``zsv tag`` (likely labels for many)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zeroshot_vision._text import printable
+from zeroshot_vision.cli.exits import EXIT_OK, EXIT_PARTIAL
+from zeroshot_vision.cli.options import add_model_options, positive_int_arg, probability_arg
+from zeroshot_vision.cli.output import columns, interactive, one_line, pad, print_json, say
+from zeroshot_vision.errors import ImageLoadError, InvalidInputError
+
+if TYPE_CHECKING:
+    from zeroshot_vision.cli.options import Subcommands
+    from zeroshot_vision.types import ImageLabels
+
+__all__ = [
+    "TAG_MIN_PROBABILITY",
+    "add_classify_command",
+    "add_tag_command",
+    "run_classify",
+    "run_tag",
+]
+
+TAG_MIN_PROBABILITY = 0.1
+"""``zsv tag``'s default threshold, the same as ``examples/tag_folder.py``'s."""
+
+
+def add_classify_command(commands: Subcommands) -> None:
+    """Register ``zsv classify``."""
+    parser = commands.add_parser(
+        "classify",
+        help="score text labels against images",
+        description="Zero-shot classification: how well each label describes each IMAGE.",
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument(
+        "--labels",
+        required=True,
+        metavar="LIST",
+        help='comma-separated labels, e.g. "a dog,a cat,a car"',
+    )
+    add_model_options(
+        parser,
+        model_help="checkpoint name or folder (default $ZSV_MODEL or "
+        "google/siglip-so400m-patch14-384)",
+    )
+    parser.add_argument(
+        "--softmax",
+        action="store_true",
+        default=None,
+        help="shares that sum to 1 (pick exactly one label); the default for CLIP models",
+    )
+    parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+    parser.set_defaults(handler=run_classify)
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    """``zsv classify``: labels with probabilities, most likely first, for each image."""
+    from zeroshot_vision._checks import clean_labels
+    from zeroshot_vision.encoder import Encoder
+
+    labels = clean_labels(args.labels)
+    if len(args.images) == 1 and not Path(args.images[0]).is_file():
+        raise InvalidInputError(f"{args.images[0]} is not a file")
+    encoder = Encoder.from_pretrained(
+        args.model, device=args.device, dtype=args.dtype, progress=interactive()
+    )
+    report = encoder.classify_many(args.images, labels, softmax=args.softmax)
+    if len(args.images) == 1 and report.failed:
+        raise ImageLoadError(report.failed[0].source, report.failed[0].reason)
+    for failure in report.failed:
+        say(f"zsv: skipped {failure.source}: {failure.reason}", sys.stderr)
+    if args.json:
+        rows = [
+            [{"label": s.label, "probability": s.probability, "score": s.score} for s in r.labels]
+            for r in report.results
+        ]
+        if len(args.images) == 1:
+            print_json(rows[0])
+        else:
+            print_json([{"image": r.source, "labels": row} for r, row in zip(report.results, rows)])
+        return EXIT_PARTIAL if report.failed else EXIT_OK
+    width = max(len("label"), *(columns(label) for label in labels))
+    for n, result in enumerate(report.results):
+        if len(args.images) > 1:
+            say(("" if n == 0 else "\n") + one_line(result.source, 200))
+        say(f"{pad('label', width)}  {'prob':>6}  {'score':>7}")
+        for s in result.labels:
+            say(f"{pad(s.label, width)}  {s.probability:>6.4f}  {s.score:>7.4f}")
+    return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+def add_tag_command(commands: Subcommands) -> None:
+    """Register ``zsv tag``."""
+    parser = commands.add_parser(
+        "tag",
+        help="tag every image of a folder or an index with its likely labels",
+        description=(
+            "Score --labels against every image under SOURCE (a folder of images, or an "
+            "index folder, whose stored vectors are used: nothing is re-encoded) and "
+            "print one row per image with the labels at or above --min-probability: "
+            "zero, one or several, as each label's probability is independent."
+        ),
+    )
+    parser.add_argument("source", metavar="SOURCE", help="folder of images, or an index folder")
+    parser.add_argument(
+        "--labels",
+        required=True,
+        metavar="LIST",
+        help='comma-separated labels, e.g. "a dog,a cat,a beach"',
+    )
+    parser.add_argument(
+        "--min-probability",
+        type=probability_arg,
+        default=TAG_MIN_PROBABILITY,
+        metavar="P",
+        help=f"keep labels at least this likely (default {TAG_MIN_PROBABILITY})",
+    )
+    parser.add_argument(
+        "--format", choices=("csv", "json"), default="csv", help="output format (default csv)"
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        help="folders only: leave out files or folders matching GLOB (repeatable)",
+    )
+    parser.add_argument("--batch-size", type=positive_int_arg, metavar="N", help="images per batch")
+    add_model_options(
+        parser,
+        model_help="checkpoint (default: the index's; for a folder $ZSV_MODEL or "
+        "google/siglip-so400m-patch14-384)",
+    )
+    parser.set_defaults(handler=run_tag)
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    """``zsv tag``: one CSV or JSON row per image with its likely labels."""
+    import csv
+
+    from zeroshot_vision._checks import clean_labels
+    from zeroshot_vision.index import IndexFolder
+
+    labels = clean_labels(args.labels)
+    source = Path(args.source).expanduser()
+    show_bar = interactive()
+    if IndexFolder.exists(source):
+        from zeroshot_vision.engine import SearchEngine
+
+        if args.exclude:
+            raise InvalidInputError("--exclude applies to folders of images, not to an index")
+        with SearchEngine.open(
+            source, model=args.model, device=args.device, dtype=args.dtype, progress=interactive()
+        ) as engine:
+            report = engine.classify_indexed(labels, progress=show_bar)
+    elif source.is_dir():
+        from zeroshot_vision.encoder import Encoder
+        from zeroshot_vision.index.scan import check_exclude, scan_source
+
+        scan = scan_source(source, exclude=check_exclude(args.exclude))
+        encoder = Encoder.from_pretrained(
+            args.model, device=args.device, dtype=args.dtype, progress=interactive()
+        )
+        report = encoder.classify_many(
+            [image.path for image in scan.images],
+            labels,
+            batch_size=args.batch_size,
+            progress=show_bar,
+        )
+    else:
+        raise InvalidInputError(f"{args.source} is neither a folder of images nor an index")
+    for failure in report.failed:
+        say(f"zsv: skipped {failure.source}: {failure.reason}", sys.stderr)
+    rows = [(result, result.likely(args.min_probability)) for result in report.results]
+    if args.format == "json":
+        print_json(
+            [
+                {
+                    "image": result.source,
+                    "labels": [{"label": s.label, "probability": s.probability} for s in likely],
+                }
+                for result, likely in rows
+            ]
+        )
+    else:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["image", "labels", "probabilities"])
+        for result, likely in rows:
+            writer.writerow(_tag_row(result, likely))
+    return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+def _tag_row(result: ImageLabels, likely: Sequence[Any]) -> list[str]:
+    # Control characters in a file name must not reach the terminal raw (see output.say).
+    return [
+        printable(result.source),
+        ";".join(printable(s.label) for s in likely),
+        ";".join(f"{s.probability:.4f}" for s in likely),
+    ]

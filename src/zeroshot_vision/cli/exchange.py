@@ -1,0 +1,83 @@
+"""``zsv export`` and ``zsv import``: an index's vectors to and from a Parquet file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from zeroshot_vision.cli.exits import EXIT_OK
+from zeroshot_vision.cli.options import add_index_option, positive_int_arg
+from zeroshot_vision.cli.output import interactive, say
+
+if TYPE_CHECKING:
+    from zeroshot_vision.cli.options import Subcommands
+
+__all__ = ["add_export_command", "add_import_command", "run_export", "run_import"]
+
+
+def add_export_command(commands: Subcommands) -> None:
+    """Register ``zsv export``."""
+    parser = commands.add_parser(
+        "export",
+        help="write an index's vectors and metadata to a Parquet file",
+        description=(
+            "Write every record of INDEX_DIR (id, vector, metadata as JSON text) to a "
+            "Parquet file that pandas, DuckDB, Spark or another index can read. Needs "
+            "the 'parquet' extra."
+        ),
+    )
+    add_index_option(parser)
+    parser.add_argument("--out", required=True, metavar="FILE", help="the .parquet file to write")
+    parser.add_argument(
+        "--batch-size", type=positive_int_arg, default=1_000, metavar="N", help="rows per batch"
+    )
+    parser.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``zsv export``: stream the index into a Parquet file."""
+    from zeroshot_vision.index.exchange import export_index
+
+    count = export_index(args.index, args.out, batch_size=args.batch_size, progress=interactive())
+    say(f"exported {count} vectors to {args.out}")
+    return EXIT_OK
+
+
+def add_import_command(commands: Subcommands) -> None:
+    """Register ``zsv import``."""
+    parser = commands.add_parser(
+        "import",
+        help="add precomputed vectors from a Parquet file to an index",
+        description=(
+            "Upsert the records of FILE (columns id, vector and optionally metadata) into "
+            "INDEX_DIR, creating it if needed. The vectors must come from the index's "
+            "model. Needs the 'parquet' extra."
+        ),
+    )
+    parser.add_argument("file", metavar="FILE", help="a .parquet file, e.g. from zsv export")
+    add_index_option(parser)
+    parser.add_argument(
+        "--model",
+        metavar="M",
+        help="for a new index: the model that made the vectors (default: the one the file "
+        "names, else $ZSV_MODEL or google/siglip-so400m-patch14-384)",
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int_arg, default=1_000, metavar="N", help="rows per batch"
+    )
+    parser.set_defaults(handler=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """``zsv import``: stream a Parquet file into an index folder."""
+    from zeroshot_vision.index.exchange import import_index
+
+    count = import_index(
+        args.file,
+        args.index,
+        model=args.model,
+        batch_size=args.batch_size,
+        progress=interactive(),
+    )
+    say(f"imported {count} vectors into {args.index}")
+    return EXIT_OK

@@ -1,0 +1,72 @@
+"""``zsv info``: what an index folder holds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zeroshot_vision.cli.exits import EXIT_OK
+from zeroshot_vision.cli.options import add_index_option
+from zeroshot_vision.cli.output import human_size, one_line, print_json, say
+
+if TYPE_CHECKING:
+    from zeroshot_vision.cli.options import Subcommands
+
+__all__ = ["add_info_command", "run_info"]
+
+
+def add_info_command(commands: Subcommands) -> None:
+    """Register ``zsv info``."""
+    parser = commands.add_parser(
+        "info",
+        help="describe an index folder",
+        description="Count, model, dimension, store and size on disk of an index.",
+    )
+    add_index_option(parser)
+    parser.add_argument("--json", action="store_true", help="print a JSON object")
+    parser.set_defaults(handler=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """``zsv info``: what an index folder holds."""
+    from zeroshot_vision.index import IndexFolder
+
+    folder = IndexFolder.open(args.index)
+    store = folder.open_store()
+    try:
+        count = len(store)
+    finally:
+        store.close()
+    counts = folder.counts()
+    manifest = folder.manifest
+    info: dict[str, Any] = {
+        "index": str(Path(args.index).resolve()),
+        "count": count,
+        "model": manifest.model,
+        "dim": manifest.dim,
+        "store": manifest.store.kind,
+        "store_options": dict(manifest.store.options),
+        "size_bytes": folder.size_bytes(),
+        "source": folder.source(),
+        "files": counts["indexed"],
+        "bad_images": counts["failed"],
+        "format_version": manifest.version,
+    }
+    if args.json:
+        print_json(info)
+        return EXIT_OK
+    options = "".join(f" {k}={v}" for k, v in info["store_options"].items())
+    rows = [
+        ("index", info["index"]),
+        ("count", str(count)),
+        ("model", manifest.model),
+        ("dim", str(manifest.dim)),
+        ("store", manifest.store.kind + options),
+        ("size", human_size(info["size_bytes"])),
+        ("source", info["source"] or "-"),
+        ("bad images", str(counts["failed"])),
+    ]
+    for key, value in rows:
+        say(f"{key + ':':<12}{one_line(value, 400)}")
+    return EXIT_OK

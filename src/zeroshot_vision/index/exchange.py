@@ -1,0 +1,101 @@
+"""Index folders in and out as Parquet (``zsv export`` / ``zsv import``).
+
+The file format is :mod:`zeroshot_vision.stores.exchange`'s; these functions add what an
+index folder needs: the model recorded in the file on export, and on import the folder's
+state kept in step with its store through an
+:class:`~zeroshot_vision.index.writer.IndexWriter`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import closing
+from typing import Any
+
+from zeroshot_vision._progress import ProgressOption
+from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.index.folder import FileEntry, IndexFolder
+from zeroshot_vision.index.writer import IndexWriter
+from zeroshot_vision.models import default_model
+from zeroshot_vision.stores.exchange import ParquetVectors, export_store
+
+__all__ = ["export_index", "import_index"]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+def export_index(
+    index: PathLike,
+    path: PathLike,
+    *,
+    batch_size: int = 1_000,
+    progress: ProgressOption = None,
+) -> int:
+    """:func:`~zeroshot_vision.stores.exchange.export_store` for an index folder,
+    recording its model in the file."""
+    folder = IndexFolder.open(index)
+    with closing(folder.open_store()) as store:
+        return export_store(
+            store, path, model=folder.manifest.model, batch_size=batch_size, progress=progress
+        )
+
+
+def import_index(
+    path: PathLike,
+    index: PathLike,
+    *,
+    model: str | None = None,
+    batch_size: int = 1_000,
+    progress: ProgressOption = None,
+) -> int:
+    """:func:`~zeroshot_vision.stores.exchange.import_store` into an index folder,
+    creating it (FAISS) if needed.
+
+    A new folder records ``model``, else the model the file names, else the default
+    model (``$ZSV_MODEL``): the model that made the vectors, so that text queries are
+    embedded by the same one. No model is loaded. As for indexing, ids are recorded as
+    pending before they reach the store and as indexed after it commits, so an
+    interrupted import leaves a folder that opens.
+
+    Raises:
+        DimensionMismatchError: The file's dimension differs from the folder's.
+        InvalidInputError: See :func:`~zeroshot_vision.stores.exchange.import_store`; or
+            the folder holds other files.
+        IndexLockedError: Another process is writing to the folder.
+    """
+    info = ParquetVectors.open(path)
+    if IndexFolder.exists(index):
+        folder = IndexFolder.open(index)
+    else:
+        if info.dim is None:
+            raise InvalidInputError(
+                f"{info.path} does not say its dimension (a variable-length vector "
+                "column); create the index first (zsv index) or write fixed-size lists"
+            )
+        folder = IndexFolder.create(
+            index, model=model or info.model or default_model(), dim=info.dim
+        )
+    folder.lock()
+    imported = 0
+    try:
+        with closing(folder.open_store()) as store, IndexWriter(store, folder) as writer:
+            batches = info.batches(folder.manifest.dim, batch_size=batch_size, progress=progress)
+            for ids, vectors, metadata in batches:
+                entries = [
+                    FileEntry(id=item, path=_path_of(meta), status="indexed")
+                    for item, meta in zip(ids, metadata)
+                ]
+                writer.write(entries, vectors, metadata)
+                imported += len(entries)
+    finally:
+        folder.unlock()
+    logger.info("imported %d records from %s into %s", imported, info.path, folder.path)
+    return imported
+
+
+def _path_of(metadata: dict[str, Any] | None) -> str | None:
+    path = (metadata or {}).get("path")
+    return path if isinstance(path, str) and path else None

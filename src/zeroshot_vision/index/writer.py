@@ -1,0 +1,177 @@
+"""``IndexWriter``: the one owner of every write to a store and its index folder's state.
+
+Every writer of vectors (``SearchEngine.index_images``, ``index_folder``'s sync,
+``zsv import``, the server, the integrations) goes through it, so the protocol that keeps
+a folder's state and its store in agreement is written once:
+
+1. **pending**: before vectors reach the store, their ids are recorded (durably) as
+   *pending* in the folder's state;
+2. **upsert**: the store receives them;
+3. **indexed**: at the next :meth:`IndexWriter.commit`, the store commits first, then the
+   state records the rows as indexed (or failed, or forgotten).
+
+A writer killed between 1 and 3 leaves pending ids, which the next folder run re-encodes
+(the file exists) or deletes (it does not): no store, remote ones included, is left
+holding vectors the index does not know. Without an index folder (an in-memory engine)
+the writer only upserts, deletes and commits the store.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.index.folder import FileEntry
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from zeroshot_vision.index.folder import IndexFolder
+    from zeroshot_vision.stores.base import VectorStore
+    from zeroshot_vision.types import Metadata
+
+__all__ = ["IndexWriter"]
+
+logger = logging.getLogger(__name__)
+
+
+class IndexWriter:
+    """Writes vectors into ``store`` with ``folder``'s state kept in step.
+
+    The first write takes the folder's lock (a second writer gets
+    :class:`~zeroshot_vision.errors.IndexLockedError`); :meth:`close` commits nothing by
+    itself and releases the lock. Use it as a context manager to commit on success::
+
+        with IndexWriter(store, folder) as writer:
+            writer.write(entries, vectors, metadata)
+
+    Args:
+        store: The store the vectors go to.
+        folder: The index folder the store belongs to, if any.
+    """
+
+    def __init__(self, store: VectorStore, folder: IndexFolder | None = None) -> None:
+        self.store = store
+        self.folder = folder
+        # Changes not yet committed: the store has them, the state does not yet.
+        self._uncommitted: dict[str, FileEntry | None] = {}
+        self._dirty = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        where = f", folder={str(self.folder.path)!r}" if self.folder is not None else ""
+        return f"IndexWriter(store={self.store!r}{where})"
+
+    @property
+    def dirty(self) -> bool:
+        """Whether something was written since the last :meth:`commit`."""
+        return self._dirty
+
+    def begin(self) -> None:
+        """Prepare to write: take the folder's lock (once).
+
+        Raises:
+            InvalidInputError: The writer is closed.
+            IndexLockedError: Another process writes to the folder.
+        """
+        if self._closed:
+            raise InvalidInputError("this index writer is closed")
+        if self.folder is not None:
+            self.folder.lock()
+        self._dirty = True
+
+    def write(
+        self,
+        entries: Sequence[FileEntry],
+        vectors: npt.NDArray[np.float32],
+        metadata: Sequence[Metadata | None],
+    ) -> None:
+        """Upsert vectors, with the folder's state knowing their ids before the store does.
+
+        Args:
+            entries: One state row per vector (its id, path, size and mtime); recorded
+                as pending now and as given at the next :meth:`commit`.
+            vectors: ``(len(entries), dim)`` unit vectors.
+            metadata: One mapping (or ``None``) per vector.
+        """
+        self.begin()
+        if self.folder is not None:
+            pending = [
+                FileEntry(id=e.id, path=e.path, size=None, mtime_ns=None, status="pending")
+                for e in entries
+            ]
+            self.folder.state().write(pending)
+        self.store.upsert([e.id for e in entries], vectors, list(metadata))
+        if self.folder is not None:  # in memory there is no state to record them in
+            self._uncommitted.update({e.id: e for e in entries})
+
+    def record(self, entries: Iterable[FileEntry], *, forget: Iterable[str] = ()) -> None:
+        """Record state rows (and drop others) at the next :meth:`commit`, with the store."""
+        self.begin()
+        if self.folder is not None:
+            self._uncommitted.update({e.id: e for e in entries})
+            self._uncommitted.update(dict.fromkeys(forget))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete ids from the store, and from the state at the next :meth:`commit`."""
+        self.begin()
+        self.store.delete(list(ids))
+        self.record((), forget=ids)
+
+    def commit(self) -> None:
+        """Make every write so far durable: the store first, then the folder's state.
+
+        Raises:
+            OSError: The store's files cannot be written (a full disk, permissions); what
+                was committed before is intact.
+        """
+        if self.folder is not None:
+            self.folder.lock()  # writing the folder's files is the writer's job
+        try:
+            self.store.commit()
+        except OSError as exc:
+            where = f" in {self.folder.path}" if self.folder is not None else ""
+            # OSError(errno, ...) keeps the subclass (PermissionError, ...) for callers.
+            raise OSError(
+                exc.errno or errno.EIO,
+                f"cannot save the index{where}: {exc.strerror or exc}; what was saved before "
+                "is intact, so fix this and run again to continue",
+            ) from exc
+        if self.folder is not None and self._uncommitted:
+            self.folder.state().write(
+                [entry for entry in self._uncommitted.values() if entry is not None],
+                forget=[item for item, entry in self._uncommitted.items() if entry is None],
+            )
+        self._uncommitted.clear()
+        self._dirty = False
+
+    def discard(self) -> None:
+        """Forget what was written since the last commit, without committing it.
+
+        The store may still hold those vectors in memory; the folder's state keeps them
+        pending, so the next folder run reconciles them.
+        """
+        self._uncommitted.clear()
+        self._dirty = False
+
+    def close(self) -> None:
+        """Release the folder's lock and state. Commits nothing: call :meth:`commit`."""
+        self._closed = True
+        if self.folder is not None:
+            self.folder.unlock()
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            if exc_type is None and self._dirty:
+                self.commit()
+            else:
+                self.discard()
+        finally:
+            self.close()
