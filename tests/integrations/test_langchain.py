@@ -21,7 +21,7 @@ from zeroshot_vision import (
     SearchEngine,
     UnsupportedFilterError,
 )
-from zeroshot_vision.engine import file_id
+from zeroshot_vision.index import file_id
 from zeroshot_vision.integrations.langchain import (
     SiglipEmbeddings,
     ZeroshotVisionVectorStore,

@@ -1,9 +1,8 @@
 """Where the framework adapters write: a bare vector store, or a search engine.
 
-An engine that owns an index folder must hear of every write (its folder state records
-ids as pending before the store has them), so writes go through the engine's public
-write methods and are committed at once: a framework's caller never calls ``commit``.
-A bare store takes them directly.
+An engine's writes go through its :class:`~zeroshot_vision.index.IndexWriter` (an index
+folder's state records ids as pending before the store has them) and are committed at
+once: a framework's caller never calls ``commit``. A bare store takes them directly.
 """
 
 from __future__ import annotations
@@ -71,17 +70,18 @@ class Target:
             FileEntry(id=item, path=path if isinstance(path, str) else None)
             for item, path in zip(ids, path_of)
         ]
-        self.engine.write_vectors(entries, matrix, list(metadata))
+        self.engine.writer.write(entries, matrix, list(metadata))
         self.engine.commit()
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove records; missing ids are ignored."""
         if self._store is None or not ids:
             return
-        self._store.delete(list(ids))
-        if self.engine is not None:
-            self.engine.record_entries((), forget=list(ids))
-            self.engine.commit()
+        if self.engine is None:
+            self._store.delete(list(ids))
+            return
+        self.engine.writer.delete(list(ids))
+        self.engine.commit()
 
     def commit(self) -> None:
         """Commit what was written outside :meth:`upsert` (an engine's ``index_images``)."""

@@ -345,7 +345,7 @@ class ZeroshotVisionVectorStore(LangChainVectorStore):
                 images are added first; without one, nothing is).
             InvalidInputError: Lengths differ, or the embeddings cannot embed images.
         """
-        from zeroshot_vision.engine import file_id
+        from zeroshot_vision.index import file_id
 
         paths = existing_images(uris)
         metas = [dict(m or {}) for m in _per_item(metadatas, len(paths), "metadatas")]
