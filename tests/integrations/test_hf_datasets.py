@@ -157,7 +157,14 @@ def test_saved_dataset_and_zsv_export_load_with_datasets(
         save_dataset(engine, tmp_path / "saved")
     # zsv export's Parquet file is a dataset too.
     with SearchEngine.create(tmp_path / "index", encoder=engine.encoder) as folder_engine:
-        index_dataset(folder_engine, photo_dataset, id_column="name")
+        report = folder_engine.index_dataset(photo_dataset, id_column="name")
+        assert len(report.indexed) == 6
+    with SearchEngine.open(tmp_path / "index", encoder=engine.encoder) as reopened:
+        assert reopened.index_dataset(photo_dataset, id_column="name").skipped == 6
+    # An index folder exports without loading its model.
+    from_folder = to_dataset(tmp_path / "index")
+    assert sorted(from_folder["id"]) == sorted(engine.store.ids())
+    assert from_folder.info.description.endswith(engine.encoder.model_name)
     out = tmp_path / "vectors.parquet"
     assert main(["export", "--index", str(tmp_path / "index"), "--out", str(out)]) == EXIT_OK
     parquet = datasets.load_dataset(

@@ -17,6 +17,7 @@ Needs the ``datasets`` extra: ``pip install "zeroshot-vision[datasets]"``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -218,13 +219,13 @@ def _image_source(value: Any, row_id: str) -> tuple[ImageSource, str | None]:
 
 
 def to_dataset(
-    store: VectorStore | SearchEngine,
+    store: VectorStore | SearchEngine | str | os.PathLike[str],
     *,
     metadata: MetadataLayout = "columns",
     model: str | None = None,
     batch_size: int = 1_000,
 ) -> Any:
-    """A store's records as a ``datasets.Dataset`` (held in memory).
+    """A store's (or an index folder's) records as a ``datasets.Dataset`` (in memory).
 
     Columns: ``id`` (string), ``vector`` (a fixed-length list of float32: the stored
     unit vector), then the metadata: one column per metadata key
@@ -235,7 +236,8 @@ def to_dataset(
     with ``datasets.load_dataset("parquet", data_files=...)``, which maps it from disk.
 
     Args:
-        store: Any vector store, or a search engine (its store).
+        store: Any vector store, a search engine (its store), or the path of an index
+            folder (read without loading its model).
         metadata: ``"columns"`` or ``"json"``.
         model: The model that made the vectors, recorded in the dataset's description.
         batch_size: Records fetched per batch.
@@ -247,16 +249,26 @@ def to_dataset(
     datasets = _datasets()
     pq = require("pyarrow.parquet", extra="datasets", purpose="Hugging Face datasets support")
     pa = require("pyarrow", extra="datasets", purpose="Hugging Face datasets support")
-    from zeroshot_vision.stores.exchange import export_store
 
     if metadata not in ("json", "columns"):
         raise InvalidInputError(f"metadata must be 'columns' or 'json', got {metadata!r}")
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.stores.base import VectorStore as StoreProtocol
+    from zeroshot_vision.stores.exchange import export_store
 
-    vectors: VectorStore = store.store if isinstance(store, SearchEngine) else store
-    if model is None and isinstance(store, SearchEngine):
-        model = store.encoder.model_name
-    with tempfile.TemporaryDirectory(prefix="zsv-dataset-") as folder:
+    with contextlib.ExitStack() as stack:
+        # Told apart by the protocol, not by importing the engine (which imports this).
+        if isinstance(store, (str, os.PathLike)):
+            from zeroshot_vision.index import IndexFolder
+
+            index = IndexFolder.open(store)
+            vectors: VectorStore = stack.enter_context(contextlib.closing(index.open_store()))
+            model = model or index.manifest.model
+        elif isinstance(store, StoreProtocol):
+            vectors = store
+        else:
+            vectors = store.store
+            model = model or store.encoder.model_name
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="zsv-dataset-"))
         file = Path(folder) / "vectors.parquet"
         export_store(vectors, file, model=model, batch_size=batch_size)
         table = pq.read_table(file)
@@ -290,7 +302,7 @@ def _metadata_columns(pa: Any, table: Any) -> Any:
 
 
 def save_dataset(
-    store: VectorStore | SearchEngine,
+    store: VectorStore | SearchEngine | str | os.PathLike[str],
     path: str | os.PathLike[str],
     *,
     metadata: MetadataLayout = "columns",
