@@ -3,12 +3,12 @@
 * :class:`ZeroshotVisionVectorStore` is a LlamaIndex ``BasePydanticVectorStore`` over any
   :class:`~zeroshot_vision.stores.VectorStore` or a
   :class:`~zeroshot_vision.engine.SearchEngine` (and so an index folder). It stores
-  ``ImageNode``\\ s and ``TextNode``\\ s (the node itself, as LlamaIndex's own stores keep
+  image nodes and text nodes (the node itself, as LlamaIndex's own stores keep
   it, in the record's metadata beside the node's metadata, and an image node's file as
   ``path``), deletes by ref doc, and answers queries with top-k and ``MetadataFilters``.
   It serves under ``VectorStoreIndex`` and as the image store (and the text store) of
   ``MultiModalVectorStoreIndex``. Records it did not write (a folder indexed by
-  ``zsv index``) come back as ``ImageNode``\\ s of their ``path``.
+  ``zsv index``) come back as image nodes of their ``path``.
 * :class:`SiglipEmbedding` is a ``MultiModalEmbedding``: texts and images from one
   :class:`~zeroshot_vision.encoder.Encoder`, in one space.
 
