@@ -245,3 +245,16 @@ def test_construction_errors(embeddings: SiglipEmbeddings, tiny_encoder: Any) ->
         ZeroshotVisionVectorStore(embeddings, image_content="url")  # type: ignore[arg-type]
     texts = ZeroshotVisionVectorStore.from_texts(["a", "b"], embeddings, ids=["x", "y"])
     assert [d.page_content for d in texts.get_by_ids(["y", "x"])] == ["b", "a"]
+
+
+def test_uncalibrated_clip_relevance_is_the_cosine_on_a_unit_scale(
+    tiny_clip_encoder: Any, photo_paths: list[Path]
+) -> None:
+    store = ZeroshotVisionVectorStore(SiglipEmbeddings(tiny_clip_encoder))
+    store.add_images([str(p) for p in photo_paths[:3]])
+    scored = store.similarity_search_with_score("a photo of a cat", k=3)
+    relevant = store.similarity_search_with_relevance_scores("a photo of a cat", k=3)
+    assert [d.id for d, _ in relevant] == [d.id for d, _ in scored]
+    for (doc, relevance), (_, cosine) in zip(relevant, scored):
+        assert relevance == pytest.approx((1 + cosine) / 2)
+        assert "probability" not in doc.metadata  # CLIP has no calibrated probability

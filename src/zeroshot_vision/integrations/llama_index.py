@@ -285,7 +285,11 @@ class ZeroshotVisionVectorStore(BasePydanticVectorStore):
         return ids
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        """Delete every node of the document ``ref_doc_id`` (none stored: no error)."""
+        """Delete every node of the document ``ref_doc_id`` (none stored: no error).
+
+        The store protocol has no query by metadata alone, so this reads every record's
+        metadata (in batches): a cost that grows with the store.
+        """
         self._target.delete(
             [
                 record.id
