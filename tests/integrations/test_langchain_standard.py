@@ -59,12 +59,20 @@ class TestIndexFolderStore(VectorStoreIntegrationTests):
         store = ZeroshotVisionVectorStore(self.get_embeddings(), engine=engine)
         try:
             yield store
+            written = sorted(engine.store.ids())
         finally:
             store.close()
-        # What was written is in the folder: it opens again with the same records.
+        # What the test wrote was committed: the folder opens with the same records, and
+        # its state knows each of them as indexed.
         reopened = SearchEngine.open(tmp_path / "index", encoder=_SixDimensions(tiny_encoder))
         try:
-            assert len(reopened.store) == len(list(reopened.store.ids()))
+            assert sorted(reopened.store.ids()) == written
+            assert reopened.folder is not None
+            assert reopened.folder.counts() == {
+                "indexed": len(written),
+                "failed": 0,
+                "pending": 0,
+            }
         finally:
             reopened.close()
 
