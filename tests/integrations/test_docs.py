@@ -35,7 +35,10 @@ def test_every_python_block_runs(
         shutil.copy(path, tmp_path / "photos" / path.name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZSV_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    import datasets.config
+
+    # datasets reads its cache folder's variable once, at import: set the value itself.
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
     namespace: dict[str, object] = {"__name__": "docs_integrations"}
     blocks = BLOCK.findall(PAGE.read_text(encoding="utf-8"))
     assert len(blocks) >= 8
