@@ -179,8 +179,13 @@ def run_index(args: argparse.Namespace) -> int:
         return EXIT_OK
     for failure in report.unreadable:
         say(f"zsv: cannot read {failure.source}: {failure.reason} (kept)", sys.stderr)
-    for failure in (*report.failed, *report.known_failed):
+    for failure in report.failed:
         say(f"zsv: skipped {failure.source}: {failure.reason}", sys.stderr)
+    for failure in report.known_failed:
+        say(
+            f"zsv: skipped {failure.source}: {failure.reason} (unchanged since it failed)",
+            sys.stderr,
+        )
     rate = f" ({report.images_per_second:.1f} images/s)" if report.indexed else ""
     say(f"{report}{rate}")
     return EXIT_OK
