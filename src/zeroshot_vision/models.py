@@ -187,6 +187,26 @@ def cpu_has_native_bf16() -> bool:
     return any(flag in flags for flag in _NATIVE_BF16_FLAGS)
 
 
+_HF_CLI_SINCE = (0, 34)
+"""The huggingface_hub release that brought the ``hf`` command (``huggingface-cli`` before)."""
+
+
+def hub_download_command(model: str, folder: str) -> str:
+    """The shell command that downloads ``model`` into ``folder`` with the installed hub client.
+
+    huggingface_hub 0.34 replaced ``huggingface-cli`` by ``hf`` (and 1.0 removed the old
+    name), so the hint follows the version installed here.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = tuple(int(part) for part in version("huggingface_hub").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        release = _HF_CLI_SINCE
+    client = "hf" if release >= _HF_CLI_SINCE else "huggingface-cli"
+    return f"{client} download {model} --local-dir {folder}"
+
+
 def _looks_like_path(name: str) -> bool:
     return (
         name.startswith((".", "/", "~", "\\"))
@@ -261,13 +281,16 @@ def load_model(
             transformers, name, revision=revision, local_files_only=local_files_only
         )
     except Exception as exc:
-        raise ModelLoadError(
-            f"cannot load model {name!r}: {_first_line(exc)}. If this machine has no "
-            "network access, download the checkpoint where you can (e.g. "
-            "`huggingface-cli download google/siglip-so400m-patch14-384 --local-dir "
-            "siglip`), copy the folder here and pass its path (Encoder.from_pretrained("
-            "'path/to/siglip') or ZSV_MODEL=path/to/siglip)"
-        ) from exc
+        hint = ""
+        if not Path(name).is_dir():
+            folder = name.rstrip("/").rsplit("/", 1)[-1]
+            hint = (
+                ". If this machine has no network access, download the checkpoint where you "
+                f"can (`{hub_download_command(name, folder)}`), copy the folder here and "
+                f"pass its path (--model {folder}, ZSV_MODEL={folder}, or "
+                f"Encoder.from_pretrained('{folder}'))"
+            )
+        raise ModelLoadError(f"cannot load model {name!r}: {_first_line(exc)}{hint}") from exc
     step()
     # Quantized from the weights as loaded, before any cast to a lower precision, and
     # kept out of that cast (the int8 layers take float32 in).
