@@ -140,11 +140,8 @@ class SearchEngine:
                     f"{path} already holds an index; open it with SearchEngine.open"
                 )
             folder = IndexFolder.open(path)
-            folder.check_matches(
-                model=model or (encoder.model_name if encoder else None),
-                store=store,
-                store_options=store_options,
-            )
+            _check_index_model(folder, model or (encoder.model_name if encoder else None))
+            folder.check_matches(store=store, store_options=store_options)
             return cls._with_folder(
                 folder, encoder=encoder, device=device, dtype=dtype, progress=progress
             )
@@ -188,8 +185,9 @@ class SearchEngine:
 
         Args:
             path: The index folder.
-            model: Use this checkpoint instead of the recorded one (for example a local
-                copy of the same model); its dimension must match.
+            model: Load this checkpoint instead of the recorded one: a local copy of the
+                same model (its ``config.json`` equals the recorded one's). Another model
+                is refused, as its vectors do not compare with the index's.
             encoder: An already loaded encoder to use instead.
             device: Torch device for the encoder.
             dtype: Torch dtype for the encoder.
@@ -202,6 +200,7 @@ class SearchEngine:
             DimensionMismatchError: The model's dimension differs from the index's.
         """
         folder = IndexFolder.open(path)
+        _check_index_model(folder, model)
         return cls._with_folder(
             folder, encoder=encoder, model=model, device=device, dtype=dtype, progress=progress
         )
@@ -851,6 +850,19 @@ class SearchEngine:
                     results.append(ImageLabels(source=source, labels=tuple(scores)))
                 tracker.advance(len(chunk))
         return ClassifyReport(results=tuple(results))
+
+
+def _check_index_model(folder: IndexFolder, model: str | None) -> None:
+    """Refuse a model other than the index's (``None``: the index's own)."""
+    from zeroshot_vision.models import same_checkpoint
+
+    if model is None or same_checkpoint(model, folder.manifest.model):
+        return
+    raise InvalidInputError(
+        f"the index {folder.path} was indexed with model {folder.manifest.model!r}, not "
+        f"{model!r}; open it without model= to use its own, or re-encode the images "
+        "into a new index with the other model"
+    )
 
 
 def _results(hits: list[Hit]) -> list[SearchResult]:

@@ -156,8 +156,11 @@ def run_tag(args: argparse.Namespace) -> int:
 
         if args.exclude:
             raise InvalidInputError("--exclude applies to folders of images, not to an index")
+        from zeroshot_vision.cli.model_choice import check_index_model
+
+        model = check_index_model(IndexFolder.open(source), args)
         with SearchEngine.open(
-            source, model=args.model, device=args.device, dtype=args.dtype, progress=interactive()
+            source, model=model, device=args.device, dtype=args.dtype, progress=interactive()
         ) as engine:
             report = engine.classify_indexed(labels, progress=show_bar)
     elif source.is_dir():

@@ -97,14 +97,13 @@ def add_index_command(commands: Subcommands) -> None:
     parser.set_defaults(handler=run_index)
 
 
-def _index_encoder(args: argparse.Namespace) -> Any:
+def _index_encoder(args: argparse.Namespace, model: str | None) -> Any:
     """The encoder ``zsv index`` loads itself, for options the engine does not take."""
     if args.workers is None and not args.compile:
         return None  # the engine loads the index's (or the given) model
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.index import IndexFolder
 
-    model = args.model
     if model is None and IndexFolder.exists(args.index):
         model = IndexFolder.open(args.index).manifest.model
     return Encoder.from_pretrained(
@@ -115,6 +114,18 @@ def _index_encoder(args: argparse.Namespace) -> Any:
         compile=args.compile,
         progress=interactive(),
     )
+
+
+def _checked_model(args: argparse.Namespace) -> str | None:
+    """``--model`` for a new index; for an existing one, checked against its model."""
+    from zeroshot_vision.cli.model_choice import check_index_model
+    from zeroshot_vision.index import IndexFolder
+
+    if not IndexFolder.exists(args.index):
+        return (
+            str(args.model) if args.model else None
+        )  # None: the engine takes $ZSV_MODEL, else the default
+    return check_index_model(IndexFolder.open(args.index), args)
 
 
 def run_index(args: argparse.Namespace) -> int:
@@ -137,6 +148,7 @@ def run_index(args: argparse.Namespace) -> int:
         given = {"index": args.ann}
     if not Path(args.source).expanduser().is_dir():
         raise InvalidInputError(f"{args.source} is not a folder")
+    model = _checked_model(args)
     bar: Any = None
 
     def on_progress(progress: Progress) -> None:
@@ -151,10 +163,10 @@ def run_index(args: argparse.Namespace) -> int:
 
     engine = SearchEngine.create(
         args.index,
-        model=args.model,
+        model=model,
         store=args.store,
         store_options=given or None,
-        encoder=_index_encoder(args),
+        encoder=_index_encoder(args, model),
         device=args.device,
         dtype=args.dtype,
         exist_ok=True,

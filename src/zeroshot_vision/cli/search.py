@@ -91,7 +91,7 @@ def add_search_command(commands: Subcommands) -> None:
     parser.add_argument(
         "--min-probability", type=probability_arg, metavar="P", help="drop weaker hits"
     )
-    add_model_options(parser, model_help="use this checkpoint instead of the index's")
+    add_model_options(parser, model_help="a local copy of the index's model to load instead")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(handler=run_search)
 
@@ -171,12 +171,15 @@ def results_table(results: Sequence[SearchResult]) -> list[str]:
 
 def run_search(args: argparse.Namespace) -> int:
     """``zsv search``: print the best matches."""
+    from zeroshot_vision.cli.model_choice import check_index_model
     from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.index import IndexFolder
 
     query_filter = parse_filter(args.filter)
     query = search_query(args)
+    model = check_index_model(IndexFolder.open(args.index), args)
     with SearchEngine.open(
-        args.index, model=args.model, device=args.device, dtype=args.dtype, progress=interactive()
+        args.index, model=model, device=args.device, dtype=args.dtype, progress=interactive()
     ) as engine:
         results = engine.search(
             query, k=args.k, filter=query_filter, min_probability=args.min_probability
