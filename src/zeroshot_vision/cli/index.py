@@ -122,9 +122,8 @@ def _checked_model(args: argparse.Namespace) -> str | None:
     from zeroshot_vision.index import IndexFolder
 
     if not IndexFolder.exists(args.index):
-        return (
-            str(args.model) if args.model else None
-        )  # None: the engine takes $ZSV_MODEL, else the default
+        # None: the engine takes $ZSV_MODEL, else the default.
+        return str(args.model) if args.model else None
     return check_index_model(IndexFolder.open(args.index), args)
 
 
