@@ -84,7 +84,20 @@ Large enough for the countries of Unsplash Lite; photographers and keywords exce
 """
 
 HIDDEN_FIELDS = frozenset(
-    {"path", "url", "description", "ai_description", "photo_id", "photographer_username"}
+    {
+        "path",
+        "url",
+        "description",
+        "ai_description",
+        "photo_id",
+        "photographer_username",
+        # Photo fields of folder indexes better offered through year, month and folders:
+        "taken",
+        "latitude",
+        "longitude",
+        "width",
+        "height",
+    }
 )
 """Metadata fields never offered as filters (ids, free text, locations of files)."""
 

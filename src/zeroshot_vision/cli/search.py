@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,10 +30,14 @@ if TYPE_CHECKING:
 __all__ = [
     "IMAGE_WEIGHT",
     "NEGATIVE_WEIGHT",
+    "add_photo_options",
     "add_search_command",
+    "missing_fields_hint",
     "parse_filter",
+    "result_paths",
     "results_table",
     "run_search",
+    "search_filter",
     "search_query",
 ]
 
@@ -93,7 +98,67 @@ def add_search_command(commands: Subcommands) -> None:
     )
     add_model_options(parser, model_help="a local copy of the index's model to load instead")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_photo_options(parser)
     parser.set_defaults(handler=run_search)
+
+
+def add_photo_options(parser: argparse.ArgumentParser) -> None:
+    """``--since --until --under --sort`` (photo fields of folder indexes) and ``--format``."""
+    from zeroshot_vision.photos import SORT_KEYS
+
+    photos = parser.add_argument_group("photo libraries (folder indexes)")
+    photos.add_argument(
+        "--since", metavar="DATE", help="taken on or after DATE (YYYY, YYYY-MM or YYYY-MM-DD)"
+    )
+    photos.add_argument(
+        "--until", metavar="DATE", help="taken on or before DATE (the whole day, month or year)"
+    )
+    photos.add_argument(
+        "--under",
+        action="append",
+        metavar="FOLDER",
+        help="only photos under FOLDER, at any depth (repeatable: any of them)",
+    )
+    photos.add_argument(
+        "--sort",
+        choices=SORT_KEYS,
+        default="score",
+        help="order of the k best matches: score (default) or taken (oldest first)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("table", "json", "paths"),
+        help="table (default), json (as --json), or paths: one file path per line",
+    )
+    parser.add_argument(
+        "--preview",
+        action="store_true",
+        help="show thumbnails in terminals that can (kitty, iTerm2, sixel); text elsewhere",
+    )
+
+
+def search_filter(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--filter`` and the photo options, combined with *and*."""
+    from zeroshot_vision.photos import combine_filters, photo_filter
+
+    sugar = photo_filter(since=args.since, until=args.until, under=args.under or ())
+    return combine_filters(parse_filter(args.filter), sugar)
+
+
+def missing_fields_hint(engine: Any, query_filter: dict[str, Any] | None) -> str | None:
+    """A hint for a filter that found nothing because no record has a field it names."""
+    from zeroshot_vision.photos import filter_fields, record_fields
+
+    wanted = filter_fields(query_filter)
+    if not wanted:
+        return None
+    present = record_fields(engine.store)
+    missing = sorted(wanted - present)
+    if not missing or not present:
+        return None
+    names = ", ".join(repr(name) for name in missing)
+    have = ", ".join(sorted(present))
+    return f"zsv: hint: no record in this index has the field {names}; its records have: {have}"
 
 
 def search_query(args: argparse.Namespace) -> Query:
@@ -174,21 +239,46 @@ def run_search(args: argparse.Namespace) -> int:
     from zeroshot_vision.cli.model_choice import check_index_model
     from zeroshot_vision.engine import SearchEngine
     from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision.photos import sort_results
+    from zeroshot_vision.results import SearchResults
 
-    query_filter = parse_filter(args.filter)
+    query_filter = search_filter(args)
     query = search_query(args)
     model = check_index_model(IndexFolder.open(args.index), args)
+    hint = None
     with SearchEngine.open(
         args.index, model=model, device=args.device, dtype=args.dtype, progress=interactive()
     ) as engine:
         results = engine.search(
             query, k=args.k, filter=query_filter, min_probability=args.min_probability
         )
-    if args.json:
+        if not results and query_filter:
+            hint = missing_fields_hint(engine, query_filter)
+    if hint:
+        say(hint, sys.stderr)
+    results = SearchResults(sort_results(results, args.sort), query=results.query)
+    output = "json" if args.json else (args.format or "table")
+    if output == "json":
         print(printable_json(results.to_json(indent=2)))
+    elif output == "paths":
+        for path in result_paths(results):
+            say(path)
     elif not results:
         say("no results")
+    elif args.preview:
+        from zeroshot_vision.cli.preview import print_previews
+
+        print_previews(results, results_table(results))
     else:
         for line in results_table(results):
             say(line)
     return EXIT_OK
+
+
+def result_paths(results: Sequence[SearchResult]) -> list[str]:
+    """The file path of each result that has one (``--format paths``)."""
+    return [
+        str(result.metadata["path"])
+        for result in results
+        if isinstance(result.metadata.get("path"), str)
+    ]

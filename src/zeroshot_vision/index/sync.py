@@ -24,13 +24,14 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from zeroshot_vision._checks import non_negative_seconds
 from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision.errors import ImageLoadError, InvalidInputError
+from zeroshot_vision.images.exif import photo_metadata
 from zeroshot_vision.index.folder import FileEntry
 from zeroshot_vision.index.scan import SourceImage, check_exclude, displayable, scan_source
 from zeroshot_vision.types import FolderReport, ImageFailure
@@ -179,7 +180,7 @@ def _encode_todo(
             writer.write(
                 [_entry(image) for image, _ in good],
                 np.stack([vector for _, vector in good]),
-                [image.metadata for image, _ in good],
+                [_with_photo_fields(image) for image, _ in good],
             )
             indexed.extend(image.id for image, _ in good)
         if bad:
@@ -193,6 +194,11 @@ def _encode_todo(
             writer.commit()
             last_commit = time.monotonic()
         tracker.advance(len(chunk), failed=len(bad))
+
+
+def _with_photo_fields(image: SourceImage) -> dict[str, Any]:
+    """The image's metadata with what its EXIF says (the source's own fields win)."""
+    return {**photo_metadata(image.path), **image.metadata}
 
 
 def _entry(image: SourceImage, *, failed: str | None = None) -> FileEntry:
