@@ -316,7 +316,9 @@ class SearchEngine:
         Recursive and incremental: only new files and files whose size or modification
         time changed are encoded; the vectors of deleted files are removed. Ids are
         paths relative to ``source`` (for an Unsplash Lite folder, photo ids), the same
-        as ``zsv index``. A run killed at any moment, even with SIGKILL, leaves an index
+        as ``zsv index``. Another folder is added as a further source of the index: its
+        ids start with its folder's name, and a run removes only its own vanished files.
+        A run killed at any moment, even with SIGKILL, leaves an index
         that opens; the next run continues where it stopped.
 
         Args:
@@ -336,9 +338,9 @@ class SearchEngine:
                 after every batch.
 
         Raises:
-            InvalidInputError: ``source`` is not a folder, the index mirrors another
-                folder, or the run would remove most of the index without
-                ``allow_removal``.
+            InvalidInputError: ``source`` is not a folder, lies inside (or holds) a
+                source the index already mirrors, or the run would remove most of
+                that source's images without ``allow_removal``.
             IndexLockedError: Another process is writing to this index.
         """
         from zeroshot_vision.index.sync import sync_folder

@@ -20,7 +20,7 @@ from zeroshot_vision.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands
-    from zeroshot_vision.types import Progress
+    from zeroshot_vision.types import FolderReport, Progress
 
 __all__ = ["add_index_command", "run_index"]
 
@@ -34,11 +34,18 @@ def add_index_command(commands: Subcommands) -> None:
         help="index a folder of images (or an Unsplash Lite folder)",
         description=(
             "Embed every image under SOURCE and store the vectors in INDEX_DIR. Re-running "
-            "encodes only new and changed files and removes deleted ones; a killed run "
-            "continues where it stopped."
+            "encodes only new and changed files and removes deleted ones (of the SOURCE "
+            "re-scanned); a killed run continues where it stopped. Several SOURCE folders "
+            "share one index; ids of a second one start with its folder's name."
         ),
     )
-    parser.add_argument("source", metavar="SOURCE", help="folder of images, or Unsplash folder")
+    parser.add_argument(
+        "source",
+        nargs="+",
+        metavar="SOURCE",
+        help="folder of images, or Unsplash folder (several: one index for all; a later "
+        "run with another SOURCE adds it)",
+    )
     add_index_option(parser)
     parser.add_argument(
         "--images",
@@ -145,8 +152,11 @@ def run_index(args: argparse.Namespace) -> int:
         if args.store not in (None, "faiss"):
             raise InvalidInputError("--ann is an option of the faiss store")
         given = {"index": args.ann}
-    if not Path(args.source).expanduser().is_dir():
-        raise InvalidInputError(f"{args.source} is not a folder")
+    for source in args.source:
+        if not Path(source).expanduser().is_dir():
+            raise InvalidInputError(f"{source} is not a folder")
+    if args.images is not None and len(args.source) > 1:
+        raise InvalidInputError("--images applies to one Unsplash SOURCE; index them one by one")
     model = _checked_model(args)
     bar: Any = None
 
@@ -171,23 +181,41 @@ def run_index(args: argparse.Namespace) -> int:
         exist_ok=True,
         progress=interactive(),
     )
+    reports = []
     try:
-        report = engine.index_folder(
-            args.source,
-            images_dir=args.images,
-            exclude=args.exclude,
-            batch_size=args.batch_size,
-            commit_every=args.commit_every,
-            allow_removal=args.allow_removal,
-            progress=on_progress,
-        )
+        for source in args.source:
+            reports.append(
+                engine.index_folder(
+                    source,
+                    images_dir=args.images,
+                    exclude=args.exclude,
+                    batch_size=args.batch_size,
+                    commit_every=args.commit_every,
+                    allow_removal=args.allow_removal,
+                    progress=on_progress,
+                )
+            )
+            if bar is not None:
+                bar.close()
+                bar = None
     finally:
         if bar is not None:
             bar.close()
         engine.close()
     if args.json:
-        print_json(report.to_json())
+        if len(reports) == 1:
+            print_json(reports[0].to_json())
+        else:
+            print_json(
+                [{"source": s, **r.to_json()} for s, r in zip(args.source, reports, strict=True)]
+            )
         return EXIT_OK
+    for source, report in zip(args.source, reports, strict=True):
+        _print_report(report, source if len(reports) > 1 else None)
+    return EXIT_OK
+
+
+def _print_report(report: FolderReport, source: str | None) -> None:
     for failure in report.unreadable:
         say(f"zsv: cannot read {failure.source}: {failure.reason} (kept)", sys.stderr)
     for failure in report.failed:
@@ -198,5 +226,4 @@ def run_index(args: argparse.Namespace) -> int:
             sys.stderr,
         )
     rate = f" ({report.images_per_second:.1f} images/s)" if report.indexed else ""
-    say(f"{report}{rate}")
-    return EXIT_OK
+    say(f"{source + ': ' if source else ''}{report}{rate}")
