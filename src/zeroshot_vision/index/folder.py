@@ -609,6 +609,11 @@ class IndexFolder:
                 counts[entry.status] += 1
         return counts
 
+    def entries(self) -> dict[str, FileEntry]:
+        """Every row of the state, by id (empty before the first write)."""
+        with self._reading() as state:
+            return state.entries() if state is not None else {}
+
     def source(self) -> str | None:
         """The first source folder this index mirrors (``None`` before the first run)."""
         found = self.sources()
