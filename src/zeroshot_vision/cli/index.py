@@ -13,6 +13,7 @@ from zeroshot_vision.cli.options import (
     add_model_options,
     non_negative_int_arg,
     positive_int_arg,
+    positive_seconds_arg,
     seconds_arg,
 )
 from zeroshot_vision.cli.output import interactive, print_json, progress_bar, say
@@ -101,7 +102,50 @@ def add_index_command(commands: Subcommands) -> None:
         help="allow removing more than half of the indexed images (files really deleted)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    add_watch_options(parser)
     parser.set_defaults(handler=run_index)
+
+
+def add_watch_options(parser: argparse.ArgumentParser) -> None:
+    """``--watch`` and ``--debounce``: keep the index current as the folders change."""
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep watching SOURCE and update the index as files are "
+        "added, changed, renamed or removed, until Ctrl-C (needs zeroshot-vision[watch])",
+    )
+    parser.add_argument(
+        "--debounce",
+        type=positive_seconds_arg,
+        default=2.0,
+        metavar="S",
+        help="--watch: seconds of quiet before re-indexing (default 2)",
+    )
+
+
+def watch_sources(engine: Any, args: argparse.Namespace) -> None:
+    """``--watch``: re-index the sources as they change, one summary line per run."""
+    from zeroshot_vision.index.watch import watch_folders
+
+    def on_report(root: Path, report: FolderReport) -> None:
+        if report.indexed or report.removed or report.failed:
+            _print_report(report, str(root))
+
+    def on_error(root: Path, exc: Exception) -> None:
+        say(f"zsv: cannot update the index from {root}: {exc} (still watching)", sys.stderr)
+
+    say(f"watching {', '.join(args.source)} (Ctrl-C to stop)", sys.stderr)
+    try:
+        watch_folders(
+            engine,
+            args.source,
+            debounce=args.debounce,
+            commit_every=max(args.commit_every, 1.0),
+            on_report=on_report,
+            on_error=on_error,
+        )
+    except KeyboardInterrupt:
+        say("zsv: stopped watching; the index is up to date with what was seen", sys.stderr)
 
 
 def _index_encoder(args: argparse.Namespace, model: str | None) -> Any:
@@ -155,6 +199,12 @@ def run_index(args: argparse.Namespace) -> int:
     for source in args.source:
         if not Path(source).expanduser().is_dir():
             raise InvalidInputError(f"{source} is not a folder")
+    if args.watch:
+        if args.json:
+            raise InvalidInputError("--watch prints a line per update; it has no --json")
+        from zeroshot_vision._optional import require
+
+        require("watchdog.observers", extra="watch", purpose="zsv index --watch")
     if args.images is not None and len(args.source) > 1:
         raise InvalidInputError("--images applies to one Unsplash SOURCE; index them one by one")
     model = _checked_model(args)
@@ -198,6 +248,11 @@ def run_index(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
                 bar = None
+        if args.watch:
+            for source, report in zip(args.source, reports, strict=True):
+                _print_report(report, source if len(reports) > 1 else None)
+            watch_sources(engine, args)
+            return EXIT_OK
     finally:
         if bar is not None:
             bar.close()
