@@ -70,7 +70,9 @@ __all__ = [
     "show_filters",
     "show_grid",
     "show_index_page",
+    "show_original",
     "show_search_page",
+    "shown_count",
 ]
 
 PAGES = ("Search", "Classify", "Index")

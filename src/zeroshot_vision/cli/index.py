@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands
     from zeroshot_vision.types import FolderReport, Progress
 
-__all__ = ["add_index_command", "run_index"]
+__all__ = ["add_index_command", "add_watch_options", "run_index", "watch_sources"]
 
 
 def add_index_command(commands: Subcommands) -> None:

@@ -51,9 +51,9 @@ def check_index_model(folder: IndexFolder, args: argparse.Namespace) -> str | No
     recorded = folder.manifest.model
     if same_checkpoint(name, recorded):
         return name if where == "--model" else None
-    setting = f"--model {name}" if where == "--model" else f"ZSV_MODEL={name}"
+    drop = "drop --model" if where == "--model" else "unset ZSV_MODEL"
     raise InvalidInputError(
-        f"{folder.path} was indexed with model {recorded}, but {setting} asks for {name}; "
-        f"drop {'--model' if where == '--model' else 'ZSV_MODEL'} to use the index's model, "
-        "or index into another folder to re-encode with this one"
+        f"{folder.path} was indexed with model {recorded}, but {where} asks for {name}; "
+        f"{drop} to use the index's model, or index into another folder to re-encode with "
+        "this one"
     )
