@@ -110,8 +110,9 @@ def test_watch_state_debounces_and_bounds_the_delay(tmp_path: Path) -> None:
     assert state.due(debounce=10, max_delay=0) == [tmp_path]
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
 def test_zsv_index_watch_stops_cleanly_on_ctrl_c(
-    tmp_path: Path, tiny_model_dir: Path, photo_paths: list[Path]
+    stop_signal: signal.Signals, tmp_path: Path, tiny_model_dir: Path, photo_paths: list[Path]
 ) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -130,7 +131,7 @@ def test_zsv_index_watch_stops_cleanly_on_ctrl_c(
         shutil.copy(photo_paths[1], photos / "second.png")
         line = process.stdout.readline()
         assert f"{photos}: indexed 1," in line and "2 in the index" in line
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +136,9 @@ def watch_sources(engine: Any, args: argparse.Namespace) -> None:
     def on_error(root: Path, exc: Exception) -> None:
         say(f"zsv: cannot update the index from {root}: {exc} (still watching)", sys.stderr)
 
+    # SIGTERM (a service manager stopping it) ends the watch after the run in progress.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     say(f"watching {', '.join(args.source)} (Ctrl-C to stop)", sys.stderr)
     try:
         watch_folders(
@@ -141,11 +146,15 @@ def watch_sources(engine: Any, args: argparse.Namespace) -> None:
             args.source,
             debounce=args.debounce,
             commit_every=max(args.commit_every, 1.0),
+            stop=stop,
             on_report=on_report,
             on_error=on_error,
         )
     except KeyboardInterrupt:
-        say("zsv: stopped watching; the index is up to date with what was seen", sys.stderr)
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    say("zsv: stopped watching; the index is up to date with what was seen", sys.stderr)
 
 
 def _index_encoder(args: argparse.Namespace, model: str | None) -> Any:
