@@ -8,7 +8,7 @@ Run it with ``make demo`` (which creates the environment first), or directly::
 
 The photos are the samples that ship inside scikit-image (an astronaut, a cat, a cup of
 coffee, a rocket, ...). Everything goes through the ``zsv`` command line, exactly as a
-user would type it; ``demo-data/`` holds the copies and the index afterwards.
+user would type it; ``demo-data/`` holds the copies and one index per model afterwards.
 """
 
 from __future__ import annotations
@@ -47,9 +47,21 @@ def zsv(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "zeroshot_vision.cli", *args], check=True)
 
 
+def index_name(model: str) -> str:
+    """The demo index's folder name for a model: one index per model.
+
+    An index holds one model's vectors, and zsv refuses a model other than the index's;
+    a folder per model lets ``ZSV_MODEL=tiny make demo`` and ``make demo`` both run.
+    """
+    last = Path(model.rstrip("/\\")).name or "model"
+    return "index-" + "".join(c if c.isalnum() or c in "-._" else "_" for c in last)
+
+
 def main() -> int:
+    from zeroshot_vision.models import default_model
+
     root = Path("demo-data")
-    photos, index = root / "photos", root / "index"
+    photos, index = root / "photos", root / index_name(default_model())
     copy_samples(photos)
     # zsv follows $ZSV_MODEL ("tiny": a tiny random model built offline into the user
     # cache; a folder; a hub id), else the default SigLIP; the index records the choice.

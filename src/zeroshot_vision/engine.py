@@ -140,11 +140,8 @@ class SearchEngine:
                     f"{path} already holds an index; open it with SearchEngine.open"
                 )
             folder = IndexFolder.open(path)
-            folder.check_matches(
-                model=model or (encoder.model_name if encoder else None),
-                store=store,
-                store_options=store_options,
-            )
+            _check_index_model(folder, model or (encoder.model_name if encoder else None))
+            folder.check_matches(store=store, store_options=store_options)
             return cls._with_folder(
                 folder, encoder=encoder, device=device, dtype=dtype, progress=progress
             )
@@ -188,8 +185,9 @@ class SearchEngine:
 
         Args:
             path: The index folder.
-            model: Use this checkpoint instead of the recorded one (for example a local
-                copy of the same model); its dimension must match.
+            model: Load this checkpoint instead of the recorded one: a local copy of the
+                same model (its ``config.json`` equals the recorded one's). Another model
+                is refused, as its vectors do not compare with the index's.
             encoder: An already loaded encoder to use instead.
             device: Torch device for the encoder.
             dtype: Torch dtype for the encoder.
@@ -202,6 +200,7 @@ class SearchEngine:
             DimensionMismatchError: The model's dimension differs from the index's.
         """
         folder = IndexFolder.open(path)
+        _check_index_model(folder, model)
         return cls._with_folder(
             folder, encoder=encoder, model=model, device=device, dtype=dtype, progress=progress
         )
@@ -317,7 +316,9 @@ class SearchEngine:
         Recursive and incremental: only new files and files whose size or modification
         time changed are encoded; the vectors of deleted files are removed. Ids are
         paths relative to ``source`` (for an Unsplash Lite folder, photo ids), the same
-        as ``zsv index``. A run killed at any moment, even with SIGKILL, leaves an index
+        as ``zsv index``. Another folder is added as a further source of the index: its
+        ids start with its folder's name, and a run removes only its own vanished files.
+        A run killed at any moment, even with SIGKILL, leaves an index
         that opens; the next run continues where it stopped.
 
         Args:
@@ -337,9 +338,9 @@ class SearchEngine:
                 after every batch.
 
         Raises:
-            InvalidInputError: ``source`` is not a folder, the index mirrors another
-                folder, or the run would remove most of the index without
-                ``allow_removal``.
+            InvalidInputError: ``source`` is not a folder, lies inside (or holds) a
+                source the index already mirrors, or the run would remove most of
+                that source's images without ``allow_removal``.
             IndexLockedError: Another process is writing to this index.
         """
         from zeroshot_vision.index.sync import sync_folder
@@ -880,6 +881,19 @@ class SearchEngine:
                     results.append(ImageLabels(source=source, labels=tuple(scores)))
                 tracker.advance(len(chunk))
         return ClassifyReport(results=tuple(results))
+
+
+def _check_index_model(folder: IndexFolder, model: str | None) -> None:
+    """Refuse a model other than the index's (``None``: the index's own)."""
+    from zeroshot_vision.models import same_checkpoint
+
+    if model is None or same_checkpoint(model, folder.manifest.model):
+        return
+    raise InvalidInputError(
+        f"the index {folder.path} was indexed with model {folder.manifest.model!r}, not "
+        f"{model!r}; open it without model= to use its own, or re-encode the images "
+        "into a new index with the other model"
+    )
 
 
 def _results(hits: list[Hit]) -> list[SearchResult]:

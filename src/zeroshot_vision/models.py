@@ -36,11 +36,13 @@ __all__ = [
     "TINY_MODEL",
     "cpu_has_native_bf16",
     "default_model",
+    "hub_download_command",
     "load_model",
     "locate_checkpoint",
     "pick_device",
     "pick_dtype",
     "resolve_model",
+    "same_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -187,6 +189,109 @@ def cpu_has_native_bf16() -> bool:
     return any(flag in flags for flag in _NATIVE_BF16_FLAGS)
 
 
+_HF_CLI_SINCE = (0, 34)
+"""The huggingface_hub release that brought the ``hf`` command (``huggingface-cli`` before)."""
+
+
+def hub_download_command(model: str, folder: str) -> str:
+    """The shell command that downloads ``model`` into ``folder`` with the installed hub client.
+
+    huggingface_hub 0.34 replaced ``huggingface-cli`` by ``hf`` (and 1.0 removed the old
+    name), so the hint follows the version installed here.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = tuple(int(part) for part in version("huggingface_hub").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        release = _HF_CLI_SINCE
+    client = "hf" if release >= _HF_CLI_SINCE else "huggingface-cli"
+    return f"{client} download {model} --local-dir {folder}"
+
+
+_CONFIG_NOISE = ("_name_or_path", "transformers_version", "torch_dtype", "dtype")
+"""config.json keys that differ between copies of one checkpoint (who saved it, when)."""
+
+
+def _checkpoint_file(name: str, filename: str) -> Path | None:
+    """A file of a checkpoint: in its local folder, or in the hub cache; never fetched."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return folder / filename if (folder / filename).is_file() else None
+    if _looks_like_path(name):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        cached = try_to_load_from_cache(name, filename)
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(cached) if isinstance(cached, str) else None
+
+
+_SAMPLE_BYTES = 1 << 20
+
+
+def _checkpoint_fingerprint(name: str) -> tuple[Any, ...] | None:
+    """What identifies a checkpoint's content, cheaply: its config and weights samples.
+
+    A fine-tuned model shares its base's config, so the weights count too: each weights
+    file's size and a hash of its first, middle and last MiB (a copy is byte-identical;
+    reading 3 MiB a file keeps this quick for multi-gigabyte checkpoints).
+    """
+    import hashlib
+    import json
+
+    config_file = _checkpoint_file(name, "config.json")
+    if config_file is None:
+        return None
+    try:
+        config = json.loads(config_file.read_bytes())
+        weights = ["model.safetensors"]
+        index_file = _checkpoint_file(name, "model.safetensors.index.json")
+        if index_file is not None:
+            weights = sorted(set(json.loads(index_file.read_bytes())["weight_map"].values()))
+        samples = []
+        for filename in weights:
+            file = _checkpoint_file(name, filename) or _checkpoint_file(name, "pytorch_model.bin")
+            if file is None:
+                return None
+            size = file.stat().st_size
+            digest = hashlib.sha256()
+            with file.open("rb") as handle:
+                for start in (0, size // 2, max(size - _SAMPLE_BYTES, 0)):
+                    handle.seek(start)
+                    digest.update(handle.read(_SAMPLE_BYTES))
+            samples.append((size, digest.hexdigest()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    kept = {key: value for key, value in config.items() if key not in _CONFIG_NOISE}
+    return (json.dumps(kept, sort_keys=True), tuple(samples))
+
+
+def same_checkpoint(requested: str, recorded: str) -> bool:
+    """Whether ``requested`` names the checkpoint an index recorded as ``recorded``.
+
+    The same name (``"tiny"`` and local folders compared as absolute paths) is the same
+    checkpoint; so is a local copy of it, such as a folder made with ``hf download`` on
+    another machine: the same ``config.json`` and the same weights (sampled; read from
+    the local folder or the hub cache, never the network). Anything else is another
+    model, whose vectors do not compare with the index's.
+    """
+    requested = resolve_model(requested)
+    path = Path(requested).expanduser()
+    if path.exists():
+        requested = str(path.resolve())
+    if requested == recorded:
+        return True
+    mine = _checkpoint_fingerprint(requested)
+    return mine is not None and mine == _checkpoint_fingerprint(recorded)
+
+
 def _looks_like_path(name: str) -> bool:
     return (
         name.startswith((".", "/", "~", "\\"))
@@ -261,13 +366,16 @@ def load_model(
             transformers, name, revision=revision, local_files_only=local_files_only
         )
     except Exception as exc:
-        raise ModelLoadError(
-            f"cannot load model {name!r}: {_first_line(exc)}. If this machine has no "
-            "network access, download the checkpoint where you can (e.g. "
-            "`huggingface-cli download google/siglip-so400m-patch14-384 --local-dir "
-            "siglip`), copy the folder here and pass its path (Encoder.from_pretrained("
-            "'path/to/siglip') or ZSV_MODEL=path/to/siglip)"
-        ) from exc
+        hint = ""
+        if not Path(name).is_dir():
+            folder = name.rstrip("/").rsplit("/", 1)[-1]
+            hint = (
+                ". If this machine has no network access, download the checkpoint where you "
+                f"can (`{hub_download_command(name, folder)}`), copy the folder here and "
+                f"pass its path (--model {folder}, ZSV_MODEL={folder}, or "
+                f"Encoder.from_pretrained('{folder}'))"
+            )
+        raise ModelLoadError(f"cannot load model {name!r}: {_first_line(exc)}{hint}") from exc
     step()
     # Quantized from the weights as loaded, before any cast to a lower precision, and
     # kept out of that cast (the int8 layers take float32 in).

@@ -136,6 +136,9 @@ class IndexReport:
     def __str__(self) -> str:
         return f"indexed {len(self.indexed)}, failed {len(self.failed)}"
 
+    def __repr__(self) -> str:
+        return f"IndexReport(indexed={len(self.indexed)}, failed={len(self.failed)})"
+
 
 @dataclass(frozen=True, kw_only=True)
 class ImageLabels:
@@ -165,6 +168,9 @@ class ClassifyReport:
 
     results: tuple[ImageLabels, ...] = ()
     failed: tuple[ImageFailure, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"ClassifyReport(results={len(self.results)}, failed={len(self.failed)})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -290,9 +296,21 @@ class FolderReport:
         }
 
     def __str__(self) -> str:
+        # The same counts as to_json: "failed" is this run's failures; images that failed
+        # before and were not retried are counted apart.
+        known = f", {len(self.known_failed)} known bad" if self.known_failed else ""
         return (
             f"indexed {len(self.indexed)}, skipped {self.skipped}, removed {len(self.removed)}, "
-            f"failed {len(self.failed) + len(self.known_failed)}; {self.count} in the index"
+            f"failed {len(self.failed)}{known}; {self.count} in the index"
+        )
+
+    def __repr__(self) -> str:
+        # Ids and failures can number in the thousands; a notebook shows the counts.
+        return (
+            f"FolderReport(indexed={len(self.indexed)}, skipped={self.skipped}, "
+            f"removed={len(self.removed)}, failed={len(self.failed)}, "
+            f"known_failed={len(self.known_failed)}, unreadable={len(self.unreadable)}, "
+            f"count={self.count}, seconds={self.seconds:.2f})"
         )
 
 

@@ -226,7 +226,12 @@ def test_a_url_query_shows_photos_in_chromium(browser_index: Path, photo_paths: 
         page.screenshot(ARTIFACTS / "app-search.png")
 
         body = page.evaluate("document.body.innerText")
-        assert "#1 · p " in body and "More like this" in body
+        assert "#1 · p " in body and "More like this" in body and "Open" in body
+        heights = page.evaluate(
+            "[...document.querySelectorAll('[class*=\"st-key-card-\"]')]"
+            ".map(c => Math.round(c.getBoundingClientRect().height))"
+        )
+        assert len(heights) == len(photo_paths) and len(set(heights)) == 1, heights
         query_box = "document.querySelector('input[aria-label=\"What are you looking for?\"]')"
         assert page.evaluate(f"{query_box}.value") == QUERY
         # Images come from Streamlit's media endpoint, never from a path in a URL.

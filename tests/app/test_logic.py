@@ -164,12 +164,12 @@ def test_min_probability_slider_drops_unlikely_photos(
     assert 0 < expected < len(probabilities)  # the cut-off really splits the photos
 
     at = app(monkeypatch, "--index", str(index_dir)).run()
-    at.slider(key="min_probability").set_value(cut)
+    at.select_slider(key="min_probability").set_value(cut)
     at.text_input(key="query").input(query).run()
     assert not at.exception
     assert len(result_ids(at)) == expected
 
-    at.slider(key="min_probability").set_value(1.0).run()
+    at.select_slider(key="min_probability").set_value(1.0).run()
     assert result_ids(at) == []
     assert "Lower the minimum probability" in messages(at, "info")
 
@@ -710,7 +710,7 @@ def test_k_slider_extremes_and_an_index_without_metadata(
     with SearchEngine.create(folder, model=str(model_dir), device="cpu") as engine:
         assert engine.index_images(photos).ok  # metadata: only the path
     at = app(monkeypatch, "--index", str(folder)).run()
-    assert not at.multiselect and [s.key for s in at.slider] == ["k", "min_probability"]
+    assert not at.multiselect and [s.key for s in at.slider] == ["k"]
     at.slider(key="k").set_value(1)
     at.text_input(key="query").input("a rocket").run()
     assert not at.exception and not at.error and len(result_ids(at)) == 1
@@ -785,3 +785,59 @@ def test_a_running_app_sees_what_zsv_index_adds(
     assert not at.exception and len(result_ids(at)) == 5
     # The model was not loaded again for the new version of the index.
     assert streamlit_app.load_encoder(str(model_dir.resolve()), None) is encoder
+
+
+# -- issue 21: the search page as a photo library's ------------------------------------
+
+
+def test_search_by_an_uploaded_photo_on_the_search_page(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path, photos: list[Path]
+) -> None:
+    at = app(monkeypatch, "--index", str(index_dir)).run()
+    chelsea = next(p for p in photos if p.stem == "chelsea")
+    at.file_uploader(key="search-upload").set_value(("mine.png", png_bytes(chelsea), "image/png"))
+    at.run()
+    assert not at.exception and not at.error
+    assert result_ids(at)[0] == "chelsea"  # the same photo, uploaded, is its own best match
+    assert any("Photos like" in str(h.value) for h in at.subheader)
+    at.file_uploader(key="search-upload").set_value(("bad.png", b"not an image", "image/png"))
+    at.run()
+    assert not at.exception and "The search failed" in messages(at, "error")
+
+
+def test_show_more_goes_beyond_k(monkeypatch: pytest.MonkeyPatch, index_dir: Path) -> None:
+    from zeroshot_vision.app.logic import MAX_RESULTS, PAGE_SIZE, more_results
+
+    at = app(monkeypatch, "--index", str(index_dir)).run()
+    at.slider(key="k").set_value(2)
+    at.text_input(key="query").input("a photo").run()
+    assert len(result_ids(at)) == 2
+    at.button(key="show-more").click().run()
+    assert not at.exception and len(result_ids(at)) == len(PLACES)  # all there are
+    assert not [b for b in at.button if b.key == "show-more"]  # nothing more to show
+    assert more_results(50) == 50 + PAGE_SIZE and more_results(MAX_RESULTS) == MAX_RESULTS
+
+
+def test_open_shows_the_original_photo_only_for_indexed_ids(
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path
+) -> None:
+    at = app(monkeypatch, "--index", str(index_dir)).run()
+    at.text_input(key="query").input("a rocket").run()
+    first = result_ids(at)[0]
+    thumbnails = len(at.image)
+    at.button(key=f"open-{first}").click().run()
+    assert not at.exception and len(at.image) == thumbnails + 1
+    at.button(key="close-original").click().run()
+    assert len(at.image) == thumbnails
+    at.session_state["original"] = "../../etc/passwd"  # not an id of the index
+    at.run()
+    assert "no image file" in messages(at, "warning")
+
+
+def test_the_probability_control_reaches_fine_values() -> None:
+    from zeroshot_vision.app.logic import PROBABILITY_STEPS
+
+    fine = [p for p in PROBABILITY_STEPS if 0 < p <= 0.05]
+    assert fine[0] == 0.001 and len(fine) >= 10
+    assert tuple(sorted(set(PROBABILITY_STEPS))) == PROBABILITY_STEPS
+    assert PROBABILITY_STEPS[0] == 0.0 and PROBABILITY_STEPS[-1] == 1.0

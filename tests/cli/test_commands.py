@@ -61,7 +61,7 @@ def test_index_json_summary_and_listed_failures(
 
     code, out, err = run(capsys, "index", str(source), "--index", index)
     assert code == EXIT_OK
-    assert out.startswith("indexed 0, skipped 3, removed 0, failed 1; 3 in the index")
+    assert out.startswith("indexed 0, skipped 3, removed 0, failed 0, 1 known bad; 3 in the index")
     assert "zsv: skipped" in err and "bad.png" in err
 
 

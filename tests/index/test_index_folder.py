@@ -26,6 +26,7 @@ from zeroshot_vision import (
     InvalidInputError,
     SearchEngine,
 )
+from zeroshot_vision.index.folder import FORMAT_VERSION
 from zeroshot_vision.index.scan import scan_source
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.types import FolderReport, IndexProgress
@@ -325,15 +326,13 @@ def test_a_file_name_that_is_not_utf8_is_indexed_and_saved(
 # -- refusals -------------------------------------------------------------------------------
 
 
-def test_refuses_another_source_or_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_refuses_a_nested_source_or_another_model(tmp_path: Path, tiny_model_dir: Path) -> None:
     source = tmp_path / "photos"
     make_folder(source, 2)
-    other = tmp_path / "other"
-    make_folder(other, 2)
     index = tmp_path / "index"
     run(source, index, model=tiny_model_dir)
-    with pytest.raises(InvalidInputError, match="is the index of"):
-        run(other, index)
+    with pytest.raises(InvalidInputError, match="lies inside"):
+        run(tmp_path, index)  # another source is added; one holding the first is not
     with pytest.raises(InvalidInputError, match="indexed with model"):
         run(source, index, model=tmp_path)
     with pytest.raises(InvalidInputError, match="not a folder"):
@@ -529,7 +528,7 @@ def test_a_version_1_folder_is_read_and_upgraded(tmp_path: Path, tiny_model_dir:
     report = run(source, index)
     assert report.skipped == 3 and report.indexed == ()
     assert not (index / "state.json").exists()
-    assert IndexFolder.open(index).manifest.version == 2
+    assert IndexFolder.open(index).manifest.version == FORMAT_VERSION
 
 
 # -- Unsplash Lite --------------------------------------------------------------------------

@@ -163,13 +163,15 @@ def test_any_server_mode_needs_no_model_dir(tmp_path: Path, capsys: Any) -> None
 
 
 def test_constants_written_out_for_a_fast_start_match_the_library() -> None:
-    from zeroshot_vision.cli.duplicates import THRESHOLD_TEXT
+    from zeroshot_vision.cli.duplicates import KEEP_CHOICES, THRESHOLD_TEXT
     from zeroshot_vision.cli.remote import INDEX_MANIFEST
+    from zeroshot_vision.dedupe import KEEP_RULES
     from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
     from zeroshot_vision.index.folder import MANIFEST
 
     assert INDEX_MANIFEST == MANIFEST
     assert float(THRESHOLD_TEXT) == DEFAULT_DUPLICATE_THRESHOLD
+    assert KEEP_CHOICES == KEEP_RULES
 
 
 def test_a_search_through_a_server_imports_neither_numpy_nor_the_stores(

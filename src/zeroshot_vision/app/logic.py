@@ -45,8 +45,11 @@ if TYPE_CHECKING:
     from zeroshot_vision.types import SearchResult
 
 __all__ = [
+    "MAX_RESULTS",
     "MAX_UPLOAD_BYTES",
     "MAX_UPLOAD_PIXELS",
+    "PAGE_SIZE",
+    "PROBABILITY_STEPS",
     "AppArgs",
     "ChoiceFacet",
     "Facet",
@@ -61,6 +64,7 @@ __all__ = [
     "index_version",
     "inline_code",
     "iter_metadata",
+    "more_results",
     "parse_app_args",
     "parse_labels",
     "result_cards",
@@ -84,7 +88,20 @@ Large enough for the countries of Unsplash Lite; photographers and keywords exce
 """
 
 HIDDEN_FIELDS = frozenset(
-    {"path", "url", "description", "ai_description", "photo_id", "photographer_username"}
+    {
+        "path",
+        "url",
+        "description",
+        "ai_description",
+        "photo_id",
+        "photographer_username",
+        # Photo fields of folder indexes better offered through year, month and folders:
+        "taken",
+        "latitude",
+        "longitude",
+        "width",
+        "height",
+    }
 )
 """Metadata fields never offered as filters (ids, free text, locations of files)."""
 
@@ -456,3 +473,21 @@ def decode_upload(
             if exc.reason == UNRECOGNIZED_FORMAT
             else exc.reason,
         ) from exc
+
+
+PROBABILITY_STEPS: tuple[float, ...] = (
+    0.0, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05,
+    *(round(0.05 + 0.01 * n, 2) for n in range(1, 96)),
+)  # fmt: skip
+"""The minimum-probability control's values: fine below 0.05, where SigLIP's calibrated
+probabilities for a good match often lie, then steps of 0.01 up to 1."""
+
+PAGE_SIZE = 24
+"""Results added by each "Show more"."""
+MAX_RESULTS = 1_000
+"""The most results the search page shows."""
+
+
+def more_results(shown: int) -> int:
+    """How many results to show after "Show more" when ``shown`` are on the page."""
+    return min(shown + PAGE_SIZE, MAX_RESULTS)

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from zeroshot_vision.app.logic import (
+    MAX_RESULTS,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_PIXELS,
+    PROBABILITY_STEPS,
     AppArgs,
     ChoiceFacet,
     Facet,
@@ -31,6 +33,7 @@ from zeroshot_vision.app.logic import (
     index_version,
     inline_code,
     iter_metadata,
+    more_results,
     parse_app_args,
     parse_labels,
     result_cards,
@@ -67,11 +70,15 @@ __all__ = [
     "show_filters",
     "show_grid",
     "show_index_page",
+    "show_original",
     "show_search_page",
+    "shown_count",
 ]
 
 PAGES = ("Search", "Classify", "Index")
 GRID_COLUMNS = 4
+CARD_HEIGHT = 430
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"]
 INDEX_SAMPLE = 8
 PICKABLE_IDS = 500
 DEFAULT_LABELS = "a photo of a cat\na photo of a person\na photo of a landscape"
@@ -94,12 +101,29 @@ def load_engine(
     return SearchEngine.open(index_dir, encoder=encoder)
 
 
-@st.cache_resource(show_spinner="Loading the model…")
+@st.cache_resource(show_spinner=False)
 def load_encoder(model: str, device: str | None) -> Encoder:
-    """The model of an index, loaded once per process whatever the index's version."""
-    from zeroshot_vision.encoder import Encoder
+    """The model of an index, loaded once per process whatever the index's version.
 
-    return Encoder.from_pretrained(model, device=device)
+    The first visit waits on it (tens of seconds for so400m on a CPU): a progress bar
+    names the model and the step (reading the weights, placing them), then goes away.
+    """
+    from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.types import Progress
+
+    name = Path(model).name or model
+    bar = st.progress(0.0, text=f"Loading the model {name}… (once per server start)")
+
+    def advance(progress: Progress) -> None:
+        total = progress.total or 1
+        step = ("reading the weights", "placing them on the device", "ready")
+        text = step[min(progress.done, len(step) - 1)]
+        bar.progress(min(progress.done / total, 1.0), text=f"Loading the model {name}: {text}")
+
+    try:
+        return Encoder.from_pretrained(model, device=device, progress=advance)
+    finally:
+        bar.empty()
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -199,14 +223,14 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
     with st.sidebar:
         st.header("Search options")
         k = st.slider("Results (k)", min_value=1, max_value=50, value=12, key="k")
-        min_probability = st.slider(
+        min_probability = st.select_slider(
             "Minimum probability",
-            min_value=0.0,
-            max_value=1.0,
+            options=PROBABILITY_STEPS,
             value=0.0,
-            step=0.01,
+            format_func=lambda value: f"{value:g}",
             key="min_probability",
-            help="SigLIP's probabilities are calibrated, so a cut-off means something.",
+            help="SigLIP's probabilities are calibrated, so a cut-off means something; "
+            "fine steps below 0.05, where good matches often lie.",
         )
         negative = clean_query(
             st.text_input("Not (negative prompt)", key="negative", placeholder="people")
@@ -214,10 +238,22 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
         index_key = f"{args.index}@{index_version(str(args.index))}"  # new facets per commit
         search_filter = show_filters(load_facets(index_key, engine))
 
+    upload = st.file_uploader(
+        "…or find photos like an image of yours",
+        type=UPLOAD_TYPES,
+        key="search-upload",
+        max_upload_size=MAX_UPLOAD_BYTES // (1024 * 1024),
+    )
+    k = shown_count(k, query, similar_to=st.session_state.get("similar_to"), upload=upload)
     similar_to = st.session_state.get("similar_to")
     results: list[SearchResult]
     try:
-        if similar_to is not None:
+        if similar_to is None and upload is not None:
+            image = decode_upload(upload.getvalue(), name=upload.name)
+            st.subheader(f"Photos like {inline_code(upload.name)}")
+            with st.spinner("Searching…"):
+                results = engine.search_by_image(image, k=k, filter=search_filter)
+        elif similar_to is not None:
             st.subheader(f"More like {inline_code(similar_to)}")
             st.button("Back to the text search", on_click=_clear_similar)
             with st.spinner("Searching…"):
@@ -251,7 +287,48 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
             else "No other photo matches these filters."
         )
         return
+    show_original(engine)
     show_grid(engine, str(args.index), result_cards(results), more_like_this=True)
+    if len(results) == k and k < MAX_RESULTS:
+        st.button("Show more", key="show-more", on_click=_show_more, args=(k,))
+
+
+def shown_count(k: int, query: str | None, *, similar_to: object, upload: object) -> int:
+    """How many results to show: ``k``, or more after "Show more" for the same search."""
+    search = (query, similar_to, getattr(upload, "file_id", None), k)
+    if st.session_state.get("more-for") != search[:3]:
+        st.session_state["more-for"] = search[:3]
+        st.session_state["more-k"] = k
+    return max(k, int(st.session_state.get("more-k", k)))
+
+
+def _show_more(shown: int) -> None:
+    st.session_state["more-k"] = more_results(shown)
+
+
+def _open_original(image_id: str) -> None:
+    st.session_state.original = image_id
+
+
+def _close_original() -> None:
+    st.session_state.pop("original", None)
+
+
+def show_original(engine: SearchEngine) -> None:
+    """The full photo asked for with "Open": only a file the index holds is read."""
+    image_id = st.session_state.get("original")
+    if image_id is None:
+        return
+    path = image_path_for_id(engine.store, image_id)
+    with st.container(border=True, key="original"):
+        st.button("Close", key="close-original", on_click=_close_original)
+        if path is None:
+            st.warning(f"{inline_code(image_id)}: no image file")
+            return
+        try:
+            st.image(load_image(path), caption=str(path), width="stretch")
+        except ImageLoadError as exc:
+            st.warning(f"{inline_code(image_id)}: {escape_markdown(exc.reason)}")
 
 
 def _sentence(reason: str) -> str:
@@ -305,8 +382,10 @@ def show_grid(
     with st.container(key="results"):
         for start in range(0, len(cards), GRID_COLUMNS):
             row = cards[start : start + GRID_COLUMNS]
-            for column, card in zip(st.columns(GRID_COLUMNS), row, strict=False):
-                with column:
+            columns = st.columns(GRID_COLUMNS)
+            for n, (column, card) in enumerate(zip(columns, row, strict=False), start=start):
+                # A fixed height keeps the rows even, whatever a caption's length.
+                with column, st.container(height=CARD_HEIGHT, border=True, key=f"card-{n}"):
                     thumbnail = load_thumbnail(index_key, card.id, engine)
                     if thumbnail is None:
                         st.warning(f"{inline_code(card.id)}: no image file")
@@ -321,6 +400,13 @@ def show_grid(
                             "More like this",
                             key=f"more-{card.id}",
                             on_click=_set_similar,
+                            args=(card.id,),
+                        )
+                    if thumbnail is not None:
+                        st.button(
+                            "Open",
+                            key=f"open-{card.id}",
+                            on_click=_open_original,
                             args=(card.id,),
                         )
 

@@ -99,7 +99,9 @@ def run_classify(args: argparse.Namespace) -> int:
     width = max(len("label"), *(columns(label) for label in labels))
     for n, result in enumerate(report.results):
         if len(args.images) > 1:
-            say(("" if n == 0 else "\n") + one_line(result.source, 200))
+            if n > 0:
+                say("")  # a blank line between images (say escapes an embedded newline)
+            say(one_line(result.source, 200))
         say(f"{pad('label', width)}  {'prob':>6}  {'score':>7}")
         for s in result.labels:
             say(f"{pad(s.label, width)}  {s.probability:>6.4f}  {s.score:>7.4f}")
@@ -170,8 +172,11 @@ def run_tag(args: argparse.Namespace) -> int:
 
         if args.exclude:
             raise InvalidInputError("--exclude applies to folders of images, not to an index")
+        from zeroshot_vision.cli.model_choice import check_index_model
+
+        model = check_index_model(IndexFolder.open(source), args)
         with SearchEngine.open(
-            source, model=args.model, device=args.device, dtype=args.dtype, progress=interactive()
+            source, model=model, device=args.device, dtype=args.dtype, progress=interactive()
         ) as engine:
             report = engine.classify_indexed(labels, progress=show_bar)
     elif source.is_dir():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,7 @@ from zeroshot_vision.cli.options import (
     add_model_options,
     non_negative_int_arg,
     positive_int_arg,
+    positive_seconds_arg,
     seconds_arg,
 )
 from zeroshot_vision.cli.output import interactive, print_json, progress_bar, say
@@ -21,9 +24,9 @@ from zeroshot_vision.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands
-    from zeroshot_vision.types import Progress
+    from zeroshot_vision.types import FolderReport, Progress
 
-__all__ = ["add_index_command", "run_index"]
+__all__ = ["add_index_command", "add_watch_options", "run_index", "watch_sources"]
 
 
 class _StoreKinds:
@@ -50,11 +53,18 @@ def add_index_command(commands: Subcommands) -> None:
         help="index a folder of images (or an Unsplash Lite folder)",
         description=(
             "Embed every image under SOURCE and store the vectors in INDEX_DIR. Re-running "
-            "encodes only new and changed files and removes deleted ones; a killed run "
-            "continues where it stopped."
+            "encodes only new and changed files and removes deleted ones (of the SOURCE "
+            "re-scanned); a killed run continues where it stopped. Several SOURCE folders "
+            "share one index; ids of a second one start with its folder's name."
         ),
     )
-    parser.add_argument("source", metavar="SOURCE", help="folder of images, or Unsplash folder")
+    parser.add_argument(
+        "source",
+        nargs="+",
+        metavar="SOURCE",
+        help="folder of images, or Unsplash folder (several: one index for all; a later "
+        "run with another SOURCE adds it)",
+    )
     add_index_option(parser)
     parser.add_argument(
         "--images",
@@ -113,7 +123,57 @@ def add_index_command(commands: Subcommands) -> None:
         help="allow removing more than half of the indexed images (files really deleted)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    add_watch_options(parser)
     parser.set_defaults(handler=run_index)
+
+
+def add_watch_options(parser: argparse.ArgumentParser) -> None:
+    """``--watch`` and ``--debounce``: keep the index current as the folders change."""
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep watching SOURCE and update the index as files are "
+        "added, changed, renamed or removed, until Ctrl-C (needs zeroshot-vision[watch])",
+    )
+    parser.add_argument(
+        "--debounce",
+        type=positive_seconds_arg,
+        default=2.0,
+        metavar="S",
+        help="--watch: seconds of quiet before re-indexing (default 2)",
+    )
+
+
+def watch_sources(engine: Any, args: argparse.Namespace) -> None:
+    """``--watch``: re-index the sources as they change, one summary line per run."""
+    from zeroshot_vision.index.watch import watch_folders
+
+    def on_report(root: Path, report: FolderReport) -> None:
+        if report.indexed or report.removed or report.failed:
+            _print_report(report, str(root))
+
+    def on_error(root: Path, exc: Exception) -> None:
+        say(f"zsv: cannot update the index from {root}: {exc} (still watching)", sys.stderr)
+
+    # SIGTERM (a service manager stopping it) ends the watch after the run in progress.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    say(f"watching {', '.join(args.source)} (Ctrl-C to stop)", sys.stderr)
+    try:
+        watch_folders(
+            engine,
+            args.source,
+            debounce=args.debounce,
+            commit_every=max(args.commit_every, 1.0),
+            stop=stop,
+            on_report=on_report,
+            on_error=on_error,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    say("zsv: stopped watching; the index is up to date with what was seen", sys.stderr)
 
 
 class _LazyEncoder:
@@ -165,7 +225,7 @@ class _LazyEncoder:
             self._encoder.close()
 
 
-def _index_encoder(args: argparse.Namespace) -> Any:
+def _index_encoder(args: argparse.Namespace, model: str | None) -> Any:
     """The encoder ``zsv index`` gives the engine, or ``None`` to let the engine load one.
 
     For an existing index it is lazy (:class:`_LazyEncoder`); for a new one the engine
@@ -176,19 +236,30 @@ def _index_encoder(args: argparse.Namespace) -> Any:
 
     if IndexFolder.exists(args.index):
         manifest = IndexFolder.open(args.index).manifest
-        return _LazyEncoder(args, args.model or manifest.model, manifest.dim)
+        return _LazyEncoder(args, model or manifest.model, manifest.dim)
     if args.workers is None and not args.compile:
         return None  # the engine loads the given (or default) model
     from zeroshot_vision.encoder import Encoder
 
     return Encoder.from_pretrained(
-        args.model,
+        model,
         device=args.device,
         dtype=args.dtype,
         workers=args.workers,
         compile=args.compile,
         progress=interactive(),
     )
+
+
+def _checked_model(args: argparse.Namespace) -> str | None:
+    """``--model`` for a new index; for an existing one, checked against its model."""
+    from zeroshot_vision.cli.model_choice import check_index_model
+    from zeroshot_vision.index import IndexFolder
+
+    if not IndexFolder.exists(args.index):
+        # None: the engine takes $ZSV_MODEL, else the default.
+        return str(args.model) if args.model else None
+    return check_index_model(IndexFolder.open(args.index), args)
 
 
 def run_index(args: argparse.Namespace) -> int:
@@ -209,8 +280,18 @@ def run_index(args: argparse.Namespace) -> int:
         if args.store not in (None, "faiss"):
             raise InvalidInputError("--ann is an option of the faiss store")
         given = {"index": args.ann}
-    if not Path(args.source).expanduser().is_dir():
-        raise InvalidInputError(f"{args.source} is not a folder")
+    for source in args.source:
+        if not Path(source).expanduser().is_dir():
+            raise InvalidInputError(f"{source} is not a folder")
+    if args.watch:
+        if args.json:
+            raise InvalidInputError("--watch prints a line per update; it has no --json")
+        from zeroshot_vision._optional import require
+
+        require("watchdog.observers", extra="watch", purpose="zsv index --watch")
+    if args.images is not None and len(args.source) > 1:
+        raise InvalidInputError("--images applies to one Unsplash SOURCE; index them one by one")
+    model = _checked_model(args)
     bar: Any = None
 
     def on_progress(progress: Progress) -> None:
@@ -223,10 +304,10 @@ def run_index(args: argparse.Namespace) -> int:
         if progress.failed:
             bar.set_postfix(failed=progress.failed, refresh=False)
 
-    encoder = _index_encoder(args)
+    encoder = _index_encoder(args, model)
     engine = SearchEngine.create(
         args.index,
-        model=args.model,
+        model=model,
         store=args.store,
         store_options=given or None,
         encoder=encoder,
@@ -235,16 +316,28 @@ def run_index(args: argparse.Namespace) -> int:
         exist_ok=True,
         progress=interactive(),
     )
+    reports = []
     try:
-        report = engine.index_folder(
-            args.source,
-            images_dir=args.images,
-            exclude=args.exclude,
-            batch_size=args.batch_size,
-            commit_every=args.commit_every,
-            allow_removal=args.allow_removal,
-            progress=on_progress,
-        )
+        for source in args.source:
+            reports.append(
+                engine.index_folder(
+                    source,
+                    images_dir=args.images,
+                    exclude=args.exclude,
+                    batch_size=args.batch_size,
+                    commit_every=args.commit_every,
+                    allow_removal=args.allow_removal,
+                    progress=on_progress,
+                )
+            )
+            if bar is not None:
+                bar.close()
+                bar = None
+        if args.watch:
+            for source, report in zip(args.source, reports, strict=True):
+                _print_report(report, source if len(reports) > 1 else None)
+            watch_sources(engine, args)
+            return EXIT_OK
     finally:
         if bar is not None:
             bar.close()
@@ -252,12 +345,27 @@ def run_index(args: argparse.Namespace) -> int:
         if encoder is not None:
             encoder.close()  # one the engine was handed stays open for its owner
     if args.json:
-        print_json(report.to_json())
+        if len(reports) == 1:
+            print_json(reports[0].to_json())
+        else:
+            print_json(
+                [{"source": s, **r.to_json()} for s, r in zip(args.source, reports, strict=True)]
+            )
         return EXIT_OK
+    for source, report in zip(args.source, reports, strict=True):
+        _print_report(report, source if len(reports) > 1 else None)
+    return EXIT_OK
+
+
+def _print_report(report: FolderReport, source: str | None) -> None:
     for failure in report.unreadable:
         say(f"zsv: cannot read {failure.source}: {failure.reason} (kept)", sys.stderr)
-    for failure in (*report.failed, *report.known_failed):
+    for failure in report.failed:
         say(f"zsv: skipped {failure.source}: {failure.reason}", sys.stderr)
+    for failure in report.known_failed:
+        say(
+            f"zsv: skipped {failure.source}: {failure.reason} (unchanged since it failed)",
+            sys.stderr,
+        )
     rate = f" ({report.images_per_second:.1f} images/s)" if report.indexed else ""
-    say(f"{report}{rate}")
-    return EXIT_OK
+    say(f"{source + ': ' if source else ''}{report}{rate}")

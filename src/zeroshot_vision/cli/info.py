@@ -49,6 +49,7 @@ def run_info(args: argparse.Namespace) -> int:
         "store_options": dict(manifest.store.options),
         "size_bytes": folder.size_bytes(),
         "source": folder.source(),
+        "sources": [{"path": s.path, "id_prefix": s.prefix} for s in folder.sources()],
         "files": counts["indexed"],
         "bad_images": counts["failed"],
         "format_version": manifest.version,
@@ -64,9 +65,19 @@ def run_info(args: argparse.Namespace) -> int:
         ("dim", str(manifest.dim)),
         ("store", manifest.store.kind + options),
         ("size", human_size(info["size_bytes"])),
-        ("source", info["source"] or "-"),
+        *_source_rows(info["sources"]),
         ("bad images", str(counts["failed"])),
     ]
     for key, value in rows:
         say(f"{key + ':':<12}{one_line(value, 400)}")
     return EXIT_OK
+
+
+def _source_rows(sources: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """One ``source:`` row per source folder (with its id prefix after the first)."""
+    if not sources:
+        return [("source", "-")]
+    return [
+        ("source", s["path"] + (f"  (ids {s['id_prefix']}/...)" if s["id_prefix"] else ""))
+        for s in sources
+    ]

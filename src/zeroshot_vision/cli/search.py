@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,13 +31,17 @@ if TYPE_CHECKING:
 __all__ = [
     "IMAGE_WEIGHT",
     "NEGATIVE_WEIGHT",
+    "add_photo_options",
     "add_search_command",
     "check_search_args",
+    "missing_fields_hint",
     "negatives",
     "parse_filter",
     "print_results",
+    "result_paths",
     "results_table",
     "run_search",
+    "search_filter",
     "search_query",
 ]
 
@@ -95,10 +100,70 @@ def add_search_command(commands: Subcommands) -> None:
     parser.add_argument(
         "--min-probability", type=probability_arg, metavar="P", help="drop weaker hits"
     )
-    add_model_options(parser, model_help="use this checkpoint instead of the index's")
+    add_model_options(parser, model_help="a local copy of the index's model to load instead")
     add_server_option(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_photo_options(parser)
     parser.set_defaults(handler=run_search)
+
+
+def add_photo_options(parser: argparse.ArgumentParser) -> None:
+    """``--since --until --under --sort`` (photo fields of folder indexes) and ``--format``."""
+    from zeroshot_vision.photos import SORT_KEYS
+
+    photos = parser.add_argument_group("photo libraries (folder indexes)")
+    photos.add_argument(
+        "--since", metavar="DATE", help="taken on or after DATE (YYYY, YYYY-MM or YYYY-MM-DD)"
+    )
+    photos.add_argument(
+        "--until", metavar="DATE", help="taken on or before DATE (the whole day, month or year)"
+    )
+    photos.add_argument(
+        "--under",
+        action="append",
+        metavar="FOLDER",
+        help="only photos under FOLDER, at any depth (repeatable: any of them)",
+    )
+    photos.add_argument(
+        "--sort",
+        choices=SORT_KEYS,
+        default="score",
+        help="order of the k best matches: score (default) or taken (oldest first)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("table", "json", "paths"),
+        help="table (default), json (as --json), or paths: one file path per line",
+    )
+    parser.add_argument(
+        "--preview",
+        action="store_true",
+        help="show thumbnails in terminals that can (kitty, iTerm2, sixel); text elsewhere",
+    )
+
+
+def search_filter(args: argparse.Namespace, *, validate: bool = True) -> dict[str, Any] | None:
+    """``--filter`` and the photo options, combined with *and* (see :func:`parse_filter`)."""
+    from zeroshot_vision.photos import combine_filters, photo_filter
+
+    sugar = photo_filter(since=args.since, until=args.until, under=args.under or ())
+    return combine_filters(parse_filter(args.filter, validate=validate), sugar)
+
+
+def missing_fields_hint(engine: Any, query_filter: dict[str, Any] | None) -> str | None:
+    """A hint for a filter that found nothing because no record has a field it names."""
+    from zeroshot_vision.photos import filter_fields, record_fields
+
+    wanted = filter_fields(query_filter)
+    if not wanted:
+        return None
+    present = record_fields(engine.store)
+    missing = sorted(wanted - present)
+    if not missing or not present:
+        return None
+    names = ", ".join(repr(name) for name in missing)
+    have = ", ".join(sorted(present))
+    return f"zsv: hint: no record in this index has the field {names}; its records have: {have}"
 
 
 def check_search_args(args: argparse.Namespace) -> None:
@@ -196,7 +261,7 @@ def run_search(args: argparse.Namespace) -> int:
     """``zsv search``: print the best matches (found here, or by ``--server``)."""
     client = client_for(args)
     if client is not None:
-        query_filter = parse_filter(args.filter, validate=False)
+        query_filter = search_filter(args, validate=False)
         check_search_args(args)
         with client:
             found = client.search(
@@ -209,30 +274,58 @@ def run_search(args: argparse.Namespace) -> int:
                 filter=query_filter,
                 min_probability=args.min_probability,
             )
-        print_results(found, as_json=args.json)
+        print_results(found, args)
         return EXIT_OK
+    from zeroshot_vision.cli.model_choice import check_index_model
     from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.index import IndexFolder
 
-    query_filter = parse_filter(args.filter)
+    query_filter = search_filter(args)
     query = search_query(args)
+    model = check_index_model(IndexFolder.open(args.index), args)
+    hint = None
     with SearchEngine.open(
-        args.index, model=args.model, device=args.device, dtype=args.dtype, progress=interactive()
+        args.index, model=model, device=args.device, dtype=args.dtype, progress=interactive()
     ) as engine:
         results = engine.search(
             query, k=args.k, filter=query_filter, min_probability=args.min_probability
         )
-    print_results(results, as_json=args.json)
+        if not results and query_filter:
+            hint = missing_fields_hint(engine, query_filter)
+    if hint:
+        say(hint, sys.stderr)
+    print_results(results, args)
     return EXIT_OK
 
 
-def print_results(results: Sequence[SearchResult], *, as_json: bool) -> None:
-    """Print search results as ``zsv search`` does: a table, or ``--json``."""
+def print_results(results: Sequence[SearchResult], args: argparse.Namespace) -> None:
+    """Print search results as ``zsv search`` does: sorted by ``--sort``, then a table,
+    ``--json``, ``--format paths`` or ``--preview`` thumbnails."""
+    from zeroshot_vision.photos import sort_results
     from zeroshot_vision.results import SearchResults
 
-    if as_json:
-        print(printable_json(SearchResults(results).to_json(indent=2)))
+    results = SearchResults(sort_results(results, args.sort), query=getattr(results, "query", None))
+    output = "json" if args.json else (args.format or "table")
+    if output == "json":
+        print(printable_json(results.to_json(indent=2)))
+    elif output == "paths":
+        for path in result_paths(results):
+            say(path)
     elif not results:
         say("no results")
+    elif args.preview:
+        from zeroshot_vision.cli.preview import print_previews
+
+        print_previews(results, results_table(results))
     else:
         for line in results_table(results):
             say(line)
+
+
+def result_paths(results: Sequence[SearchResult]) -> list[str]:
+    """The file path of each result that has one (``--format paths``)."""
+    return [
+        str(result.metadata["path"])
+        for result in results
+        if isinstance(result.metadata.get("path"), str)
+    ]

@@ -62,6 +62,7 @@ __all__ = [
     "FileEntry",
     "IndexFolder",
     "IndexManifest",
+    "SourceFolder",
     "StoreSpec",
     "model_reference",
 ]
@@ -69,8 +70,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT = "zeroshot-vision/index"
-FORMAT_VERSION = 2
-"""Version 2: the state moved from ``state.json`` to ``state.sqlite``, with pending rows."""
+FORMAT_VERSION = 3
+"""Version 3: several source folders, listed in the state's ``meta`` row ``sources``.
+
+Version 2 moved the state from ``state.json`` to ``state.sqlite``, with pending rows, and
+recorded one source folder (``meta`` row ``source``); it is migrated in place, in one
+transaction, the first time a writer opens it.
+"""
 
 MANIFEST = "settings.json"
 STATE = "state.sqlite"
@@ -136,6 +142,26 @@ class FileEntry:
     def same_file(self, path: str, size: int, mtime_ns: int) -> bool:
         """Whether this entry describes that file, unchanged."""
         return self.path == path and self.size == size and self.mtime_ns == mtime_ns
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceFolder:
+    """A folder an index mirrors, and how its files' ids begin.
+
+    Attributes:
+        path: The folder, absolute.
+        prefix: Put before its files' relative paths to make their ids: ``""`` for the
+            first source (ids are plain relative paths, as for an index of one folder),
+            the folder's name for later ones (``"camera/DSC_0001.jpg"``), so that ids stay
+            unique across sources and never change once given.
+    """
+
+    path: str
+    prefix: str = ""
+
+    def image_id(self, relative: str) -> str:
+        """The id of the file at ``relative`` (``/``-separated) in this source."""
+        return f"{self.prefix}/{relative}" if self.prefix else relative
 
 
 def model_reference(model: str) -> str:
@@ -224,6 +250,30 @@ class _State:
 
     def set_meta(self, key: str, value: str) -> None:
         self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(key, value)])
+
+    def sources(self) -> list[SourceFolder]:
+        """The recorded sources: ``sources`` (version 3), else the one ``source`` (2)."""
+        listed = self.meta("sources")
+        if listed is None:
+            single = self.meta("source")
+            return [SourceFolder(path=single)] if single else []
+        try:
+            rows = json.loads(listed)
+            return [SourceFolder(path=str(row["path"]), prefix=str(row["prefix"])) for row in rows]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise _damaged(self.path, f"the sources row holds {listed[:200]!r}") from exc
+
+    def set_sources(self, sources: Iterable[SourceFolder]) -> None:
+        """Record the sources, replacing a version 2 ``source`` row in one transaction."""
+        text = json.dumps([{"path": s.path, "prefix": s.prefix} for s in sources])
+        self._run("BEGIN IMMEDIATE")
+        try:
+            self._run("INSERT OR REPLACE INTO meta VALUES ('sources', ?)", [(text,)])
+            self._run("DELETE FROM meta WHERE key = 'source'")
+        except BaseException:
+            self._run("ROLLBACK")
+            raise
+        self._run("COMMIT")
 
     def entries(self) -> dict[str, FileEntry]:
         rows = self._run("SELECT id, path, size, mtime_ns, status, reason FROM files")
@@ -501,8 +551,24 @@ class IndexFolder:
             state = _State.open(self.path / STATE, write=True)
             assert state is not None
             self._upgrade_v1(state)
+            self._upgrade_v2(state)
             self._state = state
         return self._state
+
+    def _upgrade_v2(self, state: _State) -> None:
+        """Version 2 to 3: the one ``source`` row becomes the ``sources`` list.
+
+        The state changes in one transaction, then the manifest is replaced atomically; a
+        writer killed between the two leaves a version 2 manifest over a version 3 state,
+        which this method finishes next time (reading either works meanwhile).
+        """
+        if state.meta("sources") is None:
+            state.set_sources(state.sources())
+        if self.manifest.version < FORMAT_VERSION:
+            upgraded = self.manifest.model_copy(update={"version": FORMAT_VERSION})
+            write_atomic(self.path / MANIFEST, upgraded.model_dump_json(indent=2).encode())
+            self.manifest = upgraded
+            logger.info("upgraded %s to index format %d", self.path, FORMAT_VERSION)
 
     def _upgrade_v1(self, state: _State) -> None:
         old = self.path / _V1_STATE
@@ -543,14 +609,25 @@ class IndexFolder:
                 counts[entry.status] += 1
         return counts
 
+    def entries(self) -> dict[str, FileEntry]:
+        """Every row of the state, by id (empty before the first write)."""
+        with self._reading() as state:
+            return state.entries() if state is not None else {}
+
     def source(self) -> str | None:
-        """The source folder this index mirrors (``None`` before the first folder run)."""
+        """The first source folder this index mirrors (``None`` before the first run)."""
+        found = self.sources()
+        return found[0].path if found else None
+
+    def sources(self) -> list[SourceFolder]:
+        """The source folders this index mirrors, in the order they were added."""
         with self._reading() as state:
             if state is not None:
-                return state.meta("source")
+                return state.sources()
         if (self.path / _V1_STATE).exists():
-            return _read_v1_state(self.path / _V1_STATE)[0] or None
-        return None
+            single = _read_v1_state(self.path / _V1_STATE)[0]
+            return [SourceFolder(path=single)] if single else []
+        return []
 
     def size_bytes(self) -> int:
         """The size of the folder's files, in bytes (temporary files of a save excluded)."""

@@ -24,6 +24,7 @@ __all__ = [
     "check_exclude",
     "displayable",
     "file_id",
+    "folder_ancestors",
     "scan_source",
 ]
 
@@ -69,7 +70,10 @@ class SourceImage:
             valid UTF-8 has its undecodable bytes written as ``\\xNN``.
         size: Its size in bytes.
         mtime_ns: Its modification time in nanoseconds.
-        metadata: What is stored with its vector (always holds ``"path"``).
+        metadata: What is stored with its vector (always holds ``"path"``; for a plain
+            folder also ``"folders"``, see :func:`folder_ancestors`). The photo's EXIF
+            fields are added when it is encoded
+            (:func:`~zeroshot_vision.images.exif.photo_metadata`).
     """
 
     id: str
@@ -121,6 +125,19 @@ def displayable(text: str) -> str:
     except UnicodeEncodeError:
         return os.fsencode(text).decode("utf-8", errors="backslashreplace")
     return text
+
+
+def folder_ancestors(root: Path, path: Path) -> list[str]:
+    """The folders holding ``path``, from ``root`` down to its own folder, as text.
+
+    Stored as the ``folders`` list of a folder index's records, so that "under this
+    folder" is ``{"folders": {"$in": [folder]}}``: list membership, which every store
+    (Pinecone too, which has no prefix operator) filters on.
+    """
+    folders = [displayable(str(root))]
+    for part in path.parent.relative_to(root).parts:
+        folders.append(displayable(str(Path(folders[-1]) / part)))
+    return folders
 
 
 def _excluded(relative: str, patterns: Sequence[str]) -> bool:
@@ -216,7 +233,7 @@ def scan_source(
                         display_path=shown,
                         size=stat.st_size,
                         mtime_ns=stat.st_mtime_ns,
-                        metadata={"path": shown},
+                        metadata={"path": shown, "folders": folder_ancestors(root, path)},
                     )
                 )
         return Scan(root=root, images=tuple(found), unreadable=tuple(unreadable))

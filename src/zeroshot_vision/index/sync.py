@@ -19,20 +19,22 @@ it) and an encoder, nothing else of the engine.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from zeroshot_vision._checks import non_negative_seconds
 from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision.errors import ImageLoadError, InvalidInputError
-from zeroshot_vision.index.folder import FileEntry
-from zeroshot_vision.index.scan import SourceImage, check_exclude, displayable, scan_source
+from zeroshot_vision.images.exif import photo_metadata
+from zeroshot_vision.index.folder import FileEntry, SourceFolder
+from zeroshot_vision.index.scan import Scan, SourceImage, check_exclude, displayable, scan_source
 from zeroshot_vision.types import FolderReport, ImageFailure
 
 if TYPE_CHECKING:
@@ -70,15 +72,18 @@ def sync_folder(
         raise InvalidInputError(f"{displayable(os.fspath(source))} is not a folder")
     writer.begin()  # takes the folder's lock
     state = folder.state()
-    recorded = state.meta("source")
-    if recorded is not None and recorded != displayable(root):
-        raise InvalidInputError(
-            f"{folder.path} is the index of {recorded}, not of {displayable(root)}; use "
-            "another index folder (or delete this one to start over)"
-        )
-    scan = scan_source(root, images_dir=images_dir, exclude=patterns)
     entries = state.entries()
+    sources = state.sources()
+    source_folder = _source_for(displayable(root), sources, entries)
+    scan = scan_source(root, images_dir=images_dir, exclude=patterns)
+    scan = dataclasses.replace(
+        scan,
+        images=tuple(
+            dataclasses.replace(image, id=source_folder.image_id(image.id)) for image in scan.images
+        ),
+    )
     by_id = {image.id: image for image in scan.images}
+    _check_ids_are_free(by_id, entries, scan)
 
     # Gone: recorded files the scan could have seen but did not. Files outside the source
     # (added with index_images) and under unreadable folders are not the scan's to judge.
@@ -87,7 +92,11 @@ def sync_folder(
         for entry in entries.values()
         if entry.id not in by_id and entry.path is not None and scan.covers(entry.path)
     )
-    indexed_before = sum(entry.status == "indexed" for entry in entries.values())
+    # Only this source's files count: other sources are not re-scanned, so not judged.
+    indexed_before = sum(
+        entry.status == "indexed" and entry.path is not None and scan.covers(entry.path)
+        for entry in entries.values()
+    )
     gone_indexed = sum(entries[item].status == "indexed" for item in gone)
     if gone_indexed * 2 > indexed_before and not allow_removal:
         raise InvalidInputError(
@@ -100,8 +109,8 @@ def sync_folder(
         logger.info("removing %d vectors of files that are gone", len(gone))
         writer.delete(gone)
         writer.commit()
-    if recorded is None:
-        state.set_meta("source", displayable(root))
+    if source_folder not in sources:
+        state.set_sources([*sources, source_folder])
 
     # Vectors the state counts but the store lost (a store restored from an older copy).
     indexed_ids = {e.id for e in entries.values() if e.status == "indexed" and e.id in by_id}
@@ -180,7 +189,7 @@ def _encode_todo(
             writer.write(
                 [_entry(image) for image, _ in good],
                 np.stack([vector for _, vector in good]),
-                [image.metadata for image, _ in good],
+                [_with_photo_fields(image) for image, _ in good],
             )
             indexed.extend(image.id for image, _ in good)
         if bad:
@@ -194,6 +203,56 @@ def _encode_todo(
             writer.commit()
             last_commit = time.monotonic()
         tracker.advance(len(chunk), failed=len(bad))
+
+
+def _source_for(
+    root: str, sources: list[SourceFolder], entries: Mapping[str, FileEntry]
+) -> SourceFolder:
+    """The recorded source at ``root``, or a new one with an id prefix no id uses.
+
+    Raises:
+        InvalidInputError: ``root`` lies inside a recorded source, or holds one: its
+            files would be two sources' at once.
+    """
+    for source in sources:
+        if source.path == root:
+            return source
+    for source in sources:
+        inner, outer = (root, source.path), (source.path, root)
+        for child, parent in (inner, outer):
+            if Path(child).is_relative_to(parent):
+                raise InvalidInputError(
+                    f"{child} lies inside {parent}, which this index already mirrors or is "
+                    "asked to; index one of them, or use another index folder"
+                )
+    if not sources:
+        # The first source keeps plain relative ids, as an index of one folder always had.
+        return SourceFolder(path=root)
+    taken = {s.prefix for s in sources} | {item.split("/", 1)[0] for item in entries}
+    name = Path(root).name or "source"
+    prefix, n = name, 1
+    while prefix in taken:
+        n += 1
+        prefix = f"{name}-{n}"
+    return SourceFolder(path=root, prefix=prefix)
+
+
+def _check_ids_are_free(
+    by_id: Mapping[str, SourceImage], entries: Mapping[str, FileEntry], scan: Scan
+) -> None:
+    """Refuse ids that another source's files already hold (never overwrite them)."""
+    for item, image in by_id.items():
+        entry = entries.get(item)
+        if entry is not None and entry.path is not None and not scan.covers(entry.path):
+            raise InvalidInputError(
+                f"{image.display_path} would get the id {item!r}, which {entry.path} (of "
+                "another source) holds; rename one of them, or use another index folder"
+            )
+
+
+def _with_photo_fields(image: SourceImage) -> dict[str, Any]:
+    """The image's metadata with what its EXIF says (the source's own fields win)."""
+    return {**photo_metadata(image.path), **image.metadata}
 
 
 def _entry(image: SourceImage, *, failed: str | None = None) -> FileEntry:

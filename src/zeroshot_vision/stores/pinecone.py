@@ -212,14 +212,15 @@ class PineconeStore:
         key = api_key or os.environ.get(_API_KEY_ENV, "")
         if not key:
             raise InvalidInputError(
-                f"no Pinecone API key: set the {_API_KEY_ENV} environment variable or pass api_key="
+                f"no Pinecone API key: set the {_API_KEY_ENV} environment variable"
             )
         if host is None and index_name is None:
             host = os.environ.get("PINECONE_INDEX_HOST") or None
             index_name = None if host else (os.environ.get("PINECONE_INDEX") or None)
         if (host is None) == (index_name is None):
             raise InvalidInputError(
-                "name the index by exactly one of host= or index_name= (or set "
+                "name the index by exactly one of its host or its name (zsv: --pinecone-host "
+                "or --pinecone-index; Python: host= or index_name=; or set "
                 "PINECONE_INDEX_HOST or PINECONE_INDEX)"
             )
         pinecone = _pinecone()
@@ -601,7 +602,7 @@ def _describe(exc: BaseException, *, secrets: Iterable[str | None]) -> str:
 
 
 _STATUS_HINTS = {
-    401: f"the API key was refused: check {_API_KEY_ENV} or api_key=",
+    401: f"the API key was refused: check {_API_KEY_ENV}",
     403: "the API key may not use this index",
     404: "no such index or route: check the host",
     429: "still rate limited after the SDK's retries: wait, or lower max_concurrency",
@@ -748,9 +749,7 @@ def create_pinecone_index(
     dimension = positive_int(encoder.dim if encoder is not None else dim, "dim")
     key = api_key or os.environ.get(_API_KEY_ENV, "")
     if not key:
-        raise InvalidInputError(
-            f"no Pinecone API key: set the {_API_KEY_ENV} environment variable or pass api_key="
-        )
+        raise InvalidInputError(f"no Pinecone API key: set the {_API_KEY_ENV} environment variable")
     pinecone = _pinecone()
     failure: StoreError | None = None
     try:

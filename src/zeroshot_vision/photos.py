@@ -1,0 +1,163 @@
+"""Searching a photo library: date, folder and camera filters, sorting by date taken.
+
+Folder indexes store each photo's EXIF fields (see :mod:`zeroshot_vision.images.exif`:
+``taken``, ``year``, ``month``, ``camera_make``, ``camera_model``, ``lens``,
+``latitude``, ``longitude``, ``width``, ``height``) and its ``folders`` (the folders that
+hold it, see :func:`~zeroshot_vision.index.scan.folder_ancestors`). These helpers build
+filters over them in the one filter language every store speaks, so they work on
+Pinecone as on FAISS::
+
+    engine.search("a beach", filter=photo_filter(since="2021-06", under=["/photos/trips"]))
+
+``zsv search --since --until --under --sort`` is sugar over these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from zeroshot_vision.errors import InvalidFilterError
+
+if TYPE_CHECKING:
+    from zeroshot_vision.stores.base import VectorStore
+    from zeroshot_vision.types import SearchResult
+
+__all__ = [
+    "SORT_KEYS",
+    "combine_filters",
+    "date_bounds",
+    "filter_fields",
+    "photo_filter",
+    "record_fields",
+    "sort_results",
+]
+
+SORT_KEYS = ("score", "taken")
+"""How results can be ordered: by relevance (the stores' order), or by date taken."""
+
+PathLike = str | os.PathLike[str]
+
+
+def date_bounds(text: str) -> tuple[int, int]:
+    """The Unix seconds ``[start, end)`` a date names: ``2021``, ``2021-07``, ``2021-07-14``.
+
+    Like the stored ``taken`` (EXIF local time read as UTC), the bounds are in UTC.
+
+    Raises:
+        InvalidFilterError: Not one of those forms, or not a real date.
+    """
+    parts = text.strip().split("-")
+    try:
+        numbers = [int(part) for part in parts]
+        if not 1 <= len(numbers) <= 3 or len(parts[0]) != 4:
+            raise ValueError(text)
+        year, month, day = [*numbers, 1, 1][:3]
+        start = dt.datetime(year, month, day, tzinfo=dt.timezone.utc)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidFilterError(
+            f"{text!r} is not a date; write YYYY, YYYY-MM or YYYY-MM-DD (e.g. 2021-07-14)"
+        ) from exc
+    if len(numbers) == 1:
+        end = start.replace(year=year + 1)
+    elif len(numbers) == 2:
+        end = start.replace(year=year + month // 12, month=month % 12 + 1)
+    else:
+        end = start + dt.timedelta(days=1)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+def photo_filter(
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    under: Sequence[PathLike] = (),
+) -> dict[str, Any] | None:
+    """A filter for photos taken in a period and lying under some folders.
+
+    Args:
+        since: Taken on or after this date (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``).
+        until: Taken on or before this date, the whole of it: ``until="2021"`` keeps all of
+            2021.
+        under: Folders (absolute, or relative to the working folder); a photo passes when
+            it lies in any of them, at any depth.
+
+    Returns:
+        The filter, or ``None`` when nothing narrows.
+
+    Raises:
+        InvalidFilterError: A bad date, or ``since`` after ``until``.
+    """
+    conditions: list[dict[str, Any]] = []
+    taken: dict[str, int] = {}
+    if since is not None:
+        taken["$gte"] = date_bounds(since)[0]
+    if until is not None:
+        taken["$lt"] = date_bounds(until)[1]
+    if "$gte" in taken and "$lt" in taken and taken["$gte"] >= taken["$lt"]:
+        raise InvalidFilterError(f"the period {since} to {until} is empty (since is after until)")
+    if taken:
+        conditions.append({"taken": taken})
+    if under:
+        from zeroshot_vision.index.scan import absolute, displayable
+
+        folders = sorted({displayable(str(absolute(folder))) for folder in under})
+        conditions.append({"folders": {"$in": folders}})
+    return combine_filters(*conditions)
+
+
+def combine_filters(*filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The filters that are given, combined with *and* (``None`` when none is)."""
+    given = [dict(f) for f in filters if f]
+    if not given:
+        return None
+    return given[0] if len(given) == 1 else {"$and": given}
+
+
+def filter_fields(filter: Mapping[str, Any] | None) -> set[str]:
+    """The metadata fields a (valid) filter names, through ``$and`` and ``$or``."""
+    fields: set[str] = set()
+    for key, value in (filter or {}).items():
+        if key in ("$and", "$or") and isinstance(value, list):
+            for part in value:
+                if isinstance(part, Mapping):
+                    fields |= filter_fields(part)
+        elif not key.startswith("$"):
+            fields.add(key)
+    return fields
+
+
+def record_fields(store: VectorStore, *, sample: int = 500) -> set[str]:
+    """The metadata fields found in up to ``sample`` records of ``store``."""
+    from zeroshot_vision._checks import batched
+
+    fields: set[str] = set()
+    for batch in batched(islice(store.ids(), sample), 100):
+        for record in store.fetch(batch).values():
+            fields.update(record.metadata or {})
+    return fields
+
+
+def sort_results(results: Iterable[SearchResult], by: str) -> list[SearchResult]:
+    """``results`` ordered by ``by``: ``"score"`` (as given) or ``"taken"`` (oldest first,
+    photos without a date last).
+
+    Raises:
+        InvalidFilterError: An unknown sort key.
+    """
+    if by not in SORT_KEYS:
+        raise InvalidFilterError(f"cannot sort by {by!r}; use one of {', '.join(SORT_KEYS)}")
+    listed = list(results)
+    if by == "score":
+        return listed
+
+    def when(result: SearchResult) -> tuple[bool, float]:
+        taken = result.metadata.get("taken")
+        if isinstance(taken, int | float) and not isinstance(taken, bool):
+            return (False, float(taken))
+        return (True, 0.0)
+
+    return sorted(listed, key=when)
