@@ -20,6 +20,7 @@ from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     ImageLoadError,
+    IndexExistsError,
     InvalidInputError,
     RecordNotFoundError,
 )
@@ -130,13 +131,15 @@ class SearchEngine:
             progress: Shows the model loading (see :meth:`Encoder.from_pretrained`).
 
         Raises:
-            InvalidInputError: ``path`` holds an index (and not ``exist_ok``) or other
-                files, or the arguments contradict the existing index.
+            IndexExistsError: ``path`` holds an index (and not ``exist_ok``), perhaps
+                created by another process meanwhile.
+            InvalidInputError: ``path`` holds other files, or the arguments contradict
+                the existing index.
             ModelLoadError: The model cannot be loaded.
         """
         if IndexFolder.exists(path):
             if not exist_ok:
-                raise InvalidInputError(
+                raise IndexExistsError(
                     f"{path} already holds an index; open it with SearchEngine.open"
                 )
             folder = IndexFolder.open(path)
@@ -155,13 +158,24 @@ class SearchEngine:
 
             encoder = Encoder.from_pretrained(model, device=device, dtype=dtype, progress=progress)
         try:
-            folder = IndexFolder.create(
-                path,
-                model=encoder.model_name,
-                dim=encoder.dim,
-                store=store or "faiss",
-                store_options=store_options,
-            )
+            try:
+                folder = IndexFolder.create(
+                    path,
+                    model=encoder.model_name,
+                    dim=encoder.dim,
+                    store=store or "faiss",
+                    store_options=store_options,
+                )
+            except IndexExistsError:
+                if not exist_ok:
+                    raise
+                # Another process created it while the model loaded: use theirs, if it
+                # agrees with ours.
+                folder = IndexFolder.open(path)
+                folder.check_matches(
+                    model=encoder.model_name, dim=encoder.dim, store=store,
+                    store_options=store_options,
+                )  # fmt: skip
             engine = cls(encoder, folder.open_store(), folder=folder)
         except BaseException:
             if owns_encoder:

@@ -11,6 +11,7 @@ from zeroshot_vision.cli.exits import EXIT_OK
 from zeroshot_vision.cli.options import (
     add_index_option,
     add_model_options,
+    add_wait_option,
     non_negative_int_arg,
     positive_int_arg,
     seconds_arg,
@@ -93,6 +94,7 @@ def add_index_command(commands: Subcommands) -> None:
         action="store_true",
         help="allow removing more than half of the indexed images (files really deleted)",
     )
+    add_wait_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(handler=run_index)
 
@@ -160,6 +162,8 @@ def run_index(args: argparse.Namespace) -> int:
         exist_ok=True,
         progress=interactive(),
     )
+    if engine.folder is not None:
+        engine.folder.lock_wait = args.wait
     try:
         report = engine.index_folder(
             args.source,

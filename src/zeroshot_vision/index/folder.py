@@ -10,15 +10,21 @@ format and nothing else, so an index made in one opens in the others::
                     (indexed, failed, or pending: being written when the run stopped)
     store/          the store's own files (FaissStore); absent for a remote store
     .lock           held by the one process that writes
+    .lock.owner     who holds it: the process id and since when (for the message a second
+                    writer gets)
 
 The manifest is validated with pydantic and carries a format version; a folder written by
 a newer version, or with a damaged manifest or state, is refused with
 :class:`~zeroshot_vision.errors.IndexDamagedError` rather than read as an empty index.
 Version 1 folders (``state.json``) are read, and upgraded the first time they are written.
 
-Writers are exclusive and readers never wait: :meth:`IndexFolder.lock` takes the folder's
-lock (a second writer gets :class:`~zeroshot_vision.errors.IndexLockedError`), while
-searching, ``zsv info`` and the app open the folder without it.
+Creating is exclusive: the manifest is linked into place only if none is there, so of two
+processes creating one folder at once, one gets
+:class:`~zeroshot_vision.errors.IndexExistsError` instead of silently replacing the other's
+manifest. Writers are exclusive and readers never wait: :meth:`IndexFolder.lock` takes the
+folder's lock (a second writer gets :class:`~zeroshot_vision.errors.IndexLockedError`
+naming the process that holds it and since when, or waits up to ``lock_wait`` seconds),
+while searching, ``zsv info`` and the app open the folder without it.
 
 Example:
     >>> folder = IndexFolder.create("my-index", model="google/siglip-so400m-patch14-384",
@@ -30,10 +36,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +47,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 
-from zeroshot_vision._files import write_atomic
+from zeroshot_vision._files import is_temp_file, write_atomic, write_exclusive
+from zeroshot_vision._json import loads_bounded
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     IndexDamagedError,
+    IndexExistsError,
     IndexLockedError,
     IndexNotFoundError,
     InvalidInputError,
@@ -62,6 +70,7 @@ __all__ = [
     "FileEntry",
     "IndexFolder",
     "IndexManifest",
+    "LockOwner",
     "StoreSpec",
     "model_reference",
 ]
@@ -76,6 +85,11 @@ MANIFEST = "settings.json"
 STATE = "state.sqlite"
 STORE_DIR = "store"
 LOCK = ".lock"
+LOCK_OWNER = ".lock.owner"
+_MANIFEST_MAX_BYTES = 1 << 20
+"""A manifest is a few hundred bytes; a megabyte is damage (or not a manifest at all)."""
+_MANIFEST_MAX_DEPTH = 8
+_V1_STATE_MAX_BYTES = 1 << 32
 _V1_STATE = "state.json"
 _V1_STATE_FORMAT = "zeroshot-vision/index-state"
 
@@ -110,6 +124,16 @@ class IndexManifest(pydantic.BaseModel):
     model: str = pydantic.Field(min_length=1)
     dim: int = pydantic.Field(gt=0, strict=True)
     store: StoreSpec = pydantic.Field(default_factory=StoreSpec)
+
+
+class LockOwner(pydantic.BaseModel):
+    """``.lock.owner``: which process holds the writer lock, and since when."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    pid: int = pydantic.Field(gt=0)
+    since: str = pydantic.Field(min_length=1, max_length=64)
+    """When it took the lock: ISO 8601, UTC, to the second."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,13 +287,17 @@ class _State:
 def _read_manifest(folder: Path) -> IndexManifest:
     file = folder / MANIFEST
     try:
-        raw = json.loads(file.read_bytes())
+        with file.open("rb") as handle:  # a folder named settings.json fails here
+            data = handle.read(_MANIFEST_MAX_BYTES + 1)
+        raw = loads_bounded(
+            data, max_depth=_MANIFEST_MAX_DEPTH, max_bytes=_MANIFEST_MAX_BYTES, what="it"
+        )
     except FileNotFoundError as exc:
         raise IndexNotFoundError(
             f"no index at {folder} (missing {MANIFEST}; create one with 'zsv index' or "
             "SearchEngine.create)"
         ) from exc
-    except (OSError, ValueError) as exc:  # a folder named settings.json, bad JSON, ...
+    except (OSError, InvalidInputError) as exc:
         raise _damaged(file, exc) from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise _damaged(file, "it is not a zeroshot-vision index manifest")
@@ -300,6 +328,9 @@ class IndexFolder:
         path: The folder.
         manifest: What the folder records (model, dimension, store).
     """
+
+    lock_wait: float = 0.0
+    """Seconds :meth:`lock` waits for another writer to finish (0: fail at once)."""
 
     def __init__(self, path: Path, manifest: IndexManifest) -> None:
         self.path = path
@@ -335,7 +366,9 @@ class IndexFolder:
             return
         if not folder.is_dir():
             raise InvalidInputError(f"{folder} is a file, not an index folder")
-        if any(folder.iterdir()):
+        # Another process creating this index right now leaves only its temp file (and
+        # maybe the lock): that folder is still free to race for, and the race decides.
+        if any(not _creating(entry.name) for entry in folder.iterdir()):
             raise InvalidInputError(
                 f"{folder} is not empty and holds no index (no {MANIFEST}); give a new or "
                 "empty folder"
@@ -361,13 +394,18 @@ class IndexFolder:
             store_options: The kind's options (Pinecone: ``host`` or ``index_name``, and
                 ``namespace``). Never secrets: they stay in the environment.
 
+        Creation is exclusive: the manifest is linked into place only if none is there,
+        so when several processes create one folder at once exactly one succeeds.
+
         Raises:
-            InvalidInputError: ``path`` already holds an index or other files, or the
-                store kind or options are not acceptable.
+            IndexExistsError: ``path`` already holds an index, or another process created
+                one there first (also an :class:`InvalidInputError`).
+            InvalidInputError: ``path`` holds other files, or the store kind or options
+                are not acceptable.
         """
         folder = Path(path)
         if cls.exists(folder):
-            raise InvalidInputError(f"{folder} already holds an index; open it instead")
+            raise IndexExistsError(f"{folder} already holds an index; open it instead")
         cls.check_available(folder)
         options = check_store_options(store, store_options or {})
         try:
@@ -379,7 +417,13 @@ class IndexFolder:
         except pydantic.ValidationError as exc:
             raise InvalidInputError(f"cannot create an index: {exc.errors()[0]['msg']}") from exc
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / MANIFEST, manifest.model_dump_json(indent=2).encode())
+        try:
+            write_exclusive(folder / MANIFEST, manifest.model_dump_json(indent=2).encode())
+        except FileExistsError as exc:
+            raise IndexExistsError(
+                f"{folder} already holds an index (another process created it just now); "
+                "open it instead"
+            ) from exc
         logger.info("created index folder %s (model %s, dim %d)", folder, manifest.model, dim)
         return cls(folder, manifest)
 
@@ -458,29 +502,65 @@ class IndexFolder:
         """Whether this object holds the folder's writer lock."""
         return self._lock is not None
 
-    def lock(self) -> None:
+    def lock(self, *, wait: float | None = None) -> None:
         """Take the writer lock (once; the OS releases it if the process dies).
 
+        The holder records its process id and the time in ``.lock.owner``, for the
+        message another writer gets.
+
+        Args:
+            wait: Seconds to wait for another writer to finish; default
+                :attr:`lock_wait` (0: fail at once).
+
         Raises:
-            IndexLockedError: Another process, or another engine in this one, writes here.
+            IndexLockedError: Another process, or another engine in this one, writes here
+                (and did not finish within ``wait``).
             OSError: The folder cannot be written (read-only, permissions).
         """
         if self._lock is not None:
             return
         from filelock import FileLock, Timeout
 
-        lock = FileLock(self.path / LOCK, timeout=0, thread_local=False, is_singleton=False)
+        timeout = self.lock_wait if wait is None else wait
+        lock = FileLock(self.path / LOCK, timeout=timeout, thread_local=False, is_singleton=False)
         try:
-            lock.acquire()
+            lock.acquire(poll_interval=min(0.05, max(timeout / 10, 0.005)))
         except Timeout as exc:
+            owner = self.lock_owner()
+            holder = f"process {owner.pid} since {owner.since}" if owner else "another process"
+            waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
             raise IndexLockedError(
-                f"another process is writing to the index {self.path}; wait for it to finish"
+                f"the index {self.path} is locked by {holder}: another process is writing "
+                f"to it{waited}; wait for it to finish",
+                pid=owner.pid if owner else None,
+                since=owner.since if owner else None,
             ) from exc
         except OSError as exc:  # a read-only folder or file system
             raise OSError(
                 exc.errno, f"cannot write to the index folder {self.path}: {exc.strerror or exc}"
             ) from exc
         self._lock = lock
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        record = LockOwner(pid=os.getpid(), since=since).model_dump_json().encode()
+        try:
+            write_atomic(self.path / LOCK_OWNER, record)
+        except OSError as exc:  # only a courtesy to other writers; the lock itself holds
+            logger.debug("cannot record the lock's owner in %s: %s", self.path, exc)
+
+    def lock_owner(self) -> LockOwner | None:
+        """Who holds the writer lock, as recorded in ``.lock.owner`` (``None``: unknown).
+
+        Only meaningful while the lock is held: a killed writer leaves its record, which
+        the next writer replaces.
+        """
+        try:
+            with (self.path / LOCK_OWNER).open("rb") as handle:
+                data = handle.read(4097)
+            return LockOwner.model_validate(
+                loads_bounded(data, max_depth=2, max_bytes=4096, what=LOCK_OWNER)
+            )
+        except (OSError, InvalidInputError, pydantic.ValidationError):
+            return None
 
     def unlock(self) -> None:
         """Release the writer lock and close the state (harmless when not held)."""
@@ -488,6 +568,8 @@ class IndexFolder:
             self._state.close()
             self._state = None
         if self._lock is not None:
+            with contextlib.suppress(OSError):
+                (self.path / LOCK_OWNER).unlink(missing_ok=True)
             self._lock.release()
             self._lock = None
 
@@ -559,9 +641,16 @@ class IndexFolder:
         return folder_size(self.path)
 
 
+def _creating(name: str) -> bool:
+    """Whether a file in a folder being created belongs to the creation itself."""
+    return name in (LOCK, LOCK_OWNER) or (is_temp_file(name) and name.startswith(f".{MANIFEST}."))
+
+
 def _read_v1_state(path: Path) -> tuple[str, list[FileEntry]]:
     try:
-        raw = json.loads(path.read_bytes())
+        raw = loads_bounded(
+            path.read_bytes(), max_depth=4, max_bytes=_V1_STATE_MAX_BYTES, what="it"
+        )
         if raw.get("format") != _V1_STATE_FORMAT:
             raise ValueError("not an index state file")
         entries = [
@@ -586,4 +675,5 @@ def _read_v1_state(path: Path) -> tuple[str, list[FileEntry]]:
         ]
         return str(raw["source"]), entries
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # InvalidInputError (too large, too deep, not JSON) is a ValueError too.
         raise _damaged(path, exc) from exc
