@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_WEIGHT",
+    "MAX_FILTER_BYTES",
     "NEGATIVE_WEIGHT",
     "add_search_command",
     "parse_filter",
@@ -133,18 +133,29 @@ def search_query(args: argparse.Namespace) -> Query:
     return query
 
 
+MAX_FILTER_BYTES = 1 << 20
+"""The longest ``--filter`` accepted: room for ``$in`` lists of thousands of values."""
+
+
 def parse_filter(text: str | None) -> dict[str, Any] | None:
     """Parse a ``--filter`` argument (a JSON object), or raise :class:`InvalidFilterError`."""
-    from zeroshot_vision.stores.filters import validate_filter
+    from zeroshot_vision._json import loads_bounded
+    from zeroshot_vision._text import short_repr
+    from zeroshot_vision.stores.filters import MAX_FILTER_DEPTH, validate_filter
 
     if text is None:
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidFilterError(f"--filter is not valid JSON ({exc})") from exc
+    # Each level of $and/$or is a list and an object: twice the filter's own depth limit
+    # (plus the field level) lets that limit speak first, with its more telling message.
+    value = loads_bounded(
+        text,
+        max_depth=2 * MAX_FILTER_DEPTH + 4,
+        max_bytes=MAX_FILTER_BYTES,
+        what="--filter",
+        error=InvalidFilterError,
+    )
     if not isinstance(value, dict):
-        raise InvalidFilterError(f"--filter must be a JSON object, got {text}")
+        raise InvalidFilterError(f"--filter must be a JSON object, got {short_repr(text)}")
     validate_filter(value)
     return value
 

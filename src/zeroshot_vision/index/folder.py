@@ -43,12 +43,18 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
 
 from zeroshot_vision._files import is_temp_file, write_atomic, write_exclusive
-from zeroshot_vision._json import loads_bounded
+from zeroshot_vision._json import (
+    describe_problem,
+    format_matches,
+    format_problem,
+    loads_bounded,
+    read_model,
+)
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     IndexDamagedError,
@@ -57,6 +63,7 @@ from zeroshot_vision.errors import (
     IndexNotFoundError,
     InvalidInputError,
 )
+from zeroshot_vision.stores.base import MAX_DIM
 from zeroshot_vision.stores.registry import StoreLocation, check_store_options, open_store_kind
 
 if TYPE_CHECKING:
@@ -77,7 +84,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "zeroshot-vision/index"
+FORMAT: Literal["zeroshot-vision/index"] = "zeroshot-vision/index"
 FORMAT_VERSION = 2
 """Version 2: the state moved from ``state.json`` to ``state.sqlite``, with pending rows."""
 
@@ -100,9 +107,9 @@ Status = Literal["indexed", "failed", "pending"]
 class StoreSpec(pydantic.BaseModel):
     """Which store holds an index's vectors: a registered kind and its options."""
 
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    kind: str = "faiss"
+    kind: str = pydantic.Field(default="faiss", min_length=1, max_length=100)
     options: dict[str, str | int | float | bool] = pydantic.Field(default_factory=dict)
 
 
@@ -117,12 +124,12 @@ class IndexManifest(pydantic.BaseModel):
         store: The store kind and its options.
     """
 
-    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
 
-    format: Literal["zeroshot-vision/index"] = "zeroshot-vision/index"
+    format: Literal["zeroshot-vision/index"]
     version: int = pydantic.Field(default=FORMAT_VERSION, ge=1, strict=True)
-    model: str = pydantic.Field(min_length=1)
-    dim: int = pydantic.Field(gt=0, strict=True)
+    model: str = pydantic.Field(min_length=1, max_length=4096)  # a hub name or a path
+    dim: int = pydantic.Field(gt=0, le=MAX_DIM, strict=True)
     store: StoreSpec = pydantic.Field(default_factory=StoreSpec)
 
 
@@ -178,6 +185,22 @@ def _damaged(path: Path, problem: object) -> IndexDamagedError:
     text = " ".join(str(problem).split())
     return IndexDamagedError(f"the index file {path} is damaged: {text}", path=str(path))
 
+
+_StrictText = Annotated[str, pydantic.Field(strict=True)]
+_Count = Annotated[int, pydantic.Field(strict=True, ge=0)]
+_STATE_ROWS: pydantic.TypeAdapter[list[tuple[Any, ...]]] = pydantic.TypeAdapter(
+    list[
+        tuple[
+            Annotated[str, pydantic.Field(strict=True, min_length=1)],  # id
+            _StrictText | None,  # path
+            _Count | None,  # size
+            Annotated[int, pydantic.Field(strict=True)] | None,  # mtime_ns
+            Literal["indexed", "failed", "pending"],  # status
+            _StrictText | None,  # reason
+        ]
+    ]
+)
+"""The schema of ``state.sqlite``'s ``files`` rows (SQLite itself stores any type anywhere)."""
 
 _SQLITE_READONLY = 8
 """SQLite's primary result code for "attempt to write a readonly database"."""
@@ -244,21 +267,27 @@ class _State:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
             raise _damaged(self.path, exc) from exc
-        return None if row is None else str(row[0])
+        if row is None:
+            return None
+        if not isinstance(row[0], str):
+            raise _damaged(self.path, f"table meta, key {key!r}: expected text, got {row[0]!r}")
+        return row[0]
 
     def set_meta(self, key: str, value: str) -> None:
         self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(key, value)])
 
     def entries(self) -> dict[str, FileEntry]:
-        rows = self._run("SELECT id, path, size, mtime_ns, status, reason FROM files")
-        found: dict[str, FileEntry] = {}
-        for row in rows:
-            if not isinstance(row[0], str) or row[4] not in ("indexed", "failed", "pending"):
-                raise _damaged(self.path, f"a row holds {row!r}")
-            found[row[0]] = FileEntry(
+        rows = self._run("SELECT id, path, size, mtime_ns, status, reason FROM files").fetchall()
+        try:
+            checked = _STATE_ROWS.validate_python(rows)
+        except pydantic.ValidationError as exc:
+            raise _damaged(self.path, f"table files, {describe_problem(exc)}") from exc
+        return {
+            row[0]: FileEntry(
                 id=row[0], path=row[1], size=row[2], mtime_ns=row[3], status=row[4], reason=row[5]
             )
-        return found
+            for row in checked
+        }
 
     def counts(self) -> dict[str, int]:
         rows = self._run("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
@@ -286,36 +315,34 @@ class _State:
 
 def _read_manifest(folder: Path) -> IndexManifest:
     file = folder / MANIFEST
+
+    def check(raw: object) -> None:
+        if not isinstance(raw, dict) or not format_matches(raw, FORMAT):
+            raise _damaged(
+                file, f"it is not a zeroshot-vision index manifest ({format_problem(raw, FORMAT)})"
+            )
+        version = raw.get("version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise IndexDamagedError(
+                f"{file} was written by a newer zeroshot-vision (index format {version}; "
+                f"this version reads up to {FORMAT_VERSION}); upgrade zeroshot-vision to open it",
+                path=str(file),
+            )
+
     try:
-        with file.open("rb") as handle:  # a folder named settings.json fails here
-            data = handle.read(_MANIFEST_MAX_BYTES + 1)
-        raw = loads_bounded(
-            data, max_depth=_MANIFEST_MAX_DEPTH, max_bytes=_MANIFEST_MAX_BYTES, what="it"
+        return read_model(
+            file,
+            IndexManifest,
+            max_bytes=_MANIFEST_MAX_BYTES,
+            max_depth=_MANIFEST_MAX_DEPTH,
+            damaged=lambda problem: _damaged(file, problem),
+            check=check,
         )
     except FileNotFoundError as exc:
         raise IndexNotFoundError(
             f"no index at {folder} (missing {MANIFEST}; create one with 'zsv index' or "
             "SearchEngine.create)"
         ) from exc
-    except (OSError, InvalidInputError) as exc:
-        raise _damaged(file, exc) from exc
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise _damaged(file, "it is not a zeroshot-vision index manifest")
-    version = raw.get("version")
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise IndexDamagedError(
-            f"{folder} was written by a newer zeroshot-vision (index format {version}; this "
-            f"version reads up to {FORMAT_VERSION}); upgrade zeroshot-vision to open it",
-            path=str(file),
-        )
-    try:
-        return IndexManifest.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        problem = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'manifest'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise _damaged(file, problem) from exc
 
 
 class IndexFolder:
@@ -410,6 +437,7 @@ class IndexFolder:
         options = check_store_options(store, store_options or {})
         try:
             manifest = IndexManifest(
+                format=FORMAT,
                 model=model_reference(model),
                 dim=dim,
                 store=StoreSpec(kind=store, options=options),

@@ -29,11 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pydantic
 
 from zeroshot_vision._checks import batched, positive_int
+from zeroshot_vision._json import describe_problem, loads_bounded
 from zeroshot_vision._optional import require
 from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision.errors import DimensionMismatchError, InvalidInputError
+from zeroshot_vision.stores.base import MAX_METADATA_DEPTH
 
 if TYPE_CHECKING:
     from zeroshot_vision.stores.base import VectorStore
@@ -45,6 +48,9 @@ logger = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 SCHEMA_KEY = b"zeroshot_vision"
 FORMAT_VERSION = 1
+MAX_ROW_METADATA_BYTES = 1 << 20
+"""The largest metadata (JSON text) one row may carry; more is refused, not parsed."""
+_SCHEMA_MAX_BYTES = 1 << 16
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -99,14 +105,13 @@ class ParquetVectors:
             dim = int(vector_type.list_size)
         elif not (pa.types.is_list(vector_type) or pa.types.is_large_list(vector_type)):
             raise InvalidInputError(f"{file}: the vector column holds {vector_type}, not lists")
-        recorded = json.loads((schema.metadata or {}).get(SCHEMA_KEY, b"{}"))
-        model = recorded.get("model") if isinstance(recorded, dict) else None
-        return cls(
-            path=file,
-            rows=parquet.metadata.num_rows,
-            dim=dim,
-            model=model if isinstance(model, str) else None,
-        )
+        recorded = _schema_record(file, (schema.metadata or {}).get(SCHEMA_KEY))
+        if recorded.dim is not None and dim is not None and recorded.dim != dim:
+            raise InvalidInputError(
+                f"{file}: its schema metadata says dimension {recorded.dim}, but its vector "
+                f"column holds {dim}-d vectors; the file is damaged or was edited"
+            )
+        return cls(path=file, rows=parquet.metadata.num_rows, dim=dim, model=recorded.model)
 
     def batches(
         self, dim: int, *, batch_size: int = 1_000, progress: ProgressOption = None
@@ -290,14 +295,44 @@ def _matrix(column: Any, dim: int, path: Path, row: int) -> np.ndarray[Any, Any]
     return np.ascontiguousarray(values.reshape(len(lengths), dim), dtype=np.float32)
 
 
+class _SchemaRecord(pydantic.BaseModel):
+    """What :func:`export_store` records in a file's schema metadata (key ``zeroshot_vision``)."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    format: int = pydantic.Field(default=FORMAT_VERSION, ge=1)
+    dim: int | None = pydantic.Field(default=None, gt=0)
+    model: str | None = pydantic.Field(default=None, min_length=1, max_length=4096)
+
+
+def _schema_record(path: Path, raw: bytes | None) -> _SchemaRecord:
+    """The file's ``zeroshot_vision`` schema metadata, validated (absent: nothing known)."""
+    if raw is None:
+        return _SchemaRecord()
+    what = f"{path}: the schema metadata {SCHEMA_KEY.decode()!r}"
+    parsed = loads_bounded(raw, max_depth=4, max_bytes=_SCHEMA_MAX_BYTES, what=what)
+    version = parsed.get("format") if isinstance(parsed, dict) else None
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise InvalidInputError(
+            f"{path} was written by a newer zeroshot-vision (vectors format {version}; "
+            f"this version reads up to {FORMAT_VERSION})"
+        )
+    try:
+        return _SchemaRecord.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        raise InvalidInputError(f"{what} is damaged: {describe_problem(exc)}") from exc
+
+
 def _metadata(value: Any, path: Path, row: int) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
     if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path}: row {row}'s metadata is not JSON ({exc})") from exc
+        parsed = loads_bounded(
+            value,
+            max_depth=MAX_METADATA_DEPTH + 1,
+            max_bytes=MAX_ROW_METADATA_BYTES,
+            what=f"{path}: row {row}'s metadata",
+        )
         if parsed is None or isinstance(parsed, dict):
             return parsed
     raise InvalidInputError(f"{path}: row {row}'s metadata is not a JSON object")
