@@ -70,6 +70,7 @@ def import_index(
             within ``wait``).
     """
     info = ParquetVectors.open(path)
+    checked = False
     if IndexFolder.exists(index):
         folder = IndexFolder.open(index)
     else:
@@ -78,12 +79,17 @@ def import_index(
                 f"{info.path} does not say its dimension (a variable-length vector "
                 "column); create the index first (zsv index) or write fixed-size lists"
             )
+        info.check(info.dim, batch_size=batch_size)  # a bad file creates no folder
+        checked = True
         try:
             folder = IndexFolder.create(
                 index, model=model or info.model or default_model(), dim=info.dim
             )
         except IndexExistsError:  # another process created it meanwhile: use theirs
             folder = IndexFolder.open(index)
+    # Every row is checked before the folder is written: an import is all or nothing.
+    if not checked or folder.manifest.dim != info.dim:
+        info.check(folder.manifest.dim, batch_size=batch_size)
     folder.lock(wait=wait)
     imported = 0
     try:

@@ -35,13 +35,20 @@ from zeroshot_vision._checks import batched, positive_int
 from zeroshot_vision._json import describe_problem, loads_bounded
 from zeroshot_vision._optional import require
 from zeroshot_vision._progress import ProgressOption, Tracker
+from zeroshot_vision._text import short_repr
 from zeroshot_vision.errors import DimensionMismatchError, InvalidInputError
 from zeroshot_vision.stores.base import MAX_METADATA_DEPTH
 
 if TYPE_CHECKING:
     from zeroshot_vision.stores.base import VectorStore
 
-__all__ = ["ParquetVectors", "export_store", "import_store"]
+__all__ = [
+    "MAX_IMPORT_ID_BYTES",
+    "MAX_ROW_METADATA_BYTES",
+    "ParquetVectors",
+    "export_store",
+    "import_store",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +57,8 @@ SCHEMA_KEY = b"zeroshot_vision"
 FORMAT_VERSION = 1
 MAX_ROW_METADATA_BYTES = 1 << 20
 """The largest metadata (JSON text) one row may carry; more is refused, not parsed."""
+MAX_IMPORT_ID_BYTES = 4_096
+"""The longest id an import accepts: ids are names, not payloads."""
 _SCHEMA_MAX_BYTES = 1 << 16
 
 
@@ -135,15 +144,43 @@ class ParquetVectors:
             )
         return self._batches(pq.ParquetFile(self.path), dim, size, progress)
 
+    def check(self, dim: int, *, batch_size: int = 1_000) -> None:
+        """Read the whole file once and raise what :meth:`batches` would, writing nothing.
+
+        Imports call this first, so that a bad row anywhere (a NaN, a duplicate id, a
+        damaged page) is an error before the first record reaches a store: an import
+        is all or nothing. Memory stays bounded by a batch, plus the set of ids.
+
+        Raises:
+            DimensionMismatchError: See :meth:`batches`.
+            InvalidInputError: See :meth:`batches`.
+        """
+        for _ in self.batches(dim, batch_size=batch_size):
+            pass
+
     def _batches(
         self, parquet: Any, dim: int, size: int, progress: ProgressOption
     ) -> Iterator[tuple[list[str], np.ndarray[Any, Any], list[dict[str, Any] | None]]]:
+        pa, _ = _pyarrow()
         columns = [c for c in ("id", "vector", "metadata") if c in parquet.schema_arrow.names]
         row = 0
+        seen: dict[str, int] = {}
         with Tracker(progress, task="import", total=self.rows, unit="vec") as tracker:
-            for batch in parquet.iter_batches(batch_size=size, columns=columns):
+            batches = parquet.iter_batches(batch_size=size, columns=columns)
+            while True:
+                try:
+                    batch = next(batches, None)
+                except (pa.ArrowException, OSError) as exc:  # a damaged page or row group
+                    raise InvalidInputError(
+                        f"{self.path} is damaged after row {row}: {' '.join(str(exc).split())}"
+                    ) from exc
+                if batch is None:
+                    break
                 ids: list[str] = batch.column("id").to_pylist()
+                for i, item in enumerate(ids):
+                    _check_id(item, seen, self.path, row + i)
                 vectors = _matrix(batch.column("vector"), dim, self.path, row)
+                _check_vectors(vectors, self.path, row)
                 metadata: list[dict[str, Any] | None] = (
                     [
                         _metadata(value, self.path, row + i)
@@ -152,9 +189,6 @@ class ParquetVectors:
                     if "metadata" in columns
                     else [None] * len(ids)
                 )
-                for i, item in enumerate(ids):
-                    if not isinstance(item, str) or not item:
-                        raise InvalidInputError(f"{self.path}: row {row + i} has no id")
                 yield ids, vectors, metadata
                 row += len(ids)
                 tracker.advance(len(ids))
@@ -265,16 +299,51 @@ def import_store(
     Raises:
         DimensionMismatchError: The file's vectors have another dimension than the
             store's (checked before anything is written, when the file says).
-        InvalidInputError: Not a vectors file, or a row breaks a store rule (empty id,
-            NaN, metadata that is not a JSON object); earlier batches are imported.
+        InvalidInputError: Not a vectors file, or a row breaks a rule (an empty, duplicate
+            or giant id, NaN or an all-zero vector, metadata that is not a JSON object, a
+            damaged page): checked for every row before the first is written.
     """
     imported = 0
-    batches = ParquetVectors.open(path).batches(store.dim, batch_size=batch_size, progress=progress)
+    info = ParquetVectors.open(path)
+    info.check(store.dim, batch_size=batch_size)  # all or nothing: every row checked first
+    batches = info.batches(store.dim, batch_size=batch_size, progress=progress)
     for ids, vectors, metadata in batches:
         store.upsert(ids, vectors, metadata)
         imported += len(ids)
     logger.info("imported %d records from %s", imported, path)
     return imported
+
+
+def _check_id(item: object, seen: dict[str, int], path: Path, row: int) -> None:
+    if item is None or item == "":
+        raise InvalidInputError(f"{path}: row {row} has no id")
+    if not isinstance(item, str):
+        raise InvalidInputError(
+            f"{path}: row {row}'s id is a {type(item).__name__}, not a string (the id column "
+            "must hold text)"
+        )
+    if len(item.encode("utf-8", "surrogatepass")) > MAX_IMPORT_ID_BYTES:
+        raise InvalidInputError(
+            f"{path}: row {row}'s id is longer than {MAX_IMPORT_ID_BYTES:,} bytes "
+            f"({short_repr(item, 40)})"
+        )
+    first = seen.setdefault(item, row)
+    if first != row:
+        raise InvalidInputError(
+            f"{path}: rows {first} and {row} have the same id {short_repr(item, 60)}; ids must "
+            "be unique (which one should win is not for the import to guess)"
+        )
+
+
+def _check_vectors(vectors: np.ndarray[Any, Any], path: Path, row: int) -> None:
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise InvalidInputError(f"{path}: row {row + bad}'s vector holds NaN or infinity")
+    zero = ~vectors.any(axis=1)
+    if zero.any():
+        bad = int(np.flatnonzero(zero)[0])
+        raise InvalidInputError(f"{path}: row {row + bad}'s vector is all zeros")
 
 
 def _matrix(column: Any, dim: int, path: Path, row: int) -> np.ndarray[Any, Any]:
