@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import email.utils
+import errno
 import io
 import logging
 import os
@@ -63,6 +64,7 @@ FAILURES_FILE = "failures.tsv"
 """Failed photos, one per row: photo_id, url, reason (tab-separated)."""
 _MAX_FAILURE_FIELD = 65_536  # below csv's own field limit (131,072)
 _MAX_FAILURES_BYTES = 1 << 30
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 USER_AGENT = "zeroshot-vision (Unsplash Lite downloader)"
 MAX_PHOTO_BYTES = 64 * 2**20
 
@@ -510,6 +512,7 @@ def download_photos(
     downloaded = skipped = written = 0
     failures: list[DownloadFailure] = []
     attempted: set[str] = set()
+    disk_full = False
 
     def report(outcome: DownloadOutcome) -> None:
         if progress is not None:
@@ -520,6 +523,19 @@ def download_photos(
         for (photo_id, url), future in done:
             try:
                 written += future.result()
+            except OSError as exc:
+                if exc.errno not in _DISK_FULL:
+                    raise
+                # Every photo after this one would fail the same way: stop now (the
+                # requests in flight end quickly, and are waited for: none is retried).
+                nonlocal disk_full
+                disk_full = True
+                stop.set()
+                raise OSError(
+                    exc.errno,
+                    f"no space left for photos in {folder}; the {downloaded} written are "
+                    "complete, so free some space and run again to continue",
+                ) from exc
             except Exception as exc:  # one photo must never end the run
                 if isinstance(exc, _Failed):
                     reason = exc.reason
@@ -535,6 +551,7 @@ def download_photos(
                 report(DownloadOutcome(photo_id=photo_id, status="downloaded"))
 
     stop = threading.Event()
+    unrecorded: OSError | None = None
     # Bound the queue so memory stays flat however many photos there are.
     pool: BoundedPool[tuple[str, str], int] = BoundedPool(
         workers, limit=2 * workers, name="zsv-download"
@@ -569,10 +586,16 @@ def download_photos(
     finally:
         stop.set()  # on an interrupt, requests in flight end without further retries
         unfinished = pool.keys()
-        pool.shutdown(wait=not unfinished, cancel_futures=True)
-        if own_client and not unfinished:
+        pool.shutdown(wait=disk_full or not unfinished, cancel_futures=True)
+        if own_client and (disk_full or not unfinished):
             http.close()
-        _write_failures(folder, failures, attempted - {pid for pid, _ in unfinished})
+        try:
+            _write_failures(folder, failures, attempted - {pid for pid, _ in unfinished})
+        except OSError as exc:  # a full disk: do not hide the error that ended the run
+            logger.warning("cannot record failures in %s: %s", folder / FAILURES_FILE, exc)
+            unrecorded = exc
+    if unrecorded is not None:
+        raise unrecorded
     result = DownloadReport(
         downloaded=downloaded,
         skipped=skipped,

@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -204,6 +205,20 @@ _STATE_ROWS: pydantic.TypeAdapter[list[tuple[Any, ...]]] = pydantic.TypeAdapter(
 
 _SQLITE_READONLY = 8
 """SQLite's primary result code for "attempt to write a readonly database"."""
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+
+
+def _sqlite_error(path: Path, exc: sqlite3.Error) -> Exception:
+    """A full disk or an I/O error is the machine's trouble, not a damaged state."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == _SQLITE_FULL:
+        return OSError(errno.ENOSPC, f"no space left to write {path}; nothing was lost")
+    if code == _SQLITE_IOERR:
+        return OSError(errno.EIO, f"cannot write {path}: {exc}")
+    if code == _SQLITE_READONLY:
+        return OSError(errno.EROFS, f"cannot write {path}: the index folder is read-only")
+    return _damaged(path, exc)
 
 
 class _State:
@@ -248,7 +263,7 @@ class _State:
                 db.execute("SELECT id, path, size, mtime_ns, status, reason FROM files LIMIT 1")
             db.execute("SELECT key, value FROM meta LIMIT 1")
         except sqlite3.Error as exc:
-            raise _damaged(path, exc) from exc
+            raise _sqlite_error(path, exc) from exc
         return cls(db, path)
 
     def close(self) -> None:
@@ -260,7 +275,7 @@ class _State:
                 return self._db.execute(sql)
             return self._db.executemany(sql, rows)
         except sqlite3.Error as exc:
-            raise _damaged(self.path, exc) from exc
+            raise _sqlite_error(self.path, exc) from exc
 
     def meta(self, key: str) -> str | None:
         try:
@@ -308,7 +323,10 @@ class _State:
             if rows:
                 self._run("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
         except BaseException:
-            self._run("ROLLBACK")
+            # SQLite rolls back by itself after some errors (a full disk): a second
+            # ROLLBACK would fail and hide the error that matters.
+            if self._db.in_transaction:
+                self._run("ROLLBACK")
             raise
         self._run("COMMIT")
 
