@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pydantic
@@ -91,6 +92,10 @@ def test_read_model_refuses_special_files_and_big_ones_without_reading_them(
     link.symlink_to("/dev/zero")  # would never end if read
     with pytest.raises(InvalidInputError, match="not a regular file"):
         read_model(link, _Small, max_bytes=100, max_depth=2, damaged=damaged)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # opening it without O_NONBLOCK would block until a writer came
+    with pytest.raises(InvalidInputError, match="not a regular file"):
+        read_model(fifo, _Small, max_bytes=100, max_depth=2, damaged=damaged)
     big = tmp_path / "big.json"
     big.write_bytes(b" " * 200)
     with pytest.raises(InvalidInputError, match="200 bytes, more than the 100"):

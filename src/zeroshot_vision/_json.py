@@ -165,7 +165,9 @@ def read_model(
     import pydantic
 
     try:
-        with path.open("rb") as handle:
+        # O_NONBLOCK: a FIFO in the file's place must not block the open itself.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
             status = os.fstat(handle.fileno())
             if not stat.S_ISREG(status.st_mode):  # a FIFO or a device would never end
                 raise damaged("it is not a regular file")

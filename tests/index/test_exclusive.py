@@ -252,3 +252,20 @@ def test_a_folder_holding_only_a_creation_in_progress_is_still_available(tmp_pat
     (folder / "notes.txt").write_text("theirs", encoding="utf-8")
     with pytest.raises(InvalidInputError, match="not empty"):
         IndexFolder.check_available(folder)
+
+
+@pytest.mark.parametrize("wait", [-1.0, float("nan"), float("inf")])
+def test_a_wait_that_would_block_forever_is_refused(index: Path, wait: float) -> None:
+    with pytest.raises(InvalidInputError, match="wait must be"):
+        IndexFolder.open(index).lock(wait=wait)
+
+
+def test_a_fifo_as_the_owner_record_does_not_block_the_second_writer(index: Path) -> None:
+    holder = _hold(index)
+    try:
+        (index / ".lock.owner").unlink()
+        os.mkfifo(index / ".lock.owner")
+        with pytest.raises(IndexLockedError, match="locked by another process"):
+            IndexFolder.open(index).lock()
+    finally:
+        _stop(holder)

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
 
+from zeroshot_vision._checks import non_negative_seconds
 from zeroshot_vision._files import is_temp_file, write_atomic, write_exclusive
 from zeroshot_vision._json import (
     describe_problem,
@@ -567,7 +568,8 @@ class IndexFolder:
             return
         from filelock import FileLock, Timeout
 
-        timeout = self.lock_wait if wait is None else wait
+        # A negative timeout would make filelock wait forever.
+        timeout = non_negative_seconds(self.lock_wait if wait is None else wait, "wait")
         lock = FileLock(self.path / LOCK, timeout=timeout, thread_local=False, is_singleton=False)
         try:
             lock.acquire(poll_interval=min(0.05, max(timeout / 10, 0.005)))
@@ -600,12 +602,14 @@ class IndexFolder:
         the next writer replaces.
         """
         try:
-            with (self.path / LOCK_OWNER).open("rb") as handle:
-                data = handle.read(4097)
-            return LockOwner.model_validate(
-                loads_bounded(data, max_depth=2, max_bytes=4096, what=LOCK_OWNER)
+            return read_model(
+                self.path / LOCK_OWNER,
+                LockOwner,
+                max_bytes=4096,
+                max_depth=2,
+                damaged=InvalidInputError,
             )
-        except (OSError, InvalidInputError, pydantic.ValidationError):
+        except (OSError, InvalidInputError):  # absent or damaged: the holder is unknown
             return None
 
     def unlock(self) -> None:
