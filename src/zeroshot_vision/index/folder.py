@@ -213,6 +213,8 @@ _SQLITE_FULL = 13
 def _sqlite_error(path: Path, exc: sqlite3.Error) -> Exception:
     """A full disk or an I/O error is the machine's trouble, not a damaged state."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if path.exists() and not path.is_file():  # SQLite says "disk I/O error" for a folder
+        return _damaged(path, "it is not a regular file (a folder?)")
     if code == _SQLITE_FULL:
         return OSError(errno.ENOSPC, f"no space left to write {path}; nothing was lost")
     if code == _SQLITE_IOERR:
