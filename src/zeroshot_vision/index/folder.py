@@ -416,7 +416,10 @@ class IndexFolder:
             raise InvalidInputError(f"{folder} is a file, not an index folder")
         # Another process creating this index right now leaves only its temp file (and
         # maybe the lock): that folder is still free to race for, and the race decides.
-        if any(not _creating(entry.name) for entry in folder.iterdir()):
+        foreign = any(not _creating(entry.name) for entry in folder.iterdir())
+        # A creator that won meanwhile (its manifest linked after our first look) may
+        # already be writing its files: that folder is an index now, not foreign.
+        if foreign and not IndexFolder.exists(folder):
             raise InvalidInputError(
                 f"{folder} is not empty and holds no index (no {MANIFEST}); give a new or "
                 "empty folder"
@@ -695,7 +698,10 @@ class IndexFolder:
 
 def _creating(name: str) -> bool:
     """Whether a file in a folder being created belongs to the creation itself."""
-    return name in (LOCK, LOCK_OWNER) or (is_temp_file(name) and name.startswith(f".{MANIFEST}."))
+    # The manifest itself: another creator may link it between our two looks.
+    return name in (MANIFEST, LOCK, LOCK_OWNER) or (
+        is_temp_file(name) and name.startswith(f".{MANIFEST}.")
+    )
 
 
 def _read_v1_state(path: Path) -> tuple[str, list[FileEntry]]:
