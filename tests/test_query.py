@@ -191,3 +191,44 @@ def test_search_rejects_other_query_types(indexed, photo_paths) -> None:
         pytest.raises(InvalidInputError, match=r"search_by_image or Query\.image"),
     ):
         indexed.search(image)  # type: ignore[call-overload]
+
+
+# -- hostile combinations (issue 20) --------------------------------------------------------
+
+
+def test_parts_that_cancel_out_are_a_clear_error(indexed: SearchEngine) -> None:
+    with pytest.raises(InvalidInputError, match="cancel out: its parts sum to no direction"):
+        indexed.search(Query.text("a dog") - Query.text("a dog"), k=3)
+
+
+@pytest.mark.parametrize("weight", [1e308, 1e-300, 1e-320])
+def test_weights_near_the_float_limits_combine_without_overflow(
+    indexed: SearchEngine, weight: float
+) -> None:
+    # Before: a RuntimeWarning (an error under this suite's settings) and NaN vectors.
+    query = Query.text("a dog", weight=weight) + Query.text("a cat", weight=weight)
+    plain = indexed.search(Query.text("a dog") + Query.text("a cat"), k=3)
+    assert [r.id for r in indexed.search(query, k=3)] == [r.id for r in plain]
+    mixed = Query.text("a dog", weight=weight) - Query.text("a cat", weight=weight / 2)
+    assert len(indexed.search(mixed, k=3)) == 3
+
+
+@pytest.mark.parametrize("weight", [math.nan, math.inf, -math.inf, 0.0])
+def test_non_finite_or_zero_weights_are_refused(weight: float) -> None:
+    with pytest.raises(InvalidInputError, match="finite non-zero"):
+        Query.text("a dog", weight=weight)
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True, "3", None])
+def test_bad_k_is_refused_and_huge_k_returns_everything(indexed: SearchEngine, k: object) -> None:
+    with pytest.raises(InvalidInputError, match="k must be a positive integer"):
+        indexed.search("a dog", k=k)  # type: ignore[arg-type]
+    assert len(indexed.search("a dog", k=10**12)) == len(indexed.store)
+
+
+def test_in_lists_beyond_the_filter_limit_are_refused(indexed: SearchEngine) -> None:
+    from zeroshot_vision import InvalidFilterError
+    from zeroshot_vision.stores.filters import MAX_IN_VALUES
+
+    with pytest.raises(InvalidFilterError, match=f"at most {MAX_IN_VALUES} values"):
+        indexed.search("a dog", k=1, filter={"id": {"$in": list(range(MAX_IN_VALUES + 1))}})

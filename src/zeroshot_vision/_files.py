@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["folder_size", "fsync_dir", "is_temp_file", "remove_temp_files", "write_atomic"]
+__all__ = [
+    "folder_size",
+    "fsync_dir",
+    "is_temp_file",
+    "remove_temp_files",
+    "write_atomic",
+    "write_exclusive",
+]
 
 # write_atomic's temp files: ".<final name>.<mkstemp's 8 random characters>.tmp", hidden
 # and in the folder of the file they become. A process killed mid-write leaves them.
@@ -44,6 +52,53 @@ def write_atomic(path: Path, data: bytes) -> None:
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# link() fails with these where a file system has no hard links (FAT, some FUSE mounts).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+
+
+def write_exclusive(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data`` only if nothing is there yet, atomically.
+
+    The data goes to a temp file first, which is then hard-linked to ``path``: ``link``
+    fails when ``path`` exists, so of two processes creating one file exactly one wins,
+    and readers never see it partly written. Where the file system has no hard links, an
+    ``O_EXCL`` create keeps it exclusive (a reader may then briefly see it empty).
+
+    Raises:
+        FileExistsError: ``path`` already exists (created by someone else first).
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), _FILE_MODE)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            _write_excl_open(path, data)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def _write_excl_open(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
         raise
 
 

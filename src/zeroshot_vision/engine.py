@@ -17,9 +17,11 @@ import numpy as np
 
 from zeroshot_vision._checks import batched, clean_labels, positive_int, probability
 from zeroshot_vision._progress import ProgressOption, Tracker
+from zeroshot_vision._text import short_repr
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     ImageLoadError,
+    IndexExistsError,
     InvalidInputError,
     RecordNotFoundError,
 )
@@ -56,6 +58,28 @@ __all__ = ["SearchEngine", "file_id"]
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
+
+
+def _combine(
+    query: Query, parts: list[tuple[float, npt.NDArray[np.float32]]], what: str
+) -> npt.NDArray[np.float32]:
+    """The unit direction of a weighted sum of unit vectors, or a clear error.
+
+    Summed in float64 after scaling the weights by the largest, so weights near the
+    float limits neither overflow nor underflow; a sum that cancels out (``a - a``) has
+    no direction to search in.
+    """
+    scale = max(abs(weight) for weight, _ in parts)
+    total = np.zeros(parts[0][1].shape, dtype=np.float64)
+    for weight, vector in parts:
+        total += (weight / scale) * vector.astype(np.float64)
+    norm = float(np.linalg.norm(total))
+    if not norm > 1e-6 * sum(abs(weight) / scale for weight, _ in parts):
+        raise InvalidInputError(
+            f"the weights of {short_repr(query)} cancel out: {what} sum to no direction to "
+            "search in; change the weights"
+        )
+    return (total / norm).astype(np.float32)
 
 
 class SearchEngine:
@@ -130,13 +154,15 @@ class SearchEngine:
             progress: Shows the model loading (see :meth:`Encoder.from_pretrained`).
 
         Raises:
-            InvalidInputError: ``path`` holds an index (and not ``exist_ok``) or other
-                files, or the arguments contradict the existing index.
+            IndexExistsError: ``path`` holds an index (and not ``exist_ok``), perhaps
+                created by another process meanwhile.
+            InvalidInputError: ``path`` holds other files, or the arguments contradict
+                the existing index.
             ModelLoadError: The model cannot be loaded.
         """
         if IndexFolder.exists(path):
             if not exist_ok:
-                raise InvalidInputError(
+                raise IndexExistsError(
                     f"{path} already holds an index; open it with SearchEngine.open"
                 )
             folder = IndexFolder.open(path)
@@ -152,13 +178,24 @@ class SearchEngine:
 
             encoder = Encoder.from_pretrained(model, device=device, dtype=dtype, progress=progress)
         try:
-            folder = IndexFolder.create(
-                path,
-                model=encoder.model_name,
-                dim=encoder.dim,
-                store=store or "faiss",
-                store_options=store_options,
-            )
+            try:
+                folder = IndexFolder.create(
+                    path,
+                    model=encoder.model_name,
+                    dim=encoder.dim,
+                    store=store or "faiss",
+                    store_options=store_options,
+                )
+            except IndexExistsError:
+                if not exist_ok:
+                    raise
+                # Another process created it while the model loaded: use theirs, if it
+                # agrees with ours.
+                folder = IndexFolder.open(path)
+                folder.check_matches(
+                    model=encoder.model_name, dim=encoder.dim, store=store,
+                    store_options=store_options,
+                )  # fmt: skip
             engine = cls(encoder, folder.open_store(), folder=folder)
         except BaseException:
             if owns_encoder:
@@ -665,9 +702,8 @@ class SearchEngine:
         directions, positives, texts = [], [], []
         for query in queries:
             parts = [(part.weight, vectors[id(part)]) for part in query.parts]
-            directions.append(sum(w * v for w, v in parts))
-            positive = sum(w * v for w, v in parts if w > 0)
-            positives.append(positive / np.linalg.norm(positive))
+            directions.append(_combine(query, parts, "its parts"))
+            positives.append(_combine(query, [p for p in parts if p[0] > 0], "its positive parts"))
             main = query.main_text
             texts.append(vectors[id(main)] if main is not None else None)
         hit_lists = query_many(self.store, np.stack(directions), k=k, filter=filter)

@@ -20,6 +20,7 @@ ZeroshotVisionError
 ├── ModelLoadError (OSError)
 ├── MissingDependencyError (ImportError)
 ├── IndexNotFoundError (FileNotFoundError)
+├── IndexExistsError (InvalidInputError, FileExistsError)  the folder already holds an index
 ├── DatasetNotFoundError (FileNotFoundError)
 ├── RecordNotFoundError (KeyError)
 └── StoreError (RuntimeError)
@@ -42,6 +43,7 @@ __all__ = [
     "ImageNotFoundError",
     "ImageTooLargeError",
     "IndexDamagedError",
+    "IndexExistsError",
     "IndexLockedError",
     "IndexNotFoundError",
     "InvalidFilterError",
@@ -151,6 +153,14 @@ class IndexNotFoundError(ZeroshotVisionError, FileNotFoundError):
     """An index folder does not exist or holds no index."""
 
 
+class IndexExistsError(InvalidInputError, FileExistsError):
+    """The folder already holds an index: it existed, or another process created it first.
+
+    Also an :class:`InvalidInputError` (a ``ValueError``), which creating over an existing
+    index raised before creation became exclusive.
+    """
+
+
 class RecordNotFoundError(ZeroshotVisionError, KeyError):
     """No record is stored under the id asked for.
 
@@ -192,7 +202,17 @@ class DatasetNotFoundError(ZeroshotVisionError, FileNotFoundError):
 
 
 class IndexLockedError(StoreError):
-    """Another process (or another engine in this one) is writing to the index folder."""
+    """Another process (or another engine in this one) is writing to the index folder.
+
+    Attributes:
+        pid: The process that holds the lock, when it recorded itself (else ``None``).
+        since: When it took the lock (ISO 8601, UTC), when recorded (else ``None``).
+    """
+
+    def __init__(self, message: str, *, pid: int | None = None, since: str | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.since = since
 
 
 class IndexDamagedError(StoreError):

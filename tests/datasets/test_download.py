@@ -25,6 +25,7 @@ from zeroshot_vision.datasets.download import (
     read_failures,
 )
 from zeroshot_vision.datasets.unsplash import UnsplashPhoto
+from zeroshot_vision.errors import InvalidInputError
 
 FAST = RetryPolicy(retries=2, backoff=0.001, max_backoff=0.01, max_retry_after=5.0)
 
@@ -385,3 +386,34 @@ def test_reading_tables_needs_no_http_client() -> None:
     assert out[0] == "https://images.unsplash.com/photo-1?ixid=abc&w=640&fit=max&fm=jpg&q=80"
     assert out[1].startswith("MissingDependencyError")
     assert 'pip install "zeroshot-vision[download]"' in out[1]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"photo_id\turl\treason\n\xff\xfe\n", "not UTF-8"),
+        (b"photo\tlink\n", "header"),
+        (b"photo_id\turl\treason\na\tb\n", "line 2 has 2 fields"),
+        (b"photo_id\turl\treason\n\tb\tc\n", "line 2, field 'photo_id'"),
+        (b"photo_id\turl\treason\na\0\tb\tc\n", "line"),
+        (b"photo_id\turl\treason\na\tb\t" + b"x" * 70_000 + b"\n", "field 'reason'"),
+        (b'photo_id\turl\treason\n"a\tb\tc\n', "line"),
+    ],
+)
+def test_a_damaged_failures_file_is_a_one_line_error_and_the_next_run_replaces_it(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    (tmp_path / "failures.tsv").write_bytes(content)
+    with pytest.raises(InvalidInputError, match=r"failures\.tsv is damaged") as exc:
+        read_failures(tmp_path)
+    assert problem in str(exc.value) and "\n" not in str(exc.value)
+    from zeroshot_vision.datasets.download import DownloadFailure, _write_failures
+
+    _write_failures(tmp_path, [DownloadFailure(photo_id="p", url="u", reason="r")], {"p"})
+    assert read_failures(tmp_path) == [DownloadFailure(photo_id="p", url="u", reason="r")]
+
+
+def test_a_directory_named_failures_tsv_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "failures.tsv").mkdir()
+    with pytest.raises(InvalidInputError, match="not a regular file"):
+        read_failures(tmp_path)

@@ -165,3 +165,10 @@ def test_image_url_adds_resize_parameters() -> None:
     assert image_url("https://x/p?ixid=abc", width=320, params={"fm": "webp"}) == (
         "https://x/p?ixid=abc&w=320&fm=webp"
     )
+
+
+def test_a_table_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "photos.tsv000").write_bytes(b"photo_id\tphoto_image_url\n\xff\xfe\tx\n")
+    with pytest.raises(InvalidInputError, match="is not UTF-8 text") as exc:
+        list(read_photos(tmp_path))
+    assert "\n" not in str(exc.value)

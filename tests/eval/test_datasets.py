@@ -147,3 +147,11 @@ def test_unsplash_with_nothing_downloaded_is_an_error(tmp_path: Path) -> None:
         read_unsplash_pairs(dataset_dir, tmp_path)
     with pytest.raises(InvalidInputError, match="unknown Unsplash source"):
         read_unsplash_pairs(dataset_dir, tmp_path, sources=["tags"])  # type: ignore[list-item]
+
+
+def test_a_pairs_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.tsv"
+    path.write_bytes(b"a.jpg\t\xff\xfe caption\n")
+    with pytest.raises(InvalidInputError, match="not UTF-8 text") as exc:
+        read_pairs_tsv(path)
+    assert "\n" not in str(exc.value)

@@ -165,13 +165,16 @@ def test_any_server_mode_needs_no_model_dir(tmp_path: Path, capsys: Any) -> None
 def test_constants_written_out_for_a_fast_start_match_the_library() -> None:
     from zeroshot_vision.cli.duplicates import KEEP_CHOICES, THRESHOLD_TEXT
     from zeroshot_vision.cli.remote import INDEX_MANIFEST
+    from zeroshot_vision.cli.search import FILTER_DEPTH_TEXT
     from zeroshot_vision.dedupe import KEEP_RULES
     from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
     from zeroshot_vision.index.folder import MANIFEST
+    from zeroshot_vision.stores.filters import MAX_FILTER_DEPTH
 
     assert INDEX_MANIFEST == MANIFEST
     assert float(THRESHOLD_TEXT) == DEFAULT_DUPLICATE_THRESHOLD
     assert KEEP_CHOICES == KEEP_RULES
+    assert FILTER_DEPTH_TEXT == MAX_FILTER_DEPTH
 
 
 def test_a_search_through_a_server_imports_neither_numpy_nor_the_stores(

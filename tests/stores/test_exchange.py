@@ -111,7 +111,7 @@ def test_wrong_dimension_is_a_one_line_error_and_writes_nothing(tmp_path: Path) 
         ({"vector": [[1.0, 2.0]]}, "no 'id' column"),
         ({"id": ["a"], "vector": ["text"]}, "not lists"),
         ({"id": [""], "vector": [[1.0, 2.0]]}, "row 0 has no id"),
-        ({"id": ["a"], "vector": [[1.0, 2.0]], "metadata": ["{bad"]}, "not JSON"),
+        ({"id": ["a"], "vector": [[1.0, 2.0]], "metadata": ["{bad"]}, "not valid JSON"),
         ({"id": ["a"], "vector": [[1.0, 2.0]], "metadata": ["[1]"]}, "not a JSON object"),
     ],
 )

@@ -446,11 +446,11 @@ def test_load_reads_the_manifest_again_when_its_files_vanish(tmp_path: Path, mon
     real_load = FaissStore._load.__func__  # type: ignore[attr-defined]
     generations: list[int] = []
 
-    def racing_load(cls, folder: Path, manifest: dict) -> FaissStore:
+    def racing_load(cls, folder: Path, manifest: Any) -> FaissStore:
         if not generations:  # between reading the manifest and its files, a writer saves
             _filled(7).save(tmp_path)  # twice: generation 1 is deleted
             _filled(9).save(tmp_path)
-        generations.append(manifest["generation"])
+        generations.append(manifest.generation)
         return real_load(cls, folder, manifest)
 
     monkeypatch.setattr(FaissStore, "_load", classmethod(racing_load))

@@ -714,3 +714,65 @@ def test_every_sdk_exception_is_mapped() -> None:
     ]
     assert found, "the SDK's exceptions module moved"
     assert [cls.__name__ for cls in found if not issubclass(cls, mapped)] == []
+
+
+# -- faults in the middle of a batched upsert (issue 20) ------------------------------------
+
+
+def test_a_429_storm_with_retry_after_is_honoured_bounded_and_exact(
+    server: PineconeTestServer,
+) -> None:
+    store = _store(server, max_concurrency=1)
+    ids = [f"v{i}" for i in range(3_000)]
+    # The second batch meets a storm that outlasts the SDK's retries, each 429 asking
+    # for a 0.2 s pause.
+    server.fail("upsert", status=429, on_call=2, times=100, retry_after=0.2)
+    started = time.monotonic()
+    with pytest.raises(PartialWriteError, match="rate limited") as caught:
+        store.upsert(ids, _vectors(3_000, 8))
+    elapsed = time.monotonic() - started
+    assert caught.value.written_ids == ids[:1_000]  # exactly the first batch
+    assert caught.value.failed_ids == ids[1_000:]
+    assert server.stored_ids() == set(ids[:1_000])
+    storm = [r for r in server.requests_for("upsert") if r.status == 429]
+    # Bounded retries (fewer when the SDK's process-wide retry budget is spent by
+    # earlier storms), each after the pause Retry-After asked for, never hammered.
+    assert 1 <= len(storm) <= 10
+    gaps = [b.started - a.finished for a, b in itertools.pairwise(storm)]
+    assert all(gap >= 0.19 for gap in gaps)
+    assert elapsed < 30  # and the whole call ended, well within a deadline
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_5xx_in_the_middle_of_a_concurrent_upsert_is_exact_about_what_was_written(
+    server: PineconeTestServer,
+) -> None:
+    store = _store(server, max_concurrency=4)
+    ids = [f"v{i}" for i in range(6_000)]
+    server.fail("upsert", status=503, on_call=3, times=100)
+    with pytest.raises(PartialWriteError) as caught:
+        store.upsert(ids, _vectors(6_000, 8))
+    written, failed = caught.value.written_ids, caught.value.failed_ids
+    assert set(written) == server.stored_ids()  # exact: what it says was written, was
+    assert set(written) | set(failed) == set(ids) and not set(written) & set(failed)
+    server.clear_faults()
+    store.upsert(failed, _vectors(6_000, 8)[[ids.index(i) for i in failed]])  # resume
+    assert server.stored_ids() == set(ids)
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_a_stalling_server_ends_in_a_bounded_time_with_nothing_claimed(
+    server: PineconeTestServer,
+) -> None:
+    store = PineconeStore(_index(server.host, timeout=0.2), dim=8, max_concurrency=2)
+    server.delay(1.0, "upsert")  # every answer comes long after the client's timeout
+    ids = [f"v{i}" for i in range(2_500)]
+    started = time.monotonic()
+    with pytest.raises(PartialWriteError, match="Timeout") as caught:
+        store.upsert(ids, _vectors(2_500, 8))
+    assert time.monotonic() - started < 20  # four attempts of 0.2 s per batch, at most
+    # A timed-out request may still have been applied: it is reported as failed (retry
+    # it; upserts overwrite), never as written.
+    assert caught.value.written_ids == []
+    assert set(caught.value.failed_ids) == set(ids)
+    server.clear_faults()

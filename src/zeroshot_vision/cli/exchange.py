@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from zeroshot_vision.cli.exits import EXIT_OK
-from zeroshot_vision.cli.options import add_index_option, positive_int_arg
+from zeroshot_vision.cli.options import add_index_option, add_wait_option, positive_int_arg
 from zeroshot_vision.cli.output import interactive, say
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def add_import_command(commands: Subcommands) -> None:
     parser.add_argument(
         "--batch-size", type=positive_int_arg, default=1_000, metavar="N", help="rows per batch"
     )
+    add_wait_option(parser)
     parser.set_defaults(handler=run_import)
 
 
@@ -77,6 +78,7 @@ def run_import(args: argparse.Namespace) -> int:
         args.index,
         model=args.model,
         batch_size=args.batch_size,
+        wait=args.wait,
         progress=interactive(),
     )
     say(f"imported {count} vectors into {args.index}")

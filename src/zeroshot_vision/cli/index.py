@@ -14,6 +14,7 @@ from zeroshot_vision.cli.exits import EXIT_OK
 from zeroshot_vision.cli.options import (
     add_index_option,
     add_model_options,
+    add_wait_option,
     non_negative_int_arg,
     positive_int_arg,
     positive_seconds_arg,
@@ -122,6 +123,7 @@ def add_index_command(commands: Subcommands) -> None:
         action="store_true",
         help="allow removing more than half of the indexed images (files really deleted)",
     )
+    add_wait_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     add_watch_options(parser)
     parser.set_defaults(handler=run_index)
@@ -316,6 +318,8 @@ def run_index(args: argparse.Namespace) -> int:
         exist_ok=True,
         progress=interactive(),
     )
+    if engine.folder is not None:
+        engine.folder.lock_wait = args.wait
     reports = []
     try:
         for source in args.source:

@@ -28,6 +28,7 @@ __all__ = [
     "add_device_options",
     "add_index_option",
     "add_model_options",
+    "add_wait_option",
     "argparse_number",
     "non_negative_int_arg",
     "positive_int_arg",
@@ -110,6 +111,18 @@ def precision_arg(text: str) -> float:
 def add_index_option(parser: argparse.ArgumentParser) -> None:
     """``--index INDEX_DIR``, the index folder a command reads or writes (required)."""
     parser.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
+
+
+def add_wait_option(parser: argparse.ArgumentParser) -> None:
+    """``--wait SECONDS``: how long a writing command waits for another writer (default 0)."""
+    parser.add_argument(
+        "--wait",
+        type=seconds_arg,
+        default=0.0,
+        metavar="SECONDS",
+        help="if another process is writing to the index, wait up to SECONDS for it to "
+        "finish (default 0: fail at once, naming that process)",
+    )
 
 
 def add_device_options(parser: argparse.ArgumentParser, *, dtype: bool = True) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from collections.abc import Sequence
@@ -29,7 +28,9 @@ if TYPE_CHECKING:
     from zeroshot_vision.types import SearchResult
 
 __all__ = [
+    "FILTER_DEPTH_TEXT",
     "IMAGE_WEIGHT",
+    "MAX_FILTER_BYTES",
     "NEGATIVE_WEIGHT",
     "add_photo_options",
     "add_search_command",
@@ -216,20 +217,36 @@ def negatives(args: argparse.Namespace) -> list[str]:
     return [*(args.negatives or []), *([args.negative] if args.negative else [])]
 
 
+MAX_FILTER_BYTES = 1 << 20
+"""The longest ``--filter`` accepted: room for ``$in`` lists of thousands of values."""
+
+FILTER_DEPTH_TEXT = 32
+"""``stores.filters.MAX_FILTER_DEPTH``, written out (a test keeps them equal): importing
+the stores package to parse a ``--server`` search's filter would load numpy."""
+
+
 def parse_filter(text: str | None, *, validate: bool = True) -> dict[str, Any] | None:
     """Parse a ``--filter`` argument (a JSON object), or raise :class:`InvalidFilterError`.
 
     ``validate=False`` leaves the filter language to whoever runs the search (a server,
     which answers with the same error).
     """
+    from zeroshot_vision._json import loads_bounded
+    from zeroshot_vision._text import short_repr
+
     if text is None:
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidFilterError(f"--filter is not valid JSON ({exc})") from exc
+    # Each level of $and/$or is a list and an object: twice the filter's own depth limit
+    # (plus the field level) lets that limit speak first, with its more telling message.
+    value = loads_bounded(
+        text,
+        max_depth=2 * FILTER_DEPTH_TEXT + 4,
+        max_bytes=MAX_FILTER_BYTES,
+        what="--filter",
+        error=InvalidFilterError,
+    )
     if not isinstance(value, dict):
-        raise InvalidFilterError(f"--filter must be a JSON object, got {text}")
+        raise InvalidFilterError(f"--filter must be a JSON object, got {short_repr(text)}")
     if validate:
         from zeroshot_vision.stores.filters import validate_filter
 

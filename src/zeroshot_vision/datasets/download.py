@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import email.utils
+import errno
 import io
 import logging
 import os
@@ -24,7 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+import pydantic
+
 from zeroshot_vision._files import write_atomic
+from zeroshot_vision._json import describe_problem
 from zeroshot_vision._optional import require
 from zeroshot_vision._pool import BoundedPool
 from zeroshot_vision.datasets.unsplash import (
@@ -58,6 +62,9 @@ logger = logging.getLogger(__name__)
 
 FAILURES_FILE = "failures.tsv"
 """Failed photos, one per row: photo_id, url, reason (tab-separated)."""
+_MAX_FAILURE_FIELD = 65_536  # below csv's own field limit (131,072)
+_MAX_FAILURES_BYTES = 1 << 30
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 USER_AGENT = "zeroshot-vision (Unsplash Lite downloader)"
 MAX_PHOTO_BYTES = 64 * 2**20
 
@@ -354,17 +361,65 @@ def _fetch(
         attempt += 1
 
 
+class _FailureRow(pydantic.BaseModel):
+    """One row of ``failures.tsv``, validated when read back."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    # Not _PHOTO_ID: photos with an invalid id are recorded as failures too.
+    photo_id: str = pydantic.Field(pattern=r"^[^\x00-\x1f]+$", max_length=_MAX_FAILURE_FIELD)
+    url: str = pydantic.Field(max_length=_MAX_FAILURE_FIELD)
+    reason: str = pydantic.Field(max_length=_MAX_FAILURE_FIELD)
+
+
 def read_failures(out_dir: str | os.PathLike[str]) -> list[DownloadFailure]:
-    """The failures recorded in ``out_dir/failures.tsv`` (empty when there is none)."""
+    """The failures recorded in ``out_dir/failures.tsv`` (empty when there is none).
+
+    Raises:
+        InvalidInputError: The file is damaged (not UTF-8, not tab-separated rows of
+            photo_id, url and reason, a bad photo id, a huge field); the message names
+            the file, the line and the field.
+    """
     path = Path(out_dir) / FAILURES_FILE
-    if not path.is_file():
+    if not path.exists():
         return []
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [
-            DownloadFailure(photo_id=row["photo_id"], url=row["url"], reason=row["reason"])
-            for row in csv.DictReader(handle, delimiter="\t")
-            if row.get("photo_id")
-        ]
+    if not path.is_file():
+        raise InvalidInputError(f"{path} is damaged: it is not a regular file")
+    failures: list[DownloadFailure] = []
+    line = 1
+    try:
+        if path.stat().st_size > _MAX_FAILURES_BYTES:
+            raise InvalidInputError(
+                f"{path} is damaged: it is larger than {_MAX_FAILURES_BYTES:,} bytes"
+            )
+        text = path.read_bytes().decode("utf-8")
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", strict=True)
+        header = next(reader, None)
+        if header is None:
+            return []
+        if header != list(_FailureRow.model_fields):
+            raise InvalidInputError(
+                f"{path} is damaged: line 1 should be the header photo_id, url, reason"
+            )
+        for row in reader:
+            line = reader.line_num
+            if not row:
+                continue
+            if len(row) != 3:
+                raise InvalidInputError(
+                    f"{path} is damaged: line {line} has {len(row)} fields, not 3"
+                )
+            checked = _FailureRow.model_validate(dict(zip(_FailureRow.model_fields, row)))
+            failures.append(DownloadFailure(**checked.model_dump()))
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is damaged: it is not UTF-8 text") from exc
+    except csv.Error as exc:  # a NUL byte, a field beyond csv's limit, a stray quote
+        raise InvalidInputError(f"{path} is damaged: line {line}: {exc}") from exc
+    except pydantic.ValidationError as exc:
+        raise InvalidInputError(f"{path} is damaged: line {line}, {describe_problem(exc)}") from exc
+    except OSError as exc:
+        raise InvalidInputError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    return failures
 
 
 def _write_failures(
@@ -372,9 +427,14 @@ def _write_failures(
 ) -> None:
     # Keep earlier failures of photos this run did not try (say, beyond --limit) and that
     # are still missing; this run's outcome replaces the rest.
+    try:
+        earlier = read_failures(out_dir)
+    except InvalidInputError as exc:  # only a record: this run's outcome replaces it
+        logger.warning("%s; writing a new one", exc)
+        earlier = []
     kept = [
         old
-        for old in read_failures(out_dir)
+        for old in earlier
         if old.photo_id not in attempted and not (out_dir / f"{old.photo_id}.jpg").exists()
     ]
     rows = kept + list(failures)
@@ -452,6 +512,7 @@ def download_photos(
     downloaded = skipped = written = 0
     failures: list[DownloadFailure] = []
     attempted: set[str] = set()
+    disk_full = False
 
     def report(outcome: DownloadOutcome) -> None:
         if progress is not None:
@@ -462,6 +523,19 @@ def download_photos(
         for (photo_id, url), future in done:
             try:
                 written += future.result()
+            except OSError as exc:
+                if exc.errno not in _DISK_FULL:
+                    raise
+                # Every photo after this one would fail the same way: stop now (the
+                # requests in flight end quickly, and are waited for: none is retried).
+                nonlocal disk_full
+                disk_full = True
+                stop.set()
+                raise OSError(
+                    exc.errno,
+                    f"no space left for photos in {folder}; the {downloaded} written are "
+                    "complete, so free some space and run again to continue",
+                ) from exc
             except Exception as exc:  # one photo must never end the run
                 if isinstance(exc, _Failed):
                     reason = exc.reason
@@ -477,6 +551,7 @@ def download_photos(
                 report(DownloadOutcome(photo_id=photo_id, status="downloaded"))
 
     stop = threading.Event()
+    unrecorded: OSError | None = None
     # Bound the queue so memory stays flat however many photos there are.
     pool: BoundedPool[tuple[str, str], int] = BoundedPool(
         workers, limit=2 * workers, name="zsv-download"
@@ -511,10 +586,16 @@ def download_photos(
     finally:
         stop.set()  # on an interrupt, requests in flight end without further retries
         unfinished = pool.keys()
-        pool.shutdown(wait=not unfinished, cancel_futures=True)
-        if own_client and not unfinished:
+        pool.shutdown(wait=disk_full or not unfinished, cancel_futures=True)
+        if own_client and (disk_full or not unfinished):
             http.close()
-        _write_failures(folder, failures, attempted - {pid for pid, _ in unfinished})
+        try:
+            _write_failures(folder, failures, attempted - {pid for pid, _ in unfinished})
+        except OSError as exc:  # a full disk: do not hide the error that ended the run
+            logger.warning("cannot record failures in %s: %s", folder / FAILURES_FILE, exc)
+            unrecorded = exc
+    if unrecorded is not None:
+        raise unrecorded
     result = DownloadReport(
         downloaded=downloaded,
         skipped=skipped,

@@ -137,18 +137,30 @@ def iter_table(
         # utf-8-sig: a table saved by a spreadsheet starts with a byte-order mark, which
         # would otherwise become part of the first column's name.
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter="\t")
-            header = reader.fieldnames or []
-            missing = [column for column in required if column not in header]
-            if missing:
-                shown = ", ".join(header[:5]) + (", ..." if len(header) > 5 else "")
-                raise InvalidInputError(
-                    f"{path} lacks the column{'s' if len(missing) > 1 else ''} "
-                    f"{', '.join(missing)} (its header: {shown or 'empty'});"
-                    " is it a tab-separated Unsplash table?"
-                )
-            for row in reader:
-                yield {key: value for key, value in row.items() if isinstance(key, str)}
+            yield from _table_rows(path, handle, required)
+
+
+def _table_rows(path: Path, handle: Any, required: Sequence[str]) -> Iterator[dict[str, str]]:
+    """The rows of one open table file; a file that is not UTF-8 TSV is one clear error."""
+    reader = csv.DictReader(handle, delimiter="\t")
+    try:
+        header = reader.fieldnames or []
+        missing = [column for column in required if column not in header]
+        if missing:
+            shown = ", ".join(header[:5]) + (", ..." if len(header) > 5 else "")
+            raise InvalidInputError(
+                f"{path} lacks the column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)} (its header: {shown or 'empty'});"
+                " is it a tab-separated Unsplash table?"
+            )
+        for row in reader:
+            yield {key: value for key, value in row.items() if isinstance(key, str)}
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"{path} is not UTF-8 text ({exc.reason}); is it a tab-separated Unsplash table?"
+        ) from exc
+    except csv.Error as exc:
+        raise InvalidInputError(f"{path} is damaged at line {reader.line_num}: {exc}") from exc
 
 
 def _text(row: Mapping[str, str | None], column: str) -> str | None:

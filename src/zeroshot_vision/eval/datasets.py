@@ -198,13 +198,25 @@ def read_pairs_tsv(path: str | os.PathLike[str]) -> PairsDataset:
 
     Raises:
         DatasetNotFoundError: The file does not exist.
-        InvalidInputError: No line is usable.
+        InvalidInputError: No line is usable, or the file is not UTF-8 or not TSV.
     """
     file = Path(path)
     if not file.is_file():
         raise DatasetNotFoundError(f"pairs file {file} does not exist")
     pairs: list[Pair] = []
     skipped: list[Skipped] = []
+    try:
+        _read_pairs_rows(file, pairs, skipped)
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"pairs file {file} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
+    except csv.Error as exc:  # a field beyond csv's size limit, a stray quote
+        raise InvalidInputError(f"pairs file {file} is damaged: {exc}") from exc
+    return _finish_pairs(str(file), pairs, skipped)
+
+
+def _read_pairs_rows(file: Path, pairs: list[Pair], skipped: list[Skipped]) -> None:
     with file.open(encoding="utf-8-sig", newline="") as handle:
         for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
             where = f"{file}:{number}"
@@ -226,7 +238,6 @@ def read_pairs_tsv(path: str | os.PathLike[str]) -> PairsDataset:
                 skipped.append(Skipped(source=where, reason=f"image {image} does not exist"))
             else:
                 pairs.append(Pair(image=image, text=text))
-    return _finish_pairs(str(file), pairs, skipped)
 
 
 def read_unsplash_pairs(

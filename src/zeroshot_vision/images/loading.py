@@ -15,6 +15,7 @@ import io
 import logging
 import os
 import re
+import stat
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -213,22 +214,42 @@ def _check_heif(source: Any, name: str) -> None:
 def _open_file(path: Path, name: str) -> BinaryIO:
     if not path.exists():
         raise ImageNotFoundError(name, "file not found")
-    # Checked before opening: opening a FIFO would block until someone writes to it.
-    if not path.is_file():
-        raise ImageNotFoundError(name, "not a file")
+    if path.is_dir():
+        raise ImageNotFoundError(name, "not a file (a folder)")
+    # O_NONBLOCK: opening a FIFO would otherwise block until someone writes to it, and
+    # checking first leaves a moment in which a file can be swapped for one.
     try:
-        handle = path.open("rb")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise ImageNotFoundError(name, _reason(exc)) from exc
     try:
-        empty = os.fstat(handle.fileno()).st_size == 0
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):  # a FIFO, a device (/dev/zero), a socket
+            raise ImageNotFoundError(name, f"not a regular file ({_file_kind(status.st_mode)})")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
     except OSError as exc:
-        handle.close()
+        os.close(fd)
         raise ImageNotFoundError(name, _reason(exc)) from exc
-    if empty:
-        handle.close()
+    except BaseException:
+        os.close(fd)
+        raise
+    if status.st_size == 0:
+        os.close(fd)
         raise ImageDecodeError(name, "empty file")
-    return handle
+    return os.fdopen(fd, "rb")
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
 
 
 def _open(stream: BinaryIO, name: str) -> Image.Image:

@@ -14,7 +14,7 @@ from contextlib import closing
 from typing import Any
 
 from zeroshot_vision._progress import ProgressOption
-from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.errors import IndexExistsError, InvalidInputError
 from zeroshot_vision.index.folder import FileEntry, IndexFolder
 from zeroshot_vision.index.writer import IndexWriter
 from zeroshot_vision.models import default_model
@@ -49,6 +49,7 @@ def import_index(
     *,
     model: str | None = None,
     batch_size: int = 1_000,
+    wait: float = 0.0,
     progress: ProgressOption = None,
 ) -> int:
     """:func:`~zeroshot_vision.stores.exchange.import_store` into an index folder,
@@ -58,15 +59,18 @@ def import_index(
     model (``$ZSV_MODEL``): the model that made the vectors, so that text queries are
     embedded by the same one. No model is loaded. As for indexing, ids are recorded as
     pending before they reach the store and as indexed after it commits, so an
-    interrupted import leaves a folder that opens.
+    interrupted import leaves a folder that opens. ``wait`` is how many seconds to wait
+    for another writer of the folder to finish (0: fail at once).
 
     Raises:
         DimensionMismatchError: The file's dimension differs from the folder's.
         InvalidInputError: See :func:`~zeroshot_vision.stores.exchange.import_store`; or
             the folder holds other files.
-        IndexLockedError: Another process is writing to the folder.
+        IndexLockedError: Another process is writing to the folder (and did not finish
+            within ``wait``).
     """
     info = ParquetVectors.open(path)
+    checked = False
     if IndexFolder.exists(index):
         folder = IndexFolder.open(index)
     else:
@@ -75,10 +79,18 @@ def import_index(
                 f"{info.path} does not say its dimension (a variable-length vector "
                 "column); create the index first (zsv index) or write fixed-size lists"
             )
-        folder = IndexFolder.create(
-            index, model=model or info.model or default_model(), dim=info.dim
-        )
-    folder.lock()
+        info.check(info.dim, batch_size=batch_size)  # a bad file creates no folder
+        checked = True
+        try:
+            folder = IndexFolder.create(
+                index, model=model or info.model or default_model(), dim=info.dim
+            )
+        except IndexExistsError:  # another process created it meanwhile: use theirs
+            folder = IndexFolder.open(index)
+    # Every row is checked before the folder is written: an import is all or nothing.
+    if not checked or folder.manifest.dim != info.dim:
+        info.check(folder.manifest.dim, batch_size=batch_size)
+    folder.lock(wait=wait)
     imported = 0
     try:
         with closing(folder.open_store()) as store, IndexWriter(store, folder) as writer:

@@ -10,15 +10,21 @@ format and nothing else, so an index made in one opens in the others::
                     (indexed, failed, or pending: being written when the run stopped)
     store/          the store's own files (FaissStore); absent for a remote store
     .lock           held by the one process that writes
+    .lock.owner     who holds it: the process id and since when (for the message a second
+                    writer gets)
 
 The manifest is validated with pydantic and carries a format version; a folder written by
 a newer version, or with a damaged manifest or state, is refused with
 :class:`~zeroshot_vision.errors.IndexDamagedError` rather than read as an empty index.
 Version 1 folders (``state.json``) are read, and upgraded the first time they are written.
 
-Writers are exclusive and readers never wait: :meth:`IndexFolder.lock` takes the folder's
-lock (a second writer gets :class:`~zeroshot_vision.errors.IndexLockedError`), while
-searching, ``zsv info`` and the app open the folder without it.
+Creating is exclusive: the manifest is linked into place only if none is there, so of two
+processes creating one folder at once, one gets
+:class:`~zeroshot_vision.errors.IndexExistsError` instead of silently replacing the other's
+manifest. Writers are exclusive and readers never wait: :meth:`IndexFolder.lock` takes the
+folder's lock (a second writer gets :class:`~zeroshot_vision.errors.IndexLockedError`
+naming the process that holds it and since when, or waits up to ``lock_wait`` seconds),
+while searching, ``zsv info`` and the app open the folder without it.
 
 Example:
     >>> folder = IndexFolder.create("my-index", model="google/siglip-so400m-patch14-384",
@@ -30,25 +36,37 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
 
-from zeroshot_vision._files import write_atomic
+from zeroshot_vision._checks import non_negative_seconds
+from zeroshot_vision._files import is_temp_file, write_atomic, write_exclusive
+from zeroshot_vision._json import (
+    describe_problem,
+    format_matches,
+    format_problem,
+    loads_bounded,
+    read_model,
+)
 from zeroshot_vision.errors import (
     DimensionMismatchError,
     IndexDamagedError,
+    IndexExistsError,
     IndexLockedError,
     IndexNotFoundError,
     InvalidInputError,
 )
+from zeroshot_vision.stores.base import MAX_DIM
 from zeroshot_vision.stores.registry import StoreLocation, check_store_options, open_store_kind
 
 if TYPE_CHECKING:
@@ -62,6 +80,7 @@ __all__ = [
     "FileEntry",
     "IndexFolder",
     "IndexManifest",
+    "LockOwner",
     "SourceFolder",
     "StoreSpec",
     "model_reference",
@@ -69,7 +88,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "zeroshot-vision/index"
+FORMAT: Literal["zeroshot-vision/index"] = "zeroshot-vision/index"
 FORMAT_VERSION = 3
 """Version 3: several source folders, listed in the state's ``meta`` row ``sources``.
 
@@ -82,6 +101,11 @@ MANIFEST = "settings.json"
 STATE = "state.sqlite"
 STORE_DIR = "store"
 LOCK = ".lock"
+LOCK_OWNER = ".lock.owner"
+_MANIFEST_MAX_BYTES = 1 << 20
+"""A manifest is a few hundred bytes; a megabyte is damage (or not a manifest at all)."""
+_MANIFEST_MAX_DEPTH = 8
+_V1_STATE_MAX_BYTES = 1 << 32
 _V1_STATE = "state.json"
 _V1_STATE_FORMAT = "zeroshot-vision/index-state"
 
@@ -92,9 +116,9 @@ Status = Literal["indexed", "failed", "pending"]
 class StoreSpec(pydantic.BaseModel):
     """Which store holds an index's vectors: a registered kind and its options."""
 
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    kind: str = "faiss"
+    kind: str = pydantic.Field(default="faiss", min_length=1, max_length=100)
     options: dict[str, str | int | float | bool] = pydantic.Field(default_factory=dict)
 
 
@@ -109,13 +133,23 @@ class IndexManifest(pydantic.BaseModel):
         store: The store kind and its options.
     """
 
-    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
 
-    format: Literal["zeroshot-vision/index"] = "zeroshot-vision/index"
+    format: Literal["zeroshot-vision/index"]
     version: int = pydantic.Field(default=FORMAT_VERSION, ge=1, strict=True)
-    model: str = pydantic.Field(min_length=1)
-    dim: int = pydantic.Field(gt=0, strict=True)
+    model: str = pydantic.Field(min_length=1, max_length=4096)  # a hub name or a path
+    dim: int = pydantic.Field(gt=0, le=MAX_DIM, strict=True)
     store: StoreSpec = pydantic.Field(default_factory=StoreSpec)
+
+
+class LockOwner(pydantic.BaseModel):
+    """``.lock.owner``: which process holds the writer lock, and since when."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    pid: int = pydantic.Field(gt=0)
+    since: str = pydantic.Field(min_length=1, max_length=64)
+    """When it took the lock: ISO 8601, UTC, to the second."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,8 +215,40 @@ def _damaged(path: Path, problem: object) -> IndexDamagedError:
     return IndexDamagedError(f"the index file {path} is damaged: {text}", path=str(path))
 
 
+_StrictText = Annotated[str, pydantic.Field(strict=True)]
+_Count = Annotated[int, pydantic.Field(strict=True, ge=0)]
+_STATE_ROWS: pydantic.TypeAdapter[list[tuple[Any, ...]]] = pydantic.TypeAdapter(
+    list[
+        tuple[
+            Annotated[str, pydantic.Field(strict=True, min_length=1)],  # id
+            _StrictText | None,  # path
+            _Count | None,  # size
+            Annotated[int, pydantic.Field(strict=True)] | None,  # mtime_ns
+            Literal["indexed", "failed", "pending"],  # status
+            _StrictText | None,  # reason
+        ]
+    ]
+)
+"""The schema of ``state.sqlite``'s ``files`` rows (SQLite itself stores any type anywhere)."""
+
 _SQLITE_READONLY = 8
 """SQLite's primary result code for "attempt to write a readonly database"."""
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+
+
+def _sqlite_error(path: Path, exc: sqlite3.Error) -> Exception:
+    """A full disk or an I/O error is the machine's trouble, not a damaged state."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if path.exists() and not path.is_file():  # SQLite says "disk I/O error" for a folder
+        return _damaged(path, "it is not a regular file (a folder?)")
+    if code == _SQLITE_FULL:
+        return OSError(errno.ENOSPC, f"no space left to write {path}; nothing was lost")
+    if code == _SQLITE_IOERR:
+        return OSError(errno.EIO, f"cannot write {path}: {exc}")
+    if code == _SQLITE_READONLY:
+        return OSError(errno.EROFS, f"cannot write {path}: the index folder is read-only")
+    return _damaged(path, exc)
 
 
 class _State:
@@ -227,7 +293,7 @@ class _State:
                 db.execute("SELECT id, path, size, mtime_ns, status, reason FROM files LIMIT 1")
             db.execute("SELECT key, value FROM meta LIMIT 1")
         except sqlite3.Error as exc:
-            raise _damaged(path, exc) from exc
+            raise _sqlite_error(path, exc) from exc
         return cls(db, path)
 
     def close(self) -> None:
@@ -239,14 +305,18 @@ class _State:
                 return self._db.execute(sql)
             return self._db.executemany(sql, rows)
         except sqlite3.Error as exc:
-            raise _damaged(self.path, exc) from exc
+            raise _sqlite_error(self.path, exc) from exc
 
     def meta(self, key: str) -> str | None:
         try:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
             raise _damaged(self.path, exc) from exc
-        return None if row is None else str(row[0])
+        if row is None:
+            return None
+        if not isinstance(row[0], str):
+            raise _damaged(self.path, f"table meta, key {key!r}: expected text, got {row[0]!r}")
+        return row[0]
 
     def set_meta(self, key: str, value: str) -> None:
         self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(key, value)])
@@ -258,7 +328,7 @@ class _State:
             single = self.meta("source")
             return [SourceFolder(path=single)] if single else []
         try:
-            rows = json.loads(listed)
+            rows = loads_bounded(listed, max_depth=3, max_bytes=1 << 20, what="the sources row")
             return [SourceFolder(path=str(row["path"]), prefix=str(row["prefix"])) for row in rows]
         except (ValueError, TypeError, KeyError) as exc:
             raise _damaged(self.path, f"the sources row holds {listed[:200]!r}") from exc
@@ -276,15 +346,17 @@ class _State:
         self._run("COMMIT")
 
     def entries(self) -> dict[str, FileEntry]:
-        rows = self._run("SELECT id, path, size, mtime_ns, status, reason FROM files")
-        found: dict[str, FileEntry] = {}
-        for row in rows:
-            if not isinstance(row[0], str) or row[4] not in ("indexed", "failed", "pending"):
-                raise _damaged(self.path, f"a row holds {row!r}")
-            found[row[0]] = FileEntry(
+        rows = self._run("SELECT id, path, size, mtime_ns, status, reason FROM files").fetchall()
+        try:
+            checked = _STATE_ROWS.validate_python(rows)
+        except pydantic.ValidationError as exc:
+            raise _damaged(self.path, f"table files, {describe_problem(exc)}") from exc
+        return {
+            row[0]: FileEntry(
                 id=row[0], path=row[1], size=row[2], mtime_ns=row[3], status=row[4], reason=row[5]
             )
-        return found
+            for row in checked
+        }
 
     def counts(self) -> dict[str, int]:
         rows = self._run("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
@@ -305,39 +377,44 @@ class _State:
             if rows:
                 self._run("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
         except BaseException:
-            self._run("ROLLBACK")
+            # SQLite rolls back by itself after some errors (a full disk): a second
+            # ROLLBACK would fail and hide the error that matters.
+            if self._db.in_transaction:
+                self._run("ROLLBACK")
             raise
         self._run("COMMIT")
 
 
 def _read_manifest(folder: Path) -> IndexManifest:
     file = folder / MANIFEST
+
+    def check(raw: object) -> None:
+        if not isinstance(raw, dict) or not format_matches(raw, FORMAT):
+            raise _damaged(
+                file, f"it is not a zeroshot-vision index manifest ({format_problem(raw, FORMAT)})"
+            )
+        version = raw.get("version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise IndexDamagedError(
+                f"{file} was written by a newer zeroshot-vision (index format {version}; "
+                f"this version reads up to {FORMAT_VERSION}); upgrade zeroshot-vision to open it",
+                path=str(file),
+            )
+
     try:
-        raw = json.loads(file.read_bytes())
+        return read_model(
+            file,
+            IndexManifest,
+            max_bytes=_MANIFEST_MAX_BYTES,
+            max_depth=_MANIFEST_MAX_DEPTH,
+            damaged=lambda problem: _damaged(file, problem),
+            check=check,
+        )
     except FileNotFoundError as exc:
         raise IndexNotFoundError(
             f"no index at {folder} (missing {MANIFEST}; create one with 'zsv index' or "
             "SearchEngine.create)"
         ) from exc
-    except (OSError, ValueError) as exc:  # a folder named settings.json, bad JSON, ...
-        raise _damaged(file, exc) from exc
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise _damaged(file, "it is not a zeroshot-vision index manifest")
-    version = raw.get("version")
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise IndexDamagedError(
-            f"{folder} was written by a newer zeroshot-vision (index format {version}; this "
-            f"version reads up to {FORMAT_VERSION}); upgrade zeroshot-vision to open it",
-            path=str(file),
-        )
-    try:
-        return IndexManifest.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        problem = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'manifest'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise _damaged(file, problem) from exc
 
 
 class IndexFolder:
@@ -350,6 +427,9 @@ class IndexFolder:
         path: The folder.
         manifest: What the folder records (model, dimension, store).
     """
+
+    lock_wait: float = 0.0
+    """Seconds :meth:`lock` waits for another writer to finish (0: fail at once)."""
 
     def __init__(self, path: Path, manifest: IndexManifest) -> None:
         self.path = path
@@ -385,7 +465,12 @@ class IndexFolder:
             return
         if not folder.is_dir():
             raise InvalidInputError(f"{folder} is a file, not an index folder")
-        if any(folder.iterdir()):
+        # Another process creating this index right now leaves only its temp file (and
+        # maybe the lock): that folder is still free to race for, and the race decides.
+        foreign = any(not _creating(entry.name) for entry in folder.iterdir())
+        # A creator that won meanwhile (its manifest linked after our first look) may
+        # already be writing its files: that folder is an index now, not foreign.
+        if foreign and not IndexFolder.exists(folder):
             raise InvalidInputError(
                 f"{folder} is not empty and holds no index (no {MANIFEST}); give a new or "
                 "empty folder"
@@ -411,17 +496,23 @@ class IndexFolder:
             store_options: The kind's options (Pinecone: ``host`` or ``index_name``, and
                 ``namespace``). Never secrets: they stay in the environment.
 
+        Creation is exclusive: the manifest is linked into place only if none is there,
+        so when several processes create one folder at once exactly one succeeds.
+
         Raises:
-            InvalidInputError: ``path`` already holds an index or other files, or the
-                store kind or options are not acceptable.
+            IndexExistsError: ``path`` already holds an index, or another process created
+                one there first (also an :class:`InvalidInputError`).
+            InvalidInputError: ``path`` holds other files, or the store kind or options
+                are not acceptable.
         """
         folder = Path(path)
         if cls.exists(folder):
-            raise InvalidInputError(f"{folder} already holds an index; open it instead")
+            raise IndexExistsError(f"{folder} already holds an index; open it instead")
         cls.check_available(folder)
         options = check_store_options(store, store_options or {})
         try:
             manifest = IndexManifest(
+                format=FORMAT,
                 model=model_reference(model),
                 dim=dim,
                 store=StoreSpec(kind=store, options=options),
@@ -429,7 +520,13 @@ class IndexFolder:
         except pydantic.ValidationError as exc:
             raise InvalidInputError(f"cannot create an index: {exc.errors()[0]['msg']}") from exc
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / MANIFEST, manifest.model_dump_json(indent=2).encode())
+        try:
+            write_exclusive(folder / MANIFEST, manifest.model_dump_json(indent=2).encode())
+        except FileExistsError as exc:
+            raise IndexExistsError(
+                f"{folder} already holds an index (another process created it just now); "
+                "open it instead"
+            ) from exc
         logger.info("created index folder %s (model %s, dim %d)", folder, manifest.model, dim)
         return cls(folder, manifest)
 
@@ -508,29 +605,68 @@ class IndexFolder:
         """Whether this object holds the folder's writer lock."""
         return self._lock is not None
 
-    def lock(self) -> None:
+    def lock(self, *, wait: float | None = None) -> None:
         """Take the writer lock (once; the OS releases it if the process dies).
 
+        The holder records its process id and the time in ``.lock.owner``, for the
+        message another writer gets.
+
+        Args:
+            wait: Seconds to wait for another writer to finish; default
+                :attr:`lock_wait` (0: fail at once).
+
         Raises:
-            IndexLockedError: Another process, or another engine in this one, writes here.
+            IndexLockedError: Another process, or another engine in this one, writes here
+                (and did not finish within ``wait``).
             OSError: The folder cannot be written (read-only, permissions).
         """
         if self._lock is not None:
             return
         from filelock import FileLock, Timeout
 
-        lock = FileLock(self.path / LOCK, timeout=0, thread_local=False, is_singleton=False)
+        # A negative timeout would make filelock wait forever.
+        timeout = non_negative_seconds(self.lock_wait if wait is None else wait, "wait")
+        lock = FileLock(self.path / LOCK, timeout=timeout, thread_local=False, is_singleton=False)
         try:
-            lock.acquire()
+            lock.acquire(poll_interval=min(0.05, max(timeout / 10, 0.005)))
         except Timeout as exc:
+            owner = self.lock_owner()
+            holder = f"process {owner.pid} since {owner.since}" if owner else "another process"
+            waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
             raise IndexLockedError(
-                f"another process is writing to the index {self.path}; wait for it to finish"
+                f"the index {self.path} is locked by {holder}: another process is writing "
+                f"to it{waited}; wait for it to finish",
+                pid=owner.pid if owner else None,
+                since=owner.since if owner else None,
             ) from exc
         except OSError as exc:  # a read-only folder or file system
             raise OSError(
                 exc.errno, f"cannot write to the index folder {self.path}: {exc.strerror or exc}"
             ) from exc
         self._lock = lock
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        record = LockOwner(pid=os.getpid(), since=since).model_dump_json().encode()
+        try:
+            write_atomic(self.path / LOCK_OWNER, record)
+        except OSError as exc:  # only a courtesy to other writers; the lock itself holds
+            logger.debug("cannot record the lock's owner in %s: %s", self.path, exc)
+
+    def lock_owner(self) -> LockOwner | None:
+        """Who holds the writer lock, as recorded in ``.lock.owner`` (``None``: unknown).
+
+        Only meaningful while the lock is held: a killed writer leaves its record, which
+        the next writer replaces.
+        """
+        try:
+            return read_model(
+                self.path / LOCK_OWNER,
+                LockOwner,
+                max_bytes=4096,
+                max_depth=2,
+                damaged=InvalidInputError,
+            )
+        except (OSError, InvalidInputError):  # absent or damaged: the holder is unknown
+            return None
 
     def unlock(self) -> None:
         """Release the writer lock and close the state (harmless when not held)."""
@@ -538,6 +674,8 @@ class IndexFolder:
             self._state.close()
             self._state = None
         if self._lock is not None:
+            with contextlib.suppress(OSError):
+                (self.path / LOCK_OWNER).unlink(missing_ok=True)
             self._lock.release()
             self._lock = None
 
@@ -636,9 +774,19 @@ class IndexFolder:
         return folder_size(self.path)
 
 
+def _creating(name: str) -> bool:
+    """Whether a file in a folder being created belongs to the creation itself."""
+    # The manifest itself: another creator may link it between our two looks.
+    return name in (MANIFEST, LOCK, LOCK_OWNER) or (
+        is_temp_file(name) and name.startswith(f".{MANIFEST}.")
+    )
+
+
 def _read_v1_state(path: Path) -> tuple[str, list[FileEntry]]:
     try:
-        raw = json.loads(path.read_bytes())
+        raw = loads_bounded(
+            path.read_bytes(), max_depth=4, max_bytes=_V1_STATE_MAX_BYTES, what="it"
+        )
         if raw.get("format") != _V1_STATE_FORMAT:
             raise ValueError("not an index state file")
         entries = [
@@ -663,4 +811,5 @@ def _read_v1_state(path: Path) -> tuple[str, list[FileEntry]]:
         ]
         return str(raw["source"]), entries
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # InvalidInputError (too large, too deep, not JSON) is a ValueError too.
         raise _damaged(path, exc) from exc

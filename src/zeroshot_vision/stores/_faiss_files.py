@@ -15,7 +15,12 @@ until the next one is written, for readers that read the old manifest just befor
 swap; :func:`load_retrying` reads the manifest again when a file vanished anyway.
 
 This module knows the files, not the index: the store hands it bytes, record lists and
-vectors, and gets them back. No pickle is used anywhere.
+vectors, and gets them back. No pickle is used anywhere. Each JSON file has a pydantic
+model here (:class:`StoreManifest`, :class:`RecordsFile`, :class:`DeltaFile`: strict
+types, file names that cannot point outside the folder, unknown fields ignored since a
+newer format bumps the version) and is read only through ``_json.read_model``, so any
+damage is an :class:`~zeroshot_vision.errors.IndexDamagedError` naming the file and the
+field.
 """
 
 from __future__ import annotations
@@ -26,13 +31,16 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+import pydantic
 
 from zeroshot_vision._files import fsync_dir, write_atomic
-from zeroshot_vision.errors import IndexNotFoundError, StoreError
+from zeroshot_vision._json import format_matches, format_problem, read_model
+from zeroshot_vision.errors import IndexDamagedError, IndexNotFoundError, StoreError
+from zeroshot_vision.stores.base import MAX_DIM, MAX_METADATA_DEPTH
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +60,104 @@ _LOAD_ATTEMPTS = 5
 
 RecordRow = list[Any]
 """``[id, faiss_key, metadata]``, as the records and delta files hold each record."""
+
+_MANIFEST_MAX_BYTES = 1 << 20
+_DATA_MAX_BYTES = 1 << 40
+"""Records and delta files grow with the collection; this bound only refuses absurdity."""
+_DATA_MAX_DEPTH = MAX_METADATA_DEPTH + 3  # the file, the records list, a row, then metadata
+_Id = Annotated[str, pydantic.Field(strict=True, min_length=1)]
+_Key = Annotated[int, pydantic.Field(strict=True, ge=0, lt=1 << 63)]  # FAISS ids are int64
+_Row = Annotated[
+    tuple[_Id, _Key, dict[str, Any] | None],
+    pydantic.Field(strict=False),  # a JSON array; its items stay strict
+]
+
+
+def _name(pattern: str) -> Any:
+    # File names the manifest gives are matched whole: no folders, no "..".
+    return pydantic.Field(pattern=pattern, max_length=64)
+
+
+class StoreManifest(pydantic.BaseModel):
+    """``store.json``: which generation and deltas are live, and the store's shape."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    format: Literal["zeroshot-vision/faiss-store"]
+    version: int = pydantic.Field(ge=1, le=FORMAT_VERSION)
+    dim: int = pydantic.Field(gt=0, le=MAX_DIM)
+    index_type: Literal["flat", "hnsw", "hnsw-sq8"] = "flat"  # version 2: flat only
+    ef_search: int = pydantic.Field(default=128, gt=0, le=1 << 16)  # faiss.py: _MAX_EF_SEARCH
+    count: int | None = pydantic.Field(default=None, ge=0)
+    generation: int = pydantic.Field(ge=1)
+    index: str = _name(r"^index-\d+\.faiss$")
+    records: str = _name(r"^records-\d+\.json$")
+    deltas: list[Annotated[str, _name(r"^delta-\d+-\d+\.json$")]] = pydantic.Field(
+        default_factory=list, max_length=MAX_DELTAS
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _names_match_generation(self) -> StoreManifest:
+        names = [self.index, self.records, *self.deltas]
+        expected = [
+            f"index-{self.generation}.faiss",
+            f"records-{self.generation}.json",
+            *(f"delta-{self.generation}-{n}.json" for n in range(1, len(self.deltas) + 1)),
+        ]
+        if names != expected:
+            raise ValueError(
+                f"field 'generation' is {self.generation} but the files named are "
+                f"{', '.join(names)} (expected {', '.join(expected)})"
+            )
+        return self
+
+
+class RecordsFile(pydantic.BaseModel):
+    """``records-<gen>.json``: every live record of a generation, and the next FAISS key."""
+
+    model_config = pydantic.ConfigDict(extra="ignore", strict=True)
+
+    next_key: _Key
+    records: list[_Row]
+
+
+class DeltaFile(pydantic.BaseModel):
+    """``delta-<gen>-<n>.json``: one incremental save's upserts and deletes."""
+
+    model_config = pydantic.ConfigDict(extra="ignore", strict=True)
+
+    next_key: _Key
+    vectors: str = _name(r"^delta-\d+-\d+\.f32$")
+    upserts: list[_Row]
+    deletes: list[_Id]
+
+
+def _damaged(path: Path) -> Callable[[str], IndexDamagedError]:
+    def damaged(problem: str) -> IndexDamagedError:
+        return IndexDamagedError(
+            f"the FaissStore file {path} is damaged: {problem}", path=str(path)
+        )
+
+    return damaged
+
+
+def _check_version(folder: Path) -> Callable[[Any], None]:
+    def check(raw: Any) -> None:
+        if not isinstance(raw, dict) or not format_matches(raw, FORMAT):
+            raise IndexDamagedError(
+                f"{folder / MANIFEST} is not a FaissStore manifest ({format_problem(raw, FORMAT)})",
+                path=str(folder / MANIFEST),
+            )
+        version = raw.get("version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+            raise IndexDamagedError(
+                f"{folder / MANIFEST} was written by a newer zeroshot-vision (format "
+                f"{version}; this version reads up to {FORMAT_VERSION}); upgrade "
+                "zeroshot-vision to open it",
+                path=str(folder / MANIFEST),
+            )
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -83,28 +189,30 @@ def has_store(folder: Path) -> bool:
     return (folder / MANIFEST).exists()
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Path) -> StoreManifest:
     """The manifest of the store in ``folder``.
 
     Raises:
-        StoreError: It cannot be read, is not a store manifest, or is of a newer format.
+        IndexDamagedError: It cannot be read, is not a store manifest, is damaged (the
+            message names the field), or is of a newer format.
     """
+    path = folder / MANIFEST
     try:
-        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {folder / MANIFEST}: {exc}") from exc
-    if manifest.get("format") != FORMAT:
-        raise StoreError(f"{folder / MANIFEST} is not a FaissStore manifest")
-    if manifest.get("version", 0) > FORMAT_VERSION:
-        raise StoreError(
-            f"{folder} was written by a newer zeroshot-vision (format {manifest['version']})"
+        return read_model(
+            path,
+            StoreManifest,
+            max_bytes=_MANIFEST_MAX_BYTES,
+            max_depth=3,
+            damaged=_damaged(path),
+            check=_check_version(folder),
         )
-    return manifest
+    except FileNotFoundError as exc:
+        raise _damaged(path)("it is missing") from exc
 
 
 def write_generation(
     folder: Path,
-    previous: dict[str, Any] | None,
+    previous: StoreManifest | None,
     *,
     index: bytes,
     next_key: int,
@@ -124,7 +232,7 @@ def write_generation(
     Returns:
         The new generation's number.
     """
-    generation = (previous["generation"] + 1) if previous else 1
+    generation = (previous.generation + 1) if previous else 1
     index_name, records_name = f"index-{generation}.faiss", f"records-{generation}.json"
     write_atomic(folder / index_name, index)
     content = {"next_key": next_key, "records": records}
@@ -133,7 +241,7 @@ def write_generation(
     # Keep the generation just replaced (and its deltas): a reader in another process
     # may have read the old manifest and not yet its files. Older ones can go, as can
     # leftovers of saves that crashed before their swap.
-    keep = {generation, previous["generation"] if previous else generation}
+    keep = {generation, previous.generation if previous else generation}
     for stale in folder.iterdir():
         found = _GENERATION_FILE.match(stale.name)
         if found and int(found.group(1) or found.group(2)) not in keep:
@@ -143,7 +251,7 @@ def write_generation(
 
 def write_delta(
     folder: Path,
-    previous: dict[str, Any],
+    previous: StoreManifest,
     *,
     next_key: int,
     upserts: list[RecordRow],
@@ -165,7 +273,7 @@ def write_delta(
     Returns:
         How many deltas the generation has now.
     """
-    generation, deltas = previous["generation"], list(previous.get("deltas", []))
+    generation, deltas = previous.generation, list(previous.deltas)
     name = f"delta-{generation}-{len(deltas) + 1}"
     write_atomic(folder / f"{name}.f32", np.asarray(vectors, dtype="<f4").tobytes())
     delta = {
@@ -176,7 +284,7 @@ def write_delta(
     }
     write_atomic(folder / f"{name}.json", json.dumps(delta, ensure_ascii=False).encode())
     deltas.append(f"{name}.json")
-    swap_manifest(folder, shape, generation, previous["index"], previous["records"], deltas)
+    swap_manifest(folder, shape, generation, previous.index, previous.records, deltas)
     return len(deltas)
 
 
@@ -208,22 +316,28 @@ def swap_manifest(
 
 
 def read_generation(
-    folder: Path, manifest: dict[str, Any]
-) -> tuple[npt.NDArray[np.uint8], dict[str, Any]]:
+    folder: Path, manifest: StoreManifest
+) -> tuple[npt.NDArray[np.uint8], RecordsFile]:
     """The serialized index and the records file of the manifest's generation.
 
     Raises:
         FileVanishedError: A file it names is missing.
-        StoreError: A file cannot be read or parsed.
+        StoreError: The index file cannot be read.
+        IndexDamagedError: The records file is damaged (the message names the field).
     """
+    path = folder / manifest.records
     try:
-        raw = np.frombuffer((folder / manifest["index"]).read_bytes(), dtype=np.uint8)
-        records: dict[str, Any] = json.loads(
-            (folder / manifest["records"]).read_text(encoding="utf-8")
+        raw = np.frombuffer((folder / manifest.index).read_bytes(), dtype=np.uint8)
+        records = read_model(
+            path,
+            RecordsFile,
+            max_bytes=_DATA_MAX_BYTES,
+            max_depth=_DATA_MAX_DEPTH,
+            damaged=_damaged(path),
         )
     except FileNotFoundError as exc:
         raise FileVanishedError(str(exc)) from exc
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise StoreError(f"cannot load FaissStore from {folder}: {exc}") from exc
     return raw, records
 
@@ -235,29 +349,37 @@ def read_delta(folder: Path, name: str, dim: int) -> Delta:
         FileVanishedError: The delta or its vectors are missing.
         StoreError: They cannot be read, or do not fit together.
     """
+    path = folder / name
     try:
-        delta = json.loads((folder / name).read_text(encoding="utf-8"))
-        raw = (folder / delta["vectors"]).read_bytes()
+        delta = read_model(
+            path,
+            DeltaFile,
+            max_bytes=_DATA_MAX_BYTES,
+            max_depth=_DATA_MAX_DEPTH,
+            damaged=_damaged(path),
+        )
+        raw = (folder / delta.vectors).read_bytes()
     except FileNotFoundError as exc:
         raise FileVanishedError(str(exc)) from exc
-    except (OSError, ValueError, KeyError) as exc:
-        raise StoreError(f"cannot load FaissStore delta {folder / name}: {exc}") from exc
-    upserts = delta["upserts"]
+    except OSError as exc:
+        raise StoreError(f"cannot load FaissStore delta {path}: {exc}") from exc
+    upserts = [list(row) for row in delta.upserts]
     if len(raw) != len(upserts) * dim * 4:
-        raise StoreError(
-            f"FaissStore delta {folder / name} is damaged: {len(raw)} bytes of vectors "
-            f"for {len(upserts)} records of dim {dim}"
+        raise IndexDamagedError(
+            f"the FaissStore file {folder / delta.vectors} is damaged: {len(raw)} bytes of "
+            f"vectors for {len(upserts)} records of dim {dim}",
+            path=str(folder / delta.vectors),
         )
     matrix = np.frombuffer(raw, dtype="<f4").reshape(len(upserts), dim)
     return Delta(
-        next_key=int(delta["next_key"]),
+        next_key=delta.next_key,
         upserts=upserts,
         vectors=np.ascontiguousarray(matrix, dtype=np.float32),
-        deletes=delta["deletes"],
+        deletes=list(delta.deletes),
     )
 
 
-def load_retrying(folder: Path, load: Callable[[dict[str, Any]], T]) -> T:
+def load_retrying(folder: Path, load: Callable[[StoreManifest], T]) -> T:
     """``load(manifest)``, read again when a newer save replaced its files meanwhile.
 
     Safe while another process saves to the same folder: if a file the manifest names

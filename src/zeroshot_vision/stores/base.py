@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INT_RANGE",
+    "MAX_DIM",
     "MAX_METADATA_DEPTH",
     "VectorStore",
     "check_ids",
@@ -38,6 +39,10 @@ __all__ = [
     "prepare_query",
     "prepare_upsert",
 ]
+
+MAX_DIM = 1 << 16
+"""The largest dimension a file on disk may declare (SigLIP's largest is 1,152): a bigger
+number in a manifest is damage, not a model."""
 
 MAX_METADATA_DEPTH = 32
 """How deeply lists and mappings may nest in one record's metadata, the record's own

@@ -29,22 +29,37 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pydantic
 
 from zeroshot_vision._checks import batched, positive_int
+from zeroshot_vision._json import describe_problem, loads_bounded
 from zeroshot_vision._optional import require
 from zeroshot_vision._progress import ProgressOption, Tracker
+from zeroshot_vision._text import short_repr
 from zeroshot_vision.errors import DimensionMismatchError, InvalidInputError
+from zeroshot_vision.stores.base import MAX_METADATA_DEPTH
 
 if TYPE_CHECKING:
     from zeroshot_vision.stores.base import VectorStore
 
-__all__ = ["ParquetVectors", "export_store", "import_store"]
+__all__ = [
+    "MAX_IMPORT_ID_BYTES",
+    "MAX_ROW_METADATA_BYTES",
+    "ParquetVectors",
+    "export_store",
+    "import_store",
+]
 
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 SCHEMA_KEY = b"zeroshot_vision"
 FORMAT_VERSION = 1
+MAX_ROW_METADATA_BYTES = 1 << 20
+"""The largest metadata (JSON text) one row may carry; more is refused, not parsed."""
+MAX_IMPORT_ID_BYTES = 4_096
+"""The longest id an import accepts: ids are names, not payloads."""
+_SCHEMA_MAX_BYTES = 1 << 16
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -99,14 +114,13 @@ class ParquetVectors:
             dim = int(vector_type.list_size)
         elif not (pa.types.is_list(vector_type) or pa.types.is_large_list(vector_type)):
             raise InvalidInputError(f"{file}: the vector column holds {vector_type}, not lists")
-        recorded = json.loads((schema.metadata or {}).get(SCHEMA_KEY, b"{}"))
-        model = recorded.get("model") if isinstance(recorded, dict) else None
-        return cls(
-            path=file,
-            rows=parquet.metadata.num_rows,
-            dim=dim,
-            model=model if isinstance(model, str) else None,
-        )
+        recorded = _schema_record(file, (schema.metadata or {}).get(SCHEMA_KEY))
+        if recorded.dim is not None and dim is not None and recorded.dim != dim:
+            raise InvalidInputError(
+                f"{file}: its schema metadata says dimension {recorded.dim}, but its vector "
+                f"column holds {dim}-d vectors; the file is damaged or was edited"
+            )
+        return cls(path=file, rows=parquet.metadata.num_rows, dim=dim, model=recorded.model)
 
     def batches(
         self, dim: int, *, batch_size: int = 1_000, progress: ProgressOption = None
@@ -130,15 +144,43 @@ class ParquetVectors:
             )
         return self._batches(pq.ParquetFile(self.path), dim, size, progress)
 
+    def check(self, dim: int, *, batch_size: int = 1_000) -> None:
+        """Read the whole file once and raise what :meth:`batches` would, writing nothing.
+
+        Imports call this first, so that a bad row anywhere (a NaN, a duplicate id, a
+        damaged page) is an error before the first record reaches a store: an import
+        is all or nothing. Memory stays bounded by a batch, plus the set of ids.
+
+        Raises:
+            DimensionMismatchError: See :meth:`batches`.
+            InvalidInputError: See :meth:`batches`.
+        """
+        for _ in self.batches(dim, batch_size=batch_size):
+            pass
+
     def _batches(
         self, parquet: Any, dim: int, size: int, progress: ProgressOption
     ) -> Iterator[tuple[list[str], np.ndarray[Any, Any], list[dict[str, Any] | None]]]:
+        pa, _ = _pyarrow()
         columns = [c for c in ("id", "vector", "metadata") if c in parquet.schema_arrow.names]
         row = 0
+        seen: dict[str, int] = {}
         with Tracker(progress, task="import", total=self.rows, unit="vec") as tracker:
-            for batch in parquet.iter_batches(batch_size=size, columns=columns):
+            batches = parquet.iter_batches(batch_size=size, columns=columns)
+            while True:
+                try:
+                    batch = next(batches, None)
+                except (pa.ArrowException, OSError) as exc:  # a damaged page or row group
+                    raise InvalidInputError(
+                        f"{self.path} is damaged after row {row}: {' '.join(str(exc).split())}"
+                    ) from exc
+                if batch is None:
+                    break
                 ids: list[str] = batch.column("id").to_pylist()
+                for i, item in enumerate(ids):
+                    _check_id(item, seen, self.path, row + i)
                 vectors = _matrix(batch.column("vector"), dim, self.path, row)
+                _check_vectors(vectors, self.path, row)
                 metadata: list[dict[str, Any] | None] = (
                     [
                         _metadata(value, self.path, row + i)
@@ -147,9 +189,6 @@ class ParquetVectors:
                     if "metadata" in columns
                     else [None] * len(ids)
                 )
-                for i, item in enumerate(ids):
-                    if not isinstance(item, str) or not item:
-                        raise InvalidInputError(f"{self.path}: row {row + i} has no id")
                 yield ids, vectors, metadata
                 row += len(ids)
                 tracker.advance(len(ids))
@@ -260,16 +299,51 @@ def import_store(
     Raises:
         DimensionMismatchError: The file's vectors have another dimension than the
             store's (checked before anything is written, when the file says).
-        InvalidInputError: Not a vectors file, or a row breaks a store rule (empty id,
-            NaN, metadata that is not a JSON object); earlier batches are imported.
+        InvalidInputError: Not a vectors file, or a row breaks a rule (an empty, duplicate
+            or giant id, NaN or an all-zero vector, metadata that is not a JSON object, a
+            damaged page): checked for every row before the first is written.
     """
     imported = 0
-    batches = ParquetVectors.open(path).batches(store.dim, batch_size=batch_size, progress=progress)
+    info = ParquetVectors.open(path)
+    info.check(store.dim, batch_size=batch_size)  # all or nothing: every row checked first
+    batches = info.batches(store.dim, batch_size=batch_size, progress=progress)
     for ids, vectors, metadata in batches:
         store.upsert(ids, vectors, metadata)
         imported += len(ids)
     logger.info("imported %d records from %s", imported, path)
     return imported
+
+
+def _check_id(item: object, seen: dict[str, int], path: Path, row: int) -> None:
+    if item is None or item == "":
+        raise InvalidInputError(f"{path}: row {row} has no id")
+    if not isinstance(item, str):
+        raise InvalidInputError(
+            f"{path}: row {row}'s id is a {type(item).__name__}, not a string (the id column "
+            "must hold text)"
+        )
+    if len(item.encode("utf-8", "surrogatepass")) > MAX_IMPORT_ID_BYTES:
+        raise InvalidInputError(
+            f"{path}: row {row}'s id is longer than {MAX_IMPORT_ID_BYTES:,} bytes "
+            f"({short_repr(item, 40)})"
+        )
+    first = seen.setdefault(item, row)
+    if first != row:
+        raise InvalidInputError(
+            f"{path}: rows {first} and {row} have the same id {short_repr(item, 60)}; ids must "
+            "be unique (which one should win is not for the import to guess)"
+        )
+
+
+def _check_vectors(vectors: np.ndarray[Any, Any], path: Path, row: int) -> None:
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise InvalidInputError(f"{path}: row {row + bad}'s vector holds NaN or infinity")
+    zero = ~vectors.any(axis=1)
+    if zero.any():
+        bad = int(np.flatnonzero(zero)[0])
+        raise InvalidInputError(f"{path}: row {row + bad}'s vector is all zeros")
 
 
 def _matrix(column: Any, dim: int, path: Path, row: int) -> np.ndarray[Any, Any]:
@@ -290,14 +364,44 @@ def _matrix(column: Any, dim: int, path: Path, row: int) -> np.ndarray[Any, Any]
     return np.ascontiguousarray(values.reshape(len(lengths), dim), dtype=np.float32)
 
 
+class _SchemaRecord(pydantic.BaseModel):
+    """What :func:`export_store` records in a file's schema metadata (key ``zeroshot_vision``)."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    format: int = pydantic.Field(default=FORMAT_VERSION, ge=1)
+    dim: int | None = pydantic.Field(default=None, gt=0)
+    model: str | None = pydantic.Field(default=None, min_length=1, max_length=4096)
+
+
+def _schema_record(path: Path, raw: bytes | None) -> _SchemaRecord:
+    """The file's ``zeroshot_vision`` schema metadata, validated (absent: nothing known)."""
+    if raw is None:
+        return _SchemaRecord()
+    what = f"{path}: the schema metadata {SCHEMA_KEY.decode()!r}"
+    parsed = loads_bounded(raw, max_depth=4, max_bytes=_SCHEMA_MAX_BYTES, what=what)
+    version = parsed.get("format") if isinstance(parsed, dict) else None
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise InvalidInputError(
+            f"{path} was written by a newer zeroshot-vision (vectors format {version}; "
+            f"this version reads up to {FORMAT_VERSION})"
+        )
+    try:
+        return _SchemaRecord.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        raise InvalidInputError(f"{what} is damaged: {describe_problem(exc)}") from exc
+
+
 def _metadata(value: Any, path: Path, row: int) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
     if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path}: row {row}'s metadata is not JSON ({exc})") from exc
+        parsed = loads_bounded(
+            value,
+            max_depth=MAX_METADATA_DEPTH + 1,
+            max_bytes=MAX_ROW_METADATA_BYTES,
+            what=f"{path}: row {row}'s metadata",
+        )
         if parsed is None or isinstance(parsed, dict):
             return parsed
     raise InvalidInputError(f"{path}: row {row}'s metadata is not a JSON object")

@@ -46,6 +46,7 @@ from zeroshot_vision._files import folder_size, remove_temp_files
 from zeroshot_vision._optional import require
 from zeroshot_vision.errors import (
     DimensionMismatchError,
+    IndexDamagedError,
     InvalidInputError,
     StoreError,
 )
@@ -684,10 +685,10 @@ class FaissStore:
         """
         return folder_size(Path(path))
 
-    def _can_save_delta(self, folder: Path, previous: dict[str, Any]) -> bool:
-        deltas = previous.get("deltas", [])
+    def _can_save_delta(self, folder: Path, previous: files.StoreManifest) -> bool:
+        deltas = previous.deltas
         return (
-            self._saved == (folder.resolve(), previous["generation"], len(deltas))
+            self._saved == (folder.resolve(), previous.generation, len(deltas))
             and not self._rewrite
             and len(deltas) < files.MAX_DELTAS
             and len(self._changed) <= max(256, len(self._key_of) // 4)
@@ -701,7 +702,7 @@ class FaissStore:
             count=len(self._key_of),
         )
 
-    def _save_generation(self, folder: Path, previous: dict[str, Any] | None) -> None:
+    def _save_generation(self, folder: Path, previous: files.StoreManifest | None) -> None:
         generation = files.write_generation(
             folder,
             previous,
@@ -715,7 +716,7 @@ class FaissStore:
             "saved %d vectors to %s (generation %d)", len(self._key_of), folder, generation
         )
 
-    def _save_delta(self, folder: Path, previous: dict[str, Any]) -> None:
+    def _save_delta(self, folder: Path, previous: files.StoreManifest) -> None:
         upserts = [item for item, present in self._changed.items() if present]
         deletes = [item for item, present in self._changed.items() if not present]
         keys = [self._key_of[item] for item in upserts]
@@ -731,7 +732,7 @@ class FaissStore:
             deletes=deletes,
             shape=self._shape(),
         )
-        self._saved = (folder.resolve(), previous["generation"], count)
+        self._saved = (folder.resolve(), previous.generation, count)
         logger.debug(
             "saved a delta of %d upserts and %d deletes to %s", len(upserts), len(deletes), folder
         )
@@ -752,52 +753,47 @@ class FaissStore:
         return files.load_retrying(folder, lambda manifest: cls._load(folder, manifest))
 
     @classmethod
-    def _load(cls, folder: Path, manifest: dict[str, Any]) -> FaissStore:
+    def _load(cls, folder: Path, manifest: files.StoreManifest) -> FaissStore:
         faiss = _faiss()
-        deltas = manifest.get("deltas", [])
+        deltas = manifest.deltas
         raw, records = files.read_generation(folder, manifest)
         try:
             index = faiss.deserialize_index(raw)
         except (RuntimeError, ValueError) as exc:
             raise StoreError(f"cannot load FaissStore from {folder}: {exc}") from exc
-        index_type = manifest.get("index_type", "flat")  # version 2 wrote flat stores only
-        if index_type not in INDEX_TYPES:
-            raise StoreError(f"FaissStore at {folder} has an unknown index type {index_type!r}")
-        store = cls(
-            int(manifest["dim"]),
-            index=index_type,
-            ef_search=manifest.get("ef_search", DEFAULT_EF_SEARCH),
-        )
+        index_type = manifest.index_type  # one of INDEX_TYPES, as the manifest's model checks
+        store = cls(manifest.dim, index=index_type, ef_search=manifest.ef_search)
         store._index = index
-        store._next_key = int(records["next_key"])
-        for item, key, meta in records["records"]:
-            store._key_of[item] = int(key)
-            store._id_of[int(key)] = item
-            store._metadata[item] = meta
+        store._next_key = records.next_key
+        for item, key, meta in records.records:
+            store._key_of[item] = key
+            store._id_of[key] = item
+            store._metadata[item] = {} if meta is None else meta
         graph = store._is_graph
         # An HNSW graph also holds the vectors of overwritten and deleted records.
         held = set(faiss.vector_to_array(index.id_map).tolist()) if graph else None
         if (
             index.d != store.dim
             or graph != (index_type == "hnsw" or (index_type == "hnsw-sq8" and graph))
-            or (held is None and index.ntotal != len(records["records"]))
+            or (held is None and index.ntotal != len(records.records))
             or (held is not None and not held.issuperset(store._id_of))
         ):
             raise StoreError(
                 f"FaissStore at {folder} is inconsistent: a {index_type} store, but the index "
                 f"is a {type(faiss.downcast_index(index.index)).__name__} of {index.ntotal} "
-                f"vectors of dim {index.d}, and the records list {len(records['records'])}"
+                f"vectors of dim {index.d}, and the records list {len(records.records)}"
             )
         if held is not None:
             store._discard_keys(sorted(held.difference(store._id_of)))
         for name in deltas:
             store._apply_delta(folder, name)
-        if len(store) != manifest.get("count", len(store)):
-            raise StoreError(
-                f"FaissStore at {folder} is inconsistent: the manifest counts "
-                f"{manifest['count']} vectors, the files hold {len(store)}"
+        if manifest.count is not None and len(store) != manifest.count:
+            raise IndexDamagedError(
+                f"FaissStore at {folder} is inconsistent: field 'count' of {files.MANIFEST} "
+                f"says {manifest.count} vectors, the files hold {len(store)}",
+                path=str(folder / files.MANIFEST),
             )
-        store._saved = (folder.resolve(), manifest["generation"], len(deltas))
+        store._saved = (folder.resolve(), manifest.generation, len(deltas))
         store._home = folder
         return store
 

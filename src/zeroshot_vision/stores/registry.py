@@ -88,6 +88,8 @@ def _open_faiss(location: StoreLocation) -> VectorStore:
         )
     try:
         return FaissStore.open(location.folder, dim=location.dim, **dict(location.options))
+    except IndexDamagedError:  # already names the file at fault
+        raise
     except StoreError as exc:  # its files are part of the index folder: the folder is damaged
         raise IndexDamagedError(str(exc), path=str(location.folder)) from exc
 

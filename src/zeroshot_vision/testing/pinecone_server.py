@@ -123,6 +123,7 @@ class _Fault:
     on_call: int
     times: int
     message: str
+    retry_after: str | None = None
     seen: int = 0
     fired: int = 0
 
@@ -308,6 +309,7 @@ class PineconeTestServer:
         on_call: int = 1,
         times: int = 1,
         message: str = "injected fault",
+        retry_after: float | str | None = None,
     ) -> None:
         """Answer some future requests of ``operation`` with an error status.
 
@@ -322,13 +324,16 @@ class PineconeTestServer:
             on_call: Which request, counting from 1, fails first.
             times: How many consecutive requests fail.
             message: The error message in the body.
+            retry_after: A ``Retry-After`` header to send with each failure (seconds, or
+                any text, to test what clients make of it).
         """
         if operation not in OPERATIONS:
             raise ValueError(f"unknown operation {operation!r}; use one of {OPERATIONS}")
         if on_call < 1 or times < 1:
             raise ValueError("on_call and times must be at least 1")
         with self._lock:
-            self._faults.append(_Fault(operation, status, on_call, times, message))
+            header = None if retry_after is None else str(retry_after)
+            self._faults.append(_Fault(operation, status, on_call, times, message, header))
 
     def delay(self, seconds: float, operation: str | None = None) -> None:
         """Hold every answer (or only those of ``operation``) for ``seconds``."""
@@ -734,6 +739,7 @@ def _make_handler(server: PineconeTestServer) -> type[BaseHTTPRequestHandler]:
             query = parse_qs(url.query, keep_blank_values=True)
             operation = _ROUTES.get((method, url.path), "unknown")
             status, payload, size, items, namespace = 500, {}, 0, 0, ""
+            retry_after: str | None = None
             try:
                 size = int(self.headers.get("Content-Length") or 0)
                 too_big = size > server.max_request_bytes
@@ -754,6 +760,7 @@ def _make_handler(server: PineconeTestServer) -> type[BaseHTTPRequestHandler]:
                     time.sleep(pause)
                 fault = server._injected_fault(operation)
                 if fault is not None:
+                    retry_after = fault.retry_after
                     raise _BadRequest(fault.status, fault.message)
                 status, payload = 200, server._dispatch(operation, body, query)
             except _BadRequest as exc:
@@ -786,6 +793,8 @@ def _make_handler(server: PineconeTestServer) -> type[BaseHTTPRequestHandler]:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    if retry_after is not None:
+                        self.send_header("Retry-After", retry_after)
                     self.end_headers()
                     self.wfile.write(data)
                 except OSError:  # the client gave up (e.g. its timeout)
