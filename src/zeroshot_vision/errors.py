@@ -37,8 +37,8 @@ from typing import Any
 __all__ = [
     "BatchTooLargeError",
     "DatasetNotFoundError",
-    "DistributedJobError",
     "DimensionMismatchError",
+    "DistributedJobError",
     "ImageDecodeError",
     "ImageLoadError",
     "ImageNotFoundError",

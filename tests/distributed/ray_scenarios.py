@@ -9,6 +9,8 @@ the tests open them. Usage: ``python ray_scenarios.py WORK MODEL PHOTOS_JSON``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -71,8 +73,10 @@ def main() -> None:
     import torch
 
     from zeroshot_vision import SearchEngine
+    from zeroshot_vision.cli import main
     from zeroshot_vision.distributed import index_with_ray
     from zeroshot_vision.errors import InvalidInputError
+    from zeroshot_vision.index import file_id
     from zeroshot_vision.testing import PineconeTestServer
 
     results: dict[str, Any] = {}
@@ -100,11 +104,14 @@ def main() -> None:
             index_with_ray(folder, index=WORK / "ray-index", batch_size=3, dtype="float32")
         )
 
+        # Unsplash Lite through the command line: zsv index --ray.
         unsplash, images = PHOTOS["unsplash"], PHOTOS["unsplash_images"]
-        results["unsplash"] = report(
-            index_with_ray(unsplash, index=WORK / "ray-unsplash", images_dir=images,
-                           model=MODEL, batch_size=2, dtype="float32")
-        )  # fmt: skip
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(["index", unsplash, "--index", str(WORK / "ray-unsplash"),
+                         "--images", images, "--model", MODEL, "--batch-size", "2",
+                         "--dtype", "float32", "--ray", "--actors", "1", "--json"])  # fmt: skip
+        results["unsplash_cli"] = {"code": code, "output": json.loads(out.getvalue())}
         with SearchEngine.create(WORK / "ref-unsplash", model=MODEL, dtype="float32") as engine:
             results["unsplash_reference"] = report(
                 engine.index_folder(unsplash, images_dir=images, batch_size=2)
@@ -162,20 +169,18 @@ def main() -> None:
                     for item in ids
                 }  # fmt: skip
 
-        # A Ray Dataset the caller built; again, to see that it drops what is held.
-        rows = [{"id": f"photo-{i}", "path": path} for i, path in enumerate(PHOTOS["list"])]
-        dataset = ray.data.from_items(rows)
-        results["dataset"] = report(
-            index_with_ray(dataset, index=WORK / "ray-dataset", model=MODEL, batch_size=2,
-                           dtype="float32")
-        )  # fmt: skip
-        results["dataset_rerun"] = report(
-            index_with_ray(dataset, index=WORK / "ray-dataset", batch_size=2, dtype="float32")
-        )
-        # A list of paths, with ids relative to a root.
+        # A list of paths, with ids relative to a root; then a Ray Dataset the caller
+        # built, into the same index: the ids it already holds are dropped.
+        listed = PHOTOS["list"]
         results["list"] = report(
-            index_with_ray(PHOTOS["list"], index=WORK / "ray-list", model=MODEL,
-                           root=Path(PHOTOS["list"][0]).parent, batch_size=2, dtype="float32")
+            index_with_ray(listed, index=WORK / "ray-mixed", model=MODEL,
+                           root=Path(listed[0]).parent, batch_size=2, dtype="float32")
+        )  # fmt: skip
+        rows = [{"id": file_id(path, Path(listed[0]).parent), "path": path} for path in listed]
+        rows.append({"id": "extra-photo", "path": PHOTOS["extra"]})
+        results["dataset"] = report(
+            index_with_ray(ray.data.from_items(rows), index=WORK / "ray-mixed", batch_size=2,
+                           dtype="float32")
         )  # fmt: skip
         try:
             index_with_ray(folder, index=WORK / "ray-index", model=MODEL, actors=0)

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from tests.helpers import make_jpeg, photo_row, write_dataset
+
 from zeroshot_vision import SearchEngine
 from zeroshot_vision.index import IndexFolder
 from zeroshot_vision.stores.exchange import ParquetVectors
@@ -72,7 +72,9 @@ def cluster_run(
     unsplash = work / "unsplash"
     images = work / "unsplash-photos"
     images.mkdir()
-    rows = [photo_row(f"ph{i}", "http://127.0.0.1:9", photo_description=f"photo {i}") for i in range(3)]
+    rows = [
+        photo_row(f"ph{i}", "http://127.0.0.1:9", photo_description=f"photo {i}") for i in range(3)
+    ]
     write_dataset(unsplash, rows)
     for i in range(3):
         shutil.copy(real[i], images / f"ph{i}.jpg")
@@ -82,6 +84,7 @@ def cluster_run(
         "unsplash": str(unsplash),
         "unsplash_images": str(images),
         "list": [str(folder / real[1].name), str(folder / real[2].name), str(many / "img00.jpg")],
+        "extra": str(many / "img01.jpg"),
     }
     (work / "inputs.json").write_text(json.dumps(inputs))
     home = work / "home"  # Ray writes ~/.ray: keep it in the test's folder
@@ -153,14 +156,15 @@ def test_a_rerun_drops_what_the_index_holds_and_zsv_index_continues_it(cluster_r
     )  # shards of a default run are removed once imported
 
 
-def test_unsplash_folder_metadata_equals_zsv_index(cluster_run) -> None:
+def test_zsv_index_ray_on_an_unsplash_folder_equals_zsv_index(cluster_run) -> None:
     work, _, results = cluster_run
     ray_records, reference = _records(work / "ray-unsplash"), _records(work / "ref-unsplash")
     assert sorted(ray_records) == ["ph0", "ph1", "ph2"] == sorted(reference)
     for item, (vector, metadata) in reference.items():
         assert np.array_equal(ray_records[item][0], vector)
         assert ray_records[item][1] == metadata and len(metadata) > 1  # the photo's fields
-    assert results["unsplash"]["count"] == 3
+    cli = results["unsplash_cli"]
+    assert cli["code"] == 0 and cli["output"]["indexed"] == 3 and cli["output"]["count"] == 3
 
 
 def test_a_killed_actor_is_restarted_and_every_image_lands_once(cluster_run) -> None:
@@ -192,8 +196,10 @@ def test_a_killed_driver_is_resumed_without_re_encoding(cluster_run) -> None:
     # The kept shards are zsv export files: zsv import reads each of them.
     for name in after:
         info = ParquetVectors.open(work / "kept-shards" / name)
-        assert info.dim == 32 and info.rows <= 2 and info.model == str(
-            IndexFolder.open(work / "killed-driver").manifest.model
+        assert (
+            info.dim == 32
+            and info.rows <= 2
+            and info.model == str(IndexFolder.open(work / "killed-driver").manifest.model)
         )
 
 
@@ -210,20 +216,23 @@ def test_pinecone_is_written_by_the_actors_with_the_state_in_step(cluster_run) -
     assert counts == {"indexed": len(reference), "failed": 1, "pending": 0}
 
 
-def test_a_callers_ray_dataset_and_a_list_of_paths(cluster_run) -> None:
+def test_a_list_of_paths_then_a_callers_ray_dataset(cluster_run) -> None:
     work, inputs, results = cluster_run
-    assert sorted(results["dataset"]["indexed_ids"]) == ["photo-0", "photo-1", "photo-2"]
-    assert results["dataset_rerun"]["indexed"] == 0  # held ids are dropped
-    records = _records(work / "ray-dataset")
-    assert records["photo-0"][1]["path"] == inputs["list"][0]
     names = [Path(p).name for p in inputs["list"][:2]]
     outside = str(Path(inputs["list"][2]).resolve())
     # Relative to the root, or absolute outside it (file_id, as index_images gives them).
     assert sorted(results["list"]["indexed_ids"]) == sorted([*names, outside])
-    # The same photo, through a dataset or a folder, gets the same vector.
+    # The dataset holds those three again and one more: only that one is encoded.
+    assert results["dataset"]["indexed_ids"] == ["extra-photo"]
+    records = _records(work / "ray-mixed")
+    assert sorted(records) == sorted([*names, outside, "extra-photo"])
+    assert records["extra-photo"][1] == {"path": inputs["extra"]}
+    assert records[names[0]][1] == {"path": str(Path(inputs["list"][0]).resolve())}
+    assert IndexFolder.open(work / "ray-mixed").counts()["indexed"] == 4
+    # The same photo gets the same vector whichever way it came (batched otherwise than
+    # in the folder run, so equal to float32 rounding rather than bit for bit).
     folder_records = _records(work / "ray-index")
-    # (batched otherwise, so equal to float32 rounding rather than bit for bit).
-    assert np.allclose(records["photo-1"][0], folder_records[names[0]][0], atol=1e-5)
+    assert np.allclose(records[names[0]][0], folder_records[names[0]][0], atol=1e-5)
 
 
 def test_bad_arguments_are_refused_before_any_work(cluster_run) -> None:

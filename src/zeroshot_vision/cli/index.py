@@ -11,6 +11,7 @@ from zeroshot_vision.cli.exits import EXIT_OK
 from zeroshot_vision.cli.options import (
     add_index_option,
     add_model_options,
+    non_negative_float_arg,
     non_negative_int_arg,
     positive_int_arg,
     seconds_arg,
@@ -20,7 +21,7 @@ from zeroshot_vision.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands
-    from zeroshot_vision.types import Progress
+    from zeroshot_vision.types import FolderReport, Progress
 
 __all__ = ["add_index_command", "run_index"]
 
@@ -94,6 +95,31 @@ def add_index_command(commands: Subcommands) -> None:
         help="allow removing more than half of the indexed images (files really deleted)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    ray = parser.add_argument_group(
+        "distributed (Ray Data)", "encode on a Ray cluster: many GPUs or machines (extra 'ray')"
+    )
+    ray.add_argument("--ray", action="store_true", help="run on Ray: a local cluster, or --address")
+    ray.add_argument(
+        "--address",
+        metavar="ADDRESS",
+        help="a Ray cluster to join ('auto', 'ray://head:10001'); the cluster is yours to "
+        "secure (default: a local cluster on 127.0.0.1)",
+    )
+    ray.add_argument(
+        "--actors", type=positive_int_arg, default=1, metavar="N", help="encoder actors (default 1)"
+    )
+    ray.add_argument(
+        "--gpus-per-actor",
+        type=non_negative_float_arg,
+        metavar="G",
+        help="GPUs per actor (default: 1 when the cluster has GPUs, else 0)",
+    )
+    ray.add_argument(
+        "--shards",
+        metavar="DIR_OR_URI",
+        help="FAISS indexes: keep the Parquet shards here (a folder every node reaches, or "
+        "s3://...); default: inside INDEX_DIR, removed once imported",
+    )
     parser.set_defaults(handler=run_index)
 
 
@@ -137,6 +163,11 @@ def run_index(args: argparse.Namespace) -> int:
         given = {"index": args.ann}
     if not Path(args.source).expanduser().is_dir():
         raise InvalidInputError(f"{args.source} is not a folder")
+    ray_only = {"--address": args.address, "--gpus-per-actor": args.gpus_per_actor,
+                "--shards": args.shards, "--actors": args.actors != 1 or None}  # fmt: skip
+    misplaced = [flag for flag, value in ray_only.items() if value is not None]
+    if misplaced and not args.ray:
+        raise InvalidInputError(f"{', '.join(misplaced)} need --ray")
     bar: Any = None
 
     def on_progress(progress: Progress) -> None:
@@ -149,6 +180,16 @@ def run_index(args: argparse.Namespace) -> int:
         if progress.failed:
             bar.set_postfix(failed=progress.failed, refresh=False)
 
+    if args.ray:
+        if args.workers is not None or args.compile or args.device is not None:
+            raise InvalidInputError(
+                "--workers, --compile and --device are not for --ray: Ray's tasks decode, "
+                "and each actor gets a GPU (--gpus-per-actor) or the CPU"
+            )
+        report = _index_with_ray(args, given or None, on_progress)
+        if bar is not None:
+            bar.close()
+        return _print_report(args, report)
     engine = SearchEngine.create(
         args.index,
         model=args.model,
@@ -174,6 +215,40 @@ def run_index(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
         engine.close()
+    return _print_report(args, report)
+
+
+def _index_with_ray(
+    args: argparse.Namespace, options: dict[str, Any] | None, on_progress: Any
+) -> Any:
+    """``zsv index --ray``: :func:`zeroshot_vision.distributed.index_with_ray`."""
+    import logging
+
+    from zeroshot_vision.distributed import index_with_ray
+
+    # Ray Data logs each run's plan and progress; the bar here shows progress.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    return index_with_ray(
+        args.source,
+        index=args.index,
+        model=args.model,
+        images_dir=args.images,
+        exclude=args.exclude,
+        allow_removal=args.allow_removal,
+        store=args.store,
+        store_options=options,
+        shards=args.shards,
+        address=args.address,
+        actors=args.actors,
+        gpus_per_actor=args.gpus_per_actor,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        commit_every=args.commit_every,
+        progress=on_progress,
+    )
+
+
+def _print_report(args: argparse.Namespace, report: FolderReport) -> int:
     if args.json:
         print_json(report.to_json())
         return EXIT_OK

@@ -260,24 +260,31 @@ def index_with_ray(
     if not (isinstance(cpus_per_actor, (int, float)) and cpus_per_actor > 0):
         raise InvalidInputError(f"cpus_per_actor must be more than 0, got {cpus_per_actor!r}")
     dataset = source if isinstance(source, ray.data.Dataset) else None
-    folder_source = dataset is None and isinstance(source, (str, os.PathLike))
-    if folder_source and not Path(os.fspath(source)).expanduser().is_dir():
-        raise InvalidInputError(f"{os.fspath(source)} is not a folder")
+    source_folder = source if isinstance(source, (str, os.PathLike)) else None
+    paths: list[PathLike] | None = None
+    if source_folder is not None:
+        if not Path(os.fspath(source_folder)).expanduser().is_dir():
+            raise InvalidInputError(f"{os.fspath(source_folder)} is not a folder")
+    elif dataset is None and not isinstance(source, (str, os.PathLike)):
+        paths = list(source)
 
-    folder = _open_folder(index, model, store, store_options)
-    facts = model_facts(folder.manifest.model)
+    folder, facts = _open_folder(index, model, store, store_options)
     with closing(folder.open_store()) as target, IndexWriter(target, folder) as writer:
         started = time.monotonic()
         plan = None
-        skipped, known_failed = 0, []
+        skipped, known_failed = 0, list[ImageFailure]()
         todo: list[ListedImage] = []
-        if folder_source:
+        if source_folder is not None:
             plan = plan_folder(
-                writer, source, images_dir=images_dir, exclude=exclude, allow_removal=allow_removal
+                writer,
+                source_folder,
+                images_dir=images_dir,
+                exclude=exclude,
+                allow_removal=allow_removal,
             )
             todo = [ListedImage.from_scan(image) for image in plan.todo]
-        elif dataset is None:
-            listed = list_paths(source, root=root)
+        elif paths is not None:
+            listed = list_paths(paths, root=root)
             writer.begin()
             todo, skipped, known_failed = plan_images(listed, folder.state().entries())
         else:
@@ -343,16 +350,18 @@ def index_with_ray(
 
 def _open_folder(
     index: PathLike, model: str | None, store: str | None, options: Mapping[str, Any] | None
-) -> IndexFolder:
+) -> tuple[IndexFolder, ModelFacts]:
+    """The index folder (created when new) and the facts of its model."""
     if IndexFolder.exists(index):
         folder = IndexFolder.open(index)
         folder.check_matches(model=model, store=store, store_options=options)
-        return folder
+        return folder, model_facts(folder.manifest.model)
     IndexFolder.check_available(index)
     facts = model_facts(model)
-    return IndexFolder.create(
+    folder = IndexFolder.create(
         index, model=facts.name, dim=facts.dim, store=store or "faiss", store_options=options
     )
+    return folder, facts
 
 
 def _gpus(ray: Any, gpus_per_actor: float | None) -> float:

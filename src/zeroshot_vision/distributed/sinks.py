@@ -16,6 +16,7 @@ Both are small frozen values: Ray pickles them to the workers, which open them t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -139,10 +140,8 @@ class ShardSink:
                 pq.write_table(table, stream)
             filesystem.move(partial, f"{root}/{name}{_SUFFIX}")
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):  # never written: the original error matters
                 filesystem.delete_file(partial)
-            except OSError:
-                pass  # never written, or already gone: the original error matters
             raise
 
     def read(self, name: str) -> Shard:
@@ -150,12 +149,12 @@ class ShardSink:
         (:class:`~zeroshot_vision.stores.exchange.ParquetVectors`)."""
         from zeroshot_vision.stores.exchange import ParquetVectors
 
-        _, _, pq = _arrow()
+        _, fs, pq = _arrow()
         filesystem, root = self._fs()
         remote = f"{root}/{name}{_SUFFIX}"
         with tempfile.TemporaryDirectory(prefix="zsv-shard-") as scratch:
             local = remote
-            if not isinstance(filesystem, _arrow()[1].LocalFileSystem):
+            if not isinstance(filesystem, fs.LocalFileSystem):  # fetched, then read locally
                 local = str(Path(scratch) / f"{name}{_SUFFIX}")
                 with filesystem.open_input_stream(remote) as src, Path(local).open("wb") as dst:
                     dst.write(src.read())
@@ -175,10 +174,8 @@ class ShardSink:
     def remove(self, name: str) -> None:
         """Delete a shard (once imported), if it is there."""
         filesystem, root = self._fs()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             filesystem.delete_file(f"{root}/{name}{_SUFFIX}")
-        except FileNotFoundError:
-            pass
 
 
 @dataclass(frozen=True, kw_only=True)

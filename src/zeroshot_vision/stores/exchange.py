@@ -229,7 +229,7 @@ def export_store(
     Raises:
         MissingDependencyError: pyarrow is not installed (the ``parquet`` extra).
     """
-    pa, pq = _pyarrow()
+    _, pq = _pyarrow()
     size = positive_int(batch_size, "batch_size")
     target = Path(path)
     schema = vectors_schema(store.dim, model=model)
