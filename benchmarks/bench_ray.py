@@ -1,7 +1,7 @@
 """The Ray path (``zsv index --ray``) against single-process ``zsv index``: overhead.
 
     unshare -n sh -c 'ip link set lo up && python benchmarks/bench_ray.py'
-        [--preset base] [--images 16 48] [--batch-size 8] [--rounds 1]
+        [--preset base] [--images 8 32] [--batch-size 8] [--rounds 1]
 
 (``unshare -n`` keeps the local Ray cluster on loopback; without it the script runs too,
 with Ray's node address pinned to 127.0.0.1.) On the same folder of 640-px JPEGs and the
@@ -94,7 +94,7 @@ def stage_rates(root: Path, model: Path, photos: Path, batch_size: int) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="base")
-    parser.add_argument("--images", nargs=2, type=int, default=[16, 48], metavar=("SMALL", "BIG"))
+    parser.add_argument("--images", nargs=2, type=int, default=[8, 32], metavar=("SMALL", "BIG"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
@@ -133,11 +133,16 @@ def main() -> None:
             assert report.count == n
             return time.perf_counter() - begin
 
+        cores = os.cpu_count() or 1
+
         def on_ray(n: int, actors: int) -> float:
             begin = time.perf_counter()
+            # One core stays free for the decoding tasks; the actors share the others.
+            share = min(1.0, max(0.25, (cores - 1) / actors))
             report = index_with_ray(
                 folders[n], index=root / f"index-{next(runs)}", model=str(model),
-                actors=actors, batch_size=args.batch_size, dtype="float32",
+                actors=actors, cpus_per_actor=share, batch_size=args.batch_size,
+                dtype="float32",
             )  # fmt: skip
             assert report.count == n
             return time.perf_counter() - begin

@@ -186,6 +186,10 @@ def main() -> None:
             index_with_ray(folder, index=WORK / "ray-index", model=MODEL, actors=0)
         except InvalidInputError as exc:
             results["bad_actors"] = str(exc)
+        try:  # two actors of one CPU each would leave the decoding tasks no CPU
+            index_with_ray(PHOTOS["many"], index=WORK / "no-room", model=MODEL, actors=2)
+        except InvalidInputError as exc:
+            results["no_room"] = str(exc)
     finally:
         ray.shutdown()
     results["seconds"] = time.monotonic() - started

@@ -238,6 +238,7 @@ def test_a_list_of_paths_then_a_callers_ray_dataset(cluster_run) -> None:
 def test_bad_arguments_are_refused_before_any_work(cluster_run) -> None:
     _, _, results = cluster_run
     assert "actors must be" in results["bad_actors"]
+    assert "leave none of the cluster's 2 CPUs for decoding" in results["no_room"]
 
 
 def test_the_cluster_and_all_scenarios_fit_the_budget(cluster_run) -> None:

@@ -24,7 +24,7 @@ from zeroshot_vision.errors import BatchTooLargeError, ImageLoadError
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["EncodeChunks", "out_of_memory"]
+__all__ = ["EncodeChunks", "out_of_memory", "too_large"]
 
 logger = logging.getLogger(__name__)
 

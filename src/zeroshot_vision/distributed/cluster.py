@@ -36,11 +36,14 @@ def connected(address: str | None = None, *, num_cpus: int | None = None) -> Ite
 
     Args:
         address: A cluster's address (``"ray://head:10001"``, ``"head:6379"``,
-            ``"auto"``); ``None`` for this process's cluster, or a local one.
+            ``"auto"``); ``None`` for a local one. Either way, a connection this
+            process already has is used as it is.
         num_cpus: CPUs of a local cluster (default: all of this machine's).
     """
     ray = ray_module()
-    if ray.is_initialized() and address is None:
+    if ray.is_initialized():  # the caller's connection: theirs to keep or end
+        if address is not None:
+            logger.info("Ray is already initialized here; %s is not joined again", address)
         yield ray
         return
     if address is not None:

@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +127,8 @@ class _Run:
     failed: list[ImageFailure]
     seen: set[str]
     last_commit: float
+    imported: list[str] = field(default_factory=list)
+    """Shards imported since the last commit: removed once it makes them durable."""
 
     def entry(self, item: str, metadata: Mapping[str, Any] | None, failed: str | None) -> FileEntry:
         listed = self.listing.get(item)
@@ -157,6 +159,7 @@ class _Run:
                 ]
                 writer.write(entries, contents.vectors, contents.metadata)
             indexed, failures = contents.ids, contents.failures
+            self.imported.append(shard)
         elif indexed:
             writer.record(self.entry(item, None, None) for item in indexed)
         if failures:
@@ -176,8 +179,9 @@ class _Run:
         self.writer.commit()
         self.last_commit = time.monotonic()
         if isinstance(self.sink, ShardSink) and not self.keep_shards:
-            for shard in self.seen:
+            for shard in self.imported:
                 self.sink.remove(shard)
+        self.imported.clear()
 
 
 def index_with_ray(
@@ -244,7 +248,8 @@ def index_with_ray(
         BatchTooLargeError: A batch did not fit in an actor's (or its GPU's) memory.
         DistributedJobError: The job failed beyond Ray's retries.
         InvalidInputError: A bad argument, a source that is not a folder, list or
-            dataset, or an index made with another model.
+            dataset, an index made with another model, or more actors than the
+            cluster has CPUs for (one must stay free for decoding).
         IndexLockedError: Another process writes to the index.
         MissingDependencyError: Ray is not installed (the ``ray`` extra).
     """
@@ -290,6 +295,7 @@ def index_with_ray(
         else:
             writer.begin()
         with connected(address) as ray:
+            _check_room(ray, actors, cpus_per_actor)
             gpus = _gpus(ray, gpus_per_actor)
             size = batch_size or (32 if gpus else 8)
             sink, keep = _sink(folder, facts, shards)
@@ -362,6 +368,17 @@ def _open_folder(
         index, model=facts.name, dim=facts.dim, store=store or "faiss", store_options=options
     )
     return folder, facts
+
+
+def _check_room(ray: Any, actors: int, cpus_per_actor: float) -> None:
+    """Refuse a pool that would hold every CPU: the decoding tasks would never run."""
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    if actors * cpus_per_actor + 1 > cpus:
+        raise InvalidInputError(
+            f"{actors} actors of {cpus_per_actor:g} CPUs leave none of the cluster's "
+            f"{cpus:g} CPUs for decoding images; use fewer actors, or fewer CPUs per actor "
+            "(cpus_per_actor=0.5)"
+        )
 
 
 def _gpus(ray: Any, gpus_per_actor: float | None) -> float:

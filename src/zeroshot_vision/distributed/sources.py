@@ -23,7 +23,7 @@ from zeroshot_vision.errors import InvalidInputError
 from zeroshot_vision.index.folder import FileEntry
 from zeroshot_vision.index.scan import SourceImage, displayable, file_id
 
-__all__ = ["Chunk", "ListedImage", "chunk_images", "is_uri", "list_paths"]
+__all__ = ["Chunk", "ListedImage", "chunk_images", "chunk_name", "is_uri", "list_paths"]
 
 PathLike = str | os.PathLike[str]
 
