@@ -1,7 +1,7 @@
 """The Ray path (``zsv index --ray``) against single-process ``zsv index``: overhead.
 
     unshare -n sh -c 'ip link set lo up && python benchmarks/bench_ray.py'
-        [--preset base] [--images 8 32] [--batch-size 8] [--rounds 1]
+        [--preset base] [--images 16 64] [--batch-size 8] [--rounds 2]
 
 (``unshare -n`` keeps the local Ray cluster on loopback; without it the script runs too,
 with Ray's node address pinned to 127.0.0.1.) On the same folder of 640-px JPEGs and the
@@ -70,33 +70,42 @@ def stage_rates(root: Path, model: Path, photos: Path, batch_size: int) -> list[
     write_s = time.perf_counter() - start
     written = sum(f.stat().st_size for f in (root / "bench-shards").iterdir()) / 1e6
 
-    folder = IndexFolder.create(root / "bench-import", model="bench", dim=dim)
-    store = folder.open_store()
-    start = time.perf_counter()
-    with IndexWriter(store, folder) as writer:
-        for name, *_ in batches:
-            shard = sink.read(name)
-            entries = [FileEntry(id=i, path=m["path"]) for i, m in zip(shard.ids, shard.metadata)]
-            writer.write(entries, shard.vectors, shard.metadata)
-            writer.commit()
-    import_s = time.perf_counter() - start
-    store.close()
+    def import_all(index: Path, commit_each: bool) -> float:
+        folder = IndexFolder.create(index, model="bench", dim=dim)
+        store = folder.open_store()
+        start = time.perf_counter()
+        with IndexWriter(store, folder) as writer:
+            for name, *_ in batches:
+                shard = sink.read(name)
+                entries = [
+                    FileEntry(id=i, path=m["path"]) for i, m in zip(shard.ids, shard.metadata)
+                ]
+                writer.write(entries, shard.vectors, shard.metadata)
+                if commit_each:
+                    writer.commit()
+        store.close()
+        return time.perf_counter() - start
+
+    import_s = import_all(root / "bench-import", True)
+    import_once_s = import_all(root / "bench-import-once", False)
     vectors_total = shards * per_shard
     return [
         [f"decode {facts.pixels.width if facts.pixels else '?'} px, 640-px JPEGs", len(files),
          decode_s, len(files) / decode_s, megabytes / decode_s],
         ["write shards", vectors_total, write_s, vectors_total / write_s, written / write_s],
-        ["import shards (FAISS)", vectors_total, import_s, vectors_total / import_s,
-         written / import_s],
+        ["import shards (FAISS), commit each", vectors_total, import_s,
+         vectors_total / import_s, written / import_s],
+        ["import shards (FAISS), one commit", vectors_total, import_once_s,
+         vectors_total / import_once_s, written / import_once_s],
     ]  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="base")
-    parser.add_argument("--images", nargs=2, type=int, default=[8, 32], metavar=("SMALL", "BIG"))
+    parser.add_argument("--images", nargs=2, type=int, default=[16, 64], metavar=("SMALL", "BIG"))
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     small, big = sorted(args.images)
 
@@ -185,8 +194,8 @@ def main() -> None:
     )  # fmt: skip
     stages = _report.table(
         "The stages on their own, one process: decoding (one core), writing 1152-d shards "
-        "of 32 and the driver's import into FAISS (commit per shard), for the scaling "
-        "estimate in docs/distributed.md",
+        "of 32 and the driver's import into FAISS, for the scaling estimate in "
+        "docs/distributed.md",
         ["stage", "items", "seconds", "per second", "MB/s"],
         stage_rows,
     )  # fmt: skip
