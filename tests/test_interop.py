@@ -307,6 +307,7 @@ _KILLED_AFTER_ONE_UPSERT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_killed_pinecone_run_leaves_no_stray_vectors(
     pinecone_host: str, tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -370,6 +370,7 @@ def test_console_module_runs_without_a_traceback(tmp_path: Path) -> None:
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+@pytest.mark.slow
 def test_tag_folder_example_embeds_the_library(
     tmp_path: Path, tiny_encoder: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:

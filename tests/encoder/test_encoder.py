@@ -206,6 +206,7 @@ def test_damaged_weights(tiny_model_dir, tmp_path) -> None:
         Encoder.from_pretrained(broken)
 
 
+@pytest.mark.slow
 def test_cached_hub_checkpoint_loads_without_any_request(tiny_model_dir, tmp_path) -> None:
     """A checkpoint in the Hugging Face cache loads with zero requests to the hub."""
     import http.server

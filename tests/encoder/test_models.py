@@ -13,6 +13,7 @@ from zeroshot_vision import ModelLoadError
 from zeroshot_vision.models import DEFAULT_MODEL, MODEL_ENV, default_model, locate_checkpoint
 
 
+@pytest.mark.slow
 def test_the_tiny_model_is_built_without_the_testing_package(tmp_path: Path) -> None:
     # Library code builds "tiny" itself: zeroshot_vision.testing (pytest, hypothesis,
     # a Pinecone server) is for tests only.
