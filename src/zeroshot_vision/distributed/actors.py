@@ -87,7 +87,6 @@ class EncodeChunks:
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[Any]]:
         """Encode each chunk row of ``batch``; one result row per chunk."""
         out: dict[str, list[Any]] = {"shard": [], "indexed": [], "failed": [], "reasons": []}
-        out["worker"] = []
         for i in range(len(batch["shard"])):
             row = {key: batch[key][i] for key in batch}
             indexed, failed = self._chunk(row)
@@ -95,7 +94,6 @@ class EncodeChunks:
             out["indexed"].append(indexed)
             out["failed"].append([item for item, _ in failed])
             out["reasons"].append([reason for _, reason in failed])
-            out["worker"].append(os.getpid())
         return out
 
     def _chunk(self, row: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
