@@ -10,7 +10,9 @@ ZeroshotVisionError
 │   ├── DimensionMismatchError
 │   ├── InvalidVectorError
 │   ├── InvalidMetadataError
-│   └── InvalidFilterError
+│   ├── InvalidFilterError
+│   │   └── UnsupportedFilterError  well formed for a framework, not expressible here
+│   └── MissingColumnError      a dataset has no column of the name given
 ├── ImageLoadError (ValueError)
 │   ├── ImageNotFoundError      the file is missing or cannot be opened
 │   ├── ImageDecodeError        not an image, truncated, corrupt, or an unsupported format
@@ -50,11 +52,13 @@ __all__ = [
     "InvalidInputError",
     "InvalidMetadataError",
     "InvalidVectorError",
+    "MissingColumnError",
     "MissingDependencyError",
     "ModelLoadError",
     "PartialWriteError",
     "RecordNotFoundError",
     "StoreError",
+    "UnsupportedFilterError",
     "ZeroshotVisionError",
 ]
 
@@ -86,6 +90,26 @@ class InvalidMetadataError(InvalidInputError):
 
 class InvalidFilterError(InvalidInputError):
     """A metadata filter does not follow the filter language."""
+
+
+class UnsupportedFilterError(InvalidFilterError):
+    """A filter that is valid in a framework's own language (LangChain, LlamaIndex) but
+    has no counterpart in this library's filter language (:mod:`zeroshot_vision.stores.filters`):
+    a callable, a ``$like`` or text-match operator, a negated condition."""
+
+
+class MissingColumnError(InvalidInputError):
+    """A dataset has no column of the name given.
+
+    Attributes:
+        column: The name asked for.
+        columns: The columns the dataset has.
+    """
+
+    def __init__(self, message: str, *, column: str, columns: Sequence[str]) -> None:
+        super().__init__(message)
+        self.column = column
+        self.columns = list(columns)
 
 
 class ImageLoadError(ZeroshotVisionError, ValueError):
