@@ -33,18 +33,24 @@ pytest.importorskip("ray.data", reason="needs the ray extra (pip install 'zerosh
 pytestmark = pytest.mark.slow
 
 SCENARIOS = Path(__file__).with_name("ray_scenarios.py")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _loopback_only_command() -> list[str] | None:
-    """A command prefix that runs a program in a new network namespace with only ``lo``."""
+    """A command prefix that runs a program in a new network namespace with only ``lo``.
+
+    ``unshare -n`` as root; otherwise ``unshare -rn`` (inside a user namespace), where
+    the system allows unprivileged ones.
+    """
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return None
-    probe = subprocess.run(
-        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, timeout=10
-    )
-    if probe.returncode != 0:
-        return None
-    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    for unshare in (["unshare", "-n"], ["unshare", "-rn"]):
+        probe = subprocess.run(
+            [*unshare, "sh", "-c", "ip link set lo up"], capture_output=True, timeout=10
+        )
+        if probe.returncode == 0:
+            return [*unshare, "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +63,10 @@ def cluster_run(
     """Run every scenario once, on one cluster; the work folder, inputs and results."""
     prefix = _loopback_only_command()
     if prefix is None:
-        pytest.skip("needs 'unshare -n' (a network namespace with only loopback) to run Ray")
+        pytest.skip(
+            "needs 'unshare -n' or 'unshare -rn' (a network namespace with only loopback): "
+            "a local Ray cluster would otherwise listen on every interface"
+        )
     work = tmp_path_factory.mktemp("ray")
     folder = work / "photos"
     (folder / "nested").mkdir(parents=True)
@@ -94,7 +103,9 @@ def cluster_run(
         "HOME": str(home),
         "RAY_USAGE_STATS_ENABLED": "0",
         "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join([str(Path.cwd() / "src"), str(Path.cwd())]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "src"), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
     }
     command = [*prefix, sys.executable, str(SCENARIOS), str(work), str(tiny_model_dir)]
     done = subprocess.run(
