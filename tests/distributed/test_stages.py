@@ -78,3 +78,29 @@ def test_chunk_names_follow_their_inputs(photo_paths: list[Path]) -> None:
     ]
     assert first[0].name != chunk_images(listed, batch_size=2, model="other")[0].name
     assert [len(c.images) for c in chunk_images(listed, batch_size=3, model="m")] == [3, 1]
+
+
+def test_a_datasets_rows_of_bytes_pack_into_a_chunk(
+    tiny_model_dir: Path, tiny_encoder: Any, photo_paths: list[Path], tmp_path: Path
+) -> None:
+    from zeroshot_vision.distributed.stages import pack_chunks
+
+    facts = model_facts(str(tiny_model_dir))
+    batch = {
+        "id": np.array(["a", "b"], dtype=object),
+        "bytes": np.array([p.read_bytes() for p in photo_paths[:2]], dtype=object),
+        "metadata": np.array([{"album": "x"}, '{"album": "y"}'], dtype=object),
+    }
+    packed = pack_chunks(batch, model=facts.name)
+    row = {key: value[0] for key, value in packed.items()}
+    assert row["ids"] == ["a", "b"] and row["shard"].startswith("shard-")
+    decoded = decode_chunk(row, spec=DecodeSpec(pixels=facts.pixels, draft_size=facts.draft_size))
+    sink = ShardSink.at(tmp_path, dim=tiny_encoder.dim, model=facts.name)
+    actor = EncodeChunks(
+        model=str(tiny_model_dir), device="cpu", dtype="float32", batch_size=2, sink=sink
+    )
+    actor(_as_batch(decoded))
+    shard = sink.read(row["shard"])
+    assert shard.ids == ["a", "b"] and shard.metadata == [{"album": "x"}, {"album": "y"}]
+    expected = tiny_encoder.encode_images([p.read_bytes() for p in photo_paths[:2]])
+    assert np.allclose(shard.vectors, expected, atol=1e-6)
