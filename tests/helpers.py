@@ -7,6 +7,8 @@
   tables) in any of the three file-name variants, with the real column names.
 * :func:`make_jpeg`: a small, distinct JPEG.
 * ``RAW_CONTROL``: what a terminal could act on, to check that nothing printed holds it.
+* :func:`start_server` / :func:`stop_server` / :func:`open_service`: ``zsv serve``'s app
+  on uvicorn in a thread, on an ephemeral loopback port.
 
 Nothing here touches the network beyond loopback.
 """
@@ -16,13 +18,16 @@ from __future__ import annotations
 import csv
 import io
 import re
+import socket
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -477,3 +482,90 @@ def make_copies(photo: Path, folder: Path) -> list[Path]:
     (folder / f"{stem}-q40.jpg").write_bytes(buffer.getvalue())
     paths.append(folder / f"{stem}-q40.jpg")
     return paths
+
+
+@dataclass
+class LiveServer:
+    """A server of :func:`start_server`: its URL, its service, settings and metrics."""
+
+    url: str
+    port: int
+    service: Any
+    settings: Any
+    metrics: Any
+
+    @property
+    def batcher(self) -> Any:
+        return self.service.models[0].batcher
+
+
+@dataclass
+class RunningServer:
+    server: Any
+    thread: threading.Thread
+    sock: socket.socket
+
+
+def start_server(
+    service: Any, *, api_key: str | None = None, limits: Any = None, metrics: Any = None
+) -> tuple[LiveServer, RunningServer]:
+    """Serve ``service`` on 127.0.0.1 with uvicorn in a thread; wait until it listens."""
+    import uvicorn
+
+    from zeroshot_vision.server.app import ServerSettings, create_app
+    from zeroshot_vision.server.inputs import DEFAULT_LIMITS
+    from zeroshot_vision.server.metrics import ServerMetrics
+    from zeroshot_vision.server.run import bind
+    from zeroshot_vision.server.security import ApiKey
+
+    sock = bind("127.0.0.1", 0)
+    port = int(sock.getsockname()[1])
+    settings = ServerSettings(
+        host="127.0.0.1",
+        port=port,
+        api_key=ApiKey(api_key) if api_key else None,
+        limits=limits or DEFAULT_LIMITS,
+    )
+    metrics = metrics or ServerMetrics()
+    app = create_app(service, settings=settings, metrics=metrics)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    live = LiveServer(f"http://127.0.0.1:{port}", port, service, settings, metrics)
+    return live, RunningServer(server, thread, sock)
+
+
+def stop_server(running: RunningServer) -> None:
+    """Stop a server of :func:`start_server` and wait for its thread."""
+    running.server.should_exit = True
+    running.thread.join(20)
+    running.sock.close()
+    assert not running.thread.is_alive()
+
+
+def open_service(
+    index: Path | None,
+    encoder: Any,
+    *,
+    writes: bool = False,
+    batching: Any = None,
+    metrics: Any = None,
+) -> Any:
+    """A server's service over ``index``, reusing an already loaded encoder."""
+    from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision.server.service import IndexSpec, Service
+
+    indexes = [IndexSpec(name="photos", path=index)] if index is not None else []
+    name = IndexFolder.open(index).manifest.model if index is not None else encoder.model_name
+    return Service.load(
+        indexes,
+        model=None if index is not None else name,
+        allow_writes=writes,
+        batching=batching,
+        observer=metrics,
+        encoders={name: encoder},
+    )

@@ -10,13 +10,12 @@ pluggable vector store; a text query is the nearest neighbours of its vector.
 
 ``zsv search "a cat" --index my-index`` then opens the same index.
 
-Importing this package is cheap: torch, transformers, faiss and pinecone load on first
-use.
+Importing this package is cheap: its names are imported on first use (the engine,
+numpy, the stores), and torch, transformers, faiss and pinecone when they are needed.
 """
 
-from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
-from zeroshot_vision.encoder import Encoder
-from zeroshot_vision.engine import SearchEngine, file_id
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from zeroshot_vision.errors import (
     DatasetNotFoundError,
     DimensionMismatchError,
@@ -40,34 +39,78 @@ from zeroshot_vision.errors import (
     UnsupportedFilterError,
     ZeroshotVisionError,
 )
-from zeroshot_vision.images import load_image
-from zeroshot_vision.index import IndexFolder, IndexWriter, export_index, import_index
-from zeroshot_vision.models import default_model
-from zeroshot_vision.query import Query, QueryPart
-from zeroshot_vision.results import SearchResults
-from zeroshot_vision.stores.base import VectorStore
-from zeroshot_vision.stores.batch import query_many
-from zeroshot_vision.stores.exchange import export_store, import_store
-from zeroshot_vision.stores.faiss import FaissStore
-from zeroshot_vision.stores.pinecone import PineconeStore
-from zeroshot_vision.stores.registry import register_store_kind, store_kinds
-from zeroshot_vision.stores.transfer import copy_store
-from zeroshot_vision.types import (
-    ClassifyReport,
-    DuplicateGroup,
-    DuplicatePair,
-    FolderReport,
-    Hit,
-    ImageFailure,
-    ImageLabels,
-    IndexReport,
-    LabelScore,
-    Progress,
-    Record,
-    SearchResult,
-)
+
+if _TYPE_CHECKING:
+    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
+    from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.engine import SearchEngine, file_id
+    from zeroshot_vision.images import load_image
+    from zeroshot_vision.index import IndexFolder, IndexWriter, export_index, import_index
+    from zeroshot_vision.models import default_model
+    from zeroshot_vision.query import Query, QueryPart
+    from zeroshot_vision.results import SearchResults
+    from zeroshot_vision.stores.base import VectorStore
+    from zeroshot_vision.stores.batch import query_many
+    from zeroshot_vision.stores.exchange import export_store, import_store
+    from zeroshot_vision.stores.faiss import FaissStore
+    from zeroshot_vision.stores.pinecone import PineconeStore
+    from zeroshot_vision.stores.registry import register_store_kind, store_kinds
+    from zeroshot_vision.stores.transfer import copy_store
+    from zeroshot_vision.types import (
+        ClassifyReport,
+        DuplicateGroup,
+        DuplicatePair,
+        FolderReport,
+        Hit,
+        ImageFailure,
+        ImageLabels,
+        IndexReport,
+        LabelScore,
+        Progress,
+        Record,
+        SearchResult,
+    )
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "DEFAULT_DUPLICATE_THRESHOLD": "zeroshot_vision.duplicates",
+    "Encoder": "zeroshot_vision.encoder",
+    "SearchEngine": "zeroshot_vision.engine",
+    "file_id": "zeroshot_vision.engine",
+    "load_image": "zeroshot_vision.images",
+    "IndexFolder": "zeroshot_vision.index",
+    "IndexWriter": "zeroshot_vision.index",
+    "export_index": "zeroshot_vision.index",
+    "import_index": "zeroshot_vision.index",
+    "default_model": "zeroshot_vision.models",
+    "Query": "zeroshot_vision.query",
+    "QueryPart": "zeroshot_vision.query",
+    "SearchResults": "zeroshot_vision.results",
+    "VectorStore": "zeroshot_vision.stores.base",
+    "query_many": "zeroshot_vision.stores.batch",
+    "export_store": "zeroshot_vision.stores.exchange",
+    "import_store": "zeroshot_vision.stores.exchange",
+    "FaissStore": "zeroshot_vision.stores.faiss",
+    "PineconeStore": "zeroshot_vision.stores.pinecone",
+    "register_store_kind": "zeroshot_vision.stores.registry",
+    "store_kinds": "zeroshot_vision.stores.registry",
+    "copy_store": "zeroshot_vision.stores.transfer",
+    "ClassifyReport": "zeroshot_vision.types",
+    "DuplicateGroup": "zeroshot_vision.types",
+    "DuplicatePair": "zeroshot_vision.types",
+    "FolderReport": "zeroshot_vision.types",
+    "Hit": "zeroshot_vision.types",
+    "ImageFailure": "zeroshot_vision.types",
+    "ImageLabels": "zeroshot_vision.types",
+    "IndexReport": "zeroshot_vision.types",
+    "LabelScore": "zeroshot_vision.types",
+    "Progress": "zeroshot_vision.types",
+    "Record": "zeroshot_vision.types",
+    "SearchResult": "zeroshot_vision.types",
+}
+"""Where each public name lives; imported on first use, so ``import zeroshot_vision`` (and
+the ``zsv`` command, which imports it first) loads neither numpy nor the engine."""
 
 __all__ = [
     "DEFAULT_DUPLICATE_THRESHOLD",
@@ -147,6 +190,12 @@ _DEPRECATED = {
 
 
 def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # the next lookup is a plain attribute
+        return value
     if name in _DEPRECATED:
         import importlib
         import warnings
@@ -159,3 +208,7 @@ def __getattr__(name: str) -> object:
         )
         return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'zeroshot_vision' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

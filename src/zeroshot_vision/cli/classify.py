@@ -12,16 +12,20 @@ from zeroshot_vision._text import printable
 from zeroshot_vision.cli.exits import EXIT_OK, EXIT_PARTIAL
 from zeroshot_vision.cli.options import add_model_options, positive_int_arg, probability_arg
 from zeroshot_vision.cli.output import columns, interactive, one_line, pad, print_json, say
+from zeroshot_vision.cli.remote import add_server_option, client_for, index_reference
 from zeroshot_vision.errors import ImageLoadError, InvalidInputError
 
 if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands
-    from zeroshot_vision.types import ImageLabels
+    from zeroshot_vision.server.client import ServerClient
+    from zeroshot_vision.types import ClassifyReport, ImageLabels
 
 __all__ = [
+    "REMOTE_BATCH",
     "TAG_MIN_PROBABILITY",
     "add_classify_command",
     "add_tag_command",
+    "classify_remotely",
     "run_classify",
     "run_tag",
 ]
@@ -55,6 +59,7 @@ def add_classify_command(commands: Subcommands) -> None:
         default=None,
         help="shares that sum to 1 (pick exactly one label); the default for CLIP models",
     )
+    add_server_option(parser)
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.set_defaults(handler=run_classify)
 
@@ -62,15 +67,21 @@ def add_classify_command(commands: Subcommands) -> None:
 def run_classify(args: argparse.Namespace) -> int:
     """``zsv classify``: labels with probabilities, most likely first, for each image."""
     from zeroshot_vision._checks import clean_labels
-    from zeroshot_vision.encoder import Encoder
 
     labels = clean_labels(args.labels)
     if len(args.images) == 1 and not Path(args.images[0]).is_file():
         raise InvalidInputError(f"{args.images[0]} is not a file")
-    encoder = Encoder.from_pretrained(
-        args.model, device=args.device, dtype=args.dtype, progress=interactive()
-    )
-    report = encoder.classify_many(args.images, labels, softmax=args.softmax)
+    client = client_for(args)
+    if client is not None:
+        with client:
+            report = classify_remotely(client, args.images, labels, softmax=args.softmax)
+    else:
+        from zeroshot_vision.encoder import Encoder
+
+        encoder = Encoder.from_pretrained(
+            args.model, device=args.device, dtype=args.dtype, progress=interactive()
+        )
+        report = encoder.classify_many(args.images, labels, softmax=args.softmax)
     if len(args.images) == 1 and report.failed:
         raise ImageLoadError(report.failed[0].source, report.failed[0].reason)
     for failure in report.failed:
@@ -136,6 +147,7 @@ def add_tag_command(commands: Subcommands) -> None:
         model_help="checkpoint (default: the index's; for a folder $ZSV_MODEL or "
         "google/siglip-so400m-patch14-384)",
     )
+    add_server_option(parser)
     parser.set_defaults(handler=run_tag)
 
 
@@ -149,7 +161,11 @@ def run_tag(args: argparse.Namespace) -> int:
     labels = clean_labels(args.labels)
     source = Path(args.source).expanduser()
     show_bar = interactive()
-    if IndexFolder.exists(source):
+    client = client_for(args)
+    if client is not None:
+        with client:
+            report = _tag_remotely(client, args, source, labels)
+    elif IndexFolder.exists(source):
         from zeroshot_vision.engine import SearchEngine
 
         if args.exclude:
@@ -193,6 +209,70 @@ def run_tag(args: argparse.Namespace) -> int:
         for result, likely in rows:
             writer.writerow(_tag_row(result, likely))
     return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+REMOTE_BATCH = 32
+"""Images per ``/v1/classify`` request when a command hands its images to a server."""
+
+
+def classify_remotely(
+    client: ServerClient,
+    images: Sequence[Any],
+    labels: list[str],
+    *,
+    softmax: bool | None = None,
+    batch_size: int | None = None,
+) -> ClassifyReport:
+    """``Encoder.classify_many``'s report, computed by a server from the files' bytes.
+
+    Files are read here, a batch at a time, and sent to ``POST /v1/classify``; a file
+    that cannot be read, or that the server cannot decode, is listed in ``failed``.
+    """
+    from zeroshot_vision._checks import batched
+    from zeroshot_vision.images import describe_source
+    from zeroshot_vision.types import ClassifyReport, ImageFailure, ImageLabels
+
+    results: list[ImageLabels] = []
+    failed: list[ImageFailure] = []
+    for chunk in batched(images, batch_size or REMOTE_BATCH):
+        readable: list[tuple[str, bytes]] = []
+        for image in chunk:
+            try:
+                readable.append((describe_source(image), Path(image).read_bytes()))
+            except OSError as exc:
+                failed.append(
+                    ImageFailure(source=describe_source(image), reason=exc.strerror or str(exc))
+                )
+        if not readable:
+            continue
+        answers = client.classify([data for _, data in readable], labels, softmax=softmax)
+        for (name, _), answer in zip(readable, answers):
+            if isinstance(answer, str):
+                failed.append(ImageFailure(source=name, reason=answer))
+            else:
+                results.append(ImageLabels(source=name, labels=answer))
+    return ClassifyReport(results=tuple(results), failed=tuple(failed))
+
+
+def _tag_remotely(
+    client: ServerClient, args: argparse.Namespace, source: Path, labels: list[str]
+) -> ClassifyReport:
+    from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision.types import ClassifyReport
+
+    if IndexFolder.exists(source):
+        if args.exclude:
+            raise InvalidInputError("--exclude applies to folders of images, not to an index")
+        tagged = client.tag(index=index_reference(str(source)), labels=labels)
+        return ClassifyReport(results=tuple(tagged))
+    if not source.is_dir():
+        raise InvalidInputError(f"{args.source} is neither a folder of images nor an index")
+    from zeroshot_vision.index.scan import check_exclude, scan_source
+
+    scan = scan_source(source, exclude=check_exclude(args.exclude))
+    return classify_remotely(
+        client, [image.path for image in scan.images], labels, batch_size=args.batch_size
+    )
 
 
 def _tag_row(result: ImageLabels, likely: Sequence[Any]) -> list[str]:

@@ -12,13 +12,14 @@ from zeroshot_vision.cli.output import interactive, one_line, print_json, say
 if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands
 
-__all__ = ["add_duplicates_command", "run_duplicates"]
+__all__ = ["THRESHOLD_TEXT", "add_duplicates_command", "run_duplicates"]
+
+THRESHOLD_TEXT = "0.99"
+"""``DEFAULT_DUPLICATE_THRESHOLD`` as the help shows it."""
 
 
 def add_duplicates_command(commands: Subcommands) -> None:
     """Register ``zsv duplicates``."""
-    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
-
     parser = commands.add_parser(
         "duplicates",
         help="find near-duplicate images in an index",
@@ -32,9 +33,11 @@ def add_duplicates_command(commands: Subcommands) -> None:
     parser.add_argument(
         "--threshold",
         type=threshold_arg,
-        default=DEFAULT_DUPLICATE_THRESHOLD,
         metavar="T",
-        help=f"cosine for a near-duplicate, in (0, 1] (default {DEFAULT_DUPLICATE_THRESHOLD})",
+        # The number is DEFAULT_DUPLICATE_THRESHOLD's (a test keeps them equal), written
+        # out: importing zeroshot_vision.duplicates (numpy, the stores) to build the
+        # parser would slow every zsv command down, --server ones above all.
+        help=f"cosine for a near-duplicate, in (0, 1] (default {THRESHOLD_TEXT})",
     )
     parser.add_argument("--json", action="store_true", help="print the groups as JSON")
     parser.set_defaults(handler=run_duplicates)
@@ -42,13 +45,14 @@ def add_duplicates_command(commands: Subcommands) -> None:
 
 def run_duplicates(args: argparse.Namespace) -> int:
     """``zsv duplicates``: the groups, each with its pairs and their scores."""
-    from zeroshot_vision.duplicates import find_duplicates
+    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
     from zeroshot_vision.index import IndexFolder
 
+    threshold = DEFAULT_DUPLICATE_THRESHOLD if args.threshold is None else args.threshold
     store = IndexFolder.open(args.index).open_store()
     try:
         groups = find_duplicates(
-            store, threshold=args.threshold, progress=interactive() and not args.json
+            store, threshold=threshold, progress=interactive() and not args.json
         )
         paths = _paths_of(store, [item for group in groups for item in group.ids])
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +27,25 @@ if TYPE_CHECKING:
 __all__ = ["add_index_command", "run_index"]
 
 
+class _StoreKinds:
+    """``--store``'s choices, looked up only when used: the registry imports the stores
+    and reads entry points, which every other command (``--server`` ones above all)
+    would pay for at start-up."""
+
+    def _kinds(self) -> list[str]:
+        from zeroshot_vision.stores.registry import store_kinds
+
+        return list(store_kinds())
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._kinds()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds())
+
+
 def add_index_command(commands: Subcommands) -> None:
     """Register ``zsv index``."""
-    from zeroshot_vision.stores.registry import store_kinds
-
     parser = commands.add_parser(
         "index",
         help="index a folder of images (or an Unsplash Lite folder)",
@@ -52,7 +68,10 @@ def add_index_command(commands: Subcommands) -> None:
         "google/siglip-so400m-patch14-384; 'tiny' for an offline test model)",
     )
     parser.add_argument(
-        "--store", choices=store_kinds(), help="vector store for a new index (default: faiss)"
+        "--store",
+        choices=_StoreKinds(),  # type: ignore[arg-type]
+        metavar="KIND",
+        help="vector store for a new index: faiss (default), pinecone, or a registered kind",
     )
     parser.add_argument(
         "--ann",
@@ -123,18 +142,73 @@ def add_index_command(commands: Subcommands) -> None:
     parser.set_defaults(handler=run_index)
 
 
+class _LazyEncoder:
+    """The encoder of an existing index, loaded only when an image needs encoding.
+
+    ``zsv index`` on a folder with nothing new or changed then finishes without importing
+    torch or loading the model: the engine needs only the dimension and the model name
+    until then, and both are in the index's manifest.
+    """
+
+    def __init__(self, args: argparse.Namespace, model: str, dim: int) -> None:
+        self._args = args
+        self.model_name = model
+        self.dim = dim
+        self._encoder: Any = None
+
+    def _loaded(self) -> Any:
+        if self._encoder is None:
+            from zeroshot_vision.encoder import Encoder
+            from zeroshot_vision.errors import DimensionMismatchError
+
+            self._encoder = Encoder.from_pretrained(
+                self.model_name,
+                device=self._args.device,
+                dtype=self._args.dtype,
+                workers=self._args.workers,
+                compile=self._args.compile,
+                progress=interactive(),
+            )
+            if self._encoder.dim != self.dim:
+                raise DimensionMismatchError(
+                    f"model {self.model_name!r} makes vectors of dimension "
+                    f"{self._encoder.dim}, but the index holds dimension {self.dim}",
+                    expected=self.dim,
+                    actual=self._encoder.dim,
+                )
+        return self._encoder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loaded(), name)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model was needed (and loaded)."""
+        return self._encoder is not None
+
+    def close(self) -> None:
+        if self._encoder is not None:
+            self._encoder.close()
+
+
 def _index_encoder(args: argparse.Namespace) -> Any:
-    """The encoder ``zsv index`` loads itself, for options the engine does not take."""
-    if args.workers is None and not args.compile:
-        return None  # the engine loads the index's (or the given) model
-    from zeroshot_vision.encoder import Encoder
+    """The encoder ``zsv index`` gives the engine, or ``None`` to let the engine load one.
+
+    For an existing index it is lazy (:class:`_LazyEncoder`); for a new one the engine
+    loads the model (it needs its dimension), unless ``--workers`` or ``--compile`` ask
+    for options the engine does not take.
+    """
     from zeroshot_vision.index import IndexFolder
 
-    model = args.model
-    if model is None and IndexFolder.exists(args.index):
-        model = IndexFolder.open(args.index).manifest.model
+    if IndexFolder.exists(args.index):
+        manifest = IndexFolder.open(args.index).manifest
+        return _LazyEncoder(args, args.model or manifest.model, manifest.dim)
+    if args.workers is None and not args.compile:
+        return None  # the engine loads the given (or default) model
+    from zeroshot_vision.encoder import Encoder
+
     return Encoder.from_pretrained(
-        model,
+        args.model,
         device=args.device,
         dtype=args.dtype,
         workers=args.workers,
@@ -190,12 +264,13 @@ def run_index(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
         return _print_report(args, report)
+    encoder = _index_encoder(args)
     engine = SearchEngine.create(
         args.index,
         model=args.model,
         store=args.store,
         store_options=given or None,
-        encoder=_index_encoder(args),
+        encoder=encoder,
         device=args.device,
         dtype=args.dtype,
         exist_ok=True,
@@ -215,6 +290,8 @@ def run_index(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
         engine.close()
+        if encoder is not None:
+            encoder.close()  # one the engine was handed stays open for its owner
     return _print_report(args, report)
 
 

@@ -4,7 +4,9 @@ Subcommands: ``download`` (Unsplash Lite photos), ``index`` (a folder into an in
 folder), ``search`` (words, images, or both), ``classify`` (zero-shot labels for
 images), ``tag`` (likely labels for a folder or an index), ``duplicates`` (near-duplicate
 groups), ``export``/``import`` (vectors as Parquet), ``info`` (what an index holds),
-``app`` (the Streamlit app) and ``eval`` (measure a checkpoint). Each lives in its own
+``app`` (the Streamlit app), ``serve`` (the HTTP API, the model loaded once) and
+``eval`` (measure a checkpoint); ``search``, ``classify`` and ``tag`` can hand their
+work to a running server (``--server URL``). Each lives in its own
 module of this package and is registered by one small ``add_*_command`` function listed
 in :data:`COMMANDS`, so adding a subcommand touches nothing else.
 
@@ -43,6 +45,7 @@ from zeroshot_vision.cli.index import add_index_command
 from zeroshot_vision.cli.info import add_info_command
 from zeroshot_vision.cli.output import error, os_error_message
 from zeroshot_vision.cli.search import add_search_command
+from zeroshot_vision.cli.serve import add_serve_command
 from zeroshot_vision.errors import ZeroshotVisionError
 
 if TYPE_CHECKING:
@@ -73,6 +76,7 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     add_import_command,
     add_info_command,
     add_app_command,
+    add_serve_command,
     add_eval_command,
 ]
 """The subcommand registrars, in ``--help`` order; each adds one parser to the subparsers."""

@@ -19,6 +19,7 @@ from zeroshot_vision.cli.options import (
     weight_arg,
 )
 from zeroshot_vision.cli.output import columns, interactive, one_line, pad, say
+from zeroshot_vision.cli.remote import add_server_option, client_for, index_reference
 from zeroshot_vision.errors import InvalidFilterError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -30,7 +31,10 @@ __all__ = [
     "IMAGE_WEIGHT",
     "NEGATIVE_WEIGHT",
     "add_search_command",
+    "check_search_args",
+    "negatives",
     "parse_filter",
+    "print_results",
     "results_table",
     "run_search",
     "search_query",
@@ -92,51 +96,67 @@ def add_search_command(commands: Subcommands) -> None:
         "--min-probability", type=probability_arg, metavar="P", help="drop weaker hits"
     )
     add_model_options(parser, model_help="use this checkpoint instead of the index's")
+    add_server_option(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(handler=run_search)
 
 
-def search_query(args: argparse.Namespace) -> Query:
-    """The query ``zsv search`` was asked for, or an error saying what is wrong."""
-    from zeroshot_vision.images import IMAGE_SUFFIXES
-    from zeroshot_vision.query import Query
+def check_search_args(args: argparse.Namespace) -> None:
+    """Refuse a ``zsv search`` that asks for nothing, or for words that name an image file.
 
+    Cheap (no image library is imported unless QUERY names an existing file), so the
+    ``--server`` path checks exactly what the local path checks.
+    """
     images = args.image or []
     text = args.query
     if text is not None and not text.strip():
         raise InvalidInputError("the query is empty; type some words to search for")
     if text is None and not images:
         raise InvalidInputError('give words to look for (zsv search "a red bicycle") or --image')
-    if (
-        text is not None
-        and not images
-        and Path(text).suffix.lower() in IMAGE_SUFFIXES
-        and Path(text).is_file()
-    ):
-        # Searching for the words "photos/chelsea.png" is never what was meant.
-        raise InvalidInputError(
-            f"{text} is an image file; to find images like it, use --image {text}"
-        )
+    if text is not None and not images and Path(text).is_file():
+        from zeroshot_vision.images import IMAGE_SUFFIXES
+
+        if Path(text).suffix.lower() in IMAGE_SUFFIXES:
+            # Searching for the words "photos/chelsea.png" is never what was meant.
+            raise InvalidInputError(
+                f"{text} is an image file; to find images like it, use --image {text}"
+            )
+    for image in images:
+        if not Path(image).is_file():
+            raise InvalidInputError(f"--image {image}: no such file")
+
+
+def search_query(args: argparse.Namespace) -> Query:
+    """The query ``zsv search`` was asked for, or an error saying what is wrong."""
+    from zeroshot_vision.query import Query
+
+    check_search_args(args)
+    text = args.query
     parts = []
     if text is not None:
         parts.append(Query.text(text))
     weight = args.image_weight or (IMAGE_WEIGHT if text is not None else 1.0)
-    for image in images:
-        if not Path(image).is_file():
-            raise InvalidInputError(f"--image {image}: no such file")
+    for image in args.image or []:
         parts.append(Query.image(image, weight=weight))
     query = parts[0]
     for part in parts[1:]:
         query = query + part
-    for negative in [*(args.negatives or []), *([args.negative] if args.negative else [])]:
+    for negative in negatives(args):
         query = query - Query.text(negative, weight=NEGATIVE_WEIGHT)
     return query
 
 
-def parse_filter(text: str | None) -> dict[str, Any] | None:
-    """Parse a ``--filter`` argument (a JSON object), or raise :class:`InvalidFilterError`."""
-    from zeroshot_vision.stores.filters import validate_filter
+def negatives(args: argparse.Namespace) -> list[str]:
+    """The ``--not`` texts (and the older ``--negative``), in order."""
+    return [*(args.negatives or []), *([args.negative] if args.negative else [])]
 
+
+def parse_filter(text: str | None, *, validate: bool = True) -> dict[str, Any] | None:
+    """Parse a ``--filter`` argument (a JSON object), or raise :class:`InvalidFilterError`.
+
+    ``validate=False`` leaves the filter language to whoever runs the search (a server,
+    which answers with the same error).
+    """
     if text is None:
         return None
     try:
@@ -145,7 +165,10 @@ def parse_filter(text: str | None) -> dict[str, Any] | None:
         raise InvalidFilterError(f"--filter is not valid JSON ({exc})") from exc
     if not isinstance(value, dict):
         raise InvalidFilterError(f"--filter must be a JSON object, got {text}")
-    validate_filter(value)
+    if validate:
+        from zeroshot_vision.stores.filters import validate_filter
+
+        validate_filter(value)
     return value
 
 
@@ -170,7 +193,24 @@ def results_table(results: Sequence[SearchResult]) -> list[str]:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    """``zsv search``: print the best matches."""
+    """``zsv search``: print the best matches (found here, or by ``--server``)."""
+    client = client_for(args)
+    if client is not None:
+        query_filter = parse_filter(args.filter, validate=False)
+        check_search_args(args)
+        with client:
+            found = client.search(
+                index=index_reference(args.index),
+                query=args.query,
+                images=[Path(image).read_bytes() for image in args.image or []],
+                image_weight=args.image_weight,
+                negative=negatives(args),
+                k=args.k,
+                filter=query_filter,
+                min_probability=args.min_probability,
+            )
+        print_results(found, as_json=args.json)
+        return EXIT_OK
     from zeroshot_vision.engine import SearchEngine
 
     query_filter = parse_filter(args.filter)
@@ -181,11 +221,18 @@ def run_search(args: argparse.Namespace) -> int:
         results = engine.search(
             query, k=args.k, filter=query_filter, min_probability=args.min_probability
         )
-    if args.json:
-        print(printable_json(results.to_json(indent=2)))
+    print_results(results, as_json=args.json)
+    return EXIT_OK
+
+
+def print_results(results: Sequence[SearchResult], *, as_json: bool) -> None:
+    """Print search results as ``zsv search`` does: a table, or ``--json``."""
+    from zeroshot_vision.results import SearchResults
+
+    if as_json:
+        print(printable_json(SearchResults(results).to_json(indent=2)))
     elif not results:
         say("no results")
     else:
         for line in results_table(results):
             say(line)
-    return EXIT_OK

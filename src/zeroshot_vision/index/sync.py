@@ -119,13 +119,14 @@ def sync_folder(
         writer, source, images_dir=images_dir, exclude=exclude, allow_removal=allow_removal
     )
     todo = list(plan.todo)
-    size = batch_size or encoder.batch_size
+    size = batch_size or (encoder.batch_size if todo else 1)
     failed: list[ImageFailure] = []
     indexed: list[str] = []
     tracker = Tracker(progress, task="index", total=len(todo))
     paths = [image.path for image in todo]
     try:
-        _encode_todo(writer, encoder, todo, paths, size, tracker, indexed, failed, commit_every)
+        if todo:  # the encoder is touched only for work: zsv index loads it lazily
+            _encode_todo(writer, encoder, todo, paths, size, tracker, indexed, failed, commit_every)
     finally:
         tracker.close()
     writer.commit()

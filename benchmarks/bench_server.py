@@ -1,0 +1,328 @@
+"""``zsv serve``: the CLI through a running server, HTTP against in-process, and batching.
+
+    python benchmarks/bench_server.py [--preset base] [--photos 12] [--rounds 5]
+
+A random SigLIP of a real shape (``--preset``, default ``base``: the shape of
+google/siglip-base-patch16-224; random weights cost exactly what trained ones do), built
+offline, indexes ``--photos`` distinct JPEGs. Servers run as subprocesses on loopback
+(``zeroshot_vision.server.run.serve``, what ``zsv serve`` runs). Same-run baselines:
+
+* ``zsv search --server URL`` end to end (a fresh CLI process each time) against
+  ``zsv search`` without a server (which imports torch and loads the model each time):
+  p50 of each; target p50 <= 150 ms with a server.
+* ``POST /v1/search`` against ``SearchEngine.search`` in this process, for one text
+  query (a distinct text each time, so the text cache never answers) and one image; the
+  in-process call both on the main thread (what a script does) and on a worker thread
+  (where the server computes: on some CPUs torch runs many times faster off the main
+  thread, so both are measured rather than assumed).
+* Throughput with ``--clients`` concurrent clients sending distinct text queries to
+  ``/v1/search``, batching on (``--max-batch-size``, ``--max-wait-ms``) against off
+  (batch size 1), interleaved rounds; the batch sizes the server saw come from its
+  ``/metrics``. Target: batching on >= 2x.
+
+Writes ``benchmarks/results/server.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _report
+from bench_encoder import distinct_texts, make_jpegs, model_folder
+
+SERVE = """
+import sys
+from zeroshot_vision.server.run import serve
+from zeroshot_vision.server.service import BatchOptions, parse_index_spec
+serve(
+    [parse_index_spec(sys.argv[1])],
+    port=0,
+    batching=BatchOptions(
+        max_batch_size=int(sys.argv[2]), max_wait_ms=float(sys.argv[3]), queue_size=256
+    ),
+    on_listening=lambda host, port: print(f"listening {port}", flush=True),
+)
+"""
+
+
+class Server:
+    """A server subprocess over one index; stopped with SIGTERM."""
+
+    def __init__(self, index: Path, max_batch_size: int, max_wait_ms: float) -> None:
+        import httpx
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVE, f"bench={index}", str(max_batch_size), str(max_wait_ms)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("listening "):
+            raise RuntimeError(f"the server did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError("the server exited while loading")
+            time.sleep(0.2)
+        raise RuntimeError("the server did not become ready")
+
+    def batch_sizes(self) -> tuple[float, float, dict[str, float]]:
+        """Text forward passes so far: count, items, and the histogram's buckets."""
+        import httpx
+
+        text = httpx.get(self.url + "/metrics", timeout=30).text
+
+        def value(name: str) -> float:
+            found = re.search(name + r'\{kind="text"\} (\S+)', text)
+            return float(found.group(1)) if found else 0.0
+
+        count, total = value("zsv_batch_size_count"), value("zsv_batch_size_sum")
+        buckets = {
+            le: float(value)
+            for le, value in re.findall(
+                r'zsv_batch_size_bucket\{kind="text",le="([^"]+)"\} (\S+)', text
+            )
+        }
+        return count, total, buckets
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+
+
+def cli_search(args: list[str]) -> float:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "zeroshot_vision.cli", "search", *args],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return time.perf_counter() - start
+
+
+def bench_cli(index: Path, server: Server, rounds: int, texts: Iterator[str]) -> dict[str, Any]:
+    seconds: dict[str, list[float]] = {"zsv search (no server)": [], "zsv search --server": []}
+    for _ in range(rounds):
+        text = next(texts)
+        seconds["zsv search (no server)"].append(cli_search([text, "--index", str(index)]))
+        for _ in range(3):  # the server's runs are short: more of them
+            text = next(texts)
+            seconds["zsv search --server"].append(
+                cli_search([text, "--index", str(index), "--server", server.url])
+            )
+    base = _report.median(seconds["zsv search (no server)"])
+    rows = [
+        [name, 1000 * _report.median(s), 1000 * _report.percentile(s, 0.95), len(s),
+         _report.ratio(base, _report.median(s))]
+        for name, s in seconds.items()
+    ]  # fmt: skip
+    return _report.table(
+        "zsv search end to end (a fresh process each; target p50 <= 150 ms with a server)",
+        ["route", "p50 ms", "p95 ms", "runs", "speed-up vs no server"],
+        rows,
+        raw=seconds,
+    )
+
+
+def bench_http(
+    index: Path, server: Server, photo: Path, rounds: int, texts: Iterator[str]
+) -> dict[str, Any]:
+    import httpx
+
+    from zeroshot_vision.engine import SearchEngine
+
+    image = base64.b64encode(photo.read_bytes()).decode()
+    worker = ThreadPoolExecutor(1)  # the server computes on a thread too: see the docstring
+    with SearchEngine.open(index) as engine, httpx.Client(base_url=server.url, timeout=60) as http:
+        engine.encoder.warm_up()
+        http.post("/v1/search", json={"query": "warm up"})
+        current = {"text": ""}
+
+        def next_text() -> None:
+            current["text"] = next(texts)
+
+        def text_main() -> None:
+            engine.search(current["text"])
+
+        def text_thread() -> None:
+            worker.submit(engine.search, current["text"] + " thread").result()
+
+        def text_http() -> None:
+            http.post("/v1/search", json={"query": current["text"] + " http"}).raise_for_status()
+
+        def image_main() -> None:
+            engine.search_by_image(photo)
+
+        def image_thread() -> None:
+            worker.submit(engine.search_by_image, photo).result()
+
+        def image_http() -> None:
+            http.post("/v1/search", json={"images": [image], "k": 10}).raise_for_status()
+
+        seconds = _report.interleaved(
+            {
+                "next": next_text,
+                "text: in-process, main thread": text_main,
+                "text: in-process, worker thread": text_thread,
+                "text: POST /v1/search": text_http,
+                "image: in-process, main thread": image_main,
+                "image: in-process, worker thread": image_thread,
+                "image: POST /v1/search": image_http,
+            },
+            rounds,
+        )
+    worker.shutdown()
+    seconds.pop("next")
+    rows = []
+    for name, values in seconds.items():
+        kind = name.split(":")[0]
+        main = _report.median(seconds[f"{kind}: in-process, main thread"])
+        thread = _report.median(seconds[f"{kind}: in-process, worker thread"])
+        rows.append(
+            [name, 1000 * _report.median(values), 1000 * _report.percentile(values, 0.95),
+             _report.ratio(_report.median(values), main),
+             _report.ratio(_report.median(values), thread)]
+        )  # fmt: skip
+    return _report.table(
+        f"one query, HTTP against in-process (median of {rounds})",
+        ["route", "p50 ms", "p95 ms", "time vs main thread", "time vs worker thread"],
+        rows,
+        raw=seconds,
+    )
+
+
+def throughput(url: str, clients: int, per_client: int, texts: Iterator[str]) -> dict[str, Any]:
+    import httpx
+
+    lock = threading.Lock()
+    latencies: list[float] = []
+
+    def client(_: int) -> None:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            for _ in range(per_client):
+                with lock:
+                    text = next(texts)
+                start = time.perf_counter()
+                http.post("/v1/search", json={"query": text}).raise_for_status()
+                with lock:
+                    latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    elapsed = time.perf_counter() - start
+    return {"rate": len(latencies) / elapsed, "latencies": latencies}
+
+
+def bench_batching(
+    servers: dict[str, Server], args: argparse.Namespace, texts: Iterator[str]
+) -> dict[str, Any]:
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+    before = {name: server.batch_sizes() for name, server in servers.items()}
+    for _ in range(args.throughput_rounds):
+        for name, server in servers.items():
+            results[name].append(throughput(server.url, args.clients, args.per_client, texts))
+    rows = []
+    raw: dict[str, list[float]] = {}
+    base_name = next(iter(servers))
+    base_rate = _report.median([r["rate"] for r in results[base_name]])
+    for name, server in servers.items():
+        count, total, buckets = server.batch_sizes()
+        passes, items = count - before[name][0], total - before[name][1]
+        latencies = [x for r in results[name] for x in r["latencies"]]
+        rate = _report.median([r["rate"] for r in results[name]])
+        raw[name] = [r["rate"] for r in results[name]]
+        previous = before[name][2]
+        spread = ", ".join(
+            f"<={le}: {int(buckets[le] - previous.get(le, 0.0))}"
+            for le in ("1.0", "2.0", "4.0", "8.0", "16.0", "32.0")
+            if le in buckets
+        )
+        rows.append(
+            [name, rate, _report.ratio(rate, base_rate), 1000 * _report.median(latencies),
+             1000 * _report.percentile(latencies, 0.95), items / passes if passes else 0.0,
+             spread]
+        )  # fmt: skip
+    return _report.table(
+        f"{args.clients} concurrent clients, distinct text queries to /v1/search "
+        f"({args.per_client} each, median of {args.throughput_rounds} interleaved rounds; "
+        "target >= 2x)",
+        ["server", "requests/s", "vs batching off", "p50 ms", "p95 ms", "mean batch",
+         "forward passes by batch size (cumulative)"],
+        rows,
+        raw=raw,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="base")
+    parser.add_argument("--photos", type=int, default=12, help="JPEGs in the index")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the CLI and HTTP tables")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--per-client", type=int, default=12, help="requests per client")
+    parser.add_argument("--throughput-rounds", type=int, default=3)
+    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--models", type=Path, default=None, help="keep built models here")
+    parser.add_argument("--skip-cli", action="store_true", help="leave out the CLI table")
+    parser.add_argument("--name", default="server", help="results/<name>.json")
+    args = parser.parse_args()
+    info = _report.machine()
+    print(f"machine: {_report.describe(info)}")
+    from zeroshot_vision.engine import SearchEngine
+
+    texts = distinct_texts()
+    tables: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        folder = model_folder(args.models or root / "models", args.preset)
+        photos = make_jpegs(root / "photos", args.photos, size=(800, 600))
+        with SearchEngine.create(root / "index", model=str(folder)) as engine:
+            engine.index_folder(root / "photos")
+        print(f"[{args.preset}] indexed {len(photos)} photos; starting servers", flush=True)
+        servers = {
+            f"batching on (max {args.max_batch_size}, {args.max_wait_ms:g} ms)": Server(
+                root / "index", args.max_batch_size, args.max_wait_ms
+            ),
+            "batching off (batch size 1)": Server(root / "index", 1, 0.0),
+        }
+        try:
+            on = next(iter(servers.values()))
+            if not args.skip_cli:
+                tables.append(bench_cli(root / "index", on, args.rounds, texts))
+            tables.append(bench_http(root / "index", on, photos[0], args.rounds * 2, texts))
+            ordered = dict(reversed(list(servers.items())))  # the baseline (off) first
+            tables.append(bench_batching(ordered, args, texts))
+        finally:
+            for server in servers.values():
+                server.stop()
+    for table in tables:
+        table["model"] = f"random SigLIP, {args.preset} shape ({folder.name})"
+    _report.write(args.name, tables, arguments=vars(args), info=info)
+
+
+if __name__ == "__main__":
+    main()

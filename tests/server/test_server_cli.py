@@ -1,0 +1,186 @@
+"""``zsv search|classify|tag --server URL``: byte for byte what the local path prints, from
+a CLI process that never imports torch or transformers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.helpers import LiveServer, open_service, start_server, stop_server
+
+from zeroshot_vision.cli import main
+
+
+@pytest.fixture(scope="module")
+def cli_server(photo_index: Path, tiny_model_dir: Path) -> Iterator[LiveServer]:
+    """A server whose encoder is loaded as the CLI loads one (its default dtype)."""
+    from zeroshot_vision import Encoder
+
+    encoder = Encoder.from_pretrained(tiny_model_dir)
+    service = open_service(photo_index, encoder)
+    server, running = start_server(service)
+    try:
+        yield server
+    finally:
+        stop_server(running)
+        service.close()
+        encoder.close()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def fixed_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")  # the table's width, the same for both paths
+    monkeypatch.delenv("ZSV_SERVER", raising=False)
+
+
+def commands(index: Path, photos: list[Path], folder: Path, model: Path) -> list[list[str]]:
+    chelsea, rocket = str(photos[2]), str(photos[3])
+    return [
+        ["search", "a cat on a sofa", "--index", str(index)],
+        ["search", "a cat on a sofa", "--index", str(index), "--json", "-k", "3"],
+        ["search", "an animal", "--image", chelsea, "--not", "people", "--index", str(index)],
+        ["search", "--image", rocket, "--index", str(index), "--json"],
+        ["search", "a photo", "--index", str(index), "--min-probability", "0.5", "--json"],
+        ["classify", chelsea, "--labels", "a cat,a dog,a rocket", "--model", str(model)],
+        ["classify", chelsea, rocket, "--labels", "a cat,a rocket", "--json", "--model",
+         str(model)],
+        ["tag", str(index), "--labels", "a cat,a rocket", "--min-probability", "0.3"],
+        ["tag", str(index), "--labels", "a cat,a rocket", "--format", "json"],
+        ["tag", str(folder), "--labels", "a cat,a rocket", "--model", str(model)],
+    ]  # fmt: skip
+
+
+def without_model(argv: list[str]) -> list[str]:
+    if "--model" not in argv:
+        return argv
+    at = argv.index("--model")
+    return argv[:at] + argv[at + 2 :]
+
+
+def test_server_output_is_byte_identical_to_the_local_output(
+    cli_server: LiveServer,
+    photo_index: Path,
+    photo_paths: list[Path],
+    tiny_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = photo_index.parent / "photos"  # the six photos the index was built from
+    for argv in commands(photo_index, photo_paths, folder, tiny_model_dir):
+        local = run(capsys, *argv)
+        remote = run(capsys, *without_model(argv), "--server", cli_server.url)
+        assert local[0] == 0 and local[1], (argv, local)
+        assert remote == local, argv
+
+
+def test_zsv_server_environment_variable(
+    cli_server: LiveServer,
+    photo_index: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    local = run(capsys, "search", "a rocket", "--index", str(photo_index), "--json")
+    monkeypatch.setenv("ZSV_SERVER", cli_server.url)
+    assert run(capsys, "search", "a rocket", "--index", "photos", "--json") == local
+
+
+def test_server_mode_errors_are_one_line(
+    cli_server: LiveServer, photo_index: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys, "search", "x", "--index", str(photo_index), "--server", cli_server.url,
+        "--model", "other",
+    )  # fmt: skip
+    assert code == 1 and "--model" in err and "server's model" in err
+    code, _, err = run(capsys, "search", "x", "--index", "elsewhere", "--server", cli_server.url)
+    assert code == 1 and "no index named 'elsewhere'" in err
+    code, _, err = run(
+        capsys, "search", "x", "--index", str(photo_index), "--filter", '{"a": {"$near": 1}}',
+        "--server", cli_server.url,
+    )  # fmt: skip
+    assert code == 1 and "$near" in err
+    code, _, err = run(capsys, "search", "x", "--index", "i", "--server", "127.0.0.1:1")
+    assert code == 1 and "http:// or https://" in err
+    code, _, err = run(capsys, "search", "x", "--index", "i", "--server", "http://127.0.0.1:1")
+    assert code == 1 and "no zsv server answers" in err and err.count("\n") == 1
+
+
+def test_the_cli_process_never_imports_torch_with_a_server(
+    cli_server: LiveServer, photo_index: Path, photo_paths: list[Path], tiny_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    argv = ["search", "a cat", "--index", str(photo_index), "--image", str(photo_paths[2])]
+    local = run(capsys, *argv)
+    code = (
+        "import sys\n"
+        "from zeroshot_vision.cli import main\n"
+        f"code = main({[*argv, '--server', cli_server.url]!r})\n"
+        "heavy = [m for m in ('torch', 'transformers', 'faiss') if m in sys.modules]\n"
+        "print('heavy:', heavy, code, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    assert "heavy: [] 0" in done.stderr, done.stderr
+    assert done.stdout == local[1]
+
+
+def test_serve_needs_an_index_or_a_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "serve")
+    assert code == 1 and "--index DIR" in err
+    assert run(capsys, "serve", "--max-wait-ms", "-1")[0] == 2
+    assert run(capsys, "serve", "--port", "-1")[0] == 2
+
+
+def test_serve_refuses_an_exposed_address_without_a_key(
+    photo_index: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ZSV_API_KEY", raising=False)
+    code, _, err = run(capsys, "serve", "--index", str(photo_index), "--host", "0.0.0.0")
+    assert code == 1 and "API key" in err
+
+
+def test_any_server_mode_needs_no_model_dir(tmp_path: Path, capsys: Any) -> None:
+    """A bare name for --index is sent as it is (the server resolves it)."""
+    from zeroshot_vision.cli.remote import index_reference
+
+    assert index_reference("photos") == "photos"
+    assert index_reference(str(tmp_path)) == str(tmp_path)
+
+
+def test_constants_written_out_for_a_fast_start_match_the_library() -> None:
+    from zeroshot_vision.cli.duplicates import THRESHOLD_TEXT
+    from zeroshot_vision.cli.remote import INDEX_MANIFEST
+    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
+    from zeroshot_vision.index.folder import MANIFEST
+
+    assert INDEX_MANIFEST == MANIFEST
+    assert float(THRESHOLD_TEXT) == DEFAULT_DUPLICATE_THRESHOLD
+
+
+def test_a_search_through_a_server_imports_neither_numpy_nor_the_stores(
+    cli_server: LiveServer, photo_index: Path
+) -> None:
+    code = (
+        "import sys\n"
+        "from zeroshot_vision.cli import main\n"
+        f"main(['search', 'a cat', '--index', 'photos', '--server', {cli_server.url!r}])\n"
+        "print('loaded:', [m for m in ('numpy', 'PIL', 'zeroshot_vision.stores', 'pydantic')"
+        " if m in sys.modules], file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "loaded: []" in done.stderr, done.stderr

@@ -1,0 +1,320 @@
+"""The server's own routes over real HTTP (httpx): search, classify, tag, indexes, images,
+health, metrics, writes, and the bad input each must answer with a specific 4xx."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from tests.helpers import LiveServer, open_service, start_server, stop_server
+
+from zeroshot_vision.server.inputs import Limits
+
+
+def b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+@pytest.fixture(scope="module")
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.url, timeout=30) as made:
+        yield made
+
+
+def expect_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    if code is not None:
+        assert error["code"] == code, error
+    return dict(error)
+
+
+# -- search --------------------------------------------------------------------------------
+
+
+def test_search_answers_what_the_engine_answers(
+    http: httpx.Client, photo_index: Path, tiny_encoder: Any
+) -> None:
+    from zeroshot_vision.engine import SearchEngine
+
+    answer = http.post("/v1/search", json={"query": "a cat on a sofa", "k": 4})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    with SearchEngine.open(photo_index, encoder=tiny_encoder) as engine:
+        expected = engine.search("a cat on a sofa", k=4)
+    # The fields and values of zsv search --json (SearchResults.to_json).
+    assert body["results"] == json.loads(expected.to_json())
+    assert body["index"] == "photos"
+
+
+def test_search_with_images_and_negatives_builds_the_cli_query(
+    http: httpx.Client, photo_index: Path, tiny_encoder: Any, photo_paths: list[Path]
+) -> None:
+    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.query import Query
+
+    chelsea = photo_paths[2]
+    answer = http.post(
+        "/v1/search",
+        json={"query": "an animal", "images": [b64(chelsea)], "negative": ["people"], "k": 3},
+    )
+    assert answer.status_code == 200, answer.text
+    query = Query.text("an animal") + Query.image(chelsea, 0.5) - Query.text("people", 0.5)
+    with SearchEngine.open(photo_index, encoder=tiny_encoder) as engine:
+        expected = json.loads(engine.search(query, k=3).to_json())
+    got = answer.json()["results"]
+    assert [r["id"] for r in got] == [r["id"] for r in expected]
+    np.testing.assert_allclose([r["score"] for r in got], [r["score"] for r in expected], atol=1e-5)
+
+    alone = http.post("/v1/search", json={"images": [b64(chelsea)], "k": 1}).json()
+    assert alone["results"][0]["id"] == "chelsea.png"  # itself, the nearest
+    assert alone["results"][0]["probability"] is None
+
+
+def test_search_filter_and_min_probability(http: httpx.Client) -> None:
+    everything = http.post("/v1/search", json={"query": "a photo", "k": 6}).json()["results"]
+    kept = http.post(
+        "/v1/search", json={"query": "a photo", "k": 6, "min_probability": 0.5}
+    ).json()["results"]
+    assert kept == [r for r in everything if r["probability"] >= 0.5]
+    only = http.post(
+        "/v1/search",
+        json={"query": "a photo", "filter": {"path": {"$in": [everything[0]["metadata"]["path"]]}}},
+    ).json()["results"]
+    assert [r["id"] for r in only] == [everything[0]["id"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        ({"query": "a cat", "filter": {"year": {"$near": 3}}}, "invalid_filter", "$near"),
+        ({"query": "a cat", "k": 0}, None, "k must be from 1"),
+        ({"query": "a cat", "k": "ten"}, "invalid_type", "k"),
+        ({"query": "   "}, "invalid_value", "empty"),
+        ({}, "invalid_value", "give words"),
+        ({"query": "a cat", "min_probability": 2}, "invalid_value", "min_probability"),
+        ({"query": "a cat", "colour": "red"}, None, "colour"),
+        ({"query": "a cat", "index": "nope"}, "index_not_found", "nope"),
+    ],
+)
+def test_bad_searches_get_a_specific_error(
+    http: httpx.Client, body: dict[str, Any], code: str | None, words: str
+) -> None:
+    response = http.post("/v1/search", json=body)
+    status = 404 if code == "index_not_found" else 400
+    assert words in expect_error(response, status, code)["message"]
+
+
+def test_lone_surrogates_malformed_json_and_wrong_types(http: httpx.Client) -> None:
+    surrogate = b'{"query": "a \\ud800 cat"}'
+    response = http.post(
+        "/v1/search", content=surrogate, headers={"content-type": "application/json"}
+    )
+    assert "lone surrogate" in expect_error(response, 400, "invalid_value")["message"]
+    model = http.get("/v1/models").json()["data"][0]["id"]
+    body = json.dumps({"model": model, "input": ["ok", "a \ud800"]}).encode()
+    response = http.post(
+        "/v1/embeddings", content=body, headers={"content-type": "application/json"}
+    )
+    error = expect_error(response, 400, "invalid_value")
+    assert "input[1]" in error["message"]
+
+    broken = http.post(
+        "/v1/search", content=b'{"query": "a cat",', headers={"content-type": "application/json"}
+    )
+    expect_error(broken, 400, "invalid_json")
+    not_object = http.post("/v1/search", json=["a cat"])
+    expect_error(not_object, 400, "invalid_json")
+    wrong_type = http.post("/v1/embeddings", json={"model": model, "input": 42})
+    assert expect_error(wrong_type, 400, "invalid_type")["param"].startswith("input")
+    assert http.get("/healthz").status_code == 200
+
+
+# -- classify and tag ----------------------------------------------------------------------
+
+
+def test_classify_equals_the_encoder(
+    http: httpx.Client, tiny_encoder: Any, photo_paths: list[Path]
+) -> None:
+    labels = ["a cat", "a rocket", "a cup of coffee"]
+    chelsea, rocket = photo_paths[2], photo_paths[3]
+    response = http.post(
+        "/v1/classify",
+        json={"images": [b64(chelsea), "bm90IGFuIGltYWdl", b64(rocket)], "labels": labels},
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["index"] for r in results] == [0, 1, 2]
+    assert results[1]["labels"] is None and "not an image" in results[1]["error"]
+    for result, path in ((results[0], chelsea), (results[2], rocket)):
+        expected = tiny_encoder.classify(path, labels)
+        assert [s["label"] for s in result["labels"]] == [s.label for s in expected]
+        np.testing.assert_allclose(
+            [s["probability"] for s in result["labels"]],
+            [s.probability for s in expected],
+            atol=1e-5,
+        )
+
+
+def test_tag_scores_the_stored_vectors(
+    http: httpx.Client, photo_index: Path, tiny_encoder: Any
+) -> None:
+    from zeroshot_vision.engine import SearchEngine
+
+    response = http.post("/v1/tag", json={"labels": "a cat, a rocket"})
+    assert response.status_code == 200, response.text
+    with SearchEngine.open(photo_index, encoder=tiny_encoder) as engine:
+        report = engine.classify_indexed("a cat, a rocket")
+    assert [
+        (r["image"], [s["label"] for s in r["labels"]]) for r in response.json()["results"]
+    ] == [(r.source, [s.label for s in r.labels]) for r in report.results]
+    expect_error(http.post("/v1/tag", json={"labels": " , "}), 400, "invalid_value")
+
+
+# -- indexes and images --------------------------------------------------------------------
+
+
+def test_index_info(http: httpx.Client, live: LiveServer) -> None:
+    info = http.get("/v1/indexes/photos").json()
+    assert info == {
+        "name": "photos",
+        "count": 6,
+        "model": live.service.models[0].name,
+        "dim": 32,
+        "store": "faiss",
+        "writable": False,
+    }
+    assert http.get("/v1/indexes").json()["data"] == [info]
+    expect_error(http.get("/v1/indexes/other"), 404, "index_not_found")
+
+
+def test_images_serves_only_files_the_index_holds(
+    http: httpx.Client, photo_paths: list[Path]
+) -> None:
+    response = http.get("/v1/images/chelsea.png")
+    assert response.status_code == 200
+    assert response.content == photo_paths[2].read_bytes()
+    assert response.headers["content-type"] == "image/png"
+    for wanted in ("nope.png", "../../../../etc/passwd", "%2Fetc%2Fpasswd", str(photo_paths[2])):
+        expect_error(http.get(f"/v1/images/{wanted}"), 404)
+
+
+def test_writes_are_refused_unless_allowed(http: httpx.Client, photo_paths: list[Path]) -> None:
+    response = http.post(
+        "/v1/indexes/photos/records", json={"id": "x", "image": b64(photo_paths[0])}
+    )
+    expect_error(response, 403, "writes_not_allowed")
+    expect_error(http.delete("/v1/indexes/photos/records/chelsea.png"), 403, "writes_not_allowed")
+
+
+# -- health, metrics, guards ---------------------------------------------------------------
+
+
+def test_health_readiness_metrics_and_openapi(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    assert http.get("/readyz").status_code == 200
+    http.post("/v1/search", json={"query": "metrics please"})
+    text = http.get("/metrics").text
+    assert 'zsv_requests_total{route="/v1/search",status="200"}' in text
+    assert "zsv_batch_size_bucket" in text and "zsv_queue_depth" in text
+    assert 'zsv_request_seconds_count{route="/v1/search"}' in text
+    paths = http.get("/openapi.json").json()["paths"]
+    assert {"/v1/embeddings", "/v1/search", "/v1/classify", "/v1/models"} <= set(paths)
+
+
+def test_foreign_host_is_refused_and_cors_is_off(http: httpx.Client) -> None:
+    rebound = http.get("/v1/models", headers={"host": "evil.example"})
+    expect_error(rebound, 403, "host_not_allowed")
+    ok = http.get("/v1/models", headers={"origin": "https://evil.example"})
+    assert ok.status_code == 200 and "access-control-allow-origin" not in ok.headers
+    preflight = http.options(
+        "/v1/search",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_bodies_over_the_limit_get_413(photo_index: Path, tiny_encoder: Any) -> None:
+    service = open_service(photo_index, tiny_encoder)
+    server, running = start_server(service, limits=Limits(max_body_bytes=2_000))
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            big = {"query": "x" * 5_000}
+            expect_error(http.post("/v1/search", json=big), 413, "body_too_large")
+
+            def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+                yield b'{"query": "'
+                for _ in range(10):
+                    yield b"y" * 500
+                yield b'"}'
+
+            chunked = http.post(
+                "/v1/search", content=chunks(), headers={"content-type": "application/json"}
+            )
+            expect_error(chunked, 413, "body_too_large")
+            assert http.post("/v1/search", json={"query": "small"}).status_code == 200
+    finally:
+        stop_server(running)
+        service.close()
+
+
+# -- writes --------------------------------------------------------------------------------
+
+
+def test_writes_and_concurrent_indexing_are_seen(
+    tmp_path: Path, tiny_encoder: Any, photo_paths: list[Path]
+) -> None:
+    from zeroshot_vision.engine import SearchEngine
+
+    folder = tmp_path / "index"
+    with SearchEngine.create(folder, encoder=tiny_encoder) as engine:
+        engine.index_images(photo_paths[:2], root=photo_paths[0].parent)
+    service = open_service(folder, tiny_encoder, writes=True)
+    server, running = start_server(service)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            added = http.post(
+                "/v1/indexes/photos/records",
+                json={"id": "uploaded-cat", "image": b64(photo_paths[2]), "metadata": {"k": 1}},
+            )
+            assert added.status_code == 200, added.text
+            assert added.json() == {"index": "photos", "id": "uploaded-cat", "count": 3}
+            found = http.post("/v1/search", json={"images": [b64(photo_paths[2])], "k": 1})
+            assert found.json()["results"][0]["id"] == "uploaded-cat"
+            assert found.json()["results"][0]["metadata"] == {"k": 1}
+            expect_error(
+                http.post(
+                    "/v1/indexes/photos/records",
+                    json={"id": "x", "image": b64(photo_paths[2]), "metadata": {"path": "/etc"}},
+                ),
+                400,
+            )
+
+            # Another writer (as a concurrent zsv index would) commits to the folder.
+            with SearchEngine.open(folder, encoder=tiny_encoder) as other:
+                other.index_images([photo_paths[3]], ids=["from-elsewhere"])
+            assert http.get("/v1/indexes/photos").json()["count"] == 4
+
+            gone = http.delete("/v1/indexes/photos/records/uploaded-cat")
+            assert gone.json() == {
+                "index": "photos",
+                "id": "uploaded-cat",
+                "deleted": True,
+                "count": 3,
+            }
+            again = http.delete("/v1/indexes/photos/records/uploaded-cat")
+            assert again.json()["deleted"] is False
+        with SearchEngine.open(folder, encoder=tiny_encoder) as check:
+            assert sorted(check.store.ids()) == sorted(
+                ["astronaut.png", "coffee.png", "from-elsewhere"]
+            )
+    finally:
+        stop_server(running)
+        service.close()
