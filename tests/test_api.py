@@ -15,9 +15,10 @@ from zeroshot_vision._optional import require
 
 def test_import_does_not_load_heavy_dependencies() -> None:
     code = (
-        "import sys, zeroshot_vision, zeroshot_vision.stores, zeroshot_vision.engine;"
+        "import sys, zeroshot_vision, zeroshot_vision.stores, zeroshot_vision.engine,"
+        " zeroshot_vision.distributed;"
         "heavy = [m for m in ('torch', 'transformers', 'faiss', 'pinecone', 'streamlit',"
-        " 'pandas', 'pyarrow', 'pillow_heif', 'tqdm')"
+        " 'pandas', 'pyarrow', 'pillow_heif', 'tqdm', 'ray')"
         " if m in sys.modules];"
         "print(','.join(heavy))"
     )

@@ -23,6 +23,8 @@ ZeroshotVisionError
 ├── IndexExistsError (InvalidInputError, FileExistsError)  the folder already holds an index
 ├── DatasetNotFoundError (FileNotFoundError)
 ├── RecordNotFoundError (KeyError)
+├── BatchTooLargeError (MemoryError)  a batch did not fit in a worker's (or GPU's) memory
+├── DistributedJobError (RuntimeError)  a distributed indexing job failed
 └── StoreError (RuntimeError)
     ├── PartialWriteError
     ├── IndexLockedError        another process is writing to the index folder
@@ -36,8 +38,10 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "BatchTooLargeError",
     "DatasetNotFoundError",
     "DimensionMismatchError",
+    "DistributedJobError",
     "ImageDecodeError",
     "ImageLoadError",
     "ImageNotFoundError",
@@ -175,6 +179,30 @@ class RecordNotFoundError(ZeroshotVisionError, KeyError):
     def __str__(self) -> str:
         # KeyError's own __str__ shows the repr of its argument, quotes and all.
         return str(self.args[0])
+
+
+class BatchTooLargeError(ZeroshotVisionError, MemoryError):
+    """A batch of images did not fit in the memory of the worker (or GPU) encoding it.
+
+    Attributes:
+        batch_size: The batch size that was too large; the message says to lower it.
+    """
+
+    def __init__(self, message: str, *, batch_size: int) -> None:
+        super().__init__(message)
+        self.batch_size = batch_size
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent back pickled from Ray workers; the default would call ``cls(message)``.
+        return (_rebuild_batch_too_large, (str(self), self.batch_size))
+
+
+def _rebuild_batch_too_large(message: str, batch_size: int) -> BatchTooLargeError:
+    return BatchTooLargeError(message, batch_size=batch_size)
+
+
+class DistributedJobError(ZeroshotVisionError, RuntimeError):
+    """A distributed indexing job failed (a worker error the job could not retry)."""
 
 
 class StoreError(ZeroshotVisionError, RuntimeError):

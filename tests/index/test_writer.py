@@ -58,6 +58,21 @@ def test_ids_are_pending_before_the_store_sees_them(folder: IndexFolder) -> None
     assert reopened.fetch(["a"])["a"].metadata == {"n": 1}
 
 
+def test_reserve_records_pending_ids_for_upserts_made_elsewhere(folder: IndexFolder) -> None:
+    # The distributed indexer's workers upsert into a remote store themselves: the state
+    # knows their ids first, and records what became of them at the next commit.
+    store = folder.open_store()
+    writer = IndexWriter(store, folder)
+    writer.reserve(_entries("a", "b"))
+    assert _rows(folder.path) == {"a": "pending", "b": "pending"}
+    assert len(store) == 0  # nothing was written to the store by the writer
+    store.upsert(["a"], _vectors(1), [None])  # the worker's upsert
+    writer.record(_entries("a"))
+    writer.commit()
+    assert _rows(folder.path) == {"a": "indexed", "b": "pending"}  # b: never heard of
+    writer.close()
+
+
 def test_the_store_commits_before_the_state_records_indexed(folder: IndexFolder) -> None:
     store = folder.open_store()
     writer = IndexWriter(store, folder)

@@ -15,6 +15,7 @@ from zeroshot_vision.cli.options import (
     add_index_option,
     add_model_options,
     add_wait_option,
+    non_negative_float_arg,
     non_negative_int_arg,
     positive_int_arg,
     positive_seconds_arg,
@@ -126,6 +127,31 @@ def add_index_command(commands: Subcommands) -> None:
     add_wait_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     add_watch_options(parser)
+    ray = parser.add_argument_group(
+        "distributed (Ray Data)", "encode on a Ray cluster: many GPUs or machines (extra 'ray')"
+    )
+    ray.add_argument("--ray", action="store_true", help="run on Ray: a local cluster, or --address")
+    ray.add_argument(
+        "--address",
+        metavar="ADDRESS",
+        help="a Ray cluster to join ('auto', 'ray://head:10001'); the cluster is yours to "
+        "secure (default: a local cluster on 127.0.0.1)",
+    )
+    ray.add_argument(
+        "--actors", type=positive_int_arg, default=1, metavar="N", help="encoder actors (default 1)"
+    )
+    ray.add_argument(
+        "--gpus-per-actor",
+        type=non_negative_float_arg,
+        metavar="G",
+        help="GPUs per actor (default: 1 when the cluster has GPUs, else 0)",
+    )
+    ray.add_argument(
+        "--shards",
+        metavar="DIR_OR_URI",
+        help="FAISS indexes: keep the Parquet shards here (a folder every node reaches, or "
+        "s3://...); default: inside INDEX_DIR, removed once imported",
+    )
     parser.set_defaults(handler=run_index)
 
 
@@ -285,6 +311,13 @@ def run_index(args: argparse.Namespace) -> int:
     for source in args.source:
         if not Path(source).expanduser().is_dir():
             raise InvalidInputError(f"{source} is not a folder")
+    ray_only = {"--address": args.address, "--gpus-per-actor": args.gpus_per_actor,
+                "--shards": args.shards, "--actors": args.actors != 1 or None}  # fmt: skip
+    misplaced = [flag for flag, value in ray_only.items() if value is not None]
+    if misplaced and not args.ray:
+        raise InvalidInputError(f"{', '.join(misplaced)} need --ray")
+    if args.ray and (len(args.source) > 1 or args.watch):
+        raise InvalidInputError("--ray indexes one SOURCE per run, without --watch")
     if args.watch:
         if args.json:
             raise InvalidInputError("--watch prints a line per update; it has no --json")
@@ -306,6 +339,16 @@ def run_index(args: argparse.Namespace) -> int:
         if progress.failed:
             bar.set_postfix(failed=progress.failed, refresh=False)
 
+    if args.ray:
+        if args.workers is not None or args.compile or args.device is not None:
+            raise InvalidInputError(
+                "--workers, --compile and --device are not for --ray: Ray's tasks decode, "
+                "and each actor gets a GPU (--gpus-per-actor) or the CPU"
+            )
+        report = _index_with_ray(args, model, given or None, on_progress)
+        if bar is not None:
+            bar.close()
+        return _print_reports(args, [report])
     encoder = _index_encoder(args, model)
     engine = SearchEngine.create(
         args.index,
@@ -348,6 +391,41 @@ def run_index(args: argparse.Namespace) -> int:
         engine.close()
         if encoder is not None:
             encoder.close()  # one the engine was handed stays open for its owner
+    return _print_reports(args, reports)
+
+
+def _index_with_ray(
+    args: argparse.Namespace, model: str | None, options: dict[str, Any] | None, on_progress: Any
+) -> Any:
+    """``zsv index --ray``: :func:`zeroshot_vision.distributed.index_with_ray`."""
+    import logging
+
+    from zeroshot_vision.distributed import index_with_ray
+
+    # Ray Data logs each run's plan and progress; the bar here shows progress.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    return index_with_ray(
+        args.source[0],
+        index=args.index,
+        model=model,
+        images_dir=args.images,
+        exclude=args.exclude,
+        allow_removal=args.allow_removal,
+        store=args.store,
+        store_options=options,
+        shards=args.shards,
+        address=args.address,
+        actors=args.actors,
+        gpus_per_actor=args.gpus_per_actor,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        commit_every=args.commit_every,
+        progress=on_progress,
+    )
+
+
+def _print_reports(args: argparse.Namespace, reports: list[FolderReport]) -> int:
+    """Print each source's report: one line each (or ``--json``)."""
     if args.json:
         if len(reports) == 1:
             print_json(reports[0].to_json())

@@ -30,6 +30,7 @@ __all__ = [
     "add_model_options",
     "add_wait_option",
     "argparse_number",
+    "non_negative_float_arg",
     "non_negative_int_arg",
     "positive_int_arg",
     "positive_seconds_arg",
@@ -76,7 +77,15 @@ def _weight(value: float, name: str) -> float:
     return check_weight(value)
 
 
+def _non_negative(value: float, name: str) -> float:
+    if not value >= 0 or value == float("inf"):
+        raise InvalidInputError(f"{name} must be a number of 0 or more, got {value}")
+    return value
+
+
 positive_int_arg = argparse_number(positive_int, int)
+non_negative_float_arg = argparse_number(_non_negative, float)
+"""``zsv index --gpus-per-actor``: 0, a fraction of a GPU, or more."""
 non_negative_int_arg = argparse_number(non_negative_int, int)
 seconds_arg = argparse_number(non_negative_seconds, float)
 positive_seconds_arg = argparse_number(_positive_seconds, float)

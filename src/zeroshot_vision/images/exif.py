@@ -61,15 +61,17 @@ _GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON = 1, 2, 3, 4
 _MAX_TEXT = 200
 
 
-def photo_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The photo fields of an image file (see the module's table); ``{}`` if none.
+def photo_metadata(path: str | os.PathLike[str] | bytes) -> dict[str, Any]:
+    """The photo fields of an image file, or of its bytes (see the module's table).
 
-    Never raises for a file's content: an unreadable header gives ``{}``.
+    ``{}`` if none. Never raises for a file's content: an unreadable header gives ``{}``.
     """
+    import io
+
     from PIL import Image
 
     try:
-        with Image.open(Path(path)) as image:
+        with Image.open(io.BytesIO(path) if isinstance(path, bytes) else Path(path)) as image:
             width, height = image.size
             exif = image.getexif()
             found = _from_exif(exif)

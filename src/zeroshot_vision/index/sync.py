@@ -23,9 +23,10 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -41,11 +42,65 @@ if TYPE_CHECKING:
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.index.writer import IndexWriter
 
-__all__ = ["sync_folder"]
+__all__ = ["FolderPlan", "plan_folder", "plan_images", "sync_folder"]
 
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
+
+
+class _Versioned(Protocol):
+    """An image with what identifies its version (a SourceImage, or a listed URI)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def display_path(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
+
+
+_Image = TypeVar("_Image", bound=_Versioned)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FolderPlan:
+    """What a folder run has to do, once gone files are removed: see :func:`plan_folder`.
+
+    Attributes:
+        root: The source folder, absolute, as recorded in the index.
+        todo: Images to encode (new, changed, pending, or lost by the store), in scan order.
+        skipped: Images unchanged since they were indexed.
+        removed: Ids whose files are gone; already removed from the store.
+        known_failed: Unchanged images that failed in an earlier run; not retried.
+        unreadable: Folders or files that could not be listed or examined.
+        started: ``time.monotonic()`` when planning began.
+    """
+
+    root: str
+    todo: tuple[SourceImage, ...]
+    skipped: int
+    removed: tuple[str, ...]
+    known_failed: tuple[ImageFailure, ...]
+    unreadable: tuple[ImageFailure, ...]
+    started: float
+
+    def report(
+        self, *, indexed: Sequence[str], failed: Sequence[ImageFailure], count: int
+    ) -> FolderReport:
+        """The run's :class:`~zeroshot_vision.types.FolderReport`, timed from planning."""
+        return FolderReport(
+            indexed=tuple(indexed),
+            skipped=self.skipped,
+            removed=self.removed,
+            failed=tuple(failed),
+            known_failed=self.known_failed,
+            unreadable=self.unreadable,
+            count=count,
+            seconds=time.monotonic() - self.started,
+        )
 
 
 def sync_folder(
@@ -62,10 +117,49 @@ def sync_folder(
 ) -> FolderReport:
     """See :meth:`SearchEngine.index_folder`; ``writer`` must have an index folder."""
     commit_every = non_negative_seconds(commit_every, "commit_every")
+    plan = plan_folder(
+        writer, source, images_dir=images_dir, exclude=exclude, allow_removal=allow_removal
+    )
+    todo = list(plan.todo)
+    size = batch_size or (encoder.batch_size if todo else 1)
+    failed: list[ImageFailure] = []
+    indexed: list[str] = []
+    tracker = Tracker(progress, task="index", total=len(todo))
+    paths = [image.path for image in todo]
+    try:
+        if todo:  # the encoder is touched only for work: zsv index loads it lazily
+            _encode_todo(writer, encoder, todo, paths, size, tracker, indexed, failed, commit_every)
+    finally:
+        tracker.close()
+    writer.commit()
+    report = plan.report(indexed=indexed, failed=failed, count=len(writer.store))
+    logger.info("index %s: %s", plan.root, report)  # the source folder
+    return report
+
+
+def plan_folder(
+    writer: IndexWriter,
+    source: PathLike,
+    *,
+    images_dir: PathLike | None = None,
+    exclude: Sequence[str] | None = None,
+    allow_removal: bool = False,
+) -> FolderPlan:
+    """Scan a source folder against its index: remove gone files, list what to encode.
+
+    The first half of :func:`sync_folder`, shared with the distributed indexer
+    (:func:`zeroshot_vision.distributed.index_with_ray`) so that both treat a folder
+    alike. Takes the folder's lock, records the source, deletes (and commits) the
+    vectors of files that are gone.
+
+    Raises:
+        InvalidInputError: ``source`` is not a folder, the index mirrors another folder,
+            or the run would remove most of the index without ``allow_removal``.
+    """
     patterns = check_exclude(exclude)
     folder = writer.folder
     if folder is None:
-        raise InvalidInputError("sync_folder needs a writer with an index folder")
+        raise InvalidInputError("a folder run needs a writer with an index folder")
     started = time.monotonic()
     root = str(Path(source).expanduser().resolve())
     if not Path(root).is_dir():
@@ -119,10 +213,40 @@ def sync_folder(
         lost = indexed_ids - set(writer.store.ids())
         logger.warning("%d indexed images have no vector in the store; re-encoding", len(lost))
 
-    todo: list[SourceImage] = []
+    todo, skipped, known_failed = plan_images(scan.images, entries, lost=lost)
+    logger.info(
+        "%d images: %d to encode, %d unchanged, %d known bad",
+        len(scan.images),
+        len(todo),
+        skipped,
+        len(known_failed),
+    )
+    return FolderPlan(
+        root=displayable(root),
+        todo=tuple(todo),
+        skipped=skipped,
+        removed=tuple(gone),
+        known_failed=tuple(known_failed),
+        unreadable=tuple(ImageFailure(source=where, reason=why) for where, why in scan.unreadable),
+        started=started,
+    )
+
+
+def plan_images(
+    images: Iterable[_Image],
+    entries: Mapping[str, FileEntry],
+    *,
+    lost: Container[str] = frozenset(),
+) -> tuple[list[_Image], int, list[ImageFailure]]:
+    """Split images into those to encode, the unchanged count, and the known bad ones.
+
+    An image is unchanged when the state records it indexed with the same path, size
+    and mtime (and the store did not lose it); known bad when recorded failed so.
+    """
+    todo: list[_Image] = []
     known_failed: list[ImageFailure] = []
     skipped = 0
-    for image in scan.images:
+    for image in images:
         entry = entries.get(image.id)
         same = entry is not None and entry.same_file(image.display_path, image.size, image.mtime_ns)
         if same and entry is not None and entry.status == "indexed" and image.id not in lost:
@@ -133,38 +257,7 @@ def sync_folder(
             )
         else:
             todo.append(image)
-    logger.info(
-        "%d images: %d to encode, %d unchanged, %d known bad",
-        len(scan.images),
-        len(todo),
-        skipped,
-        len(known_failed),
-    )
-
-    size = batch_size or (encoder.batch_size if todo else 1)
-    failed: list[ImageFailure] = []
-    indexed: list[str] = []
-    tracker = Tracker(progress, task="index", total=len(todo))
-    paths = [image.path for image in todo]
-    try:
-        if todo:  # the encoder is touched only for work: zsv index loads it lazily
-            _encode_todo(writer, encoder, todo, paths, size, tracker, indexed, failed, commit_every)
-    finally:
-        tracker.close()
-    writer.commit()
-
-    report = FolderReport(
-        indexed=tuple(indexed),
-        skipped=skipped,
-        removed=tuple(gone),
-        failed=tuple(failed),
-        known_failed=tuple(known_failed),
-        unreadable=tuple(ImageFailure(source=where, reason=why) for where, why in scan.unreadable),
-        count=len(writer.store),
-        seconds=time.monotonic() - started,
-    )
-    logger.info("index %s: %s", folder.path, report)
-    return report
+    return todo, skipped, known_failed
 
 
 def _encode_todo(

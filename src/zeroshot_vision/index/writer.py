@@ -98,16 +98,25 @@ class IndexWriter:
             vectors: ``(len(entries), dim)`` unit vectors.
             metadata: One mapping (or ``None``) per vector.
         """
-        self.begin()
-        if self.folder is not None:
-            pending = [
-                FileEntry(id=e.id, path=e.path, size=None, mtime_ns=None, status="pending")
-                for e in entries
-            ]
-            self.folder.state().write(pending)
+        self.reserve(entries)
         self.store.upsert([e.id for e in entries], vectors, list(metadata))
         if self.folder is not None:  # in memory there is no state to record them in
             self._uncommitted.update({e.id: e for e in entries})
+
+    def reserve(self, entries: Sequence[FileEntry]) -> None:
+        """Record ids as pending (durably, now) before another process upserts them.
+
+        Step 1 of the protocol for writes this writer does not make itself: workers of
+        the distributed indexer upsert into a remote store directly. Record their
+        outcome afterwards with :meth:`record` and :meth:`commit`; ids still pending
+        when a run stops are reconciled by the next folder run, as for :meth:`write`.
+        """
+        self.begin()
+        if self.folder is not None:
+            self.folder.state().write(
+                FileEntry(id=e.id, path=e.path, size=None, mtime_ns=None, status="pending")
+                for e in entries
+            )
 
     def record(self, entries: Iterable[FileEntry], *, forget: Iterable[str] = ()) -> None:
         """Record state rows (and drop others) at the next :meth:`commit`, with the store."""

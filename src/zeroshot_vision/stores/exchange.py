@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,8 @@ __all__ = [
     "ParquetVectors",
     "export_store",
     "import_store",
+    "vectors_schema",
+    "vectors_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -194,6 +196,53 @@ class ParquetVectors:
                 tracker.advance(len(ids))
 
 
+def vectors_schema(
+    dim: int, *, model: str | None = None, extra: Mapping[bytes, bytes] | None = None
+) -> Any:
+    """The Arrow schema of a vectors file: ``id``, ``vector`` (``dim`` float32), ``metadata``.
+
+    Args:
+        dim: The vector dimension.
+        model: The model that made the vectors, recorded in the schema metadata.
+        extra: More schema metadata (other keys than ``zeroshot_vision``), which readers
+            of vectors files ignore.
+    """
+    pa, _ = _pyarrow()
+    recorded = {"format": FORMAT_VERSION, "dim": dim, "model": model}
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+            pa.field("metadata", pa.string()),
+        ],
+        metadata={**(extra or {}), SCHEMA_KEY: json.dumps(recorded).encode()},
+    )
+
+
+def vectors_table(
+    ids: Sequence[str],
+    vectors: np.ndarray[Any, Any],
+    metadata: Sequence[Mapping[str, Any] | None],
+    schema: Any,
+) -> Any:
+    """Records as an Arrow table of :func:`vectors_schema`: vectors bit for bit, as a
+    fixed-size list column, metadata as JSON text (``null`` when empty)."""
+    pa, _ = _pyarrow()
+    dim = schema.field("vector").type.list_size
+    flat = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1)
+    return pa.Table.from_arrays(
+        [
+            pa.array(list(ids), pa.string()),
+            pa.FixedSizeListArray.from_arrays(pa.array(flat), dim),
+            pa.array(
+                [json.dumps(dict(m), ensure_ascii=False) if m else None for m in metadata],
+                pa.string(),
+            ),
+        ],
+        schema=schema,
+    )
+
+
 def export_store(
     store: VectorStore,
     path: PathLike,
@@ -221,18 +270,10 @@ def export_store(
     Raises:
         MissingDependencyError: pyarrow is not installed (the ``parquet`` extra).
     """
-    pa, pq = _pyarrow()
+    _, pq = _pyarrow()
     size = positive_int(batch_size, "batch_size")
     target = Path(path)
-    recorded = {"format": FORMAT_VERSION, "dim": store.dim, "model": model}
-    schema = pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("vector", pa.list_(pa.float32(), store.dim), nullable=False),
-            pa.field("metadata", pa.string()),
-        ],
-        metadata={SCHEMA_KEY: json.dumps(recorded).encode()},
-    )
+    schema = vectors_schema(store.dim, model=model)
     partial = target.with_name(f".{target.name}.partial")
     written = 0
     ids = list(store.ids())  # a snapshot: the count is known for the progress bar
@@ -245,23 +286,11 @@ def export_store(
                 records = store.fetch(chunk)
                 present = [records[item] for item in chunk if item in records]
                 if present:
-                    flat = np.concatenate([r.vector.astype(np.float32) for r in present])
-                    vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat), store.dim)
-                    table = pa.Table.from_arrays(
-                        [
-                            pa.array([r.id for r in present], pa.string()),
-                            vectors,
-                            pa.array(
-                                [
-                                    json.dumps(dict(r.metadata), ensure_ascii=False)
-                                    if r.metadata
-                                    else None
-                                    for r in present
-                                ],
-                                pa.string(),
-                            ),
-                        ],
-                        schema=schema,
+                    table = vectors_table(
+                        [r.id for r in present],
+                        np.stack([r.vector.astype(np.float32) for r in present]),
+                        [r.metadata for r in present],
+                        schema,
                     )
                     writer.write_table(table)
                     written += len(present)
