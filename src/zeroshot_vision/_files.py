@@ -42,6 +42,16 @@ def write_atomic(path: Path, data: bytes) -> None:
     temp file behind: :func:`is_temp_file` recognizes it by name, and
     :func:`remove_temp_files` removes such leftovers.
     """
+    tmp = _write_temp(path, data)
+    try:
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    """``data`` in a new temp file beside ``path``, flushed to disk, with the usual mode."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -49,10 +59,10 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
 
 
 # link() fails with these where a file system has no hard links (FAT, some FUSE mounts).
@@ -70,13 +80,8 @@ def write_exclusive(path: Path, data: bytes) -> None:
     Raises:
         FileExistsError: ``path`` already exists (created by someone else first).
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _write_temp(path, data)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), _FILE_MODE)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -86,7 +91,7 @@ def write_exclusive(path: Path, data: bytes) -> None:
                 raise
             _write_excl_open(path, data)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
 
 

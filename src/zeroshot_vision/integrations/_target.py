@@ -25,6 +25,17 @@ if TYPE_CHECKING:
     from zeroshot_vision.types import Record
 
 
+def given_or_loaded(
+    encoder: Encoder | None, *, model: str | os.PathLike[str] | None, device: str | None, dtype: Any
+) -> Encoder:
+    """``encoder``, or the one ``Encoder.from_pretrained`` loads from the other arguments."""
+    if encoder is not None:
+        return encoder
+    from zeroshot_vision.encoder import Encoder
+
+    return Encoder.from_pretrained(model, device=device, dtype=dtype)
+
+
 class Target:
     """A store, made on the first write when its dimension is not known in advance.
 

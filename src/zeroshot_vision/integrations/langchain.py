@@ -62,7 +62,7 @@ from zeroshot_vision.errors import (
     InvalidInputError,
     UnsupportedFilterError,
 )
-from zeroshot_vision.integrations._target import Target, existing_images
+from zeroshot_vision.integrations._target import Target, existing_images, given_or_loaded
 from zeroshot_vision.stores.base import check_k
 from zeroshot_vision.stores.filters import FIELD_OPERATORS, LOGICAL_OPERATORS, validate_filter
 
@@ -103,10 +103,7 @@ class SiglipEmbeddings(Embeddings):
         device: str | None = None,
         dtype: Any = None,
     ) -> None:
-        if encoder is None:
-            from zeroshot_vision.encoder import Encoder
-
-            encoder = Encoder.from_pretrained(model, device=device, dtype=dtype)
+        encoder = given_or_loaded(encoder, model=model, device=device, dtype=dtype)
         self.encoder = encoder
         self.model_name = encoder.model_name
 

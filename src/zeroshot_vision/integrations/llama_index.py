@@ -55,7 +55,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 from zeroshot_vision.errors import InvalidInputError, UnsupportedFilterError
-from zeroshot_vision.integrations._target import Target, existing_images
+from zeroshot_vision.integrations._target import Target, existing_images, given_or_loaded
 from zeroshot_vision.stores.base import check_k
 from zeroshot_vision.stores.filters import compile_filter, validate_filter
 
@@ -93,10 +93,7 @@ class SiglipEmbedding(MultiModalEmbedding):
         dtype: Any = None,
         **kwargs: Any,
     ) -> None:
-        if encoder is None:
-            from zeroshot_vision.encoder import Encoder
-
-            encoder = Encoder.from_pretrained(model, device=device, dtype=dtype)
+        encoder = given_or_loaded(encoder, model=model, device=device, dtype=dtype)
         kwargs.setdefault("embed_batch_size", encoder.batch_size)
         super().__init__(model_name=encoder.model_name, **kwargs)
         self._encoder = encoder
