@@ -59,6 +59,9 @@ __all__ = [
     "ModelLoadError",
     "PartialWriteError",
     "RecordNotFoundError",
+    "ServerBusyError",
+    "ServerResponseError",
+    "ServerUnreachableError",
     "StoreError",
     "UnsupportedFilterError",
     "ZeroshotVisionError",
@@ -253,3 +256,25 @@ class IndexDamagedError(StoreError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class ServerBusyError(ZeroshotVisionError, RuntimeError):
+    """The model's queue is full; try again shortly (HTTP 503 with ``Retry-After``)."""
+
+
+class ServerResponseError(ZeroshotVisionError, RuntimeError):
+    """The server answered with an error that is not about the request's input.
+
+    Attributes:
+        status: The HTTP status.
+        code: The error envelope's ``code``, when it has one.
+    """
+
+    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ServerUnreachableError(ZeroshotVisionError, ConnectionError):
+    """No server answers at the URL (not running, wrong port, a network failure)."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 import numpy as np
 
 from zeroshot_vision._checks import batched, positive_int
-from zeroshot_vision.errors import InvalidInputError, ZeroshotVisionError
+from zeroshot_vision.errors import InvalidInputError, ServerBusyError, ZeroshotVisionError
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -59,10 +59,6 @@ DEFAULT_QUEUE_SIZE = 64
 """Most requests waiting for the model before new ones get 503."""
 
 T = TypeVar("T")
-
-
-class ServerBusyError(ZeroshotVisionError, RuntimeError):
-    """The model's queue is full; try again shortly (HTTP 503 with ``Retry-After``)."""
 
 
 class BatchObserver:

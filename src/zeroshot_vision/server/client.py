@@ -25,7 +25,8 @@ from zeroshot_vision.errors import (
     InvalidFilterError,
     InvalidInputError,
     InvalidMetadataError,
-    ZeroshotVisionError,
+    ServerResponseError,
+    ServerUnreachableError,
 )
 from zeroshot_vision.types import ImageLabels, LabelScore, SearchResult
 
@@ -39,24 +40,6 @@ __all__ = [
 
 SERVER_ENV = "ZSV_SERVER"
 """The environment variable naming a running server, when ``--server`` is not given."""
-
-
-class ServerResponseError(ZeroshotVisionError, RuntimeError):
-    """The server answered with an error that is not about the request's input.
-
-    Attributes:
-        status: The HTTP status.
-        code: The error envelope's ``code``, when it has one.
-    """
-
-    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class ServerUnreachableError(ZeroshotVisionError, ConnectionError):
-    """No server answers at the URL (not running, wrong port, a network failure)."""
 
 
 def server_url(given: str | None, environ: Mapping[str, str] | None = None) -> str | None:
