@@ -26,10 +26,7 @@ def positive_int(value: object, name: str) -> int:
     Raises:
         InvalidInputError: Naming ``name`` and the bad value.
     """
-    number = None
-    if not isinstance(value, bool):
-        with contextlib.suppress(TypeError):
-            number = operator.index(value)  # type: ignore[arg-type]
+    number = _integer(value)
     if number is None or number <= 0:
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
     return number
@@ -41,13 +38,19 @@ def non_negative_int(value: object, name: str) -> int:
     Raises:
         InvalidInputError: Naming ``name`` and the bad value.
     """
-    number = None
-    if not isinstance(value, bool):
-        with contextlib.suppress(TypeError):
-            number = operator.index(value)  # type: ignore[arg-type]
+    number = _integer(value)
     if number is None or number < 0:
         raise InvalidInputError(f"{name} must be 0 or more, got {value!r}")
     return number
+
+
+def _integer(value: object) -> int | None:
+    """``value`` as an ``int`` through ``__index__`` (numpy integers too); bools are not."""
+    if isinstance(value, bool):
+        return None
+    with contextlib.suppress(TypeError):
+        return operator.index(value)  # type: ignore[arg-type]
+    return None
 
 
 def non_negative_seconds(value: object, name: str) -> float:

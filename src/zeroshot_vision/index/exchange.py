@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import closing
 from typing import Any
 
 from zeroshot_vision._progress import ProgressOption
@@ -37,7 +36,7 @@ def export_index(
     """:func:`~zeroshot_vision.stores.exchange.export_store` for an index folder,
     recording its model in the file."""
     folder = IndexFolder.open(index)
-    with closing(folder.open_store()) as store:
+    with folder.open_store() as store:
         return export_store(
             store, path, model=folder.manifest.model, batch_size=batch_size, progress=progress
         )
@@ -93,7 +92,7 @@ def import_index(
     folder.lock(wait=wait)
     imported = 0
     try:
-        with closing(folder.open_store()) as store, IndexWriter(store, folder) as writer:
+        with folder.open_store() as store, IndexWriter(store, folder) as writer:
             batches = info.batches(folder.manifest.dim, batch_size=batch_size, progress=progress)
             for ids, vectors, metadata in batches:
                 entries = [
