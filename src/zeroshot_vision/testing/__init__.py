@@ -14,6 +14,7 @@ Nothing here is imported by ``import zeroshot_vision``.
 from zeroshot_vision.testing.pinecone_server import PineconeTestServer, RecordedRequest
 from zeroshot_vision.testing.tiny import (
     PRESETS,
+    build_hub_cache,
     build_random_siglip,
     build_tiny_clip,
     build_tiny_siglip,
@@ -25,6 +26,7 @@ __all__ = [
     "PineconeTestServer",
     "RecordedRequest",
     "VectorStoreContract",
+    "build_hub_cache",
     "build_random_siglip",
     "build_tiny_clip",
     "build_tiny_siglip",
