@@ -9,6 +9,8 @@
 * ``RAW_CONTROL``: what a terminal could act on, to check that nothing printed holds it.
 * :func:`start_server` / :func:`stop_server` / :func:`open_service`: ``zsv serve``'s app
   on uvicorn in a thread, on an ephemeral loopback port.
+* :func:`child_pids` / :func:`alive_after`: a process's children, and which of some
+  processes are still alive after a while (Linux ``/proc``), for orphan checks.
 
 Nothing here touches the network beyond loopback.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import socket
 import sys
@@ -569,3 +572,37 @@ def open_service(
         observer=metrics,
         encoders={name: encoder},
     )
+
+
+def child_pids(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (read from Linux's ``/proc``)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # After the command's closing parenthesis: the state, then the parent's id.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # the process ended while it was read
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "zombie" not in status.read_text()
+    except OSError:  # gone between the two looks
+        return False
+
+
+def alive_after(pids: set[int], timeout: float = 10.0) -> set[int]:
+    """Which of ``pids`` are still running (not zombies) after up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while (alive := {pid for pid in pids if _alive(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive

@@ -45,7 +45,12 @@ PathLike = str | os.PathLike[str]
 def date_bounds(text: str) -> tuple[int, int]:
     """The Unix seconds ``[start, end)`` a date names: ``2021``, ``2021-07``, ``2021-07-14``.
 
-    Like the stored ``taken`` (EXIF local time read as UTC), the bounds are in UTC.
+    The bounds are midnights UTC, compared with the stored ``taken``. For a photo whose
+    EXIF has no offset, ``taken`` is its local time read as UTC, so the bounds fall on
+    its local calendar. With an offset, ``taken`` is the true instant, and a photo taken
+    within the offset's hours of a bound's midnight (2022-01-01 00:30 at +09:00 is
+    2021-12-31 15:30 UTC) falls on the UTC side of it; its ``year`` and ``month`` fields
+    keep the local date, for filtering on the calendar the camera showed.
 
     Raises:
         InvalidFilterError: Not one of those forms, or not a real date.
@@ -79,9 +84,10 @@ def photo_filter(
     """A filter for photos taken in a period and lying under some folders.
 
     Args:
-        since: Taken on or after this date (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``).
+        since: Taken on or after this date (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``; from
+            its midnight UTC, see :func:`date_bounds`).
         until: Taken on or before this date, the whole of it: ``until="2021"`` keeps all of
-            2021.
+            2021 (to the next midnight UTC).
         under: Folders (absolute, or relative to the working folder); a photo passes when
             it lies in any of them, at any depth.
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from zeroshot_vision.images.exif import PHOTO_FIELDS, photo_metadata
+from zeroshot_vision.photos import date_bounds
+
+DATETIME, DATETIME_DIGITIZED = 0x0132, 0x9004
+OFFSET_TIME, OFFSET_TIME_ORIGINAL, OFFSET_TIME_DIGITIZED = 0x9010, 0x9011, 0x9012
 
 
 def save_with_exif(
@@ -19,9 +26,17 @@ def save_with_exif(
     lens: str | None = None,
     gps: tuple[float, float] | None = None,
     orientation: int | None = None,
+    modified: str | None = None,
+    details_tags: Mapping[int, str | bytes] | None = None,
 ) -> Path:
-    """A real photo re-saved as JPEG with the EXIF fields given (as a camera writes them)."""
+    """A real photo re-saved as JPEG with the EXIF fields given (as a camera writes them).
+
+    ``modified`` is ``DateTime`` (main block); ``details_tags`` go to the EXIF block as
+    given (``DateTimeDigitized``, the offset tags).
+    """
     exif = Image.Exif()
+    if modified:
+        exif[DATETIME] = modified
     if make:
         exif[0x010F] = make
     if model:
@@ -33,6 +48,7 @@ def save_with_exif(
         details[0x9003] = taken
     if lens:
         details[0xA434] = lens
+    details.update(details_tags or {})
     if gps:
         block = exif.get_ifd(0x8825)
         lat, lon = gps
@@ -101,3 +117,87 @@ def test_bad_exif_gives_what_can_be_read(photo_paths: list[Path], tmp_path: Path
 def test_a_png_without_exif_has_its_size(photo_paths: list[Path]) -> None:
     with Image.open(photo_paths[0]) as image:
         assert photo_metadata(photo_paths[0]) == {"width": image.width, "height": image.height}
+
+
+def utc(*parts: int) -> int:
+    return int(dt.datetime(*parts, tzinfo=dt.timezone.utc).timestamp())
+
+
+@pytest.mark.parametrize(
+    ("local", "offset", "instant", "calendar"),
+    [
+        ("2021:07:14 18:03:22", "+02:00", utc(2021, 7, 14, 16, 3, 22), (2021, 7)),
+        ("2021:07:14 18:03:22", "-05:30", utc(2021, 7, 14, 23, 33, 22), (2021, 7)),
+        ("2021:07:14 18:03:22", "Z", utc(2021, 7, 14, 18, 3, 22), (2021, 7)),
+        ("2021:07:14 18:03:22", "+14:00\x00", utc(2021, 7, 14, 4, 3, 22), (2021, 7)),
+        # Early on the first of a month east of UTC: the instant is still in the month before.
+        ("2022:01:01 00:30:00", "+09:00", utc(2021, 12, 31, 15, 30), (2022, 1)),
+    ],
+)
+def test_an_offset_makes_taken_the_true_instant_and_keeps_the_local_calendar(
+    local: str,
+    offset: str,
+    instant: int,
+    calendar: tuple[int, int],
+    photo_paths: list[Path],
+    tmp_path: Path,
+) -> None:
+    photo = save_with_exif(
+        photo_paths[3], tmp_path / "zoned.jpg", taken=local,
+        details_tags={OFFSET_TIME_ORIGINAL: offset},
+    )  # fmt: skip
+    found = photo_metadata(photo)
+    assert (found["taken"], found["year"], found["month"]) == (instant, *calendar)
+
+
+def test_each_date_uses_only_its_own_offset(photo_paths: list[Path], tmp_path: Path) -> None:
+    # DateTimeOriginal with only DateTime's offset: the offset is of another date.
+    original = save_with_exif(
+        photo_paths[3], tmp_path / "original.jpg", taken="2021:07:14 18:03:22",
+        modified="2021:07:20 09:00:00", details_tags={OFFSET_TIME: "+02:00"},
+    )  # fmt: skip
+    assert photo_metadata(original)["taken"] == utc(2021, 7, 14, 18, 3, 22)
+    digitized = save_with_exif(
+        photo_paths[3], tmp_path / "digitized.jpg",
+        details_tags={DATETIME_DIGITIZED: "2021:07:14 18:03:22", OFFSET_TIME_DIGITIZED: "-03:00",
+                      OFFSET_TIME_ORIGINAL: "+05:00"},
+    )  # fmt: skip
+    assert photo_metadata(digitized)["taken"] == utc(2021, 7, 14, 21, 3, 22)
+    modified = save_with_exif(
+        photo_paths[3], tmp_path / "modified.jpg", modified="2021:07:14 18:03:22",
+        details_tags={OFFSET_TIME: "+01:00"},
+    )  # fmt: skip
+    assert photo_metadata(modified)["taken"] == utc(2021, 7, 14, 17, 3, 22)
+
+
+@pytest.mark.parametrize(
+    "offset",
+    ["   :  ", "", "+25:00", "-14:30", "+02:75", "+0200", "+2:00", "02:00", "UTC+2",
+     b"\xff\xfe\x00"],
+)  # fmt: skip
+def test_a_bad_offset_is_ignored(
+    offset: str | bytes, photo_paths: list[Path], tmp_path: Path
+) -> None:
+    photo = save_with_exif(
+        photo_paths[4], tmp_path / "odd-zone.jpg", taken="2021:07:14 18:03:22", make="Nikon",
+        details_tags={OFFSET_TIME_ORIGINAL: offset},
+    )  # fmt: skip
+    found = photo_metadata(photo)
+    # As without an offset: the local time read as UTC; the rest of the photo as usual.
+    assert (found["taken"], found["year"], found["month"]) == (utc(2021, 7, 14, 18, 3, 22), 2021, 7)
+    assert found["camera_make"] == "Nikon" and found["width"] > 0
+
+
+def test_date_bounds_are_utc_so_an_offset_photo_near_midnight_can_fall_outside_its_month(
+    photo_paths: list[Path], tmp_path: Path
+) -> None:
+    """The documented edge: ``--since 2022-01`` is 2022-01-01T00:00Z; month stays local."""
+    photo = save_with_exif(
+        photo_paths[3], tmp_path / "new-year.jpg", taken="2022:01:01 00:30:00",
+        details_tags={OFFSET_TIME_ORIGINAL: "+09:00"},
+    )  # fmt: skip
+    found = photo_metadata(photo)
+    start, end = date_bounds("2021-12")
+    assert start <= found["taken"] < end and found["month"] == 1  # `month` filters local
+    unzoned = save_with_exif(photo_paths[3], tmp_path / "plain.jpg", taken="2022:01:01 00:30:00")
+    assert date_bounds("2022-01")[0] <= photo_metadata(unzoned)["taken"]

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import types
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests.helpers import alive_after
 
 from zeroshot_vision import Encoder, ImageDecodeError, InvalidInputError
 from zeroshot_vision.images import load_image
@@ -224,19 +224,7 @@ time.sleep(120)
         finally:
             process.kill()  # SIGKILL: nothing of the parent's runs any more
         process.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in pids)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "zombie" in status.read_text())
+    assert not alive_after(set(pids))
 
 
 def test_a_bad_image_stops_encode_images_at_once(tiny_encoder, photo_paths, tmp_path) -> None:

@@ -1,23 +1,32 @@
-"""``watch_folders`` / ``zsv index --watch``: the index follows a folder as it changes."""
+"""``watch_folders`` / ``zsv index --watch``: the index follows a folder as it changes.
+
+Also the index guarantees under ``--watch``: a SIGKILL while the watcher encodes, saves
+or has just committed a burst leaves an index that opens, whose store and state agree,
+that a plain ``zsv index`` completes, and no decoding process behind.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.helpers import make_jpeg
+from tests.helpers import alive_after, child_pids, make_jpeg
 
-from zeroshot_vision import SearchEngine
+from zeroshot_vision import IndexDamagedError, SearchEngine
+from zeroshot_vision._files import is_temp_file
 from zeroshot_vision.index import IndexFolder
 from zeroshot_vision.index.watch import WatchState, watch_folders
+from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.types import FolderReport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,3 +148,136 @@ def test_zsv_index_watch_stops_cleanly_on_ctrl_c(
     assert process.returncode == 0, err
     assert "stopped watching" in err and "Traceback" not in err
     assert indexed_ids(index) == {"first.png", "second.png"}
+
+
+# -- a real SIGKILL while the watcher works ----------------------------------------------
+
+# The real `zsv index --watch`, with each temp file of a save held a moment before its
+# rename, so that a kill can land inside a save (a commit lasts milliseconds otherwise).
+_SLOW_SAVES = textwrap.dedent(
+    """
+    import sys, time
+    from zeroshot_vision import _files
+    from zeroshot_vision.cli import main
+    real_write_temp = _files._write_temp
+    def slow_write_temp(path, data):
+        written = real_write_temp(path, data)
+        time.sleep(0.1)
+        return written
+    _files._write_temp = slow_write_temp
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+_BURST = 120
+
+
+def _counts(index: Path) -> dict[str, int]:
+    try:
+        return IndexFolder.open(index).counts()
+    except IndexDamagedError:  # read between two of the writer's steps: look again
+        return {"indexed": 0, "failed": 0, "pending": 0}
+
+
+def _saving(index: Path) -> bool:
+    """Whether a save is under way: a temp file of the store's is not yet in place."""
+    try:
+        return any(is_temp_file(path.name) for path in (index / "store").iterdir())
+    except FileNotFoundError:  # a temp file renamed while the folder was listed
+        return False
+
+
+# When to kill, once the burst is being indexed: as soon as the first batch is pending
+# (upserted, not committed), while a commit's store files are being written, or just
+# after the first commit of the burst (later batches pending again).
+_MOMENTS: dict[str, Callable[[Path], bool]] = {
+    "encoding": lambda index: _counts(index)["pending"] > 0,
+    "saving": _saving,
+    "committed": lambda index: _counts(index)["indexed"] > 1,
+}
+
+
+def _on_disk(photos: Path) -> set[str]:
+    return {path.relative_to(photos).as_posix() for path in photos.rglob("*") if path.is_file()}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for children")
+@pytest.mark.parametrize("moment", list(_MOMENTS))
+def test_zsv_index_watch_killed_mid_burst_leaves_an_index_the_next_run_completes(
+    moment: str,
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    photo_paths: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from zeroshot_vision.cli import EXIT_OK, main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(photo_paths[0], photos / "first.png")
+    index = tmp_path / "index"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    model = ["--model", str(tiny_model_dir)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_SAVES, "index", str(photos), "--index", str(index), *model,
+         "--watch", "--debounce", "0.3", "--workers", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("indexed 1,"), process.communicate()
+        time.sleep(1.0)  # the observer is up
+        burst = photos / "burst"
+        burst.mkdir()
+        for i in range(_BURST):
+            photo = photo_paths[i % len(photo_paths)]
+            shutil.copy(photo, burst / f"{i:04d}{photo.suffix}")
+        reached = _MOMENTS[moment]
+        deadline = time.monotonic() + 60
+        while not reached(index):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"the watcher never got to {moment}"
+            time.sleep(0.002)
+        decoders = child_pids(process.pid)  # started by this run (a few ms to list)
+        process.kill()
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert decoders and not alive_after(decoders)  # no orphaned decoding process
+
+    # What the kill left opens, and the store and the state agree: every vector belongs
+    # to a file of the state, and every file the state calls indexed has its vector.
+    folder = IndexFolder.open(index)
+    entries = folder.entries()
+    kept = {item for item, entry in entries.items() if entry.status == "indexed"}
+    with folder.open_store() as store:
+        assert isinstance(store, FaissStore)
+        in_store = set(store.ids())
+        assert store._index.ntotal == len(in_store)
+    assert kept <= in_store <= set(entries)
+    assert "first.png" in kept and len(kept) < _BURST + 1  # killed mid-burst, not after
+    left = [path.name for path in (index / "store").iterdir() if is_temp_file(path.name)]
+    # The kill landed where it was meant to.
+    if moment == "encoding":
+        assert len(kept) == 1 and set(entries) - kept
+    elif moment == "saving":
+        assert left
+    else:
+        assert len(kept) > 1
+
+    # The next plain `zsv index` (in this process: it needs no second start of Python).
+    assert main(["index", str(photos), "--index", str(index), *model, "--json"]) == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    on_disk = _on_disk(photos)
+    assert summary["count"] == len(on_disk) == _BURST + 1
+    assert summary["skipped"] == len(kept)  # what was committed was not encoded again
+    assert indexed_ids(index) == on_disk
+    assert IndexFolder.open(index).counts() == {"indexed": len(on_disk), "failed": 0, "pending": 0}
+    with IndexFolder.open(index).open_store() as store:
+        assert isinstance(store, FaissStore)
+        assert set(store.ids()) == on_disk and store._index.ntotal == len(on_disk)
+    assert not [path for path in index.rglob("*") if is_temp_file(path.name)]

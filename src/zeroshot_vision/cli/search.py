@@ -114,10 +114,14 @@ def add_photo_options(parser: argparse.ArgumentParser) -> None:
 
     photos = parser.add_argument_group("photo libraries (folder indexes)")
     photos.add_argument(
-        "--since", metavar="DATE", help="taken on or after DATE (YYYY, YYYY-MM or YYYY-MM-DD)"
+        "--since",
+        metavar="DATE",
+        help="taken on or after DATE (YYYY, YYYY-MM or YYYY-MM-DD; from its midnight UTC)",
     )
     photos.add_argument(
-        "--until", metavar="DATE", help="taken on or before DATE (the whole day, month or year)"
+        "--until",
+        metavar="DATE",
+        help="taken on or before DATE (the whole day, month or year, to midnight UTC)",
     )
     photos.add_argument(
         "--under",

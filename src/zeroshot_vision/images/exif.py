@@ -7,10 +7,11 @@ returns the fields a folder index stores with each vector, under these names:
 field         type      meaning
 ============  ========  ===========================================================
 ``taken``     int       when the photo was taken, as Unix seconds (``DateTimeOriginal``,
-                        else ``DateTimeDigitized``, else ``DateTime``; EXIF holds local
-                        time without a zone, so it is read as UTC)
-``year``      int       the year it was taken
-``month``     int       the month it was taken, 1 to 12
+                        else ``DateTimeDigitized``, else ``DateTime``): the true instant
+                        when the date's own offset tag says which zone the camera's
+                        clock was in, else the camera's local time read as UTC
+``year``      int       the year it was taken, on the camera's local calendar
+``month``     int       the month it was taken, 1 to 12, on the camera's local calendar
 ``camera_make``  str    the camera's maker (``Make``)
 ``camera_model`` str    the camera's model (``Model``)
 ``lens``      str       the lens (``LensModel``)
@@ -19,6 +20,17 @@ field         type      meaning
 ``width``     int       the image's width in pixels, as displayed (EXIF rotation applied)
 ``height``    int       its height in pixels, as displayed
 ============  ========  ===========================================================
+
+EXIF dates are the camera's local time, without a zone. EXIF 2.31 added one offset tag
+per date: ``OffsetTimeOriginal`` for ``DateTimeOriginal``, ``OffsetTimeDigitized`` for
+``DateTimeDigitized`` and ``OffsetTime`` for ``DateTime``, written ``"+02:00"`` or
+``"-05:30"`` (``"Z"`` is read as ``"+00:00"``). Only the offset of the date used counts.
+With it, ``2021:07:14 18:03:22`` and ``+02:00`` give ``taken`` = 16:03:22 UTC, and ``year``
+and ``month`` stay those the camera showed, so near midnight at the turn of a month
+``taken`` may lie in the month before or after them. Without it (cameras older than
+EXIF 2.31, of 2016), or with a blank or impossible one (``"   :  "``, ``"+25:00"``), the
+local time is read as if it were UTC: ``taken`` is then off by the camera's offset from
+UTC, but its UTC calendar date is the local one.
 
 A field is absent when the file does not hold it (or holds nonsense: a date in year 0,
 a latitude of 200 degrees). Bad EXIF never fails an image: whatever cannot be read is
@@ -31,6 +43,7 @@ import datetime as dt
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,8 +70,13 @@ PHOTO_FIELDS = (
 _MAKE, _MODEL, _DATETIME, _ORIENTATION = 0x010F, 0x0110, 0x0132, 0x0112
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _DATETIME_ORIGINAL, _DATETIME_DIGITIZED, _LENS_MODEL = 0x9003, 0x9004, 0xA434
+# In the EXIF block, even the one of DateTime (which lives in the main block).
+_OFFSET_TIME, _OFFSET_TIME_ORIGINAL, _OFFSET_TIME_DIGITIZED = 0x9010, 0x9011, 0x9012
 _GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON = 1, 2, 3, 4
 _MAX_TEXT = 200
+_OFFSET = re.compile(r"([+-])(\d{2}):(\d{2})")
+# The zones in use run from UTC-12:00 to UTC+14:00; anything further is not a clock's.
+_MAX_OFFSET = dt.timedelta(hours=14)
 
 
 def photo_metadata(path: str | os.PathLike[str] | bytes) -> dict[str, Any]:
@@ -96,14 +114,17 @@ def _from_exif(exif: Any) -> dict[str, Any]:
         gps: Mapping[int, Any] = exif.get_ifd(_GPS_IFD) or {}
     except Exception:  # noqa: BLE001
         gps = {}
-    for tag in (_DATETIME_ORIGINAL, _DATETIME_DIGITIZED):
-        taken = _exif_time(details.get(tag))
-        if taken is not None:
+    for date, offset in (
+        (details.get(_DATETIME_ORIGINAL), details.get(_OFFSET_TIME_ORIGINAL)),
+        (details.get(_DATETIME_DIGITIZED), details.get(_OFFSET_TIME_DIGITIZED)),
+        (exif.get(_DATETIME), details.get(_OFFSET_TIME)),
+    ):
+        local = _exif_time(date)
+        if local is not None:
+            zone = _exif_offset(offset) or dt.timezone.utc
+            taken = int(local.replace(tzinfo=zone).timestamp())
+            found.update(taken=taken, year=local.year, month=local.month)
             break
-    else:
-        taken = _exif_time(exif.get(_DATETIME))
-    if taken is not None:
-        found.update(taken=int(taken.timestamp()), year=taken.year, month=taken.month)
     for key, value in (
         ("camera_make", exif.get(_MAKE)),
         ("camera_model", exif.get(_MODEL)),
@@ -134,7 +155,7 @@ def _text(value: object) -> str | None:
 
 
 def _exif_time(value: object) -> dt.datetime | None:
-    """``"2021:07:14 18:03:22"`` (EXIF's form) as an aware datetime in UTC, or None."""
+    """``"2021:07:14 18:03:22"`` (EXIF's form) as a naive datetime (local time), or None."""
     text = _text(value)
     if text is None:
         return None
@@ -145,8 +166,25 @@ def _exif_time(value: object) -> dt.datetime | None:
             continue
         if parsed.year < 1826:  # before the first photograph: a camera with no clock set
             return None
-        return parsed.replace(tzinfo=dt.timezone.utc)
+        return parsed
     return None
+
+
+def _exif_offset(value: object) -> dt.timezone | None:
+    """``"+02:00"``, ``"-05:30"`` or ``"Z"`` (an EXIF offset tag) as a zone, or None if bad."""
+    text = _text(value)
+    if text == "Z":
+        return dt.timezone.utc
+    found = _OFFSET.fullmatch(text or "")
+    if found is None:  # absent, blank ("   :  ", cameras that do not know), or malformed
+        return None
+    sign, hours, minutes = found.groups()
+    if int(minutes) >= 60:
+        return None
+    offset = dt.timedelta(hours=int(hours), minutes=int(minutes))
+    if offset > _MAX_OFFSET:
+        return None
+    return dt.timezone(-offset if sign == "-" else offset)
 
 
 def _coordinate(value: object, reference: object, negative: str, *, limit: float) -> float | None:
