@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.images.test_exif import save_with_exif
+from tests.helpers import save_with_exif
 
 from zeroshot_vision import SearchEngine
 from zeroshot_vision.app.logic import (

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.images.test_exif import save_with_exif
+from tests.helpers import save_with_exif
 
 from zeroshot_vision.cli import EXIT_OK, main
 

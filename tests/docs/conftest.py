@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from tests.docs.pages import ROOT
-from tests.helpers import PhotoServer, photo_row, write_dataset
+from tests.helpers import PhotoServer, photo_row, save_with_exif, write_dataset
 
 PHOTOS = {
     "chelsea.png": "chelsea.png",
@@ -85,16 +85,6 @@ def sandbox(
     return root
 
 
-def _save_with_exif(source: Path, target: Path, taken: str, make: str, model: str) -> None:
-    """A real photo re-saved as a JPEG with a camera's date, make and model."""
-    exif = Image.Exif()
-    exif[0x010F], exif[0x0110] = make, model
-    exif.get_ifd(0x8769)[0x9003] = taken  # DateTimeOriginal
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(source) as image:
-        image.convert("RGB").save(target, "JPEG", quality=90, exif=exif)
-
-
 def _write_pictures(folder: Path, photos: Path) -> None:
     """``~/Pictures``: a small library with dates and cameras, and one near-duplicate."""
     library = {
@@ -105,7 +95,7 @@ def _write_pictures(folder: Path, photos: Path) -> None:
         "coffee.jpg": ("coffee.png", "2020:01:02 08:00:00", "Apple", "iPhone 11"),
     }
     for name, (origin, taken, make, model) in library.items():
-        _save_with_exif(photos / origin, folder / name, taken, make, model)
+        save_with_exif(photos / origin, folder / name, taken=taken, make=make, model=model)
     # A smaller copy of the same photo, in another folder: what `zsv duplicates` finds.
     with Image.open(folder / "coffee.jpg") as image:
         half = image.resize((image.width // 2, image.height // 2))

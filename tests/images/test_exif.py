@@ -3,65 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from tests.helpers import save_with_exif
 
 from zeroshot_vision.images.exif import PHOTO_FIELDS, photo_metadata
 from zeroshot_vision.photos import date_bounds
 
 DATETIME, DATETIME_DIGITIZED = 0x0132, 0x9004
 OFFSET_TIME, OFFSET_TIME_ORIGINAL, OFFSET_TIME_DIGITIZED = 0x9010, 0x9011, 0x9012
-
-
-def save_with_exif(
-    source: Path,
-    target: Path,
-    *,
-    taken: str | None = None,
-    make: str | None = None,
-    model: str | None = None,
-    lens: str | None = None,
-    gps: tuple[float, float] | None = None,
-    orientation: int | None = None,
-    modified: str | None = None,
-    details_tags: Mapping[int, str | bytes] | None = None,
-) -> Path:
-    """A real photo re-saved as JPEG with the EXIF fields given (as a camera writes them).
-
-    ``modified`` is ``DateTime`` (main block); ``details_tags`` go to the EXIF block as
-    given (``DateTimeDigitized``, the offset tags).
-    """
-    exif = Image.Exif()
-    if modified:
-        exif[DATETIME] = modified
-    if make:
-        exif[0x010F] = make
-    if model:
-        exif[0x0110] = model
-    if orientation:
-        exif[0x0112] = orientation
-    details = exif.get_ifd(0x8769)
-    if taken:
-        details[0x9003] = taken
-    if lens:
-        details[0xA434] = lens
-    details.update(details_tags or {})
-    if gps:
-        block = exif.get_ifd(0x8825)
-        lat, lon = gps
-        block[1], block[3] = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
-        for tag, value in ((2, abs(lat)), (4, abs(lon))):
-            degrees = int(value)
-            minutes = int((value - degrees) * 60)
-            seconds = round(((value - degrees) * 60 - minutes) * 60, 4)
-            block[tag] = (float(degrees), float(minutes), seconds)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(source) as image:
-        image.convert("RGB").save(target, format="JPEG", exif=exif)
-    return target
 
 
 def test_fields_of_a_camera_photo(photo_paths: list[Path], tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ import json
 from zeroshot_vision import Encoder
 encoder = Encoder.from_pretrained("google/siglip-so400m-patch14-384", device="cpu")
 clip = Encoder.from_pretrained("openai/clip-vit-large-patch14", device="cpu")
-print(json.dumps([encoder.model_name, encoder.dim, clip.dim, list(encoder.encode_texts(["a cat"]).shape)]))
+shape = list(encoder.encode_texts(["a cat"]).shape)
+print(json.dumps([encoder.model_name, encoder.dim, clip.dim, shape]))
 """
 
 
