@@ -43,6 +43,7 @@ def _write_base(folder: Path, photo_paths: list[Path], extra_photo_paths: list[P
     for name, origin in PHOTOS.items():
         with Image.open(by_name.get(origin, photo_paths[0])) as image:
             image.convert("RGB").save(photos / name)
+    shutil.copy(photos / "chelsea.png", folder / "cat.jpg")
     for label, name in {"cat": "chelsea.png", "rocket": "rocket.jpg", "cup": "coffee.png"}.items():
         (folder / "pets" / label).mkdir(parents=True)
         shutil.copy(photos / name, folder / "pets" / label / name)

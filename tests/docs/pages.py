@@ -4,6 +4,9 @@ Markers, an HTML comment on the line before a block (invisible in the rendered d
 
 * ``<!-- docs-test: pinecone -->``: the block uses an account. It runs against the
   project's loopback Pinecone server instead.
+* ``<!-- docs-test: server -->``: the block talks to a ``zsv serve`` at
+  ``127.0.0.1:8000``. The page runs with one serving its sandbox's ``photos-index`` as
+  ``photos``, on a free port that the block's ``127.0.0.1:8000`` is changed to name.
 * ``<!-- docs-test: skip REASON -->``: the block cannot run offline (say why); rare.
 
 Shell commands are read from ```bash blocks (one command a line, ``\\`` continues it) and
@@ -19,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-MARKER = re.compile(r"<!--\s*docs-test:\s*(skip|pinecone)\b(.*?)-->")
+MARKER = re.compile(r"<!--\s*docs-test:\s*(skip|pinecone|server)\b(.*?)-->")
 FENCE = re.compile(r"^```(\w+)\s*$")
 
 NOT_RUN: list[tuple[re.Pattern[str], str]] = [

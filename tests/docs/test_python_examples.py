@@ -8,12 +8,14 @@ Unsplash Lite folder whose photo URLs point at a loopback server). ``ZSV_MODEL=t
 stands in for the hub models, and nothing reaches the network. A block marked
 ``<!-- docs-test: pinecone -->`` runs with ``PINECONE_API_KEY`` set and
 ``PINECONE_INDEX_HOST`` naming the project's loopback Pinecone server
-(:class:`~zeroshot_vision.testing.PineconeTestServer`); markers are described in
-:mod:`tests.docs.pages`.
+(:class:`~zeroshot_vision.testing.PineconeTestServer`); a page with a block marked
+``<!-- docs-test: server -->`` runs with a ``zsv serve`` of its ``photos-index``. Markers
+are described in :mod:`tests.docs.pages`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from tests.docs.pages import PAGES, ROOT, page_id, python_blocks
+from tests.docs.serve import Served
 from tests.helpers import PhotoServer, photo_row, write_dataset
 
 RUNNER = """
@@ -72,7 +75,12 @@ def page_failures(sandbox: Path, photo_server: PhotoServer) -> dict[str, str]:
         "PINECONE_API_KEY": "docs-test",
     }
     pages = []
-    with PineconeTestServer(dimension=int((sandbox / "dim").read_text())) as pinecone_host:
+    servers: list[Served] = []
+    with (
+        PineconeTestServer(dimension=int((sandbox / "dim").read_text())) as pinecone_host,
+        contextlib.ExitStack() as stack,
+    ):
+        stack.callback(lambda: [server.stop() for server in servers])
         env["PINECONE_INDEX_HOST"] = pinecone_host
         for page in PAGES:
             runnable = [block for block in python_blocks(page) if block.marker != "skip"]
@@ -82,7 +90,12 @@ def page_failures(sandbox: Path, photo_server: PhotoServer) -> dict[str, str]:
             shutil.copytree(sandbox / "files", work)
             rows = [photo_row(f"p{i}", photo_server.url) for i in range(3)]
             write_dataset(work / "unsplash-lite", rows)
-            blocks = [{"where": block.where, "code": block.code} for block in runnable]
+            code = {block.where: block.code for block in runnable}
+            if any(block.marker == "server" for block in runnable):
+                serve = [sys.executable, "-m", "zeroshot_vision.cli", "serve"]
+                servers.append(Served([*serve, "--index", "photos=photos-index"], work, env))
+                code = {where: servers[-1].point(text) for where, text in code.items()}
+            blocks = [{"where": where, "code": text} for where, text in code.items()]
             pages.append({"page": page_id(page), "cwd": str(work), "blocks": blocks})
         done = subprocess.run(
             [sys.executable, "-c", RUNNER],

@@ -28,19 +28,15 @@ import json
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from tests.docs.conftest import UNSPLASH_IDS, shell_env
 from tests.docs.pages import PAGES, Command, page_id, shell_commands
+from tests.docs.serve import DOCS_PORT, Served
 
-DOCS_PORT = "127.0.0.1:8000"
 COMMAND_TIMEOUT = 300
 UNDO_LOG = re.compile(r"zsv-duplicates-\d{8}T\d{6}\.\d+Z\.jsonl")
 NUMBER_OR_PATH = re.compile(r"\d|/|\.\.\.|…")
@@ -56,28 +52,20 @@ def _appears(line: str, output: str) -> bool:
     return re.search(r".*?".join(parts), _normal(output)) is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Page:
     """One page's commands, run in order in one home folder, with what they share."""
 
     def __init__(self, home: Path, env: dict[str, str]) -> None:
         self.home = home
         self.env = env
-        self.server: subprocess.Popen[bytes] | None = None
-        self.port: int | None = None
+        self.server: Served | None = None
 
     def fill(self, text: str) -> str:
         text = text.replace("<photo_id>", UNSPLASH_IDS[0])
         if DOCS_PORT in text:
-            if self.port is None:
+            if self.server is None:
                 raise AssertionError("it talks to a zsv serve that no earlier command started")
-            text = text.replace(DOCS_PORT, f"127.0.0.1:{self.port}")
+            text = self.server.point(text)
         for name in set(UNDO_LOG.findall(text)):
             written = sorted(self.home.rglob("zsv-duplicates-*.jsonl"))
             if len(written) != 1:
@@ -122,40 +110,12 @@ class Page:
 
     def serve(self, words: list[str]) -> None:
         self.stop()
-        self.port = _free_port()
-        log = self.home / "zsv-serve.log"  # a file: a pipe nobody reads could fill and stall it
-        with log.open("wb") as output:
-            self.server = subprocess.Popen(
-                [*words, "--port", str(self.port)],
-                cwd=self.home,
-                env=self.env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + COMMAND_TIMEOUT
-        for _ in range(COMMAND_TIMEOUT * 4):
-            if self.server.poll() is not None:
-                said = log.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"zsv serve exited {self.server.returncode}: {said}")
-            with contextlib.suppress(httpx.TransportError):
-                url = f"http://127.0.0.1:{self.port}/readyz"
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.25)
-        raise AssertionError(f"zsv serve was not ready within {COMMAND_TIMEOUT} s")
+        self.server = Served(words, self.home, self.env)
 
     def stop(self) -> None:
-        if self.server is None:
-            return
-        self.server.send_signal(signal.SIGINT)
-        try:
-            self.server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-            self.server.communicate(timeout=30)
-        self.server = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
 
 @contextlib.contextmanager
