@@ -42,9 +42,10 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from zeroshot_vision.stores.base import VectorStore
-    from zeroshot_vision.types import SearchResult
+    from zeroshot_vision.types import Progress, SearchResult
 
 __all__ = [
+    "LOADING_STEPS",
     "MAX_RESULTS",
     "MAX_UPLOAD_BYTES",
     "MAX_UPLOAD_PIXELS",
@@ -64,6 +65,7 @@ __all__ = [
     "index_version",
     "inline_code",
     "iter_metadata",
+    "loading_step",
     "more_results",
     "parse_app_args",
     "parse_labels",
@@ -491,3 +493,19 @@ MAX_RESULTS = 1_000
 def more_results(shown: int) -> int:
     """How many results to show after "Show more" when ``shown`` are on the page."""
     return min(shown + PAGE_SIZE, MAX_RESULTS)
+
+
+LOADING_STEPS = ("reading the weights", "placing them on the device", "warming up", "ready")
+"""What :meth:`~zeroshot_vision.encoder.Encoder.from_pretrained` is doing after each of
+its three reported steps (none finished, one, two, all three)."""
+
+
+def loading_step(progress: Progress) -> tuple[float, str]:
+    """The model-loading bar's fill (0 to 1) and the step under way.
+
+    ``progress`` is what ``Encoder.from_pretrained(progress=...)`` reports: it counts
+    finished steps, so after two of three the warm-up is running, not done.
+    """
+    total = progress.total or len(LOADING_STEPS) - 1
+    done = min(max(progress.done, 0), total)
+    return done / total, LOADING_STEPS[min(done, len(LOADING_STEPS) - 1)]

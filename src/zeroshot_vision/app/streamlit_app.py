@@ -33,6 +33,7 @@ from zeroshot_vision.app.logic import (
     index_version,
     inline_code,
     iter_metadata,
+    loading_step,
     more_results,
     parse_app_args,
     parse_labels,
@@ -106,7 +107,8 @@ def load_encoder(model: str, device: str | None) -> Encoder:
     """The model of an index, loaded once per process whatever the index's version.
 
     The first visit waits on it (tens of seconds for so400m on a CPU): a progress bar
-    names the model and the step (reading the weights, placing them), then goes away.
+    names the model and the step (reading the weights, placing them, warming up), then
+    goes away.
     """
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.types import Progress
@@ -115,10 +117,8 @@ def load_encoder(model: str, device: str | None) -> Encoder:
     bar = st.progress(0.0, text=f"Loading the model {name}… (once per server start)")
 
     def advance(progress: Progress) -> None:
-        total = progress.total or 1
-        step = ("reading the weights", "placing them on the device", "ready")
-        text = step[min(progress.done, len(step) - 1)]
-        bar.progress(min(progress.done / total, 1.0), text=f"Loading the model {name}: {text}")
+        fill, step = loading_step(progress)
+        bar.progress(fill, text=f"Loading the model {name}: {step}")
 
     try:
         return Encoder.from_pretrained(model, device=device, progress=advance)
