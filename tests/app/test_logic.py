@@ -858,3 +858,14 @@ def test_the_loading_bar_names_the_step_under_way() -> None:
         loading_step(Progress(task="load", total=None, done=1))[1] == "placing them on the device"
     )
     assert loading_step(Progress(task="load", total=3, done=7)) == (1.0, "ready")
+
+
+def test_an_original_is_served_with_its_image_type() -> None:
+    from zeroshot_vision.app.logic import original_mime
+
+    assert original_mime(Path("a/cat.JPG")) == "image/jpeg"
+    assert original_mime(Path("cat.png")) == "image/png"
+    assert original_mime(Path("cat.tiff")) == "image/tiff"
+    # Not an image type, or none known: the browser saves it instead of rendering it.
+    assert original_mime(Path("cat.html")) == "application/octet-stream"
+    assert original_mime(Path("cat")) == "application/octet-stream"

@@ -23,6 +23,7 @@ import argparse
 import heapq
 import io
 import math
+import mimetypes
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ __all__ = [
     "iter_metadata",
     "loading_step",
     "more_results",
+    "original_mime",
     "parse_app_args",
     "parse_labels",
     "result_cards",
@@ -410,6 +412,18 @@ def image_path_for_id(store: VectorStore, image_id: str) -> Path | None:
         return None
     path = Path(stored)
     return path if path.is_file() else None
+
+
+def original_mime(path: Path) -> str:
+    """The media type to serve an original image file with, from its name's suffix.
+
+    Unknown suffixes get ``application/octet-stream``, so a browser saves the file
+    rather than guessing what it is.
+    """
+    guessed, _ = mimetypes.guess_type(path.name, strict=False)
+    if guessed is None or not guessed.startswith("image/"):
+        return "application/octet-stream"
+    return guessed
 
 
 def sample_ids(store: VectorStore, count: int) -> list[str]:

@@ -35,6 +35,7 @@ from zeroshot_vision.app.logic import (
     iter_metadata,
     loading_step,
     more_results,
+    original_mime,
     parse_app_args,
     parse_labels,
     result_cards,
@@ -329,6 +330,17 @@ def show_original(engine: SearchEngine) -> None:
             st.image(load_image(path), caption=str(path), width="stretch")
         except ImageLoadError as exc:
             st.warning(f"{inline_code(image_id)}: {escape_markdown(exc.reason)}")
+            return
+        # The preview is decoded and re-encoded for the browser; the file itself, byte
+        # for byte, is read only when asked for.
+        st.download_button(
+            "Download the original",
+            data=path.read_bytes,
+            file_name=path.name,
+            mime=original_mime(path),
+            key="download-original",
+            on_click="ignore",
+        )
 
 
 def _sentence(reason: str) -> str:
