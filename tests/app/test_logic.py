@@ -841,3 +841,31 @@ def test_the_probability_control_reaches_fine_values() -> None:
     assert fine[0] == 0.001 and len(fine) >= 10
     assert tuple(sorted(set(PROBABILITY_STEPS))) == PROBABILITY_STEPS
     assert PROBABILITY_STEPS[0] == 0.0 and PROBABILITY_STEPS[-1] == 1.0
+
+
+def test_the_loading_bar_names_the_step_under_way() -> None:
+    from zeroshot_vision.app.logic import loading_step
+    from zeroshot_vision.types import Progress
+
+    shown = [loading_step(Progress(task="load", total=3, done=done)) for done in range(4)]
+    assert shown == [
+        (0.0, "reading the weights"),
+        (1 / 3, "placing them on the device"),
+        (2 / 3, "warming up"),  # two of three steps finished: not ready yet
+        (1.0, "ready"),
+    ]
+    assert (
+        loading_step(Progress(task="load", total=None, done=1))[1] == "placing them on the device"
+    )
+    assert loading_step(Progress(task="load", total=3, done=7)) == (1.0, "ready")
+
+
+def test_an_original_is_served_with_its_image_type() -> None:
+    from zeroshot_vision.app.logic import original_mime
+
+    assert original_mime(Path("a/cat.JPG")) == "image/jpeg"
+    assert original_mime(Path("cat.png")) == "image/png"
+    assert original_mime(Path("cat.tiff")) == "image/tiff"
+    # Not an image type, or none known: the browser saves it instead of rendering it.
+    assert original_mime(Path("cat.html")) == "application/octet-stream"
+    assert original_mime(Path("cat")) == "application/octet-stream"

@@ -23,6 +23,7 @@ import argparse
 import heapq
 import io
 import math
+import mimetypes
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,9 +43,10 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from zeroshot_vision.stores.base import VectorStore
-    from zeroshot_vision.types import SearchResult
+    from zeroshot_vision.types import Progress, SearchResult
 
 __all__ = [
+    "LOADING_STEPS",
     "MAX_RESULTS",
     "MAX_UPLOAD_BYTES",
     "MAX_UPLOAD_PIXELS",
@@ -64,7 +66,9 @@ __all__ = [
     "index_version",
     "inline_code",
     "iter_metadata",
+    "loading_step",
     "more_results",
+    "original_mime",
     "parse_app_args",
     "parse_labels",
     "result_cards",
@@ -410,6 +414,18 @@ def image_path_for_id(store: VectorStore, image_id: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def original_mime(path: Path) -> str:
+    """The media type to serve an original image file with, from its name's suffix.
+
+    Unknown suffixes get ``application/octet-stream``, so a browser saves the file
+    rather than guessing what it is.
+    """
+    guessed, _ = mimetypes.guess_type(path.name, strict=False)
+    if guessed is None or not guessed.startswith("image/"):
+        return "application/octet-stream"
+    return guessed
+
+
 def sample_ids(store: VectorStore, count: int) -> list[str]:
     """Up to ``count`` ids, the same ones every time (the smallest in sort order).
 
@@ -491,3 +507,19 @@ MAX_RESULTS = 1_000
 def more_results(shown: int) -> int:
     """How many results to show after "Show more" when ``shown`` are on the page."""
     return min(shown + PAGE_SIZE, MAX_RESULTS)
+
+
+LOADING_STEPS = ("reading the weights", "placing them on the device", "warming up", "ready")
+"""What :meth:`~zeroshot_vision.encoder.Encoder.from_pretrained` is doing after each of
+its three reported steps (none finished, one, two, all three)."""
+
+
+def loading_step(progress: Progress) -> tuple[float, str]:
+    """The model-loading bar's fill (0 to 1) and the step under way.
+
+    ``progress`` is what ``Encoder.from_pretrained(progress=...)`` reports: it counts
+    finished steps, so after two of three the warm-up is running, not done.
+    """
+    total = progress.total or len(LOADING_STEPS) - 1
+    done = min(max(progress.done, 0), total)
+    return done / total, LOADING_STEPS[min(done, len(LOADING_STEPS) - 1)]

@@ -33,7 +33,9 @@ from zeroshot_vision.app.logic import (
     index_version,
     inline_code,
     iter_metadata,
+    loading_step,
     more_results,
+    original_mime,
     parse_app_args,
     parse_labels,
     result_cards,
@@ -106,7 +108,8 @@ def load_encoder(model: str, device: str | None) -> Encoder:
     """The model of an index, loaded once per process whatever the index's version.
 
     The first visit waits on it (tens of seconds for so400m on a CPU): a progress bar
-    names the model and the step (reading the weights, placing them), then goes away.
+    names the model and the step (reading the weights, placing them, warming up), then
+    goes away.
     """
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.types import Progress
@@ -115,10 +118,8 @@ def load_encoder(model: str, device: str | None) -> Encoder:
     bar = st.progress(0.0, text=f"Loading the model {name}… (once per server start)")
 
     def advance(progress: Progress) -> None:
-        total = progress.total or 1
-        step = ("reading the weights", "placing them on the device", "ready")
-        text = step[min(progress.done, len(step) - 1)]
-        bar.progress(min(progress.done / total, 1.0), text=f"Loading the model {name}: {text}")
+        fill, step = loading_step(progress)
+        bar.progress(fill, text=f"Loading the model {name}: {step}")
 
     try:
         return Encoder.from_pretrained(model, device=device, progress=advance)
@@ -329,6 +330,17 @@ def show_original(engine: SearchEngine) -> None:
             st.image(load_image(path), caption=str(path), width="stretch")
         except ImageLoadError as exc:
             st.warning(f"{inline_code(image_id)}: {escape_markdown(exc.reason)}")
+            return
+        # The preview is decoded and re-encoded for the browser; the file itself, byte
+        # for byte, is read only when asked for.
+        st.download_button(
+            "Download the original",
+            data=path.read_bytes,
+            file_name=path.name,
+            mime=original_mime(path),
+            key="download-original",
+            on_click="ignore",
+        )
 
 
 def _sentence(reason: str) -> str:
