@@ -48,6 +48,7 @@ from zeroshot_vision.index.folder import FileEntry, IndexFolder
 from zeroshot_vision.index.writer import IndexWriter
 from zeroshot_vision.ingest.item import Item, file_entry
 from zeroshot_vision.ingest.plan import Plan, plan
+from zeroshot_vision.ingest.run import writer_for
 from zeroshot_vision.ingest.source import IndexView
 from zeroshot_vision.ingest.sources import folder_source
 from zeroshot_vision.types import FolderReport, ImageFailure
@@ -273,7 +274,7 @@ def index_with_ray(
         paths = list(source)
 
     folder, facts = _open_folder(index, model, store, store_options)
-    with closing(folder.open_store()) as target, IndexWriter(target, folder) as writer:
+    with closing(folder.open_store()) as target, writer_for(target, folder) as writer:
         started = time.monotonic()
         work: Plan | None = None
         todo: list[Item] = []

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import FolderReport
 
-__all__ = ["ingest", "ingest_into_store"]
+__all__ = ["ingest", "ingest_into_store", "writer_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,5 +161,11 @@ def ingest_into_store(
     used and closed here (closing releases the folder's lock); one commit at the end
     unless ``commit_every`` says otherwise.
     """
-    with IndexWriter(store, folder) as writer:
+    with writer_for(store, folder) as writer:
         return ingest(source, writer, encoder, commit_every=commit_every, progress=progress)
+
+
+def writer_for(store: VectorStore, folder: IndexFolder | None = None) -> IndexWriter:
+    """A writer over ``store`` (and ``folder``'s state) for an executor of this pipeline
+    that drives its own stages (Ray's driver): writers are made here only."""
+    return IndexWriter(store, folder)
