@@ -79,9 +79,10 @@ def ingest(
     started = time.monotonic()
     writer.begin()  # takes the folder's lock before the state is read
     folder = writer.folder
-    # A source that skips nothing needs no state read (and the state opened before
-    # the encoder's decoding processes start would be inherited by them).
-    needs_state = folder is not None and (source.skip != "never" or bool(extractors))
+    # Only fingerprints and tracked extractors need the state read up front (opened
+    # before the encoder's decoding processes start, its file would be inherited by them).
+    tracked = any(extractor.version is not None for extractor in extractors)
+    needs_state = folder is not None and (source.skip == "unchanged" or tracked)
     state = folder.state() if folder is not None and needs_state else None
     entries = state.entries() if state is not None else {}
     view = IndexView(
@@ -90,7 +91,6 @@ def ingest(
         has_folder=folder is not None,
     )
     listing = source.open(view)
-    tracked = any(extractor.version is not None for extractor in extractors)
     ledger = Ledger.of(folder.path) if folder is not None and tracked else None
     tracker: Tracker | None = None
 
