@@ -188,7 +188,7 @@ def run_tag(args: argparse.Namespace) -> int:
             args.model, device=args.device, dtype=args.dtype, progress=interactive()
         )
         report = encoder.classify_many(
-            [image.path for image in scan.images],
+            [image.pixels() for image in scan.images],
             labels,
             batch_size=args.batch_size,
             progress=show_bar,
@@ -276,7 +276,7 @@ def _tag_remotely(
 
     scan = folder_source(source, exclude=args.exclude).scan()
     return classify_remotely(
-        client, [image.path for image in scan.images], labels, batch_size=args.batch_size
+        client, [image.pixels() for image in scan.images], labels, batch_size=args.batch_size
     )
 
 

@@ -424,7 +424,8 @@ def scan_unsplash(
     Raises:
         InvalidInputError: ``dataset_dir`` or ``images_dir`` is not a folder.
     """
-    from zeroshot_vision.index.scan import Scan, SourceImage, displayable, image_files, stat_file
+    from zeroshot_vision.index.scan import Scan, displayable, image_files, stat_file
+    from zeroshot_vision.ingest.item import Item
 
     root = Path(dataset_dir).expanduser().resolve()
     if not root.is_dir():
@@ -456,7 +457,7 @@ def scan_unsplash(
             shown = displayable(str(path))
             meta = {**photo.metadata(keywords.get(photo.photo_id, ())), "path": shown}
             found.append(
-                SourceImage(
+                Item(
                     id=photo.photo_id,
                     path=path,
                     display_path=shown,

@@ -10,16 +10,15 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.ingest.item import Item
 
 __all__ = [
     "Scan",
-    "SourceImage",
     "absolute",
     "check_exclude",
     "displayable",
@@ -62,43 +61,20 @@ def file_id(path: PathLike, root: PathLike | None = None) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SourceImage:
-    """One image file found in a source, with what identifies its version.
-
-    Attributes:
-        id: The id its vector gets (relative path, or Unsplash photo id).
-        path: The file, as the file system names it.
-        display_path: ``path`` as text that can be stored and shown: a name that is not
-            valid UTF-8 has its undecodable bytes written as ``\\xNN``.
-        size: Its size in bytes.
-        mtime_ns: Its modification time in nanoseconds.
-        metadata: What is stored with its vector (always holds ``"path"``; for a plain
-            folder also ``"folders"``, see :func:`folder_ancestors`). The photo's EXIF
-            fields are added when it is encoded
-            (:func:`~zeroshot_vision.images.exif.photo_metadata`).
-    """
-
-    id: str
-    path: Path
-    display_path: str
-    size: int
-    mtime_ns: int
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, kw_only=True)
 class Scan:
     """What a scan found.
 
     Attributes:
         root: The source folder, absolute.
-        images: The images, sorted by path.
+        images: The images as ingest items (id, path, display path, size, mtime and
+            metadata: ``"path"``, and ``"folders"`` for a folder tree, see
+            :func:`folder_ancestors`), sorted by path.
         unreadable: Folders (or files) that could not be listed or examined, with the
             reason; the index keeps what it holds for them.
     """
 
     root: Path
-    images: tuple[SourceImage, ...]
+    images: tuple[Item, ...]
     unreadable: tuple[tuple[str, str], ...] = ()
 
     def covers(self, display_path: str) -> bool:
@@ -218,7 +194,7 @@ def scan_source(source: PathLike, *, exclude: Sequence[str] = ()) -> Scan:
         if stat is not None:
             shown = displayable(str(path))
             found.append(
-                SourceImage(
+                Item(
                     id=displayable(path.relative_to(root).as_posix()),
                     path=path,
                     display_path=shown,

@@ -9,6 +9,7 @@ knows that format.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,15 +92,7 @@ class FolderSource:
         source = _source_for(root, index.sources, index.entries)
         scan = self.scan()
         items = tuple(
-            Item(
-                id=source.image_id(image.id),
-                path=image.path,
-                display_path=image.display_path,
-                size=image.size,
-                mtime_ns=image.mtime_ns,
-                metadata=image.metadata,
-            )
-            for image in scan.images
+            dataclasses.replace(image, id=source.image_id(image.id)) for image in scan.images
         )
         _check_ids_are_free(items, index.entries, scan)
 
