@@ -80,8 +80,12 @@ class WriteStage:
                     for name, reason in found.failures
                 )
         if bad:
+            # A failure the state records is shown by the report that folder runs print;
+            # one that is only reported (index_images) is logged as well, as it always was.
             for _, error in bad:
-                logger.warning("skipping %s", error)
+                logger.log(
+                    logging.DEBUG if self.record_failures else logging.WARNING, "skipping %s", error
+                )
             if self.record_failures:
                 # A file that changed into something unreadable must not keep its old vector.
                 self.writer.delete([item.id for item, _ in bad])
