@@ -401,6 +401,39 @@ class Encoder:
             cleaned.append(text.strip().lower() if lowercase else text.strip())
         return self._cached_text_vectors(cleaned, batch_size or max(self.batch_size, 32))
 
+    def reading_warning(self, text: str) -> str | None:
+        """One line saying this model cannot read ``text`` well, or None when it can.
+
+        Said when the tokenizer maps most of the query to its unknown token, or when the
+        model is a preset that reads English only and most of the query's letters are of
+        another script (see ``zsv models``). Only the tokenizer runs: no model pass.
+        """
+        from zeroshot_vision._language import reading_warning
+
+        cleaned = text.strip().lower() if self.model_type in _SIGLIP_FAMILY else text.strip()
+        if not cleaned:
+            return None
+        tokenizer = getattr(self._processor, "tokenizer", self._processor)
+        return reading_warning(self.model_name, tokenizer, cleaned)
+
+    def truncation_warning(self, text: str) -> str | None:
+        """One line saying ``text`` is longer than the model reads, or None when it fits.
+
+        The model reads the first 64 tokens (SigLIP; CLIP its 77-token context) and
+        :meth:`encode_texts` cuts the rest, as the reference pipeline does.
+        """
+        cleaned = text.strip().lower() if self.model_type in _SIGLIP_FAMILY else text.strip()
+        tokenizer = getattr(self._processor, "tokenizer", self._processor)
+        # Only the first characters can reach the model; a bound keeps a 10 MB text cheap.
+        sample = cleaned[: self._text_length * 64]
+        count = len(tokenizer(sample, add_special_tokens=True)["input_ids"])
+        if count <= self._text_length:
+            return None
+        return (
+            f"the query is longer than the {self._text_length} tokens {self.model_name} "
+            "reads; the words after them are left out"
+        )
+
     def _cached_text_vectors(self, cleaned: list[str], batch_size: int) -> npt.NDArray[np.float32]:
         """Embeddings of cleaned texts, from the LRU cache where it has them."""
         if not cleaned:

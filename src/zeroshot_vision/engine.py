@@ -735,7 +735,24 @@ class SearchEngine:
         ]
         if min_probability is not None:
             results = [r for r in results if (r.probability or 0.0) >= min_probability]
-        return SearchResults(results, query=str(query))
+        return SearchResults(results, query=str(query), warnings=self._reading_warnings(query))
+
+    def _reading_warnings(self, query: Query) -> list[str]:
+        """Why the model may not read the query's positive texts (once per distinct line)."""
+        found: list[str] = []
+        checks = [
+            getattr(self.encoder, name, None)  # not on every encoder-like object
+            for name in ("reading_warning", "truncation_warning")
+        ]
+        for part in query.positive:
+            for check in checks:
+                if part.text is None or check is None:
+                    continue
+                warning = check(part.text)
+                if warning is not None and warning not in found:
+                    logger.info("%s", warning)
+                    found.append(warning)
+        return found
 
     def search_by_id(
         self, id: str, k: int = 10, *, filter: Mapping[str, Any] | None = None

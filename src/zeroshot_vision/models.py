@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision._optional import require
 from zeroshot_vision.errors import InvalidInputError, ModelLoadError
+from zeroshot_vision.presets import preset_for, preset_names
 
 if TYPE_CHECKING:
     import torch
@@ -64,13 +65,18 @@ def resolve_model(name_or_path: str | os.PathLike[str] | None = None) -> str:
     """The checkpoint to load for a model name; the one rule every entry point follows.
 
     ``None`` (or an empty name) means :func:`default_model`: ``$ZSV_MODEL``, else
-    ``google/siglip-so400m-patch14-384``. ``"tiny"`` means a tiny random SigLIP built
-    offline once into the user cache (``$XDG_CACHE_HOME/zeroshot-vision/tiny-siglip``):
-    the whole pipeline runs without the hub, with meaningless rankings.
+    ``google/siglip-so400m-patch14-384``. A preset name (``siglip2-so400m``, see
+    :mod:`zeroshot_vision.presets`) means its hub id, unless a folder of that name exists
+    here. ``"tiny"`` means a tiny random SigLIP built offline once into the user cache
+    (``$XDG_CACHE_HOME/zeroshot-vision/tiny-siglip``): the whole pipeline runs without the
+    hub, with meaningless rankings.
     """
     name = os.fspath(name_or_path) if name_or_path is not None else ""
     name = name.strip() or default_model()
     if name != TINY_MODEL:
+        preset = preset_for(name)
+        if preset is not None and preset.name == name and not Path(name).exists():
+            return preset.hub_id
         return name
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     folder = cache / "zeroshot-vision" / "tiny-siglip"
@@ -308,8 +314,9 @@ def locate_checkpoint(name_or_path: str | os.PathLike[str] | None) -> str:
         The hub id, or the model folder's path (``~`` expanded).
 
     Raises:
-        ModelLoadError: The path is a file, a folder without ``config.json``, or a
-            path-like name that does not exist.
+        ModelLoadError: The path is a file, a folder without ``config.json``, a path-like
+            name that does not exist, or a bare name that is no preset (the message lists
+            the presets).
     """
     name = resolve_model(name_or_path)
     path = Path(name).expanduser()
@@ -324,6 +331,13 @@ def locate_checkpoint(name_or_path: str | os.PathLike[str] | None) -> str:
         return str(path)
     if _looks_like_path(name):
         raise ModelLoadError(f"model folder {name} does not exist")
+    if "/" not in name:
+        # Every image-text checkpoint on the hub is namespaced (org/name): a bare name is a
+        # mistyped preset or a folder that is not here.
+        raise ModelLoadError(
+            f"unknown model {name!r}: not a preset ({', '.join(preset_names())}), a hub id "
+            "(org/name) or an existing folder; `zsv models` lists the presets"
+        )
     return name
 
 

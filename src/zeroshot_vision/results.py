@@ -60,10 +60,20 @@ class SearchResults(list[SearchResult]):
         >>> results.to_pandas()[["id", "score", "metadata.country"]]  # doctest: +SKIP
     """
 
-    def __init__(self, results: Iterable[SearchResult] = (), *, query: str | None = None) -> None:
+    def __init__(
+        self,
+        results: Iterable[SearchResult] = (),
+        *,
+        query: str | None = None,
+        warnings: Iterable[str] = (),
+    ) -> None:
         super().__init__(results)
         self.query = query
         """A printable description of the query, when known (shown by ``repr``)."""
+        self.warnings: tuple[str, ...] = tuple(warnings)
+        """One line each for what may make these results poor, such as a query in a
+        language the model cannot read (see ``Encoder.reading_warning``); the results are
+        still the model's best answer."""
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """One flat dict per result: ``rank``, ``id``, ``score``, ``probability`` and the

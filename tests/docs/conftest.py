@@ -30,6 +30,8 @@ UNSPLASH_IDS = ("p0", "p1", "p2")
 
 HUB_MODELS = {
     "google/siglip-so400m-patch14-384": "siglip",
+    # SigLIP 2's fixed-resolution checkpoints load with the SigLIP classes.
+    "google/siglip2-so400m-patch14-384": "siglip",
     "openai/clip-vit-large-patch14": "clip",
 }
 """Hub checkpoints the shell examples load by name, each with a tiny random stand-in."""
@@ -148,11 +150,12 @@ def shell_sandbox(
     cameras, one near-duplicate); ``wide.parquet`` (768-d vectors); Unsplash Lite as
     ``unsplash-lite/``, as its zip and as ``unsplash-research-dataset-lite-latest/`` (the
     photos of ``UNSPLASH_IDS`` served by ``photo_server``; they are also in ``photos/``);
+    ``xm3600/`` (four photos with captions in seven languages, the Crossmodal-3600 layout);
     and three indexes made with the default model: ``idx`` (of ``photos/``), ``my-index``
     (of ``~/Pictures``) and ``work/index`` (of an Unsplash Lite folder). ``ROOT/hub`` is
     a Hugging Face cache with a tiny stand-in for each of :data:`HUB_MODELS`.
     """
-    from zeroshot_vision.testing import build_hub_cache
+    from zeroshot_vision.testing import SAMPLE_CAPTIONS, build_hub_cache, build_xm3600_sample
 
     root = tmp_path_factory.mktemp("docs-shell")
     home = root / "page"
@@ -187,6 +190,11 @@ def shell_sandbox(
             image.convert("RGB").save(home / "work" / "photos" / f"{photo_id}.jpg")
         shutil.copy(home / "work" / "photos" / f"{photo_id}.jpg", photos / f"{photo_id}.jpg")
     (home / "examples").symlink_to(ROOT / "examples")
+    build_xm3600_sample(
+        home / "xm3600",
+        [photos / name for name in ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")],
+        SAMPLE_CAPTIONS[:4],
+    )
     build_hub_cache(root / "hub", HUB_MODELS)
     subprocess.run(
         [sys.executable, "-c", BUILD_INDEXES, str(home)],

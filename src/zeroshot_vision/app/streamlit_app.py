@@ -281,6 +281,8 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
     except ZeroshotVisionError as exc:
         st.error(f"The search failed: {escape_markdown(exc)}")
         return
+    for warning in getattr(results, "warnings", ()):
+        st.warning(escape_markdown(warning))
     if not results:
         st.info(
             "No photo matches. Lower the minimum probability or loosen the filters."

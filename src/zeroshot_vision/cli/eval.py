@@ -91,12 +91,16 @@ def add_eval_command(commands: Subcommands) -> None:
         help="text-to-image Recall@1/5/10 and MRR from (image, text) pairs",
         description=(
             "Text-to-image retrieval. PAIRS is a TSV file (image path <TAB> caption, paths "
-            "relative to the file) or an unzipped Unsplash Lite folder, whose conversions "
+            "relative to the file), an unzipped Unsplash Lite folder, whose conversions "
             "(search query -> downloaded photo), user keywords and AI captions are the "
-            "judgments; --images is where 'zsv download' put its photos."
+            "judgments (--images is where 'zsv download' put its photos), or multilingual "
+            "captions scored per language: a Crossmodal-3600 folder (captions.jsonl and "
+            "images/) or a .jsonl file of {image, language, caption} lines."
         ),
     )
-    retrieval.add_argument("--data", required=True, metavar="PAIRS", help="TSV or Unsplash folder")
+    retrieval.add_argument(
+        "--data", required=True, metavar="PAIRS", help="TSV, Unsplash, XM3600 or JSONL"
+    )
     retrieval.add_argument(
         "--images", metavar="DIR", help="Unsplash only: the downloaded photos (<photo_id>.jpg)"
     )
@@ -215,6 +219,13 @@ def run_eval_retrieval(args: argparse.Namespace) -> int:
     rows.append(["images", *(str(r.n_images) for r in results)])
     for line in _table(rows):
         say(line)
+    if results[0].grouped_by == "language" and results[0].by_source:
+        from zeroshot_vision.eval.report import group_table
+
+        header, group_rows = group_table(results)
+        say("")
+        for line in _table([header, *group_rows]):
+            say(line)
     if args.out:
         say(f"report: {Path(args.out) / 'report.md'}")
     return EXIT_OK

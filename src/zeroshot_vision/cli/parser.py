@@ -4,10 +4,10 @@ Subcommands: ``download`` (Unsplash Lite photos), ``index`` (a folder into an in
 folder), ``search`` (words, images, or both), ``classify`` (zero-shot labels for
 images), ``tag`` (likely labels for a folder or an index), ``duplicates`` (near-duplicate
 groups), ``export``/``import`` (vectors as Parquet), ``info`` (what an index holds),
-``app`` (the Streamlit app), ``serve`` (the HTTP API, the model loaded once) and
-``eval`` (measure a checkpoint); ``search``, ``classify`` and ``tag`` can hand their
-work to a running server (``--server URL``). Each lives in its own
-module of this package and is registered by one small ``add_*_command`` function listed
+``models`` (the model presets), ``app`` (the Streamlit app), ``serve`` (the HTTP API,
+the model loaded once) and ``eval`` (measure a checkpoint); ``search``, ``classify``
+and ``tag`` can hand their work to a running server (``--server URL``). Each lives in its
+own module of this package and is registered by one small ``add_*_command`` function listed
 in :data:`COMMANDS`, so adding a subcommand touches nothing else.
 
 Exit codes (:mod:`~zeroshot_vision.cli.exits`): 0 success; 1 an error (one line on
@@ -43,6 +43,7 @@ from zeroshot_vision.cli.exits import (
 )
 from zeroshot_vision.cli.index import add_index_command
 from zeroshot_vision.cli.info import add_info_command
+from zeroshot_vision.cli.models import add_models_command
 from zeroshot_vision.cli.output import error, os_error_message
 from zeroshot_vision.cli.search import add_search_command
 from zeroshot_vision.cli.serve import add_serve_command
@@ -75,6 +76,7 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     add_export_command,
     add_import_command,
     add_info_command,
+    add_models_command,
     add_app_command,
     add_serve_command,
     add_eval_command,

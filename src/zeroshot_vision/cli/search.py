@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zeroshot_vision._text import printable_json
+from zeroshot_vision._text import printable, printable_json
 from zeroshot_vision.cli.exits import EXIT_OK
 from zeroshot_vision.cli.options import (
     add_index_option,
@@ -325,6 +325,8 @@ def print_results(results: Sequence[SearchResult], args: argparse.Namespace) -> 
     from zeroshot_vision.photos import sort_results
     from zeroshot_vision.results import SearchResults
 
+    for warning in getattr(results, "warnings", ()):
+        say(f"zsv: warning: {printable(warning)}", sys.stderr)
     results = SearchResults(sort_results(results, args.sort), query=getattr(results, "query", None))
     output = "json" if args.json else (args.format or "table")
     if output == "json":

@@ -6,6 +6,8 @@
 * :func:`read_unsplash_pairs`: Unsplash Lite's own relevance judgments: real search
   queries paired with the photo downloaded after them (``conversions``), keywords that
   users suggested (``keywords``), and machine captions (``ai_description``).
+* :func:`read_multilingual_pairs`: captions in many languages, scored per language: the
+  Crossmodal-3600 (XM3600) folder layout, or JSON lines of (image, language, caption).
 
 Readers check what they can without decoding images: missing files and empty classes
 are skips (returned, with a reason), not errors; a dataset with nothing usable left is an
@@ -35,6 +37,7 @@ __all__ = [
     "UnsplashSource",
     "label_from_folder",
     "read_image_folder",
+    "read_multilingual_pairs",
     "read_pairs",
     "read_pairs_tsv",
     "read_unsplash_pairs",
@@ -113,6 +116,9 @@ class PairsDataset:
     name: str
     pairs: tuple[Pair, ...]
     skipped: tuple[Skipped, ...] = ()
+    grouped_by: str = "source"
+    """What a pair's ``source`` names: ``"source"`` (where the judgment came from) or
+    ``"language"`` (the caption's language code, for multilingual captions)."""
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -180,11 +186,15 @@ def read_image_folder(folder: str | os.PathLike[str]) -> ImageFolderDataset:
     )
 
 
-def _finish_pairs(name: str, pairs: Sequence[Pair], skipped: Sequence[Skipped]) -> PairsDataset:
+def _finish_pairs(
+    name: str, pairs: Sequence[Pair], skipped: Sequence[Skipped], *, grouped_by: str = "source"
+) -> PairsDataset:
     if not pairs:
         reasons = f" ({len(skipped)} skipped, first: {skipped[0].reason})" if skipped else ""
         raise InvalidInputError(f"{name} holds no usable (image, text) pair{reasons}")
-    return PairsDataset(name=name, pairs=tuple(pairs), skipped=tuple(skipped))
+    return PairsDataset(
+        name=name, pairs=tuple(pairs), skipped=tuple(skipped), grouped_by=grouped_by
+    )
 
 
 _HEADERS = frozenset({("image", "caption"), ("image", "text"), ("path", "caption")})
@@ -336,7 +346,8 @@ def read_unsplash_pairs(
 def read_pairs(
     data: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None = None
 ) -> PairsDataset:
-    """Read pairs from a TSV file, or from an Unsplash Lite folder (see above).
+    """Read pairs from a TSV file, an Unsplash Lite folder, an XM3600-layout folder or a
+    JSON-lines file of multilingual captions (see above).
 
     Raises:
         DatasetNotFoundError: ``data`` is neither a file nor an Unsplash folder.
@@ -350,8 +361,12 @@ def read_pairs(
             raise InvalidInputError(
                 "--images is for an Unsplash folder; a TSV file names its own image paths"
             )
+        if path.suffix.lower() == ".jsonl":
+            return read_multilingual_pairs(path)
         return read_pairs_tsv(path)
     if path.is_dir():
+        if (path / XM3600_CAPTIONS).is_file():
+            return read_multilingual_pairs(path, images_dir=images_dir)
         if not is_unsplash_dir(path):
             raise DatasetNotFoundError(
                 f"{path} is a folder without an Unsplash photos table; pass a pairs TSV file "
@@ -359,3 +374,123 @@ def read_pairs(
             )
         return read_unsplash_pairs(path, images_dir)
     raise DatasetNotFoundError(f"{path} does not exist")
+
+
+XM3600_CAPTIONS = "captions.jsonl"
+"""The captions file of a Crossmodal-3600 folder (beside ``images/<image/key>.jpg``)."""
+
+_MAX_LINE_BYTES = 1 << 20
+_MAX_LINE_DEPTH = 8
+
+
+def read_multilingual_pairs(
+    data: str | os.PathLike[str],
+    *,
+    images_dir: str | os.PathLike[str] | None = None,
+    languages: Iterable[str] | None = None,
+) -> PairsDataset:
+    """Read captions in many languages, each pair's ``source`` its language code.
+
+    Two layouts:
+
+    * **Crossmodal-3600 (XM3600)**: a folder with ``captions.jsonl``, one JSON object per
+      image: ``"image/key"`` and, per language code, ``{"caption": [...], ...}``; the
+      images are ``images/<key>.jpg`` (or ``images_dir``).
+    * **JSON lines**: a ``.jsonl`` file of ``{"image": path, "language": code,
+      "caption": text or [texts]}``; paths relative to the file's folder.
+
+    Retrieval then reports Recall@K per language and their mean (the figure XM3600
+    results quote), each language's captions ranking the same gallery of every image.
+
+    Args:
+        data: The XM3600 folder or the JSON-lines file.
+        images_dir: XM3600 only: where the images are, if not ``<data>/images``.
+        languages: Keep only these language codes (default: all).
+
+    Raises:
+        DatasetNotFoundError: ``data`` or its captions file does not exist.
+        InvalidInputError: Nothing usable is left (broken lines, missing images and
+            empty captions are skips, each with its line number).
+    """
+    path = Path(data)
+    wanted = {code.strip() for code in languages} if languages is not None else None
+    pairs: list[Pair] = []
+    skipped: list[Skipped] = []
+    if path.is_dir():
+        captions = path / XM3600_CAPTIONS
+        if not captions.is_file():
+            raise DatasetNotFoundError(f"{path} has no {XM3600_CAPTIONS} (the XM3600 layout)")
+        folder = Path(images_dir) if images_dir is not None else path / "images"
+        if not folder.is_dir():
+            folder = path
+        for where, row in _json_lines(captions, skipped):
+            key = row.get("image/key")
+            if not isinstance(key, str) or not key.strip():
+                skipped.append(Skipped(source=where, reason='no "image/key"'))
+                continue
+            image = folder / f"{key}.jpg"
+            texts = {
+                code: value.get("caption")
+                for code, value in row.items()
+                if isinstance(value, dict) and (wanted is None or code in wanted)
+            }
+            _add_captions(pairs, skipped, where, image, texts)
+    elif path.is_file():
+        for where, row in _json_lines(path, skipped):
+            image_name, code = row.get("image"), row.get("language")
+            if not isinstance(image_name, str) or not isinstance(code, str) or not code.strip():
+                skipped.append(Skipped(source=where, reason='needs "image" and "language" strings'))
+                continue
+            if wanted is not None and code.strip() not in wanted:
+                continue
+            image = Path(image_name)
+            if not image.is_absolute():
+                image = path.parent / image
+            _add_captions(pairs, skipped, where, image, {code.strip(): row.get("caption")})
+    else:
+        raise DatasetNotFoundError(f"{path} does not exist")
+    return _finish_pairs(str(path), pairs, skipped, grouped_by="language")
+
+
+def _json_lines(file: Path, skipped: list[Skipped]) -> Iterable[tuple[str, dict[str, object]]]:
+    """Each line of a JSON-lines file that is a JSON object, with ``file:line``."""
+    from zeroshot_vision._json import loads_bounded
+
+    with file.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            where = f"{file}:{number}"
+            if not raw.strip():
+                continue
+            try:
+                row = loads_bounded(
+                    raw, max_depth=_MAX_LINE_DEPTH, max_bytes=_MAX_LINE_BYTES, what=where
+                )
+            except InvalidInputError as exc:
+                skipped.append(Skipped(source=where, reason=str(exc).removeprefix(where + " ")))
+                continue
+            if not isinstance(row, dict):
+                skipped.append(Skipped(source=where, reason="not a JSON object"))
+                continue
+            yield where, row
+
+
+def _add_captions(
+    pairs: list[Pair],
+    skipped: list[Skipped],
+    where: str,
+    image: Path,
+    texts: dict[str, object],
+) -> None:
+    """One pair per non-empty caption of each language, if the image is there."""
+    if not image.is_file():
+        skipped.append(Skipped(source=where, reason=f"image {image} does not exist"))
+        return
+    for code, captions in texts.items():
+        listed = [captions] if isinstance(captions, str) else captions
+        if not isinstance(listed, list):
+            skipped.append(Skipped(source=f"{where} [{code}]", reason="no caption"))
+            continue
+        kept = [text.strip() for text in listed if isinstance(text, str) and text.strip()]
+        if not kept:
+            skipped.append(Skipped(source=f"{where} [{code}]", reason="empty caption"))
+        pairs.extend(Pair(image=image, text=text, source=code) for text in kept)

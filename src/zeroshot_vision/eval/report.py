@@ -259,14 +259,51 @@ def retrieval_markdown(
     lines += _table(["", *names], rows_for(lambda r: r.overall))
     lines.append("")
     lines.append(f"Seconds: {', '.join(f'{n} {r.seconds:.1f}' for n, r in zip(names, results))}")
-    for i, group in enumerate(first.by_source):
-        lines += ["", f"## Judgments from {group.name}", ""]
-        lines += _table(["", *names], rows_for(lambda r, i=i: r.by_source[i]))
+    if first.grouped_by == "language" and first.by_source:
+        lines += ["", "## Per language", ""]
+        lines.append(
+            "Each language's captions rank the same gallery; the mean counts each language "
+            "once (the average XM3600 results quote)."
+        )
+        lines.append("")
+        header, rows = group_table(results)
+        lines += _table(header, rows)
+    else:
+        for i, group in enumerate(first.by_source):
+            lines += ["", f"## Judgments from {group.name}", ""]
+            lines += _table(["", *names], rows_for(lambda r, i=i: r.by_source[i]))
     lines += _skips(first.skipped)
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{Path(plot).stem}]({plot})" for plot in plots]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def group_table(results: Sequence[RetrievalResult]) -> tuple[list[str], list[list[str]]]:
+    """Recall@1/5/10 per group (language or source), one column per model and K, and the
+    mean over groups as the last row: ``(header, rows)``."""
+    first = results[0]
+    names = model_slugs([r.model for r in results])
+    header = [first.grouped_by, "n"]
+    header += [f"{name} R@{k}" for name in names for k in RETRIEVAL_KS]
+    rows: list[list[str]] = []
+    for i, group in enumerate(first.by_source):
+        row = [group.name, str(group.n)]
+        row += [
+            _percent(r.by_source[i].recall[j]) for r in results for j, _ in enumerate(RETRIEVAL_KS)
+        ]
+        rows.append(row)
+    means = [r.group_mean for r in results]
+    if all(mean is not None for mean in means):
+        row = [f"mean ({len(first.by_source)})", str(first.overall.n)]
+        row += [
+            _percent(mean.recall[j])
+            for mean in means
+            if mean is not None
+            for j in range(len(RETRIEVAL_KS))
+        ]
+        rows.append(row)
+    return header, rows
 
 
 # -- plots ----------------------------------------------------------------------------------
@@ -430,6 +467,28 @@ def plot_recall_curves(results: Sequence[RetrievalResult], path: Path) -> None:
     _save(figure, path)
 
 
+def plot_recall_by_group(results: Sequence[RetrievalResult], path: Path) -> None:
+    """Recall@1 per language (or source), one bar per model, the mean last."""
+    first = results[0]
+    labels = [group.name for group in first.by_source] + ["mean"]
+    figure = _figure(max(6.0, 0.45 * len(labels) * max(1, len(results)) + 2), 4.5)
+    axes = figure.add_subplot()
+    width = 0.8 / len(results)
+    for m, (name, result) in enumerate(zip(model_slugs([r.model for r in results]), results)):
+        mean = result.group_mean
+        values = [group.recall[0] for group in result.by_source]
+        values.append(mean.recall[0] if mean is not None else 0.0)
+        positions = [i + (m - (len(results) - 1) / 2) * width for i in range(len(labels))]
+        axes.bar(positions, values, width=width, label=name)
+    axes.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 12 else 0)
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("Recall@1")
+    axes.set_title(f"Text-to-image Recall@1 per {first.grouped_by}")
+    axes.grid(alpha=0.3, axis="y")
+    axes.legend(loc="upper right", fontsize="small")
+    _save(figure, path)
+
+
 # -- folders --------------------------------------------------------------------------------
 
 
@@ -494,7 +553,8 @@ def write_retrieval_report(
     dataset: str = "",
     plots: bool = True,
 ) -> list[Path]:
-    """Write ``report.md``, ``results.json`` and ``recall_at_k.png`` into ``out_dir``.
+    """Write ``report.md``, ``results.json``, ``recall_at_k.png`` and, with groups,
+    ``recall_by_language.png`` (or ``recall_by_source.png``) into ``out_dir``.
 
     Returns:
         The files written, the report first.
@@ -506,7 +566,11 @@ def write_retrieval_report(
         if not plots:
             return []
         plot_recall_curves(results, out / "recall_at_k.png")
-        return [out / "recall_at_k.png"]
+        pictures = [out / "recall_at_k.png"]
+        if results[0].by_source:
+            pictures.append(out / f"recall_by_{results[0].grouped_by}.png")
+            plot_recall_by_group(results, pictures[-1])
+        return pictures
 
     return _write_folder(
         out_dir,

@@ -310,9 +310,11 @@ class RetrievalResult:
         model: The checkpoint's name or path.
         n_images: Images in the gallery.
         overall: Scores over every query.
-        by_source: Scores per judgment source, when the pairs have several.
+        by_source: Scores per judgment source (or per language, see ``grouped_by``),
+            when the pairs have several.
         skipped: Pairs and images left out, with the reason.
         seconds: Wall time of the evaluation.
+        grouped_by: What ``by_source`` groups by: ``"source"`` or ``"language"``.
     """
 
     model: str
@@ -321,11 +323,30 @@ class RetrievalResult:
     by_source: tuple[RetrievalScores, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     seconds: float = 0.0
+    grouped_by: str = "source"
 
     @property
     def n(self) -> int:
         """Queries evaluated."""
         return self.overall.n
+
+    @property
+    def group_mean(self) -> RetrievalScores | None:
+        """The unweighted mean over :attr:`by_source` (per-language results quote this
+        average: each language counts once, however many captions it has); None without
+        groups."""
+        groups = self.by_source
+        if not groups:
+            return None
+        depth = min(len(group.curve) for group in groups)
+        return RetrievalScores(
+            name=f"mean of {len(groups)}",
+            n=sum(group.n for group in groups),
+            recall=tuple(float(np.mean(values)) for values in zip(*(g.recall for g in groups))),
+            mrr=float(np.mean([group.mrr for group in groups])),
+            median_rank=float(np.mean([group.median_rank for group in groups])),
+            curve=tuple(float(np.mean([group.curve[i] for group in groups])) for i in range(depth)),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: ``n``, ``recall@K``, ``mrr``, ``by_source``, ``skipped``..."""
@@ -335,6 +356,8 @@ class RetrievalResult:
             "n_images": self.n_images,
             "curve": list(self.overall.curve),
             "by_source": {s.name: s.to_json() for s in self.by_source},
+            "grouped_by": self.grouped_by,
+            "mean_of_groups": mean.to_json() if (mean := self.group_mean) else None,
             "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
             "seconds": round(self.seconds, 3),
         }
@@ -488,6 +511,7 @@ def score_retrieval(
     sources: Sequence[str] | None = None,
     skipped: Sequence[Skipped] = (),
     seconds: float = 0.0,
+    grouped_by: str = "source",
 ) -> RetrievalResult:
     """Score text-to-image retrieval from embeddings and (text, image) index pairs.
 
@@ -501,6 +525,7 @@ def score_retrieval(
             also given per source.
         skipped: What was left out, for the result.
         seconds: Wall time, for the result.
+        grouped_by: What ``sources`` name: ``"source"`` or ``"language"``.
     """
     texts = np.asarray(text_vectors, dtype=np.float32)
     images = np.asarray(image_vectors, dtype=np.float32)
@@ -530,6 +555,7 @@ def score_retrieval(
         by_source=tuple(by_source),
         skipped=tuple(skipped),
         seconds=seconds,
+        grouped_by=grouped_by,
     )
 
 
@@ -729,4 +755,5 @@ def evaluate_retrieval(
         sources=[pair.source for pair in usable],
         skipped=[*dataset.skipped, *skipped],
         seconds=time.perf_counter() - started,
+        grouped_by=dataset.grouped_by,
     )

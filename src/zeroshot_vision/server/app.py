@@ -422,6 +422,7 @@ def create_app(
                     )
                     for rank, r in enumerate(results, start=1)
                 ],
+                warnings=list(results.warnings),
             )
 
         response: SearchResponse = await on_model(index.model, work)

@@ -28,6 +28,7 @@ from zeroshot_vision.errors import (
     ServerResponseError,
     ServerUnreachableError,
 )
+from zeroshot_vision.results import SearchResults
 from zeroshot_vision.types import ImageLabels, LabelScore, SearchResult
 
 __all__ = [
@@ -171,7 +172,7 @@ class ServerClient:
         k: int = 10,
         filter: Mapping[str, Any] | None = None,
         min_probability: float | None = None,
-    ) -> list[SearchResult]:
+    ) -> SearchResults:
         """``POST /v1/search``: the results, best first, as ``SearchEngine.search`` gives."""
         body: dict[str, Any] = {"index": index, "k": k, "negative": list(negative)}
         if query is not None:
@@ -185,7 +186,7 @@ class ServerClient:
         if min_probability is not None:
             body["min_probability"] = min_probability
         answer = self._post("/v1/search", body)
-        return [
+        results = [
             SearchResult(
                 id=row["id"],
                 score=row["score"],
@@ -194,6 +195,7 @@ class ServerClient:
             )
             for row in answer["results"]
         ]
+        return SearchResults(results, warnings=answer.get("warnings") or ())
 
     def classify(
         self, images: Sequence[bytes], labels: Sequence[str], *, softmax: bool | None = None

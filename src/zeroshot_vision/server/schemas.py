@@ -210,6 +210,9 @@ class SearchResponse(BaseModel):
     index: str
     query: str
     results: list[SearchResultOut]
+    warnings: list[str] = []
+    """What may make the results poor, one line each (a query in a language the model
+    cannot read); the results are still the model's best answer."""
 
 
 class ClassifyRequest(_Strict):

@@ -7,6 +7,8 @@
   subclasses it and supplies a ``make_store`` fixture.
 * :class:`PineconeTestServer`: a local server speaking Pinecone's data-plane REST
   protocol, to test Pinecone code through the real SDK without an account.
+* :func:`build_xm3600_sample`: photos and captions in seven languages, in the
+  Crossmodal-3600 layout, for per-language evaluation offline.
 
 Nothing here is imported by ``import zeroshot_vision``.
 """
@@ -20,9 +22,11 @@ from zeroshot_vision.testing.tiny import (
     build_tiny_siglip,
     build_tiny_siglip2,
 )
+from zeroshot_vision.testing.xm3600 import SAMPLE_CAPTIONS, build_xm3600_sample
 
 __all__ = [
     "PRESETS",
+    "SAMPLE_CAPTIONS",
     "PineconeTestServer",
     "RecordedRequest",
     "VectorStoreContract",
@@ -31,6 +35,7 @@ __all__ = [
     "build_tiny_clip",
     "build_tiny_siglip",
     "build_tiny_siglip2",
+    "build_xm3600_sample",
 ]
 
 
