@@ -369,7 +369,10 @@ def _check_vectors(vectors: np.ndarray[Any, Any], path: Path, row: int) -> None:
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])
-        raise InvalidInputError(f"{path}: row {row + bad}'s vector holds NaN or infinity")
+        raise InvalidInputError(
+            f"{path}: row {row + bad}'s vector holds NaN or infinity (or a number beyond "
+            "float32's range)"
+        )
     zero = ~vectors.any(axis=1)
     if zero.any():
         bad = int(np.flatnonzero(zero)[0])
@@ -390,8 +393,11 @@ def _matrix(column: Any, dim: int, path: Path, row: int) -> np.ndarray[Any, Any]
             expected=dim,
             actual=int(lengths[bad]),
         )
-    # float32 stays as is (bit-identical); float64 from other tools is narrowed.
-    return np.ascontiguousarray(values.reshape(len(lengths), dim), dtype=np.float32)
+    # float32 stays as is (bit-identical); float64 from other tools is narrowed. A value
+    # beyond float32's range becomes infinity, which _check_vectors refuses by row: numpy's
+    # overflow warning would only be a raw line on stderr.
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(values.reshape(len(lengths), dim), dtype=np.float32)
 
 
 class _SchemaRecord(pydantic.BaseModel):
