@@ -134,7 +134,7 @@ def run_zsv(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=_limit_memory,  # noqa: PLW1509 - no threads in this test process matter
+        preexec_fn=_limit_memory,
         check=False,
     )
 
