@@ -16,14 +16,17 @@ import numpy as np
 import pytest
 
 from zeroshot_vision import InvalidInputError, SearchEngine
-from zeroshot_vision._checks import MAX_ID_BYTES
 from zeroshot_vision.stores.faiss import FaissStore
 
+MAX_ID_BYTES = 4_096  # zeroshot_vision._checks.MAX_ID_BYTES, which the first test compares
 TOO_LONG = "é" * (MAX_ID_BYTES // 2) + "x"  # 4,097 bytes in UTF-8, 2,049 characters
 LONGEST = "é" * (MAX_ID_BYTES // 2)  # exactly 4,096 bytes
 
 
 def test_the_limit_counts_utf8_bytes() -> None:
+    from zeroshot_vision._checks import MAX_ID_BYTES as RULE
+
+    assert RULE == MAX_ID_BYTES
     assert len(LONGEST.encode()) == MAX_ID_BYTES == len(TOO_LONG.encode()) - 1
     store = FaissStore(4)
     with pytest.raises(InvalidInputError, match="longer than 4,096 bytes"):

@@ -22,7 +22,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from zeroshot_vision import InvalidInputError
-from zeroshot_vision._files import read_regular, write_atomic
 from zeroshot_vision.cli import EXIT_ERROR, main
 from zeroshot_vision.index import import_index
 
@@ -96,6 +95,8 @@ def test_export_still_replaces_a_regular_file(
 
 
 def test_every_atomic_writer_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    from zeroshot_vision._files import write_atomic
+
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     with pytest.raises(InvalidInputError, match="FIFO"):
@@ -110,6 +111,8 @@ def test_every_atomic_writer_refuses_what_is_not_a_regular_file(tmp_path: Path) 
 
 
 def test_bounded_reads_refuse_devices_fifos_and_giant_files(tmp_path: Path) -> None:
+    from zeroshot_vision._files import read_regular
+
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)  # no writer: an ordinary open would wait forever
     with pytest.raises(InvalidInputError, match="FIFO"):
@@ -133,7 +136,7 @@ def run_zsv(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=60,
         preexec_fn=_limit_memory,
         check=False,
     )
@@ -156,7 +159,7 @@ def test_file_arguments_are_bounded_regular_files(
     try:
         done = run_zsv(*argv, cwd=tmp_path)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"zsv {command} waited on {path} for two minutes")
+        pytest.fail(f"zsv {command} waited on {path} for a minute")
     assert done.returncode == EXIT_ERROR, done.stderr
     one_error_line(done.stderr, "FIFO" if kind == "fifo" else "device")
 
