@@ -323,7 +323,10 @@ def test_json_lines_of_image_language_caption(tmp_path: Path, photo_paths: list[
     file = tmp_path / "captions.jsonl"
     file.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     dataset = read_pairs(file)
-    assert [(p.source, p.text) for p in dataset.pairs] == [("ja", "宇宙飛行士"), ("ar", "فنجان قهوة")]
+    assert [(p.source, p.text) for p in dataset.pairs] == [
+        ("ja", "宇宙飛行士"),
+        ("ar", "فنجان قهوة"),
+    ]
     assert len(dataset.skipped) == 2
 
 

@@ -11,11 +11,42 @@ import math
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from zeroshot_vision._text import is_utf8, short_repr
 from zeroshot_vision.errors import InvalidInputError
 
 T = TypeVar("T")
+
+MAX_ID_BYTES = 4_096
+"""The longest id, in UTF-8 bytes, that any entry accepts: ids are names, not payloads.
+
+One rule for every way in (``index_images``, the stores' upsert, the server, LangChain,
+LlamaIndex, datasets, ``zsv import``), so whatever ``zsv export`` writes imports again.
+"""
+
+
+def check_id(item: object, name: str = "the id") -> str:
+    """``item`` if it is a usable record id: a non-empty string of valid UTF-8 of at most
+    :data:`MAX_ID_BYTES` bytes.
+
+    Raises:
+        InvalidInputError: Naming ``name`` and what is wrong.
+    """
+    if not isinstance(item, str) or not item:
+        raise InvalidInputError(f"{name} must be a non-empty string, got {short_repr(item)}")
+    if not is_utf8(item):
+        raise InvalidInputError(
+            f"{name} is not valid UTF-8 (a lone surrogate, as from a file name that is not "
+            f"UTF-8): {short_repr(item)}"
+        )
+    # UTF-8 takes at most 4 bytes a character: most ids skip the encoding.
+    if len(item) * 4 > MAX_ID_BYTES and len(item.encode("utf-8")) > MAX_ID_BYTES:
+        raise InvalidInputError(
+            f"{name} is longer than {MAX_ID_BYTES:,} bytes ({short_repr(item, 40)}); ids are "
+            "names, not payloads: keep long text in the metadata"
+        )
+    return item
 
 
 def positive_int(value: object, name: str) -> int:
@@ -69,6 +100,31 @@ def probability(value: object, name: str) -> float:
     return float(value)
 
 
+def check_iterable(values: object, name: str) -> None:
+    """Refuse ``values`` unless it is a collection (or any iterable) of items.
+
+    ``None`` or a number where a list belongs is the caller's mistake, said in one line
+    naming the argument, rather than Python's ``'NoneType' object is not iterable``.
+    Nothing is consumed: a generator stays lazy.
+
+    Raises:
+        InvalidInputError: ``values`` is not iterable.
+    """
+    if not isinstance(values, Iterable):
+        raise InvalidInputError(f"{name} must be a list, got {type(values).__name__}")
+
+
+def item_list(values: object, name: str) -> list[Any]:
+    """``values`` as a list, after :func:`check_iterable`.
+
+    Raises:
+        InvalidInputError: ``values`` is not iterable.
+    """
+    check_iterable(values, name)
+    assert isinstance(values, Iterable)  # for the type checker: check_iterable ensured it
+    return list(values)
+
+
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Lists of ``size`` items (the last one shorter), read lazily from ``items``."""
     iterator = iter(items)
@@ -87,7 +143,7 @@ def clean_labels(labels: str | Sequence[str]) -> list[str]:
     if isinstance(labels, str):
         parts = [part for line in labels.splitlines() for part in line.split(",")]
     else:
-        parts = list(labels)
+        parts = item_list(labels, "labels")
     cleaned: list[str] = []
     for i, label in enumerate(parts):
         if not isinstance(label, str):

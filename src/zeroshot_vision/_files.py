@@ -1,18 +1,33 @@
-"""Crash-safe file writing shared by the stores, the index folder and the downloader."""
+"""Safe file handling shared by the stores, the index folder, the downloader and the CLI.
+
+Writing is crash-safe (a temp file and a rename) and replaces only regular files: a rename
+over a device node or a FIFO would destroy something the project does not own (run as
+root, ``--out /dev/null`` once replaced the device). Reading a file named by a user is
+bounded and refuses what is not a regular file, which could never end (``/dev/zero``) or
+never start (a FIFO with no writer).
+"""
 
 from __future__ import annotations
 
 import errno
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
+
+from zeroshot_vision.errors import InvalidInputError
 
 __all__ = [
+    "check_replaceable",
     "folder_size",
     "fsync_dir",
     "is_temp_file",
+    "open_regular",
+    "read_regular",
     "remove_temp_files",
+    "replace_file",
     "write_atomic",
     "write_exclusive",
 ]
@@ -41,13 +56,115 @@ def write_atomic(path: Path, data: bytes) -> None:
     the usual permissions (0o666 less the umask). A process killed mid-write leaves its
     temp file behind: :func:`is_temp_file` recognizes it by name, and
     :func:`remove_temp_files` removes such leftovers.
+
+    Raises:
+        InvalidInputError: ``path`` exists and is not a regular file (see
+            :func:`check_replaceable`); nothing is written.
     """
-    tmp = _write_temp(path, data)
+    check_replaceable(path)
+    replace_file(_write_temp(path, data), path)
+
+
+def replace_file(tmp: Path, path: Path) -> None:
+    """Rename the finished temp file ``tmp`` over ``path``, if ``path`` may be replaced.
+
+    The one rename every atomic writer ends with: ``tmp`` is removed if the rename fails
+    or is refused.
+
+    Raises:
+        InvalidInputError: ``path`` exists and is not a regular file.
+    """
     try:
+        check_replaceable(path)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_replaceable(path: str | os.PathLike[str]) -> None:
+    """Refuse to replace ``path`` unless it is a regular file or nothing is there yet.
+
+    Symbolic links are followed: a link to ``/dev/null`` is refused like ``/dev/null``.
+
+    Raises:
+        InvalidInputError: ``path`` is a folder, a device, a FIFO or a socket.
+    """
+    try:
+        mode = Path(path).stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return  # a new file (or a dangling link, which the rename replaces)
+    if not stat.S_ISREG(mode):
+        hint = "; name a file inside it" if stat.S_ISDIR(mode) else ""
+        raise InvalidInputError(
+            f"{os.fspath(path)} is {_kind(mode)}: only a regular file is replaced{hint}"
+        )
+
+
+def open_regular(path: str | os.PathLike[str], *, what: str = "the file") -> BinaryIO:
+    """Open ``path`` for reading in binary, if it is a regular file.
+
+    The file is opened without blocking and checked through its open descriptor, so a
+    FIFO is refused at once rather than waited on, and a file swapped after a check
+    cannot slip through.
+
+    Args:
+        path: The file.
+        what: What it is, for the error (``"the API key file"``).
+
+    Raises:
+        InvalidInputError: ``path`` is a folder, a device, a FIFO or a socket.
+        OSError: It cannot be opened (missing, no permission).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except IsADirectoryError:
+        raise InvalidInputError(f"{what} {os.fspath(path)} is a folder, not a file") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InvalidInputError(
+                f"{what} {os.fspath(path)} is {_kind(mode)}; give a regular file"
+            )
+        if flags & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike[str], *, max_bytes: int, what: str = "the file") -> bytes:
+    """The bytes of the regular file ``path``, if it holds at most ``max_bytes``.
+
+    Reads at most ``max_bytes + 1`` bytes whatever the file claims, so a file that
+    grows while it is read cannot exhaust memory.
+
+    Raises:
+        InvalidInputError: Not a regular file (see :func:`open_regular`), or larger
+            than ``max_bytes``.
+        OSError: It cannot be opened or read.
+    """
+    with open_regular(path, what=what) as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InvalidInputError(
+            f"{what} {os.fspath(path)} is larger than {max_bytes:,} bytes; is it the right file?"
+        )
+    return data
 
 
 def _write_temp(path: Path, data: bytes) -> Path:

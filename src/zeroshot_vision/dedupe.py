@@ -11,7 +11,9 @@ file goes back (never over another file) and its vector, metadata and state row 
 to the index from the log, so nothing is re-encoded.
 
 A run killed midway leaves a log whose last lines may name moves that did not happen;
-undo checks where each file is and moves back only what was moved.
+undo checks where each file is and moves back only what was moved. A damaged line (a
+full disk cuts the last one short) is reported and left alone; the log is checked whole
+before the first file moves back.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KEEP_RULES",
+    "MAX_LOG_LINE_BYTES",
+    "LoggedMove",
+    "MoveLog",
     "MoveReport",
     "PlannedMove",
     "apply_moves",
@@ -79,15 +84,21 @@ class MoveReport:
     Attributes:
         moved: The files moved (for an undo: moved back), as ``(from, to)``.
         skipped: Moves not made, with the reason (a file missing, a target taken).
+        damaged: For an undo, the log's lines that could not be read, as
+            ``(line number, what is wrong)``; their files stay where they are.
         log: The log file.
     """
 
     moved: tuple[tuple[str, str], ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
+    damaged: tuple[tuple[int, str], ...] = ()
     log: str = ""
 
     def __repr__(self) -> str:
-        return f"MoveReport(moved={len(self.moved)}, skipped={len(self.skipped)}, log={self.log!r})"
+        return (
+            f"MoveReport(moved={len(self.moved)}, skipped={len(self.skipped)}, "
+            f"damaged={len(self.damaged)}, log={self.log!r})"
+        )
 
 
 def _rank(rule: Keep, path: Path, metadata: Mapping[str, Any]) -> tuple[float, ...]:
@@ -247,39 +258,185 @@ def _log_root(moves: Sequence[PlannedMove]) -> Path:
     return Path(os.path.commonpath([str(Path(m.target).parent) for m in moves]))
 
 
-def read_log(log: PathLike) -> tuple[str, list[dict[str, Any]]]:
-    """The index a log belongs to, and its moves in order.
+@dataclass(frozen=True, kw_only=True)
+class LoggedMove:
+    """One move of a log, checked.
+
+    Attributes:
+        line: Its line number in the log (1 is the header).
+        id: The photo's id.
+        source: Where it was (where undo moves it back to).
+        target: Where it went.
+        vector: Its vector as it was in the index, when it had one.
+        metadata: Its metadata as it was in the index.
+    """
+
+    line: int
+    id: str
+    source: str
+    target: str
+    vector: np.ndarray[Any, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoveLog:
+    """A log of :func:`apply_moves`, read and checked line by line.
+
+    Attributes:
+        index: The index folder the moves were made in.
+        moves: The lines that are whole, in the order written.
+        damaged: The lines that are not, as ``(line number, what is wrong)``: a run cut
+            short by a full disk leaves a truncated last line, which must not cost the
+            other lines their undo.
+    """
+
+    index: str
+    moves: tuple[LoggedMove, ...] = ()
+    damaged: tuple[tuple[int, str], ...] = ()
+
+
+MAX_LOG_LINE_BYTES = 8 << 20
+"""The longest line a move log may hold: a vector and metadata of at most 1 MiB."""
+
+
+def read_log(log: PathLike) -> MoveLog:
+    """The index a log belongs to, its whole moves in order, and its damaged lines.
+
+    The log is read line by line (each at most :data:`MAX_LOG_LINE_BYTES`), and only a
+    regular file: a device or a FIFO is refused, not read forever.
 
     Raises:
-        InvalidInputError: Not a log of these moves.
+        InvalidInputError: Not a regular file, or its first line is not the header of a
+            log of these moves.
+        OSError: It cannot be opened.
     """
+    from zeroshot_vision._files import open_regular
+
+    moves: list[LoggedMove] = []
+    damaged: list[tuple[int, str]] = []
+    index: str | None = None
+    with open_regular(log, what="the move log") as handle:
+        for number, raw in enumerate(_lines(handle), start=1):
+            if raw is None:
+                damaged.append((number, f"longer than {MAX_LOG_LINE_BYTES:,} bytes"))
+                continue
+            if index is None:
+                index = _header(raw, log)
+                continue
+            if not raw.strip():
+                continue
+            try:
+                moves.append(_logged_move(raw, number))
+            except InvalidInputError as exc:
+                damaged.append((number, str(exc)))
+    if index is None:
+        raise InvalidInputError(f"{log} is empty, not a log of zsv duplicates --apply")
+    return MoveLog(index=index, moves=tuple(moves), damaged=tuple(damaged))
+
+
+def _lines(handle: Any) -> Iterable[bytes | None]:
+    """The lines of ``handle``; ``None`` for one longer than the limit (read past)."""
+    while raw := handle.readline(MAX_LOG_LINE_BYTES + 1):
+        if len(raw) > MAX_LOG_LINE_BYTES:
+            while raw and not raw.endswith(b"\n"):
+                raw = handle.readline(MAX_LOG_LINE_BYTES + 1)
+            yield None
+        else:
+            yield raw
+
+
+def _header(raw: bytes, log: PathLike) -> str:
     try:
-        lines = [
-            json.loads(line)
-            for line in Path(log).read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read the move log {log}: {exc}") from exc
-    if not lines or not isinstance(lines[0], dict) or lines[0].get("format") != _LOG_FORMAT:
+        header = json.loads(raw)
+    except ValueError:
+        header = None
+    if (
+        not isinstance(header, dict)
+        or header.get("format") != _LOG_FORMAT
+        or not isinstance(header.get("index"), str)
+    ):
         raise InvalidInputError(f"{log} is not a log of zsv duplicates --apply")
-    return str(lines[0]["index"]), [line for line in lines[1:] if isinstance(line, dict)]
+    return str(header["index"])
+
+
+def _logged_move(raw: bytes, number: int) -> LoggedMove:
+    """One log line as a move, or an error saying what is wrong with it."""
+    from zeroshot_vision._checks import check_id
+    from zeroshot_vision._json import loads_bounded
+    from zeroshot_vision.stores.base import MAX_METADATA_DEPTH
+
+    line = loads_bounded(
+        raw,
+        max_depth=MAX_METADATA_DEPTH + 2,
+        max_bytes=MAX_LOG_LINE_BYTES,
+        what="the line",
+    )
+    if not isinstance(line, dict):
+        raise InvalidInputError("the line is not a JSON object")
+    check_id(line.get("id"), "its id")
+    for key in ("from", "to"):
+        if not isinstance(line.get(key), str) or not line[key]:
+            raise InvalidInputError(f"its {key!r} is not a path")
+    vector = None
+    if "vector" in line:
+        try:
+            data = base64.b64decode(str(line["vector"]), validate=True)
+        except ValueError:
+            raise InvalidInputError("its vector is not base64") from None
+        if not data or len(data) % 4:
+            raise InvalidInputError("its vector is not a whole number of float32 values")
+        vector = np.frombuffer(data, dtype="<f4").astype(np.float32)
+    metadata = line.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidInputError("its metadata is not a JSON object")
+    return LoggedMove(
+        line=number,
+        id=line["id"],
+        source=line["from"],
+        target=line["to"],
+        vector=vector,
+        metadata=metadata,
+    )
 
 
 def undo_moves(log: PathLike, writer: IndexWriter) -> MoveReport:
     """Replay a log backwards: files move back, and their vectors return to the index.
 
-    A file is moved back only when it is at the logged target and nothing is at its old
-    place; anything else is skipped and reported.
+    The whole log is checked before the first file moves: each damaged line (cut short,
+    edited, a vector of another dimension) is reported in the result's ``damaged`` and
+    left alone, and every whole line is undone. A file is moved back only when it is at
+    the logged target and nothing is at its old place; anything else is skipped and
+    reported. Should the index refuse a record all the same, its file is moved back to
+    the target before the error is raised, so files and index still agree.
+
+    Raises:
+        InvalidInputError: See :func:`read_log`.
     """
     from zeroshot_vision.index.folder import FileEntry
+    from zeroshot_vision.stores.base import prepare_upsert
 
-    _, lines = read_log(log)
+    parsed = read_log(log)
+    damaged = list(parsed.damaged)
+    moves: list[LoggedMove] = []
+    for move in parsed.moves:
+        if move.vector is not None:
+            try:  # the store's own rules, so that no write below can refuse it
+                prepare_upsert(
+                    [move.id],
+                    move.vector[None, :],
+                    [move.metadata or {"path": move.source}],
+                    writer.store.dim,
+                )
+            except InvalidInputError as exc:
+                damaged.append((move.line, str(exc)))
+                continue
+        moves.append(move)
     writer.begin()
     moved: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
-    for line in reversed(lines):
-        source, target = Path(str(line["from"])), Path(str(line["to"]))
+    for move in reversed(moves):
+        source, target = Path(move.source), Path(move.target)
         if not target.is_file():
             skipped.append((str(target), "not there (moved again, or never moved)"))
             continue
@@ -288,13 +445,23 @@ def undo_moves(log: PathLike, writer: IndexWriter) -> MoveReport:
             continue
         source.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(target, source)
+        if move.vector is not None:
+            try:
+                stat = source.stat()
+                entry = FileEntry(
+                    id=move.id, path=str(source), size=stat.st_size, mtime_ns=stat.st_mtime_ns
+                )
+                writer.write(
+                    [entry], move.vector[None, :], [move.metadata or {"path": str(source)}]
+                )
+            except BaseException:
+                shutil.move(source, target)  # back where the index expects it to be
+                raise
         moved.append((str(target), str(source)))
-        if "vector" in line:
-            vector = np.frombuffer(base64.b64decode(line["vector"]), dtype="<f4").astype(np.float32)
-            stat = source.stat()
-            entry = FileEntry(
-                id=str(line["id"]), path=str(source), size=stat.st_size, mtime_ns=stat.st_mtime_ns
-            )
-            writer.write([entry], vector[None, :], [line.get("metadata") or {"path": str(source)}])
     writer.commit()
-    return MoveReport(moved=tuple(moved), skipped=tuple(skipped), log=str(log))
+    return MoveReport(
+        moved=tuple(moved),
+        skipped=tuple(skipped),
+        damaged=tuple(sorted(damaged)),
+        log=str(log),
+    )

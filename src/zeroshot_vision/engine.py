@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from zeroshot_vision._checks import batched, clean_labels, positive_int, probability
+from zeroshot_vision._checks import batched, clean_labels, item_list, positive_int, probability
 from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision._text import short_repr
 from zeroshot_vision.errors import (
@@ -532,7 +532,7 @@ class SearchEngine:
             return [images]
         if _is_one_image(images):
             return [images]  # type: ignore[list-item]
-        return list(images)  # type: ignore[arg-type]
+        return item_list(images, "images")
 
     def _source_root(self) -> str | None:
         return self.folder.source() if self.folder is not None else None

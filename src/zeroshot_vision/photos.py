@@ -14,6 +14,7 @@ Pinecone as on FAISS::
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,13 +67,16 @@ def date_bounds(text: str) -> tuple[int, int]:
         raise InvalidFilterError(
             f"{text!r} is not a date; write YYYY, YYYY-MM or YYYY-MM-DD (e.g. 2021-07-14)"
         ) from exc
+    # The end is counted in days from the start, not built as a date: the day after
+    # 9999-12-31 is a valid bound (Unix seconds) but no datetime.
     if len(numbers) == 1:
-        end = start.replace(year=year + 1)
+        days = 366 if calendar.isleap(year) else 365
     elif len(numbers) == 2:
-        end = start.replace(year=year + month // 12, month=month % 12 + 1)
+        days = calendar.monthrange(year, month)[1]
     else:
-        end = start + dt.timedelta(days=1)
-    return int(start.timestamp()), int(end.timestamp())
+        days = 1
+    first = int(start.timestamp())
+    return first, first + days * 86_400
 
 
 def photo_filter(

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
+from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, main
 
 
 @pytest.fixture
@@ -102,3 +102,84 @@ def test_refusals(
     capsys.readouterr()
     assert main(["duplicates", "--index", str(index), *extra]) == EXIT_ERROR
     assert message in capsys.readouterr().err
+
+
+def apply_moves(
+    library: tuple[Path, Path], aside: Path, capsys: pytest.CaptureFixture[str]
+) -> Path:
+    """Move the duplicates aside; the log of the run (at least two moves)."""
+    _, index = library
+    argv = ["duplicates", "--index", str(index), "--threshold", "0.97", "--keep", "largest",
+            "--move-to", str(aside), "--apply"]  # fmt: skip
+    assert main(argv) == EXIT_OK
+    capsys.readouterr()
+    (log,) = aside.glob("zsv-duplicates-*.jsonl")
+    assert len(log.read_text(encoding="utf-8").splitlines()) >= 3  # header + 2 moves
+    return log
+
+
+def photos_on_disk(photos: Path) -> list[str]:
+    return sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.png"))
+
+
+@pytest.mark.parametrize("damage", ["first move edited", "last line cut short"])
+def test_undo_checks_the_log_first_and_undoes_every_whole_line(
+    damage: str, library: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 29, item 7: a damaged line costs only its own move, and files and index agree.
+
+    Before, an edited line was a traceback after other files had moved back (disk and
+    index disagreeing), and a cut-short last line (a full disk) refused the whole log.
+    """
+    photos, index = library
+    before = ids_of(index)
+    log = apply_moves(library, tmp_path / "aside", capsys)
+    lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+    if damage == "first move edited":
+        damaged_line = 2
+        entry = json.loads(lines[1])
+        entry["vector"] = "not base64 at all!"
+        lines[1] = json.dumps(entry) + "\n"
+    else:
+        damaged_line = len(lines)
+        lines[-1] = lines[-1][: len(lines[-1]) // 2]  # no newline: the write stopped here
+    log.write_text("".join(lines), encoding="utf-8")
+
+    code = main(["duplicates", "--index", str(index), "--undo", str(log)])
+    out, err = capsys.readouterr()
+    assert code == EXIT_PARTIAL, err
+    assert f"line {damaged_line} of {log} is damaged" in err and "Traceback" not in err
+    assert f"moved {len(lines) - 2} files back" in out
+    # Every whole line is undone; the damaged one's file stays aside, out of the index.
+    assert len(ids_of(index)) == len(before) - 1
+    assert photos_on_disk(photos) == ids_of(index)  # disk and index agree
+
+
+def test_undo_refuses_a_vector_of_another_dimension_before_moving_anything(
+    library: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+
+    photos, index = library
+    log = apply_moves(library, tmp_path / "aside", capsys)
+    lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+    entry = json.loads(lines[-1])
+    entry["vector"] = base64.b64encode(b"\0\0\x80\x3f" * 3).decode()  # 3-d: [1, 1, 1]
+    lines[-1] = json.dumps(entry) + "\n"
+    log.write_text("".join(lines), encoding="utf-8")
+    assert main(["duplicates", "--index", str(index), "--undo", str(log)]) == EXIT_PARTIAL
+    err = capsys.readouterr().err
+    assert f"line {len(lines)} of {log} is damaged" in err and "dim" in err
+    assert photos_on_disk(photos) == ids_of(index)
+
+
+def test_a_log_without_its_header_is_refused_whole(
+    library: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos, index = library
+    log = apply_moves(library, tmp_path / "aside", capsys)
+    on_disk = photos_on_disk(photos)
+    log.write_text(log.read_text(encoding="utf-8")[5:], encoding="utf-8")
+    assert main(["duplicates", "--index", str(index), "--undo", str(log)]) == EXIT_ERROR
+    assert "is not a log of zsv duplicates --apply" in capsys.readouterr().err
+    assert photos_on_disk(photos) == on_disk  # nothing moved

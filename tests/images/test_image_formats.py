@@ -134,3 +134,62 @@ def test_png_bytes_are_not_taken_for_heif() -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4)).save(buffer, format="PNG")
     assert load_image(buffer.getvalue()).size == (4, 4)  # PNG bytes are untouched
+
+
+def _png_with_text(text_bytes: int, *, chunk: str) -> bytes:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    text = "photo description " * (text_bytes // 18)
+    if chunk == "zTXt":
+        info.add_text("Description", text, zip=True)
+    else:
+        info.add_itxt("XML:com.adobe.xmp", text, zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (24, 16), (200, 30, 30)).save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("chunk", ["zTXt", "iTXt"])
+def test_a_png_with_a_2_mb_text_chunk_loads(chunk: str, tmp_path: Path) -> None:
+    """Issue 29, item 12: valid PNGs with a large description or XMP packet are photos."""
+    data = _png_with_text(2 << 20, chunk=chunk)
+    image = load_image(data)
+    assert image.size == (24, 16) and image.getpixel((0, 0)) == (200, 30, 30)
+    path = tmp_path / "described.png"
+    path.write_bytes(data)
+    from zeroshot_vision.images.exif import photo_metadata
+
+    assert photo_metadata(path)["width"] == 24  # the metadata reader opens it too
+
+
+def test_a_png_text_bomb_is_named_as_such() -> None:
+    data = _png_with_text(images.PNG_TEXT_CHUNK_BYTES + (1 << 20), chunk="zTXt")
+    assert len(data) < 200_000  # compressed: a bomb, not a big file
+    with pytest.raises(ImageLoadError, match="text metadata is larger than 16 MiB") as caught:
+        load_image(data)
+    assert images.UNRECOGNIZED_FORMAT not in str(caught.value)
+
+
+def test_damaged_exif_is_a_log_record_naming_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 29, item 15 (library side): Pillow's warning becomes an INFO record."""
+    import logging
+
+    path = tmp_path / "bad-exif.jpg"
+    Image.new("RGB", (32, 32), (10, 200, 10)).save(path, "JPEG", exif=_truncated_exif())
+    with caplog.at_level(logging.INFO, logger="zeroshot_vision.images"):
+        assert load_image(path).size == (32, 32)
+    assert any(
+        str(path) in record.getMessage() and "UserWarning" in record.getMessage()
+        for record in caplog.records
+    ), caplog.text
+
+
+def _truncated_exif() -> bytes:
+    """An EXIF block whose out-of-line values are cut short (Pillow warns reading it)."""
+    exif = Image.Exif()
+    exif[0x010F] = "M" * 40  # Make
+    exif[0x0110] = "X" * 40  # Model
+    return exif.tobytes()[:-30]

@@ -526,3 +526,23 @@ def test_ids_show_what_they_hold() -> None:
     assert next(ids) == "p0" and len(ids) == 6
     store.delete(["p1"])  # a snapshot: writing does not change what is iterated
     assert list(ids) == ["p1", "p2", "p3", "p4", "p5", "p6"] and repr(ids) == "IdSnapshot(0 ids)"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0])
+def test_a_delta_vector_file_of_nan_is_damage_not_hidden_records(
+    tmp_path: Path, value: float
+) -> None:
+    """Issue 29 (extra): such a file used to load, its records then never found."""
+    from zeroshot_vision.errors import IndexDamagedError
+
+    folder = tmp_path / "store"
+    store = FaissStore.open(folder, dim=4)
+    store.upsert(["a", "b"], np.eye(4, dtype=np.float32)[:2])
+    store.commit()
+    store.upsert(["c"], np.ones((1, 4), dtype=np.float32))
+    store.commit()
+    store.close()
+    (vectors,) = folder.glob("delta-*.f32")
+    vectors.write_bytes(np.full(4, value, dtype="<f4").tobytes())
+    with pytest.raises(IndexDamagedError, match=r"delta-.*\.f32 is damaged.*NaN, infinity"):
+        FaissStore.open(folder, dim=4)

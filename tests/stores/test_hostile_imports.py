@@ -134,3 +134,54 @@ def test_a_damaged_page_is_one_line_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"damaged\.parquet is damaged after row 0"):
         import_store(path, store)
     assert len(store) == 0
+
+
+def _recording(model: str | None, folder: Path, name: str) -> Path:
+    """A good vectors file whose schema records ``model`` (``None``: another tool's)."""
+    table = _table(["a", "b", "c"], GOOD)
+    if model is not None:
+        record = {"format": 1, "dim": DIM, "model": model}
+        table = table.replace_schema_metadata({SCHEMA_KEY: json.dumps(record).encode()})
+    path = folder / f"{name}.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def _count(index: Path) -> int:
+    with IndexFolder.open(index).open_store() as store:
+        return len(list(store.ids()))
+
+
+def test_import_into_an_index_refuses_vectors_of_another_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 29, item 5: the recorded model and --model are checked, not ignored."""
+    index = tmp_path / "index"
+    assert import_index(_recording("org/model-a", tmp_path, "a"), index) == 3
+    other = _recording("org/model-b", tmp_path, "b")
+    with pytest.raises(InvalidInputError, match=r"model org/model-a.*model org/model-b"):
+        import_index(other, index)
+    with pytest.raises(InvalidInputError, match=r"--model says model org/model-b"):
+        import_index(_recording("org/model-a", tmp_path, "a2"), index, model="org/model-b")
+    capsys.readouterr()
+    assert main(["import", str(other), "--index", str(index)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "org/model-a" in err and "org/model-b" in err
+    argv = ["import", str(tmp_path / "a.parquet"), "--index", str(index), "--model", "org/b"]
+    assert main(argv) == EXIT_ERROR
+    assert "--model says model org/b" in capsys.readouterr().err
+    assert _count(index) == 3 and IndexFolder.open(index).manifest.model == "org/model-a"
+    # The same model, or a file that records none (another tool's), imports as before.
+    assert import_index(_recording("org/model-a", tmp_path, "same"), index) == 3
+    assert import_index(_recording(None, tmp_path, "unknown"), index) == 3
+
+
+def test_a_local_copy_of_the_index_model_is_the_same_model(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    import shutil
+
+    index = tmp_path / "index"
+    assert import_index(_recording(str(tiny_model_dir), tmp_path, "a"), index) == 3
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copied-model")
+    assert import_index(_recording(str(copy), tmp_path, "b"), index) == 3

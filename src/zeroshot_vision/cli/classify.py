@@ -12,7 +12,12 @@ from zeroshot_vision._text import printable
 from zeroshot_vision.cli.exits import EXIT_OK, EXIT_PARTIAL
 from zeroshot_vision.cli.options import add_model_options, positive_int_arg, probability_arg
 from zeroshot_vision.cli.output import columns, interactive, one_line, pad, print_json, say
-from zeroshot_vision.cli.remote import add_server_option, client_for, index_reference
+from zeroshot_vision.cli.remote import (
+    add_server_option,
+    client_for,
+    index_reference,
+    read_image_file,
+)
 from zeroshot_vision.errors import ImageLoadError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -243,11 +248,13 @@ def classify_remotely(
         readable: list[tuple[str, bytes]] = []
         for image in chunk:
             try:
-                readable.append((describe_source(image), Path(image).read_bytes()))
+                readable.append((describe_source(image), read_image_file(image)))
             except OSError as exc:
                 failed.append(
                     ImageFailure(source=describe_source(image), reason=exc.strerror or str(exc))
                 )
+            except InvalidInputError as exc:  # a device, a FIFO, a giant file
+                failed.append(ImageFailure(source=describe_source(image), reason=str(exc)))
         if not readable:
             continue
         answers = client.classify([data for _, data in readable], labels, softmax=softmax)

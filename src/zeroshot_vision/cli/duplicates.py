@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zeroshot_vision.cli.exits import EXIT_OK
+from zeroshot_vision.cli.exits import EXIT_OK, EXIT_PARTIAL
 from zeroshot_vision.cli.options import add_index_option, threshold_arg
 from zeroshot_vision.cli.output import interactive, one_line, print_json, say
 from zeroshot_vision.errors import InvalidInputError
@@ -165,7 +165,7 @@ def run_undo(args: argparse.Namespace) -> int:
     from zeroshot_vision.dedupe import read_log, undo_moves
     from zeroshot_vision.index import IndexFolder, IndexWriter
 
-    index, _ = read_log(args.undo)
+    index = read_log(args.undo).index
     if Path(index) != Path(args.index).resolve():
         raise InvalidInputError(f"{args.undo} is the log of the index {index}, not {args.index}")
     folder = IndexFolder.open(args.index)
@@ -177,8 +177,10 @@ def run_undo(args: argparse.Namespace) -> int:
         store.close()
     for target, reason in report.skipped:
         say(f"zsv: not moved back {target}: {reason}", sys.stderr)
+    for line, reason in report.damaged:
+        say(f"zsv: line {line} of {args.undo} is damaged, left alone: {reason}", sys.stderr)
     say(f"moved {len(report.moved)} files back; the index holds them again")
-    return EXIT_OK
+    return EXIT_PARTIAL if report.damaged else EXIT_OK
 
 
 def _paths_of(store: Any, ids: list[str]) -> dict[str, str]:

@@ -51,7 +51,8 @@ def add_import_command(commands: Subcommands) -> None:
         description=(
             "Upsert the records of FILE (columns id, vector and optionally metadata) into "
             "INDEX_DIR, creating it if needed. The vectors must come from the index's "
-            "model. Needs the 'parquet' extra."
+            "model: a file that records another is refused. Ids are at most 4,096 bytes. "
+            "Needs the 'parquet' extra."
         ),
     )
     parser.add_argument("file", metavar="FILE", help="a .parquet file, e.g. from zsv export")
@@ -59,8 +60,9 @@ def add_import_command(commands: Subcommands) -> None:
     parser.add_argument(
         "--model",
         metavar="M",
-        help="for a new index: the model that made the vectors (default: the one the file "
-        "names, else $ZSV_MODEL or google/siglip-so400m-patch14-384)",
+        help="the model that made the vectors (default: the one the file names, else, for a "
+        "new index, $ZSV_MODEL or google/siglip-so400m-patch14-384); into an existing "
+        "index, vectors of another model than its own are refused",
     )
     parser.add_argument(
         "--batch-size", type=positive_int_arg, default=1_000, metavar="N", help="rows per batch"
@@ -71,8 +73,16 @@ def add_import_command(commands: Subcommands) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     """``zsv import``: stream a Parquet file into an index folder."""
-    from zeroshot_vision.index.exchange import import_index
+    from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision.index.exchange import check_import_model, import_index
+    from zeroshot_vision.stores.exchange import ParquetVectors
 
+    if IndexFolder.exists(args.index):  # refused before the file is read through
+        check_import_model(
+            IndexFolder.open(args.index).manifest.model,
+            file_model=ParquetVectors.open(args.file).model,
+            requested=args.model,
+        )
     count = import_index(
         args.file,
         args.index,

@@ -22,11 +22,14 @@ it needs when it runs, so ``zsv --help`` and commands that load no model stay qu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from zeroshot_vision.cli.app import add_app_command
 from zeroshot_vision.cli.classify import add_classify_command, add_tag_command
@@ -62,6 +65,7 @@ __all__ = [
     "build_parser",
     "configure_logging",
     "main",
+    "warnings_logged",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -135,6 +139,35 @@ def configure_logging(verbosity: int) -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+@contextlib.contextmanager
+def warnings_logged() -> Iterator[None]:
+    """Show Python warnings as one ``zsv: WARNING:`` log line each, while a command runs.
+
+    Python prints a warning as two raw lines (a source path, then the line of code that
+    warned), which look like a crash; the library turns the warnings it expects (Pillow's
+    about a damaged EXIF block) into log records naming the file, and this catches the
+    rest. The previous hook is restored afterwards (``main`` may run inside a program).
+    """
+    log = logging.getLogger("zeroshot_vision.cli")
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        log.warning("%s (%s from %s)", message, category.__name__, Path(filename).name)
+
+    previous = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``zsv`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = build_parser()
@@ -145,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with warnings_logged():
+            return handler(args)
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED

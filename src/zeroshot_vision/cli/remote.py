@@ -19,11 +19,34 @@ from zeroshot_vision.errors import InvalidInputError
 if TYPE_CHECKING:
     from zeroshot_vision.server.client import ServerClient
 
-__all__ = ["INDEX_MANIFEST", "add_server_option", "client_for", "index_reference"]
+__all__ = [
+    "INDEX_MANIFEST",
+    "MAX_REMOTE_IMAGE_BYTES",
+    "add_server_option",
+    "client_for",
+    "index_reference",
+    "read_image_file",
+]
 
 INDEX_MANIFEST = "settings.json"
 """``zeroshot_vision.index.folder.MANIFEST`` (a test keeps them equal), written out: the
 index package imports pydantic and numpy, a cost the ``--server`` path exists to avoid."""
+
+MAX_REMOTE_IMAGE_BYTES = 64 << 20
+"""The largest image file sent to a server (its own limit, 10 MiB by default, is lower)."""
+
+
+def read_image_file(path: str) -> bytes:
+    """The bytes of an image file to send to a server: a regular file, read bounded.
+
+    Raises:
+        InvalidInputError: Not a regular file (``/dev/zero``, a FIFO), or larger than
+            :data:`MAX_REMOTE_IMAGE_BYTES`.
+        OSError: It cannot be read.
+    """
+    from zeroshot_vision._files import read_regular
+
+    return read_regular(path, max_bytes=MAX_REMOTE_IMAGE_BYTES, what="the image")
 
 
 def add_server_option(parser: argparse.ArgumentParser) -> None:

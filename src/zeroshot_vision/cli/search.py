@@ -19,7 +19,12 @@ from zeroshot_vision.cli.options import (
     weight_arg,
 )
 from zeroshot_vision.cli.output import columns, interactive, one_line, pad, say
-from zeroshot_vision.cli.remote import add_server_option, client_for, index_reference
+from zeroshot_vision.cli.remote import (
+    add_server_option,
+    client_for,
+    index_reference,
+    read_image_file,
+)
 from zeroshot_vision.errors import InvalidFilterError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -288,7 +293,7 @@ def run_search(args: argparse.Namespace) -> int:
             found = client.search(
                 index=index_reference(args.index),
                 query=args.query,
-                images=[Path(image).read_bytes() for image in args.image or []],
+                images=[read_image_file(image) for image in args.image or []],
                 image_weight=args.image_weight,
                 negative=negatives(args),
                 k=args.k,

@@ -88,8 +88,15 @@ def photo_metadata(path: str | os.PathLike[str] | bytes) -> dict[str, Any]:
 
     from PIL import Image
 
+    from zeroshot_vision.images.loading import allow_large_png_text, pillow_warnings_logged
+
+    allow_large_png_text()
+    name = f"<{len(path):,} bytes>" if isinstance(path, bytes) else os.fspath(path)
     try:
-        with Image.open(io.BytesIO(path) if isinstance(path, bytes) else Path(path)) as image:
+        with (
+            pillow_warnings_logged(name),
+            Image.open(io.BytesIO(path) if isinstance(path, bytes) else Path(path)) as image,
+        ):
             width, height = image.size
             exif = image.getexif()
             found = _from_exif(exif)

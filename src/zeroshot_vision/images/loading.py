@@ -9,6 +9,7 @@ ahead, so decoding overlaps model compute while memory stays bounded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import io
@@ -37,10 +38,13 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "HEIF_SUFFIXES",
     "IMAGE_SUFFIXES",
+    "PNG_TEXT_CHUNK_BYTES",
     "UNRECOGNIZED_FORMAT",
+    "allow_large_png_text",
     "describe_source",
     "iter_loaded",
     "load_image",
+    "pillow_warnings_logged",
     "register_heif",
 ]
 
@@ -252,11 +256,56 @@ def _file_kind(mode: int) -> str:
     return "not a plain file"
 
 
+PNG_TEXT_CHUNK_BYTES = 16 << 20
+"""The largest PNG text chunk (``tEXt``, ``zTXt``, ``iTXt``, decompressed) read.
+
+Pillow's own limit (``PngImagePlugin.MAX_TEXT_CHUNK``, 1 MiB) refuses valid PNGs whose
+software wrote a large description or XMP packet. ``MAX_TEXT_MEMORY`` (64 MiB by default)
+still caps all the text of one file, so a compressed text bomb stays refused."""
+
+
+@functools.cache
+def allow_large_png_text() -> None:
+    """Raise Pillow's PNG text-chunk limit to :data:`PNG_TEXT_CHUNK_BYTES` (never lower it).
+
+    The limit is a module global of Pillow that its PNG reader reads while a file is
+    opened, so it cannot be scoped to one call: images are opened on several threads at
+    once, and setting and restoring it around each open would race. It is set once,
+    when this library first opens an image (importing the library changes nothing),
+    and only ever raised.
+    """
+    from PIL import PngImagePlugin
+
+    PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, PNG_TEXT_CHUNK_BYTES)
+
+
+@contextlib.contextmanager
+def pillow_warnings_logged(name: str) -> Iterator[None]:
+    """Turn Pillow's warnings about one image (damaged EXIF, odd chunks) into log records.
+
+    Printed by Python, they are raw two-line messages on stderr that name no image;
+    logged, they are one line each naming it (INFO: the image is read all the same).
+    Pillow's decompression-bomb warning is dropped: the loader applies its own limit.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+    for warning in caught:
+        logger.info("%s: %s (%s)", name, warning.message, warning.category.__name__)
+
+
+def _text_chunk_too_large(exc: Exception) -> bool:
+    return isinstance(exc, ValueError) and (
+        "MAX_TEXT_CHUNK" in str(exc) or "MAX_TEXT_MEMORY" in str(exc)
+    )
+
+
 def _open(stream: BinaryIO, name: str) -> Image.Image:
     """Read the header only; the pixels are decoded later, by ``load``."""
+    allow_large_png_text()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with pillow_warnings_logged(name):
             return Image.open(stream)
     except Image.DecompressionBombError as exc:
         # Pillow's message ends in "...could be decompression bomb DOS attack."; say it plainly.
@@ -269,7 +318,15 @@ def _open(stream: BinaryIO, name: str) -> Image.Image:
         # Pillow names the stream object here, which helps nobody.
         raise ImageDecodeError(name, UNRECOGNIZED_FORMAT) from exc
     except Exception as exc:
+        if _text_chunk_too_large(exc):
+            raise ImageDecodeError(name, _TEXT_TOO_LARGE) from exc
         raise ImageDecodeError(name, f"not a recognized image format ({_reason(exc)})") from exc
+
+
+_TEXT_TOO_LARGE = (
+    f"a PNG whose text metadata is larger than {PNG_TEXT_CHUNK_BYTES >> 20} MiB a chunk or "
+    "Pillow's total (refused as a possible decompression bomb)"
+)
 
 
 def _decode(
@@ -278,9 +335,8 @@ def _decode(
     max_pixels: int | None,
     draft_size: tuple[int, int] | None,
 ) -> Image.Image:
-    with warnings.catch_warnings():
-        # We apply our own limit below; Pillow's warning would only duplicate it.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    # We apply our own pixel limit below; Pillow's other warnings become log records.
+    with pillow_warnings_logged(name):
         width, height = image.size
         if max_pixels is not None and width * height > max_pixels:
             raise ImageTooLargeError(

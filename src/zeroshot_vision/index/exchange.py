@@ -19,7 +19,7 @@ from zeroshot_vision.ingest.sources import ParquetSource
 from zeroshot_vision.models import default_model
 from zeroshot_vision.stores.exchange import ParquetVectors, export_store
 
-__all__ = ["export_index", "import_index"]
+__all__ = ["check_import_model", "export_index", "import_index"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ def import_index(
     Raises:
         DimensionMismatchError: The file's dimension differs from the folder's.
         InvalidInputError: See :func:`~zeroshot_vision.stores.exchange.import_store`; or
-            the folder holds other files.
+            the folder holds other files; or, into an existing folder, vectors of another
+            model than its own (see :func:`check_import_model`).
         IndexLockedError: Another process is writing to the folder (and did not finish
             within ``wait``).
     """
@@ -72,6 +73,7 @@ def import_index(
     checked = False
     if IndexFolder.exists(index):
         folder = IndexFolder.open(index)
+        check_import_model(folder.manifest.model, file_model=info.model, requested=model)
     else:
         if info.dim is None:
             raise InvalidInputError(
@@ -99,3 +101,29 @@ def import_index(
         folder.unlock()
     logger.info("imported %d records from %s into %s", imported, info.path, folder.path)
     return imported
+
+
+def check_import_model(index_model: str, *, file_model: str | None, requested: str | None) -> None:
+    """Refuse vectors of another model than the index's, before anything is written.
+
+    The vectors' model is ``requested`` (``--model``) when given, else the one the file
+    records; a file from another tool that records none cannot be checked, and is taken
+    at its word. Models are compared by
+    :func:`~zeroshot_vision.models.same_checkpoint`, the identity check every command
+    uses (a local copy of the index's checkpoint is the same model).
+
+    Raises:
+        InvalidInputError: The vectors' model is another one; the message names both.
+    """
+    from zeroshot_vision.models import same_checkpoint
+
+    vectors_model, where = (
+        (requested, "--model says") if requested else (file_model, "the file records")
+    )
+    if vectors_model is None or same_checkpoint(vectors_model, index_model):
+        return
+    raise InvalidInputError(
+        f"the index holds vectors of model {index_model}, but {where} model {vectors_model}: "
+        "vectors of two models do not compare; import into a new index folder, or re-encode "
+        "the images with the index's model"
+    )

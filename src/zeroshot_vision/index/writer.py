@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from zeroshot_vision.errors import InvalidInputError
 from zeroshot_vision.index.folder import FileEntry
+from zeroshot_vision.stores.base import check_ids
 
 if TYPE_CHECKING:
     import numpy as np
@@ -156,6 +157,7 @@ class IndexWriter:
         outcome afterwards with :meth:`record` and :meth:`commit`; ids still pending
         when a run stops are reconciled by the next folder run, as for :meth:`write`.
         """
+        check_ids([e.id for e in entries])  # the one id rule, before the state records any
         self.begin()
         if self.folder is not None:
             self.folder.state().write(

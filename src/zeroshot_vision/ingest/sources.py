@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zeroshot_vision._checks import check_id
 from zeroshot_vision.errors import InvalidInputError
 from zeroshot_vision.index.folder import FileEntry, SourceFolder
 from zeroshot_vision.index.scan import (
@@ -177,8 +178,7 @@ class ImageListSource:
         if metadata is not None and len(metadata) != len(images):
             raise InvalidInputError(f"got {len(images)} images but {len(metadata)} metadata")
         for i, item in enumerate(ids):
-            if not isinstance(item, str) or not item:
-                raise InvalidInputError(f"ids[{i}] must be a non-empty string, got {item!r}")
+            check_id(item, f"ids[{i}]")  # the one id rule, before any image is read
         metas = []
         for i, image in enumerate(images):
             meta = dict(metadata[i] or {}) if metadata is not None else {}

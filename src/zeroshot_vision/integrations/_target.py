@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from zeroshot_vision._checks import batched
+from zeroshot_vision._checks import batched, item_list
 from zeroshot_vision.errors import ImageNotFoundError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -115,13 +115,18 @@ def existing_images(uris: Iterable[str | os.PathLike[str]]) -> list[str]:
     """The paths of ``uris`` as strings, after checking that each is a file.
 
     Raises:
-        InvalidInputError: One string was given instead of a list of them.
+        InvalidInputError: One string was given instead of a list of them, no list at
+            all, or an item that is not a path.
         ImageNotFoundError: A path names no file.
     """
     if isinstance(uris, (str, os.PathLike)):
         raise InvalidInputError("uris must be a list of image paths, not one path")
-    paths = [os.fspath(uri) for uri in uris]
-    for path in paths:
+    paths = []
+    for i, uri in enumerate(item_list(uris, "uris")):
+        if not isinstance(uri, (str, os.PathLike)):
+            raise InvalidInputError(f"uris[{i}] must be a path, got {type(uri).__name__}")
+        path = os.fspath(uri)
         if not Path(path).is_file():
             raise ImageNotFoundError(path, "no such file")
+        paths.append(path)
     return paths

@@ -55,7 +55,7 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore as LangChainVectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from zeroshot_vision._checks import positive_int
+from zeroshot_vision._checks import item_list, positive_int
 from zeroshot_vision.errors import (
     ImageDecodeError,
     ImageNotFoundError,
@@ -63,8 +63,13 @@ from zeroshot_vision.errors import (
     UnsupportedFilterError,
 )
 from zeroshot_vision.integrations._target import Target, existing_images, given_or_loaded
-from zeroshot_vision.stores.base import check_k
-from zeroshot_vision.stores.filters import FIELD_OPERATORS, LOGICAL_OPERATORS, validate_filter
+from zeroshot_vision.stores.base import check_ids, check_k
+from zeroshot_vision.stores.filters import (
+    FIELD_OPERATORS,
+    LOGICAL_OPERATORS,
+    MAX_FILTER_DEPTH,
+    validate_filter,
+)
 
 if TYPE_CHECKING:
     from zeroshot_vision.encoder import Encoder
@@ -112,7 +117,7 @@ class SiglipEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed texts as unit vectors (see :meth:`Encoder.encode_texts`)."""
-        vectors: list[list[float]] = self.encoder.encode_texts(list(texts)).tolist()
+        vectors: list[list[float]] = self.encoder.encode_texts(_texts(texts)).tolist()
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
@@ -169,15 +174,22 @@ def check_filter(filter: object) -> Mapping[str, Any] | None:
         raise UnsupportedFilterError(
             f"a filter is a mapping in the filter language, got {type(filter).__name__}"
         )
-    _refuse_foreign(filter, "filter")
+    _refuse_foreign(filter, "filter", depth=1)
     validate_filter(filter)
     return filter
 
 
-def _refuse_foreign(node: object, path: str) -> None:
+# Each level of $and/$or is an object and a list: beyond twice the filter language's depth
+# limit (and a field level), validate_filter refuses the filter, with its own message.
+_FOREIGN_SEARCH_DEPTH = 2 * MAX_FILTER_DEPTH + 4
+
+
+def _refuse_foreign(node: object, path: str, *, depth: int) -> None:
+    if depth > _FOREIGN_SEARCH_DEPTH:
+        return  # too deep for the language: validate_filter says so (not RecursionError)
     if isinstance(node, list):
         for i, item in enumerate(node):
-            _refuse_foreign(item, f"{path}[{i}]")
+            _refuse_foreign(item, f"{path}[{i}]", depth=depth + 1)
         return
     if not isinstance(node, Mapping):
         return
@@ -187,7 +199,7 @@ def _refuse_foreign(node: object, path: str) -> None:
                 f"{path} uses {key}: the filter language has no {_FOREIGN_OPERATORS[key]}; "
                 f"it knows {', '.join(sorted(FIELD_OPERATORS | LOGICAL_OPERATORS))}"
             )
-        _refuse_foreign(value, f"{path}.{key}")
+        _refuse_foreign(value, f"{path}.{key}", depth=depth + 1)
 
 
 class ZeroshotVisionVectorStore(LangChainVectorStore):
@@ -309,7 +321,7 @@ class ZeroshotVisionVectorStore(LangChainVectorStore):
         Raises:
             InvalidInputError: Lengths differ, or metadata is not JSON-like.
         """
-        items = list(texts)
+        items = _texts(texts)
         metas = _per_item(metadatas, len(items), "metadatas")
         keys = _ids_for(ids, len(items))
         if not items:
@@ -371,11 +383,14 @@ class ZeroshotVisionVectorStore(LangChainVectorStore):
         return keys
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        """Delete records by id (missing ids are ignored); ``None`` deletes every one."""
+        """Delete records by id (missing ids are ignored); ``None`` deletes every one.
+
+        One string is one id: ``delete("abc")`` deletes ``abc``, never ``a``, ``b``, ``c``.
+        """
         if ids is None:
             store = self._target.store
             ids = list(store.ids()) if store is not None else []
-        self._target.delete(list(ids))
+        self._target.delete(_id_list(ids))
         return True
 
     async def aadd_texts(
@@ -417,8 +432,12 @@ class ZeroshotVisionVectorStore(LangChainVectorStore):
     # -- reading -----------------------------------------------------------------------
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        """The stored documents of ``ids``, in that order; missing ids left out."""
-        records = self._target.fetch(list(ids))
+        """The stored documents of ``ids``, in that order; missing ids left out.
+
+        One string is one id.
+        """
+        ids = _id_list(ids)
+        records = self._target.fetch(ids)
         return [self._document(records[item]) for item in ids if item in records]
 
     def similarity_search(
@@ -540,19 +559,31 @@ def _cosine_to_unit(cosine: float) -> float:
     return (1.0 + float(cosine)) / 2.0
 
 
+def _texts(texts: object) -> list[str]:
+    """Texts to embed as a list: one string is one text, never its characters."""
+    return [texts] if isinstance(texts, str) else item_list(texts, "texts")
+
+
+def _id_list(ids: object) -> list[str]:
+    """Ids as a list: one string is one id, never its characters; each checked."""
+    return check_ids([ids] if isinstance(ids, str) else item_list(ids, "ids"))
+
+
 def _per_item(
     values: Sequence[dict[str, Any] | None] | None, count: int, name: str
 ) -> list[dict[str, Any] | None]:
     if values is None:
         return [None] * count
-    if len(values) != count:
-        raise InvalidInputError(f"got {count} items but {len(values)} {name}")
-    return list(values)
+    listed = item_list(values, name)
+    if len(listed) != count:
+        raise InvalidInputError(f"got {count} items but {len(listed)} {name}")
+    return listed
 
 
 def _ids_for(ids: Sequence[str | None] | None, count: int) -> list[str]:
     if ids is None:
         return [str(uuid.uuid4()) for _ in range(count)]
-    if len(ids) != count:
-        raise InvalidInputError(f"got {count} items but {len(ids)} ids")
-    return [item if item else str(uuid.uuid4()) for item in ids]
+    listed = [ids] if isinstance(ids, str) else item_list(ids, "ids")
+    if len(listed) != count:
+        raise InvalidInputError(f"got {count} items but {len(listed)} ids")
+    return [item if item else str(uuid.uuid4()) for item in listed]

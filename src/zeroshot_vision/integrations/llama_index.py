@@ -54,10 +54,11 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from zeroshot_vision.errors import InvalidInputError, UnsupportedFilterError
+from zeroshot_vision._checks import item_list
+from zeroshot_vision.errors import InvalidFilterError, InvalidInputError, UnsupportedFilterError
 from zeroshot_vision.integrations._target import Target, existing_images, given_or_loaded
-from zeroshot_vision.stores.base import check_k
-from zeroshot_vision.stores.filters import compile_filter, validate_filter
+from zeroshot_vision.stores.base import check_ids, check_k
+from zeroshot_vision.stores.filters import MAX_FILTER_DEPTH, compile_filter, validate_filter
 
 if TYPE_CHECKING:
     from zeroshot_vision.encoder import Encoder
@@ -169,16 +170,21 @@ def to_filter(filters: MetadataFilters | None) -> dict[str, Any] | None:
     """
     if filters is None or not filters.filters:
         return None
-    translated = _translate(filters)
+    translated = _translate(filters, depth=1)
     validate_filter(translated)
     return translated
 
 
-def _translate(filters: MetadataFilters) -> dict[str, Any]:
+def _translate(filters: MetadataFilters, *, depth: int) -> dict[str, Any]:
+    if depth > MAX_FILTER_DEPTH:  # the filter language's limit, before Python's recursion
+        raise InvalidFilterError(
+            f"the filters nest more than {MAX_FILTER_DEPTH} deep; flatten the nested "
+            "MetadataFilters"
+        )
     parts = []
     for item in filters.filters:
         if isinstance(item, MetadataFilters):
-            parts.append(_translate(item))
+            parts.append(_translate(item, depth=depth + 1))
         elif isinstance(item, MetadataFilter):
             parts.append(_condition(item.key, item.operator, item.value))
         elif isinstance(item, ExactMatchFilter):
@@ -270,7 +276,9 @@ class ZeroshotVisionVectorStore(BasePydanticVectorStore):
         if not nodes:
             return []
         ids, vectors, metadata = [], [], []
-        for node in nodes:
+        for i, node in enumerate(item_list(nodes, "nodes")):
+            if not isinstance(node, BaseNode):
+                raise InvalidInputError(f"nodes[{i}] must be a node, got {type(node).__name__}")
             if node.embedding is None:
                 raise InvalidInputError(
                     f"node {node.node_id} has no embedding; embed it first (an index does)"
@@ -326,6 +334,8 @@ class ZeroshotVisionVectorStore(BasePydanticVectorStore):
                 (dense) one.
             UnsupportedFilterError: See :func:`to_filter`.
         """
+        if not isinstance(query, VectorStoreQuery):
+            raise InvalidInputError(f"query must be a VectorStoreQuery, got {type(query).__name__}")
         if query.mode != VectorStoreQueryMode.DEFAULT:
             raise InvalidInputError(
                 f"query mode {query.mode.value!r} is not supported; only dense vector "
@@ -364,7 +374,9 @@ class ZeroshotVisionVectorStore(BasePydanticVectorStore):
     ) -> list[Record]:
         passes = compile_filter(to_filter(filters))
         if node_ids is not None:
-            records = self._target.fetch(list(node_ids))
+            # One string is one id, never its characters.
+            node_ids = check_ids([node_ids] if isinstance(node_ids, str) else node_ids)
+            records = self._target.fetch(node_ids)
             candidates = [records[item] for item in node_ids if item in records]
         elif filters is None:
             raise InvalidInputError("give node_ids or filters (clear() removes every node)")

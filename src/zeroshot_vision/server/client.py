@@ -47,7 +47,7 @@ def server_url(given: str | None, environ: Mapping[str, str] | None = None) -> s
     """The server to use: ``given`` (``--server``), else ``$ZSV_SERVER``, else ``None``.
 
     Raises:
-        InvalidInputError: The URL is not ``http://`` or ``https://``.
+        InvalidInputError: The URL is not ``http://`` or ``https://``, or is malformed.
     """
     url = (
         given if given is not None else (os.environ if environ is None else environ).get(SERVER_ENV)
@@ -55,10 +55,18 @@ def server_url(given: str | None, environ: Mapping[str, str] | None = None) -> s
     if url is None or not url.strip():
         return None
     url = url.strip().rstrip("/")
+    example = "(e.g. http://127.0.0.1:8000)"
     if not url.startswith(("http://", "https://")):
         raise InvalidInputError(
-            f"--server must be an http:// or https:// URL, got {url!r} (e.g. http://127.0.0.1:8000)"
+            f"--server must be an http:// or https:// URL, got {url!r} {example}"
         )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsed on access: a port out of range raises here)
+    except ValueError as exc:  # an unclosed [ of an IPv6 address, a port that is no number
+        raise InvalidInputError(f"--server {url!r} is not a valid URL: {exc} {example}") from None
+    if not parts.hostname:
+        raise InvalidInputError(f"--server {url!r} names no host {example}")
     return url
 
 

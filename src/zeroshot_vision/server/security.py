@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
-from pathlib import Path
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -41,6 +40,8 @@ __all__ = [
 
 API_KEY_ENV = "ZSV_API_KEY"
 """The environment variable that holds the API key when no key file is given."""
+MAX_API_KEY_FILE_BYTES = 64 << 10
+"""The largest API key file read: a key is a line, not a document."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -97,11 +98,16 @@ def load_api_key(
     """The API key from ``key_file``, else from ``$ZSV_API_KEY``, else ``None``.
 
     Raises:
-        InvalidInputError: The file cannot be read, or holds an unusable key.
+        InvalidInputError: The file cannot be read, is not a regular file, is larger than
+            :data:`MAX_API_KEY_FILE_BYTES`, or holds an unusable key.
     """
     if key_file is not None:
-        try:
-            text = Path(key_file).read_text(encoding="utf-8")
+        from zeroshot_vision._files import read_regular
+
+        try:  # bounded, and a regular file only: /dev/zero or a FIFO would never end
+            text = read_regular(
+                key_file, max_bytes=MAX_API_KEY_FILE_BYTES, what="the API key file"
+            ).decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidInputError(f"cannot read the API key file {key_file}: {exc}") from exc
         return ApiKey(text)

@@ -371,6 +371,16 @@ def read_delta(folder: Path, name: str, dim: int) -> Delta:
             path=str(folder / delta.vectors),
         )
     matrix = np.frombuffer(raw, dtype="<f4").reshape(len(upserts), dim)
+    # Stored vectors are unit vectors: NaN, infinity or zeros mean a damaged file, which
+    # FAISS would load and then silently never return those records from a search.
+    usable = np.isfinite(matrix).all(axis=1) & matrix.any(axis=1)
+    if not usable.all():
+        bad = int(np.flatnonzero(~usable)[0])
+        raise IndexDamagedError(
+            f"the FaissStore file {folder / delta.vectors} is damaged: the vector of record "
+            f"{bad} (of {len(upserts)}) holds NaN, infinity or only zeros",
+            path=str(folder / delta.vectors),
+        )
     return Delta(
         next_key=delta.next_key,
         upserts=upserts,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from zeroshot_vision._checks import positive_int
+from zeroshot_vision._checks import check_id, item_list, positive_int
 from zeroshot_vision._text import is_utf8, short_repr
 from zeroshot_vision.errors import (
     DimensionMismatchError,
@@ -317,19 +317,16 @@ def prepare_query(
 def check_ids(ids: Sequence[str]) -> list[str]:
     """Validate a list of ids (for upsert, fetch or delete) and return it as a list.
 
+    Each id follows the one id rule, :func:`~zeroshot_vision._checks.check_id`.
+
     Raises:
-        InvalidInputError: If ``ids`` is one string, or an id is empty, not a string, or
-            not valid UTF-8 (a store could not save it).
+        InvalidInputError: If ``ids`` is one string, or an id is empty, not a string, not
+            valid UTF-8 (a store could not save it), or longer than
+            :data:`~zeroshot_vision._checks.MAX_ID_BYTES` bytes.
     """
     if isinstance(ids, str):
         raise InvalidInputError("ids must be a sequence of strings, not one string")
-    out = list(ids)
+    out = item_list(ids, "ids")
     for i, item in enumerate(out):
-        if not isinstance(item, str) or not item:
-            raise InvalidInputError(f"ids[{i}] must be a non-empty string, got {short_repr(item)}")
-        if not is_utf8(item):
-            raise InvalidInputError(
-                f"ids[{i}] is not valid UTF-8 (a lone surrogate, as from a file name that "
-                f"is not UTF-8): {short_repr(item)}"
-            )
+        check_id(item, f"ids[{i}]")
     return out

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pydantic
 
-from zeroshot_vision._checks import batched, positive_int
+from zeroshot_vision._checks import MAX_ID_BYTES, batched, check_id, positive_int
+from zeroshot_vision._files import check_replaceable, replace_file
 from zeroshot_vision._json import describe_problem, loads_bounded
 from zeroshot_vision._optional import require
 from zeroshot_vision._progress import ProgressOption, Tracker
@@ -59,8 +60,9 @@ SCHEMA_KEY = b"zeroshot_vision"
 FORMAT_VERSION = 1
 MAX_ROW_METADATA_BYTES = 1 << 20
 """The largest metadata (JSON text) one row may carry; more is refused, not parsed."""
-MAX_IMPORT_ID_BYTES = 4_096
-"""The longest id an import accepts: ids are names, not payloads."""
+MAX_IMPORT_ID_BYTES = MAX_ID_BYTES
+"""The longest id an import accepts: the one id rule's
+(:data:`~zeroshot_vision._checks.MAX_ID_BYTES`)."""
 _SCHEMA_MAX_BYTES = 1 << 16
 
 
@@ -258,7 +260,8 @@ def export_store(
 
     Args:
         store: Any vector store.
-        path: The ``.parquet`` file to write (replaced if it exists).
+        path: The ``.parquet`` file to write (replaced if it is a regular file; a
+            folder, a device or a FIFO is refused).
         model: The model that made the vectors, recorded in the file.
         batch_size: Records fetched and written per batch (one row group each).
         progress: ``True`` for a bar, or a callable receiving a
@@ -269,10 +272,12 @@ def export_store(
 
     Raises:
         MissingDependencyError: pyarrow is not installed (the ``parquet`` extra).
+        InvalidInputError: ``path`` is a folder, a device, a FIFO or a socket.
     """
     _, pq = _pyarrow()
     size = positive_int(batch_size, "batch_size")
     target = Path(path)
+    check_replaceable(target)  # before any work: a folder or a device is refused at once
     schema = vectors_schema(store.dim, model=model)
     partial = target.with_name(f".{target.name}.partial")
     written = 0
@@ -295,7 +300,7 @@ def export_store(
                     writer.write_table(table)
                     written += len(present)
                 tracker.advance(len(chunk))
-        partial.replace(target)
+        replace_file(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -351,11 +356,7 @@ def _check_id(item: object, seen: dict[str, int], path: Path, row: int) -> None:
             f"{path}: row {row}'s id is a {type(item).__name__}, not a string (the id column "
             "must hold text)"
         )
-    if len(item.encode("utf-8", "surrogatepass")) > MAX_IMPORT_ID_BYTES:
-        raise InvalidInputError(
-            f"{path}: row {row}'s id is longer than {MAX_IMPORT_ID_BYTES:,} bytes "
-            f"({short_repr(item, 40)})"
-        )
+    check_id(item, f"{path}: row {row}'s id")
     first = seen.setdefault(item, row)
     if first != row:
         raise InvalidInputError(
@@ -368,7 +369,10 @@ def _check_vectors(vectors: np.ndarray[Any, Any], path: Path, row: int) -> None:
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])
-        raise InvalidInputError(f"{path}: row {row + bad}'s vector holds NaN or infinity")
+        raise InvalidInputError(
+            f"{path}: row {row + bad}'s vector holds NaN or infinity (or a number beyond "
+            "float32's range)"
+        )
     zero = ~vectors.any(axis=1)
     if zero.any():
         bad = int(np.flatnonzero(zero)[0])
@@ -389,8 +393,11 @@ def _matrix(column: Any, dim: int, path: Path, row: int) -> np.ndarray[Any, Any]
             expected=dim,
             actual=int(lengths[bad]),
         )
-    # float32 stays as is (bit-identical); float64 from other tools is narrowed.
-    return np.ascontiguousarray(values.reshape(len(lengths), dim), dtype=np.float32)
+    # float32 stays as is (bit-identical); float64 from other tools is narrowed. A value
+    # beyond float32's range becomes infinity, which _check_vectors refuses by row: numpy's
+    # overflow warning would only be a raw line on stderr.
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(values.reshape(len(lengths), dim), dtype=np.float32)
 
 
 class _SchemaRecord(pydantic.BaseModel):
