@@ -792,12 +792,12 @@ class SearchEngine:
         """Groups of stored images that are near-duplicates (resized, re-encoded, cropped).
 
         Compares stored vectors only, nothing is re-encoded; exact for FAISS, one query
-        per image for Pinecone. See :mod:`zeroshot_vision.duplicates` for the cost and for
+        per image for Pinecone. See :mod:`zeroshot_vision.near_duplicates` for the cost and for
         where the default threshold comes from.
 
         Args:
             threshold: Cosine at or above which two images are near-duplicates; default
-                :data:`~zeroshot_vision.duplicates.DEFAULT_DUPLICATE_THRESHOLD` (0.99).
+                :data:`~zeroshot_vision.near_duplicates.DEFAULT_DUPLICATE_THRESHOLD` (0.99).
             neighbours: Nearest neighbours each image asks for first (more when all
                 of them are above the threshold).
             batch_size: Vectors per batch.
@@ -807,7 +807,7 @@ class SearchEngine:
         Returns:
             The groups, largest first; each group's ids sorted, with its pair scores.
         """
-        from zeroshot_vision.duplicates import (
+        from zeroshot_vision.near_duplicates import (
             DEFAULT_DUPLICATE_THRESHOLD,
             DEFAULT_NEIGHBOURS,
             find_duplicates,

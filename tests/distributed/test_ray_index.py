@@ -26,7 +26,7 @@ from tests.helpers import make_jpeg, photo_row, write_dataset
 
 from zeroshot_vision import SearchEngine
 from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.stores.exchange import ParquetVectors
+from zeroshot_vision.stores.parquet import ParquetVectors
 
 pytest.importorskip("ray.data", reason="needs the ray extra (pip install 'zeroshot-vision[ray]')")
 

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("datasets", reason="needs the datasets extra")
 
 import datasets
+
 from zeroshot_vision import (
     FaissStore,
     InvalidInputError,

@@ -166,9 +166,9 @@ def test_constants_written_out_for_a_fast_start_match_the_library() -> None:
     from zeroshot_vision.cli.duplicates import KEEP_CHOICES, THRESHOLD_TEXT
     from zeroshot_vision.cli.remote import INDEX_MANIFEST
     from zeroshot_vision.cli.search import FILTER_DEPTH_TEXT
-    from zeroshot_vision.dedupe import KEEP_RULES
-    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
+    from zeroshot_vision.duplicate_moves import KEEP_RULES
     from zeroshot_vision.index.folder import MANIFEST
+    from zeroshot_vision.near_duplicates import DEFAULT_DUPLICATE_THRESHOLD
     from zeroshot_vision.stores.filters import MAX_FILTER_DEPTH
 
     assert INDEX_MANIFEST == MANIFEST

@@ -11,6 +11,6 @@ check (:mod:`zeroshot_vision.app.host_check`) by :mod:`zeroshot_vision.app.asgi`
 Importing this package does not import Streamlit, torch or faiss.
 """
 
-from zeroshot_vision.app.server import ENTRY, SCRIPT, launch, streamlit_command
+from zeroshot_vision.app.launcher import ENTRY, SCRIPT, launch, streamlit_command
 
 __all__ = ["ENTRY", "SCRIPT", "launch", "streamlit_command"]

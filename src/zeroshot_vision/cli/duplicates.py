@@ -29,7 +29,7 @@ THRESHOLD_TEXT = "0.99"
 """``DEFAULT_DUPLICATE_THRESHOLD`` as the help shows it."""
 
 KEEP_CHOICES = ("largest", "newest", "oldest")
-"""``zeroshot_vision.dedupe.KEEP_RULES``, written out for the same reason (a test keeps
+"""``zeroshot_vision.duplicate_moves.KEEP_RULES``, written out for the same reason (a test keeps
 them equal): the parser must not import numpy."""
 
 
@@ -50,7 +50,7 @@ def add_duplicates_command(commands: Subcommands) -> None:
         type=threshold_arg,
         metavar="T",
         # The number is DEFAULT_DUPLICATE_THRESHOLD's (a test keeps them equal), written
-        # out: importing zeroshot_vision.duplicates (numpy, the stores) to build the
+        # out: importing zeroshot_vision.near_duplicates (numpy, the stores) to build the
         # parser would slow every zsv command down, --server ones above all.
         help=f"cosine for a near-duplicate, in (0, 1] (default {THRESHOLD_TEXT})",
     )
@@ -83,8 +83,8 @@ def add_action_options(parser: argparse.ArgumentParser) -> None:
 
 def run_duplicates(args: argparse.Namespace) -> int:
     """``zsv duplicates``: the groups, each with its pairs and their scores."""
-    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
     from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision.near_duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
 
     if args.undo is not None:
         return run_undo(args)
@@ -125,9 +125,9 @@ def run_duplicates(args: argparse.Namespace) -> int:
 
 def run_moves(args: argparse.Namespace) -> int:
     """``--keep K --move-to DIR [--apply]``: plan the moves, print them, make them."""
-    from zeroshot_vision.dedupe import apply_moves, log_name, plan_moves
-    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
+    from zeroshot_vision.duplicate_moves import apply_moves, log_name, plan_moves
     from zeroshot_vision.index import IndexFolder, IndexWriter
+    from zeroshot_vision.near_duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
 
     threshold = DEFAULT_DUPLICATE_THRESHOLD if args.threshold is None else args.threshold
 
@@ -162,7 +162,7 @@ def run_moves(args: argparse.Namespace) -> int:
 
 def run_undo(args: argparse.Namespace) -> int:
     """``--undo LOG``: move the files back and return their vectors to the index."""
-    from zeroshot_vision.dedupe import read_log, undo_moves
+    from zeroshot_vision.duplicate_moves import read_log, undo_moves
     from zeroshot_vision.index import IndexFolder, IndexWriter
 
     index, _ = read_log(args.undo)

@@ -1,6 +1,6 @@
 """Index folders in and out as Parquet (``zsv export`` / ``zsv import``).
 
-The file format is :mod:`zeroshot_vision.stores.exchange`'s; these functions add what an
+The file format is :mod:`zeroshot_vision.stores.parquet`'s; these functions add what an
 index folder needs: the model recorded in the file on export, and on import the folder's
 state kept in step with its store through an
 :class:`~zeroshot_vision.index.writer.IndexWriter`.
@@ -17,7 +17,7 @@ from zeroshot_vision.errors import IndexExistsError, InvalidInputError
 from zeroshot_vision.index.folder import FileEntry, IndexFolder
 from zeroshot_vision.index.writer import IndexWriter
 from zeroshot_vision.models import default_model
-from zeroshot_vision.stores.exchange import ParquetVectors, export_store
+from zeroshot_vision.stores.parquet import ParquetVectors, export_store
 
 __all__ = ["export_index", "import_index"]
 
@@ -33,7 +33,7 @@ def export_index(
     batch_size: int = 1_000,
     progress: ProgressOption = None,
 ) -> int:
-    """:func:`~zeroshot_vision.stores.exchange.export_store` for an index folder,
+    """:func:`~zeroshot_vision.stores.parquet.export_store` for an index folder,
     recording its model in the file."""
     folder = IndexFolder.open(index)
     with folder.open_store() as store:
@@ -51,7 +51,7 @@ def import_index(
     wait: float = 0.0,
     progress: ProgressOption = None,
 ) -> int:
-    """:func:`~zeroshot_vision.stores.exchange.import_store` into an index folder,
+    """:func:`~zeroshot_vision.stores.parquet.import_store` into an index folder,
     creating it (FAISS) if needed.
 
     A new folder records ``model``, else the model the file names, else the default
@@ -63,7 +63,7 @@ def import_index(
 
     Raises:
         DimensionMismatchError: The file's dimension differs from the folder's.
-        InvalidInputError: See :func:`~zeroshot_vision.stores.exchange.import_store`; or
+        InvalidInputError: See :func:`~zeroshot_vision.stores.parquet.import_store`; or
             the folder holds other files.
         IndexLockedError: Another process is writing to the folder (and did not finish
             within ``wait``).

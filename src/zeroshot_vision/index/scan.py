@@ -210,7 +210,7 @@ def scan_source(
     Raises:
         InvalidInputError: If ``source`` (or ``images_dir``) is not a folder.
     """
-    from zeroshot_vision.datasets.unsplash import is_unsplash_dir, read_keywords, read_photos
+    from zeroshot_vision.unsplash.lite import is_unsplash_dir, read_keywords, read_photos
 
     root = Path(source).expanduser().resolve()
     if not root.is_dir():

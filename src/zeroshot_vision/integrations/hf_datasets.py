@@ -9,7 +9,7 @@
 * :func:`to_dataset` gives a store's records as a ``datasets.Dataset`` with ``id``,
   ``vector`` and metadata columns; :func:`save_dataset` writes one to a folder that
   ``datasets.load_from_disk`` opens. The Parquet file of ``zsv export`` (see
-  :mod:`zeroshot_vision.stores.exchange`) also loads as a dataset:
+  :mod:`zeroshot_vision.stores.parquet`) also loads as a dataset:
   ``datasets.load_dataset("parquet", data_files="vectors.parquet")``.
 
 Needs the ``datasets`` extra: ``pip install "zeroshot-vision[datasets]"``.
@@ -253,7 +253,7 @@ def to_dataset(
     if metadata not in ("json", "columns"):
         raise InvalidInputError(f"metadata must be 'columns' or 'json', got {metadata!r}")
     from zeroshot_vision.stores.base import VectorStore as StoreProtocol
-    from zeroshot_vision.stores.exchange import export_store
+    from zeroshot_vision.stores.parquet import export_store
 
     with contextlib.ExitStack() as stack:
         # Told apart by the protocol, not by importing the engine (which imports this).

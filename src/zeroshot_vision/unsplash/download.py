@@ -1,7 +1,7 @@
 """Downloading photos over HTTP: concurrent, retried, resumable, never fatal per photo.
 
 :func:`download_photos` fetches the photos of an Unsplash Lite table (or any
-:class:`~zeroshot_vision.datasets.unsplash.UnsplashPhoto` list) into a folder, one file
+:class:`~zeroshot_vision.unsplash.lite.UnsplashPhoto` list) into a folder, one file
 per photo, written atomically and only once it decodes within the indexer's limits. Each
 attempt has one deadline covering connecting, headers and body; a failure of one photo is
 recorded in ``failures.tsv``, never raised. Needs ``httpx`` (the ``download`` extra).
@@ -31,14 +31,14 @@ from zeroshot_vision._files import write_atomic
 from zeroshot_vision._json import describe_problem
 from zeroshot_vision._optional import require
 from zeroshot_vision._pool import BoundedPool
-from zeroshot_vision.datasets.unsplash import (
+from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.unsplash.lite import (
     _PHOTO_ID,
     UnsplashPhoto,
     image_url,
     read_photos,
     table_files,
 )
-from zeroshot_vision.errors import InvalidInputError
 
 require("httpx", extra="download", purpose="downloading photos")  # a clear message if absent
 

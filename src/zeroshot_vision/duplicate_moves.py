@@ -1,7 +1,7 @@
 """Acting on near-duplicates, safely: keep one photo of each group, move the others aside.
 
 Nothing is ever deleted. :func:`plan_moves` decides, per group from
-:func:`~zeroshot_vision.duplicates.find_duplicates`, which photo to keep (``largest``: most
+:func:`~zeroshot_vision.near_duplicates.find_duplicates`, which photo to keep (``largest``: most
 pixels, then bytes; ``newest`` / ``oldest``: by date taken, else modification time) and
 where each other one goes: under ``move_to``, at its path relative to its source folder.
 :func:`apply_moves` moves the files and keeps the index in step (their vectors and rows
