@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from zeroshot_vision._constants import KEEP_RULES
 from zeroshot_vision.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-KEEP_RULES = ("largest", "newest", "oldest")
 Keep = Literal["largest", "newest", "oldest"]
 PathLike = str | os.PathLike[str]
 _LOG_FORMAT = "zeroshot-vision/duplicate-moves"

@@ -460,35 +460,6 @@ class SearchEngine:
         logger.info("index_images: %s", report)
         return report
 
-    def index_dataset(
-        self,
-        dataset: Any,
-        *,
-        image_column: str = "image",
-        id_column: str | None = None,
-        metadata_columns: Sequence[str] | None = None,
-        batch_size: int | None = None,
-        progress: ProgressOption = None,
-    ) -> FolderReport:
-        """Embed the images of a Hugging Face ``Dataset`` or streaming ``IterableDataset``.
-
-        Incremental (ids already stored are skipped) and committed after every batch;
-        undecodable images are recorded in the report's ``failed``. See
-        :func:`zeroshot_vision.integrations.hf_datasets.index_dataset` for the arguments.
-        Needs the ``datasets`` extra.
-        """
-        from zeroshot_vision.integrations.hf_datasets import index_dataset
-
-        return index_dataset(
-            self,
-            dataset,
-            image_column=image_column,
-            id_column=id_column,
-            metadata_columns=metadata_columns,
-            batch_size=batch_size,
-            progress=progress,
-        )
-
     def _index_chunks(
         self,
         sources: list[ImageSource],

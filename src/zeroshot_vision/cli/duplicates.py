@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zeroshot_vision._constants import DEFAULT_DUPLICATE_THRESHOLD, KEEP_RULES
 from zeroshot_vision.cli.exits import EXIT_OK
 from zeroshot_vision.cli.options import add_index_option, threshold_arg
 from zeroshot_vision.cli.output import interactive, one_line, print_json, say
@@ -16,21 +17,12 @@ if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands
 
 __all__ = [
-    "KEEP_CHOICES",
-    "THRESHOLD_TEXT",
     "add_action_options",
     "add_duplicates_command",
     "run_duplicates",
     "run_moves",
     "run_undo",
 ]
-
-THRESHOLD_TEXT = "0.99"
-"""``DEFAULT_DUPLICATE_THRESHOLD`` as the help shows it."""
-
-KEEP_CHOICES = ("largest", "newest", "oldest")
-"""``zeroshot_vision.duplicate_moves.KEEP_RULES``, written out for the same reason (a test keeps
-them equal): the parser must not import numpy."""
 
 
 def add_duplicates_command(commands: Subcommands) -> None:
@@ -49,10 +41,9 @@ def add_duplicates_command(commands: Subcommands) -> None:
         "--threshold",
         type=threshold_arg,
         metavar="T",
-        # The number is DEFAULT_DUPLICATE_THRESHOLD's (a test keeps them equal), written
-        # out: importing zeroshot_vision.near_duplicates (numpy, the stores) to build the
-        # parser would slow every zsv command down, --server ones above all.
-        help=f"cosine for a near-duplicate, in (0, 1] (default {THRESHOLD_TEXT})",
+        # From _constants, not near_duplicates: importing numpy and the stores to build
+        # the parser would slow every zsv command down, --server ones above all.
+        help=f"cosine for a near-duplicate, in (0, 1] (default {DEFAULT_DUPLICATE_THRESHOLD:g})",
     )
     parser.add_argument("--json", action="store_true", help="print the groups as JSON")
     add_action_options(parser)
@@ -64,7 +55,7 @@ def add_action_options(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_argument_group("acting on duplicates (files are moved, never deleted)")
     actions.add_argument(
         "--keep",
-        choices=KEEP_CHOICES,
+        choices=KEEP_RULES,
         help="which photo of each group stays: largest (pixels, then bytes), newest or "
         "oldest (date taken, else modification time)",
     )

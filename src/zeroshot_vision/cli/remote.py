@@ -14,16 +14,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zeroshot_vision._constants import INDEX_MANIFEST
 from zeroshot_vision.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from zeroshot_vision.server.client import ServerClient
 
-__all__ = ["INDEX_MANIFEST", "add_server_option", "client_for", "index_reference"]
-
-INDEX_MANIFEST = "settings.json"
-"""``zeroshot_vision.index.folder.MANIFEST`` (a test keeps them equal), written out: the
-index package imports pydantic and numpy, a cost the ``--server`` path exists to avoid."""
+__all__ = ["add_server_option", "client_for", "index_reference"]
 
 
 def add_server_option(parser: argparse.ArgumentParser) -> None:

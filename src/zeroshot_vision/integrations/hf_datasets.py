@@ -1,6 +1,6 @@
 """Hugging Face ``datasets`` in and out: index a dataset of images, export a store as one.
 
-* :func:`index_dataset` (also ``SearchEngine.index_dataset``) embeds the images of a
+* :func:`index_dataset` embeds the images of a
   ``datasets.Dataset`` or a streaming ``datasets.IterableDataset`` and stores them. The
   image column may hold the ``Image`` feature (decoded or not), image bytes, or paths.
   Like ``index_folder`` it is incremental (ids already in the store are skipped, not
