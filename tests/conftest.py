@@ -14,6 +14,30 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from tests.helpers import TINY_LOGIT_BIAS, TINY_LOGIT_SCALE
 
+# `make test` runs the suite on several processes (pytest-xdist, -n auto --dist loadgroup).
+# Each process builds its own session fixtures, in its own temp folder, and listens on its
+# own ephemeral ports; what must not be spread over processes stays on one, by group:
+# - a module's tests stay together (its module-scoped fixtures: live servers, indexes, a
+#   Streamlit app and a Chromium for the browser tests, test-artifacts/ they write);
+# - tests/distributed is one group: one local Ray cluster at a time (its head node, its
+#   /tmp/ray session folder, the object store's memory);
+# - tests/docs is one group: the docs sandbox (the indexes, the `zsv serve` and the
+#   Unsplash photo server the shell and python examples share) is built once.
+_SHARED_GROUPS = {"tests/distributed/": "ray", "tests/docs/": "docs"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        module = item.path.relative_to(config.rootpath).as_posix()
+        group = next(
+            (name for prefix, name in _SHARED_GROUPS.items() if module.startswith(prefix)),
+            module,
+        )
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 _PHOTOS = [
     ("skimage", "astronaut.png"),
     ("skimage", "coffee.png"),
