@@ -37,6 +37,7 @@ def _unit(nodeid: str) -> str:
     )
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which may not be installed
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadgroup``: whole units to idle workers, the largest first (xdist's loadscope)."""
     if config.getvalue("dist") != "loadgroup":
