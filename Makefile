@@ -20,15 +20,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-## test: create the environment and run the whole test suite
+## test: create the environment and run the whole test suite, on every core (at most 4)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadgroup
 
-## lint: ruff (lint + format check) and mypy --strict on the package
+## lint: ruff (lint + format check), mypy --strict on the package, and the import layers
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks
 	$(BIN)/ruff format --check src tests examples benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## bench: every benchmark: tables beside same-run baselines, JSON in benchmarks/results/
 bench: $(STAMP)

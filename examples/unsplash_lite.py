@@ -24,8 +24,8 @@ import logging
 from pathlib import Path
 
 from zeroshot_vision import Progress, SearchEngine
-from zeroshot_vision.datasets.download import download_dataset
 from zeroshot_vision.types import caption
+from zeroshot_vision.unsplash.download import download_dataset
 
 SEED_QUERIES = ["a cyber-punk street at night", "a happy golden retriever puppy"]
 LABELS = ["a dog", "a cat", "a city street at night", "a mountain landscape", "a portrait"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,42 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from tests.factories import EngineFactory, IndexedFolder, indexed_folder
 from tests.helpers import TINY_LOGIT_BIAS, TINY_LOGIT_SCALE
+
+# `make test` runs the suite on several processes (pytest-xdist: -n auto --dist loadgroup).
+# Each process builds its own session fixtures, in its own temp folder, and listens on its
+# own ephemeral ports; what must not be spread over processes is sent to one, as a unit:
+# - a module's tests (its module-scoped fixtures: live servers, indexes, a Streamlit app and
+#   a Chromium for the browser tests, the test-artifacts/ they write);
+# - all of tests/distributed: one local Ray cluster at a time (its head node, its temp
+#   folder, the object store's memory);
+# - all of tests/docs: the docs sandbox (the indexes, `zsv serve` and the Unsplash photo
+#   server that the shell and python examples share) is built once.
+# The units are made by the scheduler below, from the test ids: xdist's own xdist_group
+# marker works by renaming test ids, which pytest 9.2 no longer lets it do.
+_SHARED_UNITS = {"tests/distributed/": "tests/distributed", "tests/docs/": "tests/docs"}
+
+
+def _unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its shared folder's, else its module's."""
+    module = nodeid.split("::", 1)[0]
+    return next(
+        (unit for prefix, unit in _SHARED_UNITS.items() if module.startswith(prefix)), module
+    )
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which may not be installed
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: whole units to idle workers, the largest first (xdist's loadscope)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:  # xdist's override point for the scope
+            return _unit(nodeid)
+
+    return UnitScheduling(config, log)
+
 
 _PHOTOS = [
     ("skimage", "astronaut.png"),

@@ -144,7 +144,7 @@ def test_keyword_only_check_catches_a_positional_dataclass() -> None:
     [
         ("IndexProgress", "zeroshot_vision.types.Progress"),
         ("DEFAULT_MODEL", "zeroshot_vision.encoder.DEFAULT_MODEL"),
-        ("find_duplicates", "zeroshot_vision.duplicates.find_duplicates"),
+        ("find_duplicates", "zeroshot_vision.near_duplicates.find_duplicates"),
         ("caption", "zeroshot_vision.types.caption"),
     ],
 )

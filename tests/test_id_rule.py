@@ -96,7 +96,7 @@ def test_the_server_answers_400(tmp_path: Path, tiny_encoder: Any, photo_paths: 
 
 def test_the_longest_id_survives_export_and_import(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
-    from zeroshot_vision.stores.exchange import export_store, import_store
+    from zeroshot_vision.stores.parquet import export_store, import_store
 
     store = FaissStore(4)
     store.upsert([LONGEST, "short"], np.eye(4, dtype=np.float32)[:2])

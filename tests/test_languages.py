@@ -280,7 +280,7 @@ def xm3600(tmp_path_factory: pytest.TempPathFactory, photo_paths: list[Path]) ->
 
 
 def test_the_xm3600_layout_reads_one_pair_per_caption_grouped_by_language(xm3600: Path) -> None:
-    from zeroshot_vision.eval.datasets import read_multilingual_pairs, read_pairs
+    from zeroshot_vision.eval.labelled_data import read_multilingual_pairs, read_pairs
     from zeroshot_vision.testing import SAMPLE_CAPTIONS
 
     dataset = read_pairs(xm3600)
@@ -295,7 +295,7 @@ def test_the_xm3600_layout_reads_one_pair_per_caption_grouped_by_language(xm3600
 
 
 def test_broken_lines_and_missing_images_are_skips_with_line_numbers(xm3600: Path) -> None:
-    from zeroshot_vision.eval.datasets import read_multilingual_pairs
+    from zeroshot_vision.eval.labelled_data import read_multilingual_pairs
 
     damaged = xm3600.parent / "damaged"
     shutil.copytree(xm3600, damaged)
@@ -312,7 +312,7 @@ def test_broken_lines_and_missing_images_are_skips_with_line_numbers(xm3600: Pat
 
 
 def test_json_lines_of_image_language_caption(tmp_path: Path, photo_paths: list[Path]) -> None:
-    from zeroshot_vision.eval.datasets import read_pairs
+    from zeroshot_vision.eval.labelled_data import read_pairs
 
     rows = [
         {"image": str(photo_paths[0]), "language": "ja", "caption": "宇宙飛行士"},
@@ -333,7 +333,7 @@ def test_json_lines_of_image_language_caption(tmp_path: Path, photo_paths: list[
 def test_retrieval_reports_each_language_and_their_mean(xm3600: Path, tiny_encoder: Any) -> None:
     import numpy as np
 
-    from zeroshot_vision.eval.datasets import read_pairs
+    from zeroshot_vision.eval.labelled_data import read_pairs
     from zeroshot_vision.eval.run import evaluate_retrieval
 
     result = evaluate_retrieval(tiny_encoder, read_pairs(xm3600))

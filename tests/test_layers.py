@@ -1,165 +1,143 @@
-"""The package's layering: no import loops, and no import from a lower layer upwards.
+"""The package's layering, as import-linter's contracts in pyproject.toml state it.
 
-Read from the source with ``ast``, imports inside functions included (a lazy import is
-still a dependency); imports under ``if TYPE_CHECKING:`` are left out, since they never
-run.
+``make lint`` runs ``lint-imports``; these tests run the same contracts under pytest, and
+check on a small package of their own that each kind of contract the project relies on
+(ordered layers, independent front ends, no loops between sibling modules) does fail
+when broken, so that a contract that silently checks nothing is caught too. Imports
+under ``if TYPE_CHECKING:`` do not count (they never run); lazy imports inside functions
+do. ``import zeroshot_vision`` staying cheap is tests/test_api.py's.
 """
 
 from __future__ import annotations
 
-import ast
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
+
+import pytest
 
 import zeroshot_vision
 
+pytest.importorskip("importlinter", reason="import-linter is in the dev extra")
+tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml")
+
+ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(zeroshot_vision.__file__).parent
-ROOT = "zeroshot_vision"
-
-# Front ends and facades, and the layers that must never import them.
-HIGHER = ("engine", "cli", "app", "server", "integrations", "distributed")
-LOWER = ("stores", "images", "index")
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+def _lint_imports(config: Path, cwd: Path, *extra_paths: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports --config CONFIG`` in a fresh interpreter (no shared module state)."""
+    path = ":".join(str(p) for p in extra_paths)
+    code = (
+        f"import sys; sys.path[:0] = {path!r}.split(':') if {path!r} else []; "
+        "from importlinter.cli import lint_imports; "
+        f"sys.exit(lint_imports(config_filename={str(config)!r}, no_cache=True, no_logo=True))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
 
-def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
-    found: list[ast.AST] = []
-    stack: list[ast.AST] = [tree]
-    while stack:
-        node = stack.pop()
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
-                stack.extend(child.orelse)
-                continue
-            found.append(child)
-            stack.append(child)
-    return found
+def _contracts() -> list[dict[str, object]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts: list[dict[str, object]] = config["tool"]["importlinter"]["contracts"]
+    return contracts
 
 
-def _imports(path: Path, modules: set[str]) -> set[str]:
-    """The package modules that the module at ``path`` imports when it runs."""
-    name = _module_name(path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    targets: set[str] = set()
-    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            targets.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            targets.add(base)
-            # "from zeroshot_vision.index import writer" imports the submodule writer.
-            targets.update(f"{base}.{alias.name}" for alias in node.names)
-    return {target for target in targets if target in modules and target != name}
+def test_the_package_keeps_its_contracts() -> None:
+    result = _lint_imports(ROOT / "pyproject.toml", ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
 
 
-def _graph() -> dict[str, set[str]]:
-    files = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
-    modules = set(files)
-    return {name: _imports(path, modules) for name, path in files.items()}
+def test_no_contract_ignores_an_import() -> None:
+    for contract in _contracts():
+        assert not contract.get("ignore_imports"), contract["id"]
 
 
-def _layer(module: str) -> str:
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
-
-
-def test_the_graph_is_read() -> None:
-    graph = _graph()
-    assert "zeroshot_vision.engine" in graph
-    assert "zeroshot_vision.index.writer" in graph["zeroshot_vision.engine"]
-
-
-def test_no_lower_layer_imports_a_higher_one() -> None:
-    wrong = sorted(
-        f"{module} imports {target}"
-        for module, targets in _graph().items()
-        if _layer(module) in LOWER
-        for target in targets
-        if _layer(target) in HIGHER
-    )
-    assert not wrong, wrong
-
-
-def test_library_code_never_imports_the_testing_package() -> None:
-    wrong = sorted(
-        f"{module} imports {target}"
-        for module, targets in _graph().items()
-        if _layer(module) != "testing"
-        for target in targets
-        if _layer(target) == "testing"
-    )
-    assert not wrong, wrong
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan's algorithm)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for target in graph[node]:
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in on_stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
-
-
-def _without_package_inits(graph: dict[str, set[str]]) -> dict[str, set[str]]:
-    # A package's __init__ re-exports its modules, and a module's own import of a sibling
-    # runs that __init__ first: edges into a package's __init__ from inside the package are
-    # how Python packages work, not a loop between layers.
-    packages = {name for name in graph if (PACKAGE.parent / name.replace(".", "/")).is_dir()}
-    return {
-        module: {
-            target
-            for target in targets
-            if not (target in packages and module.startswith(target + "."))
-        }
-        for module, targets in graph.items()
+def test_every_module_of_the_package_has_a_layer() -> None:
+    (layers,) = [c for c in _contracts() if c["type"] == "layers"]
+    assert layers["exhaustive"] is True
+    assert layers["containers"] == ["zeroshot_vision"]
+    named = {
+        name.strip().strip("()")
+        for layer in layers["layers"]  # type: ignore[attr-defined]
+        for name in layer.replace(":", "|").split("|")
     }
+    children = {
+        path.stem if path.is_file() else path.name
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()
+    }
+    assert children <= named, children - named
 
 
-def test_no_import_loops() -> None:
-    graph = _without_package_inits(_graph())
-    assert not _cycles(graph), _cycles(graph)
+def _toy_package(root: Path, modules: dict[str, str]) -> None:
+    for name, source in modules.items():
+        path = root / "toy" / f"{name.replace('.', '/')}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source), encoding="utf-8")
+    for folder in [root / "toy", *(p for p in (root / "toy").rglob("*") if p.is_dir())]:
+        (folder / "__init__.py").touch()
 
 
-def test_the_cycle_finder_finds_a_loop() -> None:
-    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+_TOY_CONFIG = """
+[tool.importlinter]
+root_package = "toy"
+exclude_type_checking_imports = true
+
+[[tool.importlinter.contracts]]
+id = "layers"
+name = "layers"
+type = "layers"
+containers = ["toy"]
+exhaustive = true
+layers = ["cli", "server : app", "engine", "core"]
+
+[[tool.importlinter.contracts]]
+id = "front-ends"
+name = "front ends"
+type = "independence"
+modules = ["toy.server", "toy.app"]
+
+[[tool.importlinter.contracts]]
+id = "no-cycles"
+name = "no cycles"
+type = "acyclic_siblings"
+ancestors = ["toy"]
+depth = 10
+"""
+
+_SOUND = {
+    "cli": "import toy.server\nimport toy.app\n",
+    "server": "import toy.engine\n",
+    "app": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import toy.server\n",
+    "engine": "def lazy():\n    import toy.core\n",
+    "core.a": "import toy.core.b\n",
+    "core.b": "x = 1\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "broken"),
+    [
+        ({}, None),
+        ({"core.b": "def lazy():\n    import toy.engine\n"}, "layers"),  # a lazy import upwards
+        ({"app": "import toy.server\n"}, "front ends"),
+        ({"core.b": "import toy.core.a\n"}, "no cycles"),
+        ({"extra": "x = 1\n"}, "layers"),  # a module with no layer
+    ],
+)
+def test_each_kind_of_contract_fails_when_broken(
+    tmp_path: Path, change: dict[str, str], broken: str | None
+) -> None:
+    _toy_package(tmp_path, {**_SOUND, **change})
+    config = tmp_path / "pyproject.toml"
+    config.write_text(_TOY_CONFIG, encoding="utf-8")
+    result = _lint_imports(config, tmp_path, tmp_path)
+    if broken is None:
+        assert result.returncode == 0, result.stdout + result.stderr
+    else:
+        assert result.returncode != 0
+        assert f"{broken} BROKEN" in " ".join(result.stdout.split()), result.stdout

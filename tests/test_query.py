@@ -233,3 +233,29 @@ def test_in_lists_beyond_the_filter_limit_are_refused(indexed: SearchEngine) -> 
 
     with pytest.raises(InvalidFilterError, match=f"at most {MAX_IN_VALUES} values"):
         indexed.search("a dog", k=1, filter={"id": {"$in": list(range(MAX_IN_VALUES + 1))}})
+
+
+def test_compose_builds_the_search_forms_query() -> None:
+    from zeroshot_vision.query import IMAGE_WEIGHT, NEGATIVE_WEIGHT, compose
+
+    query = compose("a beach", ["ref.jpg"], ["people", "boats"])
+    assert [(p.text, p.image, p.weight) for p in query.parts] == [
+        ("a beach", None, 1.0),
+        (None, "ref.jpg", IMAGE_WEIGHT),
+        ("people", None, -NEGATIVE_WEIGHT),
+        ("boats", None, -NEGATIVE_WEIGHT),
+    ]
+    # An image alone is the whole query; an explicit weight wins over the default.
+    assert [p.weight for p in compose(None, ["ref.jpg"]).parts] == [1.0]
+    assert [p.weight for p in compose("x", ["a.jpg", "b.jpg"], image_weight=0.2).parts] == [
+        1.0,
+        0.2,
+        0.2,
+    ]
+
+
+def test_compose_without_words_or_images_is_an_error() -> None:
+    from zeroshot_vision.query import compose
+
+    with pytest.raises(InvalidInputError, match="words to look for or an image"):
+        compose(None, [], ["people"])

@@ -42,18 +42,18 @@ from zeroshot_vision.errors import (
 )
 
 if _TYPE_CHECKING:
-    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.engine import SearchEngine, file_id
     from zeroshot_vision.images import load_image
     from zeroshot_vision.index import IndexFolder, IndexWriter, export_index, import_index
     from zeroshot_vision.models import default_model
+    from zeroshot_vision.near_duplicates import DEFAULT_DUPLICATE_THRESHOLD
     from zeroshot_vision.query import Query, QueryPart
     from zeroshot_vision.results import SearchResults
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.stores.batch import query_many
-    from zeroshot_vision.stores.exchange import export_store, import_store
     from zeroshot_vision.stores.faiss import FaissStore
+    from zeroshot_vision.stores.parquet import export_store, import_store
     from zeroshot_vision.stores.pinecone import PineconeStore
     from zeroshot_vision.stores.registry import register_store_kind, store_kinds
     from zeroshot_vision.stores.transfer import copy_store
@@ -75,7 +75,7 @@ if _TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
-    "DEFAULT_DUPLICATE_THRESHOLD": "zeroshot_vision.duplicates",
+    "DEFAULT_DUPLICATE_THRESHOLD": "zeroshot_vision.near_duplicates",
     "Encoder": "zeroshot_vision.encoder",
     "SearchEngine": "zeroshot_vision.engine",
     "file_id": "zeroshot_vision.engine",
@@ -90,8 +90,8 @@ _LAZY = {
     "SearchResults": "zeroshot_vision.results",
     "VectorStore": "zeroshot_vision.stores.base",
     "query_many": "zeroshot_vision.stores.batch",
-    "export_store": "zeroshot_vision.stores.exchange",
-    "import_store": "zeroshot_vision.stores.exchange",
+    "export_store": "zeroshot_vision.stores.parquet",
+    "import_store": "zeroshot_vision.stores.parquet",
     "FaissStore": "zeroshot_vision.stores.faiss",
     "PineconeStore": "zeroshot_vision.stores.pinecone",
     "register_store_kind": "zeroshot_vision.stores.registry",
@@ -183,9 +183,9 @@ _DEPRECATED = {
         "use zeroshot_vision.default_model() (it honours $ZSV_MODEL)",
     ),
     "find_duplicates": (
-        "zeroshot_vision.duplicates",
+        "zeroshot_vision.near_duplicates",
         "find_duplicates",
-        "use SearchEngine.duplicates, or zeroshot_vision.duplicates.find_duplicates",
+        "use SearchEngine.duplicates, or zeroshot_vision.near_duplicates.find_duplicates",
     ),
     "caption": ("zeroshot_vision.types", "caption", "import it from zeroshot_vision.types"),
 }

@@ -49,6 +49,8 @@ from zeroshot_vision.models import (
     TINY_MODEL,
     cpu_has_native_bf16,
     default_model,
+    draft_size_for,
+    embedding_dim,
     load_model,
     locate_checkpoint,
     pick_device,
@@ -161,9 +163,7 @@ class Encoder:
         self.dtype = floating[0].dtype if floating else parameter.dtype
         config = model.config
         self.model_type: str = getattr(config, "model_type", "")
-        self.dim: int = int(
-            getattr(config, "projection_dim", None) or config.vision_config.hidden_size
-        )
+        self.dim: int = embedding_dim(config)
         text_config = getattr(config, "text_config", None)
         context = int(getattr(text_config, "max_position_embeddings", TEXT_LENGTH))
         # SigLIP pads to the 64 tokens it was trained on; CLIP to its whole context (77),
@@ -174,9 +174,7 @@ class Encoder:
         self.max_text_chars: int = self._text_length * _CHARS_PER_TOKEN
         """The characters of a text that are tokenized (the rest cannot reach the model)."""
         self.batch_size = batch_size or (32 if self.device.type != "cpu" else 8)
-        size = getattr(getattr(processor, "image_processor", None), "size", None) or {}
-        side = int(size.get("height") or size.get("shortest_edge") or 384)
-        self.draft_size: tuple[int, int] = (2 * side, 2 * side)
+        self.draft_size: tuple[int, int] = draft_size_for(processor)
         """JPEGs decode at reduced scale down to twice the model's input size."""
         self.logit_scale: float
         self.logit_bias: float

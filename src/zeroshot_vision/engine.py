@@ -492,35 +492,6 @@ class SearchEngine:
             progress=progress,
         )
 
-    def index_dataset(
-        self,
-        dataset: Any,
-        *,
-        image_column: str = "image",
-        id_column: str | None = None,
-        metadata_columns: Sequence[str] | None = None,
-        batch_size: int | None = None,
-        progress: ProgressOption = None,
-    ) -> FolderReport:
-        """Embed the images of a Hugging Face ``Dataset`` or streaming ``IterableDataset``.
-
-        Incremental (ids already stored are skipped) and committed after every batch;
-        undecodable images are recorded in the report's ``failed``. See
-        :func:`zeroshot_vision.integrations.hf_datasets.index_dataset` for the arguments.
-        Needs the ``datasets`` extra.
-        """
-        from zeroshot_vision.integrations.hf_datasets import index_dataset
-
-        return index_dataset(
-            self,
-            dataset,
-            image_column=image_column,
-            id_column=id_column,
-            metadata_columns=metadata_columns,
-            batch_size=batch_size,
-            progress=progress,
-        )
-
     @staticmethod
     def _image_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
         if isinstance(images, (str, os.PathLike)):
@@ -783,12 +754,12 @@ class SearchEngine:
         """Groups of stored images that are near-duplicates (resized, re-encoded, cropped).
 
         Compares stored vectors only, nothing is re-encoded; exact for FAISS, one query
-        per image for Pinecone. See :mod:`zeroshot_vision.duplicates` for the cost and for
+        per image for Pinecone. See :mod:`zeroshot_vision.near_duplicates` for the cost and for
         where the default threshold comes from.
 
         Args:
             threshold: Cosine at or above which two images are near-duplicates; default
-                :data:`~zeroshot_vision.duplicates.DEFAULT_DUPLICATE_THRESHOLD` (0.99).
+                :data:`~zeroshot_vision.near_duplicates.DEFAULT_DUPLICATE_THRESHOLD` (0.99).
             neighbours: Nearest neighbours each image asks for first (more when all
                 of them are above the threshold).
             batch_size: Vectors per batch.
@@ -798,7 +769,7 @@ class SearchEngine:
         Returns:
             The groups, largest first; each group's ids sorted, with its pair scores.
         """
-        from zeroshot_vision.duplicates import (
+        from zeroshot_vision.near_duplicates import (
             DEFAULT_DUPLICATE_THRESHOLD,
             DEFAULT_NEIGHBOURS,
             find_duplicates,

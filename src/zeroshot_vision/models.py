@@ -37,6 +37,8 @@ __all__ = [
     "TINY_MODEL",
     "cpu_has_native_bf16",
     "default_model",
+    "draft_size_for",
+    "embedding_dim",
     "hub_download_command",
     "load_model",
     "locate_checkpoint",
@@ -277,6 +279,27 @@ def _checkpoint_fingerprint(name: str) -> tuple[Any, ...] | None:
         return None
     kept = {key: value for key, value in config.items() if key not in _CONFIG_NOISE}
     return (json.dumps(kept, sort_keys=True), tuple(samples))
+
+
+def embedding_dim(config: Any) -> int:
+    """The dimension of a checkpoint's embeddings, from its ``config``.
+
+    ``projection_dim`` (SigLIP, CLIP), else the vision tower's width (SigLIP 2's vision
+    config has no projection).
+    """
+    return int(getattr(config, "projection_dim", None) or config.vision_config.hidden_size)
+
+
+def draft_size_for(processor: Any) -> tuple[int, int]:
+    """The size JPEGs may decode down to for a checkpoint: twice its input side.
+
+    ``processor`` is the checkpoint's processor or image processor; its ``size`` gives the
+    side (``height``, else ``shortest_edge``; 384 when it says neither).
+    """
+    image_processor = getattr(processor, "image_processor", processor)
+    size = getattr(image_processor, "size", None) or {}
+    side = int(size.get("height") or size.get("shortest_edge") or 384)
+    return (2 * side, 2 * side)
 
 
 def same_checkpoint(requested: str, recorded: str) -> bool:

@@ -9,7 +9,8 @@ Pinecone as on FAISS::
 
     engine.search("a beach", filter=photo_filter(since="2021-06", under=["/photos/trips"]))
 
-``zsv search --since --until --under --sort`` is sugar over these.
+``zsv search --since --until --under --sort`` is sugar over these. :func:`image_path_for_id`
+finds the file of a stored photo, for the app and the server to show the original.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import datetime as dt
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision.errors import InvalidFilterError
@@ -32,6 +34,7 @@ __all__ = [
     "combine_filters",
     "date_bounds",
     "filter_fields",
+    "image_path_for_id",
     "photo_filter",
     "record_fields",
     "sort_results",
@@ -171,3 +174,21 @@ def sort_results(results: Iterable[SearchResult], by: str) -> list[SearchResult]
         return (True, 0.0)
 
     return sorted(listed, key=when)
+
+
+def image_path_for_id(store: VectorStore, image_id: str) -> Path | None:
+    """The file of an indexed image, or ``None``.
+
+    The path comes only from the stored metadata of ``image_id``; an id that is not in the
+    store, or has no ``path`` pointing at an existing file, gives ``None``.
+    """
+    if not isinstance(image_id, str) or not image_id:
+        return None
+    record = store.fetch([image_id]).get(image_id)
+    if record is None:
+        return None
+    stored = record.metadata.get("path")
+    if not isinstance(stored, str) or not stored:
+        return None
+    path = Path(stored)
+    return path if path.is_file() else None

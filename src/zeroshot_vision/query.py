@@ -30,9 +30,19 @@ from typing import TYPE_CHECKING
 from zeroshot_vision.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from zeroshot_vision.types import ImageSource
 
-__all__ = ["Query", "QueryPart", "check_weight"]
+__all__ = ["IMAGE_WEIGHT", "NEGATIVE_WEIGHT", "Query", "QueryPart", "check_weight", "compose"]
+
+NEGATIVE_WEIGHT = 0.5
+"""Weight of each text to steer away from (``zsv search --not``, the server's ``negative``),
+as ``SearchEngine.search``'s ``negative_weight``."""
+
+IMAGE_WEIGHT = 0.5
+"""Weight of each image next to words: image-to-image cosines are far larger than
+text-to-image ones, so an image of weight 1 would drown the words (see above)."""
 
 
 def check_weight(value: object) -> float:
@@ -171,3 +181,32 @@ class Query:
             sign = " - " if part.weight < 0 else " + "
             text += (sign if text else ("-" if part.weight < 0 else "")) + described
         return text
+
+
+def compose(
+    text: str | None = None,
+    images: Iterable[ImageSource] = (),
+    negatives: Iterable[str] = (),
+    *,
+    image_weight: float | None = None,
+) -> Query:
+    """The query of a search form: words, example images, and texts to steer away from.
+
+    What ``zsv search`` and the server's ``/v1/search`` build from the same inputs: the
+    words at weight 1, each image at ``image_weight`` (default :data:`IMAGE_WEIGHT` beside
+    words, 1 alone), each negative text at ``-NEGATIVE_WEIGHT``.
+
+    Raises:
+        InvalidInputError: Neither words nor an image, or a bad part or weight.
+    """
+    parts = [Query.text(text)] if text is not None else []
+    weight = image_weight or (IMAGE_WEIGHT if text is not None else 1.0)
+    parts.extend(Query.image(image, weight=weight) for image in images)
+    if not parts:
+        raise InvalidInputError("give words to look for or an image")
+    query = parts[0]
+    for part in parts[1:]:
+        query = query + part
+    for negative in negatives:
+        query = query - Query.text(negative, weight=NEGATIVE_WEIGHT)
+    return query

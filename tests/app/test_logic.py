@@ -25,7 +25,6 @@ from zeroshot_vision.app.logic import (
     clean_query,
     decode_upload,
     discover_facets,
-    image_path_for_id,
     parse_app_args,
     parse_labels,
     result_cards,
@@ -348,19 +347,6 @@ def test_index_page_shows_what_is_indexed(
 
 
 # -- safety and page logic ---------------------------------------------------------------
-
-
-def test_images_are_read_only_for_ids_in_the_store(tmp_path: Path) -> None:
-    secret = tmp_path / "secret.png"
-    Image.new("RGB", (4, 4)).save(secret)
-    store = FaissStore(2)
-    store.upsert(["ok", "nopath"], [[1.0, 0.0], [0.0, 1.0]], [{"path": str(secret)}, {}])
-    assert image_path_for_id(store, "ok") == secret
-    # Neither an id that is a path, nor an id without a stored path, reads anything.
-    assert image_path_for_id(store, str(secret)) is None
-    assert image_path_for_id(store, "../../etc/passwd") is None
-    assert image_path_for_id(store, "nopath") is None
-    assert image_path_for_id(store, "") is None
 
 
 def test_uploads_are_size_limited_and_decompression_bombs_refused() -> None:
@@ -766,8 +752,8 @@ def test_a_running_app_sees_what_zsv_index_adds(
 ) -> None:
     """The app used to keep the engine it first opened: new photos never appeared."""
     from zeroshot_vision.app import streamlit_app
-    from zeroshot_vision.app.logic import index_version
     from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.index import index_version
 
     folder = tmp_path / "live"
     with SearchEngine.create(folder, model=str(model_dir), device="cpu") as engine:

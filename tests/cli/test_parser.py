@@ -67,7 +67,7 @@ def test_the_evaluation_library_does_not_import_the_cli() -> None:
     code = (
         "import sys\n"
         "import zeroshot_vision.eval, zeroshot_vision.eval.run, zeroshot_vision.eval.report\n"
-        "import zeroshot_vision.eval.datasets, zeroshot_vision.eval.metrics\n"
+        "import zeroshot_vision.eval.labelled_data, zeroshot_vision.eval.metrics\n"
         "assert not [m for m in sys.modules if m.startswith('zeroshot_vision.cli')]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from tests.helpers import make_jpeg, photo_row, write_dataset
 
 from zeroshot_vision import SearchEngine
 from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.stores.exchange import ParquetVectors
+from zeroshot_vision.stores.parquet import ParquetVectors
 
 pytest.importorskip("ray.data", reason="needs the ray extra (pip install 'zeroshot-vision[ray]')")
 
@@ -55,7 +56,7 @@ def _loopback_only_command() -> list[str] | None:
 
 @pytest.fixture(scope="module")
 def cluster_run(
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
     tiny_model_dir: Path,
     photo_paths: list[Path],
     extra_photo_paths: list[Path],
@@ -67,7 +68,11 @@ def cluster_run(
             "needs 'unshare -n' or 'unshare -rn' (a network namespace with only loopback): "
             "a local Ray cluster would otherwise listen on every interface"
         )
-    work = tmp_path_factory.mktemp("ray")
+    # Ray's sockets (AF_UNIX paths, at most 107 bytes) live in its temp folder, inside this
+    # one: under pytest-xdist the per-worker folder (.../popen-gw0/ray0) makes them too
+    # long, so the work folder is a short one of its own.
+    work = Path(tempfile.mkdtemp(prefix="zsv-ray-"))
+    request.addfinalizer(lambda: shutil.rmtree(work, ignore_errors=True))
     folder = work / "photos"
     (folder / "nested").mkdir(parents=True)
     real = [*photo_paths, *extra_photo_paths]

@@ -19,7 +19,7 @@ from zeroshot_vision.distributed.pipeline import model_facts
 from zeroshot_vision.distributed.sinks import ShardSink
 from zeroshot_vision.distributed.sources import chunk_images, list_paths
 from zeroshot_vision.distributed.stages import DecodeSpec, decode_chunk
-from zeroshot_vision.stores.exchange import ParquetVectors
+from zeroshot_vision.stores.parquet import ParquetVectors
 
 pytest.importorskip("pyarrow")
 

@@ -181,6 +181,36 @@ def test_a_crashing_decoder_fails_only_its_image(
     assert "decoding process died" in caplog.text
 
 
+@pytest.mark.skipif(not HAS_FORK, reason="decoding processes need fork")
+def test_a_worker_that_died_while_idle_is_replaced_at_the_next_use(caplog) -> None:
+    import signal
+    import time
+    from concurrent.futures.process import BrokenProcessPool
+
+    before = {child.pid for child in multiprocessing.active_children()}
+    pool = DecoderPool(2)
+    try:
+        assert pool.executor().submit(int, "7").result() == 7
+        workers = [c for c in multiprocessing.active_children() if c.pid not in before]
+        assert len(workers) == 2
+        os.kill(workers[0].pid, signal.SIGKILL)
+        workers[0].join(timeout=10)
+        deadline = time.monotonic() + 10
+        while True:
+            # A job sent before the executor noticed the death fails with it; the next
+            # use replaces the processes.
+            try:
+                assert pool.executor().submit(int, "8").result(timeout=30) == 8
+                break
+            except BrokenProcessPool:
+                if time.monotonic() > deadline:
+                    raise
+        assert "decoding process died" in caplog.text
+        assert pool.executor().submit(int, "9").result(timeout=30) == 9
+    finally:
+        pool.close()
+
+
 def _worker_pids(encoder: Encoder) -> set[int]:
     pool = encoder._decoders._pool
     return set() if pool is None else {p.pid for p in pool._processes.values()}

@@ -22,8 +22,8 @@ import pytest
 from zeroshot_vision import IndexExistsError, IndexLockedError, InvalidInputError
 from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
 from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.stores.exchange import export_store
 from zeroshot_vision.stores.faiss import FaissStore
+from zeroshot_vision.stores.parquet import export_store
 
 ROUNDS = 30
 DEADLINE_S = 60.0

@@ -21,9 +21,9 @@ from tests.helpers import PhotoServer
 
 from zeroshot_vision import SearchEngine
 from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
-from zeroshot_vision.datasets.download import RetryPolicy, download_photos
-from zeroshot_vision.datasets.unsplash import UnsplashPhoto
 from zeroshot_vision.index import FileEntry, IndexFolder, IndexWriter, export_index
+from zeroshot_vision.unsplash.download import RetryPolicy, download_photos
+from zeroshot_vision.unsplash.lite import UnsplashPhoto
 
 DIM = 64
 

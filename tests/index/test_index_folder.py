@@ -27,7 +27,7 @@ from zeroshot_vision import (
     InvalidInputError,
     SearchEngine,
 )
-from zeroshot_vision.datasets.unsplash import scan_unsplash
+from zeroshot_vision.unsplash.lite import scan_unsplash
 from zeroshot_vision.index.folder import FORMAT_VERSION
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.types import FolderReport, IndexProgress
@@ -747,3 +747,21 @@ def test_temp_files_of_a_killed_save_do_not_count_in_the_size(built: Path) -> No
     before = folder.size_bytes()
     (built / "store" / ".index-9.faiss.k3j2h1g0.tmp").write_bytes(b"\0" * 1_000_000)
     assert folder.size_bytes() == before
+
+
+def test_index_version_changes_with_every_commit_and_not_otherwise(
+    tmp_path: Path, tiny_model_dir: Path, photo_paths: list[Path]
+) -> None:
+    from zeroshot_vision.index import index_version
+
+    folder = tmp_path / "versioned"
+    assert index_version(folder) == index_version(folder)  # no folder yet: still a token
+    with SearchEngine.create(folder, model=str(tiny_model_dir), device="cpu") as engine:
+        created = index_version(folder)
+        engine.index_images(photo_paths[:1])
+    first = index_version(folder)
+    assert first != created
+    assert index_version(folder) == first  # reading changes nothing
+    with SearchEngine.open(folder, model=str(tiny_model_dir), device="cpu") as engine:
+        engine.index_images(photo_paths[1:2])
+    assert index_version(folder) != first

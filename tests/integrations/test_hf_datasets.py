@@ -14,6 +14,7 @@ pytest.importorskip("datasets", reason="needs the datasets extra")
 from tests.factories import memory_engine
 
 import datasets
+
 from zeroshot_vision import (
     FaissStore,
     InvalidInputError,
@@ -159,10 +160,10 @@ def test_saved_dataset_and_zsv_export_load_with_datasets(
         save_dataset(engine, tmp_path / "saved")
     # zsv export's Parquet file is a dataset too.
     with SearchEngine.create(tmp_path / "index", encoder=engine.encoder) as folder_engine:
-        report = folder_engine.index_dataset(photo_dataset, id_column="name")
+        report = index_dataset(folder_engine, photo_dataset, id_column="name")
         assert len(report.indexed) == 6
     with SearchEngine.open(tmp_path / "index", encoder=engine.encoder) as reopened:
-        assert reopened.index_dataset(photo_dataset, id_column="name").skipped == 6
+        assert index_dataset(reopened, photo_dataset, id_column="name").skipped == 6
     # An index folder exports without loading its model.
     from_folder = to_dataset(tmp_path / "index")
     assert sorted(from_folder["id"]) == sorted(engine.store.ids())

@@ -20,13 +20,13 @@ import pytest
 from zeroshot_vision import DimensionMismatchError, IndexFolder, InvalidInputError
 from zeroshot_vision.cli import EXIT_ERROR, main
 from zeroshot_vision.index import export_index, import_index
-from zeroshot_vision.stores.exchange import (
+from zeroshot_vision.stores.faiss import FaissStore
+from zeroshot_vision.stores.parquet import (
     MAX_IMPORT_ID_BYTES,
     MAX_ROW_METADATA_BYTES,
     SCHEMA_KEY,
     import_store,
 )
-from zeroshot_vision.stores.faiss import FaissStore
 
 DIM = 4
 

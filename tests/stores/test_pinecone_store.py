@@ -522,6 +522,8 @@ def test_api_key_never_appears_in_logs_reprs_or_errors(
     def remember(exc: BaseException) -> None:
         texts.extend([str(exc), repr(exc), "".join(traceback.format_exception(exc))])
 
+    # A store made from an SDK handle blanks out $PINECONE_API_KEY by default.
+    monkeypatch.setenv("PINECONE_API_KEY", API_KEY)
     with PineconeTestServer(dimension=8, api_key="the-server-wants-another-key") as host:
         store = PineconeStore(_index(host), dim=8)
         texts.append(repr(store))
@@ -669,7 +671,7 @@ def test_api_key_echoed_by_the_server_never_reaches_chained_exceptions(
     caught: list[BaseException] = []
     log = logging.getLogger("tests.pinecone.redaction")
     with PineconeTestServer(dimension=8, api_key="another-key", echo_api_key=True) as host:
-        store = PineconeStore(_index(host), dim=8)
+        store = PineconeStore(_index(host), dim=8, api_key=API_KEY)  # the key given here
         operations: list[Callable[[], object]] = [
             lambda: store.query(np.ones(8)),
             lambda: store.upsert(["a"], _vectors(1, 8)),

@@ -7,10 +7,10 @@ Start it with ``zsv app --index DIR`` or from Python::
 
 The page logic lives in :mod:`zeroshot_vision.app.logic` (no Streamlit needed); the
 Streamlit script is :mod:`zeroshot_vision.app.streamlit_app`, served behind a ``Host``
-check (:mod:`zeroshot_vision.app.host_check`) by :mod:`zeroshot_vision.app.asgi`.
+check (:mod:`zeroshot_vision._host_check`) by :mod:`zeroshot_vision.app.asgi`.
 Importing this package does not import Streamlit, torch or faiss.
 """
 
-from zeroshot_vision.app.server import ENTRY, SCRIPT, launch, streamlit_command
+from zeroshot_vision.app.launcher import ENTRY, SCRIPT, launch, streamlit_command
 
 __all__ = ["ENTRY", "SCRIPT", "launch", "streamlit_command"]

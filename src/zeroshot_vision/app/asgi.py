@@ -2,7 +2,7 @@
 
 ``streamlit run`` finds the ``App`` below and serves it with uvicorn, with the usual
 ``--server.*`` options; every HTTP and websocket request passes
-:class:`~zeroshot_vision.app.host_check.HostCheck` first (DNS rebinding defence).
+:class:`~zeroshot_vision._host_check.HostCheck` first (DNS rebinding defence).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from streamlit import config
 from streamlit.starlette import App
 
-from zeroshot_vision.app.host_check import HostCheck
+from zeroshot_vision._host_check import HostCheck
 
 __all__ = ["app"]
 

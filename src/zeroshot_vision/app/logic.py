@@ -62,8 +62,6 @@ __all__ = [
     "decode_upload",
     "discover_facets",
     "escape_markdown",
-    "image_path_for_id",
-    "index_version",
     "inline_code",
     "iter_metadata",
     "loading_step",
@@ -183,25 +181,6 @@ def clean_query(text: str | None) -> str | None:
         return None
     stripped = text.strip()
     return stripped or None
-
-
-def index_version(index_dir: str | Path) -> str:
-    """A token that changes whenever a writer commits to the index folder.
-
-    Built from the size and modification time of the files a commit rewrites (the state,
-    and an embedded store's manifest); the app reopens the index when it changes, so a
-    running app shows what ``zsv index`` added meanwhile without a restart.
-    """
-    folder = Path(index_dir)
-    parts = []
-    for name in ("settings.json", "state.sqlite", "store/store.json"):
-        try:
-            stat = (folder / name).stat()
-        except OSError:
-            parts.append(f"{name}:-")
-        else:
-            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return "|".join(parts)
 
 
 def parse_labels(text: str) -> list[str]:
@@ -394,24 +373,6 @@ def result_cards(results: Sequence[SearchResult]) -> list[ResultCard]:
             )
         )
     return cards
-
-
-def image_path_for_id(store: VectorStore, image_id: str) -> Path | None:
-    """The file of an indexed image, or ``None``.
-
-    The path comes only from the stored metadata of ``image_id``; an id that is not in the
-    store, or has no ``path`` pointing at an existing file, gives ``None``.
-    """
-    if not isinstance(image_id, str) or not image_id:
-        return None
-    record = store.fetch([image_id]).get(image_id)
-    if record is None:
-        return None
-    stored = record.metadata.get("path")
-    if not isinstance(stored, str) or not stored:
-        return None
-    path = Path(stored)
-    return path if path.is_file() else None
 
 
 def original_mime(path: Path) -> str:

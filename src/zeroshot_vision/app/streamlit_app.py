@@ -29,8 +29,6 @@ from zeroshot_vision.app.logic import (
     decode_upload,
     discover_facets,
     escape_markdown,
-    image_path_for_id,
-    index_version,
     inline_code,
     iter_metadata,
     loading_step,
@@ -50,6 +48,8 @@ from zeroshot_vision.errors import (
     ZeroshotVisionError,
 )
 from zeroshot_vision.images import load_image
+from zeroshot_vision.index.folder import index_version
+from zeroshot_vision.photos import image_path_for_id
 
 if TYPE_CHECKING:
     from zeroshot_vision.encoder import Encoder

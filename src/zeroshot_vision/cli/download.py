@@ -12,7 +12,7 @@ from zeroshot_vision.cli.output import human_size, print_json, progress_bar, say
 
 if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands
-    from zeroshot_vision.datasets.download import DownloadOutcome
+    from zeroshot_vision.unsplash.download import DownloadOutcome
 
 __all__ = ["add_download_command", "run_download"]
 
@@ -66,8 +66,8 @@ def add_download_command(commands: Subcommands) -> None:
 
 def run_download(args: argparse.Namespace) -> int:
     """``zsv download``: fetch the photos, print a one-line summary."""
-    from zeroshot_vision.datasets.download import FAILURES_FILE, RetryPolicy, download_photos
-    from zeroshot_vision.datasets.unsplash import read_photos
+    from zeroshot_vision.unsplash.download import FAILURES_FILE, RetryPolicy, download_photos
+    from zeroshot_vision.unsplash.lite import read_photos
 
     photos = list(read_photos(args.dataset_dir, limit=args.limit))
     bar = progress_bar(len(photos), unit="photo", desc="download")

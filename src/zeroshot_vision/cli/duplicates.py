@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zeroshot_vision._constants import DEFAULT_DUPLICATE_THRESHOLD, KEEP_RULES
 from zeroshot_vision.cli.exits import EXIT_OK, EXIT_PARTIAL
 from zeroshot_vision.cli.options import add_index_option, threshold_arg
 from zeroshot_vision.cli.output import interactive, one_line, print_json, say
@@ -16,21 +17,12 @@ if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands
 
 __all__ = [
-    "KEEP_CHOICES",
-    "THRESHOLD_TEXT",
     "add_action_options",
     "add_duplicates_command",
     "run_duplicates",
     "run_moves",
     "run_undo",
 ]
-
-THRESHOLD_TEXT = "0.99"
-"""``DEFAULT_DUPLICATE_THRESHOLD`` as the help shows it."""
-
-KEEP_CHOICES = ("largest", "newest", "oldest")
-"""``zeroshot_vision.dedupe.KEEP_RULES``, written out for the same reason (a test keeps
-them equal): the parser must not import numpy."""
 
 
 def add_duplicates_command(commands: Subcommands) -> None:
@@ -49,10 +41,9 @@ def add_duplicates_command(commands: Subcommands) -> None:
         "--threshold",
         type=threshold_arg,
         metavar="T",
-        # The number is DEFAULT_DUPLICATE_THRESHOLD's (a test keeps them equal), written
-        # out: importing zeroshot_vision.duplicates (numpy, the stores) to build the
-        # parser would slow every zsv command down, --server ones above all.
-        help=f"cosine for a near-duplicate, in (0, 1] (default {THRESHOLD_TEXT})",
+        # From _constants, not near_duplicates: importing numpy and the stores to build
+        # the parser would slow every zsv command down, --server ones above all.
+        help=f"cosine for a near-duplicate, in (0, 1] (default {DEFAULT_DUPLICATE_THRESHOLD:g})",
     )
     parser.add_argument("--json", action="store_true", help="print the groups as JSON")
     add_action_options(parser)
@@ -64,7 +55,7 @@ def add_action_options(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_argument_group("acting on duplicates (files are moved, never deleted)")
     actions.add_argument(
         "--keep",
-        choices=KEEP_CHOICES,
+        choices=KEEP_RULES,
         help="which photo of each group stays: largest (pixels, then bytes), newest or "
         "oldest (date taken, else modification time)",
     )
@@ -83,8 +74,8 @@ def add_action_options(parser: argparse.ArgumentParser) -> None:
 
 def run_duplicates(args: argparse.Namespace) -> int:
     """``zsv duplicates``: the groups, each with its pairs and their scores."""
-    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
     from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision.near_duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
 
     if args.undo is not None:
         return run_undo(args)
@@ -125,9 +116,9 @@ def run_duplicates(args: argparse.Namespace) -> int:
 
 def run_moves(args: argparse.Namespace) -> int:
     """``--keep K --move-to DIR [--apply]``: plan the moves, print them, make them."""
-    from zeroshot_vision.dedupe import apply_moves, log_name, plan_moves
-    from zeroshot_vision.duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
+    from zeroshot_vision.duplicate_moves import apply_moves, log_name, plan_moves
     from zeroshot_vision.index import IndexFolder, IndexWriter
+    from zeroshot_vision.near_duplicates import DEFAULT_DUPLICATE_THRESHOLD, find_duplicates
 
     threshold = DEFAULT_DUPLICATE_THRESHOLD if args.threshold is None else args.threshold
 
@@ -162,7 +153,7 @@ def run_moves(args: argparse.Namespace) -> int:
 
 def run_undo(args: argparse.Namespace) -> int:
     """``--undo LOG``: move the files back and return their vectors to the index."""
-    from zeroshot_vision.dedupe import read_log, undo_moves
+    from zeroshot_vision.duplicate_moves import read_log, undo_moves
     from zeroshot_vision.index import IndexFolder, IndexWriter
 
     index = read_log(args.undo).index

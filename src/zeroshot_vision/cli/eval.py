@@ -27,7 +27,7 @@ from zeroshot_vision.models import default_model
 if TYPE_CHECKING:
     from zeroshot_vision.cli.options import Subcommands
     from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.eval.datasets import Skipped
+    from zeroshot_vision.eval.labelled_data import Skipped
 
 __all__ = ["add_eval_command", "run_eval_classify", "run_eval_retrieval"]
 
@@ -147,7 +147,7 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 
 def run_eval_classify(args: argparse.Namespace) -> int:
     """``zsv eval classify``: accuracy table, JSON, and a report folder."""
-    from zeroshot_vision.eval.datasets import read_image_folder
+    from zeroshot_vision.eval.labelled_data import read_image_folder
     from zeroshot_vision.eval.report import (
         classification_json,
         model_slugs,
@@ -197,7 +197,7 @@ def run_eval_classify(args: argparse.Namespace) -> int:
 
 def run_eval_retrieval(args: argparse.Namespace) -> int:
     """``zsv eval retrieval``: Recall@K and MRR table, JSON, and a report folder."""
-    from zeroshot_vision.eval.datasets import read_pairs
+    from zeroshot_vision.eval.labelled_data import read_pairs
     from zeroshot_vision.eval.report import model_slugs, retrieval_json, write_retrieval_report
     from zeroshot_vision.eval.run import RETRIEVAL_KS, evaluate_retrieval
 

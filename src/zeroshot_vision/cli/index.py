@@ -204,67 +204,28 @@ def watch_sources(engine: Any, args: argparse.Namespace) -> None:
     say("zsv: stopped watching; the index is up to date with what was seen", sys.stderr)
 
 
-class _LazyEncoder:
-    """The encoder of an existing index, loaded only when an image needs encoding.
-
-    ``zsv index`` on a folder with nothing new or changed then finishes without importing
-    torch or loading the model: the engine needs only the dimension and the model name
-    until then, and both are in the index's manifest.
-    """
-
-    def __init__(self, args: argparse.Namespace, model: str, dim: int) -> None:
-        self._args = args
-        self.model_name = model
-        self.dim = dim
-        self._encoder: Any = None
-
-    def _loaded(self) -> Any:
-        if self._encoder is None:
-            from zeroshot_vision.encoder import Encoder
-            from zeroshot_vision.errors import DimensionMismatchError
-
-            self._encoder = Encoder.from_pretrained(
-                self.model_name,
-                device=self._args.device,
-                dtype=self._args.dtype,
-                workers=self._args.workers,
-                compile=self._args.compile,
-                progress=interactive(),
-            )
-            if self._encoder.dim != self.dim:
-                raise DimensionMismatchError(
-                    f"model {self.model_name!r} makes vectors of dimension "
-                    f"{self._encoder.dim}, but the index holds dimension {self.dim}",
-                    expected=self.dim,
-                    actual=self._encoder.dim,
-                )
-        return self._encoder
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loaded(), name)
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the model was needed (and loaded)."""
-        return self._encoder is not None
-
-    def close(self) -> None:
-        if self._encoder is not None:
-            self._encoder.close()
-
-
 def _index_encoder(args: argparse.Namespace, model: str | None) -> Any:
     """The encoder ``zsv index`` gives the engine, or ``None`` to let the engine load one.
 
-    For an existing index it is lazy (:class:`_LazyEncoder`); for a new one the engine
-    loads the model (it needs its dimension), unless ``--workers`` or ``--compile`` ask
-    for options the engine does not take.
+    For an existing index it is lazy (:class:`~zeroshot_vision._lazy_encoder.LazyEncoder`);
+    for a new one the engine loads the model (it needs its dimension), unless
+    ``--workers`` or ``--compile`` ask for options the engine does not take.
     """
+    from zeroshot_vision._lazy_encoder import LazyEncoder
     from zeroshot_vision.index import IndexFolder
 
     if IndexFolder.exists(args.index):
         manifest = IndexFolder.open(args.index).manifest
-        return _LazyEncoder(args, model or manifest.model, manifest.dim)
+
+        return LazyEncoder(
+            model or manifest.model,
+            manifest.dim,
+            device=args.device,
+            dtype=args.dtype,
+            workers=args.workers,
+            compile=args.compile,
+            progress=interactive(),
+        )
     if args.workers is None and not args.compile:
         return None  # the engine loads the given (or default) model
     from zeroshot_vision.encoder import Encoder

@@ -66,7 +66,7 @@ def _positive_seconds(value: float, name: str) -> float:
 
 
 def _threshold(value: float, name: str) -> float:
-    from zeroshot_vision.duplicates import check_threshold
+    from zeroshot_vision.near_duplicates import check_threshold
 
     return check_threshold(value)
 

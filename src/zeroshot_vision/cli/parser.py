@@ -36,7 +36,6 @@ from zeroshot_vision.cli.classify import add_classify_command, add_tag_command
 from zeroshot_vision.cli.download import add_download_command
 from zeroshot_vision.cli.duplicates import add_duplicates_command
 from zeroshot_vision.cli.eval import add_eval_command
-from zeroshot_vision.cli.exchange import add_export_command, add_import_command
 from zeroshot_vision.cli.exits import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -44,6 +43,7 @@ from zeroshot_vision.cli.exits import (
     EXIT_PARTIAL,
     EXIT_USAGE,
 )
+from zeroshot_vision.cli.export_import import add_export_command, add_import_command
 from zeroshot_vision.cli.index import add_index_command
 from zeroshot_vision.cli.info import add_info_command
 from zeroshot_vision.cli.models import add_models_command

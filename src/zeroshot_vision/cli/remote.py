@@ -14,23 +14,19 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zeroshot_vision._constants import INDEX_MANIFEST
 from zeroshot_vision.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from zeroshot_vision.server.client import ServerClient
 
 __all__ = [
-    "INDEX_MANIFEST",
     "MAX_REMOTE_IMAGE_BYTES",
     "add_server_option",
     "client_for",
     "index_reference",
     "read_image_file",
 ]
-
-INDEX_MANIFEST = "settings.json"
-"""``zeroshot_vision.index.folder.MANIFEST`` (a test keeps them equal), written out: the
-index package imports pydantic and numpy, a cost the ``--server`` path exists to avoid."""
 
 MAX_REMOTE_IMAGE_BYTES = 64 << 20
 """The largest image file sent to a server (its own limit, 10 MiB by default, is lower)."""

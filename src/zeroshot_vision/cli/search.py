@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zeroshot_vision._constants import MAX_FILTER_DEPTH
 from zeroshot_vision._text import printable, printable_json
 from zeroshot_vision.cli.exits import EXIT_OK
 from zeroshot_vision.cli.options import (
@@ -33,10 +34,7 @@ if TYPE_CHECKING:
     from zeroshot_vision.types import SearchResult
 
 __all__ = [
-    "FILTER_DEPTH_TEXT",
-    "IMAGE_WEIGHT",
     "MAX_FILTER_BYTES",
-    "NEGATIVE_WEIGHT",
     "add_photo_options",
     "add_search_command",
     "check_search_args",
@@ -50,13 +48,6 @@ __all__ = [
     "search_filter",
     "search_query",
 ]
-
-NEGATIVE_WEIGHT = 0.5
-"""Weight of each ``--not`` part, as ``SearchEngine.search``'s ``negative_weight``."""
-
-IMAGE_WEIGHT = 0.5
-"""Weight of each ``--image`` next to words: image-to-image cosines are far larger than
-text-to-image ones, so an image of weight 1 would drown the words (see ``query``)."""
 
 
 def add_search_command(commands: Subcommands) -> None:
@@ -203,22 +194,10 @@ def check_search_args(args: argparse.Namespace) -> None:
 
 def search_query(args: argparse.Namespace) -> Query:
     """The query ``zsv search`` was asked for, or an error saying what is wrong."""
-    from zeroshot_vision.query import Query
+    from zeroshot_vision.query import compose
 
     check_search_args(args)
-    text = args.query
-    parts = []
-    if text is not None:
-        parts.append(Query.text(text))
-    weight = args.image_weight or (IMAGE_WEIGHT if text is not None else 1.0)
-    for image in args.image or []:
-        parts.append(Query.image(image, weight=weight))
-    query = parts[0]
-    for part in parts[1:]:
-        query = query + part
-    for negative in negatives(args):
-        query = query - Query.text(negative, weight=NEGATIVE_WEIGHT)
-    return query
+    return compose(args.query, args.image or [], negatives(args), image_weight=args.image_weight)
 
 
 def negatives(args: argparse.Namespace) -> list[str]:
@@ -228,10 +207,6 @@ def negatives(args: argparse.Namespace) -> list[str]:
 
 MAX_FILTER_BYTES = 1 << 20
 """The longest ``--filter`` accepted: room for ``$in`` lists of thousands of values."""
-
-FILTER_DEPTH_TEXT = 32
-"""``stores.filters.MAX_FILTER_DEPTH``, written out (a test keeps them equal): importing
-the stores package to parse a ``--server`` search's filter would load numpy."""
 
 
 def parse_filter(text: str | None, *, validate: bool = True) -> dict[str, Any] | None:
@@ -249,7 +224,7 @@ def parse_filter(text: str | None, *, validate: bool = True) -> dict[str, Any] |
     # (plus the field level) lets that limit speak first, with its more telling message.
     value = loads_bounded(
         text,
-        max_depth=2 * FILTER_DEPTH_TEXT + 4,
+        max_depth=2 * MAX_FILTER_DEPTH + 4,
         max_bytes=MAX_FILTER_BYTES,
         what="--filter",
         error=InvalidFilterError,

@@ -97,7 +97,7 @@ def model_facts(model: str | None) -> ModelFacts:
     from zeroshot_vision.errors import ModelLoadError
     from zeroshot_vision.images.pixels import PixelSpec
     from zeroshot_vision.index.folder import model_reference
-    from zeroshot_vision.models import locate_checkpoint
+    from zeroshot_vision.models import draft_size_for, embedding_dim, locate_checkpoint
 
     transformers = require("transformers", purpose="the model's settings")
     name = locate_checkpoint(model)
@@ -106,15 +106,11 @@ def model_facts(model: str | None) -> ModelFacts:
         processor = transformers.AutoProcessor.from_pretrained(name)
     except Exception as exc:
         raise ModelLoadError(f"cannot read the settings of model {name!r}: {exc}") from exc
-    dim = int(getattr(config, "projection_dim", None) or config.vision_config.hidden_size)
-    image_processor = getattr(processor, "image_processor", processor)
-    size = getattr(image_processor, "size", None) or {}
-    side = int(size.get("height") or size.get("shortest_edge") or 384)
     return ModelFacts(
         name=model_reference(name),
-        dim=dim,
-        pixels=PixelSpec.from_processor(image_processor),
-        draft_size=(2 * side, 2 * side),
+        dim=embedding_dim(config),
+        pixels=PixelSpec.from_processor(getattr(processor, "image_processor", processor)),
+        draft_size=draft_size_for(processor),
     )
 
 

@@ -127,7 +127,7 @@ class ShardSink:
         failures: Sequence[tuple[str, str]],
     ) -> None:
         """Write a shard atomically: a temporary file, renamed when complete."""
-        from zeroshot_vision.stores.exchange import vectors_schema, vectors_table
+        from zeroshot_vision.stores.parquet import vectors_schema, vectors_table
 
         _, _, pq = _arrow()
         filesystem, root = self._fs()
@@ -146,8 +146,8 @@ class ShardSink:
 
     def read(self, name: str) -> Shard:
         """Read a shard back with the reader of ``zsv import``
-        (:class:`~zeroshot_vision.stores.exchange.ParquetVectors`)."""
-        from zeroshot_vision.stores.exchange import ParquetVectors
+        (:class:`~zeroshot_vision.stores.parquet.ParquetVectors`)."""
+        from zeroshot_vision.stores.parquet import ParquetVectors
 
         _, fs, pq = _arrow()
         filesystem, root = self._fs()

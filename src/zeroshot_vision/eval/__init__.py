@@ -2,7 +2,7 @@
 
 * :mod:`~zeroshot_vision.eval.metrics`: top-K accuracy, Recall@K, MRR, reliability
   tables and probability thresholds, in pure numpy (ties count against the model).
-* :mod:`~zeroshot_vision.eval.datasets`: labelled image folders, (image, caption) TSV
+* :mod:`~zeroshot_vision.eval.labelled_data`: labelled image folders, (image, caption) TSV
   files and Unsplash Lite's own relevance judgments.
 * :mod:`~zeroshot_vision.eval.run`: embed a dataset with an encoder and score it.
 * :mod:`~zeroshot_vision.eval.report`: Markdown, JSON and plots.
@@ -20,7 +20,7 @@ Importing this package loads numpy only; torch comes with the encoder and matplo
 with the first plot.
 """
 
-from zeroshot_vision.eval.datasets import (
+from zeroshot_vision.eval.labelled_data import (
     ImageFolderDataset,
     LabeledImage,
     Pair,

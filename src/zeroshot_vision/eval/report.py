@@ -26,7 +26,7 @@ import numpy as np
 from zeroshot_vision._files import write_atomic
 from zeroshot_vision._optional import require
 from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.eval.datasets import Skipped
+from zeroshot_vision.eval.labelled_data import Skipped
 from zeroshot_vision.eval.run import RETRIEVAL_KS, ClassificationResult, RetrievalResult
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from zeroshot_vision.errors import ImageLoadError, InvalidInputError
-from zeroshot_vision.eval.datasets import (
+from zeroshot_vision.eval.labelled_data import (
     ImageFolderDataset,
     PairsDataset,
     Skipped,
@@ -669,7 +669,7 @@ def evaluate_classification(
 
     Args:
         encoder: The model.
-        dataset: From :func:`~zeroshot_vision.eval.datasets.read_image_folder`.
+        dataset: From :func:`~zeroshot_vision.eval.labelled_data.read_image_folder`.
         templates: Prompt templates, each with ``{}`` for the label.
         target_precision: The precision the suggested probability threshold must reach.
         batch_size: Images per forward pass.

@@ -14,11 +14,18 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+from typing import ParamSpec, TypeVar
 
 __all__ = ["MAX_WORKERS", "DecoderPool", "default_workers"]
 
 logger = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 MAX_WORKERS = 16
 """Most decoding processes started by default (16 kept an H100 fed in measurements)."""
@@ -49,11 +56,23 @@ class DecoderPool:
         self.workers = workers if sys.platform.startswith("linux") else 0
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        # Set when a job of the running pool failed with BrokenProcessPool (a worker
+        # died): the executor's own flag is private, so the pool keeps its own.
+        self._broken = False
+        self._submitter = _Submitter(self)
 
     def executor(self) -> Executor:
-        """The running pool, started (or replaced, when broken) now."""
+        """The pool's executor, its processes started (or replaced, when broken) now.
+
+        Its ``submit`` goes to the running processes; one that finds them broken (a
+        worker died while they were idle) starts new ones and submits there.
+        """
+        self._running()
+        return self._submitter
+
+    def _running(self) -> ProcessPoolExecutor:
         with self._lock:
-            if self._pool is not None and _is_broken(self._pool):
+            if self._pool is not None and self._broken:
                 logger.warning("a decoding process died; starting new ones")
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
@@ -66,7 +85,17 @@ class DecoderPool:
                 )
                 pool.submit(int).result()  # with fork, every worker starts at the first submit
                 self._pool = pool
+                self._broken = False
             return self._pool
+
+    def _mark_broken(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if pool is self._pool:
+                self._broken = True
+
+    def _watch(self, pool: ProcessPoolExecutor, future: Future[object]) -> None:
+        if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
+            self._mark_broken(pool)
 
     def close(self) -> None:
         """Stop the processes (a later use starts new ones)."""
@@ -92,6 +121,19 @@ def _worker_setup(parent: int) -> None:
     threading.Thread(target=exit_when_orphaned, name="zsv-orphan-check", daemon=True).start()
 
 
-def _is_broken(executor: Executor) -> bool:
-    # ProcessPoolExecutor's own flag (set once a worker died); there is no public one.
-    return bool(getattr(executor, "_broken", False))
+class _Submitter(Executor):
+    """Submits to a :class:`DecoderPool`'s running processes, noting when they broke."""
+
+    def __init__(self, owner: DecoderPool) -> None:
+        self._owner = owner
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        pool = self._owner._running()
+        try:
+            future = pool.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:  # a worker died while no job was running
+            self._owner._mark_broken(pool)
+            pool = self._owner._running()
+            future = pool.submit(fn, *args, **kwargs)
+        future.add_done_callback(partial(self._owner._watch, pool))
+        return future

@@ -1,7 +1,10 @@
 """Index folders: the on-disk format, and the one writer that changes them.
 
-* :mod:`~zeroshot_vision.index.folder`: :class:`IndexFolder`, the format (manifest, file
-  state, store, lock);
+* :mod:`~zeroshot_vision.index.folder`: :class:`IndexFolder`, the format, which puts
+  together the :mod:`~zeroshot_vision.index.manifest` (``settings.json``), the file
+  :mod:`~zeroshot_vision.index.state` (``state.sqlite``), the writer's
+  :mod:`~zeroshot_vision.index.lock` and the :mod:`~zeroshot_vision.index.migration` of
+  older folders, and says when a folder changed (:func:`index_version`);
 * :mod:`~zeroshot_vision.index.writer`: :class:`IndexWriter`, which owns every write
   (pending -> upsert -> indexed);
 * :mod:`~zeroshot_vision.index.scan`: finding a source folder's images, and the id scheme
@@ -13,16 +16,16 @@ Nothing here imports the engine, the CLI or the app: they are built on this pack
 """
 
 from zeroshot_vision.index.exchange import export_index, import_index
-from zeroshot_vision.index.folder import (
+from zeroshot_vision.index.folder import IndexFolder, index_version
+from zeroshot_vision.index.manifest import (
     FORMAT,
     FORMAT_VERSION,
-    FileEntry,
-    IndexFolder,
     IndexManifest,
     StoreSpec,
     model_reference,
 )
 from zeroshot_vision.index.scan import file_id
+from zeroshot_vision.index.state import FileEntry
 from zeroshot_vision.index.writer import IndexWriter
 
 __all__ = [
@@ -36,5 +39,6 @@ __all__ = [
     "export_index",
     "file_id",
     "import_index",
+    "index_version",
     "model_reference",
 ]

@@ -1,6 +1,6 @@
 """Index folders in and out as Parquet (``zsv export`` / ``zsv import``).
 
-The file format is :mod:`zeroshot_vision.stores.exchange`'s; these functions add what an
+The file format is :mod:`zeroshot_vision.stores.parquet`'s; these functions add what an
 index folder needs: the model recorded in the file on export, and on import the folder's
 state kept in step with its store: an import is the ingest pipeline
 (:mod:`zeroshot_vision.ingest`) with a source whose vectors are already computed.
@@ -17,7 +17,7 @@ from zeroshot_vision.index.folder import IndexFolder
 from zeroshot_vision.ingest.run import ingest_into_store
 from zeroshot_vision.ingest.sources import ParquetSource
 from zeroshot_vision.models import default_model
-from zeroshot_vision.stores.exchange import ParquetVectors, export_store
+from zeroshot_vision.stores.parquet import ParquetVectors, export_store
 
 __all__ = ["check_import_model", "export_index", "import_index"]
 
@@ -33,7 +33,7 @@ def export_index(
     batch_size: int = 1_000,
     progress: ProgressOption = None,
 ) -> int:
-    """:func:`~zeroshot_vision.stores.exchange.export_store` for an index folder,
+    """:func:`~zeroshot_vision.stores.parquet.export_store` for an index folder,
     recording its model in the file."""
     folder = IndexFolder.open(index)
     with folder.open_store() as store:
@@ -51,7 +51,7 @@ def import_index(
     wait: float = 0.0,
     progress: ProgressOption = None,
 ) -> int:
-    """:func:`~zeroshot_vision.stores.exchange.import_store` into an index folder,
+    """:func:`~zeroshot_vision.stores.parquet.import_store` into an index folder,
     creating it (FAISS) if needed.
 
     A new folder records ``model``, else the model the file names, else the default
@@ -63,7 +63,7 @@ def import_index(
 
     Raises:
         DimensionMismatchError: The file's dimension differs from the folder's.
-        InvalidInputError: See :func:`~zeroshot_vision.stores.exchange.import_store`; or
+        InvalidInputError: See :func:`~zeroshot_vision.stores.parquet.import_store`; or
             the folder holds other files; or, into an existing folder, vectors of another
             model than its own (see :func:`check_import_model`).
         IndexLockedError: Another process is writing to the folder (and did not finish

@@ -13,10 +13,14 @@ format and nothing else, so an index made in one opens in the others::
     .lock.owner     who holds it: the process id and since when (for the message a second
                     writer gets)
 
-The manifest is validated with pydantic and carries a format version; a folder written by
-a newer version, or with a damaged manifest or state, is refused with
-:class:`~zeroshot_vision.errors.IndexDamagedError` rather than read as an empty index.
-Version 1 folders (``state.json``) are read, and upgraded the first time they are written.
+Each concern has its module: the manifest (:mod:`~zeroshot_vision.index.manifest`,
+validated with pydantic, with a format version; a folder written by a newer version, or
+with a damaged manifest or state, is refused with
+:class:`~zeroshot_vision.errors.IndexDamagedError` rather than read as an empty index), the
+file state (:mod:`~zeroshot_vision.index.state`), the writer's lock
+(:mod:`~zeroshot_vision.index.lock`) and the upgrade of older folders
+(:mod:`~zeroshot_vision.index.migration`: version 1 folders, ``state.json``, are read, and
+upgraded the first time they are written). This module puts them together.
 
 Creating is exclusive: the manifest is linked into place only if none is there, so of two
 processes creating one folder at once, one gets
@@ -36,385 +40,62 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import errno
-import json
 import logging
 import os
-import sqlite3
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
 from zeroshot_vision._checks import non_negative_seconds
-from zeroshot_vision._files import is_temp_file, write_atomic, write_exclusive
-from zeroshot_vision._json import (
-    describe_problem,
-    format_matches,
-    format_problem,
-    loads_bounded,
-    read_model,
-)
+from zeroshot_vision._files import is_temp_file, write_exclusive
 from zeroshot_vision.errors import (
     DimensionMismatchError,
-    IndexDamagedError,
     IndexExistsError,
-    IndexLockedError,
-    IndexNotFoundError,
     InvalidInputError,
 )
-from zeroshot_vision.stores.base import MAX_DIM
+from zeroshot_vision.index.lock import LOCK, LOCK_OWNER, LockOwner, WriterLock
+from zeroshot_vision.index.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    IndexManifest,
+    StoreSpec,
+    model_reference,
+    read_manifest,
+)
+from zeroshot_vision.index.migration import upgrade, v1_counts, v1_sources
+from zeroshot_vision.index.state import STATE, FileEntry, FolderState, SourceFolder
 from zeroshot_vision.stores.registry import StoreLocation, check_store_options, open_store_kind
 
 if TYPE_CHECKING:
-    from filelock import BaseFileLock
-
     from zeroshot_vision.stores.base import VectorStore
 
+# FileEntry, SourceFolder, StoreSpec, IndexManifest, FORMAT, FORMAT_VERSION, LockOwner and
+# model_reference live in the modules of their concern (state, manifest, lock); they are
+# named here too because the rest of the package imported them from this module.
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "MANIFEST",
+    "STORE_DIR",
     "FileEntry",
     "IndexFolder",
     "IndexManifest",
     "LockOwner",
     "SourceFolder",
     "StoreSpec",
+    "index_version",
     "model_reference",
 ]
 
 logger = logging.getLogger(__name__)
 
-FORMAT: Literal["zeroshot-vision/index"] = "zeroshot-vision/index"
-FORMAT_VERSION = 3
-"""Version 3: several source folders, listed in the state's ``meta`` row ``sources``.
-
-Version 2 moved the state from ``state.json`` to ``state.sqlite``, with pending rows, and
-recorded one source folder (``meta`` row ``source``); it is migrated in place, in one
-transaction, the first time a writer opens it.
-"""
-
-MANIFEST = "settings.json"
-STATE = "state.sqlite"
 STORE_DIR = "store"
-LOCK = ".lock"
-LOCK_OWNER = ".lock.owner"
-_MANIFEST_MAX_BYTES = 1 << 20
-"""A manifest is a few hundred bytes; a megabyte is damage (or not a manifest at all)."""
-_MANIFEST_MAX_DEPTH = 8
-_V1_STATE_MAX_BYTES = 1 << 32
-_V1_STATE = "state.json"
-_V1_STATE_FORMAT = "zeroshot-vision/index-state"
+"""The folder of an embedded store's files (FaissStore) inside an index folder."""
 
 PathLike = str | os.PathLike[str]
-Status = Literal["indexed", "failed", "pending"]
-
-
-class StoreSpec(pydantic.BaseModel):
-    """Which store holds an index's vectors: a registered kind and its options."""
-
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", strict=True)
-
-    kind: str = pydantic.Field(default="faiss", min_length=1, max_length=100)
-    options: dict[str, str | int | float | bool] = pydantic.Field(default_factory=dict)
-
-
-class IndexManifest(pydantic.BaseModel):
-    """The manifest of an index folder (``settings.json``), validated when read.
-
-    Attributes:
-        format: Always ``"zeroshot-vision/index"``.
-        version: The format version that wrote it.
-        model: The encoder's checkpoint: a hub name, or an absolute local path.
-        dim: The embedding dimension.
-        store: The store kind and its options.
-    """
-
-    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
-
-    format: Literal["zeroshot-vision/index"]
-    version: int = pydantic.Field(default=FORMAT_VERSION, ge=1, strict=True)
-    model: str = pydantic.Field(min_length=1, max_length=4096)  # a hub name or a path
-    dim: int = pydantic.Field(gt=0, le=MAX_DIM, strict=True)
-    store: StoreSpec = pydantic.Field(default_factory=StoreSpec)
-
-
-class LockOwner(pydantic.BaseModel):
-    """``.lock.owner``: which process holds the writer lock, and since when."""
-
-    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
-
-    pid: int = pydantic.Field(gt=0)
-    since: str = pydantic.Field(min_length=1, max_length=64)
-    """When it took the lock: ISO 8601, UTC, to the second."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class FileEntry:
-    """One row of an index folder's state: an image file and what became of it.
-
-    Attributes:
-        id: The id of its vector.
-        path: The file's path as text (``None`` for images indexed from bytes).
-        size: Its size in bytes when indexed.
-        mtime_ns: Its modification time when indexed.
-        status: ``"indexed"``, ``"failed"`` (unreadable; not retried until it changes) or
-            ``"pending"`` (being written when the writer stopped; reconciled next run).
-        reason: Why it failed, for ``"failed"``.
-    """
-
-    id: str
-    path: str | None
-    size: int | None = None
-    mtime_ns: int | None = None
-    status: Status = "indexed"
-    reason: str | None = None
-
-    def same_file(self, path: str, size: int, mtime_ns: int) -> bool:
-        """Whether this entry describes that file, unchanged."""
-        return self.path == path and self.size == size and self.mtime_ns == mtime_ns
-
-
-@dataclass(frozen=True, kw_only=True)
-class SourceFolder:
-    """A folder an index mirrors, and how its files' ids begin.
-
-    Attributes:
-        path: The folder, absolute.
-        prefix: Put before its files' relative paths to make their ids: ``""`` for the
-            first source (ids are plain relative paths, as for an index of one folder),
-            the folder's name for later ones (``"camera/DSC_0001.jpg"``), so that ids stay
-            unique across sources and never change once given.
-    """
-
-    path: str
-    prefix: str = ""
-
-    def image_id(self, relative: str) -> str:
-        """The id of the file at ``relative`` (``/``-separated) in this source."""
-        return f"{self.prefix}/{relative}" if self.prefix else relative
-
-
-def model_reference(model: str) -> str:
-    """The form of a model name to record: local folders become absolute paths.
-
-    A relative folder would point elsewhere once a later command runs from another
-    working directory; a hub name (``google/siglip-...``) is kept as given.
-    """
-    path = Path(model).expanduser()
-    if path.exists():
-        return str(path.resolve())
-    return model
-
-
-def _damaged(path: Path, problem: object) -> IndexDamagedError:
-    text = " ".join(str(problem).split())
-    return IndexDamagedError(f"the index file {path} is damaged: {text}", path=str(path))
-
-
-_StrictText = Annotated[str, pydantic.Field(strict=True)]
-_Count = Annotated[int, pydantic.Field(strict=True, ge=0)]
-_STATE_ROWS: pydantic.TypeAdapter[list[tuple[Any, ...]]] = pydantic.TypeAdapter(
-    list[
-        tuple[
-            Annotated[str, pydantic.Field(strict=True, min_length=1)],  # id
-            _StrictText | None,  # path
-            _Count | None,  # size
-            Annotated[int, pydantic.Field(strict=True)] | None,  # mtime_ns
-            Literal["indexed", "failed", "pending"],  # status
-            _StrictText | None,  # reason
-        ]
-    ]
-)
-"""The schema of ``state.sqlite``'s ``files`` rows (SQLite itself stores any type anywhere)."""
-
-_SQLITE_READONLY = 8
-"""SQLite's primary result code for "attempt to write a readonly database"."""
-_SQLITE_IOERR = 10
-_SQLITE_FULL = 13
-
-
-def _sqlite_error(path: Path, exc: sqlite3.Error) -> Exception:
-    """A full disk or an I/O error is the machine's trouble, not a damaged state."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if path.exists() and not path.is_file():  # SQLite says "disk I/O error" for a folder
-        return _damaged(path, "it is not a regular file (a folder?)")
-    if code == _SQLITE_FULL:
-        return OSError(errno.ENOSPC, f"no space left to write {path}; nothing was lost")
-    if code == _SQLITE_IOERR:
-        return OSError(errno.EIO, f"cannot write {path}: {exc}")
-    if code == _SQLITE_READONLY:
-        return OSError(errno.EROFS, f"cannot write {path}: the index folder is read-only")
-    return _damaged(path, exc)
-
-
-class _State:
-    """``state.sqlite``: the file table, read-only for readers, read-write for the writer."""
-
-    _SCHEMA = """
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS files (
-            id TEXT PRIMARY KEY,
-            path TEXT,
-            size INTEGER,
-            mtime_ns INTEGER,
-            status TEXT NOT NULL CHECK (status IN ('indexed', 'failed', 'pending')),
-            reason TEXT
-        );
-    """
-
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
-        self._db = connection
-        self.path = path
-
-    @classmethod
-    def open(cls, path: Path, *, write: bool) -> _State | None:
-        """The state at ``path``; ``None`` for a reader when there is none yet."""
-        if not write and not path.exists():
-            return None
-        try:
-            if write:
-                db = sqlite3.connect(path, timeout=10, isolation_level=None)
-                db.executescript(cls._SCHEMA)
-            else:
-                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
-            try:
-                db.execute("SELECT id, path, size, mtime_ns, status, reason FROM files LIMIT 1")
-            except sqlite3.OperationalError as exc:
-                if write or getattr(exc, "sqlite_errorcode", 0) & 0xFF != _SQLITE_READONLY:
-                    raise
-                # A writer killed mid-transaction left a hot journal, which only a
-                # read-write connection may roll back (SQLite does so on first read).
-                db.close()
-                db = sqlite3.connect(path, timeout=10, isolation_level=None)
-                db.execute("SELECT id, path, size, mtime_ns, status, reason FROM files LIMIT 1")
-            db.execute("SELECT key, value FROM meta LIMIT 1")
-        except sqlite3.Error as exc:
-            raise _sqlite_error(path, exc) from exc
-        return cls(db, path)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def _run(self, sql: str, rows: Iterable[tuple[Any, ...]] | None = None) -> sqlite3.Cursor:
-        try:
-            if rows is None:
-                return self._db.execute(sql)
-            return self._db.executemany(sql, rows)
-        except sqlite3.Error as exc:
-            raise _sqlite_error(self.path, exc) from exc
-
-    def meta(self, key: str) -> str | None:
-        try:
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        except sqlite3.Error as exc:
-            raise _damaged(self.path, exc) from exc
-        if row is None:
-            return None
-        if not isinstance(row[0], str):
-            raise _damaged(self.path, f"table meta, key {key!r}: expected text, got {row[0]!r}")
-        return row[0]
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._run("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(key, value)])
-
-    def sources(self) -> list[SourceFolder]:
-        """The recorded sources: ``sources`` (version 3), else the one ``source`` (2)."""
-        listed = self.meta("sources")
-        if listed is None:
-            single = self.meta("source")
-            return [SourceFolder(path=single)] if single else []
-        try:
-            rows = loads_bounded(listed, max_depth=3, max_bytes=1 << 20, what="the sources row")
-            return [SourceFolder(path=str(row["path"]), prefix=str(row["prefix"])) for row in rows]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise _damaged(self.path, f"the sources row holds {listed[:200]!r}") from exc
-
-    def set_sources(self, sources: Iterable[SourceFolder]) -> None:
-        """Record the sources, replacing a version 2 ``source`` row in one transaction."""
-        text = json.dumps([{"path": s.path, "prefix": s.prefix} for s in sources])
-        self._run("BEGIN IMMEDIATE")
-        try:
-            self._run("INSERT OR REPLACE INTO meta VALUES ('sources', ?)", [(text,)])
-            self._run("DELETE FROM meta WHERE key = 'source'")
-        except BaseException:
-            self._run("ROLLBACK")
-            raise
-        self._run("COMMIT")
-
-    def entries(self) -> dict[str, FileEntry]:
-        rows = self._run("SELECT id, path, size, mtime_ns, status, reason FROM files").fetchall()
-        try:
-            checked = _STATE_ROWS.validate_python(rows)
-        except pydantic.ValidationError as exc:
-            raise _damaged(self.path, f"table files, {describe_problem(exc)}") from exc
-        return {
-            row[0]: FileEntry(
-                id=row[0], path=row[1], size=row[2], mtime_ns=row[3], status=row[4], reason=row[5]
-            )
-            for row in checked
-        }
-
-    def counts(self) -> dict[str, int]:
-        rows = self._run("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
-        counts = {"indexed": 0, "failed": 0, "pending": 0}
-        counts.update({str(status): int(n) for status, n in rows})
-        return counts
-
-    def write(self, entries: Iterable[FileEntry] = (), forget: Iterable[str] = ()) -> None:
-        """Record ``entries`` and drop ``forget`` in one transaction (all or nothing)."""
-        rows = [(e.id, e.path, e.size, e.mtime_ns, e.status, e.reason) for e in entries]
-        gone = [(item,) for item in forget]
-        if not rows and not gone:
-            return
-        self._run("BEGIN IMMEDIATE")
-        try:
-            if gone:
-                self._run("DELETE FROM files WHERE id = ?", gone)
-            if rows:
-                self._run("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
-        except BaseException:
-            # SQLite rolls back by itself after some errors (a full disk): a second
-            # ROLLBACK would fail and hide the error that matters.
-            if self._db.in_transaction:
-                self._run("ROLLBACK")
-            raise
-        self._run("COMMIT")
-
-
-def _read_manifest(folder: Path) -> IndexManifest:
-    file = folder / MANIFEST
-
-    def check(raw: object) -> None:
-        if not isinstance(raw, dict) or not format_matches(raw, FORMAT):
-            raise _damaged(
-                file, f"it is not a zeroshot-vision index manifest ({format_problem(raw, FORMAT)})"
-            )
-        version = raw.get("version")
-        if isinstance(version, int) and version > FORMAT_VERSION:
-            raise IndexDamagedError(
-                f"{file} was written by a newer zeroshot-vision (index format {version}; "
-                f"this version reads up to {FORMAT_VERSION}); upgrade zeroshot-vision to open it",
-                path=str(file),
-            )
-
-    try:
-        return read_model(
-            file,
-            IndexManifest,
-            max_bytes=_MANIFEST_MAX_BYTES,
-            max_depth=_MANIFEST_MAX_DEPTH,
-            damaged=lambda problem: _damaged(file, problem),
-            check=check,
-        )
-    except FileNotFoundError as exc:
-        raise IndexNotFoundError(
-            f"no index at {folder} (missing {MANIFEST}; create one with 'zsv index' or "
-            "SearchEngine.create)"
-        ) from exc
 
 
 class IndexFolder:
@@ -434,8 +115,8 @@ class IndexFolder:
     def __init__(self, path: Path, manifest: IndexManifest) -> None:
         self.path = path
         self.manifest = manifest
-        self._lock: BaseFileLock | None = None
-        self._state: _State | None = None
+        self._lock = WriterLock(path)
+        self._state: FolderState | None = None
 
     def __repr__(self) -> str:
         return (
@@ -539,7 +220,7 @@ class IndexFolder:
             IndexDamagedError: The manifest is damaged or from a newer version.
         """
         folder = Path(path)
-        return cls(folder, _read_manifest(folder))
+        return cls(folder, read_manifest(folder))
 
     def check_matches(
         self,
@@ -552,11 +233,14 @@ class IndexFolder:
         """Refuse settings that contradict this folder's (``None`` means "any").
 
         Raises:
-            InvalidInputError: Another model, store kind or store options.
+            InvalidInputError: Another model (by
+                :func:`~zeroshot_vision.models.same_checkpoint`), store kind or store options.
             DimensionMismatchError: Another dimension.
         """
+        from zeroshot_vision.models import same_checkpoint
+
         recorded = self.manifest
-        if model is not None and model_reference(model) != recorded.model:
+        if model is not None and not same_checkpoint(model, recorded.model):
             raise InvalidInputError(
                 f"{self.path} was indexed with model {recorded.model!r}, not {model!r}; "
                 "use another index folder for another model"
@@ -603,7 +287,7 @@ class IndexFolder:
     @property
     def locked(self) -> bool:
         """Whether this object holds the folder's writer lock."""
-        return self._lock is not None
+        return self._lock.held
 
     def lock(self, *, wait: float | None = None) -> None:
         """Take the writer lock (once; the OS releases it if the process dies).
@@ -620,36 +304,9 @@ class IndexFolder:
                 (and did not finish within ``wait``).
             OSError: The folder cannot be written (read-only, permissions).
         """
-        if self._lock is not None:
-            return
-        from filelock import FileLock, Timeout
-
         # A negative timeout would make filelock wait forever.
         timeout = non_negative_seconds(self.lock_wait if wait is None else wait, "wait")
-        lock = FileLock(self.path / LOCK, timeout=timeout, thread_local=False, is_singleton=False)
-        try:
-            lock.acquire(poll_interval=min(0.05, max(timeout / 10, 0.005)))
-        except Timeout as exc:
-            owner = self.lock_owner()
-            holder = f"process {owner.pid} since {owner.since}" if owner else "another process"
-            waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
-            raise IndexLockedError(
-                f"the index {self.path} is locked by {holder}: another process is writing "
-                f"to it{waited}; wait for it to finish",
-                pid=owner.pid if owner else None,
-                since=owner.since if owner else None,
-            ) from exc
-        except OSError as exc:  # a read-only folder or file system
-            raise OSError(
-                exc.errno, f"cannot write to the index folder {self.path}: {exc.strerror or exc}"
-            ) from exc
-        self._lock = lock
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        record = LockOwner(pid=os.getpid(), since=since).model_dump_json().encode()
-        try:
-            write_atomic(self.path / LOCK_OWNER, record)
-        except OSError as exc:  # only a courtesy to other writers; the lock itself holds
-            logger.debug("cannot record the lock's owner in %s: %s", self.path, exc)
+        self._lock.acquire(timeout)
 
     def lock_owner(self) -> LockOwner | None:
         """Who holds the writer lock, as recorded in ``.lock.owner`` (``None``: unknown).
@@ -657,79 +314,35 @@ class IndexFolder:
         Only meaningful while the lock is held: a killed writer leaves its record, which
         the next writer replaces.
         """
-        try:
-            return read_model(
-                self.path / LOCK_OWNER,
-                LockOwner,
-                max_bytes=4096,
-                max_depth=2,
-                damaged=InvalidInputError,
-            )
-        except (OSError, InvalidInputError):  # absent or damaged: the holder is unknown
-            return None
+        return self._lock.owner()
 
     def unlock(self) -> None:
         """Release the writer lock and close the state (harmless when not held)."""
         if self._state is not None:
             self._state.close()
             self._state = None
-        if self._lock is not None:
-            with contextlib.suppress(OSError):
-                (self.path / LOCK_OWNER).unlink(missing_ok=True)
-            self._lock.release()
-            self._lock = None
+        self._lock.release()
 
     # -- the file state ----------------------------------------------------------------
 
-    def state(self) -> _State:
-        """The writable state (needs the lock); upgrades a version 1 ``state.json``."""
-        if self._lock is None:
+    def state(self) -> FolderState:
+        """The writable state (needs the lock); upgrades an older folder first."""
+        if not self._lock.held:
             raise InvalidInputError("lock the index folder before writing its state")
         if self._state is None:
-            state = _State.open(self.path / STATE, write=True)
+            state = FolderState.open(self.path / STATE, write=True)
             assert state is not None
-            self._upgrade_v1(state)
-            self._upgrade_v2(state)
+            self.manifest = upgrade(self.path, self.manifest, state)
             self._state = state
         return self._state
 
-    def _upgrade_v2(self, state: _State) -> None:
-        """Version 2 to 3: the one ``source`` row becomes the ``sources`` list.
-
-        The state changes in one transaction, then the manifest is replaced atomically; a
-        writer killed between the two leaves a version 2 manifest over a version 3 state,
-        which this method finishes next time (reading either works meanwhile).
-        """
-        if state.meta("sources") is None:
-            state.set_sources(state.sources())
-        if self.manifest.version < FORMAT_VERSION:
-            upgraded = self.manifest.model_copy(update={"version": FORMAT_VERSION})
-            write_atomic(self.path / MANIFEST, upgraded.model_dump_json(indent=2).encode())
-            self.manifest = upgraded
-            logger.info("upgraded %s to index format %d", self.path, FORMAT_VERSION)
-
-    def _upgrade_v1(self, state: _State) -> None:
-        old = self.path / _V1_STATE
-        if not old.exists():
-            return
-        source, entries = _read_v1_state(old)
-        if source and state.meta("source") is None:
-            state.set_meta("source", source)
-        state.write(entries)
-        old.unlink()
-        if self.manifest.version < FORMAT_VERSION:
-            upgraded = self.manifest.model_copy(update={"version": FORMAT_VERSION})
-            write_atomic(self.path / MANIFEST, upgraded.model_dump_json(indent=2).encode())
-            self.manifest = upgraded
-        logger.info("upgraded %s to index format %d", self.path, FORMAT_VERSION)
-
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[_State | None]:
+    def _reading(self) -> Iterator[FolderState | None]:
         """The state to read: the writer's own, else a read-only connection, else None."""
         if self._state is not None:
             yield self._state
             return
-        state = _State.open(self.path / STATE, write=False)
+        state = FolderState.open(self.path / STATE, write=False)
         try:
             yield state
         finally:
@@ -741,11 +354,7 @@ class IndexFolder:
         with self._reading() as state:
             if state is not None:
                 return state.counts()
-        counts = {"indexed": 0, "failed": 0, "pending": 0}
-        if (self.path / _V1_STATE).exists():
-            for entry in _read_v1_state(self.path / _V1_STATE)[1]:
-                counts[entry.status] += 1
-        return counts
+        return v1_counts(self.path)
 
     def entries(self) -> dict[str, FileEntry]:
         """Every row of the state, by id (empty before the first write)."""
@@ -762,10 +371,7 @@ class IndexFolder:
         with self._reading() as state:
             if state is not None:
                 return state.sources()
-        if (self.path / _V1_STATE).exists():
-            single = _read_v1_state(self.path / _V1_STATE)[0]
-            return [SourceFolder(path=single)] if single else []
-        return []
+        return v1_sources(self.path)
 
     def size_bytes(self) -> int:
         """The size of the folder's files, in bytes (temporary files of a save excluded)."""
@@ -782,34 +388,23 @@ def _creating(name: str) -> bool:
     )
 
 
-def _read_v1_state(path: Path) -> tuple[str, list[FileEntry]]:
-    try:
-        raw = loads_bounded(
-            path.read_bytes(), max_depth=4, max_bytes=_V1_STATE_MAX_BYTES, what="it"
-        )
-        if raw.get("format") != _V1_STATE_FORMAT:
-            raise ValueError("not an index state file")
-        entries = [
-            FileEntry(
-                id=str(item),
-                path=str(entry["path"]),
-                size=int(entry["size"]),
-                mtime_ns=int(entry["mtime_ns"]),
-            )
-            for item, entry in raw["files"].items()
-        ]
-        entries += [
-            FileEntry(
-                id=str(item),
-                path=str(entry["path"]),
-                size=int(entry["size"]),
-                mtime_ns=int(entry["mtime_ns"]),
-                status="failed",
-                reason=str(entry.get("reason", "")),
-            )
-            for item, entry in raw["failed"].items()
-        ]
-        return str(raw["source"]), entries
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        # InvalidInputError (too large, too deep, not JSON) is a ValueError too.
-        raise _damaged(path, exc) from exc
+def index_version(path: PathLike) -> str:
+    """A token that changes whenever a writer commits to the index folder at ``path``.
+
+    Built from the size and modification time of the files a commit rewrites (the
+    manifest, the state, and an embedded store's manifest), without opening any of them:
+    a reader that keeps an index open (the app, the server) reopens it when the token
+    changes, and so shows what ``zsv index`` added meanwhile without a restart.
+    """
+    from zeroshot_vision.stores.faiss import MANIFEST as STORE_MANIFEST
+
+    folder = Path(path)
+    parts = []
+    for name in (MANIFEST, STATE, f"{STORE_DIR}/{STORE_MANIFEST}"):
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            parts.append(f"{name}:-")
+        else:
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)

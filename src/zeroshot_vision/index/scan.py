@@ -179,7 +179,7 @@ def scan_source(source: PathLike, *, exclude: Sequence[str] = ()) -> Scan:
 
     The folder is searched recursively for files with an image suffix; ids are paths
     relative to it. (An Unsplash Lite folder lists its photos itself:
-    :func:`zeroshot_vision.datasets.unsplash.scan_unsplash`.)
+    :func:`zeroshot_vision.unsplash.lite.scan_unsplash`.)
 
     Raises:
         InvalidInputError: If ``source`` is not a folder.

@@ -1,7 +1,7 @@
 """The library's sources: a folder tree, a list of images, a Parquet export, listed files.
 
 An Unsplash Lite folder is a :class:`FolderSource` whose photos
-:func:`~zeroshot_vision.datasets.unsplash.scan_unsplash` resolves (see
+:func:`~zeroshot_vision.unsplash.lite.scan_unsplash` resolves (see
 :func:`folder_source`); a Hugging Face dataset is
 :class:`~zeroshot_vision.integrations.hf_datasets.DatasetSource`, beside the code that
 knows that format.
@@ -52,7 +52,7 @@ class FolderSource:
         scan: Lists the folder's images, given the folder and the exclude patterns;
             default :func:`~zeroshot_vision.index.scan.scan_source` (a folder tree). A
             folder format that resolves its own files passes its own (Unsplash Lite:
-            :func:`~zeroshot_vision.datasets.unsplash.scan_unsplash`).
+            :func:`~zeroshot_vision.unsplash.lite.scan_unsplash`).
 
     Raises:
         InvalidInputError: ``path`` is not a folder, or a pattern is empty.
@@ -120,7 +120,7 @@ def folder_source(
     Raises:
         InvalidInputError: ``path`` (or ``images_dir``) is not a folder.
     """
-    from zeroshot_vision.datasets.unsplash import is_unsplash_dir, scan_unsplash
+    from zeroshot_vision.unsplash.lite import is_unsplash_dir, scan_unsplash
 
     folder = Path(path).expanduser()
     if folder.is_dir() and images_dir and not Path(images_dir).expanduser().is_dir():
@@ -229,7 +229,7 @@ class ParquetSource:
 
     Attributes:
         batches: ``(ids, vectors, metadata)`` batches, already checked against the
-            index's dimension (:meth:`~zeroshot_vision.stores.exchange.ParquetVectors.batches`).
+            index's dimension (:meth:`~zeroshot_vision.stores.parquet.ParquetVectors.batches`).
         name: The file, for logs.
     """
 

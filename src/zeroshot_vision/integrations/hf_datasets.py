@@ -1,6 +1,6 @@
 """Hugging Face ``datasets`` in and out: index a dataset of images, export a store as one.
 
-* :func:`index_dataset` (also ``SearchEngine.index_dataset``) embeds the images of a
+* :func:`index_dataset` embeds the images of a
   ``datasets.Dataset`` or a streaming ``datasets.IterableDataset`` and stores them. The
   image column may hold the ``Image`` feature (decoded or not), image bytes, or paths.
   Like ``index_folder`` it is incremental (ids already in the store are skipped, not
@@ -9,7 +9,7 @@
 * :func:`to_dataset` gives a store's records as a ``datasets.Dataset`` with ``id``,
   ``vector`` and metadata columns; :func:`save_dataset` writes one to a folder that
   ``datasets.load_from_disk`` opens. The Parquet file of ``zsv export`` (see
-  :mod:`zeroshot_vision.stores.exchange`) also loads as a dataset:
+  :mod:`zeroshot_vision.stores.parquet`) also loads as a dataset:
   ``datasets.load_dataset("parquet", data_files="vectors.parquet")``.
 
 Needs the ``datasets`` extra: ``pip install "zeroshot-vision[datasets]"``.
@@ -255,7 +255,7 @@ def to_dataset(
     if metadata not in ("json", "columns"):
         raise InvalidInputError(f"metadata must be 'columns' or 'json', got {metadata!r}")
     from zeroshot_vision.stores.base import VectorStore as StoreProtocol
-    from zeroshot_vision.stores.exchange import export_store
+    from zeroshot_vision.stores.parquet import export_store
 
     with contextlib.ExitStack() as stack:
         # Told apart by the protocol, not by importing the engine (which imports this).

@@ -85,15 +85,9 @@ if TYPE_CHECKING:
     from zeroshot_vision.query import Query
     from zeroshot_vision.server.service import ServedIndex, ServedModel, Service
 
-__all__ = ["IMAGE_WEIGHT", "NEGATIVE_WEIGHT", "APIError", "ServerSettings", "create_app"]
+__all__ = ["APIError", "ServerSettings", "create_app"]
 
 logger = logging.getLogger(__name__)
-
-NEGATIVE_WEIGHT = 0.5
-"""Weight of each ``negative`` text, as ``zsv search --not``'s."""
-
-IMAGE_WEIGHT = 0.5
-"""Weight of each image next to words, as ``zsv search --image``'s (1 without words)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -583,7 +577,7 @@ def create_app(
     @api.get("/v1/images/{image_id:path}", tags=["indexes"], response_class=FileResponse)
     def image(image_id: str, index: str | None = None) -> FileResponse:
         """The file of an indexed image: only a file the index's metadata names is served."""
-        from zeroshot_vision.app.logic import image_path_for_id
+        from zeroshot_vision.photos import image_path_for_id
 
         served = find_index(index)
         with served.reading() as engine:
@@ -658,23 +652,19 @@ def _label(score: Any) -> LabelScoreOut:
 
 def _search_query(body: SearchRequest, draft_size: tuple[int, int] | None, limits: Limits) -> Query:
     """The query ``zsv search`` builds from the same words, images and ``--not`` texts."""
-    from zeroshot_vision.query import Query
+    from zeroshot_vision.query import compose
 
     if body.query is None and not body.images:
         raise InvalidInputError("give words to look for (query) or an image (images)")
-    parts = []
+    text = None
     if body.query is not None:
         if not body.query.strip():
             raise InvalidInputError("the query is empty; type some words to search for")
-        parts.append(Query.text(check_text(body.query, field="query", limits=limits)))
-    weight = body.image_weight or (IMAGE_WEIGHT if body.query is not None else 1.0)
-    for i, item in enumerate(body.images):
-        picture = decode_image(item, field=f"images[{i}]", draft_size=draft_size, limits=limits)
-        parts.append(Query.image(picture, weight=weight))
-    query = parts[0]
-    for part in parts[1:]:
-        query = query + part
+        text = check_text(body.query, field="query", limits=limits)
+    pictures = [
+        decode_image(item, field=f"images[{i}]", draft_size=draft_size, limits=limits)
+        for i, item in enumerate(body.images)
+    ]
     for i, negative in enumerate(body.negative):
         check_text(negative, field=f"negative[{i}]", limits=limits)
-        query = query - Query.text(negative, weight=NEGATIVE_WEIGHT)
-    return query
+    return compose(text, pictures, body.negative, image_weight=body.image_weight)

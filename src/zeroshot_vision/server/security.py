@@ -7,7 +7,7 @@
   in constant time against the ``Authorization: Bearer`` header, and is never logged nor
   shown: :class:`ApiKey` prints as ``ApiKey(***)``.
 * **DNS rebinding** (a web page that points its own name at 127.0.0.1) is refused by the
-  same ``Host`` rule as the app's (:func:`zeroshot_vision.app.host_check.host_allowed`).
+  same ``Host`` rule as the app's (:func:`zeroshot_vision._host_check.host_allowed`).
 * **Bodies** larger than the limit are refused while they arrive, before being buffered.
 
 All three are ASGI middleware and answer in OpenAI's error envelope.
@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from zeroshot_vision.app.host_check import host_allowed
+from zeroshot_vision._host_check import host_allowed
 from zeroshot_vision.errors import InvalidInputError
 
 __all__ = [

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from zeroshot_vision.app.logic import index_version
 from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.index.folder import index_version
 from zeroshot_vision.server.batching import (
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_WAIT_MS,

@@ -5,9 +5,9 @@ Backends import their heavy dependency (faiss, pinecone) only when constructed.
 
 from zeroshot_vision.stores.base import VectorStore
 from zeroshot_vision.stores.batch import query_many
-from zeroshot_vision.stores.exchange import export_store, import_store
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.stores.filters import matches, validate_filter
+from zeroshot_vision.stores.parquet import export_store, import_store
 from zeroshot_vision.stores.pinecone import PineconeStore, create_pinecone_index
 from zeroshot_vision.stores.registry import StoreLocation, register_store_kind, store_kinds
 from zeroshot_vision.stores.transfer import copy_store

@@ -30,6 +30,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from zeroshot_vision._constants import MAX_FILTER_DEPTH
 from zeroshot_vision._text import is_utf8, short_repr
 from zeroshot_vision.errors import InvalidFilterError
 
@@ -50,11 +51,9 @@ FIELD_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", 
 LOGICAL_OPERATORS = frozenset({"$and", "$or"})
 MAX_IN_VALUES = 10_000
 """Pinecone refuses ``$in``/``$nin`` lists longer than this; so do we, everywhere."""
-MAX_FILTER_DEPTH = 32
-"""How deeply filter objects may nest (through ``$and``/``$or``); deeper ones are refused.
-
-Far beyond any real query, and far below the depth at which Python's recursion fails.
-"""
+# MAX_FILTER_DEPTH (from _constants): how deeply filter objects may nest (through
+# $and/$or); deeper ones are refused. Far beyond any real query, and far below the depth at
+# which Python's recursion fails.
 INT_RANGE = (-(2**63), 2**64 - 1)
 """The integers metadata and filters may hold: those of a signed or unsigned 64-bit type.
 

@@ -140,6 +140,9 @@ class PineconeStore:
         namespace: The Pinecone namespace holding this store's records (``""`` is the
             index's default namespace).
         max_concurrency: How many upsert requests may be in flight at once.
+        api_key: The key ``index`` was opened with, blanked out of every error and log
+            line this store writes (the SDK's handle does not tell it); default
+            ``$PINECONE_API_KEY``. Never stored anywhere else, never printed.
 
     Raises:
         InvalidInputError: If ``dim`` or ``max_concurrency`` is not a positive integer,
@@ -150,7 +153,7 @@ class PineconeStore:
     Example:
         >>> from pinecone import Pinecone  # doctest: +SKIP
         >>> index = Pinecone(api_key=key).Index(host=host)  # doctest: +SKIP
-        >>> store = PineconeStore(index, namespace="photos")  # doctest: +SKIP
+        >>> store = PineconeStore(index, namespace="photos", api_key=key)  # doctest: +SKIP
     """
 
     remote = True
@@ -164,11 +167,13 @@ class PineconeStore:
         dim: int | None = None,
         namespace: str = "",
         max_concurrency: int = 4,
+        api_key: str | None = None,
     ) -> None:
         if not isinstance(namespace, str):
             raise InvalidInputError(f"namespace must be a string, got {namespace!r}")
         max_concurrency = positive_int(max_concurrency, "max_concurrency")
         self._index = index
+        self._api_key = api_key if api_key is not None else os.environ.get("PINECONE_API_KEY")
         self._owns_index = False
         self._namespace = namespace
         self._max_concurrency = max_concurrency
@@ -242,7 +247,13 @@ class PineconeStore:
         if failure is not None:
             raise failure
         try:
-            store = cls(index, dim=dim, namespace=namespace, max_concurrency=max_concurrency)
+            store = cls(
+                index,
+                dim=dim,
+                namespace=namespace,
+                max_concurrency=max_concurrency,
+                api_key=key,
+            )
         except BaseException:
             index.close()
             raise
@@ -516,8 +527,7 @@ class PineconeStore:
         raise failure  # outside the except block: no __context__ to carry the key
 
     def _secrets(self) -> tuple[str | None, ...]:
-        config = getattr(self._index, "_config", None)
-        return (getattr(config, "api_key", None),)
+        return (self._api_key,)
 
     def _describe(self, exc: BaseException) -> str:
         return _describe(exc, secrets=self._secrets())

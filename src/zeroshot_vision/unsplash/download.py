@@ -1,7 +1,7 @@
 """Downloading photos over HTTP: concurrent, retried, resumable, never fatal per photo.
 
 :func:`download_photos` fetches the photos of an Unsplash Lite table (or any
-:class:`~zeroshot_vision.datasets.unsplash.UnsplashPhoto` list) into a folder, one file
+:class:`~zeroshot_vision.unsplash.lite.UnsplashPhoto` list) into a folder, one file
 per photo, written atomically and only once it decodes within the indexer's limits. Each
 attempt has one deadline covering connecting, headers and body; a failure of one photo is
 recorded in ``failures.tsv``, never raised. Needs ``httpx`` (the ``download`` extra).
@@ -9,6 +9,7 @@ recorded in ``failures.tsv``, never raised. Needs ``httpx`` (the ``download`` ex
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import email.utils
 import errno
@@ -18,12 +19,12 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pydantic
 
@@ -31,14 +32,14 @@ from zeroshot_vision._files import write_atomic
 from zeroshot_vision._json import describe_problem
 from zeroshot_vision._optional import require
 from zeroshot_vision._pool import BoundedPool
-from zeroshot_vision.datasets.unsplash import (
+from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.unsplash.lite import (
     _PHOTO_ID,
     UnsplashPhoto,
     image_url,
     read_photos,
     table_files,
 )
-from zeroshot_vision.errors import InvalidInputError
 
 require("httpx", extra="download", purpose="downloading photos")  # a clear message if absent
 
@@ -271,17 +272,89 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def _deadline_transport(**options: Any) -> httpx.HTTPTransport:
-    """An ``httpx`` transport that honours each attempt's deadline."""
-    transport = httpx.HTTPTransport(**options)
-    # httpx does not take a network backend, but its connection pool (httpcore's) does.
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if isinstance(backend, httpcore.NetworkBackend):
-        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
-    else:  # pragma: no cover - a future httpx; the body deadline still holds
-        logger.warning("cannot bound whole download attempts with this httpx version")
-    return transport
+# httpx's own transport takes no network backend; httpcore's connection pool, which it
+# wraps, does (network_backend=). This transport is the small part of httpx's that the
+# downloader needs (no proxy, HTTP/1.1), over a pool with the deadline backend.
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+)
+
+
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """httpcore's exceptions as the httpx ones that callers of a client expect."""
+    try:
+        yield
+    except Exception as exc:
+        for theirs, ours in _ERRORS:
+            if isinstance(exc, theirs):
+                raise ours(str(exc)) from exc
+        raise
+
+
+class _Body(httpx.SyncByteStream):
+    """A response body read from httpcore, its errors made httpx's."""
+
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _httpx_errors():
+            yield from self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class _DeadlineTransport(httpx.BaseTransport):
+    """An ``httpx`` transport whose connections honour each attempt's deadline."""
+
+    def __init__(self, *, connections: int) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=True, trust_env=True),
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=5.0,
+            network_backend=_DeadlineBackend(httpcore.SyncBackend()),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _httpx_errors():
+            response = self._pool.handle_request(core_request)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            # A sync pool answers with a sync body.
+            stream=_Body(cast("Iterable[bytes]", response.stream)),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 def _read_body(response: httpx.Response, deadline: float, stop: threading.Event) -> bytes:
@@ -500,9 +573,7 @@ def download_photos(
     _remove_stale_temp_files(folder)
     own_client = client is None
     http = client or httpx.Client(
-        transport=_deadline_transport(
-            limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-        ),
+        transport=_DeadlineTransport(connections=workers),
         timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
         headers={"User-Agent": USER_AGENT},

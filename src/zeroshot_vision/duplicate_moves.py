@@ -1,7 +1,7 @@
 """Acting on near-duplicates, safely: keep one photo of each group, move the others aside.
 
 Nothing is ever deleted. :func:`plan_moves` decides, per group from
-:func:`~zeroshot_vision.duplicates.find_duplicates`, which photo to keep (``largest``: most
+:func:`~zeroshot_vision.near_duplicates.find_duplicates`, which photo to keep (``largest``: most
 pixels, then bytes; ``newest`` / ``oldest``: by date taken, else modification time) and
 where each other one goes: under ``move_to``, at its path relative to its source folder.
 :func:`apply_moves` moves the files and keeps the index in step (their vectors and rows
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from zeroshot_vision._constants import KEEP_RULES
 from zeroshot_vision.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -54,7 +55,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-KEEP_RULES = ("largest", "newest", "oldest")
 Keep = Literal["largest", "newest", "oldest"]
 PathLike = str | os.PathLike[str]
 _LOG_FORMAT = "zeroshot-vision/duplicate-moves"

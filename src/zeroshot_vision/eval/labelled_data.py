@@ -277,7 +277,7 @@ def read_unsplash_pairs(
             ``conversions`` table when ``conversions`` is the only source).
         InvalidInputError: No judgment has a downloaded photo, or a source is unknown.
     """
-    from zeroshot_vision.datasets.unsplash import read_conversions, read_keywords, read_photos
+    from zeroshot_vision.unsplash.lite import read_conversions, read_keywords, read_photos
 
     wanted = tuple(dict.fromkeys(sources))
     unknown = [source for source in wanted if source not in UNSPLASH_SOURCES]
@@ -353,7 +353,7 @@ def read_pairs(
         DatasetNotFoundError: ``data`` is neither a file nor an Unsplash folder.
         InvalidInputError: ``images_dir`` was given with a TSV file, or nothing is usable.
     """
-    from zeroshot_vision.datasets.unsplash import is_unsplash_dir
+    from zeroshot_vision.unsplash.lite import is_unsplash_dir
 
     path = Path(data)
     if path.is_file():

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from zeroshot_vision._checks import batched, positive_int
+from zeroshot_vision._constants import DEFAULT_DUPLICATE_THRESHOLD
 from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision.errors import InvalidInputError
 from zeroshot_vision.stores.base import VectorStore
@@ -41,9 +42,6 @@ from zeroshot_vision.stores.batch import query_many
 from zeroshot_vision.types import DuplicateGroup, DuplicatePair
 
 __all__ = ["DEFAULT_DUPLICATE_THRESHOLD", "check_threshold", "find_duplicates", "group_pairs"]
-
-DEFAULT_DUPLICATE_THRESHOLD = 0.99
-"""Cosine at or above which two images count as near-duplicates (Immich: distance 0.01)."""
 
 DEFAULT_NEIGHBOURS = 10
 """Neighbours asked for per vector before asking for more."""

@@ -18,7 +18,7 @@ from zeroshot_vision import (
 )
 from zeroshot_vision.index import IndexFolder
 from zeroshot_vision.index.exchange import export_index, import_index
-from zeroshot_vision.stores.exchange import ParquetVectors
+from zeroshot_vision.stores.parquet import ParquetVectors
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from tests.helpers import VARIANTS, photo_row, write_dataset
 
-from zeroshot_vision.datasets.unsplash import (
+from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.unsplash.lite import (
     DatasetNotFoundError,
     UnsplashPhoto,
     image_url,
@@ -17,7 +18,6 @@ from zeroshot_vision.datasets.unsplash import (
     read_photos,
     table_files,
 )
-from zeroshot_vision.errors import InvalidInputError
 
 TRICKY_DESCRIPTION = 'a "quoted"\tdescription\nover two lines'
 

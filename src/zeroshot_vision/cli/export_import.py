@@ -75,7 +75,7 @@ def run_import(args: argparse.Namespace) -> int:
     """``zsv import``: stream a Parquet file into an index folder."""
     from zeroshot_vision.index import IndexFolder
     from zeroshot_vision.index.exchange import check_import_model, import_index
-    from zeroshot_vision.stores.exchange import ParquetVectors
+    from zeroshot_vision.stores.parquet import ParquetVectors
 
     if IndexFolder.exists(args.index):  # refused before the file is read through
         check_import_model(

@@ -1,7 +1,7 @@
 """Start the Streamlit app in a subprocess (what ``zsv app`` does).
 
 The subprocess runs :data:`ENTRY`, which serves :data:`SCRIPT` behind a ``Host`` check
-(:mod:`zeroshot_vision.app.host_check`): listening on loopback alone does not stop a web
+(:mod:`zeroshot_vision._host_check`): listening on loopback alone does not stop a web
 page from reaching the app through DNS rebinding.
 """
 

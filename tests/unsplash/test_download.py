@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 from tests.helpers import PhotoServer, photo_row, write_dataset
 
-from zeroshot_vision.datasets.download import (
+from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.unsplash.download import (
     FAILURES_FILE,
     DownloadOutcome,
     RetryPolicy,
@@ -24,8 +25,7 @@ from zeroshot_vision.datasets.download import (
     download_photos,
     read_failures,
 )
-from zeroshot_vision.datasets.unsplash import UnsplashPhoto
-from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision.unsplash.lite import UnsplashPhoto
 
 FAST = RetryPolicy(retries=2, backoff=0.001, max_backoff=0.01, max_retry_after=5.0)
 
@@ -316,7 +316,7 @@ def test_a_body_pillow_fails_on_in_any_way_is_a_recorded_failure(
 def test_an_unexpected_error_on_one_photo_is_its_failure(
     server: PhotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import zeroshot_vision.datasets.download as unsplash
+    import zeroshot_vision.unsplash.download as unsplash
 
     real = unsplash.write_atomic
 
@@ -372,11 +372,11 @@ def test_reading_tables_needs_no_http_client() -> None:
 
     code = (
         "import sys; sys.modules['httpx'] = None\n"
-        "from zeroshot_vision.datasets import read_photos, is_unsplash_dir\n"
-        "from zeroshot_vision.datasets.unsplash import image_url\n"
+        "from zeroshot_vision.unsplash import read_photos, is_unsplash_dir\n"
+        "from zeroshot_vision.unsplash.lite import image_url\n"
         "print(image_url('https://images.unsplash.com/photo-1?ixid=abc&w=9', width=640))\n"
         "try:\n"
-        "    from zeroshot_vision.datasets import download_photos\n"
+        "    from zeroshot_vision.unsplash import download_photos\n"
         "except ImportError as exc:\n"
         "    print(type(exc).__name__, exc)\n"
     )
@@ -407,7 +407,7 @@ def test_a_damaged_failures_file_is_a_one_line_error_and_the_next_run_replaces_i
     with pytest.raises(InvalidInputError, match=r"failures\.tsv is damaged") as exc:
         read_failures(tmp_path)
     assert problem in str(exc.value) and "\n" not in str(exc.value)
-    from zeroshot_vision.datasets.download import DownloadFailure, _write_failures
+    from zeroshot_vision.unsplash.download import DownloadFailure, _write_failures
 
     _write_failures(tmp_path, [DownloadFailure(photo_id="p", url="u", reason="r")], {"p"})
     assert read_failures(tmp_path) == [DownloadFailure(photo_id="p", url="u", reason="r")]
