@@ -45,7 +45,8 @@ if _TYPE_CHECKING:
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.engine import SearchEngine, file_id
     from zeroshot_vision.images import load_image
-    from zeroshot_vision.index import IndexFolder, IndexWriter, export_index, import_index
+    from zeroshot_vision.index import IndexFolder, IndexWriter
+    from zeroshot_vision.ingest.exchange import export_index, import_index
     from zeroshot_vision.models import default_model
     from zeroshot_vision.near_duplicates import DEFAULT_DUPLICATE_THRESHOLD
     from zeroshot_vision.query import Query, QueryPart
@@ -82,8 +83,8 @@ _LAZY = {
     "load_image": "zeroshot_vision.images",
     "IndexFolder": "zeroshot_vision.index",
     "IndexWriter": "zeroshot_vision.index",
-    "export_index": "zeroshot_vision.index",
-    "import_index": "zeroshot_vision.index",
+    "export_index": "zeroshot_vision.ingest.exchange",
+    "import_index": "zeroshot_vision.ingest.exchange",
     "default_model": "zeroshot_vision.models",
     "Query": "zeroshot_vision.query",
     "QueryPart": "zeroshot_vision.query",

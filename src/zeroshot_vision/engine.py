@@ -385,7 +385,7 @@ class SearchEngine:
                 that source's images without ``allow_removal``.
             IndexLockedError: Another process is writing to this index.
         """
-        from zeroshot_vision.index.sync import sync_folder
+        from zeroshot_vision.ingest.sync import sync_folder
 
         self._check_open()
         if self.folder is None:

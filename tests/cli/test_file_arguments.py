@@ -23,7 +23,7 @@ import pytest
 
 from zeroshot_vision import InvalidInputError
 from zeroshot_vision.cli import EXIT_ERROR, main
-from zeroshot_vision.index import import_index
+from zeroshot_vision.ingest.exchange import import_index
 
 DIM = 4
 

@@ -27,8 +27,8 @@ from zeroshot_vision import (
     InvalidInputError,
     SearchEngine,
 )
-from zeroshot_vision.unsplash.lite import scan_unsplash
 from zeroshot_vision.index.folder import FORMAT_VERSION
+from zeroshot_vision.ingest.scan import scan_unsplash
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.types import FolderReport, IndexProgress
 

@@ -25,7 +25,7 @@ from tests.helpers import alive_after, child_pids, make_jpeg
 from zeroshot_vision import IndexDamagedError, SearchEngine
 from zeroshot_vision._files import is_temp_file
 from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.index.watch import WatchState, watch_folders
+from zeroshot_vision.ingest.watch import WatchState, watch_folders
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.types import FolderReport
 

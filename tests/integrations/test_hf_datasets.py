@@ -11,9 +11,8 @@ import pytest
 
 pytest.importorskip("datasets", reason="needs the datasets extra")
 
-from tests.factories import memory_engine
-
 import datasets
+from tests.factories import memory_engine
 
 from zeroshot_vision import (
     FaissStore,

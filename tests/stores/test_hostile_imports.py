@@ -19,7 +19,7 @@ import pytest
 
 from zeroshot_vision import DimensionMismatchError, IndexFolder, InvalidInputError
 from zeroshot_vision.cli import EXIT_ERROR, main
-from zeroshot_vision.index import export_index, import_index
+from zeroshot_vision.ingest.exchange import export_index, import_index
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.stores.parquet import (
     MAX_IMPORT_ID_BYTES,

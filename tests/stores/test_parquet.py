@@ -17,7 +17,7 @@ from zeroshot_vision import (
     import_store,
 )
 from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.index.exchange import export_index, import_index
+from zeroshot_vision.ingest.exchange import export_index, import_index
 from zeroshot_vision.stores.parquet import ParquetVectors
 
 pa = pytest.importorskip("pyarrow")

@@ -36,7 +36,7 @@ def add_export_command(commands: Subcommands) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """``zsv export``: stream the index into a Parquet file."""
-    from zeroshot_vision.index.exchange import export_index
+    from zeroshot_vision.ingest.exchange import export_index
 
     count = export_index(args.index, args.out, batch_size=args.batch_size, progress=interactive())
     say(f"exported {count} vectors to {args.out}")
@@ -74,7 +74,7 @@ def add_import_command(commands: Subcommands) -> None:
 def run_import(args: argparse.Namespace) -> int:
     """``zsv import``: stream a Parquet file into an index folder."""
     from zeroshot_vision.index import IndexFolder
-    from zeroshot_vision.index.exchange import check_import_model, import_index
+    from zeroshot_vision.ingest.exchange import check_import_model, import_index
     from zeroshot_vision.stores.parquet import ParquetVectors
 
     if IndexFolder.exists(args.index):  # refused before the file is read through

@@ -174,7 +174,7 @@ def add_watch_options(parser: argparse.ArgumentParser) -> None:
 
 def watch_sources(engine: Any, args: argparse.Namespace) -> None:
     """``--watch``: re-index the sources as they change, one summary line per run."""
-    from zeroshot_vision.index.watch import watch_folders
+    from zeroshot_vision.ingest.watch import watch_folders
 
     def on_report(root: Path, report: FolderReport) -> None:
         if report.indexed or report.removed or report.failed:

@@ -7,15 +7,15 @@
   older folders, and says when a folder changed (:func:`index_version`);
 * :mod:`~zeroshot_vision.index.writer`: :class:`IndexWriter`, which owns every write
   (pending -> upsert -> indexed);
-* :mod:`~zeroshot_vision.index.scan`: finding a source folder's images, and the id scheme
-  for files (:func:`file_id`);
-* :mod:`~zeroshot_vision.index.sync`: bringing an index up to date with a source folder;
-* :mod:`~zeroshot_vision.index.exchange`: index folders in and out as Parquet.
+* :mod:`~zeroshot_vision.index.scan`: the id scheme for files (:func:`file_id`) and the
+  paths of a folder's image files.
+
+Bringing an index up to date with a folder, watching one, and index folders in and out as
+Parquet are the ingest pipeline's (:mod:`zeroshot_vision.ingest`).
 
 Nothing here imports the engine, the CLI or the app: they are built on this package.
 """
 
-from zeroshot_vision.index.exchange import export_index, import_index
 from zeroshot_vision.index.folder import IndexFolder, index_version
 from zeroshot_vision.index.manifest import (
     FORMAT,
@@ -36,9 +36,7 @@ __all__ = [
     "IndexManifest",
     "IndexWriter",
     "StoreSpec",
-    "export_index",
     "file_id",
-    "import_index",
     "index_version",
     "model_reference",
 ]

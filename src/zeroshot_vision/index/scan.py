@@ -1,6 +1,7 @@
-"""Finding the images of a folder tree, with ids.
+"""Paths and ids of a folder tree's image files (the index folder format's id scheme).
 
-A file's id is its path relative to the source folder, ``/``-separated. What could not
+A file's id is its path relative to the source folder, ``/``-separated. The scans that
+turn a folder into ingest items are :mod:`zeroshot_vision.ingest.scan`. What could not
 be read is reported, never taken for "no files": the indexer must not delete the vectors
 of a folder it merely failed to list.
 """
@@ -11,21 +12,17 @@ import fnmatch
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.ingest.item import Item
 
 __all__ = [
-    "Scan",
     "absolute",
     "check_exclude",
     "displayable",
     "file_id",
     "folder_ancestors",
     "image_files",
-    "scan_source",
     "stat_file",
 ]
 
@@ -58,38 +55,6 @@ def file_id(path: PathLike, root: PathLike | None = None) -> str:
             relative = (real_parent / path_abs.name).relative_to(real_base)
             return displayable(relative.as_posix())
     return displayable(path_abs.as_posix())
-
-
-@dataclass(frozen=True, kw_only=True)
-class Scan:
-    """What a scan found.
-
-    Attributes:
-        root: The source folder, absolute.
-        images: The images as ingest items (id, path, display path, size, mtime and
-            metadata: ``"path"``, and ``"folders"`` for a folder tree, see
-            :func:`folder_ancestors`), sorted by path.
-        unreadable: Folders (or files) that could not be listed or examined, with the
-            reason; the index keeps what it holds for them.
-    """
-
-    root: Path
-    images: tuple[Item, ...]
-    unreadable: tuple[tuple[str, str], ...] = ()
-
-    def covers(self, display_path: str) -> bool:
-        """Whether a file at ``display_path`` lies where the scan could look.
-
-        False for paths outside the source folder and for paths inside a folder that
-        could not be read: what the scan did not see there may still exist.
-        """
-        root = displayable(str(self.root))
-        if display_path != root and not display_path.startswith(root.rstrip(os.sep) + os.sep):
-            return False
-        return not any(
-            display_path == bad or display_path.startswith(bad.rstrip(os.sep) + os.sep)
-            for bad, _ in self.unreadable
-        )
 
 
 def displayable(text: str) -> str:
@@ -172,35 +137,3 @@ def check_exclude(exclude: Sequence[str] | None) -> tuple[str, ...]:
         if not isinstance(pattern, str) or not pattern.strip():
             raise InvalidInputError(f"exclude patterns must be non-empty strings, got {pattern!r}")
     return tuple(exclude)
-
-
-def scan_source(source: PathLike, *, exclude: Sequence[str] = ()) -> Scan:
-    """List the image files of a folder tree, with ids and metadata.
-
-    The folder is searched recursively for files with an image suffix; ids are paths
-    relative to it. (An Unsplash Lite folder lists its photos itself:
-    :func:`zeroshot_vision.unsplash.lite.scan_unsplash`.)
-
-    Raises:
-        InvalidInputError: If ``source`` is not a folder.
-    """
-    root = Path(source).expanduser().resolve()
-    if not root.is_dir():
-        raise InvalidInputError(f"{displayable(os.fspath(source))} is not a folder")
-    unreadable: list[tuple[str, str]] = []
-    found = []
-    for path in image_files(root, exclude, unreadable):
-        stat = stat_file(path, unreadable)
-        if stat is not None:
-            shown = displayable(str(path))
-            found.append(
-                Item(
-                    id=displayable(path.relative_to(root).as_posix()),
-                    path=path,
-                    display_path=shown,
-                    size=stat.st_size,
-                    mtime_ns=stat.st_mtime_ns,
-                    metadata={"path": shown, "folders": folder_ancestors(root, path)},
-                )
-            )
-    return Scan(root=root, images=tuple(found), unreadable=tuple(unreadable))

@@ -1,7 +1,7 @@
 """The library's sources: a folder tree, a list of images, a Parquet export, listed files.
 
 An Unsplash Lite folder is a :class:`FolderSource` whose photos
-:func:`~zeroshot_vision.unsplash.lite.scan_unsplash` resolves (see
+resolves with :func:`~zeroshot_vision.ingest.scan.scan_unsplash` (see
 :func:`folder_source`); a Hugging Face dataset is
 :class:`~zeroshot_vision.integrations.hf_datasets.DatasetSource`, beside the code that
 knows that format.
@@ -19,15 +19,9 @@ from typing import TYPE_CHECKING, Any
 from zeroshot_vision._checks import check_id
 from zeroshot_vision.errors import InvalidInputError
 from zeroshot_vision.index.folder import FileEntry, SourceFolder
-from zeroshot_vision.index.scan import (
-    Scan,
-    absolute,
-    check_exclude,
-    displayable,
-    file_id,
-    scan_source,
-)
+from zeroshot_vision.index.scan import absolute, check_exclude, displayable, file_id
 from zeroshot_vision.ingest.item import Item
+from zeroshot_vision.ingest.scan import Scan, scan_source
 from zeroshot_vision.ingest.source import IndexView, Listing, SkipRule
 from zeroshot_vision.types import ImageFailure
 
@@ -50,9 +44,9 @@ class FolderSource:
         path: The folder.
         exclude: Glob patterns of files or folders to leave out.
         scan: Lists the folder's images, given the folder and the exclude patterns;
-            default :func:`~zeroshot_vision.index.scan.scan_source` (a folder tree). A
+            default :func:`~zeroshot_vision.ingest.scan.scan_source` (a folder tree). A
             folder format that resolves its own files passes its own (Unsplash Lite:
-            :func:`~zeroshot_vision.unsplash.lite.scan_unsplash`).
+            :func:`~zeroshot_vision.ingest.scan.scan_unsplash`).
 
     Raises:
         InvalidInputError: ``path`` is not a folder, or a pattern is empty.
@@ -120,7 +114,8 @@ def folder_source(
     Raises:
         InvalidInputError: ``path`` (or ``images_dir``) is not a folder.
     """
-    from zeroshot_vision.unsplash.lite import is_unsplash_dir, scan_unsplash
+    from zeroshot_vision.ingest.scan import scan_unsplash
+    from zeroshot_vision.unsplash.lite import is_unsplash_dir
 
     folder = Path(path).expanduser()
     if folder.is_dir() and images_dir and not Path(images_dir).expanduser().is_dir():

@@ -35,12 +35,9 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zeroshot_vision.errors import DatasetNotFoundError, InvalidInputError
-
-if TYPE_CHECKING:
-    from zeroshot_vision.index.scan import Scan
 
 __all__ = [
     "DEFAULT_IMAGE_PARAMS",
@@ -52,7 +49,6 @@ __all__ = [
     "read_conversions",
     "read_keywords",
     "read_photos",
-    "scan_unsplash",
     "table_files",
 ]
 
@@ -404,68 +400,3 @@ def image_url(
     ]
     merged = urllib.parse.urlencode([*kept, *query.items()])
     return urllib.parse.urlunsplit(parts._replace(query=merged))
-
-
-def scan_unsplash(
-    dataset_dir: str | os.PathLike[str],
-    *,
-    images_dir: str | os.PathLike[str] | None = None,
-    exclude: Sequence[str] = (),
-) -> Scan:
-    """The downloaded photos of an Unsplash Lite folder, with ids and metadata.
-
-    The photos ``<photo_id>.jpg`` found under ``images_dir`` (default: the folder itself)
-    that the ``photos`` table lists, with each photo's fields as metadata; image files
-    that are not in the table are left out. Ids are photo ids.
-
-    This is how an Unsplash Lite folder resolves its own photo files for the ingest
-    pipeline (:func:`zeroshot_vision.ingest.sources.folder_source`).
-
-    Raises:
-        InvalidInputError: ``dataset_dir`` or ``images_dir`` is not a folder.
-    """
-    from zeroshot_vision.index.scan import Scan, displayable, image_files, stat_file
-    from zeroshot_vision.ingest.item import Item
-
-    root = Path(dataset_dir).expanduser().resolve()
-    if not root.is_dir():
-        raise InvalidInputError(f"{displayable(os.fspath(dataset_dir))} is not a folder")
-    image_root = Path(images_dir).expanduser().resolve() if images_dir else root
-    if not image_root.is_dir():
-        raise InvalidInputError(f"{images_dir} is not a folder")
-    unreadable: list[tuple[str, str]] = []
-    files: dict[str, Path] = {}
-    for path in image_files(image_root, exclude, unreadable):
-        files.setdefault(path.stem, path)
-    photos = []
-    seen: set[str] = set()
-    for photo in read_photos(root):
-        if photo.photo_id not in files:
-            continue
-        if photo.photo_id in seen:
-            # One vector per id: the first row wins, as it does for the downloader.
-            logger.warning("photo %s is listed twice in the photos table", photo.photo_id)
-            continue
-        seen.add(photo.photo_id)
-        photos.append(photo)
-    keywords = read_keywords(root, photo_ids=[photo.photo_id for photo in photos])
-    found = []
-    for photo in photos:
-        path = files[photo.photo_id]
-        stat = stat_file(path, unreadable)
-        if stat is not None:
-            shown = displayable(str(path))
-            meta = {**photo.metadata(keywords.get(photo.photo_id, ())), "path": shown}
-            found.append(
-                Item(
-                    id=photo.photo_id,
-                    path=path,
-                    display_path=shown,
-                    size=stat.st_size,
-                    mtime_ns=stat.st_mtime_ns,
-                    metadata=meta,
-                )
-            )
-    logger.info("found %d downloaded Unsplash photos in %s", len(found), image_root)
-    # The photos live under images_dir: that is where coverage is judged.
-    return Scan(root=image_root, images=tuple(found), unreadable=tuple(unreadable))
