@@ -31,7 +31,7 @@ from zeroshot_vision.index.scan import absolute, displayable, file_id
 from zeroshot_vision.index.writer import IndexWriter
 from zeroshot_vision.query import Query, QueryPart
 from zeroshot_vision.results import SearchResults
-from zeroshot_vision.stores.base import check_k
+from zeroshot_vision.stores.base import check_ids, check_k
 from zeroshot_vision.stores.batch import query_many
 from zeroshot_vision.stores.filters import validate_filter
 from zeroshot_vision.types import (
@@ -445,9 +445,8 @@ class SearchEngine:
             raise InvalidInputError(f"give one id per image ({len(sources)} images)")
         if metadata is not None and len(metadata) != len(sources):
             raise InvalidInputError(f"got {len(sources)} images but {len(metadata)} metadata")
-        for i, item in enumerate(ids):
-            if not isinstance(item, str) or not item:
-                raise InvalidInputError(f"ids[{i}] must be a non-empty string, got {item!r}")
+        # The stores' one id rule (a lone surrogate would fail in the state's SQLite).
+        ids = check_ids(ids)
         metas = [self._metadata_for(sources[i], metadata, i) for i in range(len(sources))]
         size = positive_int(batch_size, "batch_size") if batch_size else self.encoder.batch_size
         self._check_open()

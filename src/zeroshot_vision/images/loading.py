@@ -39,6 +39,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "UNRECOGNIZED_FORMAT",
     "describe_source",
+    "is_image_file",
     "iter_loaded",
     "load_image",
     "register_heif",
@@ -238,6 +239,37 @@ def _open_file(path: Path, name: str) -> BinaryIO:
         os.close(fd)
         raise ImageDecodeError(name, "empty file")
     return os.fdopen(fd, "rb")
+
+
+# What Pillow calls the formats of IMAGE_SUFFIXES (MPO: a JPEG with several pictures).
+_SERVABLE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PPM", "AVIF", "HEIF")
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a regular file that both its name and its content say is an
+    image of a format this library reads (what may be handed out as "an image").
+
+    Only the header is read: the file's name must end in one of :data:`IMAGE_SUFFIXES`
+    and its first bytes must be recognized by Pillow as one of those formats (a HEIF or
+    AVIF file by its ISO-BMFF brand). A FIFO, a device or a text file renamed ``.png``
+    is not an image; nothing raises.
+    """
+    name = os.fspath(path)
+    suffix = Path(name).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        return False
+    try:
+        with _open_file(Path(name), name) as handle:
+            if suffix in HEIF_SUFFIXES:
+                return handle.read(12)[4:12] in _HEIF_BRAND_KINDS
+            Image.init()
+            formats = [kind for kind in _SERVABLE_FORMATS if kind in Image.OPEN]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(handle, formats=formats) as image:
+                    return image.format in formats
+    except Exception:  # noqa: BLE001 - unreadable, missing or not an image: all "no"
+        return False
 
 
 def _file_kind(mode: int) -> str:

@@ -30,7 +30,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from zeroshot_vision._checks import clean_labels
+from zeroshot_vision._checks import clean_labels, label_parts
+from zeroshot_vision._text import is_utf8
 from zeroshot_vision.errors import (
     ImageLoadError,
     ImageTooLargeError,
@@ -244,12 +245,19 @@ def create_app(
     @api.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kinds = {404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error"}
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        # FastAPI answers 400 only when it cannot parse the body as JSON (RecursionError,
+        # bytes that are not UTF-8, ...): all of them are the documented invalid_json.
+        codes = {
+            400: "invalid_json",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "body_too_large",
+        }
         return APIError(
             exc.status_code,
             str(exc.detail),
             type=kinds.get(exc.status_code, "invalid_request_error"),
-            code=codes.get(exc.status_code),
+            code=getattr(exc, "code", None) or codes.get(exc.status_code),
         ).response()
 
     @api.exception_handler(ZeroshotVisionError)
@@ -298,8 +306,8 @@ def create_app(
     # -- health ---------------------------------------------------------------------------
 
     @api.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """Alive: the process answers HTTP."""
+    async def healthz() -> dict[str, str]:
+        """Alive: the process answers HTTP (on the event loop: no worker thread needed)."""
         return {"status": "ok"}
 
     @api.get("/readyz", tags=["health"])
@@ -439,11 +447,9 @@ def create_app(
             raise APIError(400, "images is empty; give at least one image", param="images")
         if len(body.images) > limits.max_inputs:
             raise APIError(400, "too many images", code="too_many_inputs", param="images")
-        labels = clean_labels(body.labels)
-        for i, label in enumerate(labels):
-            check_text(label, field=f"labels[{i}]", limits=limits)
 
         def work() -> ClassifyResponse:
+            labels = _checked_labels(body.labels, limits)
             decoded: list[tuple[int, Image.Image]] = []
             results: list[ImageLabelsOut] = []
             for i, item in enumerate(body.images):
@@ -478,11 +484,9 @@ def create_app(
     async def tag(body: TagRequest) -> TagResponse:
         """Every stored image's labels, from its stored vector (``zsv tag INDEX``)."""
         index = find_index(body.index)
-        labels = clean_labels(body.labels)
-        for i, label in enumerate(labels):
-            check_text(label, field=f"labels[{i}]", limits=limits)
 
         def work() -> TagResponse:
+            labels = _checked_labels(body.labels, limits)
             with index.reading() as engine:
                 report = engine.classify_indexed(labels)
             return TagResponse(
@@ -537,6 +541,13 @@ def create_app(
         index = writable(name)
         if not body.id.strip():
             raise APIError(400, "id is empty", param="id")
+        if not is_utf8(body.id):
+            raise APIError(
+                400,
+                "id is not valid UTF-8 text (it holds a lone surrogate)",
+                code="invalid_value",
+                param="id",
+            )
         if "path" in body.metadata:
             raise APIError(
                 400, "metadata may not name a path: the server stores no file", param="metadata"
@@ -581,12 +592,15 @@ def create_app(
 
     @api.get("/v1/images/{image_id:path}", tags=["indexes"], response_class=FileResponse)
     def image(image_id: str, index: str | None = None) -> FileResponse:
-        """The file of an indexed image: only a file the index's metadata names is served."""
-        from zeroshot_vision.app.logic import image_path_for_id
+        """The file of an indexed image: only an image file that the index's metadata names,
+        under the index's source folders, is served."""
+        from zeroshot_vision.index.serving import servable_image
 
         served = find_index(index)
         with served.reading() as engine:
-            path = image_path_for_id(engine.store, image_id)
+            record = engine.store.fetch([image_id]).get(image_id) if image_id else None
+            stored = record.metadata.get("path") if record is not None else None
+            path = servable_image(stored, engine.folder)
         if path is None:
             raise APIError(
                 404,
@@ -599,7 +613,7 @@ def create_app(
     # The last added runs first: CORS (answers browsers' preflights, which carry no
     # key), then the Host and key check, then the body limit.
     api.add_middleware(_Counted, metrics=metrics)
-    api.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    api.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
     api.add_middleware(
         Guard, served=lambda: (settings.host, settings.port), api_key=settings.api_key
     )
@@ -649,6 +663,27 @@ def _image_of(item: object) -> str | None:
     if isinstance(item, ImageInput):
         return item.image
     return item.image_url.url  # type: ignore[attr-defined, no-any-return]
+
+
+def _checked_labels(labels: str | list[str], limits: Limits) -> list[str]:
+    """The labels of a classify or tag request, within the limits (run off the event loop).
+
+    Raises:
+        APIError: 413 ``too_many_labels`` over ``limits.max_labels``.
+        InvalidInputError: A label that is too long or not UTF-8, or none at all.
+    """
+    count = label_parts(labels)
+    if count > limits.max_labels:
+        raise APIError(
+            413,
+            f"labels has {count:,} items; the limit is {limits.max_labels:,} per request",
+            code="too_many_labels",
+            param="labels",
+        )
+    cleaned = clean_labels(labels)
+    for i, label in enumerate(cleaned):
+        check_text(label, field=f"labels[{i}]", limits=limits)
+    return cleaned
 
 
 def _label(score: Any) -> LabelScoreOut:

@@ -50,6 +50,17 @@ class Limits:
         max_image_pixels: Most pixels of an image; more is refused as a decompression
             bomb before anything is decoded.
         max_k: Most results one search may ask for.
+        max_labels: Most labels one ``/v1/classify`` or ``/v1/tag`` request may give,
+            counted before blanks and repeats are dropped (a comma-separated string
+            counts its parts).
+        max_json_depth: Deepest nesting of arrays and objects in a request body
+            (room for the deepest filter and metadata the stores accept).
+        max_request_decoded_bytes: Most bytes that the decoded pixels of one request's
+            images may take, each image counted at its full decoded size (as Pillow
+            holds it, whatever its bit depth or mode) before anything is decoded.
+        max_decoded_bytes: Most bytes of decoded pixels the whole server holds at once,
+            over all requests in flight; a request that would pass it waits a moment,
+            then gets a 503.
     """
 
     max_body_bytes: int = 32 * 2**20
@@ -58,6 +69,10 @@ class Limits:
     max_image_bytes: int = 10 * 2**20
     max_image_pixels: int = 40_000_000
     max_k: int = 1000
+    max_labels: int = 1000
+    max_json_depth: int = 100
+    max_request_decoded_bytes: int = 512 * 2**20
+    max_decoded_bytes: int = 1024 * 2**20
 
 
 DEFAULT_LIMITS = Limits()
