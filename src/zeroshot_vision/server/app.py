@@ -45,9 +45,11 @@ from zeroshot_vision.errors import (
 from zeroshot_vision.server.batching import ServerBusyError
 from zeroshot_vision.server.inputs import (
     DEFAULT_LIMITS,
+    DecodeBudget,
     Limits,
+    RequestTooLargeError,
     check_text,
-    decode_image,
+    decoded_images,
     is_image_item,
 )
 from zeroshot_vision.server.metrics import CONTENT_TYPE, ServerMetrics
@@ -170,6 +172,8 @@ def _as_api_error(exc: BaseException, retry_after: int) -> APIError:
         return APIError(400, str(exc), code="invalid_image", param=exc.source)
     if isinstance(exc, InvalidFilterError):
         return APIError(400, str(exc), code="invalid_filter", param="filter")
+    if isinstance(exc, RequestTooLargeError):
+        return APIError(413, str(exc), code="decoded_bytes_too_large", param=exc.param)
     if isinstance(exc, InvalidMetadataError):
         return APIError(400, str(exc), code="invalid_metadata", param="metadata")
     if isinstance(exc, InvalidInputError):
@@ -233,6 +237,18 @@ def create_app(
     api.state.service = service
     api.state.settings = settings
     api.state.metrics = metrics
+    budget = DecodeBudget(limits.max_decoded_bytes)
+    api.state.decode_budget = budget
+
+    def images_of(model: ServedModel, items: list[tuple[str, str]]) -> Any:
+        """:func:`decoded_images` for ``model``, within the request's and server's budgets."""
+        return decoded_images(
+            items,
+            draft_size=model.encoder.draft_size,
+            spec=getattr(model.encoder, "pixel_spec", None),
+            limits=limits,
+            budget=budget,
+        )
 
     @api.exception_handler(APIError)
     async def on_api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -359,31 +375,22 @@ def create_app(
 
         def work() -> tuple[npt.NDArray[np.float32], int]:
             texts: list[tuple[int, str]] = []
-            images: list[tuple[int, Image.Image]] = []
+            pictures: list[tuple[int, str]] = []
             for i, item in enumerate(items):
                 where = f"input[{i}]"
                 picture = _image_of(item)
                 if picture is None:
                     texts.append((i, check_text(str(item), field=where, limits=limits)))
                 else:
-                    images.append(
-                        (
-                            i,
-                            decode_image(
-                                picture,
-                                field=where,
-                                draft_size=model.encoder.draft_size,
-                                limits=limits,
-                            ),
-                        )
-                    )
+                    pictures.append((i, picture))
             vectors = np.zeros((len(items), model.encoder.dim), np.float32)
             if texts:
                 vectors[[i for i, _ in texts]] = model.batcher.encode_texts([t for _, t in texts])
-            if images:
-                vectors[[i for i, _ in images]] = model.batcher.encode_images(
-                    [im for _, im in images]
-                )
+            if pictures:
+                with images_of(model, [(f"input[{i}]", p) for i, p in pictures]) as images:
+                    vectors[[i for i, _ in pictures]] = model.batcher.encode_images(
+                        [_raised(im) for im in images]
+                    )
             return vectors, len(texts) * model.text_tokens
 
         vectors, tokens = await on_model(model, work)
@@ -412,8 +419,9 @@ def create_app(
             raise APIError(400, "too many images", code="too_many_inputs", param="images")
 
         def work() -> SearchResponse:
-            with index.reading() as engine:
-                query = _search_query(body, engine.encoder.draft_size, limits)
+            items = [(f"images[{i}]", item) for i, item in enumerate(body.images)]
+            with images_of(index.model, items) as pictures, index.reading() as engine:
+                query = _search_query(body, [_raised(im) for im in pictures], limits)
                 results = engine.search(
                     query, k=body.k, filter=body.filter, min_probability=body.min_probability
                 )
@@ -452,23 +460,15 @@ def create_app(
             labels = _checked_labels(body.labels, limits)
             decoded: list[tuple[int, Image.Image]] = []
             results: list[ImageLabelsOut] = []
-            for i, item in enumerate(body.images):
-                try:
-                    decoded.append(
-                        (
-                            i,
-                            decode_image(
-                                item,
-                                field=f"images[{i}]",
-                                draft_size=model.encoder.draft_size,
-                                limits=limits,
-                            ),
-                        )
-                    )
-                except ImageLoadError as exc:
-                    results.append(ImageLabelsOut(index=i, error=exc.reason))
-            text_vectors = model.batcher.encode_texts(labels)
-            image_vectors = model.batcher.encode_images([im for _, im in decoded])
+            items = [(f"images[{i}]", item) for i, item in enumerate(body.images)]
+            with images_of(model, items) as pictures:
+                for i, picture in enumerate(pictures):
+                    if isinstance(picture, ImageLoadError):
+                        results.append(ImageLabelsOut(index=i, error=picture.reason))
+                    else:
+                        decoded.append((i, picture))
+                text_vectors = model.batcher.encode_texts(labels)
+                image_vectors = model.batcher.encode_images([im for _, im in decoded])
             scored = model.encoder.score_labels(
                 labels, text_vectors, image_vectors, softmax=body.softmax
             )
@@ -554,20 +554,17 @@ def create_app(
             )
 
         def work() -> UpsertResponse:
-            image = decode_image(
-                body.image,
-                field="image",
-                draft_size=index.model.encoder.draft_size,
-                limits=limits,
-            )
+            with images_of(index.model, [("image", body.image)]) as (picture,):
+                image = _raised(picture)
 
-            def change(engine: SearchEngine) -> int:
-                report = engine.index_images([image], ids=[body.id], metadata=[body.metadata])
-                if report.failed:
-                    raise ImageLoadError("image", report.failed[0].reason)
-                return len(engine.store)
+                def change(engine: SearchEngine) -> int:
+                    report = engine.index_images([image], ids=[body.id], metadata=[body.metadata])
+                    if report.failed:
+                        raise ImageLoadError("image", report.failed[0].reason)
+                    return len(engine.store)
 
-            return UpsertResponse(index=index.name, id=body.id, count=index.write(change))
+                count = index.write(change)
+            return UpsertResponse(index=index.name, id=body.id, count=count)
 
         response: UpsertResponse = await on_model(index.model, work)
         return response
@@ -690,7 +687,14 @@ def _label(score: Any) -> LabelScoreOut:
     return LabelScoreOut(label=score.label, probability=score.probability, score=score.score)
 
 
-def _search_query(body: SearchRequest, draft_size: tuple[int, int] | None, limits: Limits) -> Query:
+def _raised(image: Image.Image | ImageLoadError) -> Image.Image:
+    """The image, or its error raised (for routes where one bad image fails the request)."""
+    if isinstance(image, ImageLoadError):
+        raise image
+    return image
+
+
+def _search_query(body: SearchRequest, pictures: list[Image.Image], limits: Limits) -> Query:
     """The query ``zsv search`` builds from the same words, images and ``--not`` texts."""
     from zeroshot_vision.query import Query
 
@@ -702,8 +706,7 @@ def _search_query(body: SearchRequest, draft_size: tuple[int, int] | None, limit
             raise InvalidInputError("the query is empty; type some words to search for")
         parts.append(Query.text(check_text(body.query, field="query", limits=limits)))
     weight = body.image_weight or (IMAGE_WEIGHT if body.query is not None else 1.0)
-    for i, item in enumerate(body.images):
-        picture = decode_image(item, field=f"images[{i}]", draft_size=draft_size, limits=limits)
+    for picture in pictures:
         parts.append(Query.image(picture, weight=weight))
     query = parts[0]
     for part in parts[1:]:
