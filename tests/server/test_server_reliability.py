@@ -302,7 +302,6 @@ def test_small_png_files_cannot_take_gigabytes(http: httpx.Client) -> None:
 def test_images_past_the_request_budget_are_refused_before_decoding(
     http: httpx.Client, live: LiveServer
 ) -> None:
-    limit = live.settings.limits.max_request_decoded_bytes
     # 36 Mpx of RGBA: compositing it on white to make RGB takes ~690 MiB at its peak.
     rgba = _png(Image.new("RGBA", (6000, 6000), (1, 2, 3, 100)))
     if not _peak_rss_reset():
@@ -314,6 +313,7 @@ def test_images_past_the_request_budget_are_refused_before_decoding(
     ]:
         error = error_of(http.post(route, json=body), 413)
         assert error["code"] == "decoded_bytes_too_large", error
+        limit = live.settings.limits.max_request_decoded_bytes
         assert f"{limit / 2**20:,.0f} MiB" in error["message"]
     assert _peak_rss() - base < 200 * 2**20
     # A request that fits is answered as before.
@@ -542,7 +542,7 @@ def test_normal_requests_are_served_while_a_thousand_slow_connections_are_open(
             assert server.stdout is not None
             port = int(server.stdout.readline())
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while True:
                 try:
                     if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
