@@ -69,6 +69,17 @@ def probability(value: object, name: str) -> float:
     return float(value)
 
 
+def require_iterable(value: object, name: str) -> None:
+    """Refuse ``None`` (or anything else that cannot be iterated) where a collection is
+    expected, with the project's error instead of Python's ``TypeError``.
+
+    Raises:
+        InvalidInputError: Naming ``name`` and what was given.
+    """
+    if value is None or not isinstance(value, Iterable):
+        raise InvalidInputError(f"{name} must be a list (or other iterable), got {value!r}")
+
+
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Lists of ``size`` items (the last one shorter), read lazily from ``items``."""
     iterator = iter(items)
@@ -87,6 +98,7 @@ def clean_labels(labels: str | Sequence[str]) -> list[str]:
     if isinstance(labels, str):
         parts = [part for line in labels.splitlines() for part in line.split(",")]
     else:
+        require_iterable(labels, "labels")
         parts = list(labels)
     cleaned: dict[str, None] = {}  # keeps first-seen order; a repeat costs O(1)
     for i, label in enumerate(parts):
@@ -106,4 +118,5 @@ def label_parts(labels: str | Sequence[str]) -> int:
     sequence)."""
     if isinstance(labels, str):
         return sum(line.count(",") + 1 for line in labels.splitlines())
+    require_iterable(labels, "labels")
     return len(labels)

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from zeroshot_vision import scoring
-from zeroshot_vision._checks import batched, clean_labels, non_negative_int
+from zeroshot_vision._checks import batched, clean_labels, non_negative_int, require_iterable
 from zeroshot_vision._optional import require
 from zeroshot_vision._text import is_utf8, short_repr
 from zeroshot_vision.errors import ImageLoadError, InvalidInputError, ModelLoadError
@@ -389,6 +389,8 @@ class Encoder:
             InvalidInputError: A text is not a string, is empty after stripping, or is not
                 valid UTF-8 (holds a lone surrogate).
         """
+        if not isinstance(texts, str):
+            require_iterable(texts, "texts")
         items = [texts] if isinstance(texts, str) else list(texts)
         lowercase = self.model_type in _SIGLIP_FAMILY
         cleaned = []
@@ -520,6 +522,7 @@ class Encoder:
             batch_size: Images per forward pass (default: the encoder's).
         """
         self._check_open()
+        require_iterable(images, "images")
         size = batch_size or self.batch_size
         if self._pixel_spec is None:
             yield from self._encode_batches_with_processor(images, keys, size)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from zeroshot_vision._checks import positive_int
+from zeroshot_vision._checks import positive_int, require_iterable
 from zeroshot_vision._text import is_utf8, short_repr
 from zeroshot_vision.errors import (
     DimensionMismatchError,
@@ -323,6 +323,7 @@ def check_ids(ids: Sequence[str]) -> list[str]:
     """
     if isinstance(ids, str):
         raise InvalidInputError("ids must be a sequence of strings, not one string")
+    require_iterable(ids, "ids")
     out = list(ids)
     for i, item in enumerate(out):
         if not isinstance(item, str) or not item:
