@@ -394,7 +394,11 @@ def guarded() -> Iterator[tuple[int, Any]]:
     """uvicorn with zsv serve's connection limits, tightened to make tests quick."""
     import uvicorn
 
-    from zeroshot_vision.server.connections import ConnectionLimits, uvicorn_config
+    from zeroshot_vision.server.connections import (
+        ConnectionLimits,
+        RateLimitedLog,
+        uvicorn_config,
+    )
     from zeroshot_vision.server.run import bind
 
     sock = bind("127.0.0.1", 0)
@@ -412,6 +416,10 @@ def guarded() -> Iterator[tuple[int, Any]]:
         server.should_exit = True
         thread.join(20)
         sock.close()
+        for name in ("uvicorn.error", "asyncio", "zeroshot_vision.server.connections"):
+            flooded = logging.getLogger(name)
+            for added in [f for f in flooded.filters if isinstance(f, RateLimitedLog)]:
+                flooded.removeFilter(added)
 
 
 def _half_sent(port: int) -> Any:
