@@ -54,6 +54,11 @@ logger = logging.getLogger(__name__)
 _RESERVED_FILES = 64
 """File descriptors kept for everything but connections (index files, model, threads)."""
 
+_ACCEPT_BURSTS = 3
+"""Backlogs' worth of connections that may be accepted before the connections closed to
+make room for them are gone: a closed socket is released on a later turn of the event
+loop, and asyncio accepts up to a backlog of connections each turn."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class ConnectionLimits:
@@ -82,9 +87,9 @@ DEFAULT_CONNECTION_LIMITS = ConnectionLimits()
 
 
 def connection_limit(wanted: int, *, backlog: int = 0) -> int:
-    """``wanted``, lowered so that the connections, and ``backlog`` more accepted in one
-    go before any is handled, fit under the process's limit of open files
-    (``RLIMIT_NOFILE``) with some left for everything else."""
+    """``wanted``, lowered so that the connections, and the few backlogs' worth accepted
+    before the ones closed to make room are released, fit under the process's limit of
+    open files (``RLIMIT_NOFILE``) with some left for everything else."""
     try:
         import resource
     except ImportError:  # not POSIX
@@ -92,7 +97,7 @@ def connection_limit(wanted: int, *, backlog: int = 0) -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return wanted
-    return max(16, min(wanted, int(soft) - _RESERVED_FILES - backlog))
+    return max(16, min(wanted, int(soft) - _RESERVED_FILES - _ACCEPT_BURSTS * backlog))
 
 
 class GuardedH11Protocol(H11Protocol):
