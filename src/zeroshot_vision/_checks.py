@@ -144,13 +144,22 @@ def clean_labels(labels: str | Sequence[str]) -> list[str]:
         parts = [part for line in labels.splitlines() for part in line.split(",")]
     else:
         parts = item_list(labels, "labels")
-    cleaned: list[str] = []
+    cleaned: dict[str, None] = {}  # keeps first-seen order; a repeat costs O(1)
     for i, label in enumerate(parts):
         if not isinstance(label, str):
             raise InvalidInputError(f"labels[{i}] must be a string, got {type(label).__name__}")
         label = label.strip()
-        if label and label not in cleaned:
-            cleaned.append(label)
+        if label:
+            cleaned.setdefault(label, None)
     if not cleaned:
         raise InvalidInputError("give at least one label to classify against, e.g. 'a dog,a cat'")
-    return cleaned
+    return list(cleaned)
+
+
+def label_parts(labels: str | Sequence[str]) -> int:
+    """How many labels :func:`clean_labels` reads from ``labels``, blanks and repeats
+    included: what a limit on the number of labels counts (linear, no list built for a
+    sequence)."""
+    if isinstance(labels, str):
+        return sum(line.count(",") + 1 for line in labels.splitlines())
+    return len(labels)

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
     from zeroshot_vision._progress import ProgressOption
     from zeroshot_vision.images.feed import PixelFeed
+    from zeroshot_vision.images.pixels import PixelSpec
     from zeroshot_vision.types import ImageSource
 
 # DEFAULT_MODEL ... sigmoid live in zeroshot_vision.models and .scoring; re-exported here
@@ -221,6 +222,13 @@ class Encoder:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
+
+    @property
+    def pixel_spec(self) -> PixelSpec | None:
+        """How the image processor resizes and normalizes, when it is a fixed-size one
+        (SigLIP's); ``None`` for processors that crop (CLIP's). An image already at
+        ``(pixel_spec.width, pixel_spec.height)`` is encoded exactly as its original."""
+        return self._pixel_spec
 
     def __enter__(self) -> Encoder:
         return self

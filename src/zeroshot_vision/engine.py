@@ -160,6 +160,7 @@ class SearchEngine:
                 the existing index.
             ModelLoadError: The model cannot be loaded.
         """
+        _check_folder_path(path)
         if IndexFolder.exists(path):
             if not exist_ok:
                 raise IndexExistsError(
@@ -236,6 +237,7 @@ class SearchEngine:
             ModelLoadError: The model cannot be loaded.
             DimensionMismatchError: The model's dimension differs from the index's.
         """
+        _check_folder_path(path)
         folder = IndexFolder.open(path)
         _check_index_model(folder, model)
         return cls._with_folder(
@@ -494,6 +496,8 @@ class SearchEngine:
 
     @staticmethod
     def _image_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
+        if images is None:
+            raise InvalidInputError("images must be image files or a list of images, got None")
         if isinstance(images, (str, os.PathLike)):
             if Path(images).is_dir():
                 raise InvalidInputError(
@@ -879,6 +883,12 @@ class SearchEngine:
                     results.append(ImageLabels(source=source, labels=tuple(scores)))
                 tracker.advance(len(chunk))
         return ClassifyReport(results=tuple(results))
+
+
+def _check_folder_path(path: object) -> None:
+    """Refuse what is not a path (``None``) with the project's error, not ``TypeError``."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise InvalidInputError(f"give the index folder as a path, got {path!r}")
 
 
 def _check_index_model(folder: IndexFolder, model: str | None) -> None:

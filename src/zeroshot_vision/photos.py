@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from zeroshot_vision.errors import InvalidFilterError
 
 if TYPE_CHECKING:
+    from zeroshot_vision.index.folder import IndexFolder
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import SearchResult
 
@@ -176,19 +177,21 @@ def sort_results(results: Iterable[SearchResult], by: str) -> list[SearchResult]
     return sorted(listed, key=when)
 
 
-def image_path_for_id(store: VectorStore, image_id: str) -> Path | None:
+def image_path_for_id(
+    store: VectorStore, image_id: str, *, folder: IndexFolder | None = None
+) -> Path | None:
     """The file of an indexed image, or ``None``.
 
-    The path comes only from the stored metadata of ``image_id``; an id that is not in the
-    store, or has no ``path`` pointing at an existing file, gives ``None``.
+    The path comes only from the stored metadata of ``image_id``, and is given only when
+    :func:`~zeroshot_vision.index.serving.servable_image` allows it: an image file under
+    the index's source folders (``folder``'s). An id that is not in the store, or whose
+    stored path names no such file, gives ``None``.
     """
+    from zeroshot_vision.index.serving import servable_image
+
     if not isinstance(image_id, str) or not image_id:
         return None
     record = store.fetch([image_id]).get(image_id)
     if record is None:
         return None
-    stored = record.metadata.get("path")
-    if not isinstance(stored, str) or not stored:
-        return None
-    path = Path(stored)
-    return path if path.is_file() else None
+    return servable_image(record.metadata.get("path"), folder)

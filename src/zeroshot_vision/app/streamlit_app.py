@@ -144,7 +144,7 @@ def load_facets(index_dir: str, _engine: SearchEngine) -> list[Facet]:
 @st.cache_data(max_entries=4096, show_spinner=False)
 def load_thumbnail(index_dir: str, image_id: str, _engine: SearchEngine) -> bytes | None:
     """A JPEG thumbnail of an indexed image, or ``None`` when it cannot be shown."""
-    path = image_path_for_id(_engine.store, image_id)
+    path = image_path_for_id(_engine.store, image_id, folder=_engine.folder)
     if path is None:
         return None
     try:
@@ -322,7 +322,7 @@ def show_original(engine: SearchEngine) -> None:
     image_id = st.session_state.get("original")
     if image_id is None:
         return
-    path = image_path_for_id(engine.store, image_id)
+    path = image_path_for_id(engine.store, image_id, folder=engine.folder)
     with st.container(border=True, key="original"):
         st.button("Close", key="close-original", on_click=_close_original)
         if path is None:
@@ -457,7 +457,7 @@ def show_classify_page(engine: SearchEngine | None, args: AppArgs) -> None:
             return
     elif engine is not None:
         image_id = st.selectbox("Indexed photo", sample_ids(engine.store, PICKABLE_IDS))
-        path = image_path_for_id(engine.store, image_id) if image_id else None
+        path = image_path_for_id(engine.store, image_id, folder=engine.folder) if image_id else None
         if path is None:
             st.error(f"The indexed photo {inline_code(image_id)} has no readable image file.")
             return

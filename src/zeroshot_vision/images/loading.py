@@ -21,11 +21,12 @@ import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError, features
 
 from zeroshot_vision.errors import (
     ImageDecodeError,
@@ -40,8 +41,11 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "PNG_TEXT_CHUNK_BYTES",
     "UNRECOGNIZED_FORMAT",
+    "DecodeCost",
     "allow_large_png_text",
+    "decode_cost",
     "describe_source",
+    "is_image_file",
     "iter_loaded",
     "load_image",
     "pillow_warnings_logged",
@@ -83,6 +87,8 @@ recognizes (as opposed to an image that is damaged)."""
 
 _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_CONVERT_BLOCK = 1 << 20
+"""Pixels converted at a time from 16-bit or float to 8-bit (8 MiB of float64)."""
 
 
 def describe_source(source: object) -> str:
@@ -147,6 +153,78 @@ def load_image(
         # struct.error, NotImplementedError, even MemoryError for absurd headers); every
         # one of them means "this file is not usable", never "stop everything".
         raise ImageDecodeError(name, _reason(exc)) from exc
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeCost:
+    """What decoding an image will take, known from its header before any pixel is read.
+
+    Attributes:
+        width: Its width once decoded (after a JPEG's reduced-scale draft).
+        height: Its height once decoded.
+        mode: Its Pillow mode once decoded (``"1"``, ``"I;16"``, ``"RGBA"``, ...).
+        peak_bytes: The most bytes of pixels :func:`load_image` holds at once while
+            decoding it, turning it upright and converting it to RGB: the decoded pixels
+            as Pillow stores them (whatever the bit depth or mode) plus the conversion's.
+    """
+
+    width: int
+    height: int
+    mode: str
+    peak_bytes: int
+
+
+def decode_cost(
+    source: bytes | bytearray | memoryview, *, draft_size: tuple[int, int] | None = None
+) -> DecodeCost:
+    """The :class:`DecodeCost` of an image's bytes, from its header only.
+
+    A 6 KB PNG can decode to a 40-megapixel image, and a 16-bit one to several bytes a
+    pixel: this tells a caller with a memory budget what :func:`load_image` with the
+    same ``draft_size`` would take, without decoding it.
+
+    Raises:
+        ImageDecodeError: Not an image (as :func:`load_image` would say).
+        ImageTooLargeError: A decompression bomb Pillow refuses even to open.
+    """
+    name = describe_source(source)
+    if not len(source):
+        raise ImageDecodeError(name, "empty data")
+    image = _open(io.BytesIO(bytes(source)), name)
+    with image:
+        if draft_size is not None and image.format == "JPEG":
+            image.draft("RGB", draft_size)
+        width, height = image.size
+        pixels = width * height
+        source_bytes = _pixel_bytes(image.mode)
+        # Turning it upright copies it; converting it to RGB makes the RGB image (and,
+        # for some modes, intermediate ones) while the decoded one is still held.
+        peak = pixels * (source_bytes + max(source_bytes, _conversion_bytes(image)))
+        return DecodeCost(width=width, height=height, mode=image.mode, peak_bytes=peak)
+
+
+def _pixel_bytes(mode: str) -> int:
+    """Bytes a pixel of ``mode`` takes in Pillow's memory: 4 for any multi-band mode (it
+    pads RGB to 4), else the size of the one band ("1" is held as one byte a pixel)."""
+    try:
+        described = ImageMode.getmode(mode)
+    except KeyError:
+        return 4
+    if len(described.bands) > 1:
+        return 4
+    return max(1, int(np.dtype(described.typestr).itemsize))
+
+
+def _conversion_bytes(image: Image.Image) -> int:
+    """Bytes a pixel that :func:`_to_rgb` allocates on top of the decoded image."""
+    mode = image.mode
+    if mode == "RGB":
+        return 0
+    if mode in _SIXTEEN_BIT_MODES or mode == "F":
+        return 1 + 1 + 4  # the 8-bit gray array, its L image, the RGB image
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
+        return 4 * 4  # RGBA, the white background, the composite, the RGB image
+    return 4
 
 
 def _from_array(array: np.ndarray[Any, Any], name: str) -> Image.Image:
@@ -242,6 +320,37 @@ def _open_file(path: Path, name: str) -> BinaryIO:
         os.close(fd)
         raise ImageDecodeError(name, "empty file")
     return os.fdopen(fd, "rb")
+
+
+# What Pillow calls the formats of IMAGE_SUFFIXES (MPO: a JPEG with several pictures).
+_SERVABLE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PPM", "AVIF", "HEIF")
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a regular file that both its name and its content say is an
+    image of a format this library reads (what may be handed out as "an image").
+
+    Only the header is read: the file's name must end in one of :data:`IMAGE_SUFFIXES`
+    and its first bytes must be recognized by Pillow as one of those formats (a HEIF or
+    AVIF file by its ISO-BMFF brand). A FIFO, a device or a text file renamed ``.png``
+    is not an image; nothing raises.
+    """
+    name = os.fspath(path)
+    suffix = Path(name).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        return False
+    try:
+        with _open_file(Path(name), name) as handle:
+            if suffix in HEIF_SUFFIXES:
+                return handle.read(12)[4:12] in _HEIF_BRAND_KINDS
+            Image.init()
+            formats = [kind for kind in _SERVABLE_FORMATS if kind in Image.OPEN]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(handle, formats=formats) as image:
+                    return image.format in formats
+    except Exception:  # noqa: BLE001 - unreadable, missing or not an image: all "no"
+        return False
 
 
 def _file_kind(mode: int) -> str:
@@ -370,13 +479,22 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode in _SIXTEEN_BIT_MODES or mode == "F":
         # Pillow's convert() clips 16-bit values at 255 (almost everything turns white);
         # scale the range down instead.
-        values = np.asarray(image, dtype=np.float64)
+        # Row blocks of float64 at a time: a whole 16-bit image in float64 (and the
+        # temporaries of each step) took 30 times the size of the file's pixels.
+        values = np.asarray(image)
         top = float(values.max()) if values.size else 0.0
-        if mode == "F" and top <= 1.0:
-            values = values * 255.0
-        elif top > 255.0:
-            values = values / 257.0
-        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        gray = np.empty(values.shape, dtype=np.uint8)
+        rows = max(1, _CONVERT_BLOCK // max(1, values.shape[1] if values.ndim > 1 else 1))
+        for start in range(0, values.shape[0], rows):
+            block = values[start : start + rows].astype(np.float64)
+            if mode == "F" and top <= 1.0:
+                block *= 255.0
+            elif top > 255.0:
+                block /= 257.0
+            np.rint(block, out=block)
+            np.clip(block, 0, 255, out=block)
+            gray[start : start + rows] = block
+        del values
         return Image.fromarray(gray, mode="L").convert("RGB")
     if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
         # Composite on white: transparent pixels often hold garbage colour values.

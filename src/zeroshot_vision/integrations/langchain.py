@@ -62,6 +62,7 @@ from zeroshot_vision.errors import (
     InvalidInputError,
     UnsupportedFilterError,
 )
+from zeroshot_vision.index.serving import servable_image
 from zeroshot_vision.integrations._target import Target, existing_images, given_or_loaded
 from zeroshot_vision.stores.base import check_ids, check_k
 from zeroshot_vision.stores.filters import (
@@ -545,8 +546,14 @@ class ZeroshotVisionVectorStore(LangChainVectorStore):
         metadata["id"] = record.id
         path = metadata.get("path")
         if self.image_content == "base64" and isinstance(path, str):
+            engine = self._target.engine
+            servable = servable_image(path, engine.folder if engine is not None else None)
+            if servable is None:
+                raise ImageNotFoundError(
+                    path, "no image file there that this index may hand out (see index.serving)"
+                )
             try:
-                content = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+                content = base64.b64encode(servable.read_bytes()).decode("ascii")
             except OSError as exc:
                 raise ImageNotFoundError(path, exc.strerror or str(exc)) from exc
         else:

@@ -30,7 +30,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from zeroshot_vision._checks import clean_labels
+from zeroshot_vision._checks import clean_labels, label_parts
+from zeroshot_vision._text import is_utf8
 from zeroshot_vision.errors import (
     ImageLoadError,
     ImageTooLargeError,
@@ -44,9 +45,11 @@ from zeroshot_vision.errors import (
 from zeroshot_vision.server.batching import ServerBusyError
 from zeroshot_vision.server.inputs import (
     DEFAULT_LIMITS,
+    DecodeBudget,
     Limits,
+    RequestTooLargeError,
     check_text,
-    decode_image,
+    decoded_images,
     is_image_item,
 )
 from zeroshot_vision.server.metrics import CONTENT_TYPE, ServerMetrics
@@ -163,6 +166,8 @@ def _as_api_error(exc: BaseException, retry_after: int) -> APIError:
         return APIError(400, str(exc), code="invalid_image", param=exc.source)
     if isinstance(exc, InvalidFilterError):
         return APIError(400, str(exc), code="invalid_filter", param="filter")
+    if isinstance(exc, RequestTooLargeError):
+        return APIError(413, str(exc), code="decoded_bytes_too_large", param=exc.param)
     if isinstance(exc, InvalidMetadataError):
         return APIError(400, str(exc), code="invalid_metadata", param="metadata")
     if isinstance(exc, InvalidInputError):
@@ -226,6 +231,18 @@ def create_app(
     api.state.service = service
     api.state.settings = settings
     api.state.metrics = metrics
+    budget = DecodeBudget(limits.max_decoded_bytes)
+    api.state.decode_budget = budget
+
+    def images_of(model: ServedModel, items: list[tuple[str, str]]) -> Any:
+        """:func:`decoded_images` for ``model``, within the request's and server's budgets."""
+        return decoded_images(
+            items,
+            draft_size=model.encoder.draft_size,
+            spec=getattr(model.encoder, "pixel_spec", None),
+            limits=limits,
+            budget=budget,
+        )
 
     @api.exception_handler(APIError)
     async def on_api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -238,12 +255,19 @@ def create_app(
     @api.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kinds = {404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error"}
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        # FastAPI answers 400 only when it cannot parse the body as JSON (RecursionError,
+        # bytes that are not UTF-8, ...): all of them are the documented invalid_json.
+        codes = {
+            400: "invalid_json",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "body_too_large",
+        }
         return APIError(
             exc.status_code,
             str(exc.detail),
             type=kinds.get(exc.status_code, "invalid_request_error"),
-            code=codes.get(exc.status_code),
+            code=getattr(exc, "code", None) or codes.get(exc.status_code),
         ).response()
 
     @api.exception_handler(ZeroshotVisionError)
@@ -292,8 +316,8 @@ def create_app(
     # -- health ---------------------------------------------------------------------------
 
     @api.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """Alive: the process answers HTTP."""
+    async def healthz() -> dict[str, str]:
+        """Alive: the process answers HTTP (on the event loop: no worker thread needed)."""
         return {"status": "ok"}
 
     @api.get("/readyz", tags=["health"])
@@ -345,31 +369,22 @@ def create_app(
 
         def work() -> tuple[npt.NDArray[np.float32], int]:
             texts: list[tuple[int, str]] = []
-            images: list[tuple[int, Image.Image]] = []
+            pictures: list[tuple[int, str]] = []
             for i, item in enumerate(items):
                 where = f"input[{i}]"
                 picture = _image_of(item)
                 if picture is None:
                     texts.append((i, check_text(str(item), field=where, limits=limits)))
                 else:
-                    images.append(
-                        (
-                            i,
-                            decode_image(
-                                picture,
-                                field=where,
-                                draft_size=model.encoder.draft_size,
-                                limits=limits,
-                            ),
-                        )
-                    )
+                    pictures.append((i, picture))
             vectors = np.zeros((len(items), model.encoder.dim), np.float32)
             if texts:
                 vectors[[i for i, _ in texts]] = model.batcher.encode_texts([t for _, t in texts])
-            if images:
-                vectors[[i for i, _ in images]] = model.batcher.encode_images(
-                    [im for _, im in images]
-                )
+            if pictures:
+                with images_of(model, [(f"input[{i}]", p) for i, p in pictures]) as images:
+                    vectors[[i for i, _ in pictures]] = model.batcher.encode_images(
+                        [_raised(im) for im in images]
+                    )
             return vectors, len(texts) * model.text_tokens
 
         vectors, tokens = await on_model(model, work)
@@ -398,8 +413,9 @@ def create_app(
             raise APIError(400, "too many images", code="too_many_inputs", param="images")
 
         def work() -> SearchResponse:
-            with index.reading() as engine:
-                query = _search_query(body, engine.encoder.draft_size, limits)
+            items = [(f"images[{i}]", item) for i, item in enumerate(body.images)]
+            with images_of(index.model, items) as pictures, index.reading() as engine:
+                query = _search_query(body, [_raised(im) for im in pictures], limits)
                 results = engine.search(
                     query, k=body.k, filter=body.filter, min_probability=body.min_probability
                 )
@@ -434,30 +450,20 @@ def create_app(
             raise APIError(400, "images is empty; give at least one image", param="images")
         if len(body.images) > limits.max_inputs:
             raise APIError(400, "too many images", code="too_many_inputs", param="images")
-        labels = clean_labels(body.labels)
-        for i, label in enumerate(labels):
-            check_text(label, field=f"labels[{i}]", limits=limits)
 
         def work() -> ClassifyResponse:
+            labels = _checked_labels(body.labels, limits)
             decoded: list[tuple[int, Image.Image]] = []
             results: list[ImageLabelsOut] = []
-            for i, item in enumerate(body.images):
-                try:
-                    decoded.append(
-                        (
-                            i,
-                            decode_image(
-                                item,
-                                field=f"images[{i}]",
-                                draft_size=model.encoder.draft_size,
-                                limits=limits,
-                            ),
-                        )
-                    )
-                except ImageLoadError as exc:
-                    results.append(ImageLabelsOut(index=i, error=exc.reason))
-            text_vectors = model.batcher.encode_texts(labels)
-            image_vectors = model.batcher.encode_images([im for _, im in decoded])
+            items = [(f"images[{i}]", item) for i, item in enumerate(body.images)]
+            with images_of(model, items) as pictures:
+                for i, picture in enumerate(pictures):
+                    if isinstance(picture, ImageLoadError):
+                        results.append(ImageLabelsOut(index=i, error=picture.reason))
+                    else:
+                        decoded.append((i, picture))
+                text_vectors = model.batcher.encode_texts(labels)
+                image_vectors = model.batcher.encode_images([im for _, im in decoded])
             scored = model.encoder.score_labels(
                 labels, text_vectors, image_vectors, softmax=body.softmax
             )
@@ -473,11 +479,9 @@ def create_app(
     async def tag(body: TagRequest) -> TagResponse:
         """Every stored image's labels, from its stored vector (``zsv tag INDEX``)."""
         index = find_index(body.index)
-        labels = clean_labels(body.labels)
-        for i, label in enumerate(labels):
-            check_text(label, field=f"labels[{i}]", limits=limits)
 
         def work() -> TagResponse:
+            labels = _checked_labels(body.labels, limits)
             with index.reading() as engine:
                 report = engine.classify_indexed(labels)
             return TagResponse(
@@ -532,26 +536,30 @@ def create_app(
         index = writable(name)
         if not body.id.strip():
             raise APIError(400, "id is empty", param="id")
+        if not is_utf8(body.id):
+            raise APIError(
+                400,
+                "id is not valid UTF-8 text (it holds a lone surrogate)",
+                code="invalid_value",
+                param="id",
+            )
         if "path" in body.metadata:
             raise APIError(
                 400, "metadata may not name a path: the server stores no file", param="metadata"
             )
 
         def work() -> UpsertResponse:
-            image = decode_image(
-                body.image,
-                field="image",
-                draft_size=index.model.encoder.draft_size,
-                limits=limits,
-            )
+            with images_of(index.model, [("image", body.image)]) as (picture,):
+                image = _raised(picture)
 
-            def change(engine: SearchEngine) -> int:
-                report = engine.index_images([image], ids=[body.id], metadata=[body.metadata])
-                if report.failed:
-                    raise ImageLoadError("image", report.failed[0].reason)
-                return len(engine.store)
+                def change(engine: SearchEngine) -> int:
+                    report = engine.index_images([image], ids=[body.id], metadata=[body.metadata])
+                    if report.failed:
+                        raise ImageLoadError("image", report.failed[0].reason)
+                    return len(engine.store)
 
-            return UpsertResponse(index=index.name, id=body.id, count=index.write(change))
+                count = index.write(change)
+            return UpsertResponse(index=index.name, id=body.id, count=count)
 
         response: UpsertResponse = await on_model(index.model, work)
         return response
@@ -576,12 +584,15 @@ def create_app(
 
     @api.get("/v1/images/{image_id:path}", tags=["indexes"], response_class=FileResponse)
     def image(image_id: str, index: str | None = None) -> FileResponse:
-        """The file of an indexed image: only a file the index's metadata names is served."""
-        from zeroshot_vision.photos import image_path_for_id
+        """The file of an indexed image: only an image file that the index's metadata names,
+        under the index's source folders, is served."""
+        from zeroshot_vision.index.serving import servable_image
 
         served = find_index(index)
         with served.reading() as engine:
-            path = image_path_for_id(engine.store, image_id)
+            record = engine.store.fetch([image_id]).get(image_id) if image_id else None
+            stored = record.metadata.get("path") if record is not None else None
+            path = servable_image(stored, engine.folder)
         if path is None:
             raise APIError(
                 404,
@@ -594,7 +605,7 @@ def create_app(
     # The last added runs first: CORS (answers browsers' preflights, which carry no
     # key), then the Host and key check, then the body limit.
     api.add_middleware(_Counted, metrics=metrics)
-    api.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    api.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
     api.add_middleware(
         Guard, served=lambda: (settings.host, settings.port), api_key=settings.api_key
     )
@@ -646,11 +657,39 @@ def _image_of(item: object) -> str | None:
     return item.image_url.url  # type: ignore[attr-defined, no-any-return]
 
 
+def _checked_labels(labels: str | list[str], limits: Limits) -> list[str]:
+    """The labels of a classify or tag request, within the limits (run off the event loop).
+
+    Raises:
+        APIError: 413 ``too_many_labels`` over ``limits.max_labels``.
+        InvalidInputError: A label that is too long or not UTF-8, or none at all.
+    """
+    count = label_parts(labels)
+    if count > limits.max_labels:
+        raise APIError(
+            413,
+            f"labels has {count:,} items; the limit is {limits.max_labels:,} per request",
+            code="too_many_labels",
+            param="labels",
+        )
+    cleaned = clean_labels(labels)
+    for i, label in enumerate(cleaned):
+        check_text(label, field=f"labels[{i}]", limits=limits)
+    return cleaned
+
+
 def _label(score: Any) -> LabelScoreOut:
     return LabelScoreOut(label=score.label, probability=score.probability, score=score.score)
 
 
-def _search_query(body: SearchRequest, draft_size: tuple[int, int] | None, limits: Limits) -> Query:
+def _raised(image: Image.Image | ImageLoadError) -> Image.Image:
+    """The image, or its error raised (for routes where one bad image fails the request)."""
+    if isinstance(image, ImageLoadError):
+        raise image
+    return image
+
+
+def _search_query(body: SearchRequest, pictures: list[Image.Image], limits: Limits) -> Query:
     """The query ``zsv search`` builds from the same words, images and ``--not`` texts."""
     from zeroshot_vision.query import compose
 
@@ -661,10 +700,6 @@ def _search_query(body: SearchRequest, draft_size: tuple[int, int] | None, limit
         if not body.query.strip():
             raise InvalidInputError("the query is empty; type some words to search for")
         text = check_text(body.query, field="query", limits=limits)
-    pictures = [
-        decode_image(item, field=f"images[{i}]", draft_size=draft_size, limits=limits)
-        for i, item in enumerate(body.images)
-    ]
     for i, negative in enumerate(body.negative):
         check_text(negative, field=f"negative[{i}]", limits=limits)
     return compose(text, pictures, body.negative, image_weight=body.image_weight)

@@ -99,6 +99,7 @@ def serve(
     access_log: bool = False,
     progress: bool = False,
     on_listening: Callable[[str, int], None] | None = None,
+    connections: Any = None,
 ) -> None:
     """Serve until SIGTERM or Ctrl-C; return once everything is closed.
 
@@ -118,6 +119,8 @@ def serve(
         progress: Show the model loading on stderr.
         on_listening: Called with the address and port once the socket is bound, before
             the model loads.
+        connections: :class:`~zeroshot_vision.server.connections.ConnectionLimits`
+            (request-head and keep-alive timeouts, connection cap, backlog).
 
     Raises:
         InvalidInputError: A port in use or an exposed address without a key (both before
@@ -127,6 +130,7 @@ def serve(
     uvicorn = require("uvicorn", extra="server", purpose="zsv serve")
     require("fastapi", extra="server", purpose="zsv serve")
     from zeroshot_vision.server.app import ServerSettings, create_app
+    from zeroshot_vision.server.connections import DEFAULT_CONNECTION_LIMITS, uvicorn_config
     from zeroshot_vision.server.inputs import DEFAULT_LIMITS
     from zeroshot_vision.server.metrics import ServerMetrics
     from zeroshot_vision.server.service import BatchOptions, Service
@@ -157,13 +161,11 @@ def serve(
                 cors_origins=tuple(cors_origins),
             )
             app = create_app(service, settings=settings, metrics=metrics)
-            config = uvicorn.Config(
+            config = uvicorn_config(
                 app,
-                log_config=None,
+                limits=connections or DEFAULT_CONNECTION_LIMITS,
                 access_log=access_log,
-                timeout_graceful_shutdown=GRACEFUL_SECONDS,
-                lifespan="off",
-                server_header=False,
+                graceful_seconds=GRACEFUL_SECONDS,
             )
             server = uvicorn.Server(config)
             logger.info("serving on http://%s:%d", host, bound_port)

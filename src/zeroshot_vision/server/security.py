@@ -25,12 +25,14 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from zeroshot_vision._host_check import host_allowed
+from zeroshot_vision._json import json_depth
 from zeroshot_vision.errors import InvalidInputError
 
 __all__ = [
     "API_KEY_ENV",
     "ApiKey",
     "BodyLimit",
+    "BodyRefused",
     "Guard",
     "check_exposure",
     "error_response",
@@ -226,20 +228,35 @@ class Guard:
         await self.app(scope, receive, send)
 
 
+class BodyRefused(HTTPException):
+    """A request body refused while it arrives; ``code`` is the envelope's code."""
+
+    def __init__(self, status_code: int, detail: str, *, code: str) -> None:
+        super().__init__(status_code, detail)
+        self.code = code
+
+
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413.
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413, and JSON bodies
+    nested deeper than ``max_depth`` with 400 ``invalid_json``.
 
     A declared ``Content-Length`` over the limit is refused before reading anything; a
-    chunked body is counted as it arrives and cut off once it passes the limit.
+    chunked body is counted as it arrives and cut off once it passes the limit. The
+    nesting is measured on the whole body, without parsing it, before the app's JSON
+    parser sees it: Python's parser recurses once per level, and a body nested some
+    thousands of levels deep would end in ``RecursionError`` instead of a clear answer.
 
     Args:
         app: The application.
         max_bytes: The largest body accepted.
+        max_depth: The deepest nesting of JSON arrays and objects accepted (``None``:
+            not checked).
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
 
     @property
     def _too_large_message(self) -> str:
@@ -259,15 +276,35 @@ class BodyLimit:
             await _send_error(send, self._too_large())
             return
         seen = 0
+        chunks: list[bytes] = []
 
         async def counting_receive() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                seen += len(chunk)
                 if seen > self.max_bytes:
                     # Raised inside the app's body reading: its handler answers 413.
-                    raise HTTPException(413, self._too_large_message)
+                    raise BodyRefused(413, self._too_large_message, code="body_too_large")
+                if self.max_depth is not None:
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        self._check_depth(b"".join(chunks))
+                        chunks.clear()
             return message
 
         await self.app(scope, counting_receive, send)
+
+    def _check_depth(self, body: bytes) -> None:
+        assert self.max_depth is not None
+        if body.count(b"[") + body.count(b"{") <= self.max_depth:
+            return  # cannot be deeper: skip the measurement of most bodies
+        depth = json_depth(body.decode("utf-8", "replace"))
+        if depth > self.max_depth:
+            raise BodyRefused(
+                400,
+                f"the request body is JSON nested {depth:,} levels deep; "
+                f"the limit is {self.max_depth}",
+                code="invalid_json",
+            )
