@@ -40,6 +40,7 @@ from zeroshot_vision.stores.filters import compile_filter
 __all__ = [
     "MARK_END",
     "MARK_START",
+    "OCR_LINES_FIELD",
     "REPAIR_COMMAND",
     "TEXT_DATABASE",
     "LexicalHit",
@@ -63,6 +64,9 @@ MARK_START = "["
 """Put before each matched word in a :attr:`LexicalHit.snippet`."""
 MARK_END = "]"
 """Put after each matched word in a :attr:`LexicalHit.snippet`."""
+
+OCR_LINES_FIELD = "ocr.lines"
+"""The text field that carries OCR lines as JSON (stored with their boxes, not indexed)."""
 
 _SCHEMA_VERSION = "1"
 _SNIPPET_TOKENS = 12
@@ -198,7 +202,7 @@ def document_texts(
         if words:
             fields["keywords"] = [", ".join(words)]
     for field, text in texts.items():
-        if isinstance(text, str) and text.strip():
+        if field != OCR_LINES_FIELD and isinstance(text, str) and text.strip():
             fields.setdefault(field, []).append(text)
     return {field: "\n".join(parts) for field, parts in fields.items()}
 
@@ -282,15 +286,18 @@ class LexicalIndex:
             ids: The images' ids.
             extras: One mapping per id, as the ingest pipeline gives them: ``"metadata"``
                 (what is stored with the vector), ``"texts"`` (text fields of
-                extractors, ``{"ocr": "..."}``) and optionally ``"lines"``
-                (:class:`OcrLine` values or their JSON form).
+                extractors, ``{"ocr": "..."}``; the lines read, with their boxes, as
+                JSON under :data:`OCR_LINES_FIELD`) or ``"lines"`` (:class:`OcrLine`
+                values or their JSON form).
         """
         for image_id, extra in zip(ids, extras):
             metadata = extra.get("metadata") or {}
             texts = extra.get("texts") or {}
+            given = extra.get("lines")
+            if given is None and OCR_LINES_FIELD in texts:
+                given = json.loads(texts[OCR_LINES_FIELD])
             lines = [
-                line.to_json() if isinstance(line, OcrLine) else dict(line)
-                for line in extra.get("lines") or ()
+                line.to_json() if isinstance(line, OcrLine) else dict(line) for line in given or ()
             ]
             self._staged_deletes.discard(image_id)
             self._staged_writes[image_id] = (
