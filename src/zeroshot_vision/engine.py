@@ -25,6 +25,7 @@ from zeroshot_vision.errors import (
     InvalidInputError,
     RecordNotFoundError,
 )
+from zeroshot_vision.hybrid import FUSION_DEPTH, SearchMode, check_mode, check_weight, fuse
 from zeroshot_vision.images import describe_source, load_image
 from zeroshot_vision.index.folder import FileEntry, IndexFolder
 from zeroshot_vision.index.scan import absolute, displayable, file_id
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.lexical import LexicalIndex
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import DuplicateGroup, Hit
 
@@ -90,6 +92,8 @@ class SearchEngine:
         store: Holds the image vectors (any :class:`~zeroshot_vision.stores.VectorStore`).
         folder: The index folder the store belongs to, when there is one; use
             :meth:`create` or :meth:`open` rather than passing it yourself.
+        text_index: The lexical side to search in hybrid and text mode (an index
+            folder's own ``text.sqlite`` is opened when first needed).
 
     Raises:
         DimensionMismatchError: The encoder's and the store's dimensions differ.
@@ -101,7 +105,12 @@ class SearchEngine:
     """
 
     def __init__(
-        self, encoder: Encoder, store: VectorStore, *, folder: IndexFolder | None = None
+        self,
+        encoder: Encoder,
+        store: VectorStore,
+        *,
+        folder: IndexFolder | None = None,
+        text_index: LexicalIndex | None = None,
     ) -> None:
         if encoder.dim != store.dim:
             raise DimensionMismatchError(
@@ -116,6 +125,21 @@ class SearchEngine:
         self._writer = IndexWriter(store, folder)
         self._owns_encoder = False  # set when the engine loaded the encoder itself
         self._closed = False
+        self._text_index = text_index
+
+    @property
+    def text_index(self) -> LexicalIndex | None:
+        """The lexical side (words in photos, places, captions), or ``None`` without one.
+
+        Raises:
+            TextIndexDamagedError: The index folder has one, but ``text.sqlite`` is
+                missing or damaged.
+        """
+        if self._text_index is None and self.folder is not None:
+            from zeroshot_vision.index.text import open_text_index
+
+            self._text_index = open_text_index(self.folder)
+        return self._text_index
 
     def __repr__(self) -> str:
         where = f", folder={str(self.folder.path)!r}" if self.folder is not None else ""
@@ -313,6 +337,8 @@ class SearchEngine:
                 self._writer.commit()
         finally:
             self._closed = True
+            if self._text_index is not None:
+                self._text_index.close()
             try:
                 self.store.close()
             finally:
@@ -575,6 +601,8 @@ class SearchEngine:
         min_probability: float | None = ...,
         negative: str | None = ...,
         negative_weight: float = ...,
+        mode: SearchMode | None = ...,
+        text_weight: float = ...,
     ) -> SearchResults: ...
 
     @overload
@@ -587,6 +615,8 @@ class SearchEngine:
         min_probability: float | None = ...,
         negative: str | None = ...,
         negative_weight: float = ...,
+        mode: SearchMode | None = ...,
+        text_weight: float = ...,
     ) -> list[SearchResults]: ...
 
     def search(
@@ -598,6 +628,8 @@ class SearchEngine:
         min_probability: float | None = None,
         negative: str | None = None,
         negative_weight: float = 0.5,
+        mode: SearchMode | None = None,
+        text_weight: float = 1.0,
     ) -> SearchResults | list[SearchResults]:
         """The images that best match a query, best first; or, for a list, per query.
 
@@ -622,6 +654,15 @@ class SearchEngine:
                 part of weight ``-negative_weight``; scores and probabilities still
                 describe the match with the positive parts alone.
             negative_weight: How hard to steer away from ``negative``.
+            mode: ``"vector"`` (SigLIP only), ``"text"`` (the lexical side only: words
+                in photos, places, captions, file names) or ``"hybrid"`` (both, fused by
+                reciprocal rank, see :mod:`zeroshot_vision.hybrid`). Default: hybrid
+                where the index has a lexical side, else vector. In hybrid and text
+                mode each result says which side found it (``found_by``) and carries the
+                matching ``snippet``; ``probability`` stays the vector side's (``None``
+                for a hit only the lexical side found, which ``min_probability`` keeps).
+            text_weight: How much the lexical ranking counts against the vector one in
+                hybrid mode (1.0: equally).
 
         Returns:
             :class:`~zeroshot_vision.results.SearchResults` (a list of
@@ -633,6 +674,9 @@ class SearchEngine:
                 bad filter or weight, ``min_probability`` outside [0, 1] or without a
                 text part.
             ImageLoadError: An image part cannot be read.
+            TextIndexDamagedError: Hybrid or text mode, and the index's lexical side is
+                missing or damaged (``mode="vector"`` still works; the message names the
+                repair command).
         """
         many = isinstance(query, (list, tuple))
         items: list[str | Query] = list(query) if many else [query]  # type: ignore[list-item, arg-type]
@@ -642,7 +686,7 @@ class SearchEngine:
         if negative is not None and negative.strip():
             extra = QueryPart(text=negative, weight=-_finite(negative_weight, "negative_weight"))
         queries = [_as_query(item, extra) for item in items]
-        answers = self._answer(queries, k, filter, min_probability)
+        answers = self._answer(queries, k, filter, min_probability, mode=mode, weight=text_weight)
         return answers if many else answers[0]
 
     @overload
@@ -688,9 +732,25 @@ class SearchEngine:
         k: object,
         filter: Mapping[str, Any] | None,
         min_probability: float | None,
+        *,
+        mode: SearchMode | None = "vector",
+        weight: float = 1.0,
     ) -> list[SearchResults]:
         k = check_k(k)
         validate_filter(filter)
+        mode = check_mode(mode) if mode is not None else None
+        weight = check_weight(weight)
+        lexical = self.text_index if mode != "vector" else None
+        if mode is None:
+            mode = "hybrid" if lexical is not None else "vector"
+        if mode != "vector" and lexical is None:
+            raise InvalidInputError(
+                f"mode={mode!r} needs a lexical side, and this index has none; index with "
+                "`zsv index` (or index_folder) to add one, or search with mode='vector'"
+            )
+        if mode == "text" and any(q.main_text is None for q in queries):
+            raise InvalidInputError("mode='text' needs words in every query")
+        depth = k if mode == "vector" else max(k, FUSION_DEPTH)
         if min_probability is not None:
             min_probability = probability(min_probability, "min_probability")
             if any(q.main_text is None for q in queries):
@@ -706,10 +766,28 @@ class SearchEngine:
             positives.append(_combine(query, [p for p in parts if p[0] > 0], "its positive parts"))
             main = query.main_text
             texts.append(vectors[id(main)] if main is not None else None)
-        hit_lists = query_many(self.store, np.stack(directions), k=k, filter=filter)
-        return [
+        if mode == "text":
+            hit_lists: list[list[Hit]] = [[] for _ in queries]
+        else:
+            hit_lists = query_many(self.store, np.stack(directions), k=depth, filter=filter)
+        answers = [
             self._scored(query, hits, positive, text, min_probability)
             for query, hits, positive, text in zip(queries, hit_lists, positives, texts)
+        ]
+        if mode == "vector" or lexical is None:
+            return answers
+        return [
+            fuse(
+                answer,
+                lexical.search(query.main_text.text or "", depth, filter=filter)
+                if query.main_text is not None
+                else [],
+                k=k,
+                text_weight=weight,
+                records=self.store.fetch,
+                direction=positive,
+            )
+            for query, answer, positive in zip(queries, answers, positives)
         ]
 
     def _part_vectors(self, queries: list[Query]) -> dict[int, npt.NDArray[np.float32]]:
