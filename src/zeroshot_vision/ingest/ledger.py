@@ -82,9 +82,12 @@ class Ledger:
         """Drop every committed row of extractor ``name``: it runs again on every image."""
         if not self.path.exists():
             return
-        with contextlib.closing(sqlite3.connect(self.path)) as db, db:
-            with contextlib.suppress(sqlite3.OperationalError):  # no table yet
-                db.execute("DELETE FROM runs WHERE name = ?", (name,))
+        with (
+            contextlib.closing(sqlite3.connect(self.path)) as db,
+            db,
+            contextlib.suppress(sqlite3.OperationalError),  # no table yet
+        ):
+            db.execute("DELETE FROM runs WHERE name = ?", (name,))
 
     def discard(self) -> None:
         """Forget what was staged."""
