@@ -85,6 +85,7 @@ _MAX_QUERY_WORDS = 32
 """Words of a query kept for the lexical side (a pasted page is not a query)."""
 
 _METADATA_FIELDS = (
+    ("location", "place"),
     ("city", "place"),
     ("region", "place"),
     ("country", "place"),
@@ -372,6 +373,23 @@ class LexicalIndex:
             return [row[0] for row in self._db.execute("SELECT id FROM images")]
         except sqlite3.Error as exc:
             raise _damaged(self.path, exc) from exc
+
+    def top_places(self, n: int = 10) -> list[tuple[str, str | None, int]]:
+        """The ``n`` places with the most images: ``(city, country_code, count)``."""
+        try:
+            rows = self._db.execute(
+                "SELECT json_extract(metadata, '$.city') AS city, "
+                "json_extract(metadata, '$.country_code') AS code, count(*) AS n "
+                "FROM images WHERE city IS NOT NULL GROUP BY city, code "
+                "ORDER BY n DESC, city LIMIT ?",
+                (n,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise _damaged(self.path, exc) from exc
+        return [
+            (str(city), code if isinstance(code, str) else None, int(count))
+            for city, code, count in rows
+        ]
 
     def lines(self, image_id: str) -> list[OcrLine]:
         """The lines of text read in an image (empty when none were, or it is unknown)."""
