@@ -7,6 +7,7 @@ app read and write too, so an index built here opens there and the other way rou
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -789,18 +790,35 @@ class SearchEngine:
         if mode == "vector" or lexical is None:
             return answers
         return [
-            fuse(
-                answer,
-                lexical.search(query.main_text.text or "", depth, filter=filter)
-                if query.main_text is not None
-                else [],
-                k=k,
-                text_weight=weight,
-                records=self.store.fetch,
-                direction=positive,
-            )
+            self._fused(query, answer, positive, lexical, k=k, depth=depth, filter=filter,
+                        weight=weight)
             for query, answer, positive in zip(queries, answers, positives)
-        ]
+        ]  # fmt: skip
+
+    def _fused(
+        self,
+        query: Query,
+        answer: SearchResults,
+        positive: npt.NDArray[Any],
+        lexical: LexicalIndex,
+        *,
+        k: int,
+        depth: int,
+        filter: Mapping[str, Any] | None,
+        weight: float,
+    ) -> SearchResults:
+        """The vector side's ``answer`` fused with the lexical side's hits for ``query``."""
+        words = query.main_text.text if query.main_text is not None else None
+        hits = lexical.search(words, depth, filter=filter, snippets=False) if words else []
+        return fuse(
+            answer,
+            hits,
+            k=k,
+            text_weight=weight,
+            records=self.store.fetch,
+            direction=positive,
+            snippets=functools.partial(lexical.snippets, words or ""),
+        )
 
     def _part_vectors(self, queries: list[Query]) -> dict[int, npt.NDArray[np.float32]]:
         """Each part's unit vector, keyed by ``id(part)``: texts in one batch."""

@@ -98,6 +98,7 @@ def fuse(
     text_weight: float = 1.0,
     records: Callable[[Sequence[str]], Mapping[str, Record]],
     direction: npt.NDArray[np.floating[Any]],
+    snippets: Callable[[Sequence[LexicalHit]], Sequence[LexicalHit]] | None = None,
 ) -> SearchResults:
     """The ``k`` best of both rankings, as results that say who found them.
 
@@ -110,12 +111,18 @@ def fuse(
             lexical side found gets its cosine with ``direction`` as its score. An image
             with text but no vector (a writer killed between the two) is left out.
         direction: The query's unit vector (its positive parts).
+        snippets: Fills in the snippets of the lexical hits that make the cut (see
+            :meth:`~zeroshot_vision.lexical.LexicalIndex.snippets`), when the hits came
+            without them.
     """
     by_vector = {result.id: result for result in vector}
     by_text = {hit.id: hit for hit in lexical}
     fused = reciprocal_rank_fusion([list(by_vector), list(by_text)], [1.0, text_weight])
     text_only = [item for item, _ in fused[: 2 * k] if item not in by_vector]
     stored = records(text_only) if text_only else {}
+    if snippets is not None:
+        shown = [by_text[item] for item, _ in fused[: 2 * k] if item in by_text]
+        by_text.update((hit.id, hit) for hit in snippets(shown))
     out: list[SearchResult] = []
     for item, fused_score in fused:
         if len(out) == k:

@@ -24,6 +24,7 @@ next run rewrites the same pending ids on both sides.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -136,15 +137,19 @@ class LexicalHit:
         score: BM25 relevance (higher is better; comparable within one query only).
         field: The text field that matched best (``"ocr"``, ``"place"``, ``"name"``, ...).
         snippet: Its text around the match, each matched word between
-            :data:`MARK_START` and :data:`MARK_END`.
+            :data:`MARK_START` and :data:`MARK_END` (``None`` when not asked for: see
+            :meth:`LexicalIndex.snippets`).
         metadata: The image's metadata as written with it.
+        row: The matched field's row in the index (what :meth:`LexicalIndex.snippets`
+            reads).
     """
 
     id: str
     score: float
     field: str
-    snippet: str
+    snippet: str | None
     metadata: Mapping[str, Any]
+    row: int = -1
 
 
 def space_cjk(text: str) -> str:
@@ -266,9 +271,11 @@ class LexicalIndex:
                 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE IF NOT EXISTS images(
                     id TEXT PRIMARY KEY, metadata TEXT NOT NULL, lines TEXT);
+                CREATE TABLE IF NOT EXISTS fields(
+                    row INTEGER PRIMARY KEY, id TEXT NOT NULL, field TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS fields_by_id ON fields(id);
                 CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
-                    id UNINDEXED, field UNINDEXED, text,
-                    tokenize = 'unicode61 remove_diacritics 2');
+                    text, tokenize = 'unicode61 remove_diacritics 2');
                 """
             )
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
@@ -324,7 +331,17 @@ class LexicalIndex:
         touched = list(self._staged_deletes) + list(self._staged_writes)
         try:
             with self._db:
-                self._db.executemany("DELETE FROM texts WHERE id = ?", ((i,) for i in touched))
+                # FTS5 rows are found by rowid (fields.row): a look-up by an UNINDEXED
+                # column would scan the whole table for every image.
+                old_rows = [
+                    (row,)
+                    for image_id in touched
+                    for (row,) in self._db.execute(
+                        "SELECT row FROM fields WHERE id = ?", (image_id,)
+                    )
+                ]
+                self._db.executemany("DELETE FROM texts WHERE rowid = ?", old_rows)
+                self._db.executemany("DELETE FROM fields WHERE id = ?", ((i,) for i in touched))
                 self._db.executemany("DELETE FROM images WHERE id = ?", ((i,) for i in touched))
                 for image_id, (fields, metadata, lines) in self._staged_writes.items():
                     self._db.execute(
@@ -335,10 +352,13 @@ class LexicalIndex:
                             json.dumps(lines, ensure_ascii=False) if lines else None,
                         ),
                     )
-                    self._db.executemany(
-                        "INSERT INTO texts(id, field, text) VALUES (?, ?, ?)",
-                        ((image_id, field, space_cjk(text)) for field, text in fields.items()),
-                    )
+                    for field, text in fields.items():
+                        row = self._db.execute(
+                            "INSERT INTO fields(id, field) VALUES (?, ?)", (image_id, field)
+                        ).lastrowid
+                        self._db.execute(
+                            "INSERT INTO texts(rowid, text) VALUES (?, ?)", (row, space_cjk(text))
+                        )
         except sqlite3.Error as exc:
             raise _damaged(self.path, exc) from exc
         self.discard()
@@ -405,7 +425,9 @@ class LexicalIndex:
         """The text fields held for an image, by field name (CJK spacing undone)."""
         try:
             rows = self._db.execute(
-                "SELECT field, text FROM texts WHERE id = ?", (image_id,)
+                "SELECT f.field, t.text FROM fields AS f JOIN texts AS t ON t.rowid = f.row "
+                "WHERE f.id = ?",
+                (image_id,),
             ).fetchall()
         except sqlite3.Error as exc:
             raise _damaged(self.path, exc) from exc
@@ -417,6 +439,7 @@ class LexicalIndex:
         k: int = 10,
         *,
         filter: Mapping[str, Any] | None = None,
+        snippets: bool = True,
     ) -> list[LexicalHit]:
         """The images whose text best matches ``query``'s words, best first.
 
@@ -428,6 +451,9 @@ class LexicalIndex:
             k: How many images at most.
             filter: A metadata filter (:mod:`zeroshot_vision.stores.filters`), applied to
                 the metadata written with each image.
+            snippets: Give each hit its snippet; ``False`` leaves them ``None`` (the
+                costly part of a query with many matches) for :meth:`snippets` to fill in
+                for the hits that are shown.
 
         Raises:
             InvalidFilterError: A malformed filter.
@@ -439,7 +465,7 @@ class LexicalIndex:
             expression = match_expression(query, every=every)
             if expression is None:
                 break
-            self._collect(expression, k, accept if filter else None, found)
+            self._collect(expression, k, accept if filter else None, found, snippets)
             if len(found) >= k:
                 break
         return list(found.values())[:k]
@@ -450,36 +476,83 @@ class LexicalIndex:
         k: int,
         accept: Any,
         found: dict[str, LexicalHit],
+        snippets: bool = True,
     ) -> None:
-        """Add the best rows for ``expression`` to ``found`` until it holds ``k`` images."""
+        """Add the best rows for ``expression`` to ``found`` until it holds ``k`` images.
+
+        Ranks rowids alone first (asking for snippets or joins in the ranked query would
+        compute them for every match before the sort), then reads the chosen rows' ids,
+        fields and metadata, and snippets for the images kept only.
+        """
         batch = max(4 * k, 64)
         offset = 0
-        while len(found) < k:
-            try:
-                rows = self._db.execute(
-                    "SELECT t.id, t.field, -bm25(texts), "
-                    "snippet(texts, 2, ?, ?, '…', ?), i.metadata "
-                    "FROM texts AS t JOIN images AS i ON i.id = t.id "
-                    "WHERE texts MATCH ? ORDER BY rank LIMIT ? OFFSET ?",
-                    (MARK_START, MARK_END, _SNIPPET_TOKENS, expression, batch, offset),
+        chosen: dict[int, LexicalHit] = {}
+        try:
+            while len(found) < k:
+                ranked = self._db.execute(
+                    "SELECT rowid, -rank FROM texts WHERE texts MATCH ? "
+                    "ORDER BY rank LIMIT ? OFFSET ?",
+                    (expression, batch, offset),
                 ).fetchall()
-            except sqlite3.Error as exc:
-                raise _damaged(self.path, exc) from exc
-            for image_id, field, score, snippet, metadata_json in rows:
-                if image_id in found:
-                    continue
-                metadata = json.loads(metadata_json)
-                if accept is not None and not accept(metadata):
-                    continue
-                found[image_id] = LexicalHit(
-                    id=image_id,
-                    score=float(score),
-                    field=field,
-                    snippet=unspace_cjk(snippet),
-                    metadata=metadata,
-                )
-                if len(found) >= k:
+                if not ranked:
                     return
-            if len(rows) < batch:
-                return
-            offset += batch
+                marks = ",".join("?" * len(ranked))
+                about = {
+                    row: (image_id, field, metadata)
+                    for row, image_id, field, metadata in self._db.execute(
+                        "SELECT f.row, f.id, f.field, i.metadata FROM fields AS f "
+                        f"JOIN images AS i ON i.id = f.id WHERE f.row IN ({marks})",
+                        [row for row, _ in ranked],
+                    )
+                }
+                for row, score in ranked:
+                    if row not in about or about[row][0] in found:
+                        continue
+                    image_id, field, metadata_json = about[row]
+                    metadata = json.loads(metadata_json)
+                    if accept is not None and not accept(metadata):
+                        continue
+                    chosen[row] = found[image_id] = LexicalHit(
+                        id=image_id,
+                        score=float(score),
+                        field=field,
+                        snippet=None,
+                        metadata=metadata,
+                        row=row,
+                    )
+                    if len(found) >= k:
+                        break
+                if len(found) >= k or len(ranked) < batch:
+                    break
+                offset += batch
+            if snippets:
+                for row, snippet in self._snippets(expression, list(chosen)).items():
+                    hit = chosen[row]
+                    found[hit.id] = dataclasses.replace(hit, snippet=snippet)
+        except sqlite3.Error as exc:
+            raise _damaged(self.path, exc) from exc
+
+    def snippets(self, query: str, hits: Sequence[LexicalHit]) -> list[LexicalHit]:
+        """``hits`` (of :meth:`search` for ``query``) with their snippets filled in."""
+        expression = match_expression(query, every=False)
+        if expression is None:
+            return list(hits)
+        try:
+            found = self._snippets(expression, [hit.row for hit in hits])
+        except sqlite3.Error as exc:
+            raise _damaged(self.path, exc) from exc
+        return [dataclasses.replace(hit, snippet=found.get(hit.row, hit.snippet)) for hit in hits]
+
+    def _snippets(self, expression: str, rows: list[int]) -> dict[int, str]:
+        """The snippets of ``rows`` for ``expression``, in one evaluation of the match."""
+        if not rows:
+            return {}
+        marks = ",".join("?" * len(rows))
+        return {
+            row: unspace_cjk(snippet)
+            for row, snippet in self._db.execute(
+                "SELECT rowid, snippet(texts, 0, ?, ?, '…', ?) FROM texts "
+                f"WHERE texts MATCH ? AND rowid IN ({marks})",
+                [MARK_START, MARK_END, _SNIPPET_TOKENS, expression, *rows],
+            )
+        }
