@@ -311,6 +311,8 @@ def run_search(args: argparse.Namespace) -> int:
                 k=args.k,
                 filter=query_filter,
                 min_probability=args.min_probability,
+                mode=args.mode,
+                text_weight=args.text_weight,
             )
         print_results(found, args)
         return EXIT_OK
