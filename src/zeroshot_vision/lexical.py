@@ -484,9 +484,12 @@ class LexicalIndex:
         compute them for every match before the sort), then reads the chosen rows' ids,
         fields and metadata, and snippets for the images kept only.
         """
-        batch = max(4 * k, 64)
+        batch = max(2 * k, 32)
         offset = 0
         chosen: dict[int, LexicalHit] = {}
+        # Metadata is read with the candidates only to filter them; otherwise once, for
+        # the images kept.
+        metadata_column = "i.metadata" if accept is not None else "NULL"
         try:
             while len(found) < k:
                 ranked = self._db.execute(
@@ -495,12 +498,12 @@ class LexicalIndex:
                     (expression, batch, offset),
                 ).fetchall()
                 if not ranked:
-                    return
+                    break
                 marks = ",".join("?" * len(ranked))
                 about = {
                     row: (image_id, field, metadata)
                     for row, image_id, field, metadata in self._db.execute(
-                        "SELECT f.row, f.id, f.field, i.metadata FROM fields AS f "
+                        f"SELECT f.row, f.id, f.field, {metadata_column} FROM fields AS f "
                         f"JOIN images AS i ON i.id = f.id WHERE f.row IN ({marks})",
                         [row for row, _ in ranked],
                     )
@@ -509,7 +512,7 @@ class LexicalIndex:
                     if row not in about or about[row][0] in found:
                         continue
                     image_id, field, metadata_json = about[row]
-                    metadata = json.loads(metadata_json)
+                    metadata = json.loads(metadata_json) if metadata_json is not None else {}
                     if accept is not None and not accept(metadata):
                         continue
                     chosen[row] = found[image_id] = LexicalHit(
@@ -525,6 +528,18 @@ class LexicalIndex:
                 if len(found) >= k or len(ranked) < batch:
                     break
                 offset += batch
+            if accept is None and chosen:
+                marks = ",".join("?" * len(chosen))
+                stored = dict(
+                    self._db.execute(
+                        f"SELECT id, metadata FROM images WHERE id IN ({marks})",
+                        [hit.id for hit in chosen.values()],
+                    ).fetchall()
+                )
+                for row, hit in chosen.items():
+                    chosen[row] = found[hit.id] = dataclasses.replace(
+                        hit, metadata=json.loads(stored.get(hit.id) or "{}")
+                    )
             if snippets:
                 for row, snippet in self._snippets(expression, list(chosen)).items():
                     hit = chosen[row]
