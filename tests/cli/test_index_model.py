@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,14 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def small_index(tmp_path: Path, tiny_model_dir: Path, photo_paths: list[Path]) -> Path:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for photo in photo_paths[:2]:
-        shutil.copy(photo, photos / photo.name)
-    assert main(["index", str(photos), "--index", str(tmp_path / "index"),
-                 "--model", str(tiny_model_dir)]) == EXIT_OK  # fmt: skip
-    return tmp_path / "index"
+def small_index(make_indexed_folder: Any) -> Path:
+    return make_indexed_folder(2).index
 
 
 @pytest.mark.parametrize("command", ["search", "index", "tag"])

@@ -6,7 +6,6 @@ port, in a thread of the test process, talked to over HTTP.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")
 
+from tests.factories import indexed_folder
 from tests.helpers import LiveServer, open_service, start_server, stop_server
 
 from zeroshot_vision.server.metrics import ServerMetrics
@@ -26,16 +26,8 @@ def photo_index(
     tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Any, photo_paths: list[Path]
 ) -> Path:
     """An index folder of the six scikit-image photos, built with the tiny SigLIP."""
-    from zeroshot_vision.engine import SearchEngine
-
     root = tmp_path_factory.mktemp("server-index")
-    photos = root / "photos"
-    photos.mkdir()
-    for path in photo_paths:
-        shutil.copy(path, photos / path.name)
-    with SearchEngine.create(root / "index", encoder=tiny_encoder) as engine:
-        engine.index_folder(photos)
-    return root / "index"
+    return indexed_folder(root, tiny_encoder, photo_paths).index
 
 
 @pytest.fixture(scope="module")
