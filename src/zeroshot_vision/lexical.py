@@ -70,6 +70,7 @@ OCR_LINES_FIELD = "ocr.lines"
 """The text field that carries OCR lines as JSON (stored with their boxes, not indexed)."""
 
 _SCHEMA_VERSION = "1"
+_SQLITE_READONLY = 8  # sqlite3.SQLITE_READONLY, named in the module from Python 3.11
 _SNIPPET_TOKENS = 12
 _CJK = (
     "\u3040-\u30ff"  # hiragana, katakana
@@ -241,11 +242,13 @@ class LexicalIndex:
         if not create and not self.path.is_file():
             raise _damaged(self.path, "the file is missing")
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # A rollback journal, not WAL: readers open the file read-only, so an index
+            # on a read-only disk is searched without writing a -shm file beside it.
             if create:
+                self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
                 self._create()
+            else:
+                self._db = self._reader()
             self._check()
         except sqlite3.Error as exc:
             self._close_quietly()
@@ -258,6 +261,21 @@ class LexicalIndex:
 
     def __repr__(self) -> str:
         return f"LexicalIndex({str(self.path)!r})"
+
+    def _reader(self) -> sqlite3.Connection:
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
+        try:
+            db.execute("SELECT value FROM meta LIMIT 1").fetchall()
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != _SQLITE_READONLY:
+                db.close()
+                raise
+            # A writer killed mid-transaction left a hot journal, which only a read-write
+            # connection may roll back (SQLite does so on its first read).
+            db.close()
+            db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+        return db
 
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)
