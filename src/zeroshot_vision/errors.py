@@ -63,6 +63,7 @@ __all__ = [
     "ServerResponseError",
     "ServerUnreachableError",
     "StoreError",
+    "TextIndexDamagedError",
     "UnsupportedFilterError",
     "ZeroshotVisionError",
 ]
@@ -256,6 +257,13 @@ class IndexDamagedError(StoreError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class TextIndexDamagedError(IndexDamagedError):
+    """An index's lexical side (``text.sqlite``) is missing or damaged.
+
+    Vector search still works; the message names the command that rebuilds it.
+    """
 
 
 class ServerBusyError(ZeroshotVisionError, RuntimeError):

@@ -47,6 +47,13 @@ def flatten_metadata(metadata: Mapping[str, Any], prefix: str = "metadata.") -> 
     return flat
 
 
+def _found(result: SearchResult) -> dict[str, Any]:
+    """``found_by`` and ``snippet`` of a hybrid or text search's result (else nothing)."""
+    if result.fused_score is None and result.found_by == ("vector",):
+        return {}
+    return {"found_by": list(result.found_by), "snippet": result.snippet}
+
+
 def _short(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -84,6 +91,7 @@ class SearchResults(list[SearchResult]):
                 "id": result.id,
                 "score": result.score,
                 "probability": result.probability,
+                **_found(result),
                 **flatten_metadata(result.metadata),
             }
             for rank, result in enumerate(self, start=1)
@@ -113,6 +121,7 @@ class SearchResults(list[SearchResult]):
                     "id": r.id,
                     "score": r.score,
                     "probability": r.probability,
+                    **_found(r),
                     "metadata": dict(r.metadata),
                 }
                 for rank, r in enumerate(self, start=1)

@@ -78,14 +78,26 @@ class SearchResult:
         id: The id of the matching image.
         score: Cosine similarity with the query.
         probability: SigLIP's calibrated probability that the query matches the image, or
-            ``None`` for image-to-image search where no such calibration exists.
+            ``None`` for image-to-image search where no such calibration exists, and for
+            a hit only the lexical side found (hybrid search: the probability is the
+            vector side's).
         metadata: The image's stored metadata.
+        found_by: Which side of a hybrid search found it: ``("vector",)``,
+            ``("text",)`` or both.
+        snippet: The text that matched (an OCR line, a description, a place), each
+            matched word between ``[`` and ``]``; ``None`` when the lexical side did not
+            find it.
+        fused_score: Its reciprocal-rank-fusion score in a hybrid search (the order of
+            the results), else ``None``.
     """
 
     id: str
     score: float
     probability: float | None
     metadata: Metadata = field(default_factory=dict)
+    found_by: tuple[str, ...] = ("vector",)
+    snippet: str | None = None
+    fused_score: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

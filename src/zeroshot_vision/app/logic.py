@@ -71,6 +71,7 @@ __all__ = [
     "parse_labels",
     "result_cards",
     "sample_ids",
+    "snippet_markdown",
     "thumbnail_jpeg",
 ]
 
@@ -161,6 +162,21 @@ def escape_markdown(text: object) -> str:
     """
     flat = " ".join(_CONTROL.sub(" ", str(text)).split())
     return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+
+
+def snippet_markdown(snippet: str) -> str:
+    """A search snippet as Markdown on one line: its text escaped, matched words in bold."""
+    from zeroshot_vision.lexical import MARK_END, MARK_START
+
+    pieces = []
+    for n, piece in enumerate(
+        re.split(f"({re.escape(MARK_START)}.*?{re.escape(MARK_END)})", snippet)
+    ):
+        if n % 2 and piece:
+            pieces.append(f"**{escape_markdown(piece[len(MARK_START) : -len(MARK_END)])}**")
+        elif piece:
+            pieces.append(escape_markdown(piece))
+    return " ".join(" ".join(pieces).split())
 
 
 def inline_code(text: object) -> str:
@@ -319,8 +335,11 @@ class ResultCard:
         id: The image's id.
         score: Cosine similarity with the query.
         probability: SigLIP's probability, or ``None`` for image-to-image search.
-        heading: ``"#1 · p 0.912 · cos 0.143"``.
+        heading: ``"#1 · p 0.912 · cos 0.143"`` (``"words only"`` for a hit only the
+            lexical side found, which has no probability).
         details: Description, photographer and location lines, when the index has them.
+        snippet: The matching text (OCR line, description, place) as Markdown, the
+            matched words in bold; ``None`` when the words did not find it.
     """
 
     rank: int
@@ -329,6 +348,7 @@ class ResultCard:
     probability: float | None
     heading: str
     details: tuple[str, ...]
+    snippet: str | None = None
 
 
 def _details(metadata: Mapping[str, Any]) -> tuple[str, ...]:
@@ -339,13 +359,11 @@ def _details(metadata: Mapping[str, Any]) -> tuple[str, ...]:
     photographer = metadata.get("photographer")
     if isinstance(photographer, str) and photographer.strip():
         lines.append(f"by {photographer.strip()}")
-    place = [
-        str(metadata[key]).strip()
-        for key in ("location", "country")
-        if isinstance(metadata.get(key), str) and str(metadata[key]).strip()
-    ]
-    if len(place) == 2 and place[1] in place[0]:
-        place = place[:1]
+    place: list[str] = []
+    for key in ("location", "city", "country"):
+        value = metadata.get(key)
+        if isinstance(value, str) and value.strip() and not any(value in p for p in place):
+            place.append(value.strip())
     year = metadata.get("year")
     if isinstance(year, (int, float)) and _is_finite_number(year):
         place.append(str(int(year)) if float(year).is_integer() else str(year))
@@ -361,6 +379,8 @@ def result_cards(results: Sequence[SearchResult]) -> list[ResultCard]:
         parts = [f"#{rank}"]
         if result.probability is not None:
             parts.append(f"p {result.probability:.3f}")
+        elif result.found_by == ("text",):
+            parts.append("words only")
         parts.append(f"cos {result.score:.3f}")
         cards.append(
             ResultCard(
@@ -370,6 +390,7 @@ def result_cards(results: Sequence[SearchResult]) -> list[ResultCard]:
                 probability=result.probability,
                 heading=" · ".join(parts),
                 details=_details(result.metadata),
+                snippet=snippet_markdown(result.snippet) if result.snippet else None,
             )
         )
     return cards

@@ -47,6 +47,7 @@ from zeroshot_vision.errors import (
     ModelLoadError,
     ZeroshotVisionError,
 )
+from zeroshot_vision.hybrid import check_mode
 from zeroshot_vision.images import load_image
 from zeroshot_vision.index.folder import index_version
 from zeroshot_vision.photos import image_path_for_id
@@ -78,6 +79,9 @@ __all__ = [
 ]
 
 PAGES = ("Search", "Classify", "Index")
+# The search modes offered: auto is hybrid where the index has a text side. (A string
+# here would be rendered: Streamlit shows a script's bare expressions.)
+SEARCH_MODES = {"auto": "Looks and words", "vector": "Looks only", "text": "Words only"}
 GRID_COLUMNS = 4
 CARD_HEIGHT = 430
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"]
@@ -236,6 +240,14 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
         negative = clean_query(
             st.text_input("Not (negative prompt)", key="negative", placeholder="people")
         )
+        mode = st.radio(
+            "Match",
+            options=SEARCH_MODES,
+            format_func=SEARCH_MODES.get,
+            key="mode",
+            help="Words: the text in photos, their places, captions and file names "
+            "(indexes made with a text side). Both rankings are fused by default.",
+        )
         index_key = f"{args.index}@{index_version(str(args.index))}"  # new facets per commit
         search_filter = show_filters(load_facets(index_key, engine))
 
@@ -273,6 +285,7 @@ def show_search_page(engine: SearchEngine | None, args: AppArgs) -> None:
                     filter=search_filter,
                     min_probability=min_probability or None,
                     negative=negative,
+                    mode=None if mode == "auto" else check_mode(mode),
                 )
     except KeyError:
         _clear_similar()
@@ -407,7 +420,13 @@ def show_grid(
                         st.image(thumbnail, width="stretch")
                     st.markdown(f"**{escape_markdown(card.heading)}**")
                     st.caption(
-                        "  \n".join((inline_code(card.id), *map(escape_markdown, card.details)))
+                        "  \n".join(
+                            (
+                                inline_code(card.id),
+                                *map(escape_markdown, card.details),
+                                *([f"“{card.snippet}”"] if card.snippet else []),
+                            )
+                        )
                     )
                     if more_like_this:
                         st.button(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.eval.labelled_data import Skipped
 
-__all__ = ["add_eval_command", "run_eval_classify", "run_eval_retrieval"]
+__all__ = ["add_eval_command", "run_eval_classify", "run_eval_hybrid", "run_eval_retrieval"]
 
 T = TypeVar("T")
 
@@ -106,6 +106,44 @@ def add_eval_command(commands: Subcommands) -> None:
     )
     _add_common(retrieval)
     retrieval.set_defaults(handler=run_eval_retrieval)
+    hybrid = kinds.add_parser(
+        "hybrid",
+        help="an index's vector, text and hybrid search: Recall@1/5/10 and MRR",
+        description=(
+            "Ask an index every query of PAIRS (a TSV file: image path <TAB> query, paths "
+            "relative to the file) in each search mode, and score where the image ranks."
+        ),
+    )
+    hybrid.add_argument("--data", required=True, metavar="PAIRS", help="the TSV file")
+    hybrid.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
+    hybrid.add_argument("--json", action="store_true", help="print the results as JSON")
+    hybrid.set_defaults(handler=run_eval_hybrid)
+
+
+def run_eval_hybrid(args: argparse.Namespace) -> int:
+    """``zsv eval hybrid``: :func:`zeroshot_vision.eval.hybrid.evaluate_hybrid`."""
+    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.eval.hybrid import evaluate_hybrid
+    from zeroshot_vision.eval.labelled_data import read_pairs_tsv
+
+    dataset = read_pairs_tsv(args.data)
+    with SearchEngine.open(args.index, progress=interactive()) as engine:
+        lexical = engine.text_index is not None
+        result = evaluate_hybrid(
+            engine, dataset, modes=("vector", "text", "hybrid") if lexical else ("vector",)
+        )
+    if args.json:
+        print_json(result.to_json())
+        return EXIT_OK
+    say(f"{result.name}: {result.queries} queries ({len(result.not_indexed)} not indexed)")
+    say(f"{'mode':<8}{'R@1':>8}{'R@5':>8}{'R@10':>8}{'MRR':>8}{'ms/query':>10}")
+    for scores in result.modes:
+        recall = [scores.recall.get(cut, float("nan")) for cut in (1, 5, 10)]
+        say(
+            f"{scores.mode:<8}" + "".join(f"{value:>8.3f}" for value in recall)
+            + f"{scores.mrr:>8.3f}{scores.ms_per_query:>10.1f}"
+        )  # fmt: skip
+    return EXIT_OK
 
 
 def _models(args: argparse.Namespace) -> list[str]:

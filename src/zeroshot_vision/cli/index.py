@@ -124,6 +124,27 @@ def add_index_command(commands: Subcommands) -> None:
         action="store_true",
         help="allow removing more than half of the indexed images (files really deleted)",
     )
+    parser.add_argument(
+        "--ocr",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read the text in photos for search (needs the ocr extra; about 1 s of CPU "
+        "per photo). Switched on for an existing index, every photo is read once; the "
+        "index remembers the choice (default: as the last run said, else off)",
+    )
+    parser.add_argument(
+        "--places",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="city, region, country and country_code from GPS (default: on when the "
+        "places extra is installed)",
+    )
+    parser.add_argument(
+        "--rebuild-text",
+        action="store_true",
+        help="rebuild the index's text side (text.sqlite) when it is missing or damaged; "
+        "vectors are reused",
+    )
     add_wait_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     add_watch_options(parser)
@@ -277,6 +298,8 @@ def run_index(args: argparse.Namespace) -> int:
     misplaced = [flag for flag, value in ray_only.items() if value is not None]
     if misplaced and not args.ray:
         raise InvalidInputError(f"{', '.join(misplaced)} need --ray")
+    if args.ray and (args.ocr or args.rebuild_text):
+        raise InvalidInputError("--ocr and --rebuild-text run locally, not with --ray")
     if args.ray and (len(args.source) > 1 or args.watch):
         raise InvalidInputError("--ray indexes one SOURCE per run, without --watch")
     if args.watch:
@@ -336,6 +359,9 @@ def run_index(args: argparse.Namespace) -> int:
                     commit_every=args.commit_every,
                     allow_removal=args.allow_removal,
                     progress=on_progress,
+                    ocr=args.ocr,
+                    places=args.places,
+                    rebuild_text=args.rebuild_text and source == args.source[0],
                 )
             )
             if bar is not None:

@@ -53,6 +53,7 @@ def run_info(args: argparse.Namespace) -> int:
         "files": counts["indexed"],
         "bad_images": counts["failed"],
         "format_version": manifest.version,
+        **_text_info(folder),
     }
     if args.json:
         print_json(info)
@@ -67,10 +68,47 @@ def run_info(args: argparse.Namespace) -> int:
         ("size", human_size(info["size_bytes"])),
         *_source_rows(info["sources"]),
         ("bad images", str(counts["failed"])),
+        *_text_rows(info),
     ]
     for key, value in rows:
         say(f"{key + ':':<12}{one_line(value, 400)}")
     return EXIT_OK
+
+
+def _text_info(folder: Any) -> dict[str, Any]:
+    """The lexical side: how many images have text, the top places, or its damage."""
+    from zeroshot_vision.errors import TextIndexDamagedError
+    from zeroshot_vision.index.text import has_text_index, open_text_index
+
+    if not has_text_index(folder):
+        return {"text": None}
+    try:
+        text = open_text_index(folder)
+        assert text is not None
+        with text:
+            places = text.top_places(10)
+            return {
+                "text": {"images": len(text), "ocr": folder.meta("ocr") == "1"},
+                "places": [{"city": c, "country_code": cc, "count": n} for c, cc, n in places],
+            }
+    except TextIndexDamagedError as exc:
+        return {"text": {"error": str(exc)}}
+
+
+def _text_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """``text:`` and ``places:`` rows of ``zsv info``."""
+    text = info.get("text")
+    if text is None:
+        return [("text", "none (vector search only; any zsv index run adds it)")]
+    if "error" in text:
+        return [("text", text["error"])]
+    rows = [("text", f"{text['images']} images" + (", text in photos read" if text["ocr"] else ""))]
+    places = ", ".join(
+        f"{p['city']}" + (f" ({p['country_code']})" if p["country_code"] else "") + f" {p['count']}"
+        for p in info.get("places", [])
+    )
+    rows.append(("places", places or "-"))
+    return rows
 
 
 def _source_rows(sources: list[dict[str, str]]) -> list[tuple[str, str]]:

@@ -97,6 +97,20 @@ def add_search_command(commands: Subcommands) -> None:
     parser.add_argument(
         "--min-probability", type=probability_arg, metavar="P", help="drop weaker hits"
     )
+    parser.add_argument(
+        "--mode",
+        choices=("hybrid", "vector", "text"),
+        help="hybrid: what photos look like and the words in them, their places and "
+        "captions, fused; vector: looks only; text: words only (default: hybrid where "
+        "the index has a text side)",
+    )
+    parser.add_argument(
+        "--text-weight",
+        type=weight_arg,
+        default=1.0,
+        metavar="W",
+        help="hybrid: weight of the words' ranking against the looks' 1 (default 1)",
+    )
     add_model_options(parser, model_help="a local copy of the index's model to load instead")
     add_server_option(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -255,6 +269,9 @@ def results_table(results: Sequence[SearchResult]) -> list[str]:
         )
         room = max(width - columns(left), 20)
         lines.append(left + one_line(describe(result.metadata), room))
+        if result.snippet:
+            lead = " " * (columns(left) - 6) + "text: "
+            lines.append(lead + one_line(result.snippet, max(width - columns(lead), 20)))
     return lines
 
 
@@ -274,6 +291,8 @@ def run_search(args: argparse.Namespace) -> int:
                 k=args.k,
                 filter=query_filter,
                 min_probability=args.min_probability,
+                mode=args.mode,
+                text_weight=args.text_weight,
             )
         print_results(found, args)
         return EXIT_OK
@@ -289,7 +308,12 @@ def run_search(args: argparse.Namespace) -> int:
         args.index, model=model, device=args.device, dtype=args.dtype, progress=interactive()
     ) as engine:
         results = engine.search(
-            query, k=args.k, filter=query_filter, min_probability=args.min_probability
+            query,
+            k=args.k,
+            filter=query_filter,
+            min_probability=args.min_probability,
+            mode=args.mode,
+            text_weight=args.text_weight,
         )
         if not results and query_filter:
             hint = missing_fields_hint(engine, query_filter)

@@ -373,6 +373,11 @@ class IndexFolder:
                 return state.sources()
         return v1_sources(self.path)
 
+    def meta(self, key: str) -> str | None:
+        """A value recorded in the state's ``meta`` table (``None``: not recorded)."""
+        with self._reading() as state:
+            return state.meta(key) if state is not None else None
+
     def size_bytes(self) -> int:
         """The size of the folder's files, in bytes (temporary files of a save excluded)."""
         from zeroshot_vision._files import folder_size

@@ -78,6 +78,17 @@ class Ledger:
             )
         self._staged.clear()
 
+    def forget(self, name: str) -> None:
+        """Drop every committed row of extractor ``name``: it runs again on every image."""
+        if not self.path.exists():
+            return
+        with (
+            contextlib.closing(sqlite3.connect(self.path)) as db,
+            db,
+            contextlib.suppress(sqlite3.OperationalError),  # no table yet
+        ):
+            db.execute("DELETE FROM runs WHERE name = ?", (name,))
+
     def discard(self) -> None:
         """Forget what was staged."""
         self._staged.clear()

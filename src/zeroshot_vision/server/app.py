@@ -417,7 +417,12 @@ def create_app(
             with images_of(index.model, items) as pictures, index.reading() as engine:
                 query = _search_query(body, [_raised(im) for im in pictures], limits)
                 results = engine.search(
-                    query, k=body.k, filter=body.filter, min_probability=body.min_probability
+                    query,
+                    k=body.k,
+                    filter=body.filter,
+                    min_probability=body.min_probability,
+                    mode=body.mode,
+                    text_weight=body.text_weight,
                 )
             return SearchResponse(
                 index=index.name,
@@ -429,6 +434,8 @@ def create_app(
                         score=r.score,
                         probability=r.probability,
                         metadata=dict(r.metadata),
+                        found_by=list(r.found_by),
+                        snippet=r.snippet,
                     )
                     for rank, r in enumerate(results, start=1)
                 ],

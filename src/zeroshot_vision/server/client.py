@@ -180,6 +180,8 @@ class ServerClient:
         k: int = 10,
         filter: Mapping[str, Any] | None = None,
         min_probability: float | None = None,
+        mode: str | None = None,
+        text_weight: float | None = None,
     ) -> SearchResults:
         """``POST /v1/search``: the results, best first, as ``SearchEngine.search`` gives."""
         body: dict[str, Any] = {"index": index, "k": k, "negative": list(negative)}
@@ -193,6 +195,10 @@ class ServerClient:
             body["filter"] = dict(filter)
         if min_probability is not None:
             body["min_probability"] = min_probability
+        if mode is not None:
+            body["mode"] = mode
+        if text_weight is not None:
+            body["text_weight"] = text_weight
         answer = self._post("/v1/search", body)
         results = [
             SearchResult(
@@ -200,6 +206,8 @@ class ServerClient:
                 score=row["score"],
                 probability=row["probability"],
                 metadata=row["metadata"],
+                found_by=tuple(row.get("found_by") or ("vector",)),
+                snippet=row.get("snippet"),
             )
             for row in answer["results"]
         ]

@@ -182,6 +182,9 @@ class SearchRequest(_Strict):
         k: How many results at most.
         filter: A metadata filter (the filter language of the stores).
         min_probability: Drop results whose calibrated probability is lower.
+        mode: ``hybrid``, ``vector`` or ``text`` (``SearchEngine.search``'s ``mode``;
+            default hybrid where the index has a text side).
+        text_weight: Hybrid: the words' ranking's weight against the vector one's 1.
     """
 
     index: str | None = None
@@ -192,6 +195,8 @@ class SearchRequest(_Strict):
     k: int = 10
     filter: dict[str, Any] | None = None
     min_probability: float | None = None
+    mode: Literal["hybrid", "vector", "text"] | None = None
+    text_weight: float = 1.0
 
 
 class SearchResultOut(BaseModel):
@@ -202,6 +207,8 @@ class SearchResultOut(BaseModel):
     score: float
     probability: float | None
     metadata: dict[str, Any]
+    found_by: list[str] = Field(default_factory=lambda: ["vector"])
+    snippet: str | None = None
 
 
 class SearchResponse(BaseModel):
