@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -49,6 +49,7 @@ from zeroshot_vision.types import (
 if TYPE_CHECKING:
     import numpy.typing as npt
 
+    from zeroshot_vision.ask import Answer
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import DuplicateGroup, Hit
@@ -778,6 +779,33 @@ class SearchEngine:
             raise RecordNotFoundError(f"no image with id {id!r} in the store", id=id)
         hits = self.store.query(record.vector, k=k + 1, filter=filter)
         return SearchResults(_results([hit for hit in hits if hit.id != id][:k]), query=id)
+
+    # -- ask (vision-language model) --------------------------------------------------
+
+    def ask(self, question: str, k: int = 4, **options: Any) -> Answer:
+        """Answer ``question`` with a vision-language model, from the photos it retrieves.
+
+        A thin front of :func:`zeroshot_vision.ask.ask` (see it for ``filter``, ``llm``,
+        ``min_probability``, ``max_images``, ``image_side``, ``prompt`` and
+        ``answer_without_photos``).
+
+        Example:
+            >>> llm = LLMEndpoint("http://127.0.0.1:8000/v1", "my-vlm")  # doctest: +SKIP
+            >>> answer = engine.ask("Which photos show a cake?", llm=llm)  # doctest: +SKIP
+            >>> answer.text, answer.citations  # doctest: +SKIP
+        """
+        from zeroshot_vision.ask import ask
+
+        return ask(self, question, k=k, **options)
+
+    def ask_stream(self, question: str, k: int = 4, **options: Any) -> Iterator[str | Answer]:
+        """:meth:`ask`, streamed: the answer's text as it comes, the ``Answer`` last.
+
+        See :func:`zeroshot_vision.ask.ask_stream`.
+        """
+        from zeroshot_vision.ask import ask_stream
+
+        return ask_stream(self, question, k=k, **options)
 
     # -- near-duplicates ---------------------------------------------------------------
 

@@ -7,6 +7,8 @@
   subclasses it and supplies a ``make_store`` fixture.
 * :class:`PineconeTestServer`: a local server speaking Pinecone's data-plane REST
   protocol, to test Pinecone code through the real SDK without an account.
+* :func:`build_tiny_vlm` / :class:`TransformersServe`: a tiny random vision-language model
+  (LLaVA) and ``transformers serve`` running it on loopback, to test ``ask`` offline.
 
 Nothing here is imported by ``import zeroshot_vision``.
 """
@@ -20,17 +22,21 @@ from zeroshot_vision.testing.tiny import (
     build_tiny_siglip,
     build_tiny_siglip2,
 )
+from zeroshot_vision.testing.vlm import TINY_VLM_IMAGE_TOKENS, TransformersServe, build_tiny_vlm
 
 __all__ = [
     "PRESETS",
+    "TINY_VLM_IMAGE_TOKENS",
     "PineconeTestServer",
     "RecordedRequest",
+    "TransformersServe",
     "VectorStoreContract",
     "build_hub_cache",
     "build_random_siglip",
     "build_tiny_clip",
     "build_tiny_siglip",
     "build_tiny_siglip2",
+    "build_tiny_vlm",
 ]
 
 
