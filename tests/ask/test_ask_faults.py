@@ -119,9 +119,9 @@ def test_unknown_model_lists_what_the_endpoint_serves(photo_engine, fake_llm):
 
 def test_no_model_and_several_served_asks_to_name_one(photo_engine, fake_llm, monkeypatch):
     monkeypatch.delenv("ZSV_LLM_MODEL", raising=False)
-    with LLMEndpoint(fake_llm.url, max_retries=0) as llm:
-        with pytest.raises(LLMModelNotFoundError, match="name one"):
-            photo_engine.ask("a cat", llm=llm)
+    llm = LLMEndpoint(fake_llm.url, max_retries=0)
+    with llm, pytest.raises(LLMModelNotFoundError, match="name one"):
+        photo_engine.ask("a cat", llm=llm)
 
 
 def test_a_model_that_rejects_images_and_the_text_only_way_round(photo_engine, fake_llm):
