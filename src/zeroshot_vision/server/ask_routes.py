@@ -104,7 +104,7 @@ def _error(exc: BaseException) -> tuple[int, dict[str, Any]]:
         kind = "invalid_request_error" if status < 500 else "upstream_error"
         return status, {"error": {"message": str(exc), "type": kind, "code": code, "param": None}}
     api_error = _as_api_error(exc, 1)
-    body = json.loads(api_error.response().body)
+    body = json.loads(bytes(api_error.response().body))
     return api_error.status, body
 
 
