@@ -20,14 +20,13 @@ from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision._text import short_repr
 from zeroshot_vision.errors import (
     DimensionMismatchError,
-    ImageLoadError,
     IndexExistsError,
     InvalidInputError,
     RecordNotFoundError,
 )
-from zeroshot_vision.images import describe_source, load_image
-from zeroshot_vision.index.folder import FileEntry, IndexFolder
-from zeroshot_vision.index.scan import absolute, displayable, file_id
+from zeroshot_vision.images import load_image
+from zeroshot_vision.index.folder import IndexFolder
+from zeroshot_vision.index.scan import file_id
 from zeroshot_vision.index.writer import IndexWriter
 from zeroshot_vision.query import Query, QueryPart
 from zeroshot_vision.results import SearchResults
@@ -37,7 +36,6 @@ from zeroshot_vision.stores.filters import validate_filter
 from zeroshot_vision.types import (
     ClassifyReport,
     FolderReport,
-    ImageFailure,
     ImageLabels,
     ImageSource,
     IndexReport,
@@ -51,6 +49,7 @@ if TYPE_CHECKING:
 
     from zeroshot_vision.ask import Answer
     from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.ingest.extract import Extractor
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import DuplicateGroup, Hit
 
@@ -348,6 +347,7 @@ class SearchEngine:
         commit_every: float = 0.0,
         allow_removal: bool = False,
         progress: ProgressOption = None,
+        extractors: Sequence[Extractor] | None = None,
     ) -> FolderReport:
         """Bring the index up to date with a folder of images, committing as it goes.
 
@@ -374,6 +374,10 @@ class SearchEngine:
                 text on a terminal), or a callable that receives a
                 :class:`~zeroshot_vision.types.Progress` before the first batch and
                 after every batch.
+            extractors: What adds metadata (and text) to each image written (see
+                :class:`~zeroshot_vision.ingest.Extractor`); default EXIF photo fields
+                (:class:`~zeroshot_vision.ingest.ExifExtractor`). An extractor with a
+                version runs once over the images already indexed, too.
 
         Raises:
             InvalidInputError: ``source`` is not a folder, lies inside (or holds) a
@@ -399,6 +403,7 @@ class SearchEngine:
             commit_every=commit_every,
             allow_removal=allow_removal,
             progress=progress,
+            extractors=extractors,
         )
 
     def index_images(
@@ -436,28 +441,23 @@ class SearchEngine:
             InvalidInputError: A folder was passed (use :meth:`index_folder`), ids are
                 missing for bytes or PIL images, or lengths differ.
         """
+        from zeroshot_vision.ingest.run import ingest
+        from zeroshot_vision.ingest.sources import ImageListSource
+
         sources = self._image_list(images)
-        if ids is None:
-            if not all(isinstance(s, (str, os.PathLike)) for s in sources):
-                raise InvalidInputError("pass ids= when indexing bytes or PIL images")
-            base = root if root is not None else self._source_root()
-            ids = [file_id(s, base) for s in sources]  # type: ignore[arg-type]
-        if isinstance(ids, str) or len(ids) != len(sources):
-            raise InvalidInputError(f"give one id per image ({len(sources)} images)")
-        if metadata is not None and len(metadata) != len(sources):
-            raise InvalidInputError(f"got {len(sources)} images but {len(metadata)} metadata")
-        for i, item in enumerate(ids):
-            if not isinstance(item, str) or not item:
-                raise InvalidInputError(f"ids[{i}] must be a non-empty string, got {item!r}")
-        metas = [self._metadata_for(sources[i], metadata, i) for i in range(len(sources))]
-        size = positive_int(batch_size, "batch_size") if batch_size else self.encoder.batch_size
+        base = root if root is not None else self._source_root()
+        source = ImageListSource.of(sources, ids=ids, metadata=metadata, root=base)
+        size = positive_int(batch_size, "batch_size") if batch_size else None
         self._check_open()
-        self._writer.begin()
-        indexed: list[str] = []
-        failed: list[ImageFailure] = []
-        with Tracker(progress, task="index", total=len(sources)) as tracker:
-            self._index_chunks(sources, ids, metas, size, tracker, indexed, failed)
-        report = IndexReport(indexed=tuple(indexed), failed=tuple(failed))
+        result = ingest(
+            source,
+            self._writer,
+            self.encoder,
+            batch_size=size,
+            commit_every=None,
+            progress=progress,
+        )
+        report = IndexReport(indexed=result.indexed, failed=result.failed)
         logger.info("index_images: %s", report)
         return report
 
@@ -490,42 +490,6 @@ class SearchEngine:
             progress=progress,
         )
 
-    def _index_chunks(
-        self,
-        sources: list[ImageSource],
-        ids: Sequence[str],
-        metas: list[dict[str, Any]],
-        size: int,
-        tracker: Tracker,
-        indexed: list[str],
-        failed: list[ImageFailure],
-    ) -> None:
-        chunks = self.encoder.encode_batches(sources, keys=range(len(sources)), batch_size=size)
-        for chunk in chunks:
-            good = [(i, vector) for i, vector in chunk if not isinstance(vector, ImageLoadError)]
-            for i, error in chunk:
-                if isinstance(error, ImageLoadError):
-                    logger.warning("skipping %s", error)
-                    failed.append(
-                        ImageFailure(source=describe_source(sources[i]), reason=error.reason)
-                    )
-            if good:
-                # Only an index folder's state needs a file's size and mtime: no stat for
-                # every image of an in-memory engine.
-                entries = [
-                    self._entry_for(ids[i], sources[i])
-                    if self.folder is not None
-                    else FileEntry(id=ids[i], path=None)
-                    for i, _ in good
-                ]
-                self._writer.write(
-                    entries,
-                    np.stack([vector for _, vector in good]),
-                    [metas[i] for i, _ in good],
-                )
-                indexed.extend(ids[i] for i, _ in good)
-            tracker.advance(len(chunk), failed=len(chunk) - len(good))
-
     @staticmethod
     def _image_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
         if isinstance(images, (str, os.PathLike)):
@@ -541,28 +505,6 @@ class SearchEngine:
 
     def _source_root(self) -> str | None:
         return self.folder.source() if self.folder is not None else None
-
-    @staticmethod
-    def _metadata_for(
-        source: object, metadata: Sequence[Metadata | None] | None, i: int
-    ) -> dict[str, Any]:
-        meta = dict(metadata[i] or {}) if metadata is not None else {}
-        if isinstance(source, (str, os.PathLike)):
-            meta.setdefault("path", displayable(str(absolute(source))))
-        return meta
-
-    @staticmethod
-    def _entry_for(item: str, source: object) -> FileEntry:
-        if isinstance(source, (str, os.PathLike)):
-            path = absolute(source)
-            try:
-                stat = path.stat()
-            except OSError:
-                return FileEntry(id=item, path=displayable(str(path)))
-            return FileEntry(
-                id=item, path=displayable(str(path)), size=stat.st_size, mtime_ns=stat.st_mtime_ns
-            )
-        return FileEntry(id=item, path=None)
 
     # -- search ------------------------------------------------------------------------
 

@@ -26,8 +26,8 @@ from zeroshot_vision import (
     InvalidInputError,
     SearchEngine,
 )
+from zeroshot_vision.datasets.unsplash import scan_unsplash
 from zeroshot_vision.index.folder import FORMAT_VERSION
-from zeroshot_vision.index.scan import scan_source
 from zeroshot_vision.stores.faiss import FaissStore
 from zeroshot_vision.types import FolderReport, IndexProgress
 
@@ -544,7 +544,7 @@ def test_unsplash_photo_listed_twice_is_indexed_once(tmp_path: Path, tiny_model_
     write_dataset(dataset, rows)
     for i, photo_id in enumerate(["aaa", "bbb"]):
         (dataset / f"{photo_id}.jpg").write_bytes(make_jpeg(i))
-    assert [image.id for image in scan_source(dataset).images] == ["aaa", "bbb"]
+    assert [image.id for image in scan_unsplash(dataset).images] == ["aaa", "bbb"]
     report = run(dataset, tmp_path / "index", model=tiny_model_dir)
     assert sorted(report.indexed) == ["aaa", "bbb"] and report.count == 2
     assert stored(tmp_path / "index").fetch(["aaa"])["aaa"].metadata["description"] == "first"
@@ -566,7 +566,7 @@ def test_unsplash_folder_gets_photo_metadata(tmp_path: Path, tiny_model_dir: Pat
     for i, photo_id in enumerate(["aaa", "bbb", "stray"]):
         (images / f"{photo_id}.jpg").write_bytes(make_jpeg(i))
 
-    found = scan_source(dataset, images_dir=images)
+    found = scan_unsplash(dataset, images_dir=images)
     assert [image.id for image in found.images] == ["aaa", "bbb"]
 
     report = run(dataset, tmp_path / "index", model=tiny_model_dir, images_dir=images)

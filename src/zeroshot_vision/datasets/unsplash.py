@@ -35,20 +35,26 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision.errors import DatasetNotFoundError, InvalidInputError
+from zeroshot_vision.ingest.sources import FolderSource
+
+if TYPE_CHECKING:
+    from zeroshot_vision.index.scan import Scan
 
 __all__ = [
     "DEFAULT_IMAGE_PARAMS",
     "DatasetNotFoundError",
     "UnsplashPhoto",
+    "UnsplashSource",
     "image_url",
     "is_unsplash_dir",
     "iter_table",
     "read_conversions",
     "read_keywords",
     "read_photos",
+    "scan_unsplash",
     "table_files",
 ]
 
@@ -400,3 +406,95 @@ def image_url(
     ]
     merged = urllib.parse.urlencode([*kept, *query.items()])
     return urllib.parse.urlunsplit(parts._replace(query=merged))
+
+
+def scan_unsplash(
+    dataset_dir: str | os.PathLike[str],
+    *,
+    images_dir: str | os.PathLike[str] | None = None,
+    exclude: Sequence[str] = (),
+) -> Scan:
+    """The downloaded photos of an Unsplash Lite folder, with ids and metadata.
+
+    The photos ``<photo_id>.jpg`` found under ``images_dir`` (default: the folder itself)
+    that the ``photos`` table lists, with each photo's fields as metadata; image files
+    that are not in the table are left out. Ids are photo ids.
+
+    Raises:
+        InvalidInputError: ``dataset_dir`` or ``images_dir`` is not a folder.
+    """
+    from zeroshot_vision.index.scan import Scan, SourceImage, displayable, image_files, stat_file
+
+    root = Path(dataset_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise InvalidInputError(f"{displayable(os.fspath(dataset_dir))} is not a folder")
+    image_root = Path(images_dir).expanduser().resolve() if images_dir else root
+    if not image_root.is_dir():
+        raise InvalidInputError(f"{images_dir} is not a folder")
+    unreadable: list[tuple[str, str]] = []
+    files: dict[str, Path] = {}
+    for path in image_files(image_root, exclude, unreadable):
+        files.setdefault(path.stem, path)
+    photos = []
+    seen: set[str] = set()
+    for photo in read_photos(root):
+        if photo.photo_id not in files:
+            continue
+        if photo.photo_id in seen:
+            # One vector per id: the first row wins, as it does for the downloader.
+            logger.warning("photo %s is listed twice in the photos table", photo.photo_id)
+            continue
+        seen.add(photo.photo_id)
+        photos.append(photo)
+    keywords = read_keywords(root, photo_ids=[photo.photo_id for photo in photos])
+    found = []
+    for photo in photos:
+        path = files[photo.photo_id]
+        stat = stat_file(path, unreadable)
+        if stat is not None:
+            shown = displayable(str(path))
+            meta = {**photo.metadata(keywords.get(photo.photo_id, ())), "path": shown}
+            found.append(
+                SourceImage(
+                    id=photo.photo_id,
+                    path=path,
+                    display_path=shown,
+                    size=stat.st_size,
+                    mtime_ns=stat.st_mtime_ns,
+                    metadata=meta,
+                )
+            )
+    logger.info("found %d downloaded Unsplash photos in %s", len(found), image_root)
+    # The photos live under images_dir: that is where coverage is judged.
+    return Scan(root=image_root, images=tuple(found), unreadable=tuple(unreadable))
+
+
+class UnsplashSource(FolderSource):
+    """An Unsplash Lite folder as an ingest source: its downloaded photos, by photo id.
+
+    Incremental and with removals like a folder tree, judged under ``images_dir``.
+
+    Args:
+        dataset_dir: The folder holding the ``photos`` table.
+        images_dir: Where ``zsv download`` put the photos (default: ``dataset_dir``).
+        exclude: Glob patterns of files or folders to leave out.
+
+    Raises:
+        InvalidInputError: A folder is missing, or a pattern is empty.
+    """
+
+    def __init__(
+        self,
+        dataset_dir: str | os.PathLike[str],
+        *,
+        images_dir: str | os.PathLike[str] | None = None,
+        exclude: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(dataset_dir, exclude=exclude)
+        self.images_dir = images_dir
+        if images_dir is not None and not Path(images_dir).expanduser().is_dir():
+            raise InvalidInputError(f"{images_dir} is not a folder")
+
+    def scan(self) -> Scan:
+        """The downloaded photos (see :func:`scan_unsplash`)."""
+        return scan_unsplash(self.root, images_dir=self.images_dir, exclude=self.exclude)

@@ -1,8 +1,8 @@
-"""Finding the images of a source folder (a plain folder, or Unsplash Lite), with ids.
+"""Finding the images of a folder tree, with ids.
 
-A file's id is its path relative to the source folder, ``/``-separated; for Unsplash Lite
-it is the photo id. What could not be read is reported, never taken for "no files": the
-indexer must not delete the vectors of a folder it merely failed to list.
+A file's id is its path relative to the source folder, ``/``-separated. What could not
+be read is reported, never taken for "no files": the indexer must not delete the vectors
+of a folder it merely failed to list.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ __all__ = [
     "displayable",
     "file_id",
     "folder_ancestors",
+    "image_files",
     "scan_source",
+    "stat_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -145,9 +147,11 @@ def _excluded(relative: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _image_files(
+def image_files(
     folder: Path, exclude: Sequence[str], unreadable: list[tuple[str, str]]
 ) -> Iterator[Path]:
+    """The image files under ``folder`` (hidden and excluded ones left out), sorted;
+    folders that cannot be listed are added to ``unreadable``."""
     from zeroshot_vision.images import IMAGE_SUFFIXES
 
     def on_error(error: OSError) -> None:
@@ -171,7 +175,8 @@ def _image_files(
                 yield here / name
 
 
-def _stat(path: Path, unreadable: list[tuple[str, str]]) -> os.stat_result | None:
+def stat_file(path: Path, unreadable: list[tuple[str, str]]) -> os.stat_result | None:
+    """``path``'s stat; ``None`` when it is gone, or cannot be examined (then noted)."""
     try:
         return path.stat()
     except FileNotFoundError:  # removed between listing and stat
@@ -193,83 +198,33 @@ def check_exclude(exclude: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(exclude)
 
 
-def scan_source(
-    source: PathLike,
-    *,
-    images_dir: PathLike | None = None,
-    exclude: Sequence[str] = (),
-) -> Scan:
-    """List the images of a source folder, with ids and metadata.
+def scan_source(source: PathLike, *, exclude: Sequence[str] = ()) -> Scan:
+    """List the image files of a folder tree, with ids and metadata.
 
-    A plain folder is searched recursively for files with an image suffix; ids are paths
-    relative to it. An Unsplash Lite folder (one holding a ``photos`` table) gives the
-    downloaded photos ``<photo_id>.jpg`` found under ``images_dir`` (default: the folder
-    itself), with each photo's fields as metadata; image files that are not in the table
-    are left out.
+    The folder is searched recursively for files with an image suffix; ids are paths
+    relative to it. (An Unsplash Lite folder lists its photos itself:
+    :func:`zeroshot_vision.datasets.unsplash.scan_unsplash`.)
 
     Raises:
-        InvalidInputError: If ``source`` (or ``images_dir``) is not a folder.
+        InvalidInputError: If ``source`` is not a folder.
     """
-    from zeroshot_vision.datasets.unsplash import is_unsplash_dir, read_keywords, read_photos
-
     root = Path(source).expanduser().resolve()
     if not root.is_dir():
         raise InvalidInputError(f"{displayable(os.fspath(source))} is not a folder")
-    image_root = Path(images_dir).expanduser().resolve() if images_dir else root
-    if not image_root.is_dir():
-        raise InvalidInputError(f"{images_dir} is not a folder")
     unreadable: list[tuple[str, str]] = []
-
-    if not is_unsplash_dir(root):
-        found = []
-        for path in _image_files(root, exclude, unreadable):
-            stat = _stat(path, unreadable)
-            if stat is not None:
-                shown = displayable(str(path))
-                found.append(
-                    SourceImage(
-                        id=displayable(path.relative_to(root).as_posix()),
-                        path=path,
-                        display_path=shown,
-                        size=stat.st_size,
-                        mtime_ns=stat.st_mtime_ns,
-                        metadata={"path": shown, "folders": folder_ancestors(root, path)},
-                    )
-                )
-        return Scan(root=root, images=tuple(found), unreadable=tuple(unreadable))
-
-    files: dict[str, Path] = {}
-    for path in _image_files(image_root, exclude, unreadable):
-        files.setdefault(path.stem, path)
-    photos = []
-    seen: set[str] = set()
-    for photo in read_photos(root):
-        if photo.photo_id not in files:
-            continue
-        if photo.photo_id in seen:
-            # One vector per id: the first row wins, as it does for the downloader.
-            logger.warning("photo %s is listed twice in the photos table", photo.photo_id)
-            continue
-        seen.add(photo.photo_id)
-        photos.append(photo)
-    keywords = read_keywords(root, photo_ids=[photo.photo_id for photo in photos])
     found = []
-    for photo in photos:
-        path = files[photo.photo_id]
-        stat = _stat(path, unreadable)
+    for path in image_files(root, exclude, unreadable):
+        stat = stat_file(path, unreadable)
         if stat is not None:
             shown = displayable(str(path))
-            meta = {**photo.metadata(keywords.get(photo.photo_id, ())), "path": shown}
             found.append(
                 SourceImage(
-                    id=photo.photo_id,
+                    id=displayable(path.relative_to(root).as_posix()),
                     path=path,
                     display_path=shown,
                     size=stat.st_size,
                     mtime_ns=stat.st_mtime_ns,
-                    metadata=meta,
+                    metadata={"path": shown, "folders": folder_ancestors(root, path)},
                 )
             )
-    logger.info("found %d downloaded Unsplash photos in %s", len(found), image_root)
-    # For Unsplash the photos live under images_dir: that is where coverage is judged.
-    return Scan(root=image_root, images=tuple(found), unreadable=tuple(unreadable))
+    return Scan(root=root, images=tuple(found), unreadable=tuple(unreadable))

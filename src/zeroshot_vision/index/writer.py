@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zeroshot_vision.errors import InvalidInputError
 from zeroshot_vision.index.folder import FileEntry
@@ -34,9 +34,36 @@ if TYPE_CHECKING:
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import Metadata
 
-__all__ = ["IndexWriter"]
+__all__ = ["Companion", "IndexWriter"]
 
 logger = logging.getLogger(__name__)
+
+
+class Companion(Protocol):
+    """A side index kept in step with the store (a lexical index, the extractor ledger).
+
+    Attached to a writer with :meth:`IndexWriter.attach`, it receives every write and
+    delete, staged, and commits after the store and before the folder's state records
+    the rows as indexed: ids a crash leaves pending are rewritten by the next run, so a
+    companion's writes must be upserts (writing an id twice is harmless).
+    """
+
+    def write(self, ids: Sequence[str], extras: Sequence[Mapping[str, Any]]) -> None:
+        """Stage the extras of written ids (what the ingest pipeline's extractors gave:
+        ``{"texts": {...}, "versions": {...}, "metadata": {...}}``)."""
+        ...
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Stage the removal of ids (missing ones are ignored)."""
+        ...
+
+    def commit(self) -> None:
+        """Make what was staged durable."""
+        ...
+
+    def discard(self) -> None:
+        """Forget what was staged since the last commit."""
+        ...
 
 
 class IndexWriter:
@@ -61,10 +88,21 @@ class IndexWriter:
         self._uncommitted: dict[str, FileEntry | None] = {}
         self._dirty = False
         self._closed = False
+        self._companions: list[Companion] = []
 
     def __repr__(self) -> str:
         where = f", folder={str(self.folder.path)!r}" if self.folder is not None else ""
         return f"IndexWriter(store={self.store!r}{where})"
+
+    def attach(self, companion: Companion) -> None:
+        """Keep ``companion`` in step with the store from now on (see :class:`Companion`)."""
+        if companion not in self._companions:
+            self._companions.append(companion)
+
+    def detach(self, companion: Companion) -> None:
+        """Stop feeding ``companion`` (commit first: what it staged is not committed)."""
+        if companion in self._companions:
+            self._companions.remove(companion)
 
     @property
     def dirty(self) -> bool:
@@ -89,6 +127,8 @@ class IndexWriter:
         entries: Sequence[FileEntry],
         vectors: npt.NDArray[np.float32],
         metadata: Sequence[Metadata | None],
+        *,
+        extras: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         """Upsert vectors, with the folder's state knowing their ids before the store does.
 
@@ -97,9 +137,14 @@ class IndexWriter:
                 as pending now and as given at the next :meth:`commit`.
             vectors: ``(len(entries), dim)`` unit vectors.
             metadata: One mapping (or ``None``) per vector.
+            extras: One mapping per vector for the attached companions (see
+                :class:`Companion`); default none.
         """
         self.reserve(entries)
-        self.store.upsert([e.id for e in entries], vectors, list(metadata))
+        ids = [e.id for e in entries]
+        self.store.upsert(ids, vectors, list(metadata))
+        for companion in self._companions:
+            companion.write(ids, extras if extras is not None else [{}] * len(ids))
         if self.folder is not None:  # in memory there is no state to record them in
             self._uncommitted.update({e.id: e for e in entries})
 
@@ -129,6 +174,8 @@ class IndexWriter:
         """Delete ids from the store, and from the state at the next :meth:`commit`."""
         self.begin()
         self.store.delete(list(ids))
+        for companion in self._companions:
+            companion.delete(list(ids))
         self.record((), forget=ids)
 
     def commit(self) -> None:
@@ -150,6 +197,8 @@ class IndexWriter:
                 f"cannot save the index{where}: {exc.strerror or exc}; what was saved before "
                 "is intact, so fix this and run again to continue",
             ) from exc
+        for companion in self._companions:
+            companion.commit()
         if self.folder is not None and self._uncommitted:
             self.folder.state().write(
                 [entry for entry in self._uncommitted.values() if entry is not None],
@@ -166,6 +215,8 @@ class IndexWriter:
         """
         self._uncommitted.clear()
         self._dirty = False
+        for companion in self._companions:
+            companion.discard()
 
     def close(self) -> None:
         """Release the folder's lock and state. Commits nothing: call :meth:`commit`."""
