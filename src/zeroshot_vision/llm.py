@@ -187,6 +187,21 @@ class LLMEndpoint:
         key = "set" if self._key else "none"
         return f"LLMEndpoint(base_url={self.base_url!r}, model={self.model!r}, api_key={key})"
 
+    def with_model(self, model: str) -> LLMEndpoint:
+        """Another endpoint object for the same URL and key (and settings), asking ``model``.
+
+        The caller closes it.
+        """
+        return LLMEndpoint(
+            self.base_url,
+            model,
+            self._key,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+        )
+
     def close(self) -> None:
         """Close the client's connections (also done by ``with LLMEndpoint(...) as llm``)."""
         self._client.close()

@@ -74,15 +74,13 @@ def _endpoint(request: Request, model: str | None) -> Any:
         state.ask_llm = configured
     if model is None or model == configured.model:
         return configured
-    key = getattr(configured, "_key", None)
-    return LLMEndpoint(
-        configured.base_url,
-        model,
-        key,
-        timeout=configured.timeout,
-        max_retries=configured.max_retries,
-        max_tokens=configured.max_tokens,
-    )
+    return configured.with_model(model)
+
+
+def _release(request: Request, llm: Any) -> None:
+    """Close an endpoint made for one request (not the app's own)."""
+    if llm is not getattr(request.app.state, "ask_llm", None):
+        llm.close()
 
 
 def _error(exc: BaseException) -> tuple[int, dict[str, Any]]:
@@ -154,8 +152,11 @@ async def ask(body: AskRequest, request: Request) -> Any:
 
         def work() -> dict[str, Any]:
             llm = _endpoint(request, body.model)
-            with index.reading() as engine:
-                return dict(engine.ask(body.question, llm=llm, **options).to_dict())
+            try:
+                with index.reading() as engine:
+                    return dict(engine.ask(body.question, llm=llm, **options).to_dict())
+            finally:
+                _release(request, llm)
 
         try:
             return JSONResponse(await run_in_threadpool(work))
@@ -167,19 +168,20 @@ async def ask(body: AskRequest, request: Request) -> Any:
 
     # Streamed: check the request (and retrieve) before the 200 goes out, so bad input
     # still gets its status code; the model's failures midway become an error event.
-    def first_parts() -> tuple[Iterator[Any], Any, Any]:
+    def first_parts() -> tuple[Iterator[Any], Any, Any, Any]:
         llm = _endpoint(request, body.model)
         reading = index.reading()
         engine = reading.__enter__()
         try:
             parts = engine.ask_stream(body.question, llm=llm, **options)
-            return parts, next(parts), reading
+            return parts, next(parts), reading, llm
         except BaseException:
             reading.__exit__(None, None, None)
+            _release(request, llm)
             raise
 
     try:
-        parts, first, reading = await run_in_threadpool(first_parts)
+        parts, first, reading, llm = await run_in_threadpool(first_parts)
     except Exception as exc:  # noqa: BLE001
         status, envelope = _error(exc)
         return JSONResponse(envelope, status_code=status)
@@ -198,6 +200,7 @@ async def ask(body: AskRequest, request: Request) -> Any:
             yield _event("error", envelope)
         finally:
             reading.__exit__(None, None, None)
+            _release(request, llm)
 
     return StreamingResponse(
         events(),
