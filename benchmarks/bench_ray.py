@@ -37,16 +37,14 @@ def stage_rates(root: Path, model: Path, photos: Path, batch_size: int) -> list[
 
     from zeroshot_vision.distributed.pipeline import model_facts
     from zeroshot_vision.distributed.sinks import ShardSink
-    from zeroshot_vision.distributed.sources import ListedImage, chunk_images
+    from zeroshot_vision.distributed.sources import chunk_images
     from zeroshot_vision.distributed.stages import DecodeSpec, decode_chunk
     from zeroshot_vision.index import FileEntry, IndexFolder, IndexWriter
+    from zeroshot_vision.ingest import Item
 
     facts = model_facts(str(model))
     files = sorted(photos.iterdir())
-    listed = [
-        ListedImage(id=f.name, source=str(f), display_path=str(f), size=0, mtime_ns=0)
-        for f in files
-    ]
+    listed = [Item(id=f.name, path=str(f), display_path=str(f), size=0, mtime_ns=0) for f in files]
     spec = DecodeSpec(pixels=facts.pixels, draft_size=facts.draft_size)
     start = time.perf_counter()
     for chunk in chunk_images(listed, batch_size=batch_size, model=facts.name):

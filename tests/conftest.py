@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+from tests.factories import EngineFactory, IndexedFolder, indexed_folder
 from tests.helpers import TINY_LOGIT_BIAS, TINY_LOGIT_SCALE
 
 _PHOTOS = [
@@ -122,3 +123,24 @@ def vlm_server(tiny_vlm_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def make_engine(tiny_encoder):
+    """``make_engine()``: an in-memory engine over the tiny model; ``make_engine(path)``:
+    one that creates (or opens) that index folder. Every engine made is closed after."""
+    factory = EngineFactory(tiny_encoder)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def make_indexed_folder(tmp_path_factory: pytest.TempPathFactory, tiny_encoder, photo_paths):
+    """``make_indexed_folder(count=4, **index_folder_options)``: a folder of ``count`` real
+    photos indexed with ``index_folder`` (see :class:`tests.factories.IndexedFolder`)."""
+
+    def make(count: int = 4, **options: object) -> IndexedFolder:
+        root = tmp_path_factory.mktemp("indexed")
+        return indexed_folder(root, tiny_encoder, photo_paths[:count], **options)
+
+    return make

@@ -7,6 +7,7 @@ from itertools import combinations
 
 import numpy as np
 import pytest
+from tests.factories import memory_engine
 from tests.helpers import make_copies
 
 from zeroshot_vision import (
@@ -33,7 +34,7 @@ def copies_engine(tiny_encoder, photo_paths, tmp_path_factory) -> SearchEngine:
     chosen = [p for p in photo_paths if p.stem in PHOTOS]
     assert len(chosen) == len(PHOTOS)
     paths = [copy for photo in chosen for copy in make_copies(photo, folder)]
-    engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    engine = memory_engine(tiny_encoder)
     assert engine.index_images(paths, root=folder).ok
     return engine
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.factories import memory_engine
 
 from zeroshot_vision import (
     DimensionMismatchError,
@@ -23,7 +24,7 @@ from zeroshot_vision.types import Progress
 
 @pytest.fixture
 def engine(tiny_encoder) -> SearchEngine:
-    return SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    return memory_engine(tiny_encoder)
 
 
 @pytest.fixture

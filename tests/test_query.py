@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.factories import memory_engine
 
 from zeroshot_vision import (
     FaissStore,
@@ -23,7 +24,7 @@ from zeroshot_vision.stores.batch import query_many
 
 @pytest.fixture(scope="module")
 def indexed(tiny_encoder, photo_paths) -> SearchEngine:
-    engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    engine = memory_engine(tiny_encoder)
     assert engine.index_images(photo_paths, root=photo_paths[0].parent).ok
     return engine
 

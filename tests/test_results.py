@@ -9,8 +9,9 @@ import re
 
 import pytest
 from PIL import Image
+from tests.factories import memory_engine
 
-from zeroshot_vision import FaissStore, InvalidInputError, SearchEngine, SearchResult
+from zeroshot_vision import InvalidInputError, SearchResult
 from zeroshot_vision._progress import Tracker
 from zeroshot_vision.results import SearchResults, flatten_metadata
 from zeroshot_vision.types import Progress
@@ -89,7 +90,7 @@ def test_repr_html_escapes_every_text_and_embeds_thumbnails(photo_paths) -> None
 
 
 def test_search_returns_search_results(tiny_encoder, photo_paths) -> None:
-    engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    engine = memory_engine(tiny_encoder)
     engine.index_images(photo_paths[:3])
     results = engine.search("a cat", k=2)
     assert isinstance(results, SearchResults) and len(results) == 2
@@ -104,7 +105,7 @@ def test_index_images_and_classify_many_report_one_progress_type(
 ) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
-    engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    engine = memory_engine(tiny_encoder)
     events: list[Progress] = []
     engine.index_images([*photo_paths[:3], bad], batch_size=2, progress=events.append)
     assert [(e.total, e.done, e.advanced, e.failed, e.task) for e in events] == [

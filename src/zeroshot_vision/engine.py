@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from zeroshot_vision.ask import Answer
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.ingest.extract import Extractor
+    from zeroshot_vision.ingest.source import Source
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import DuplicateGroup, Hit
 
@@ -460,6 +461,37 @@ class SearchEngine:
         report = IndexReport(indexed=result.indexed, failed=result.failed)
         logger.info("index_images: %s", report)
         return report
+
+    def ingest(
+        self,
+        source: Source,
+        *,
+        extractors: Sequence[Extractor] = (),
+        batch_size: int | None = None,
+        commit_every: float | None = 0.0,
+        allow_removal: bool = False,
+        record_failures: bool | None = None,
+        progress: ProgressOption = None,
+    ) -> FolderReport:
+        """Index any :class:`~zeroshot_vision.ingest.Source` through the one ingest pipeline.
+
+        :meth:`index_folder`, :meth:`index_images` and :meth:`index_dataset` are this with
+        their own sources; see :func:`zeroshot_vision.ingest.run.ingest` for the arguments.
+        """
+        from zeroshot_vision.ingest.run import ingest
+
+        self._check_open()
+        return ingest(
+            source,
+            self._writer,
+            self.encoder,
+            extractors=extractors,
+            batch_size=positive_int(batch_size, "batch_size") if batch_size else None,
+            commit_every=commit_every,
+            allow_removal=allow_removal,
+            record_failures=record_failures,
+            progress=progress,
+        )
 
     def index_dataset(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.factories import memory_engine
 
 from zeroshot_vision.cli import EXIT_ERROR, main
 from zeroshot_vision.errors import InvalidInputError
@@ -25,10 +26,8 @@ def test_text_that_is_not_utf8_is_invalid_input(tiny_encoder, text: str) -> None
 
 
 def test_search_negative_and_labels_with_bad_text_are_invalid_input(tiny_encoder) -> None:
-    from zeroshot_vision import SearchEngine
-    from zeroshot_vision.stores import FaissStore
 
-    engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    engine = memory_engine(tiny_encoder)
     with pytest.raises(InvalidInputError):
         engine.search("\ud800")
     with pytest.raises(InvalidInputError):

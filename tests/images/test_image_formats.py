@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, features
+from tests.factories import memory_engine
 
-from zeroshot_vision import FaissStore, ImageLoadError, SearchEngine, load_image
+from zeroshot_vision import ImageLoadError, SearchEngine, load_image
 from zeroshot_vision.images import IMAGE_SUFFIXES
 from zeroshot_vision.images import loading as images
 
@@ -57,7 +58,7 @@ def test_bad_arrays_are_clear_errors(array: np.ndarray, message: str) -> None:
 
 def test_arrays_work_for_indexing_search_and_classify(tiny_encoder, photo) -> None:
     pixels = np.asarray(photo)
-    engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    engine = memory_engine(tiny_encoder)
     assert engine.index_images(pixels, ids=["coffee"]).indexed == ("coffee",)
     assert engine.search_by_image(pixels, k=1)[0].id == "coffee"
     labels = engine.classify(pixels, "a cup,a cat")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.factories import memory_engine
 from tests.helpers import make_jpeg, photo_row, write_dataset
 
 from zeroshot_vision import (
@@ -360,7 +361,7 @@ def test_refuses_a_folder_that_is_not_an_index(tmp_path: Path, tiny_model_dir: P
 
 
 def test_index_folder_needs_a_folder_engine(tiny_encoder: Any, tmp_path: Path) -> None:
-    engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    engine = memory_engine(tiny_encoder)
     with pytest.raises(InvalidInputError, match=r"SearchEngine.create"):
         engine.index_folder(tmp_path)
 

@@ -11,6 +11,8 @@ import pytest
 
 pytest.importorskip("datasets", reason="needs the datasets extra")
 
+from tests.factories import memory_engine
+
 import datasets
 from zeroshot_vision import (
     FaissStore,
@@ -26,7 +28,7 @@ from zeroshot_vision.types import Progress
 
 @pytest.fixture
 def engine(tiny_encoder: Any) -> SearchEngine:
-    return SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    return memory_engine(tiny_encoder)
 
 
 @pytest.fixture

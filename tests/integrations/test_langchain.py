@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("langchain_core", reason="needs the langchain extra")
 
+from tests.factories import memory_engine
+
 from zeroshot_vision import (
     FaissStore,
     ImageDecodeError,
@@ -60,7 +62,7 @@ def test_each_photo_finds_itself_first(
 def test_text_search_matches_the_engine_with_calibrated_probabilities(
     tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
-    engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    engine = memory_engine(tiny_encoder)
     engine.index_images(photo_paths)
     store = ZeroshotVisionVectorStore(engine=engine)
     expected = engine.search("an astronaut in a space suit", k=4)
@@ -236,7 +238,7 @@ def test_pinecone_store_over_loopback(
 
 
 def test_construction_errors(embeddings: SiglipEmbeddings, tiny_encoder: Any) -> None:
-    engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    engine = memory_engine(tiny_encoder)
     with pytest.raises(InvalidInputError, match="not both"):
         ZeroshotVisionVectorStore(embeddings, FaissStore(4), engine=engine)
     with pytest.raises(InvalidInputError, match="give the embeddings"):

@@ -23,10 +23,10 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQuery,
     VectorStoreQueryMode,
 )
+from tests.factories import memory_engine
 from tests.helpers import build_index
 
 from zeroshot_vision import (
-    FaissStore,
     ImageNotFoundError,
     InvalidFilterError,
     InvalidInputError,
@@ -77,7 +77,7 @@ def test_each_photo_retrieves_itself_first(
 def test_text_to_image_scores_are_the_engines_cosines(
     photo_index: MultiModalVectorStoreIndex, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
-    engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+    engine = memory_engine(tiny_encoder)
     engine.index_images(photo_paths, ids=[p.stem for p in photo_paths])
     expected = engine.search("a rocket on the launch pad", k=3)
     retriever = photo_index.as_retriever(image_similarity_top_k=3, similarity_top_k=1)

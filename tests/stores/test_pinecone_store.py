@@ -16,6 +16,8 @@ import pytest
 
 pinecone = pytest.importorskip("pinecone")
 
+from tests.factories import memory_engine  # noqa: E402
+
 from zeroshot_vision.errors import (  # noqa: E402
     InvalidFilterError,
     InvalidInputError,
@@ -597,13 +599,13 @@ def test_importing_the_module_does_not_import_pinecone() -> None:
 
 def test_search_engine_end_to_end_matches_faiss(tiny_encoder: Any, photo_paths: list) -> None:
     """SearchEngine(encoder, PineconeStore) finds what SearchEngine(encoder, FaissStore) finds."""
-    from zeroshot_vision import FaissStore, SearchEngine
+    from zeroshot_vision import SearchEngine
 
     photos = photo_paths[:4]
     kinds = [{"kind": "space" if "rocket" in p.name else "earth"} for p in photos]
     with PineconeTestServer(dimension=tiny_encoder.dim) as host:
         pinecone_engine = SearchEngine(tiny_encoder, PineconeStore(_index(host), namespace="e2e"))
-        faiss_engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
+        faiss_engine = memory_engine(tiny_encoder)
         report = pinecone_engine.index_images(photos, metadata=kinds)
         faiss_engine.index_images(photos, metadata=kinds)
         assert report.ok and len(report.indexed) == 4

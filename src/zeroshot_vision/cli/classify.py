@@ -181,9 +181,9 @@ def run_tag(args: argparse.Namespace) -> int:
             report = engine.classify_indexed(labels, progress=show_bar)
     elif source.is_dir():
         from zeroshot_vision.encoder import Encoder
-        from zeroshot_vision.index.scan import check_exclude, scan_source
+        from zeroshot_vision.ingest.sources import folder_source
 
-        scan = scan_source(source, exclude=check_exclude(args.exclude))
+        scan = folder_source(source, exclude=args.exclude).scan()
         encoder = Encoder.from_pretrained(
             args.model, device=args.device, dtype=args.dtype, progress=interactive()
         )
@@ -272,9 +272,9 @@ def _tag_remotely(
         return ClassifyReport(results=tuple(tagged))
     if not source.is_dir():
         raise InvalidInputError(f"{args.source} is neither a folder of images nor an index")
-    from zeroshot_vision.index.scan import check_exclude, scan_source
+    from zeroshot_vision.ingest.sources import folder_source
 
-    scan = scan_source(source, exclude=check_exclude(args.exclude))
+    scan = folder_source(source, exclude=args.exclude).scan()
     return classify_remotely(
         client, [image.path for image in scan.images], labels, batch_size=args.batch_size
     )

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision.errors import DatasetNotFoundError, InvalidInputError
-from zeroshot_vision.ingest.sources import FolderSource
 
 if TYPE_CHECKING:
     from zeroshot_vision.index.scan import Scan
@@ -47,7 +46,6 @@ __all__ = [
     "DEFAULT_IMAGE_PARAMS",
     "DatasetNotFoundError",
     "UnsplashPhoto",
-    "UnsplashSource",
     "image_url",
     "is_unsplash_dir",
     "iter_table",
@@ -420,6 +418,9 @@ def scan_unsplash(
     that the ``photos`` table lists, with each photo's fields as metadata; image files
     that are not in the table are left out. Ids are photo ids.
 
+    This is how an Unsplash Lite folder resolves its own photo files for the ingest
+    pipeline (:func:`zeroshot_vision.ingest.sources.folder_source`).
+
     Raises:
         InvalidInputError: ``dataset_dir`` or ``images_dir`` is not a folder.
     """
@@ -467,34 +468,3 @@ def scan_unsplash(
     logger.info("found %d downloaded Unsplash photos in %s", len(found), image_root)
     # The photos live under images_dir: that is where coverage is judged.
     return Scan(root=image_root, images=tuple(found), unreadable=tuple(unreadable))
-
-
-class UnsplashSource(FolderSource):
-    """An Unsplash Lite folder as an ingest source: its downloaded photos, by photo id.
-
-    Incremental and with removals like a folder tree, judged under ``images_dir``.
-
-    Args:
-        dataset_dir: The folder holding the ``photos`` table.
-        images_dir: Where ``zsv download`` put the photos (default: ``dataset_dir``).
-        exclude: Glob patterns of files or folders to leave out.
-
-    Raises:
-        InvalidInputError: A folder is missing, or a pattern is empty.
-    """
-
-    def __init__(
-        self,
-        dataset_dir: str | os.PathLike[str],
-        *,
-        images_dir: str | os.PathLike[str] | None = None,
-        exclude: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(dataset_dir, exclude=exclude)
-        self.images_dir = images_dir
-        if images_dir is not None and not Path(images_dir).expanduser().is_dir():
-            raise InvalidInputError(f"{images_dir} is not a folder")
-
-    def scan(self) -> Scan:
-        """The downloaded photos (see :func:`scan_unsplash`)."""
-        return scan_unsplash(self.root, images_dir=self.images_dir, exclude=self.exclude)

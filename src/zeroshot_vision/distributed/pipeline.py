@@ -7,7 +7,8 @@ The stages, each Ray Data's own::
         ->  sink (Parquet shards imported by the driver, or Pinecone from the actors)
 
 The driver lists the source exactly as ``zsv index`` does (same ids, metadata, skipping
-of unchanged files and removal of gone ones: :func:`~zeroshot_vision.index.sync.plan_folder`),
+of unchanged files and removal of gone ones: the ingest pipeline's plan stage,
+:func:`~zeroshot_vision.ingest.plan.plan`); Ray Data is the executor of its encode stage),
 cuts what is left into batches the way ``zsv index`` batches it, and follows the results
 as they stream back: each shard is imported through the folder's
 :class:`~zeroshot_vision.index.writer.IndexWriter`, each failure recorded. A progress bar
@@ -36,7 +37,7 @@ from zeroshot_vision._checks import non_negative_seconds, positive_int
 from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision.distributed.cluster import connected, ray_module
 from zeroshot_vision.distributed.sinks import ShardSink, StoreSink
-from zeroshot_vision.distributed.sources import Chunk, ListedImage, chunk_images, list_paths
+from zeroshot_vision.distributed.sources import Chunk, ListedSource, chunk_images
 from zeroshot_vision.errors import (
     BatchTooLargeError,
     DistributedJobError,
@@ -44,8 +45,12 @@ from zeroshot_vision.errors import (
     ZeroshotVisionError,
 )
 from zeroshot_vision.index.folder import FileEntry, IndexFolder
-from zeroshot_vision.index.sync import plan_folder, plan_images
 from zeroshot_vision.index.writer import IndexWriter
+from zeroshot_vision.ingest.item import Item, file_entry
+from zeroshot_vision.ingest.plan import Plan, plan
+from zeroshot_vision.ingest.run import writer_for
+from zeroshot_vision.ingest.source import IndexView
+from zeroshot_vision.ingest.sources import folder_source
 from zeroshot_vision.types import FolderReport, ImageFailure
 
 if TYPE_CHECKING:
@@ -120,7 +125,7 @@ class _Run:
     writer: IndexWriter
     sink: ShardSink | StoreSink
     keep_shards: bool
-    listing: dict[str, ListedImage]
+    listing: dict[str, Item]
     tracker: Tracker
     commit_every: float
     indexed: list[str]
@@ -132,15 +137,10 @@ class _Run:
 
     def entry(self, item: str, metadata: Mapping[str, Any] | None, failed: str | None) -> FileEntry:
         listed = self.listing.get(item)
-        if listed is not None:
-            return listed.entry(failed=failed)
-        path = (metadata or {}).get("path")
-        return FileEntry(
-            id=item,
-            path=path if isinstance(path, str) else None,
-            status="failed" if failed is not None else "indexed",
-            reason=failed,
-        )
+        if listed is None:  # a row of a Ray dataset: known by its id and metadata
+            path = (metadata or {}).get("path")
+            listed = Item(id=item, display_path=path if isinstance(path, str) else None)
+        return file_entry(listed, failed=failed)
 
     def finish(
         self, shard: str, indexed: Sequence[str], failures: Sequence[tuple[str, str]]
@@ -274,24 +274,30 @@ def index_with_ray(
         paths = list(source)
 
     folder, facts = _open_folder(index, model, store, store_options)
-    with closing(folder.open_store()) as target, IndexWriter(target, folder) as writer:
+    with closing(folder.open_store()) as target, writer_for(target, folder) as writer:
         started = time.monotonic()
-        plan = None
-        skipped, known_failed = 0, list[ImageFailure]()
-        todo: list[ListedImage] = []
-        if source_folder is not None:
-            plan = plan_folder(
-                writer,
-                source_folder,
-                images_dir=images_dir,
-                exclude=exclude,
-                allow_removal=allow_removal,
+        work: Plan | None = None
+        todo: list[Item] = []
+        if source_folder is not None or paths is not None:
+            # The same plan stage as every other ingest path: same ids, skips, removals.
+            source = (
+                folder_source(source_folder, images_dir=images_dir, exclude=exclude)
+                if source_folder is not None
+                else ListedSource(paths=paths or [], root=root)
             )
-            todo = [ListedImage.from_scan(image) for image in plan.todo]
-        elif paths is not None:
-            listed = list_paths(paths, root=root)
             writer.begin()
-            todo, skipped, known_failed = plan_images(listed, folder.state().entries())
+            state = folder.state()
+            entries = state.entries()
+            view = IndexView(entries=entries, sources=tuple(state.sources()), has_folder=True)
+            work = plan(
+                writer,
+                source.open(view),
+                skip=source.skip,
+                entries=entries,
+                allow_removal=allow_removal,
+                started=started,
+            )
+            todo = list(work.todo)
         else:
             writer.begin()
         with connected(address) as ray:
@@ -312,9 +318,11 @@ def index_with_ray(
                 last_commit=time.monotonic(),
             )
             try:
-                chunks = chunk_images(todo, batch_size=size, model=facts.name)
+                chunks = chunk_images(
+                    todo, batch_size=size, model=facts.name, photo_fields=source_folder is not None
+                )
                 if isinstance(sink, StoreSink):
-                    writer.reserve([image.entry() for image in todo])
+                    writer.reserve([file_entry(image) for image in todo])
                 else:
                     sink.prepare()
                     chunks = _import_written(run, sink, chunks)
@@ -342,13 +350,11 @@ def index_with_ray(
             finally:
                 run.tracker.close()
         count = len(writer.store)
-    if plan is not None:
-        return plan.report(indexed=run.indexed, failed=run.failed, count=count)
+    if work is not None:
+        return work.report(indexed=run.indexed, failed=run.failed, count=count)
     return FolderReport(
         indexed=tuple(run.indexed),
-        skipped=skipped,
         failed=tuple(run.failed),
-        known_failed=tuple(known_failed),
         count=count,
         seconds=time.monotonic() - started,
     )

@@ -1,11 +1,11 @@
 """What a distributed run indexes: listed images, cut into chunks with stable names.
 
-A source becomes a list of :class:`ListedImage` on the driver (a folder or an Unsplash
-Lite folder through :func:`~zeroshot_vision.index.scan.scan_source`, a list of paths or
-URIs), and the images to encode are cut into :class:`Chunk`: one model batch each, named
-by a hash of what it holds. A chunk is the unit of work, of output (one Parquet shard)
-and of resumption: a re-run that finds a chunk's shard already written imports it
-instead of encoding it again.
+A source becomes a list of :class:`~zeroshot_vision.ingest.item.Item` on the driver (a
+folder or an Unsplash Lite folder through the ingest pipeline's folder source, a list of
+paths or URIs through :class:`ListedSource`), and the images to encode are cut into
+:class:`Chunk`: one model batch each, named by a hash of what it holds. A chunk is the
+unit of work, of output (one Parquet shard) and of resumption: a re-run that finds a
+chunk's shard already written imports it instead of encoding it again.
 """
 
 from __future__ import annotations
@@ -13,68 +13,42 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from zeroshot_vision._checks import batched
 from zeroshot_vision._optional import require
 from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.index.folder import FileEntry
-from zeroshot_vision.index.scan import SourceImage, displayable, file_id
+from zeroshot_vision.index.scan import displayable, file_id
+from zeroshot_vision.ingest.item import Item
+from zeroshot_vision.ingest.source import IndexView, Listing, SkipRule
 
-__all__ = ["Chunk", "ListedImage", "chunk_images", "chunk_name", "is_uri", "list_paths"]
+__all__ = ["Chunk", "ListedSource", "chunk_images", "chunk_name", "is_uri", "list_paths"]
 
 PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True, kw_only=True)
-class ListedImage:
-    """One image to index, as the driver lists it.
+class ListedSource:
+    """Listed image files and URIs as an ingest source (what Ray's workers read).
+
+    Incremental like a folder (unchanged files are skipped by their size and time);
+    nothing is removed: a list does not know what it left out.
 
     Attributes:
-        id: The id its vector gets (as ``zsv index`` gives it).
-        source: What a worker reads: a local path, or a URI that ``pyarrow.fs`` opens
-            (``s3://``, ``gs://``, ``hdfs://``, ``file://``).
-        display_path: ``source`` as text that can be stored and shown.
-        size: Its size in bytes (0 when unknown).
-        mtime_ns: Its modification time in nanoseconds (0 when unknown).
-        metadata: What is stored with its vector (holds ``"path"``).
-        photo_fields: Whether its EXIF photo fields join the metadata, as ``zsv index``
-            adds them for the files of a folder (read where the image is decoded).
+        paths: Local paths or URIs (``s3://...``: any ``pyarrow.fs`` file system).
+        root: The folder local ids are relative to (default: absolute paths).
     """
 
-    id: str
-    source: str
-    display_path: str
-    size: int
-    mtime_ns: int
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    photo_fields: bool = False
+    paths: Sequence[PathLike]
+    root: PathLike | None = None
+    skip: SkipRule = field(default="unchanged", init=False)
 
-    @classmethod
-    def from_scan(cls, image: SourceImage) -> ListedImage:
-        """The listing of an image found by :func:`~zeroshot_vision.index.scan.scan_source`."""
-        return cls(
-            id=image.id,
-            source=os.fspath(image.path),
-            display_path=image.display_path,
-            size=image.size,
-            mtime_ns=image.mtime_ns,
-            metadata=dict(image.metadata),
-            photo_fields=True,
-        )
-
-    def entry(self, *, failed: str | None = None) -> FileEntry:
-        """Its row in an index folder's state, as ``zsv index`` records it."""
-        return FileEntry(
-            id=self.id,
-            path=self.display_path,
-            size=self.size,
-            mtime_ns=self.mtime_ns,
-            status="failed" if failed is not None else "indexed",
-            reason=failed,
-        )
+    def open(self, index: IndexView) -> Listing:
+        """The listed images as items (see :func:`list_paths`)."""
+        items = list_paths(self.paths, root=self.root)
+        return Listing(items=items, total=len(items))
 
 
 def is_uri(text: str) -> bool:
@@ -83,7 +57,7 @@ def is_uri(text: str) -> bool:
     return bool(sep) and scheme.isascii() and scheme.replace("+", "").isalnum() and len(scheme) > 1
 
 
-def list_paths(sources: Iterable[PathLike], *, root: PathLike | None = None) -> list[ListedImage]:
+def list_paths(sources: Iterable[PathLike], *, root: PathLike | None = None) -> list[Item]:
     """List image files and URIs with their ids, sizes and modification times.
 
     Local files get the ids ``SearchEngine.index_images`` gives them
@@ -95,7 +69,7 @@ def list_paths(sources: Iterable[PathLike], *, root: PathLike | None = None) -> 
         InvalidInputError: A source is empty or listed twice, or a local file is missing.
         FileNotFoundError: A URI names nothing.
     """
-    listed: list[ListedImage] = []
+    listed: list[Item] = []
     seen: set[str] = set()
     for source in sources:
         text = os.fspath(source)
@@ -109,7 +83,7 @@ def list_paths(sources: Iterable[PathLike], *, root: PathLike | None = None) -> 
     return listed
 
 
-def _list_file(text: str, root: PathLike | None) -> ListedImage:
+def _list_file(text: str, root: PathLike | None) -> Item:
     from pathlib import Path
 
     path = Path(text).expanduser()
@@ -120,9 +94,9 @@ def _list_file(text: str, root: PathLike | None) -> ListedImage:
     if not path.is_file():
         raise InvalidInputError(f"{displayable(text)} is not a file")
     shown = displayable(str(path.resolve()))
-    return ListedImage(
+    return Item(
         id=file_id(path, root),
-        source=str(path.resolve()),
+        path=str(path.resolve()),
         display_path=shown,
         size=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
@@ -130,16 +104,16 @@ def _list_file(text: str, root: PathLike | None) -> ListedImage:
     )
 
 
-def _list_uri(uri: str) -> ListedImage:
+def _list_uri(uri: str) -> Item:
     fs = require("pyarrow.fs", extra="ray", purpose="images at URIs")
     filesystem, path = fs.FileSystem.from_uri(uri)
     info = filesystem.get_file_info(path)
     if info.type == fs.FileType.NotFound:
         raise FileNotFoundError(2, "no such image", uri)
     mtime = info.mtime_ns if info.mtime_ns is not None else 0
-    return ListedImage(
+    return Item(
         id=uri,
-        source=uri,
+        path=uri,
         display_path=uri,
         size=int(info.size or 0),
         mtime_ns=int(mtime),
@@ -155,19 +129,22 @@ class Chunk:
         name: ``shard-<hash>``: a hash of the model and of every image's id, source,
             size and time, so the same inputs always get the same name.
         images: The images, in listing order.
+        photo_fields: Whether their EXIF photo fields join the metadata, as a folder
+            run's EXIF extractor adds them (read where the image is decoded).
     """
 
     name: str
-    images: tuple[ListedImage, ...]
+    images: tuple[Item, ...]
+    photo_fields: bool = False
 
     def row(self) -> dict[str, Any]:
         """The chunk as a row of the job's input dataset."""
         return {
             "shard": self.name,
             "ids": [image.id for image in self.images],
-            "sources": [image.source for image in self.images],
+            "sources": [_where(image) for image in self.images],
             "metadata": [json.dumps(dict(image.metadata)) for image in self.images],
-            "photo_fields": [image.photo_fields for image in self.images],
+            "photo_fields": [self.photo_fields for _ in self.images],
         }
 
 
@@ -179,7 +156,16 @@ def chunk_name(model: str, parts: Iterable[Sequence[object]]) -> str:
     return f"shard-{digest.hexdigest()[:32]}"
 
 
-def chunk_images(images: Sequence[ListedImage], *, batch_size: int, model: str) -> list[Chunk]:
+def _where(image: Item) -> str:
+    """What a worker reads for ``image``: its local path or URI."""
+    if image.path is None:
+        raise InvalidInputError(f"{image.name} has no file or URI for a worker to read")
+    return os.fspath(image.path)
+
+
+def chunk_images(
+    images: Sequence[Item], *, batch_size: int, model: str, photo_fields: bool = False
+) -> list[Chunk]:
     """Cut images into batches of ``batch_size`` in order, each with its stable name.
 
     The same cut as ``zsv index`` makes, so each batch holds the same images: on a CPU
@@ -187,8 +173,9 @@ def chunk_images(images: Sequence[ListedImage], *, batch_size: int, model: str) 
     """
     return [
         Chunk(
-            name=chunk_name(model, ((i.id, i.source, i.size, i.mtime_ns) for i in chunk)),
+            name=chunk_name(model, ((i.id, _where(i), i.size, i.mtime_ns) for i in chunk)),
             images=tuple(chunk),
+            photo_fields=photo_fields,
         )
         for chunk in batched(images, batch_size)
     ]

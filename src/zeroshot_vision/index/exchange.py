@@ -2,20 +2,20 @@
 
 The file format is :mod:`zeroshot_vision.stores.exchange`'s; these functions add what an
 index folder needs: the model recorded in the file on export, and on import the folder's
-state kept in step with its store through an
-:class:`~zeroshot_vision.index.writer.IndexWriter`.
+state kept in step with its store: an import is the ingest pipeline
+(:mod:`zeroshot_vision.ingest`) with a source whose vectors are already computed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 from zeroshot_vision._progress import ProgressOption
 from zeroshot_vision.errors import IndexExistsError, InvalidInputError
-from zeroshot_vision.index.folder import FileEntry, IndexFolder
-from zeroshot_vision.index.writer import IndexWriter
+from zeroshot_vision.index.folder import IndexFolder
+from zeroshot_vision.ingest.run import ingest_into_store
+from zeroshot_vision.ingest.sources import ParquetSource
 from zeroshot_vision.models import default_model
 from zeroshot_vision.stores.exchange import ParquetVectors, export_store
 
@@ -90,23 +90,12 @@ def import_index(
     if not checked or folder.manifest.dim != info.dim:
         info.check(folder.manifest.dim, batch_size=batch_size)
     folder.lock(wait=wait)
-    imported = 0
     try:
-        with folder.open_store() as store, IndexWriter(store, folder) as writer:
-            batches = info.batches(folder.manifest.dim, batch_size=batch_size, progress=progress)
-            for ids, vectors, metadata in batches:
-                entries = [
-                    FileEntry(id=item, path=_path_of(meta), status="indexed")
-                    for item, meta in zip(ids, metadata)
-                ]
-                writer.write(entries, vectors, metadata)
-                imported += len(entries)
+        batches = info.batches(folder.manifest.dim, batch_size=batch_size, progress=progress)
+        source = ParquetSource(batches=batches, name=str(info.path))
+        with folder.open_store() as store:
+            imported = len(ingest_into_store(source, store, folder).indexed)
     finally:
         folder.unlock()
     logger.info("imported %d records from %s into %s", imported, info.path, folder.path)
     return imported
-
-
-def _path_of(metadata: dict[str, Any] | None) -> str | None:
-    path = (metadata or {}).get("path")
-    return path if isinstance(path, str) and path else None

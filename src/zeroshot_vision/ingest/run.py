@@ -9,11 +9,13 @@ rule and the call's arguments, not another loop.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from zeroshot_vision._progress import ProgressOption, Tracker
+from zeroshot_vision.index.writer import IndexWriter
 from zeroshot_vision.ingest.encode import encode
 from zeroshot_vision.ingest.ledger import Ledger
 from zeroshot_vision.ingest.plan import Plan, plan
@@ -22,12 +24,13 @@ from zeroshot_vision.ingest.write import WriteStage
 
 if TYPE_CHECKING:
     from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.index.writer import IndexWriter
+    from zeroshot_vision.index.folder import IndexFolder
     from zeroshot_vision.ingest.extract import Extractor
     from zeroshot_vision.ingest.source import Source
+    from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import FolderReport
 
-__all__ = ["ingest"]
+__all__ = ["ingest", "ingest_into_store", "writer_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,3 +144,28 @@ def _run(work: Plan, encoder: Encoder | None, stage: WriteStage, batch_size: int
     size = batch_size or (encoder.batch_size if encoder is not None else _VECTOR_BATCH)
     for chunk in encode(work.todo, encoder, batch_size=size):
         stage(chunk)
+
+
+def ingest_into_store(
+    source: Source,
+    store: VectorStore,
+    folder: IndexFolder | None = None,
+    *,
+    encoder: Encoder | None = None,
+    commit_every: float = math.inf,
+    progress: ProgressOption = None,
+) -> FolderReport:
+    """:func:`ingest` with a writer of its own over ``store`` (and ``folder``'s state).
+
+    For callers that hold a store but no engine (``zsv import``): the writer is made,
+    used and closed here (closing releases the folder's lock); one commit at the end
+    unless ``commit_every`` says otherwise.
+    """
+    with writer_for(store, folder) as writer:
+        return ingest(source, writer, encoder, commit_every=commit_every, progress=progress)
+
+
+def writer_for(store: VectorStore, folder: IndexFolder | None = None) -> IndexWriter:
+    """A writer over ``store`` (and ``folder``'s state) for an executor of this pipeline
+    that drives its own stages (Ray's driver): writers are made here only."""
+    return IndexWriter(store, folder)

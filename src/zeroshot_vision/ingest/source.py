@@ -7,7 +7,7 @@ so that the plan stage can tell which ids disappeared. How a source's items are 
 with the index is its :attr:`Source.skip` rule.
 
 The sources of the library: :class:`~zeroshot_vision.ingest.sources.FolderSource` (a
-folder tree), :class:`~zeroshot_vision.datasets.unsplash.UnsplashSource` (Unsplash Lite),
+folder tree, or Unsplash Lite through :func:`~zeroshot_vision.ingest.sources.folder_source`),
 :class:`~zeroshot_vision.ingest.sources.ImageListSource` (paths, bytes, PIL images:
 ``index_images``, LangChain's ``add_images``, LlamaIndex),
 :class:`~zeroshot_vision.ingest.sources.ParquetSource` (vectors already computed),

@@ -1,14 +1,16 @@
 """The library's sources: a folder tree, a list of images, a Parquet export, listed files.
 
-Unsplash Lite is :class:`~zeroshot_vision.datasets.unsplash.UnsplashSource` and a Hugging
-Face dataset :class:`~zeroshot_vision.integrations.hf_datasets.DatasetSource`, beside
-the code that knows those formats.
+An Unsplash Lite folder is a :class:`FolderSource` whose photos
+:func:`~zeroshot_vision.datasets.unsplash.scan_unsplash` resolves (see
+:func:`folder_source`); a Hugging Face dataset is
+:class:`~zeroshot_vision.integrations.hf_datasets.DatasetSource`, beside the code that
+knows that format.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,10 @@ class FolderSource:
     Args:
         path: The folder.
         exclude: Glob patterns of files or folders to leave out.
+        scan: Lists the folder's images, given the folder and the exclude patterns;
+            default :func:`~zeroshot_vision.index.scan.scan_source` (a folder tree). A
+            folder format that resolves its own files passes its own (Unsplash Lite:
+            :func:`~zeroshot_vision.datasets.unsplash.scan_unsplash`).
 
     Raises:
         InvalidInputError: ``path`` is not a folder, or a pattern is empty.
@@ -57,17 +63,21 @@ class FolderSource:
         path: PathLike,
         *,
         exclude: Sequence[str] | None = None,
+        scan: Callable[[str, tuple[str, ...]], Scan] | None = None,
     ) -> None:
         self.exclude = check_exclude(exclude)
         self.root = str(Path(path).expanduser().resolve())
         if not Path(self.root).is_dir():
             raise InvalidInputError(f"{displayable(os.fspath(path))} is not a folder")
+        self._scan = scan
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root!r})"
 
     def scan(self) -> Scan:
-        """The folder's image files, with ids relative to it."""
+        """The folder's images, with ids (relative paths for a folder tree)."""
+        if self._scan is not None:
+            return self._scan(self.root, self.exclude)
         return scan_source(self.root, exclude=self.exclude)
 
     def open(self, index: IndexView) -> Listing:
@@ -116,10 +126,17 @@ def folder_source(
     Raises:
         InvalidInputError: ``path`` (or ``images_dir``) is not a folder.
     """
-    from zeroshot_vision.datasets.unsplash import UnsplashSource, is_unsplash_dir
+    from zeroshot_vision.datasets.unsplash import is_unsplash_dir, scan_unsplash
 
-    if Path(path).expanduser().is_dir() and is_unsplash_dir(Path(path).expanduser().resolve()):
-        return UnsplashSource(path, images_dir=images_dir, exclude=exclude)
+    folder = Path(path).expanduser()
+    if folder.is_dir() and images_dir and not Path(images_dir).expanduser().is_dir():
+        raise InvalidInputError(f"{images_dir} is not a folder")
+    if folder.is_dir() and is_unsplash_dir(folder.resolve()):
+
+        def photos(root: str, exclude: tuple[str, ...]) -> Scan:
+            return scan_unsplash(root, images_dir=images_dir, exclude=exclude)
+
+        return FolderSource(path, exclude=exclude, scan=photos)
     return FolderSource(path, exclude=exclude)
 
 

@@ -18,27 +18,31 @@ Needs the ``datasets`` extra: ``pip install "zeroshot-vision[datasets]"``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from zeroshot_vision._checks import batched, positive_int
 from zeroshot_vision._optional import require
-from zeroshot_vision._progress import ProgressOption, Tracker
+from zeroshot_vision._progress import ProgressOption
 from zeroshot_vision.errors import InvalidInputError, InvalidMetadataError, MissingColumnError
-from zeroshot_vision.types import FolderReport, ImageFailure
+from zeroshot_vision.ingest.item import Item
+from zeroshot_vision.ingest.source import IndexView, Listing, SkipRule
+from zeroshot_vision.ingest.sources import ImageListSource
+from zeroshot_vision.types import FolderReport
 
 if TYPE_CHECKING:
     from zeroshot_vision.engine import SearchEngine
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import ImageSource
 
-__all__ = ["index_dataset", "save_dataset", "to_dataset"]
+__all__ = ["DatasetSource", "index_dataset", "save_dataset", "to_dataset"]
 
 MetadataLayout = Literal["json", "columns"]
 
@@ -90,7 +94,6 @@ def index_dataset(
             f"index_dataset takes a datasets.Dataset or IterableDataset, got "
             f"{type(dataset).__name__} (for a DatasetDict, pick a split: ds['train'])"
         )
-    started = time.perf_counter()
     columns = _column_names(dataset)
     wanted = [image_column, *([id_column] if id_column else [])]
     if metadata_columns is None:
@@ -115,39 +118,38 @@ def index_dataset(
         else engine.encoder.batch_size * 4
     )
     total = len(dataset) if isinstance(dataset, datasets.Dataset) else None
-    indexed: list[str] = []
-    failed: list[ImageFailure] = []
-    skipped = 0
-    with Tracker(progress, task="index", total=total) as tracker:
-        for rows in _rows(dataset, image_column, id_column, list(metadata_columns), size):
-            present = engine.store.fetch([row_id for row_id, _, _ in rows])
-            todo = [row for row in rows if row[0] not in present]
-            skipped += len(rows) - len(todo)
-            newly_failed = 0
-            if todo:
-                report = engine.index_images(
-                    [source for _, source, _ in todo],
-                    ids=[row_id for row_id, _, _ in todo],
-                    metadata=[meta for _, _, meta in todo],
-                )
-                done = set(report.indexed)
-                # index_images reports failures in input order: pair them with the ids.
-                missed = [row_id for row_id, _, _ in todo if row_id not in done]
-                failed.extend(
-                    ImageFailure(source=row_id, reason=failure.reason)
-                    for row_id, failure in zip(missed, report.failed)
-                )
-                indexed.extend(report.indexed)
-                newly_failed = len(report.failed)
-                engine.commit()
-            tracker.advance(len(rows), failed=newly_failed)
-    return FolderReport(
-        indexed=tuple(indexed),
-        skipped=skipped,
-        failed=tuple(failed),
-        count=len(engine.store),
-        seconds=time.perf_counter() - started,
+    source = DatasetSource(
+        rows=_rows(dataset, image_column, id_column, list(metadata_columns), size), total=total
     )
+    return engine.ingest(source, batch_size=size, record_failures=False, progress=progress)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetSource:
+    """The rows of a Hugging Face dataset as an ingest source: ids already stored are skipped.
+
+    Attributes:
+        rows: Batches of ``(id, image, metadata)``, read lazily (see :func:`index_dataset`).
+        total: The row count, when known (not for a streaming dataset).
+    """
+
+    rows: Iterable[list[tuple[str, ImageSource, dict[str, Any]]]]
+    total: int | None = None
+    skip: SkipRule = field(default="stored", init=False)
+
+    def open(self, index: IndexView) -> Listing:
+        """The rows as items, named by their ids in reports."""
+        return Listing(items=self._items(index), total=self.total)
+
+    def _items(self, index: IndexView) -> Iterator[Item]:
+        for rows in self.rows:
+            listed = ImageListSource.of(
+                [image for _, image, _ in rows],
+                ids=[row_id for row_id, _, _ in rows],
+                metadata=[meta for _, _, meta in rows],
+            )
+            for row_id, item in zip((row[0] for row in rows), listed.open(index).items):
+                yield dataclasses.replace(item, label=row_id)
 
 
 def _column_names(dataset: Any) -> list[str]:
