@@ -92,7 +92,7 @@ Status = Literal["answered", "nothing-retrieved", "empty-index"]
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AskTimings:
     """Where the time of one :func:`ask` went, in seconds.
 
@@ -114,7 +114,7 @@ class AskTimings:
         return self.retrieve + self.encode_images + self.model
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Answer:
     """A vision-language model's answer to a question about the indexed photos.
 
@@ -244,7 +244,7 @@ def parse_citations(text: str, shown: Sequence[str]) -> tuple[tuple[str, ...], t
     return tuple(cited), tuple(invalid)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Prepared:
     """What goes to the model, or the answer given without it."""
 
@@ -356,7 +356,16 @@ def _prepare(
             status=status,
             timings=AskTimings(retrieve=retrieve_s),
         )
-        return _Prepared(question, hits, (), (), [], retrieve_s, 0.0, early)
+        return _Prepared(
+            question=question,
+            hits=hits,
+            shown=(),
+            unreadable=(),
+            messages=[],
+            retrieve_s=retrieve_s,
+            encode_s=0.0,
+            early=early,
+        )
 
     started = time.perf_counter()
     chosen = usable[:max_images] if max_images else usable
@@ -370,13 +379,13 @@ def _prepare(
     encode_s = time.perf_counter() - started
     messages = build_messages(question, photos, prompt=prompt)
     return _Prepared(
-        question,
-        hits,
-        tuple(h.id for h, _ in photos),
-        tuple(unreadable),
-        messages,
-        retrieve_s,
-        encode_s,
+        question=question,
+        hits=hits,
+        shown=tuple(h.id for h, _ in photos),
+        unreadable=tuple(unreadable),
+        messages=messages,
+        retrieve_s=retrieve_s,
+        encode_s=encode_s,
     )
 
 

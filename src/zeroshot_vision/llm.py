@@ -61,7 +61,7 @@ _NO_KEY = "no-key"
 _DETAIL_CHARS = 300
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TokenUsage:
     """Tokens the endpoint counted for one answer (as it reports them).
 
@@ -79,7 +79,7 @@ class TokenUsage:
         return self.prompt_tokens + self.completion_tokens
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Completion:
     """One answer of the endpoint.
 

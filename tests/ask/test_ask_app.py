@@ -86,7 +86,8 @@ def test_ask_view_numbers_photos_as_the_prompt_did():
     )
     answer = Answer(
         question="q", text="t [3]", citations=("c",), invalid_citations=("5",), hits=hits,
-        shown=("a", "b", "c"), unreadable=("b",), model="m", usage=TokenUsage(3, 4),
+        shown=("a", "b", "c"), unreadable=("b",), model="m",
+        usage=TokenUsage(prompt_tokens=3, completion_tokens=4),
         timings=AskTimings(retrieve=0.5, encode_images=0.25, model=1.0),
     )  # fmt: skip
     view = ask_view(answer)

@@ -531,7 +531,7 @@ def loading_step(progress: Progress) -> tuple[float, str]:
 # -- the ask page --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AskView:
     """An answer as the Ask page shows it.
 

@@ -33,10 +33,18 @@ if TYPE_CHECKING:
     from zeroshot_vision.engine import SearchEngine
     from zeroshot_vision.llm import LLMEndpoint
 
-__all__ = ["AskCase", "AskCaseScore", "AskEvalResult", "evaluate_ask", "read_ask_cases"]
+__all__ = [
+    "AskCase",
+    "AskCaseScore",
+    "AskEvalResult",
+    "evaluate_ask",
+    "read_ask_cases",
+    "results_json",
+    "score_answer",
+]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AskCase:
     """A question and the ids of the photos that answer it."""
 
@@ -71,13 +79,13 @@ def read_ask_cases(path: str | os.PathLike[str]) -> list[AskCase]:
             raise InvalidInputError(f"{file}:{number}: needs a non-empty string 'question'")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise InvalidInputError(f"{file}:{number}: needs 'ids', a non-empty list of strings")
-        cases.append(AskCase(question.strip(), frozenset(ids)))
+        cases.append(AskCase(question=question.strip(), ids=frozenset(ids)))
     if not cases:
         raise InvalidInputError(f"{file} holds no case")
     return cases
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AskCaseScore:
     """One case's outcome."""
 
@@ -94,7 +102,7 @@ class AskCaseScore:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AskEvalResult:
     """Scores of one model and prompt over every case (means over cases)."""
 

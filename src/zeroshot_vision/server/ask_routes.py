@@ -33,11 +33,12 @@ from zeroshot_vision.errors import (
     LLMError,
     LLMImagesRejectedError,
     LLMModelNotFoundError,
+    LLMResponseError,
     LLMTimeoutError,
     LLMUnreachableError,
 )
 
-__all__ = ["AskRequest", "router"]
+__all__ = ["AskRequest", "ask", "router"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,27 +84,38 @@ def _release(request: Request, llm: Any) -> None:
         llm.close()
 
 
-def _error(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    """The status and OpenAI-style envelope for an error of ``/v1/ask``."""
-    from zeroshot_vision.server.app import _as_api_error
+def _envelope(status: int, message: str, code: str, param: str | None = None) -> JSONResponse:
+    kind = (
+        "not_found_error"
+        if status == 404
+        else "invalid_request_error"
+        if status < 500
+        else "upstream_error"
+    )
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": code, "param": param}},
+        status_code=status,
+    )
 
-    if isinstance(exc, LLMError):
-        status, code = 502, "llm_error"
-        if isinstance(exc, LLMTimeoutError):
-            status, code = 504, "llm_timeout"
-        elif isinstance(exc, LLMUnreachableError):
-            code = "llm_unreachable"
-        elif isinstance(exc, LLMAuthError):
-            code = "llm_auth"  # the server's key for its endpoint, not the client's
-        elif isinstance(exc, LLMModelNotFoundError):
-            status, code = 404, "llm_model_not_found"
-        elif isinstance(exc, LLMImagesRejectedError):
-            status, code = 400, "llm_rejects_images"
-        kind = "invalid_request_error" if status < 500 else "upstream_error"
-        return status, {"error": {"message": str(exc), "type": kind, "code": code, "param": None}}
-    api_error = _as_api_error(exc, 1)
-    body = json.loads(bytes(api_error.response().body))
-    return api_error.status, body
+
+def _llm_error(exc: LLMError) -> JSONResponse:
+    """The status and OpenAI-style envelope for the model's failure.
+
+    Other errors (bad input, a bad filter) are raised to the app's own handlers, which
+    answer them as every route does.
+    """
+    status, code = 502, "llm_error"
+    if isinstance(exc, LLMTimeoutError):
+        status, code = 504, "llm_timeout"
+    elif isinstance(exc, LLMUnreachableError):
+        code = "llm_unreachable"
+    elif isinstance(exc, LLMAuthError):
+        code = "llm_auth"  # the server's key for its endpoint, not the client's
+    elif isinstance(exc, LLMModelNotFoundError):
+        status, code = 404, "llm_model_not_found"
+    elif isinstance(exc, LLMImagesRejectedError):
+        status, code = 400, "llm_rejects_images"
+    return _envelope(status, str(exc), code, "model" if status == 404 else None)
 
 
 def _options(body: AskRequest) -> dict[str, Any]:
@@ -124,28 +136,21 @@ def _event(name: str, data: Any) -> bytes:
 @router.post("/v1/ask")
 async def ask(body: AskRequest, request: Request) -> Any:
     """Answer a question from an index's photos, citing them (``engine.ask``)."""
-    from zeroshot_vision.server.app import APIError
-
     service = request.app.state.service
     try:
         index = service.index(body.index)
     except KeyError:
         names = ", ".join(service.indexes) or "none"
-        raise APIError(
-            404,
-            f"no index named {body.index!r} on this server (indexes: {names})",
-            type="not_found_error",
-            code="index_not_found",
-            param="index",
-        ) from None
+        return _envelope(
+            404, f"no index named {body.index!r} on this server (indexes: {names})",
+            "index_not_found", "index",
+        )  # fmt: skip
     max_chars = request.app.state.settings.limits.max_text_chars
     if len(body.question) > max_chars:
-        raise APIError(
-            400,
-            f"question is {len(body.question):,} characters; the limit is {max_chars:,}",
-            code="text_too_long",
-            param="question",
-        )
+        return _envelope(
+            400, f"question is {len(body.question):,} characters; the limit is {max_chars:,}",
+            "text_too_long", "question",
+        )  # fmt: skip
     options = _options(body)
 
     if not body.stream:
@@ -160,11 +165,8 @@ async def ask(body: AskRequest, request: Request) -> Any:
 
         try:
             return JSONResponse(await run_in_threadpool(work))
-        except Exception as exc:  # every failure becomes an envelope
-            status, envelope = _error(exc)
-            if status >= 500 and not isinstance(exc, LLMError):
-                logger.error("ask failed", exc_info=exc)
-            return JSONResponse(envelope, status_code=status)
+        except LLMError as exc:
+            return _llm_error(exc)
 
     # Streamed: check the request (and retrieve) before the 200 goes out, so bad input
     # still gets its status code; the model's failures midway become an error event.
@@ -182,9 +184,8 @@ async def ask(body: AskRequest, request: Request) -> Any:
 
     try:
         parts, first, reading, llm = await run_in_threadpool(first_parts)
-    except Exception as exc:  # noqa: BLE001
-        status, envelope = _error(exc)
-        return JSONResponse(envelope, status_code=status)
+    except LLMError as exc:
+        return _llm_error(exc)
 
     def events() -> Iterator[bytes]:
         try:
@@ -193,9 +194,14 @@ async def ask(body: AskRequest, request: Request) -> Any:
                     yield _event("delta", {"text": part})
                 else:
                     yield _event("answer", part.to_dict())
-        except Exception as exc:  # noqa: BLE001  # the status is sent: report in-band
-            _, envelope = _error(exc)
-            if hasattr(exc, "partial_text"):
+        except Exception as exc:  # the status is sent: report in-band
+            if isinstance(exc, LLMError):
+                envelope = json.loads(bytes(_llm_error(exc).body))
+            else:
+                logger.error("ask failed while streaming", exc_info=exc)
+                message = "the server failed to answer; see its log"
+                envelope = {"error": {"message": message, "type": "server_error"}}
+            if isinstance(exc, LLMResponseError):
                 envelope["error"]["partial_text"] = exc.partial_text
             yield _event("error", envelope)
         finally:
