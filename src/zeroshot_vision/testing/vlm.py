@@ -173,7 +173,7 @@ class TransformersServe:
         port: The port; default a free one.
         log_path: A file for the server's output (its request log included); default
             none (the output is discarded).
-        start_timeout: Seconds to wait for ``/health`` (loading takes 15-45 s on two cores).
+        start_timeout: Seconds to wait for ``/health`` (15-45 s on two idle cores, minutes busy).
     """
 
     def __init__(
@@ -182,7 +182,7 @@ class TransformersServe:
         *,
         port: int | None = None,
         log_path: str | os.PathLike[str] | None = None,
-        start_timeout: float = 120.0,
+        start_timeout: float = 300.0,
     ) -> None:
         self.model = str(model)
         self.port = port or _free_port()
