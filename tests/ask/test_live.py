@@ -3,7 +3,8 @@
 Set ``ZSV_ASK_LIVE_URL`` (the base URL, up to ``/v1``), and ``ZSV_ASK_LIVE_MODEL`` and
 ``OPENAI_API_KEY`` where the endpoint needs them::
 
-    ZSV_ASK_LIVE_URL=http://127.0.0.1:11434/v1 ZSV_ASK_LIVE_MODEL=llava pytest tests/ask/test_live.py
+    ZSV_ASK_LIVE_URL=http://127.0.0.1:11434/v1 ZSV_ASK_LIVE_MODEL=llava \
+        pytest tests/ask/test_live.py
 
 A real model reads the photos, so this checks what the tiny random one cannot: that the
 answer cites a photo it was shown and that a cat question cites the cat.
