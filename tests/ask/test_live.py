@@ -1,4 +1,4 @@
-"""An opt-in run against a real vision-language model endpoint.
+r"""An opt-in run against a real vision-language model endpoint.
 
 Set ``ZSV_ASK_LIVE_URL`` (the base URL, up to ``/v1``), and ``ZSV_ASK_LIVE_MODEL`` and
 ``OPENAI_API_KEY`` where the endpoint needs them::
