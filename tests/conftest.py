@@ -136,6 +136,32 @@ def tiny_clip_encoder(tiny_clip_dir: Path):
     return Encoder.from_pretrained(tiny_clip_dir, device="cpu", dtype="float32")
 
 
+@pytest.fixture(scope="session")
+def tiny_vlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random LLaVA (CLIP vision + Llama text) saved with save_pretrained."""
+    from zeroshot_vision.testing import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"))
+
+
+@pytest.fixture(scope="session")
+def vlm_server(tiny_vlm_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``transformers serve`` running the tiny VLM on 127.0.0.1, once per test session.
+
+    Started only when a test asks for it (30-45 s on two busy cores), stopped at the end.
+    Its request log (``server.log_path``) lines show what it received.
+    """
+    pytest.importorskip("accelerate", reason="transformers serve needs accelerate (dev extra)")
+    from zeroshot_vision.testing import TransformersServe
+
+    log = tmp_path_factory.mktemp("vlm-serve") / "serve.log"
+    server = TransformersServe(tiny_vlm_dir, log_path=log).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def make_engine(tiny_encoder):
     """``make_engine()``: an in-memory engine over the tiny model; ``make_engine(path)``:

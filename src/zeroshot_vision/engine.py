@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -49,6 +49,7 @@ from zeroshot_vision.types import (
 if TYPE_CHECKING:
     import numpy.typing as npt
 
+    from zeroshot_vision.ask import Answer
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.index.text import FolderTextCompanion
     from zeroshot_vision.ingest.extract import Extractor
@@ -419,10 +420,11 @@ class SearchEngine:
                 text on a terminal), or a callable that receives a
                 :class:`~zeroshot_vision.types.Progress` before the first batch and
                 after every batch.
-            extractors: What adds metadata (and text) to each image written (see
-                :class:`~zeroshot_vision.ingest.Extractor`); default EXIF photo fields
-                (:class:`~zeroshot_vision.ingest.ExifExtractor`). An extractor with a
-                version runs once over the images already indexed, too.
+            extractors: More extractors (see :class:`~zeroshot_vision.ingest.Extractor`),
+                run after the standard ones: EXIF photo fields, places and OCR as
+                ``places`` and ``ocr`` say (one of the same name as a standard one is
+                left out). An extractor with a version runs once over the images
+                already indexed, too.
             ocr: Read the text in photos (:class:`~zeroshot_vision.ocr.OcrExtractor`;
                 the ``ocr`` extra), for the lexical side. Switched on for an index that
                 had none, every image is read once, resumably. ``None``: as the last
@@ -448,8 +450,9 @@ class SearchEngine:
                 "index_folder needs an index folder: use SearchEngine.create(path) or "
                 "SearchEngine.open(path) (or index_images for an in-memory engine)"
             )
-        if extractors is None:
-            extractors = self._folder_extractors(ocr=ocr, places=places)
+        standard = self._folder_extractors(ocr=ocr, places=places)
+        names = {extractor.name for extractor in standard}
+        extractors = [*standard, *(e for e in extractors or () if e.name not in names)]
         if rebuild_text:
             self._rebuild_text()
         extractors = _with_text_marker(extractors)
@@ -910,6 +913,33 @@ class SearchEngine:
             raise RecordNotFoundError(f"no image with id {id!r} in the store", id=id)
         hits = self.store.query(record.vector, k=k + 1, filter=filter)
         return SearchResults(_results([hit for hit in hits if hit.id != id][:k]), query=id)
+
+    # -- ask (vision-language model) --------------------------------------------------
+
+    def ask(self, question: str, k: int = 4, **options: Any) -> Answer:
+        """Answer ``question`` with a vision-language model, from the photos it retrieves.
+
+        A thin front of :func:`zeroshot_vision.ask.ask` (see it for ``filter``, ``llm``,
+        ``min_probability``, ``max_images``, ``image_side``, ``prompt`` and
+        ``answer_without_photos``).
+
+        Example:
+            >>> llm = LLMEndpoint("http://127.0.0.1:8000/v1", "my-vlm")  # doctest: +SKIP
+            >>> answer = engine.ask("Which photos show a cake?", llm=llm)  # doctest: +SKIP
+            >>> answer.text, answer.citations  # doctest: +SKIP
+        """
+        from zeroshot_vision.ask import ask
+
+        return ask(self, question, k=k, **options)
+
+    def ask_stream(self, question: str, k: int = 4, **options: Any) -> Iterator[str | Answer]:
+        """:meth:`ask`, streamed: the answer's text as it comes, the ``Answer`` last.
+
+        See :func:`zeroshot_vision.ask.ask_stream`.
+        """
+        from zeroshot_vision.ask import ask_stream
+
+        return ask_stream(self, question, k=k, **options)
 
     # -- near-duplicates ---------------------------------------------------------------
 

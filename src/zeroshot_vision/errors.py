@@ -25,6 +25,14 @@ ZeroshotVisionError
 ├── RecordNotFoundError (KeyError)
 ├── BatchTooLargeError (MemoryError)  a batch did not fit in a worker's (or GPU's) memory
 ├── DistributedJobError (RuntimeError)  a distributed indexing job failed
+├── LLMError                    the vision-language model's chat endpoint failed (ask)
+│   ├── LLMUnreachableError (ConnectionError)  nothing answers at the base URL
+│   ├── LLMTimeoutError (TimeoutError)         no answer (or no next token) in time
+│   ├── LLMAuthError (PermissionError)         401/403: a missing or wrong API key
+│   ├── LLMModelNotFoundError (LookupError)    the endpoint does not serve that model
+│   ├── LLMRequestError (ValueError)           400: the endpoint rejected the request
+│   │   └── LLMImagesRejectedError             the model does not take images
+│   └── LLMResponseError (RuntimeError)        5xx, a stream cut short, a malformed answer
 └── StoreError (RuntimeError)
     ├── PartialWriteError
     ├── IndexLockedError        another process is writing to the index folder
@@ -54,6 +62,14 @@ __all__ = [
     "InvalidInputError",
     "InvalidMetadataError",
     "InvalidVectorError",
+    "LLMAuthError",
+    "LLMError",
+    "LLMImagesRejectedError",
+    "LLMModelNotFoundError",
+    "LLMRequestError",
+    "LLMResponseError",
+    "LLMTimeoutError",
+    "LLMUnreachableError",
     "MissingColumnError",
     "MissingDependencyError",
     "ModelLoadError",
@@ -286,3 +302,84 @@ class ServerResponseError(ZeroshotVisionError, RuntimeError):
 
 class ServerUnreachableError(ZeroshotVisionError, ConnectionError):
     """No server answers at the URL (not running, wrong port, a network failure)."""
+
+
+class LLMError(ZeroshotVisionError):
+    """The chat endpoint of a vision-language model failed (:mod:`zeroshot_vision.ask`).
+
+    Messages name the endpoint and the model, never the API key.
+
+    Attributes:
+        status: The HTTP status, when the endpoint answered with one (else ``None``).
+        detail: The endpoint's own words about the error, shortened (else ``None``).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+
+
+class LLMUnreachableError(LLMError, ConnectionError):
+    """Nothing answers at the endpoint's base URL (not running, wrong host or port)."""
+
+
+class LLMTimeoutError(LLMError, TimeoutError):
+    """The endpoint sent no answer, or no next piece of a streamed answer, in time."""
+
+
+class LLMAuthError(LLMError, PermissionError):
+    """The endpoint refused the API key (HTTP 401 or 403): missing, wrong or revoked."""
+
+
+class LLMModelNotFoundError(LLMError, LookupError):
+    """The endpoint does not serve the model named (HTTP 404, or a 400 naming the model).
+
+    Attributes:
+        model: The model asked for.
+        available: The models the endpoint lists, when it could be asked (else empty).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        available: Sequence[str] = (),
+        status: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, detail=detail)
+        self.model = model
+        self.available = list(available)
+
+
+class LLMRequestError(LLMError, ValueError):
+    """The endpoint rejected the request as malformed or too large (HTTP 400, 413, 422)."""
+
+
+class LLMImagesRejectedError(LLMRequestError):
+    """The model does not accept images (a text-only model behind the endpoint).
+
+    Ask a vision-language model, or ask with ``max_images=0`` to send the photos'
+    descriptions only.
+    """
+
+
+class LLMResponseError(LLMError, RuntimeError):
+    """The endpoint failed while answering: a 5xx, a stream cut short, a malformed answer.
+
+    Attributes:
+        partial_text: What a streamed answer had said before it broke (``""`` if nothing).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        detail: str | None = None,
+        partial_text: str = "",
+    ) -> None:
+        super().__init__(message, status=status, detail=detail)
+        self.partial_text = partial_text

@@ -7,6 +7,10 @@ Markers, an HTML comment on the line before a block (invisible in the rendered d
 * ``<!-- docs-test: server -->``: the block talks to a ``zsv serve`` at
   ``127.0.0.1:8000``. The page runs with one serving its sandbox's ``photos-index`` as
   ``photos``, on a free port that the block's ``127.0.0.1:8000`` is changed to name.
+* ``<!-- docs-test: vlm -->``: the block asks a vision-language model at
+  ``127.0.0.1:8080`` (:data:`VLM_ADDRESS`). Blocks of a page naming that address run
+  with ``transformers serve`` of the tiny random VLM in its place (the ``vlm_server``
+  fixture), the address changed to name it.
 * ``<!-- docs-test: skip REASON -->``: the block cannot run offline (say why); rare.
 
 Shell commands are read from ```bash blocks (one command a line, ``\\`` continues it) and
@@ -22,7 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-MARKER = re.compile(r"<!--\s*docs-test:\s*(skip|pinecone|server)\b(.*?)-->")
+MARKER = re.compile(r"<!--\s*docs-test:\s*(skip|pinecone|server|vlm)\b(.*?)-->")
+VLM_ADDRESS = "127.0.0.1:8080"
+"""Where the docs' vision-language model listens; tests put the tiny VLM's server there."""
 FENCE = re.compile(r"^```(\w+)\s*$")
 
 NOT_RUN: list[tuple[re.Pattern[str], str]] = [

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.docs.pages import PAGES, ROOT, page_id, python_blocks
+from tests.docs.pages import PAGES, ROOT, VLM_ADDRESS, page_id, python_blocks
 from tests.docs.serve import Served
 from tests.helpers import PhotoServer, photo_row, write_dataset
 
@@ -56,7 +56,9 @@ def test_every_page_and_block_is_collected() -> None:
 
 
 @pytest.fixture(scope="session")
-def page_failures(sandbox: Path, photo_server: PhotoServer) -> dict[str, str]:
+def page_failures(
+    sandbox: Path, photo_server: PhotoServer, request: pytest.FixtureRequest
+) -> dict[str, str]:
     """Run every page's blocks, each page in its own copy of the sandbox, in one process.
 
     One process for all pages: importing torch and loading the model once keeps this
@@ -91,6 +93,11 @@ def page_failures(sandbox: Path, photo_server: PhotoServer) -> dict[str, str]:
             rows = [photo_row(f"p{i}", photo_server.url) for i in range(3)]
             write_dataset(work / "unsplash-lite", rows)
             code = {block.where: block.code for block in runnable}
+            if any(block.marker == "vlm" for block in runnable):
+                # Started only for pages that ask a VLM; shared with tests/ask.
+                vlm = request.getfixturevalue("vlm_server")
+                address = f"127.0.0.1:{vlm.port}"
+                code = {where: text.replace(VLM_ADDRESS, address) for where, text in code.items()}
             if any(block.marker == "server" for block in runnable):
                 serve = [sys.executable, "-m", "zeroshot_vision.cli", "serve"]
                 servers.append(Served([*serve, "--index", "photos=photos-index"], work, env))

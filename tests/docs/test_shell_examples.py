@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 from tests.docs.conftest import UNSPLASH_IDS, shell_env
-from tests.docs.pages import PAGES, Command, page_id, shell_commands
+from tests.docs.pages import PAGES, VLM_ADDRESS, Command, page_id, shell_commands
 from tests.docs.serve import DOCS_PORT, Served
 
 COMMAND_TIMEOUT = 300
@@ -55,13 +55,18 @@ def _appears(line: str, output: str) -> bool:
 class Page:
     """One page's commands, run in order in one home folder, with what they share."""
 
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
+    def __init__(self, home: Path, env: dict[str, str], vlm: str | None = None) -> None:
         self.home = home
         self.env = env
         self.server: Served | None = None
+        self.vlm = vlm  # where the tiny VLM's server listens, for pages that ask one
 
     def fill(self, text: str) -> str:
         text = text.replace("<photo_id>", UNSPLASH_IDS[0])
+        if VLM_ADDRESS in text:
+            if self.vlm is None:
+                raise AssertionError("it asks a VLM, but the page has no docs-test: vlm block")
+            text = text.replace(VLM_ADDRESS, self.vlm)
         if DOCS_PORT in text:
             if self.server is None:
                 raise AssertionError("it talks to a zsv serve that no earlier command started")
@@ -142,13 +147,18 @@ def test_every_shell_command_is_collected_and_each_not_run_says_why() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
-def test_the_shell_examples_of_a_page_run(page: Path, shell_sandbox: Path) -> None:
+def test_the_shell_examples_of_a_page_run(
+    page: Path, shell_sandbox: Path, request: pytest.FixtureRequest
+) -> None:
     commands = [command for command in shell_commands(page) if command.not_run is None]
     if not commands:
         pytest.skip(f"{page_id(page)} has no shell command that runs offline")
+    vlm = None
+    if any(VLM_ADDRESS in command.text for command in commands):
+        vlm = f"127.0.0.1:{request.getfixturevalue('vlm_server').port}"
     failures = []
     with page_home(shell_sandbox, page) as home:
-        runner = Page(home, shell_env(shell_sandbox))
+        runner = Page(home, shell_env(shell_sandbox), vlm)
         try:
             for command in commands:
                 try:

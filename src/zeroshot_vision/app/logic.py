@@ -42,6 +42,7 @@ from zeroshot_vision.types import caption
 if TYPE_CHECKING:
     from PIL import Image
 
+    from zeroshot_vision.ask import Answer
     from zeroshot_vision.stores.base import VectorStore
     from zeroshot_vision.types import Progress, SearchResult
 
@@ -53,10 +54,12 @@ __all__ = [
     "PAGE_SIZE",
     "PROBABILITY_STEPS",
     "AppArgs",
+    "AskView",
     "ChoiceFacet",
     "Facet",
     "RangeFacet",
     "ResultCard",
+    "ask_view",
     "build_filter",
     "clean_query",
     "decode_upload",
@@ -505,3 +508,75 @@ def loading_step(progress: Progress) -> tuple[float, str]:
     total = progress.total or len(LOADING_STEPS) - 1
     done = min(max(progress.done, 0), total)
     return done / total, LOADING_STEPS[min(done, len(LOADING_STEPS) - 1)]
+
+
+# -- the ask page --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class AskView:
+    """An answer as the Ask page shows it.
+
+    Attributes:
+        text: The answer's text.
+        photos: Cards of the photos it rests on (its citations, else every photo it was
+            shown), headed ``[n]`` as the prompt numbered them.
+        cited: Whether ``photos`` are citations (else the fallback: every photo shown).
+        notes: Warnings to show under the answer (invalid citations, unreadable photos,
+            why the model was not asked).
+        footer: Model, tokens and where the time went, when the model answered.
+    """
+
+    text: str
+    photos: tuple[ResultCard, ...]
+    cited: bool
+    notes: tuple[str, ...]
+    footer: str | None
+
+
+def ask_view(answer: Answer) -> AskView:
+    """What the Ask page shows of ``answer``."""
+    photos = []
+    for photo_id in answer.sources:
+        hit = answer.hit(photo_id)
+        if hit is None:
+            continue
+        number = answer.shown.index(photo_id) + 1
+        (card,) = result_cards([hit])
+        photos.append(
+            ResultCard(
+                rank=number,
+                id=card.id,
+                score=card.score,
+                probability=card.probability,
+                heading=f"[{number}]" + card.heading.removeprefix("#1"),
+                details=card.details,
+            )
+        )
+    notes = []
+    if answer.status == "answered" and not answer.cited:
+        notes.append("The answer cites no photo; these are the photos it was shown.")
+    if answer.invalid_citations:
+        markers = ", ".join(f"[{n}]" for n in answer.invalid_citations)
+        notes.append(f"The answer cites {markers}, which name no photo it was shown (ignored).")
+    if answer.unreadable:
+        notes.append(f"Unreadable, sent without the image: {', '.join(answer.unreadable)}.")
+    footer = None
+    if answer.model is not None:
+        tokens = (
+            f", {answer.usage.prompt_tokens} + {answer.usage.completion_tokens} tokens"
+            if answer.usage is not None
+            else ""
+        )
+        t = answer.timings
+        footer = (
+            f"{answer.model}{tokens} · retrieve {t.retrieve:.2f} s, images "
+            f"{t.encode_images:.2f} s, model {t.model:.2f} s"
+        )
+    return AskView(
+        text=answer.text,
+        photos=tuple(photos),
+        cited=answer.cited,
+        notes=tuple(notes),
+        footer=footer,
+    )

@@ -24,6 +24,7 @@ from zeroshot_vision.app.logic import (
     Facet,
     RangeFacet,
     ResultCard,
+    ask_view,
     build_filter,
     clean_query,
     decode_upload,
@@ -69,6 +70,7 @@ __all__ = [
     "open_index",
     "pick_page",
     "range_slider",
+    "show_ask_page",
     "show_classify_page",
     "show_filters",
     "show_grid",
@@ -78,7 +80,7 @@ __all__ = [
     "shown_count",
 ]
 
-PAGES = ("Search", "Classify", "Index")
+PAGES = ("Search", "Classify", "Index", "Ask")
 # The search modes offered: auto is hybrid where the index has a text side. (A string
 # here would be rendered: Streamlit shows a script's bare expressions.)
 SEARCH_MODES = {"auto": "Looks and words", "vector": "Looks only", "text": "Words only"}
@@ -554,6 +556,87 @@ def show_index_page(engine: SearchEngine | None, args: AppArgs) -> None:
     show_grid(engine, str(args.index), cards, more_like_this=False)
 
 
+def show_ask_page(engine: SearchEngine | None, args: AppArgs) -> None:
+    """The Ask box: a question, the model's answer as it comes, the photos it cites."""
+    import os
+
+    from zeroshot_vision.ask import Answer
+    from zeroshot_vision.llm import LLMEndpoint
+
+    st.title("Ask your photos")
+    if engine is None:
+        st.info("No index was given. Start the app with `zsv app --index DIR` to ask.")
+        return
+    with st.sidebar:
+        st.header("Vision-language model")
+        url = st.text_input(
+            "Endpoint (OpenAI-compatible)",
+            value=os.environ.get("OPENAI_BASE_URL", ""),
+            key="llm-url",
+            placeholder="http://127.0.0.1:8000/v1",
+            help="The API key comes from OPENAI_API_KEY in the app's environment.",
+        )
+        model = st.text_input(
+            "Model",
+            value=os.environ.get("ZSV_LLM_MODEL", ""),
+            key="llm-model",
+            help="Empty: the one model the endpoint serves.",
+        )
+        k = st.slider("Photos to retrieve", min_value=1, max_value=12, value=4, key="ask-k")
+        max_images = st.slider("Photos sent", min_value=0, max_value=8, value=4, key="ask-images")
+    question = clean_query(
+        st.text_input(
+            "Ask a question about your photos",
+            key="question",
+            placeholder="Which photos show a birthday cake?",
+        )
+    )
+    if question is None:
+        st.info("Type a question, for example *which photos were taken at the beach?*")
+        return
+    if not url.strip():
+        st.warning("Name the endpoint in the sidebar (or start the app with OPENAI_BASE_URL).")
+        return
+    answer: Answer | None = None
+    left, right = st.columns([3, 2])
+    try:
+        with LLMEndpoint(url.strip(), model.strip() or None) as llm, left:
+            parts = engine.ask_stream(question, k=k, llm=llm, max_images=max_images)
+
+            def text() -> Any:
+                nonlocal answer
+                for part in parts:
+                    if isinstance(part, str):
+                        yield part
+                    else:
+                        answer = part
+
+            st.write_stream(text(), cursor="▍")
+    except ZeroshotVisionError as exc:
+        st.error(f"Asking failed: {escape_markdown(exc)}")
+        return
+    if answer is None:
+        return
+    view = ask_view(answer)
+    with left:
+        if answer.status != "answered":
+            st.info(escape_markdown(view.text))
+        for note in view.notes:
+            st.warning(escape_markdown(note))
+        if view.footer:
+            st.caption(escape_markdown(view.footer))
+    with right:
+        st.subheader("Cited photos" if view.cited else "Photos shown")
+        index_key = f"{args.index}@{index_version(str(args.index))}"
+        for card in view.photos:
+            with st.container(border=True, key=f"ask-card-{card.id}"):
+                thumbnail = load_thumbnail(index_key, card.id, engine)
+                if thumbnail is not None:
+                    st.image(thumbnail, width="stretch")
+                st.markdown(f"**{escape_markdown(card.heading)}**")
+                st.caption("  \n".join((inline_code(card.id), *map(escape_markdown, card.details))))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Render the app for the arguments given after ``--`` to ``streamlit run``."""
     st.set_page_config(page_title="zeroshot-vision", page_icon="🔎", layout="wide")
@@ -572,6 +655,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             show_search_page(engine, args)
         elif page == "Classify":
             show_classify_page(engine, args)
+        elif page == "Ask":
+            show_ask_page(engine, args)
         else:
             show_index_page(engine, args)
     except ZeroshotVisionError as exc:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zeroshot_vision.cli.exits import EXIT_OK
 from zeroshot_vision.cli.options import (
@@ -29,7 +29,13 @@ if TYPE_CHECKING:
     from zeroshot_vision.encoder import Encoder
     from zeroshot_vision.eval.labelled_data import Skipped
 
-__all__ = ["add_eval_command", "run_eval_classify", "run_eval_hybrid", "run_eval_retrieval"]
+__all__ = [
+    "add_eval_command",
+    "run_eval_ask",
+    "run_eval_classify",
+    "run_eval_hybrid",
+    "run_eval_retrieval",
+]
 
 T = TypeVar("T")
 
@@ -118,6 +124,7 @@ def add_eval_command(commands: Subcommands) -> None:
     hybrid.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
     hybrid.add_argument("--json", action="store_true", help="print the results as JSON")
     hybrid.set_defaults(handler=run_eval_hybrid)
+    _add_ask(kinds)
 
 
 def run_eval_hybrid(args: argparse.Namespace) -> int:
@@ -144,6 +151,36 @@ def run_eval_hybrid(args: argparse.Namespace) -> int:
             + f"{scores.mrr:>8.3f}{scores.ms_per_query:>10.1f}"
         )  # fmt: skip
     return EXIT_OK
+
+
+def _add_ask(kinds: Any) -> None:
+    ask = kinds.add_parser(
+        "ask",
+        help="ask's retrieval recall@k and citation precision, per VLM and prompt",
+        description=(
+            'Ask each question of CASES (JSONL: {"question": ..., "ids": [...]} per '
+            "line, the ids of the photos that answer it) of INDEX_DIR and report retrieval "
+            "recall@k, citation recall and citation precision. Repeat --llm-model or "
+            "--prompt-file to compare models and prompts side by side on the same questions."
+        ),
+    )
+    ask.add_argument("--data", required=True, metavar="CASES", help="the JSONL file of cases")
+    ask.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
+    ask.add_argument("--llm-url", metavar="URL", help="the endpoint (or OPENAI_BASE_URL)")
+    ask.add_argument(
+        "--llm-model", action="append", metavar="NAME", help="a model; repeat to compare"
+    )
+    ask.add_argument(
+        "--prompt-file", action="append", metavar="FILE", help="a prompt template; repeatable"
+    )
+    ask.add_argument("-k", type=positive_int_arg, default=4, metavar="N", help="photos (default 4)")
+    ask.add_argument(
+        "--max-tokens", type=positive_int_arg, default=512, metavar="N", help="longest answer"
+    )
+    ask.add_argument("--json", action="store_true", help="print the results as JSON")
+    ask.add_argument("--model", metavar="M", help="a local copy of the index's model")
+    add_device_options(ask)
+    ask.set_defaults(handler=run_eval_ask)
 
 
 def _models(args: argparse.Namespace) -> list[str]:
@@ -266,4 +303,49 @@ def run_eval_retrieval(args: argparse.Namespace) -> int:
             say(line)
     if args.out:
         say(f"report: {Path(args.out) / 'report.md'}")
+    return EXIT_OK
+
+
+def run_eval_ask(args: argparse.Namespace) -> int:
+    """``zsv eval ask``: one column per model and prompt."""
+    from zeroshot_vision.ask import check_prompt
+    from zeroshot_vision.cli.model_choice import check_index_model
+    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision.eval.ask import evaluate_ask, read_ask_cases, results_json
+    from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision.llm import LLMEndpoint
+
+    cases = read_ask_cases(args.data)
+    prompts: list[tuple[str | None, str | None]] = [
+        (name, check_prompt(Path(name).read_text(encoding="utf-8")))
+        for name in args.prompt_file or []
+    ] or [(None, None)]
+    model = check_index_model(IndexFolder.open(args.index), args)
+    results = []
+    labels = []
+    with SearchEngine.open(
+        args.index, model=model, device=args.device, dtype=args.dtype, progress=interactive()
+    ) as engine:
+        for llm_model in args.llm_model or [None]:
+            with LLMEndpoint(args.llm_url, llm_model, max_tokens=args.max_tokens) as llm:
+                for name, prompt in prompts:
+                    results.append(evaluate_ask(engine, cases, llm=llm, k=args.k, prompt=prompt))
+                    labels.append(llm.resolved_model() + (f" + {Path(name).name}" if name else ""))
+    if args.json:
+        print_json(results_json(results))
+        return EXIT_OK
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    rows = [["", *labels]]
+    rows.append([f"retrieval recall@{args.k}", *(share(r.retrieval_recall) for r in results)])
+    rows.append(["citation recall", *(share(r.citation_recall) for r in results)])
+    rows.append(["citation precision", *(share(r.citation_precision) for r in results)])
+    rows.append(["uncited answers", *(str(r.uncited) for r in results)])
+    rows.append(["invalid citations", *(str(r.invalid_citations) for r in results)])
+    rows.append(["seconds per question", *(f"{r.seconds:.2f}" for r in results)])
+    rows.append(["questions", *(str(r.n) for r in results)])
+    for line in _table(rows):
+        say(line)
     return EXIT_OK

@@ -147,6 +147,14 @@ def add_index_command(commands: Subcommands) -> None:
     )
     add_wait_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    captions = parser.add_argument_group(
+        "captions (extra 'ask')",
+        "ask a vision-language model for a one-line caption of each photo, stored as "
+        "metadata 'caption'; resumable and incremental; the key from OPENAI_API_KEY",
+    )
+    captions.add_argument("--captions", action="store_true", help="caption the photos")
+    captions.add_argument("--llm-url", metavar="URL", help="the endpoint (or OPENAI_BASE_URL)")
+    captions.add_argument("--llm-model", metavar="NAME", help="the model (or ZSV_LLM_MODEL)")
     add_watch_options(parser)
     ray = parser.add_argument_group(
         "distributed (Ray Data)", "encode on a Ray cluster: many GPUs or machines (extra 'ray')"
@@ -348,7 +356,9 @@ def run_index(args: argparse.Namespace) -> int:
     if engine.folder is not None:
         engine.folder.lock_wait = args.wait
     reports = []
+    extractors = None
     try:
+        extractors = _caption_extractors(args)
         for source in args.source:
             reports.append(
                 engine.index_folder(
@@ -362,6 +372,7 @@ def run_index(args: argparse.Namespace) -> int:
                     ocr=args.ocr,
                     places=args.places,
                     rebuild_text=args.rebuild_text and source == args.source[0],
+                    extractors=extractors,
                 )
             )
             if bar is not None:
@@ -378,7 +389,40 @@ def run_index(args: argparse.Namespace) -> int:
         engine.close()
         if encoder is not None:
             encoder.close()  # one the engine was handed stays open for its owner
+        for extractor in extractors or ():
+            llm = getattr(extractor, "llm", None)
+            if llm is not None:
+                llm.close()
     return _print_reports(args, reports)
+
+
+def _caption_extractors(args: argparse.Namespace) -> list[Any] | None:
+    """With ``--captions``: a caption extractor (run after the standard ones), after showing
+    the cost (photos x seconds per caption, measured on two photos). Else ``None``."""
+    if not args.captions:
+        if args.llm_url or args.llm_model:
+            raise InvalidInputError("--llm-url and --llm-model go with --captions")
+        return None
+    from zeroshot_vision.captions import CaptionExtractor, measure_caption_seconds
+    from zeroshot_vision.images import IMAGE_SUFFIXES
+    from zeroshot_vision.llm import LLMEndpoint
+
+    photos = [
+        path
+        for source in args.source
+        for path in sorted(Path(source).expanduser().rglob("*"))
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    ]
+    extractor = CaptionExtractor(LLMEndpoint(args.llm_url, args.llm_model, max_tokens=60))
+    seconds = measure_caption_seconds(extractor, photos)
+    total = seconds * len(photos)
+    say(
+        f"captions by {extractor.llm.resolved_model()}: {seconds:.2f} s per photo (measured on "
+        f"2); {len(photos)} photos in the source(s) -> up to {total / 60:.1f} min (photos "
+        "already captioned by this model are skipped)",
+        sys.stderr,
+    )
+    return [extractor]
 
 
 def _index_with_ray(

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from zeroshot_vision.cli.app import add_app_command
+from zeroshot_vision.cli.ask import add_ask_command
 from zeroshot_vision.cli.classify import add_classify_command, add_tag_command
 from zeroshot_vision.cli.download import add_download_command
 from zeroshot_vision.cli.duplicates import add_duplicates_command
@@ -74,6 +75,7 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     add_download_command,
     add_index_command,
     add_search_command,
+    add_ask_command,
     add_classify_command,
     add_tag_command,
     add_duplicates_command,

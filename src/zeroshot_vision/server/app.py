@@ -609,6 +609,10 @@ def create_app(
             )
         return FileResponse(path, headers={"X-Content-Type-Options": "nosniff"})
 
+    from zeroshot_vision.server.ask_routes import router as ask_router
+
+    api.include_router(ask_router)
+
     # The last added runs first: CORS (answers browsers' preflights, which carry no
     # key), then the Host and key check, then the body limit.
     api.add_middleware(_Counted, metrics=metrics)

@@ -9,6 +9,8 @@
   protocol, to test Pinecone code through the real SDK without an account.
 * :func:`build_xm3600_sample`: photos and captions in seven languages, in the
   Crossmodal-3600 layout, for per-language evaluation offline.
+* :func:`build_tiny_vlm` / :class:`TransformersServe`: a tiny random vision-language model
+  (LLaVA) and ``transformers serve`` running it on loopback, to test ``ask`` offline.
 
 Nothing here is imported by ``import zeroshot_vision``.
 """
@@ -22,19 +24,23 @@ from zeroshot_vision.testing.tiny import (
     build_tiny_siglip,
     build_tiny_siglip2,
 )
+from zeroshot_vision.testing.vlm import TINY_VLM_IMAGE_TOKENS, TransformersServe, build_tiny_vlm
 from zeroshot_vision.testing.xm3600 import SAMPLE_CAPTIONS, build_xm3600_sample
 
 __all__ = [
     "PRESETS",
     "SAMPLE_CAPTIONS",
+    "TINY_VLM_IMAGE_TOKENS",
     "PineconeTestServer",
     "RecordedRequest",
+    "TransformersServe",
     "VectorStoreContract",
     "build_hub_cache",
     "build_random_siglip",
     "build_tiny_clip",
     "build_tiny_siglip",
     "build_tiny_siglip2",
+    "build_tiny_vlm",
     "build_xm3600_sample",
 ]
 

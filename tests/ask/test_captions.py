@@ -1,0 +1,95 @@
+"""Captions at index time: CaptionExtractor in the ingest pipeline (scripted endpoint, so
+captions are known) and ``zsv index --captions`` against the real ``transformers serve``."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from zeroshot_vision.captions import CaptionExtractor, measure_caption_seconds
+from zeroshot_vision.ingest import ExifExtractor
+from zeroshot_vision.llm import LLMEndpoint
+
+
+def captions(engine) -> dict[str, str | None]:
+    records = engine.store.fetch(list(engine.store.ids()))
+    return {i: r.metadata.get("caption") for i, r in records.items()}
+
+
+def test_captions_are_stored_incremental_and_follow_the_model(
+    tiny_encoder, photo_paths, tmp_path, fake_llm
+):
+    from zeroshot_vision import SearchEngine
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in photo_paths[:2]:
+        shutil.copy(path, photos / path.name)
+    fake_llm.reply = "\nA cat on a chair.\nSecond line is dropped."
+    llm = LLMEndpoint(fake_llm.url, "good", max_retries=0)
+    with llm, SearchEngine.create(tmp_path / "index", encoder=tiny_encoder) as engine:
+        extractor = CaptionExtractor(llm, image_side=64)
+        report = engine.index_folder(photos, extractors=[ExifExtractor(), extractor])
+        assert not report.failed and len(report.indexed) == 2
+        assert set(captions(engine).values()) == {"A cat on a chair."}
+        sent = fake_llm.requests[-1]["body"]["messages"][0]["content"]
+        assert [part["type"] for part in sent] == ["text", "image_url"]
+        assert extractor.calls == 2 and extractor.seconds > 0
+
+        # Incremental: nothing changed, nothing asked; one new photo, one caption.
+        engine.index_folder(photos, extractors=[ExifExtractor(), extractor])
+        assert len(fake_llm.requests) == 2
+        shutil.copy(photo_paths[2], photos / photo_paths[2].name)
+        engine.index_folder(photos, extractors=[ExifExtractor(), extractor])
+        assert len(fake_llm.requests) == 3 and len(captions(engine)) == 3
+
+        # Captions by a photo the endpoint fails on: indexed anyway, failure reported.
+        fake_llm.reply = "   "
+        shutil.copy(photo_paths[3], photos / photo_paths[3].name)
+        report = engine.index_folder(photos, extractors=[ExifExtractor(), extractor])
+        assert report.indexed and any("empty caption" in f.reason for f in report.failed)
+        assert len(captions(engine)) == 4 and captions(engine)[photo_paths[3].name] is None
+
+        # A new revision (or model) captions every photo once more.
+        fake_llm.reply = "Revised."
+        again = CaptionExtractor(llm, image_side=64, revision="2")
+        engine.index_folder(photos, extractors=[ExifExtractor(), again])
+        assert again.calls == 4 and set(captions(engine).values()) == {"Revised."}
+
+
+def test_measuring_the_cost_raises_the_endpoints_errors_first(fake_llm, photo_paths):
+    from zeroshot_vision.errors import LLMModelNotFoundError
+
+    with LLMEndpoint(fake_llm.url, "good", max_retries=0) as llm:
+        assert measure_caption_seconds(CaptionExtractor(llm), photo_paths[:3]) > 0
+        assert len(fake_llm.requests) == 2  # a sample of two
+    llm = LLMEndpoint(fake_llm.url, "gpt-9", max_retries=0)
+    with llm, pytest.raises(LLMModelNotFoundError):
+        measure_caption_seconds(CaptionExtractor(llm), photo_paths[:1])
+
+
+@pytest.mark.slow
+def test_zsv_index_captions_against_the_real_server(
+    vlm_server, tiny_model_dir, photo_paths, tmp_path, capsys
+):
+    from zeroshot_vision import SearchEngine
+    from zeroshot_vision.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in photo_paths[:3]:
+        shutil.copy(path, photos / path.name)
+    index = tmp_path / "index"
+    args = ["index", str(photos), "--index", str(index), "--model", str(tiny_model_dir),
+            "--captions", "--llm-url", vlm_server.base_url]  # fmt: skip
+    code = main(args)
+    err = capsys.readouterr().err
+    assert "s per photo (measured on 2); 3 photos" in err
+    with SearchEngine.open(index, model=str(tiny_model_dir)) as engine:
+        found = captions(engine)
+    assert len(found) == 3
+    # Random text: a caption is stored unless the model said nothing (then reported).
+    assert code in (0, 3)
+    assert all(c is None or (c.strip() and "\n" not in c) for c in found.values())
+    assert any(c for c in found.values()) or "empty caption" in err
