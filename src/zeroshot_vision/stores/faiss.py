@@ -634,6 +634,8 @@ class FaissStore:
         index: str | None = None,
         ef_search: int | None = None,
         ivfpq: IvfPqSettings | Mapping[str, int] | None = None,
+        memory_budget: str | int | None = None,
+        capacity: int | None = None,
     ) -> FaissStore:
         """The store saved in the folder ``path``, or a new empty one that will save there.
 
@@ -647,6 +649,9 @@ class FaissStore:
             ef_search: Search breadth, for this session (a saved store otherwise keeps
                 the one it was saved with).
             ivfpq: Settings of a new ``"ivfpq"`` store (a saved one keeps its own).
+            memory_budget: For a new store: RAM it may take; picks its kind (see
+                :class:`FaissStore`).
+            capacity: For a new store with a memory budget: vectors to plan for.
 
         Raises:
             DimensionMismatchError: The saved store holds vectors of another dimension.
@@ -677,6 +682,8 @@ class FaissStore:
                 index=index or "flat",
                 ef_search=DEFAULT_EF_SEARCH if ef_search is None else ef_search,
                 ivfpq=ivfpq,
+                memory_budget=memory_budget,
+                capacity=capacity,
             )
             store._home = folder
             if store._type == "ivfpq":  # stream the vectors to the folder as they come
@@ -732,6 +739,25 @@ class FaissStore:
                 self._save_generation(folder, previous)
                 self._rewrite = False
             self._changed.clear()
+
+    def ram_bytes(self) -> int:
+        """About how many bytes of RAM the index and the records take (not the mapped files).
+
+        An ``"ivfpq"`` store counts its codes, ids, centroids and unsaved rows; the other
+        kinds are estimated per vector (:func:`~zeroshot_vision.stores.faiss_budget.
+        index_ram_per_vector`). Records (ids, metadata) are counted at
+        :data:`~zeroshot_vision.stores.faiss_budget.RECORD_BYTES` each.
+        """
+        from zeroshot_vision.stores.faiss_budget import RECORD_BYTES, index_ram_per_vector
+
+        with self._lock.reading():
+            count = len(self._key_of)
+            if self._type == "ivfpq":
+                index = int(self._index.ram_bytes())
+            else:
+                held = int(self._index.ntotal)
+                index = int(index_ram_per_vector(self._type, self._dim) * held)
+        return index + RECORD_BYTES * count
 
     @staticmethod
     def disk_usage(path: str | os.PathLike[str]) -> int:
