@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision.cli.exits import EXIT_OK
+from zeroshot_vision.cli.index_scale import (
+    add_scale_options,
+    budget_options,
+    rebuild_index_store,
+)
 from zeroshot_vision.cli.options import (
     add_index_option,
     add_model_options,
@@ -62,7 +67,7 @@ def add_index_command(commands: Subcommands) -> None:
     )
     parser.add_argument(
         "source",
-        nargs="+",
+        nargs="*",
         metavar="SOURCE",
         help="folder of images, or Unsplash folder (several: one index for all; a later "
         "run with another SOURCE adds it)",
@@ -90,6 +95,7 @@ def add_index_command(commands: Subcommands) -> None:
         help="faiss only, for a new index: approximate search for large collections "
         "(hnsw: fast; hnsw-sq8: fast, a quarter of the memory); default exact search",
     )
+    add_scale_options(parser)
     parser.add_argument("--pinecone-host", metavar="HOST", help="Pinecone index host")
     parser.add_argument("--pinecone-index", metavar="NAME", help="Pinecone index name")
     parser.add_argument("--namespace", metavar="NS", help="Pinecone namespace")
@@ -294,10 +300,16 @@ def run_index(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             "--pinecone-host, --pinecone-index and --namespace need --store pinecone"
         )
+    if args.rebuild_store is not None:
+        return rebuild_index_store(args)
+    if not args.source:
+        raise InvalidInputError("give a SOURCE folder to index (or --rebuild-store KIND)")
     if args.ann is not None:
         if args.store not in (None, "faiss"):
             raise InvalidInputError("--ann is an option of the faiss store")
         given = {"index": args.ann}
+    if args.memory_budget is not None:
+        given = budget_options(args)
     for source in args.source:
         if not Path(source).expanduser().is_dir():
             raise InvalidInputError(f"{source} is not a folder")

@@ -36,6 +36,7 @@ def run_info(args: argparse.Namespace) -> int:
     store = folder.open_store()
     try:
         count = len(store)
+        footprint = _footprint(store, Path(args.index) / "store", count)
     finally:
         store.close()
     counts = folder.counts()
@@ -54,6 +55,7 @@ def run_info(args: argparse.Namespace) -> int:
         "bad_images": counts["failed"],
         "format_version": manifest.version,
         **_text_info(folder),
+        **footprint,
     }
     if args.json:
         print_json(info)
@@ -66,6 +68,7 @@ def run_info(args: argparse.Namespace) -> int:
         ("dim", str(manifest.dim)),
         ("store", manifest.store.kind + options),
         ("size", human_size(info["size_bytes"])),
+        *_footprint_rows(footprint),
         *_source_rows(info["sources"]),
         ("bad images", str(counts["failed"])),
         *_text_rows(info),
@@ -109,6 +112,31 @@ def _text_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
     )
     rows.append(("places", places or "-"))
     return rows
+
+
+def _footprint(store: Any, folder: Path, count: int) -> dict[str, Any]:
+    """A FAISS store's kind, and its RAM and disk per million vectors as built."""
+    from zeroshot_vision.stores.faiss import FaissStore
+
+    if not isinstance(store, FaissStore) or not count:
+        return {}
+    per_million = 1_000_000 / count
+    return {
+        "index_type": store.index_type,
+        "ram_bytes_per_million": int(store.ram_bytes() * per_million),
+        "disk_bytes_per_million": int(FaissStore.disk_usage(folder) * per_million),
+    }
+
+
+def _footprint_rows(footprint: dict[str, Any]) -> list[tuple[str, str]]:
+    if not footprint:
+        return []
+    ram = human_size(footprint["ram_bytes_per_million"])
+    disk = human_size(footprint["disk_bytes_per_million"])
+    return [
+        ("kind", footprint["index_type"]),
+        ("per 1M", f"{ram} RAM, {disk} disk (as built, scaled to a million vectors)"),
+    ]
 
 
 def _source_rows(sources: list[dict[str, str]]) -> list[tuple[str, str]]:

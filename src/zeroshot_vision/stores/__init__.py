@@ -3,9 +3,11 @@
 Backends import their heavy dependency (faiss, pinecone) only when constructed.
 """
 
+from zeroshot_vision.stores._faiss_disk import IvfPqSettings
 from zeroshot_vision.stores.base import VectorStore
 from zeroshot_vision.stores.batch import query_many
 from zeroshot_vision.stores.faiss import FaissStore
+from zeroshot_vision.stores.faiss_budget import IndexPlan, plan_index
 from zeroshot_vision.stores.filters import matches, validate_filter
 from zeroshot_vision.stores.parquet import export_store, import_store
 from zeroshot_vision.stores.pinecone import PineconeStore, create_pinecone_index
@@ -14,6 +16,8 @@ from zeroshot_vision.stores.transfer import copy_store
 
 __all__ = [
     "FaissStore",
+    "IndexPlan",
+    "IvfPqSettings",
     "PineconeStore",
     "StoreLocation",
     "VectorStore",
@@ -22,6 +26,7 @@ __all__ = [
     "export_store",
     "import_store",
     "matches",
+    "plan_index",
     "query_many",
     "register_store_kind",
     "store_kinds",

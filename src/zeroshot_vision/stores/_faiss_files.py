@@ -7,6 +7,12 @@ One folder holds one store::
     records-<gen>.json      # ids, FAISS ids and metadata of the live records
     delta-<gen>-<n>.json    # changes since the generation was written: upserts and deletes
     delta-<gen>-<n>.f32     # the upserted vectors, raw little-endian float32
+    vectors-<gen>.f16       # "ivfpq" only: every vector as float16, one row per FAISS key
+
+An ``"ivfpq"`` store's ``index-<gen>.faiss`` holds its codes (written with
+``faiss.write_index``; empty until trained) and its vectors file is shared by the
+generations that follow the one that created it: it only grows, by appending, so a
+generation's rows are never rewritten (see :mod:`zeroshot_vision.stores._faiss_disk`).
 
 Every file is written beside the old ones (atomically, through ``_files.write_atomic``)
 before :func:`swap_manifest` renames the new ``store.json`` into place, so a crash at any
@@ -27,7 +33,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +55,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FORMAT = "zeroshot-vision/faiss-store"
-FORMAT_VERSION = 3
-"""Version 3 adds HNSW stores (``index_type``, ``ef_search``, tombstones in the index)."""
+FORMAT_VERSION = 4
+"""Version 3 adds HNSW stores (``index_type``, ``ef_search``, tombstones in the index);
+version 4 adds ``"ivfpq"`` stores (``vectors``, ``ivfpq``)."""
 MANIFEST = "store.json"
 MAX_DELTAS = 64
 """Saves that write only a delta before the next one rewrites the whole store."""
@@ -86,7 +95,7 @@ class StoreManifest(pydantic.BaseModel):
     format: Literal["zeroshot-vision/faiss-store"]
     version: int = pydantic.Field(ge=1, le=FORMAT_VERSION)
     dim: int = pydantic.Field(gt=0, le=MAX_DIM)
-    index_type: Literal["flat", "hnsw", "hnsw-sq8"] = "flat"  # version 2: flat only
+    index_type: Literal["flat", "hnsw", "hnsw-sq8", "ivfpq"] = "flat"  # version 2: flat only
     ef_search: int = pydantic.Field(default=128, gt=0, le=1 << 16)  # faiss.py: _MAX_EF_SEARCH
     count: int | None = pydantic.Field(default=None, ge=0)
     generation: int = pydantic.Field(ge=1)
@@ -95,6 +104,10 @@ class StoreManifest(pydantic.BaseModel):
     deltas: list[Annotated[str, _name(r"^delta-\d+-\d+\.json$")]] = pydantic.Field(
         default_factory=list, max_length=MAX_DELTAS
     )
+    vectors: str | None = pydantic.Field(  # version 4, "ivfpq" only
+        default=None, pattern=r"^vectors-\d+\.f16$", max_length=64
+    )
+    ivfpq: dict[str, Annotated[int, pydantic.Field(ge=0, le=1 << 40)]] | None = None
 
     @pydantic.model_validator(mode="after")
     def _names_match_generation(self) -> StoreManifest:
@@ -168,6 +181,8 @@ class StoreShape:
     index_type: str
     ef_search: int
     count: int
+    vectors: str | None = None
+    ivfpq: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +229,7 @@ def write_generation(
     folder: Path,
     previous: StoreManifest | None,
     *,
-    index: bytes,
+    index: bytes | Callable[[Path], None],
     next_key: int,
     records: list[RecordRow],
     shape: StoreShape,
@@ -224,7 +239,8 @@ def write_generation(
     Args:
         folder: The store's folder.
         previous: Its manifest before this save (None for a new folder).
-        index: The serialized FAISS index.
+        index: The serialized FAISS index, or a function that writes it to the path
+            it is given (a temp file, renamed into place once synced).
         next_key: The next FAISS key the store will hand out.
         records: Every live record.
         shape: The store's dimension, type, search breadth and count.
@@ -234,7 +250,10 @@ def write_generation(
     """
     generation = (previous.generation + 1) if previous else 1
     index_name, records_name = f"index-{generation}.faiss", f"records-{generation}.json"
-    write_atomic(folder / index_name, index)
+    if isinstance(index, bytes):
+        write_atomic(folder / index_name, index)
+    else:
+        write_atomic_with(folder / index_name, index)
     content = {"next_key": next_key, "records": records}
     write_atomic(folder / records_name, json.dumps(content, ensure_ascii=False).encode())
     swap_manifest(folder, shape, generation, index_name, records_name, [])
@@ -246,7 +265,27 @@ def write_generation(
         found = _GENERATION_FILE.match(stale.name)
         if found and int(found.group(1) or found.group(2)) not in keep:
             stale.unlink(missing_ok=True)
+    # Vectors files outlive their generation: keep those the two kept manifests name.
+    named = {shape.vectors, previous.vectors if previous else None} - {None}
+    for stale in folder.glob("vectors-*.f16"):
+        if stale.name not in named:
+            stale.unlink(missing_ok=True)
     return generation
+
+
+def write_atomic_with(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(temp)`` into a temp file beside ``path``, synced, then renamed to ``path``."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_delta(
@@ -299,8 +338,9 @@ def swap_manifest(
     """Make the named files the live store: write ``store.json`` and rename it into place."""
     manifest = {
         "format": FORMAT,
-        # Readers of version 2 know flat stores only: keep writing those as version 2.
-        "version": 2 if shape.index_type == "flat" else FORMAT_VERSION,
+        # Readers of version 2 know flat stores only: keep writing those as version 2,
+        # and HNSW ones as version 3.
+        "version": {"flat": 2, "ivfpq": FORMAT_VERSION}.get(shape.index_type, 3),
         "dim": shape.dim,
         "index_type": shape.index_type,
         "ef_search": shape.ef_search,
@@ -310,13 +350,16 @@ def swap_manifest(
         "records": records,
         "deltas": deltas,
     }
+    if shape.vectors is not None:
+        manifest["vectors"] = shape.vectors
+        manifest["ivfpq"] = shape.ivfpq
     fsync_dir(folder)
     write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
     fsync_dir(folder)
 
 
 def read_generation(
-    folder: Path, manifest: StoreManifest
+    folder: Path, manifest: StoreManifest, *, read_index: bool = True
 ) -> tuple[npt.NDArray[np.uint8], RecordsFile]:
     """The serialized index and the records file of the manifest's generation.
 
@@ -327,7 +370,11 @@ def read_generation(
     """
     path = folder / manifest.records
     try:
-        raw = np.frombuffer((folder / manifest.index).read_bytes(), dtype=np.uint8)
+        if read_index:
+            raw = np.frombuffer((folder / manifest.index).read_bytes(), dtype=np.uint8)
+        else:  # the caller reads it itself (memory: no second copy of big codes)
+            (folder / manifest.index).stat()
+            raw = np.zeros(0, dtype=np.uint8)
         records = read_model(
             path,
             RecordsFile,

@@ -50,7 +50,9 @@ from zeroshot_vision.errors import (
     InvalidInputError,
     StoreError,
 )
+from zeroshot_vision.stores import _faiss_disk as disk
 from zeroshot_vision.stores import _faiss_files as files
+from zeroshot_vision.stores._faiss_disk import IvfPqSettings
 from zeroshot_vision.stores._faiss_files import FORMAT as FORMAT  # re-exported, as before
 from zeroshot_vision.stores._faiss_files import FORMAT_VERSION as FORMAT_VERSION
 from zeroshot_vision.stores._faiss_files import MANIFEST as MANIFEST
@@ -67,7 +69,7 @@ __all__ = ["FaissStore", "IdSnapshot"]
 
 logger = logging.getLogger(__name__)
 
-INDEX_TYPES = ("flat", "hnsw", "hnsw-sq8")
+INDEX_TYPES = ("flat", "hnsw", "hnsw-sq8", "ivfpq")
 """The ``index`` a :class:`FaissStore` can be built with."""
 DEFAULT_EF_SEARCH = 128
 """Search breadth of HNSW queries unless a store or query sets another. In
@@ -157,6 +159,14 @@ class FaissStore:
       quantized vectors: off by up to about 0.01.
       The quantizer learns each dimension's range from the first :data:`SQ8_TRAIN_SIZE`
       vectors; until then the store is flat and exact.
+    * ``"ivfpq"``: for collections larger than RAM. Compressed codes in RAM (an inverted
+      file of product-quantized codes, ``code_bytes`` per vector), every vector as
+      float16 in a memory-mapped file on disk; the candidates the codes find are
+      re-scored exactly from that file, so scores are true cosines (to float16
+      rounding, about 5e-4). Trains on its first ``ivfpq.train_size`` vectors and is
+      flat and exact until then (see :class:`~zeroshot_vision.stores.IvfPqSettings`).
+      A store that is to hold many vectors should be opened on its folder
+      (:meth:`open`), so vectors stream to disk instead of waiting in RAM.
 
     Approximate stores keep the whole contract: a filter is exact (never a record that
     fails it, and as many hits as match, up to ``k``); overwritten and deleted vectors
@@ -173,10 +183,16 @@ class FaissStore:
 
     Args:
         dim: Vector dimension (``encoder.dim``).
-        index: ``"flat"``, ``"hnsw"`` or ``"hnsw-sq8"``.
+        index: ``"flat"``, ``"hnsw"``, ``"hnsw-sq8"`` or ``"ivfpq"``.
         ef_search: How broadly an HNSW search looks (FAISS's ``efSearch``): higher finds
             more of the true neighbours, slower. Also settable per query and later as
             ``store.ef_search``; ignored by ``"flat"``.
+        ivfpq: How an ``"ivfpq"`` store trains and searches (default
+            :class:`~zeroshot_vision.stores.IvfPqSettings()`).
+        memory_budget: RAM the index may take (``"4GB"``, ``"512MiB"`` or bytes): picks
+            the most accurate kind (and its settings) that holds ``capacity`` vectors in
+            it, instead of ``index`` (see :func:`~zeroshot_vision.stores.plan_index`).
+        capacity: Vectors to plan the memory budget for (default one million).
 
     Example:
         >>> store = FaissStore(4)
@@ -186,17 +202,36 @@ class FaissStore:
     """
 
     def __init__(
-        self, dim: int, *, index: str = "flat", ef_search: int = DEFAULT_EF_SEARCH
+        self,
+        dim: int,
+        *,
+        index: str = "flat",
+        ef_search: int = DEFAULT_EF_SEARCH,
+        ivfpq: IvfPqSettings | None = None,
+        memory_budget: str | int | None = None,
+        capacity: int | None = None,
     ) -> None:
         dim = positive_int(dim, "dim")
+        if memory_budget is not None:
+            from zeroshot_vision.stores.faiss_budget import plan_index
+
+            plan = plan_index(dim, memory_budget, capacity=capacity)
+            logger.info("memory budget: %s", plan.summary())
+            index, ivfpq = plan.index, plan.ivfpq or ivfpq
+        elif capacity is not None:
+            raise InvalidInputError("capacity plans a memory_budget: give one too")
         if index not in INDEX_TYPES:
             raise InvalidInputError(f"index must be one of {', '.join(INDEX_TYPES)}, got {index!r}")
         self._dim = dim
         self._type = index
         self.ef_search = ef_search
         # A flat index until the type's graph is built: at once for "hnsw", once the
-        # quantizer has vectors to learn from for "hnsw-sq8".
-        self._index: Any = self._new_graph(None) if index == "hnsw" else self._new_flat()
+        # quantizer has vectors to learn from for "hnsw-sq8". "ivfpq" has its own.
+        self._index: Any
+        if index == "ivfpq":
+            self._index = disk.IvfPqIndex(dim, ivfpq or IvfPqSettings())
+        else:
+            self._index = self._new_graph(None) if index == "hnsw" else self._new_flat()
         self._key_of: dict[str, int] = {}
         self._id_of: dict[int, str] = {}
         self._metadata: dict[str, dict[str, Any]] = {}
@@ -245,6 +280,8 @@ class FaissStore:
 
     def __repr__(self) -> str:
         kind = "" if self._type == "flat" else f", index={self._type!r}"
+        if self._type == "ivfpq":
+            kind += f" ({self._index.describe()})"
         return f"FaissStore(dim={self._dim}{kind}, count={len(self)})"
 
     # -- the FAISS index -----------------------------------------------------------------
@@ -272,6 +309,8 @@ class FaissStore:
 
     @property
     def _is_graph(self) -> bool:
+        if self._type == "ivfpq":
+            return False
         return bool(isinstance(_faiss().downcast_index(self._index.index), _faiss().IndexHNSW))
 
     def _quantizer_range(self) -> npt.NDArray[np.float32]:
@@ -284,6 +323,10 @@ class FaissStore:
 
     def _maybe_build_graph(self) -> None:
         """Turn the flat phase of an ``"hnsw-sq8"`` store into its graph when due."""
+        if self._type == "ivfpq":
+            if self._index.maybe_train():  # codes a delta cannot describe
+                self._rewrite = True
+            return
         if self._type != "hnsw-sq8" or self._is_graph or len(self._key_of) < SQ8_TRAIN_SIZE:
             return
         keys = np.fromiter(self._key_of.values(), dtype=np.int64, count=len(self._key_of))
@@ -350,7 +393,8 @@ class FaissStore:
     ) -> None:
         # A flat index reuses an overwritten record's key; a graph cannot take the old
         # vector out, so the record moves to a new key and the old one is tombstoned.
-        reuse = not self._is_graph
+        # An "ivfpq" store's vectors file only grows: a new key, a new row.
+        reuse = not self._is_graph and self._type != "ivfpq"
         keys = []
         for item in id_list:
             key = self._key_of.get(item) if reuse else None
@@ -442,7 +486,7 @@ class FaissStore:
         breadth = self._ef_search if ef_search is None else _check_ef_search(ef_search)
         passes = compile_filter(filter) if filter else None
         with self._lock.reading():
-            if self._is_graph or not self._key_of or not queries:
+            if self._is_graph or self._type == "ivfpq" or not self._key_of or not queries:
                 return [self._query(query, k, passes, breadth) for query in queries]
             allowed: list[int] | None = None
             if passes is not None:
@@ -484,6 +528,11 @@ class FaissStore:
                 return []
         candidates = len(allowed) if allowed is not None else len(self._key_of)
         k = min(k, candidates)
+        if self._type == "ivfpq":
+            found = self._index.search_keys(
+                query[0], k, None if allowed is None else np.asarray(allowed, dtype=np.int64)
+            )
+            return self._hits(*_found(*found))
         if not self._is_graph:
             if allowed is not None and len(allowed) * 2 < len(self._key_of):
                 # A selective filter: scoring only the passing vectors beats a full scan
@@ -584,6 +633,9 @@ class FaissStore:
         dim: int,
         index: str | None = None,
         ef_search: int | None = None,
+        ivfpq: IvfPqSettings | Mapping[str, int] | None = None,
+        memory_budget: str | int | None = None,
+        capacity: int | None = None,
     ) -> FaissStore:
         """The store saved in the folder ``path``, or a new empty one that will save there.
 
@@ -596,6 +648,10 @@ class FaissStore:
                 keeps the type it was built with; naming another one is an error.
             ef_search: Search breadth, for this session (a saved store otherwise keeps
                 the one it was saved with).
+            ivfpq: Settings of a new ``"ivfpq"`` store (a saved one keeps its own).
+            memory_budget: For a new store: RAM it may take; picks its kind (see
+                :class:`FaissStore`).
+            capacity: For a new store with a memory budget: vectors to plan for.
 
         Raises:
             DimensionMismatchError: The saved store holds vectors of another dimension.
@@ -619,12 +675,20 @@ class FaissStore:
             if ef_search is not None:
                 store.ef_search = ef_search
         else:
+            if isinstance(ivfpq, Mapping):  # as an index folder records it
+                ivfpq = IvfPqSettings(**ivfpq)
             store = cls(
                 dim,
                 index=index or "flat",
                 ef_search=DEFAULT_EF_SEARCH if ef_search is None else ef_search,
+                ivfpq=ivfpq,
+                memory_budget=memory_budget,
+                capacity=capacity,
             )
             store._home = folder
+            if store._type == "ivfpq":  # stream the vectors to the folder as they come
+                folder.mkdir(parents=True, exist_ok=True)
+                store._index.vectors.place(folder / "vectors-1.f16")
         return store
 
     def commit(self) -> None:
@@ -676,6 +740,25 @@ class FaissStore:
                 self._rewrite = False
             self._changed.clear()
 
+    def ram_bytes(self) -> int:
+        """About how many bytes of RAM the index and the records take (not the mapped files).
+
+        An ``"ivfpq"`` store counts its codes, ids, centroids and unsaved rows; the other
+        kinds are estimated per vector (:func:`~zeroshot_vision.stores.faiss_budget.
+        index_ram_per_vector`). Records (ids, metadata) are counted at
+        :data:`~zeroshot_vision.stores.faiss_budget.RECORD_BYTES` each.
+        """
+        from zeroshot_vision.stores.faiss_budget import RECORD_BYTES, index_ram_per_vector
+
+        with self._lock.reading():
+            count = len(self._key_of)
+            if self._type == "ivfpq":
+                index = int(self._index.ram_bytes())
+            else:
+                held = int(self._index.ntotal)
+                index = int(index_ram_per_vector(self._type, self._dim) * held)
+        return index + RECORD_BYTES * count
+
     @staticmethod
     def disk_usage(path: str | os.PathLike[str]) -> int:
         """Bytes the store saved in the folder ``path`` takes on disk.
@@ -695,18 +778,38 @@ class FaissStore:
         )
 
     def _shape(self) -> StoreShape:
+        vectors = settings = None
+        if self._type == "ivfpq":
+            path = self._index.vectors.path
+            vectors = None if path is None else path.name
+            settings = self._index.settings.as_json()
         return StoreShape(
             dim=self._dim,
             index_type=self._type,
             ef_search=self._ef_search,
             count=len(self._key_of),
+            vectors=vectors,
+            ivfpq=settings,
         )
 
     def _save_generation(self, folder: Path, previous: files.StoreManifest | None) -> None:
+        index: bytes | Callable[[Path], None]
+        if self._type == "ivfpq":
+            # The vectors go first: synced to this folder's file (a new one if the rows
+            # live elsewhere) before the manifest names them.
+            vectors = self._index.vectors
+            if vectors.path is not None and vectors.path.parent.resolve() == folder.resolve():
+                vectors.flush()
+            else:
+                number = (previous.generation + 1) if previous else 1
+                vectors.copy_to(folder / f"vectors-{number}.f16")
+            index = self._index.write_codes
+        else:
+            index = _faiss().serialize_index(self._index).tobytes()
         generation = files.write_generation(
             folder,
             previous,
-            index=_faiss().serialize_index(self._index).tobytes(),
+            index=index,
             next_key=self._next_key,
             records=[[item, key, self._metadata[item]] for item, key in self._key_of.items()],
             shape=self._shape(),
@@ -717,6 +820,8 @@ class FaissStore:
         )
 
     def _save_delta(self, folder: Path, previous: files.StoreManifest) -> None:
+        if self._type == "ivfpq":
+            self._index.vectors.flush()  # the rows of every key the delta names, synced
         upserts = [item for item, present in self._changed.items() if present]
         deletes = [item for item, present in self._changed.items() if not present]
         keys = [self._key_of[item] for item in upserts]
@@ -753,7 +858,9 @@ class FaissStore:
         return files.load_retrying(folder, lambda manifest: cls._load(folder, manifest))
 
     @classmethod
-    def _load(cls, folder: Path, manifest: files.StoreManifest) -> FaissStore:
+    def _load(cls, folder: Path, manifest: files.StoreManifest, codes: bool = True) -> FaissStore:
+        if manifest.index_type == "ivfpq":
+            return cls._load_ivfpq(folder, manifest, codes)
         faiss = _faiss()
         deltas = manifest.deltas
         raw, records = files.read_generation(folder, manifest)
@@ -794,6 +901,66 @@ class FaissStore:
                 path=str(folder / files.MANIFEST),
             )
         store._saved = (folder.resolve(), manifest.generation, len(deltas))
+        store._home = folder
+        return store
+
+    @classmethod
+    def _load_ivfpq(cls, folder: Path, manifest: files.StoreManifest, codes: bool) -> FaissStore:
+        """Load an ``"ivfpq"`` store; without ``codes``, untrained (exact over its vectors).
+
+        The codes are the part that can be rebuilt (:func:`rebuild_store` loads the
+        store without them to do it).
+        """
+        _, records = files.read_generation(folder, manifest, read_index=False)
+        try:
+            settings = IvfPqSettings(**(manifest.ivfpq or {}))
+        except (TypeError, InvalidInputError) as exc:
+            raise IndexDamagedError(
+                f"field 'ivfpq' of {folder / files.MANIFEST} is damaged: {exc}",
+                path=str(folder / files.MANIFEST),
+            ) from exc
+        store = cls(manifest.dim, index="ivfpq", ef_search=manifest.ef_search, ivfpq=settings)
+        index = store._index
+        next_key = records.next_key
+        for name in manifest.deltas:  # the last delta knows the highest key committed
+            next_key = max(next_key, files.read_delta(folder, name, manifest.dim).next_key)
+        if manifest.vectors is None:
+            if next_key:
+                raise IndexDamagedError(
+                    f"{folder / files.MANIFEST} names no vectors file for {next_key} keys",
+                    path=str(folder / files.MANIFEST),
+                )
+        else:
+            vectors_path = folder / manifest.vectors
+            if not vectors_path.exists() and next_key:
+                raise files.FileVanishedError(str(vectors_path))
+            index.vectors.attach(vectors_path, rows=next_key)
+        if codes:
+            index.read_codes(folder / manifest.index)
+        store._next_key = records.next_key
+        keys = []
+        for item, key, meta in records.records:
+            store._key_of[item] = key
+            store._id_of[key] = item
+            store._metadata[item] = {} if meta is None else meta
+            keys.append(key)
+        index.restore(np.asarray(keys, dtype=np.int64))
+        if index.code_count() != len(keys):
+            raise IndexDamagedError(
+                f"the FaissStore codes file {folder / manifest.index} holds "
+                f"{index.code_count()} vectors, the records {len(keys)}; "
+                + disk.repair_hint(folder),
+                path=str(folder / manifest.index),
+            )
+        for name in manifest.deltas:
+            store._apply_delta(folder, name)
+        if manifest.count is not None and len(store) != manifest.count:
+            raise IndexDamagedError(
+                f"FaissStore at {folder} is inconsistent: field 'count' of {files.MANIFEST} "
+                f"says {manifest.count} vectors, the files hold {len(store)}",
+                path=str(folder / files.MANIFEST),
+            )
+        store._saved = (folder.resolve(), manifest.generation, len(manifest.deltas))
         store._home = folder
         return store
 

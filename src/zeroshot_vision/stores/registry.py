@@ -86,8 +86,14 @@ def _open_faiss(location: StoreLocation) -> VectorStore:
             "index folder and index again",
             path=str(location.folder / MANIFEST),
         )
+    options = dict(location.options)
+    if (location.folder / MANIFEST).is_file():
+        # A saved store keeps the kind it was built or rebuilt as (zsv index
+        # --rebuild-store): what the folder recorded at creation only sized a new one.
+        for key in ("index", "ivfpq", "memory_budget", "capacity"):
+            options.pop(key, None)
     try:
-        return FaissStore.open(location.folder, dim=location.dim, **dict(location.options))
+        return FaissStore.open(location.folder, dim=location.dim, **options)
     except IndexDamagedError:  # already names the file at fault
         raise
     except StoreError as exc:  # its files are part of the index folder: the folder is damaged

@@ -1,0 +1,329 @@
+"""FaissStore tiers at scale: build time, RAM, disk, recall, latency, QPS, and Pinecone cost.
+
+    python benchmarks/bench_scale.py [--sizes 100k,1M,3M,10M] [--tiers flat,hnsw,hnsw-sq8,ivfpq]
+        [--dim 1152] [--queries 1000] [--work DIR] [--out PATH]
+
+The default (``make bench``) is 100k vectors. For each size, vectors are generated in
+chunks straight into a float32 file (never all in RAM): clusters on a 32-dimensional
+subspace (4,096 centres, latent spread 0.5) mapped into ``dim`` dimensions by a random
+orthonormal map, plus full-dimensional noise, then unit-normalized. Image embeddings
+sit near a low-dimensional manifold (intrinsic dimension of about 20 to 40 is reported
+for CLIP-like features) and in uneven clusters; this gives nearest-neighbour cosines
+spread over roughly 0.6 to 0.95 instead of the near-zero cosines of uniform noise (the
+script prints the spread it made). 1,000 held-out queries come from the same generator;
+their exact top 10 is found by brute force over the file.
+
+Each tier is built and then served in its own child process, so its memory is its own:
+peak ``RssAnon`` (anonymous memory: what the index really holds) and peak ``RssFile``
+(file pages, such as the memory-mapped vectors of ``ivfpq``, which the kernel may drop)
+are sampled from ``/proc/self/status`` every 20 ms by the child itself. Serving loads
+the saved store in a fresh process and times single queries (p50/p99, one FAISS thread)
+and QPS with 8 threads. Rows are printed and written as JSON to ``--out`` (default
+``benchmarks/results/scale.json``) after each tier, so a run cut short keeps what it
+measured.
+
+The Pinecone table prices the same collection on Pinecone serverless from the prices
+in :data:`PINECONE_PRICES` (source and date there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_CHUNK = 20_000
+_LATENT = 32
+_CENTRES = 4096
+
+PINECONE_PRICES = {
+    "source": "Pinecone Standard plan, on-demand, AWS us-east-1, from its pricing page as "
+    "captured 2026-11-04 (docs.flexprice.io/cookbooks/pricing-teardowns/pinecone-pricing); "
+    "$50 monthly minimum from docs.pinecone.io/guides/manage-cost/understanding-cost; "
+    "looked up 2026-12-07",
+    "storage_per_gb_month": 0.33,
+    "read_units_per_million": 16.0,
+    "write_units_per_million": 4.0,
+    "minimum_per_month": 50.0,
+}
+"""Pinecone serverless list prices (Standard plan). A query's read units grow with the
+size of the namespace it searches (pinecone.io/learn/read-units); this table ASSUMES
+1 RU per GB searched, at least 0.25 RU, which is not confirmed by the pages above. A
+record's size is its float32 vector (4 bytes x dim) plus about 100 bytes of id and
+metadata."""
+
+
+def _size(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * scale)
+
+
+def _label(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k"
+
+
+def _generator(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((dim, _LATENT)))
+    centres = rng.standard_normal((_CENTRES, _LATENT)).astype(np.float32)
+    # Uneven cluster sizes, as in photo collections (many of a few subjects).
+    return basis.T.astype(np.float32), centres
+
+
+def _block(rng: np.random.Generator, rows: int, basis: np.ndarray, centres: np.ndarray) -> Any:
+    weights = np.random.default_rng(1).pareto(1.5, len(centres)) + 0.1
+    picks = rng.choice(len(centres), rows, p=weights / weights.sum())
+    points = centres[picks] + 0.5 * rng.standard_normal((rows, _LATENT), dtype=np.float32)
+    block = points @ basis
+    block /= np.linalg.norm(block, axis=1, keepdims=True)
+    block += rng.standard_normal(block.shape, dtype=np.float32) * (0.3 / block.shape[1] ** 0.5)
+    block /= np.linalg.norm(block, axis=1, keepdims=True)
+    return block.astype(np.float32)
+
+
+def make_vectors(path: Path, n: int, dim: int, seed: int) -> None:
+    """``n`` unit vectors into a raw float32 file, one chunk in RAM at a time."""
+    basis, centres = _generator(dim)
+    rng = np.random.default_rng(seed)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+    for start in range(0, n, _CHUNK):
+        rows = min(_CHUNK, n - start)
+        out[start : start + rows] = _block(rng, rows, basis, centres)
+    out.flush()
+    del out
+
+
+def exact_top10(data: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exact top 10 ids and scores of each query, by brute force over chunks."""
+    best_ids = np.zeros((len(queries), 0), dtype=np.int64)
+    best = np.zeros((len(queries), 0), dtype=np.float32)
+    for start in range(0, len(data), _CHUNK):
+        scores = queries @ np.asarray(data[start : start + _CHUNK]).T
+        ids = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
+        best = np.concatenate([best, scores], axis=1)
+        best_ids = np.concatenate([best_ids, ids], axis=1)
+        top = np.argpartition(-best, 9, axis=1)[:, :10]
+        best = np.take_along_axis(best, top, axis=1)
+        best_ids = np.take_along_axis(best_ids, top, axis=1)
+    order = np.argsort(-best, axis=1)
+    return np.take_along_axis(best_ids, order, axis=1), np.take_along_axis(best, order, axis=1)
+
+
+class _Peak:
+    """Samples RssAnon and RssFile of this process every 20 ms; keeps the peaks."""
+
+    def __init__(self) -> None:
+        self.anon = self.file = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def now() -> tuple[int, int]:
+        fields = {}
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(("RssAnon:", "RssFile:")):
+                name, value = line.split(":")
+                fields[name] = int(value.split()[0]) * 1024
+        return fields.get("RssAnon", 0), fields.get("RssFile", 0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            anon, file = self.now()
+            self.anon, self.file = max(self.anon, anon), max(self.file, file)
+            self._stop.wait(0.02)
+
+    def stop(self) -> tuple[int, int]:
+        self._stop.set()
+        self._thread.join()
+        return self.anon, self.file
+
+
+def _store_kwargs(tier: str, n: int) -> dict[str, Any]:
+    from zeroshot_vision.stores import IvfPqSettings
+
+    if tier != "ivfpq":
+        return {"index": tier}
+    lists = IvfPqSettings(expected_count=n).lists_for(n)
+    train = min(n, max(50_000, 40 * lists))
+    return {"index": "ivfpq", "ivfpq": IvfPqSettings(train_size=train, expected_count=n)}
+
+
+def child_build(tier: str, data_path: Path, folder: Path) -> dict[str, Any]:
+    """Build a store of ``tier`` from the vectors file, streaming; save it to ``folder``."""
+    from zeroshot_vision.stores import FaissStore
+
+    peak = _Peak()
+    data = np.load(data_path, mmap_mode="r")
+    n, dim = data.shape
+    started = time.perf_counter()
+    store = FaissStore.open(folder, dim=dim, **_store_kwargs(tier, n))
+    for start in range(0, n, _CHUNK):
+        rows = np.asarray(data[start : start + _CHUNK])
+        store.upsert([str(i) for i in range(start, start + len(rows))], rows)
+    store.commit()
+    build = time.perf_counter() - started
+    anon, file = peak.stop()
+    return {"build_s": build, "build_rss_anon": anon, "build_rss_file": file, "kind": repr(store)}
+
+
+def child_serve(folder: Path, queries_path: Path, truth_path: Path) -> dict[str, Any]:
+    """Load the saved store and time queries: one at a time, then with 8 threads."""
+    import faiss
+
+    from zeroshot_vision.stores import FaissStore
+
+    faiss.omp_set_num_threads(1)
+    peak = _Peak()
+    started = time.perf_counter()
+    store = FaissStore.load(folder)
+    load_s = time.perf_counter() - started
+    queries = np.load(queries_path)
+    truth = np.load(truth_path)
+    latencies, found = [], 0
+    for query, exact in zip(queries, truth):
+        t0 = time.perf_counter()
+        hits = store.query(query, k=10)
+        latencies.append(time.perf_counter() - t0)
+        found += len({int(h.id) for h in hits} & set(exact.tolist()))
+    with ThreadPoolExecutor(8) as pool:
+        t0 = time.perf_counter()
+        list(pool.map(lambda q: store.query(q, k=10), queries))
+        qps = len(queries) / (time.perf_counter() - t0)
+    anon_now, file_now = _Peak.now()
+    anon, file = peak.stop()
+    latencies.sort()
+    return {
+        "load_s": load_s,
+        "recall10": found / (10 * len(queries)),
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "qps8": qps,
+        "serve_rss_anon": anon,
+        "serve_rss_file": file,
+        "serve_rss_anon_end": anon_now,
+        "serve_rss_file_end": file_now,
+    }
+
+
+def _child(args: list[str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"child {args[0]} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def pinecone_month(n: int, dim: int, queries_per_month: int) -> dict[str, float]:
+    """Monthly Pinecone serverless cost of ``n`` vectors and a query volume."""
+    record_gb = n * (4 * dim + 100) / 1e9  # vector, id and a little metadata
+    storage = record_gb * PINECONE_PRICES["storage_per_gb_month"]
+    read_units = max(0.25, record_gb) * queries_per_month
+    reads = read_units / 1e6 * PINECONE_PRICES["read_units_per_million"]
+    total = max(storage + reads, PINECONE_PRICES["minimum_per_month"])
+    return {"gb": record_gb, "storage": storage, "reads": reads, "total": total}
+
+
+def _gb(size: float) -> str:
+    return f"{size / 1e9:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100k", help="comma-separated: 100k,1M,3M,10M")
+    parser.add_argument("--tiers", default="flat,hnsw,hnsw-sq8,ivfpq")
+    parser.add_argument("--dim", type=int, default=1152)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--work", type=Path, help="where vectors and stores go (default: temp)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        what, *rest = args.child
+        if what == "build":
+            result = child_build(rest[0], Path(rest[1]), Path(rest[2]))
+        else:
+            result = child_serve(Path(rest[0]), Path(rest[1]), Path(rest[2]))
+        print(json.dumps(result))
+        return
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    meta = {"machine": platform.node(), "cpus": os.cpu_count(), "dim": args.dim}
+    header = (
+        "| N | tier | build s | build RssAnon GB | build RssFile GB | serve RssAnon GB | "
+        "serve RssFile GB | disk GB | recall@10 | p50 ms | p99 ms | QPS x8 |"
+    )
+    print(header)
+    print("|" + " --- |" * 12)
+    for n in (_size(item) for item in args.sizes.split(",")):
+        data_path = work / f"vectors-{_label(n)}.npy"
+        queries_path, truth_path = (
+            work / f"queries-{_label(n)}.npy",
+            work / f"truth-{_label(n)}.npy",
+        )
+        if not data_path.exists():
+            make_vectors(data_path, n, args.dim, seed=1)
+        if not truth_path.exists():
+            basis, centres = _generator(args.dim)
+            queries = _block(np.random.default_rng(2), args.queries, basis, centres)
+            truth, scores = exact_top10(np.load(data_path, mmap_mode="r"), queries)
+            np.save(queries_path, queries)
+            np.save(truth_path, truth)
+            spread = np.percentile(scores[:, 0], [5, 50, 95])
+            meta[f"nn_cosine_p5_p50_p95_{_label(n)}"] = [round(float(x), 3) for x in spread]
+            print(f"nearest-neighbour cosine at {_label(n)}: p5/p50/p95 = {spread.round(3)}")
+        for tier in args.tiers.split(","):
+            folder = work / f"store-{tier}-{_label(n)}"
+            shutil.rmtree(folder, ignore_errors=True)
+            row: dict[str, Any] = {"n": n, "tier": tier}
+            row.update(_child(["build", tier, str(data_path), str(folder)]))
+            row["disk_bytes"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+            row.update(_child(["serve", str(folder), str(queries_path), str(truth_path)]))
+            shutil.rmtree(folder, ignore_errors=True)
+            rows.append(row)
+            print(
+                f"| {_label(n)} | {tier} | {row['build_s']:.0f} | {_gb(row['build_rss_anon'])} | "
+                f"{_gb(row['build_rss_file'])} | {_gb(row['serve_rss_anon'])} | "
+                f"{_gb(row['serve_rss_file'])} | {_gb(row['disk_bytes'])} | "
+                f"{row['recall10']:.3f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+                f"{row['qps8']:.0f} |",
+                flush=True,
+            )
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(f"\nPinecone serverless, {PINECONE_PRICES['source']}:")
+    print("| N | GB stored | storage $/month | 1M queries $/month | 10M queries $/month |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for n in (1_000_000, 3_000_000, 10_000_000):
+        low, high = pinecone_month(n, args.dim, 10**6), pinecone_month(n, args.dim, 10**7)
+        print(
+            f"| {_label(n)} | {low['gb']:.1f} | {low['storage']:.2f} | {low['total']:.2f} | "
+            f"{high['total']:.2f} |"
+        )
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
