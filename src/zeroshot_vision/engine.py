@@ -683,7 +683,8 @@ class SearchEngine:
                 where the index has a lexical side, else vector. In hybrid and text
                 mode each result says which side found it (``found_by``) and carries the
                 matching ``snippet``; ``probability`` stays the vector side's (``None``
-                for a hit only the lexical side found, which ``min_probability`` keeps).
+                for a hit only the lexical side found, which ``min_probability`` drops:
+                it has no probability to pass the cut-off).
             text_weight: How much the lexical ranking counts against the vector one in
                 hybrid mode (1.0: equally).
 
@@ -799,11 +800,22 @@ class SearchEngine:
         ]
         if mode == "vector" or lexical is None:
             return answers
-        return [
+        fused = [
             self._fused(query, answer, positive, lexical, k=k, depth=depth, filter=filter,
                         weight=weight)
             for query, answer, positive in zip(queries, answers, positives)
         ]  # fmt: skip
+        if min_probability is None:
+            return fused
+        # A hit only the lexical side found has no probability to pass the cut-off.
+        return [
+            SearchResults(
+                [r for r in results if r.probability is not None],
+                query=results.query,
+                warnings=results.warnings,
+            )
+            for results in fused
+        ]
 
     def _fused(
         self,

@@ -154,4 +154,4 @@ def fuse(
             )
         )
     query = getattr(vector, "query", None)
-    return SearchResults(out, query=query)
+    return SearchResults(out, query=query, warnings=getattr(vector, "warnings", ()))
