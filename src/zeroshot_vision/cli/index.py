@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision.cli.exits import EXIT_OK
 from zeroshot_vision.cli.options import (
+    add_backend_options,
     add_index_option,
     add_model_options,
     add_wait_option,
@@ -78,6 +79,7 @@ def add_index_command(commands: Subcommands) -> None:
         model_help="checkpoint name or folder (default: the index's, else $ZSV_MODEL or "
         "google/siglip-so400m-patch14-384; 'tiny' for an offline test model)",
     )
+    add_backend_options(parser)
     parser.add_argument(
         "--store",
         choices=_StoreKinds(),  # type: ignore[arg-type]
@@ -212,8 +214,11 @@ class _LazyEncoder:
     until then, and both are in the index's manifest.
     """
 
-    def __init__(self, args: argparse.Namespace, model: str, dim: int) -> None:
+    def __init__(
+        self, args: argparse.Namespace, model: str, dim: int, recorded: Any = None
+    ) -> None:
         self._args = args
+        self._recorded = recorded
         self.model_name = model
         self.dim = dim
         self._encoder: Any = None
@@ -230,6 +235,7 @@ class _LazyEncoder:
                 workers=self._args.workers,
                 compile=self._args.compile,
                 progress=interactive(),
+                **_route_options(self._args, self._recorded),
             )
             if self._encoder.dim != self.dim:
                 raise DimensionMismatchError(
@@ -264,7 +270,7 @@ def _index_encoder(args: argparse.Namespace, model: str | None) -> Any:
 
     if IndexFolder.exists(args.index):
         manifest = IndexFolder.open(args.index).manifest
-        return _LazyEncoder(args, model or manifest.model, manifest.dim)
+        return _LazyEncoder(args, model or manifest.model, manifest.dim, manifest.encoder)
     if args.workers is None and not args.compile:
         return None  # the engine loads the given (or default) model
     from zeroshot_vision.encoder import Encoder
@@ -276,7 +282,17 @@ def _index_encoder(args: argparse.Namespace, model: str | None) -> Any:
         workers=args.workers,
         compile=args.compile,
         progress=interactive(),
+        **_route_options(args, None),
     )
+
+
+def _route_options(args: argparse.Namespace, recorded: Any) -> dict[str, Any]:
+    """``backend`` and ``precision`` for the encoder: the options given, else the index's."""
+    backend = getattr(args, "backend", None)
+    precision = getattr(args, "precision", None)
+    if backend is None and recorded is not None and recorded.backend != "torch":
+        backend, precision = recorded.backend, precision or recorded.precision
+    return {"backend": backend or "torch", "precision": precision}
 
 
 def _checked_model(args: argparse.Namespace) -> str | None:
@@ -318,6 +334,10 @@ def run_index(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{', '.join(misplaced)} need --ray")
     if args.ray and (len(args.source) > 1 or args.watch):
         raise InvalidInputError("--ray indexes one SOURCE per run, without --watch")
+    if args.ray and (args.backend not in (None, "torch") or args.precision):
+        raise InvalidInputError("--ray runs the torch backend; drop --backend/--precision")
+    if args.precision and args.backend == "torch":
+        raise InvalidInputError("--precision applies to --backend onnx (torch takes --dtype)")
     if args.watch:
         if args.json:
             raise InvalidInputError("--watch prints a line per update; it has no --json")
@@ -360,6 +380,8 @@ def run_index(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         exist_ok=True,
         progress=interactive(),
+        backend=args.backend,
+        precision=args.precision,
     )
     if engine.folder is not None:
         engine.folder.lock_wait = args.wait

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "EncoderRecord",
     "FileEntry",
     "IndexFolder",
     "IndexManifest",
@@ -122,6 +123,24 @@ class StoreSpec(pydantic.BaseModel):
     options: dict[str, str | int | float | bool] = pydantic.Field(default_factory=dict)
 
 
+class EncoderRecord(pydantic.BaseModel):
+    """How an index's images were encoded: the encoder's route, and its probe text vectors.
+
+    Attributes:
+        backend: ``"torch"`` or ``"onnx"``.
+        precision: The route's precision (``"bfloat16"``, ``"int8"``...).
+        probes: The route's text vectors for
+            :data:`~zeroshot_vision.backends.PROBE_TEXTS` (float16, base64), so that a
+            query through another route can be checked against them.
+    """
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    backend: str = pydantic.Field(min_length=1, max_length=32)
+    precision: str = pydantic.Field(min_length=1, max_length=64)
+    probes: str | None = pydantic.Field(default=None, max_length=200_000)
+
+
 class IndexManifest(pydantic.BaseModel):
     """The manifest of an index folder (``settings.json``), validated when read.
 
@@ -131,6 +150,8 @@ class IndexManifest(pydantic.BaseModel):
         model: The encoder's checkpoint: a hub name, or an absolute local path.
         dim: The embedding dimension.
         store: The store kind and its options.
+        encoder: The route the images were encoded with (``None``: an index written
+            before routes were recorded, by the torch backend).
     """
 
     model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
@@ -140,6 +161,7 @@ class IndexManifest(pydantic.BaseModel):
     model: str = pydantic.Field(min_length=1, max_length=4096)  # a hub name or a path
     dim: int = pydantic.Field(gt=0, le=MAX_DIM, strict=True)
     store: StoreSpec = pydantic.Field(default_factory=StoreSpec)
+    encoder: EncoderRecord | None = None
 
 
 class LockOwner(pydantic.BaseModel):
@@ -485,6 +507,7 @@ class IndexFolder:
         dim: int,
         store: str = "faiss",
         store_options: Mapping[str, Any] | None = None,
+        encoder: EncoderRecord | None = None,
     ) -> IndexFolder:
         """Create a new index folder and write its manifest (atomically).
 
@@ -495,6 +518,7 @@ class IndexFolder:
             store: A registered store kind (``"faiss"``, ``"pinecone"``, or your own).
             store_options: The kind's options (Pinecone: ``host`` or ``index_name``, and
                 ``namespace``). Never secrets: they stay in the environment.
+            encoder: The encoder's route and probe vectors, recorded for later queries.
 
         Creation is exclusive: the manifest is linked into place only if none is there,
         so when several processes create one folder at once exactly one succeeds.
@@ -516,6 +540,7 @@ class IndexFolder:
                 model=model_reference(model),
                 dim=dim,
                 store=StoreSpec(kind=store, options=options),
+                encoder=encoder,
             )
         except pydantic.ValidationError as exc:
             raise InvalidInputError(f"cannot create an index: {exc.errors()[0]['msg']}") from exc
