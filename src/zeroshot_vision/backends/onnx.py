@@ -530,6 +530,23 @@ def _build(
     return manifest
 
 
+def _processor(
+    transformers: Any,
+    name: str,
+    options: dict[str, Any],
+    loaded: list[Any],
+    load_torch: Callable[[], Any],
+) -> Any:
+    """The checkpoint's processor: the one loaded with the model, else from the cache."""
+    if loaded:
+        return loaded[1]
+    try:
+        return transformers.AutoProcessor.from_pretrained(name, **options)
+    except Exception:  # noqa: BLE001 - not cached: the full load fetches it
+        load_torch()
+        return loaded[1]
+
+
 def load_onnx_model(
     name: str,
     *,
@@ -599,41 +616,49 @@ def load_onnx_model(
         text_length = min(text_length, int(config.text_config.max_position_embeddings))
     step()
     wanted = [_FILES[("vision", precision)], _FILES[("text", precision)]]
-    manifest = _Manifest(folder, key)
-    if not all(manifest.valid(f) for f in wanted):
+
+    def ready() -> _Manifest:
+        manifest = _Manifest(folder, key)
+        if all(manifest.valid(f) for f in wanted):
+            return manifest
         with _locked(folder):
             manifest = _Manifest(folder, key)  # another process may have built it meanwhile
-            manifest = _build(
-                folder,
-                manifest,
-                precision,
-                name=name,
-                load_torch=load_torch,
+            return _build(
+                folder, manifest, precision, name=name, load_torch=load_torch,
                 text_length=text_length,
-            )
-    assert manifest.info is not None
-    if loaded:
-        processor = loaded[1]
-    else:
+            )  # fmt: skip
+
+    manifest = ready()
+    processor = _processor(transformers, name, options, loaded, load_torch)
+    towers: OnnxTowers | None = None
+    for attempt in (1, 2):
+        assert manifest.info is not None
         try:
-            processor = transformers.AutoProcessor.from_pretrained(name, **options)
-        except Exception:  # noqa: BLE001 - not cached: the full load fetches it
-            load_torch()
-            processor = loaded[1]
+            towers = OnnxTowers(
+                folder / wanted[0],
+                folder / wanted[1],
+                config=config,
+                info=manifest.info,
+                precision=precision,
+                threads=threads,
+            )
+            break
+        except Exception as exc:
+            # Damage the sampled hash missed: ONNX Runtime refuses the file. Rebuild once.
+            if attempt == 2:
+                raise ModelLoadError(
+                    f"cannot load the ONNX export of {name} from {folder}: "
+                    f"{_first_line(exc)}; delete that folder to rebuild it"
+                ) from exc
+            logger.warning(
+                "cannot load the cached ONNX export in %s (%s); rebuilding it",
+                folder,
+                _first_line(exc),
+            )
+            with _locked(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+            manifest = ready()
     loaded.clear()  # the torch weights are not needed any more
-    try:
-        towers = OnnxTowers(
-            folder / wanted[0],
-            folder / wanted[1],
-            config=config,
-            info=manifest.info,
-            precision=precision,
-            threads=threads,
-        )
-    except Exception as exc:
-        raise ModelLoadError(
-            f"cannot load the ONNX export of {name} from {folder}: {_first_line(exc)}; "
-            f"delete that folder to rebuild it"
-        ) from exc
+    assert towers is not None
     step()
     return towers, processor
