@@ -201,7 +201,7 @@ class Encoder:
         precision = self.precision
         if self.backend == "torch" and self._text_quantized():
             precision += "+int8-text"
-        return EncoderRoute(self.backend, precision)
+        return EncoderRoute(backend=self.backend, precision=precision)
 
     def _text_quantized(self) -> bool:
         text = getattr(self._model, "text_model", None)

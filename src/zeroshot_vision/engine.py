@@ -1022,7 +1022,7 @@ def _check_text_route(folder: IndexFolder, encoder: Encoder) -> None:
         return
     from zeroshot_vision.backends import EncoderRoute
 
-    wanted = EncoderRoute(recorded.backend, recorded.precision)
+    wanted = EncoderRoute(backend=recorded.backend, precision=recorded.precision)
     raise BackendMismatchError(
         f"the index {folder.path} was encoded with the {wanted} route, and this encoder's "
         f"{route} text vectors disagree with it (cosine {worst:.4f} < {TEXT_ROUTE_GUARD}); "

@@ -62,7 +62,7 @@ agree to 0.999 or better (torch float32/bfloat16, ONNX float32/int8); a differen
 checkpoint with the same name, or a broken export, falls far below."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EncoderRoute:
     """How an encoder runs its towers: a backend and a precision.
 

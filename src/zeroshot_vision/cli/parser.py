@@ -59,7 +59,7 @@ __all__ = [
 Handler = Callable[[argparse.Namespace], int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LazyCommand:
     """A subcommand registrar named by its module, imported only when its parser is built.
 
@@ -82,7 +82,9 @@ class LazyCommand:
 
 
 def _command(names: str, module: str, function: str) -> LazyCommand:
-    return LazyCommand(tuple(names.split()), f"zeroshot_vision.cli.{module}", function)
+    return LazyCommand(
+        names=tuple(names.split()), module=f"zeroshot_vision.cli.{module}", function=function
+    )
 
 
 COMMANDS: list[Callable[[Subcommands], None]] = [
