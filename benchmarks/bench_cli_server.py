@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,11 +39,26 @@ IMPORTS = (
 )
 
 
-def run(argv: list[str]) -> float:
+BEFORE = (
+    "import zeroshot_vision.cli.parser as p, zeroshot_vision.server.client; p.build_parser(); "
+    "from importlib.metadata import version; version('zeroshot-vision')"
+)
+"""What the same imports cost before this round: every command's module, and the version."""
+
+CPU: dict[str, list[float]] = {}
+
+
+def run(argv: list[str], name: str = "") -> float:
+    """Wall seconds of a fresh process; its CPU seconds (user + system) go to ``CPU[name]``."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, *argv], check=True, capture_output=True, env=env)
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    CPU.setdefault(name, []).append(used)
+    return elapsed
 
 
 def main() -> None:
@@ -70,31 +86,37 @@ def main() -> None:
         try:
             client = ServerClient(server.url)
             client.search(index="bench", query="warm up", k=5)
+            start_name = "interpreter start (python -c pass)"
+            imports_name = "start + imports of the --server path"
+            before_name = "start + the same imports before this round"
+            whole_name = "zsv search --server (whole command)"
+            request_name = "one POST /v1/search from a running process"
             seconds: dict[str, list[float]] = {
-                "interpreter start (python -c pass)": [],
-                "start + imports of the --server path": [],
-                "zsv search --server (whole command)": [],
-                "one POST /v1/search from a running process": [],
+                name: [] for name in (start_name, imports_name, whole_name, request_name)
             }
+            seconds[before_name] = []
             for _ in range(args.rounds):
-                seconds["interpreter start (python -c pass)"].append(run(["-c", "pass"]))
-                seconds["start + imports of the --server path"].append(run(["-c", IMPORTS]))
-                seconds["zsv search --server (whole command)"].append(
+                seconds[start_name].append(run(["-c", "pass"], start_name))
+                seconds[imports_name].append(run(["-c", IMPORTS], imports_name))
+                seconds[before_name].append(run(["-c", BEFORE], before_name))
+                seconds[whole_name].append(
                     run(["-m", "zeroshot_vision.cli", "search", next(texts), "--index", index,
-                         "--server", server.url, "-k", "5"])
+                         "--server", server.url, "-k", "5"], whole_name)
                 )  # fmt: skip
                 # A new connection each round: the server closes idle keep-alive ones.
                 start = time.perf_counter()
                 ServerClient(server.url).search(index="bench", query=next(texts), k=5)
-                seconds["one POST /v1/search from a running process"].append(
-                    time.perf_counter() - start
-                )
+                seconds[request_name].append(time.perf_counter() - start)
         finally:
             server.stop()
     p50 = {name: 1000 * _report.median(values) for name, values in seconds.items()}
+    cpu = {name: 1000 * _report.median(values) for name, values in CPU.items()}
     names = list(seconds)
-    rows = [[name, p50[name], 1000 * _report.percentile(seconds[name], 0.95)] for name in names]
-    start, imports, whole, warm = (p50[name] for name in names)
+    rows = [
+        [name, p50[name], 1000 * _report.percentile(seconds[name], 0.95), cpu.get(name)]
+        for name in names
+    ]
+    start, imports, whole, warm = (p50[name] for name in names[:4])
     split = [
         ["interpreter start", start, start / whole],
         ["zsv's imports and parser", imports - start, (imports - start) / whole],
@@ -105,9 +127,21 @@ def main() -> None:
     tables = [
         _report.table(
             f"[{args.preset}] fresh processes, p50 of {args.rounds} interleaved rounds",
-            ["what", "p50 ms", "p95 ms"],
+            ["what", "p50 ms", "p95 ms", "CPU ms (p50)"],
             rows,
             raw=seconds,
+        ),
+        _report.table(
+            "imports of the --server path, CPU time (less sensitive to load than wall time)",
+            ["what", "CPU ms", "vs before"],
+            [
+                [
+                    name,
+                    cpu[name] - cpu[start_name],
+                    (cpu[name] - cpu[start_name]) / (cpu[before_name] - cpu[start_name]),
+                ]
+                for name in (before_name, imports_name)
+            ],
         ),
         _report.table(
             f"[{args.preset}] where the whole command's p50 goes (target <= 150 ms)",
