@@ -1,6 +1,6 @@
 """CPU encoder backends in one run: torch (bfloat16 default, int8 text) vs ONNX Runtime vs OpenVINO.
 
-    python benchmarks/bench_onnx.py [--presets base] [--images 32] [--rounds 3]
+    python benchmarks/bench_onnx.py [--presets base] [--images 16] [--rounds 2]
     python benchmarks/bench_onnx.py --presets so400m --images 8 --rounds 1 --text-rounds 4
 
 Random SigLIP checkpoints of real shapes, built offline (``--models DIR`` keeps them and
@@ -10,7 +10,8 @@ medians, every route through ``Encoder`` (same pixels, tokens and normalization)
 * image encoding of 1600x1200 JPEG files (``encode_images``, batch --batch-size): torch in
   the CPU's default dtype (bfloat16 where native: the baseline), torch float32, ONNX
   Runtime float32 and int8, and OpenVINO float32 and int8 (the same ONNX graphs compiled
-  by OpenVINO) when ``openvino`` is installed;
+  by OpenVINO) when ``openvino`` is installed (``pip install openvino``: for this
+  comparison only, it is no backend of the library);
 * one text query, a distinct text each time: the same routes plus torch's int8 text tower
   (``quantize_text=True``, the baseline for text);
 * agreement with torch float32 on those images and texts: the worst per-vector cosine,
@@ -245,8 +246,8 @@ def bench_preset(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["base"])
-    parser.add_argument("--images", type=int, default=32, help="JPEGs per round")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved image rounds")
+    parser.add_argument("--images", type=int, default=16, help="JPEGs per round")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved image rounds")
     parser.add_argument("--text-rounds", type=int, default=10, help="interleaved text rounds")
     parser.add_argument("--queries", type=int, default=16, help="texts ranking the images")
     parser.add_argument("--batch-size", type=int, default=8)
