@@ -37,6 +37,8 @@ class LazyEncoder:
         workers: int | None = None,
         compile: bool = False,
         progress: ProgressOption = None,
+        backend: str = "torch",
+        precision: str | None = None,
     ) -> None:
         self.model_name = model
         self.dim = dim
@@ -46,6 +48,8 @@ class LazyEncoder:
             "workers": workers,
             "compile": compile,
             "progress": progress,
+            "backend": backend,
+            "precision": precision,
         }
         self._encoder: Any = None
 

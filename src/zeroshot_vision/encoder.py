@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from zeroshot_vision._progress import ProgressOption
+    from zeroshot_vision.backends import EncoderRoute
     from zeroshot_vision.images.feed import PixelFeed
     from zeroshot_vision.images.pixels import PixelSpec
     from zeroshot_vision.types import ImageSource
@@ -184,6 +185,12 @@ class Encoder:
         """Whether :meth:`probability` is a calibrated per-label probability: true for
         SigLIP (sigmoid-trained, with a ``logit_bias``), false for CLIP (softmax-trained,
         no bias), whose only probability is a softmax over the labels being compared."""
+        self.backend: str = str(getattr(model, "backend", "torch"))
+        """Where the towers run: ``"torch"`` or ``"onnx"``."""
+        self.precision: str = str(
+            getattr(model, "precision", None) or str(self.dtype).removeprefix("torch.")
+        )
+        """The towers' precision: the torch dtype's name, or the onnx ``float32``/``int8``."""
         self._closed = False
         self._init_image_path(workers, device_decode, compile)
         if not self.calibrated:
@@ -195,9 +202,27 @@ class Encoder:
             )
 
     def __repr__(self) -> str:
+        backend = "" if self.backend == "torch" else f", backend={self.backend!r}"
         return (
             f"Encoder(model_name={self.model_name!r}, dim={self.dim}, "
-            f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r})"
+            f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r}"
+            f"{backend}, precision={self.precision!r})"
+        )
+
+    @property
+    def route(self) -> EncoderRoute:
+        """The backend and precision of this encoder's towers (what an index records)."""
+        from zeroshot_vision.backends import EncoderRoute
+
+        precision = self.precision
+        if self.backend == "torch" and self._text_quantized():
+            precision += "+int8-text"
+        return EncoderRoute(backend=self.backend, precision=precision)
+
+    def _text_quantized(self) -> bool:
+        text = getattr(self._model, "text_model", None)
+        return text is not None and any(
+            "quantized" in type(module).__module__ for module in text.modules()
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -300,6 +325,8 @@ class Encoder:
         device_decode: bool | None = None,
         compile: bool = False,
         progress: ProgressOption = None,
+        backend: str = "torch",
+        precision: str | None = None,
     ) -> Encoder:
         """Load a SigLIP (or SigLIP 2 FixRes) checkpoint from the hub or a local folder.
 
@@ -332,14 +359,41 @@ class Encoder:
             progress: ``True`` for a bar while the model loads (reading the weights,
                 placing them on the device, warming up: tens of seconds for so400m on a
                 CPU), or a callable receiving the three steps as they finish.
+            backend: ``"torch"`` (default, the reference) runs the transformers model;
+                ``"onnx"`` runs both towers with ONNX Runtime on the CPU, exported once
+                and cached beside the model (needs the ``onnx`` extra; see
+                :mod:`zeroshot_vision.backends.onnx`). Text cleaning, padding, pixels,
+                normalization and probabilities are the same code for both.
+            precision: The onnx backend's precision: ``"float32"`` (default) or
+                ``"int8"`` (MatMuls quantized dynamically: about 2x faster images on a
+                CPU, image vectors at a cosine of about 0.999 to float32).
 
         Raises:
             ModelLoadError: The checkpoint cannot be found, fetched or loaded. The message
                 names it and says how to point at a local folder instead.
         """
         require("torch", purpose="Encoder")
+        from zeroshot_vision.backends import check_backend
+
+        backend, precision = check_backend(backend, precision)
         name = locate_checkpoint(name_or_path)
         target = pick_device(device)
+        if backend != "torch":
+            return cls._from_onnx(
+                name,
+                device=target,
+                dtype=dtype,
+                precision=precision or "float32",
+                batch_size=batch_size,
+                revision=revision,
+                local_files_only=local_files_only,
+                text_cache_size=text_cache_size,
+                warm_up=warm_up,
+                quantize_text=quantize_text,
+                workers=workers,
+                compile=compile,
+                progress=progress,
+            )
         chosen_dtype = pick_dtype(target, dtype)
         from zeroshot_vision._progress import Tracker
 
@@ -365,6 +419,64 @@ class Encoder:
             )
             if warm_up:
                 encoder.warm_up(images=compile)
+            tracker.advance(1)
+        return encoder
+
+    @classmethod
+    def _from_onnx(
+        cls,
+        name: str,
+        *,
+        device: torch.device,
+        dtype: str | torch.dtype | None,
+        precision: str,
+        batch_size: int | None,
+        revision: str | None,
+        local_files_only: bool,
+        text_cache_size: int,
+        warm_up: bool,
+        quantize_text: bool,
+        workers: int | None,
+        compile: bool,
+        progress: ProgressOption,
+    ) -> Encoder:
+        """:meth:`from_pretrained` with ``backend="onnx"``."""
+        from zeroshot_vision._progress import Tracker
+        from zeroshot_vision.backends.onnx import load_onnx_model
+
+        if device.type != "cpu":
+            raise InvalidInputError(
+                f"the onnx backend runs on the CPU, not on {device}; use backend='torch' on a GPU"
+            )
+        if dtype is not None and str(dtype).removeprefix("torch.") != "float32":
+            raise InvalidInputError(
+                "dtype applies to the torch backend; the onnx backend takes "
+                "precision='float32' or 'int8'"
+            )
+        if quantize_text or compile:
+            option = "quantize_text" if quantize_text else "compile"
+            raise InvalidInputError(
+                f"{option} applies to the torch backend; with the onnx backend use "
+                "precision='int8' for int8 towers"
+            )
+        with Tracker(progress, task=f"load {Path(name).name}", total=3, unit="step") as tracker:
+            towers, processor = load_onnx_model(
+                name,
+                precision=precision,
+                revision=revision,
+                local_files_only=local_files_only,
+                on_step=lambda: tracker.advance(1),
+            )
+            encoder = cls(
+                towers,
+                processor,
+                model_name=name,
+                batch_size=batch_size,
+                text_cache_size=text_cache_size,
+                workers=workers,
+            )
+            if warm_up:
+                encoder.warm_up()
             tracker.advance(1)
         return encoder
 

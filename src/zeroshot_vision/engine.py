@@ -173,6 +173,8 @@ class SearchEngine:
         dtype: Any = None,
         exist_ok: bool = False,
         progress: ProgressOption = None,
+        backend: str | None = None,
+        precision: str | None = None,
     ) -> SearchEngine:
         """Create an index folder and an engine that owns it.
 
@@ -189,6 +191,10 @@ class SearchEngine:
             exist_ok: If ``path`` already holds an index, open it instead of failing, as
                 long as the arguments given do not contradict it.
             progress: Shows the model loading (see :meth:`Encoder.from_pretrained`).
+            backend: The encoder backend, ``"torch"`` (default) or ``"onnx"``; recorded
+                in the index with the text vectors it gives for a few probe texts, so
+                that later queries use a compatible route (see :meth:`open`).
+            precision: The onnx backend's ``"float32"`` or ``"int8"``.
 
         Raises:
             IndexExistsError: ``path`` holds an index (and not ``exist_ok``), perhaps
@@ -207,14 +213,27 @@ class SearchEngine:
             _check_index_model(folder, model or (encoder.model_name if encoder else None))
             folder.check_matches(store=store, store_options=store_options)
             return cls._with_folder(
-                folder, encoder=encoder, device=device, dtype=dtype, progress=progress
+                folder,
+                encoder=encoder,
+                device=device,
+                dtype=dtype,
+                progress=progress,
+                backend=backend,
+                precision=precision,
             )
         IndexFolder.check_available(path)  # before the slow model load
         owns_encoder = encoder is None
         if encoder is None:
             from zeroshot_vision.encoder import Encoder
 
-            encoder = Encoder.from_pretrained(model, device=device, dtype=dtype, progress=progress)
+            encoder = Encoder.from_pretrained(
+                model,
+                device=device,
+                dtype=dtype,
+                progress=progress,
+                backend=backend or "torch",
+                precision=precision,
+            )
         try:
             try:
                 folder = IndexFolder.create(
@@ -223,6 +242,7 @@ class SearchEngine:
                     dim=encoder.dim,
                     store=store or "faiss",
                     store_options=store_options,
+                    encoder=_encoder_record(encoder),
                 )
             except IndexExistsError:
                 if not exist_ok:
@@ -252,6 +272,8 @@ class SearchEngine:
         device: str | None = None,
         dtype: Any = None,
         progress: ProgressOption = None,
+        backend: str | None = None,
+        precision: str | None = None,
     ) -> SearchEngine:
         """Open an index folder: its recorded model and store, nothing else needed.
 
@@ -267,18 +289,32 @@ class SearchEngine:
             device: Torch device for the encoder.
             dtype: Torch dtype for the encoder.
             progress: Shows the model loading (see :meth:`Encoder.from_pretrained`).
+            backend: The encoder backend; ``None`` uses the one the index recorded (an
+                onnx index is queried through ONNX Runtime in its precision). Another
+                route is accepted when its text vectors agree with the recorded ones
+                within :data:`~zeroshot_vision.backends.TEXT_ROUTE_GUARD`.
+            precision: The onnx backend's precision (``None``: the recorded one).
 
         Raises:
             IndexNotFoundError: ``path`` holds no index.
             IndexDamagedError: A file of the folder is damaged or from a newer version.
             ModelLoadError: The model cannot be loaded.
             DimensionMismatchError: The model's dimension differs from the index's.
+            BackendMismatchError: The encoder's text route disagrees with the index's;
+                the message names the backend and precision to use.
         """
         _check_folder_path(path)
         folder = IndexFolder.open(path)
         _check_index_model(folder, model)
         return cls._with_folder(
-            folder, encoder=encoder, model=model, device=device, dtype=dtype, progress=progress
+            folder,
+            encoder=encoder,
+            model=model,
+            device=device,
+            dtype=dtype,
+            progress=progress,
+            backend=backend,
+            precision=precision,
         )
 
     @classmethod
@@ -291,6 +327,8 @@ class SearchEngine:
         device: str | None = None,
         dtype: Any = None,
         progress: ProgressOption = None,
+        backend: str | None = None,
+        precision: str | None = None,
     ) -> SearchEngine:
         store = folder.open_store()  # cheap, and fails before the slow model load
         owns_encoder = encoder is None
@@ -298,9 +336,19 @@ class SearchEngine:
             if encoder is None:
                 from zeroshot_vision.encoder import Encoder
 
+                recorded = folder.manifest.encoder
+                if backend is None and recorded is not None and recorded.backend != "torch":
+                    backend = recorded.backend
+                    precision = precision or recorded.precision
                 encoder = Encoder.from_pretrained(
-                    model or folder.manifest.model, device=device, dtype=dtype, progress=progress
+                    model or folder.manifest.model,
+                    device=device,
+                    dtype=dtype,
+                    progress=progress,
+                    backend=backend or "torch",
+                    precision=precision,
                 )
+            _check_text_route(folder, encoder)
             if encoder.dim != folder.manifest.dim:
                 raise DimensionMismatchError(
                     f"model {encoder.model_name!r} makes vectors of dimension {encoder.dim}, "
@@ -1123,6 +1171,58 @@ def _check_index_model(folder: IndexFolder, model: str | None) -> None:
         f"the index {folder.path} was indexed with model {folder.manifest.model!r}, not "
         f"{model!r}; open it without model= to use its own, or re-encode the images "
         "into a new index with the other model"
+    )
+
+
+def _encoder_record(encoder: Encoder) -> Any:
+    """What an index records of the encoder that fills it: its route and probe vectors."""
+    from zeroshot_vision.backends import PROBE_TEXTS, encode_probes
+    from zeroshot_vision.index.folder import EncoderRecord
+
+    route = getattr(encoder, "route", None)
+    if route is None:  # an encoder-like object (tests, wrappers) without a route
+        return None
+    probes = encode_probes(encoder.encode_texts(list(PROBE_TEXTS)))
+    return EncoderRecord(backend=route.backend, precision=route.precision, probes=probes)
+
+
+def _check_text_route(folder: IndexFolder, encoder: Encoder) -> None:
+    """Refuse an encoder whose text vectors disagree with the ones the index recorded.
+
+    Same route: nothing to check. Another route (torch against onnx, float32 against
+    int8): the probe texts are encoded and compared with the recorded vectors.
+    """
+    from zeroshot_vision.backends import PROBE_TEXTS, TEXT_ROUTE_GUARD, decode_probes
+    from zeroshot_vision.errors import BackendMismatchError
+
+    recorded = folder.manifest.encoder
+    route = getattr(encoder, "route", None)
+    if recorded is None or recorded.probes is None or route is None:
+        return
+    if (route.backend, route.precision) == (recorded.backend, recorded.precision):
+        return
+    expected = decode_probes(recorded.probes, folder.manifest.dim)
+    got = encoder.encode_texts(list(PROBE_TEXTS))
+    worst = float(np.min(np.sum(expected * got, axis=1)))
+    if worst >= TEXT_ROUTE_GUARD:
+        logger.info(
+            "querying %s (encoded %s/%s) through %s: text vectors agree to %.5f",
+            folder.path,
+            recorded.backend,
+            recorded.precision,
+            route,
+            worst,
+        )
+        return
+    from zeroshot_vision.backends import EncoderRoute
+
+    wanted = EncoderRoute(backend=recorded.backend, precision=recorded.precision)
+    raise BackendMismatchError(
+        f"the index {folder.path} was encoded with the {wanted} route, and this encoder's "
+        f"{route} text vectors disagree with it (cosine {worst:.4f} < {TEXT_ROUTE_GUARD}); "
+        f"query it with backend={wanted.backend!r}"
+        + (f", precision={wanted.precision!r}" if wanted.backend != "torch" else "")
+        + f" (zsv {wanted.options()})"
     )
 
 

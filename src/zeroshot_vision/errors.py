@@ -12,12 +12,14 @@ ZeroshotVisionError
 │   ├── InvalidMetadataError
 │   ├── InvalidFilterError
 │   │   └── UnsupportedFilterError  well formed for a framework, not expressible here
-│   └── MissingColumnError      a dataset has no column of the name given
+│   ├── MissingColumnError      a dataset has no column of the name given
+│   └── BackendMismatchError    an index's text route disagrees with the query encoder's
 ├── ImageLoadError (ValueError)
 │   ├── ImageNotFoundError      the file is missing or cannot be opened
 │   ├── ImageDecodeError        not an image, truncated, corrupt, or an unsupported format
 │   └── ImageTooLargeError      more pixels (or bytes) than allowed: a decompression bomb
 ├── ModelLoadError (OSError)
+│   └── ExportError             a checkpoint cannot be exported to ONNX (names the operator)
 ├── MissingDependencyError (ImportError)
 ├── IndexNotFoundError (FileNotFoundError)
 ├── IndexExistsError (InvalidInputError, FileExistsError)  the folder already holds an index
@@ -46,10 +48,12 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "BackendMismatchError",
     "BatchTooLargeError",
     "DatasetNotFoundError",
     "DimensionMismatchError",
     "DistributedJobError",
+    "ExportError",
     "ImageDecodeError",
     "ImageLoadError",
     "ImageNotFoundError",
@@ -100,6 +104,12 @@ class DimensionMismatchError(InvalidInputError):
         super().__init__(message)
         self.expected = expected
         self.actual = actual
+
+
+class BackendMismatchError(InvalidInputError):
+    """An index's images were encoded by a route (backend and precision) whose text
+    vectors disagree with the query encoder's beyond the guard; the message names the
+    backend and precision to query with."""
 
 
 class InvalidVectorError(InvalidInputError):
@@ -167,6 +177,11 @@ class ImageTooLargeError(ImageLoadError):
 
 class ModelLoadError(ZeroshotVisionError, OSError):
     """A checkpoint could not be found, fetched or loaded."""
+
+
+class ExportError(ModelLoadError):
+    """A checkpoint could not be exported to ONNX; the message names the operator and
+    suggests the torch backend, which runs every checkpoint."""
 
 
 class MissingDependencyError(ZeroshotVisionError, ImportError):

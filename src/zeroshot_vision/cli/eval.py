@@ -9,6 +9,7 @@ report folder with ``--out``. Library errors become one-line messages in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +41,9 @@ __all__ = [
 T = TypeVar("T")
 
 
+_ROUTES = ("torch", "onnx/float32", "onnx/int8")
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -49,6 +53,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "(default $ZSV_MODEL or google/siglip-so400m-patch14-384)",
     )
     add_device_options(parser)
+    parser.add_argument(
+        "--route",
+        action="append",
+        choices=_ROUTES,
+        help="encoder backend and precision; repeat to compare them side by side on your "
+        "data, each model through each route (default: torch)",
+    )
     parser.add_argument("--batch-size", type=positive_int_arg, metavar="N", help="images per batch")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
@@ -192,12 +203,25 @@ def _each_model(args: argparse.Namespace, evaluate: Callable[[Encoder], T]) -> l
     from zeroshot_vision.encoder import Encoder
 
     results = []
+    routes = list(dict.fromkeys(getattr(args, "route", None) or ["torch"]))
     for name in _models(args):
-        encoder = Encoder.from_pretrained(
-            name, device=args.device, dtype=args.dtype, progress=interactive()
-        )
-        results.append(evaluate(encoder))
-        del encoder
+        for route in routes:
+            backend, _, precision = route.partition("/")
+            encoder = Encoder.from_pretrained(
+                name,
+                device=args.device,
+                dtype=args.dtype,
+                progress=interactive(),
+                backend=backend,
+                precision=precision or None,
+            )
+            result = evaluate(encoder)
+            if len(routes) > 1:  # one column per route of the same model
+                label = f"{name}+{encoder.route.backend}-{encoder.route.precision}"
+                result = dataclasses.replace(result, model=label)  # type: ignore[type-var]
+            results.append(result)
+            encoder.close()
+            del encoder
     return results
 
 

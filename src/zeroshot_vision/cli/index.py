@@ -17,6 +17,7 @@ from zeroshot_vision.cli.index_scale import (
     rebuild_index_store,
 )
 from zeroshot_vision.cli.options import (
+    add_backend_options,
     add_index_option,
     add_model_options,
     add_wait_option,
@@ -83,6 +84,7 @@ def add_index_command(commands: Subcommands) -> None:
         model_help="checkpoint name or folder (default: the index's, else $ZSV_MODEL or "
         "google/siglip-so400m-patch14-384; 'tiny' for an offline test model)",
     )
+    add_backend_options(parser)
     parser.add_argument(
         "--store",
         choices=_StoreKinds(),  # type: ignore[arg-type]
@@ -260,6 +262,7 @@ def _index_encoder(args: argparse.Namespace, model: str | None) -> Any:
             workers=args.workers,
             compile=args.compile,
             progress=interactive(),
+            **_route_options(args, manifest.encoder),
         )
     if args.workers is None and not args.compile:
         return None  # the engine loads the given (or default) model
@@ -272,7 +275,17 @@ def _index_encoder(args: argparse.Namespace, model: str | None) -> Any:
         workers=args.workers,
         compile=args.compile,
         progress=interactive(),
+        **_route_options(args, None),
     )
+
+
+def _route_options(args: argparse.Namespace, recorded: Any) -> dict[str, Any]:
+    """``backend`` and ``precision`` for the encoder: the options given, else the index's."""
+    backend = getattr(args, "backend", None)
+    precision = getattr(args, "precision", None)
+    if backend is None and recorded is not None and recorded.backend != "torch":
+        backend, precision = recorded.backend, precision or recorded.precision
+    return {"backend": backend or "torch", "precision": precision}
 
 
 def _checked_model(args: argparse.Namespace) -> str | None:
@@ -322,6 +335,10 @@ def run_index(args: argparse.Namespace) -> int:
         raise InvalidInputError("--ocr and --rebuild-text run locally, not with --ray")
     if args.ray and (len(args.source) > 1 or args.watch):
         raise InvalidInputError("--ray indexes one SOURCE per run, without --watch")
+    if args.ray and (args.backend not in (None, "torch") or args.precision):
+        raise InvalidInputError("--ray runs the torch backend; drop --backend/--precision")
+    if args.precision and args.backend == "torch":
+        raise InvalidInputError("--precision applies to --backend onnx (torch takes --dtype)")
     if args.watch:
         if args.json:
             raise InvalidInputError("--watch prints a line per update; it has no --json")
@@ -364,6 +381,8 @@ def run_index(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         exist_ok=True,
         progress=interactive(),
+        backend=args.backend,
+        precision=args.precision,
     )
     if engine.folder is not None:
         engine.folder.lock_wait = args.wait

@@ -13,6 +13,7 @@ from zeroshot_vision._constants import MAX_FILTER_DEPTH
 from zeroshot_vision._text import printable, printable_json
 from zeroshot_vision.cli.exits import EXIT_OK
 from zeroshot_vision.cli.options import (
+    add_backend_options,
     add_index_option,
     add_model_options,
     positive_int_arg,
@@ -112,6 +113,7 @@ def add_search_command(commands: Subcommands) -> None:
         help="hybrid: weight of the words' ranking against the looks' 1 (default 1)",
     )
     add_model_options(parser, model_help="a local copy of the index's model to load instead")
+    add_backend_options(parser)
     add_server_option(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_photo_options(parser)
@@ -305,7 +307,13 @@ def run_search(args: argparse.Namespace) -> int:
     model = check_index_model(IndexFolder.open(args.index), args)
     hint = None
     with SearchEngine.open(
-        args.index, model=model, device=args.device, dtype=args.dtype, progress=interactive()
+        args.index,
+        model=model,
+        device=args.device,
+        dtype=args.dtype,
+        progress=interactive(),
+        backend=args.backend,
+        precision=args.precision,
     ) as engine:
         results = engine.search(
             query,

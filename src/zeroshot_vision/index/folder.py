@@ -60,6 +60,7 @@ from zeroshot_vision.index.manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    EncoderRecord,
     IndexManifest,
     StoreSpec,
     model_reference,
@@ -80,6 +81,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST",
     "STORE_DIR",
+    "EncoderRecord",
     "FileEntry",
     "IndexFolder",
     "IndexManifest",
@@ -166,6 +168,7 @@ class IndexFolder:
         dim: int,
         store: str = "faiss",
         store_options: Mapping[str, Any] | None = None,
+        encoder: EncoderRecord | None = None,
     ) -> IndexFolder:
         """Create a new index folder and write its manifest (atomically).
 
@@ -176,6 +179,7 @@ class IndexFolder:
             store: A registered store kind (``"faiss"``, ``"pinecone"``, or your own).
             store_options: The kind's options (Pinecone: ``host`` or ``index_name``, and
                 ``namespace``). Never secrets: they stay in the environment.
+            encoder: The encoder's route and probe vectors, recorded for later queries.
 
         Creation is exclusive: the manifest is linked into place only if none is there,
         so when several processes create one folder at once exactly one succeeds.
@@ -197,6 +201,7 @@ class IndexFolder:
                 model=model_reference(model),
                 dim=dim,
                 store=StoreSpec(kind=store, options=options),
+                encoder=encoder,
             )
         except pydantic.ValidationError as exc:
             raise InvalidInputError(f"cannot create an index: {exc.errors()[0]['msg']}") from exc

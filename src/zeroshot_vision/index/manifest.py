@@ -22,6 +22,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST",
+    "EncoderRecord",
     "IndexManifest",
     "StoreSpec",
     "damaged",
@@ -54,6 +55,24 @@ class StoreSpec(pydantic.BaseModel):
     options: dict[str, str | int | float | bool] = pydantic.Field(default_factory=dict)
 
 
+class EncoderRecord(pydantic.BaseModel):
+    """How an index's images were encoded: the encoder's route, and its probe text vectors.
+
+    Attributes:
+        backend: ``"torch"`` or ``"onnx"``.
+        precision: The route's precision (``"bfloat16"``, ``"int8"``...).
+        probes: The route's text vectors for
+            :data:`~zeroshot_vision.backends.PROBE_TEXTS` (float16, base64), so that a
+            query through another route can be checked against them.
+    """
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    backend: str = pydantic.Field(min_length=1, max_length=32)
+    precision: str = pydantic.Field(min_length=1, max_length=64)
+    probes: str | None = pydantic.Field(default=None, max_length=200_000)
+
+
 class IndexManifest(pydantic.BaseModel):
     """The manifest of an index folder (``settings.json``), validated when read.
 
@@ -63,6 +82,8 @@ class IndexManifest(pydantic.BaseModel):
         model: The encoder's checkpoint: a hub name, or an absolute local path.
         dim: The embedding dimension.
         store: The store kind and its options.
+        encoder: The route the images were encoded with (``None``: an index written
+            before routes were recorded, by the torch backend).
     """
 
     model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
@@ -72,6 +93,7 @@ class IndexManifest(pydantic.BaseModel):
     model: str = pydantic.Field(min_length=1, max_length=4096)  # a hub name or a path
     dim: int = pydantic.Field(gt=0, le=MAX_DIM, strict=True)
     store: StoreSpec = pydantic.Field(default_factory=StoreSpec)
+    encoder: EncoderRecord | None = None
 
 
 def model_reference(model: str) -> str:

@@ -257,16 +257,21 @@ class Service:
             )
         if not indexes and model is None:
             raise InvalidInputError("give at least one --index (or a --model to serve)")
+        # Each index is served through the route (backend, precision) it was encoded with.
+        manifests = {spec.name: IndexFolder.open(spec.path).manifest for spec in indexes}
         wanted = {
-            spec.name: model or IndexFolder.open(spec.path).manifest.model for spec in indexes
+            name: (model or manifest.model, *_recorded_route(manifest))
+            for name, manifest in manifests.items()
         }
         options = batching or BatchOptions()
-        loaded: dict[str, ServedModel] = {}
+        loaded: dict[tuple[str, str, str | None], ServedModel] = {}
         served: dict[str, ServedIndex] = {}
+        extra = [(model, "torch", None)] if model else []
         try:
-            for name in dict.fromkeys([*wanted.values(), *([model] if model else [])]):
+            for key in dict.fromkeys([*wanted.values(), *extra]):
+                name, backend, precision = key
                 given = (encoders or {}).get(name)
-                encoder = given or _load_encoder(name, device, dtype, progress)
+                encoder = given or _load_encoder(name, device, dtype, progress, backend, precision)
                 batcher = Batcher(
                     encoder,
                     max_batch_size=options.max_batch_size,
@@ -274,7 +279,7 @@ class Service:
                     queue_size=options.queue_size,
                     observer=observer,
                 )
-                loaded[name] = ServedModel(encoder=encoder, batcher=batcher, owned=given is None)
+                loaded[key] = ServedModel(encoder=encoder, batcher=batcher, owned=given is None)
             for spec in indexes:
                 served[spec.name] = ServedIndex(
                     spec, loaded[wanted[spec.name]], writable=allow_writes
@@ -336,9 +341,26 @@ class Service:
                 model.encoder.close()
 
 
-def _load_encoder(name: str, device: str | None, dtype: Any, progress: bool) -> Encoder:
+def _recorded_route(manifest: Any) -> tuple[str, str | None]:
+    """The backend and precision an index was encoded with (torch: the default dtype)."""
+    record = manifest.encoder
+    if record is None or record.backend == "torch":
+        return "torch", None
+    return record.backend, record.precision
+
+
+def _load_encoder(
+    name: str,
+    device: str | None,
+    dtype: Any,
+    progress: bool,
+    backend: str = "torch",
+    precision: str | None = None,
+) -> Encoder:
     from zeroshot_vision.encoder import Encoder
 
-    encoder = Encoder.from_pretrained(name, device=device, dtype=dtype, progress=progress)
+    encoder = Encoder.from_pretrained(
+        name, device=device, dtype=dtype, progress=progress, backend=backend, precision=precision
+    )
     encoder.warm_up()
     return encoder
