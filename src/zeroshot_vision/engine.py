@@ -645,7 +645,7 @@ class SearchEngine:
     @staticmethod
     def _image_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
         if images is None:
-            raise InvalidInputError("images must be image files or a list of images, got None")
+            raise InvalidInputError("images must be image files or a list of images, got NoneType")
         if isinstance(images, (str, os.PathLike)):
             if Path(images).is_dir():
                 raise InvalidInputError(

@@ -84,6 +84,8 @@ _CJK_SPACE = "\u2009"
 """A thin space around each CJK character: a separator to FTS5, removed from snippets."""
 _WORD = re.compile(r"\w+")
 _MAX_QUERY_WORDS = 32
+_PARTIAL_UP_TO = 3
+"""Queries of at most this many distinct words also find images holding some of them."""
 """Words of a query kept for the lexical side (a pasted page is not a query)."""
 
 _METADATA_FIELDS = (
@@ -461,8 +463,10 @@ class LexicalIndex:
     ) -> list[LexicalHit]:
         """The images whose text best matches ``query``'s words, best first.
 
-        Images holding every word come first (BM25 order), then those holding some. A
-        query with no words (punctuation only) finds nothing.
+        Images holding every word come first (BM25 order); for a query of at most three
+        distinct words, then those holding one of them (a longer query's partial matches
+        are mostly its function words). A query with no words (punctuation only) finds
+        nothing.
 
         Args:
             query: Plain words; FTS5 syntax in it is searched as words.
@@ -479,7 +483,12 @@ class LexicalIndex:
         """
         accept = compile_filter(filter)
         found: dict[str, LexicalHit] = {}
-        for every in (True, False):
+        # Images holding only some words of a longer query mostly share its function
+        # words ("a", "of"): those are noise to fuse with the vector ranking. Up to
+        # _PARTIAL_UP_TO distinct words, a partial match still counts.
+        distinct = {word.casefold() for word in _WORD.findall(unicodedata.normalize("NFKC", query))}
+        passes = (True, False) if len(distinct) <= _PARTIAL_UP_TO else (True,)
+        for every in passes:
             expression = match_expression(query, every=every)
             if expression is None:
                 break

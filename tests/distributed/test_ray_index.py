@@ -163,9 +163,14 @@ def test_a_rerun_drops_what_the_index_holds_and_zsv_index_continues_it(cluster_r
     work, _, results = cluster_run
     assert results["rerun"]["indexed"] == 0
     assert results["rerun"]["skipped"] == results["parity"]["indexed"]
-    # The two commands share one index: single-process zsv index finds nothing to do.
+    # The two commands share one index. Ray writes no lexical side, so the first local run
+    # writes every image's text once (reusing the vectors); after it, single-process
+    # zsv index finds nothing to do.
     with SearchEngine.open(work / "ray-index") as engine:
+        first = engine.index_folder(cluster_run[1]["folder"])
         again = engine.index_folder(cluster_run[1]["folder"])
+        assert engine.text_index is not None and len(engine.text_index) == len(engine.store)
+    assert len(first.indexed) + first.skipped == results["parity"]["indexed"]
     assert again.indexed == () and again.skipped == results["parity"]["indexed"]
     assert not (work / "ray-index" / ".shards").exists() or not any(
         (work / "ray-index" / ".shards").glob("*.parquet")

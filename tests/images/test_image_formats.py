@@ -100,10 +100,14 @@ def test_without_pillow_heif_heic_files_fail_naming_the_extra(
     path.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 32)
     with pytest.raises(ImageLoadError, match=r'pip install "zeroshot-vision\[heif\]"'):
         load_image(path)
-    # A folder run reports the file and goes on.
+    # A folder run reports the file and goes on. Decoding on threads of this process
+    # (workers=0): the monkeypatch above cannot reach decoder processes forked earlier.
     Image.new("RGB", (8, 8), "red").save(path.parent / "ok.png")
-    with SearchEngine.create(tmp_path / "index", encoder=tiny_encoder) as engine:
-        report = engine.index_folder(path.parent)
+    from zeroshot_vision import Encoder
+
+    encoder = Encoder.from_pretrained(tiny_encoder.model_name, device="cpu", workers=0)
+    with encoder, SearchEngine.create(tmp_path / "index", encoder=encoder) as engine:
+        report = engine.index_folder(path.parent, places=False)
     assert report.indexed == ("ok.png",)
     assert [Path(f.source).name for f in report.failed] == ["iphone.heic"]
     assert "heif" in report.failed[0].reason

@@ -436,6 +436,7 @@ def create_app(
                         metadata=dict(r.metadata),
                         found_by=list(r.found_by),
                         snippet=r.snippet,
+                        fused_score=r.fused_score,
                     )
                     for rank, r in enumerate(results, start=1)
                 ],

@@ -208,6 +208,7 @@ class ServerClient:
                 metadata=row["metadata"],
                 found_by=tuple(row.get("found_by") or ("vector",)),
                 snippet=row.get("snippet"),
+                fused_score=row.get("fused_score"),
             )
             for row in answer["results"]
         ]

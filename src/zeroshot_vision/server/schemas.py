@@ -209,6 +209,7 @@ class SearchResultOut(BaseModel):
     metadata: dict[str, Any]
     found_by: list[str] = Field(default_factory=lambda: ["vector"])
     snippet: str | None = None
+    fused_score: float | None = None
 
 
 class SearchResponse(BaseModel):
