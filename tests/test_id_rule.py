@@ -66,10 +66,12 @@ def test_datasets_refuse_it(tiny_encoder: Any) -> None:
     datasets = pytest.importorskip("datasets")
     from PIL import Image
 
+    from zeroshot_vision.integrations.hf_datasets import index_dataset
+
     rows = {"image": [Image.new("RGB", (16, 16), (200, 0, 0))], "id": [TOO_LONG]}
     engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
     with pytest.raises(InvalidInputError, match="longer than 4,096 bytes"):
-        engine.index_dataset(datasets.Dataset.from_dict(rows), id_column="id")
+        index_dataset(engine, datasets.Dataset.from_dict(rows), id_column="id")
     assert len(engine.store) == 0
 
 

@@ -1196,6 +1196,10 @@ def _check_text_route(folder: IndexFolder, encoder: Encoder) -> None:
     from zeroshot_vision.errors import BackendMismatchError
 
     recorded = folder.manifest.encoder
+    if getattr(encoder, "loaded", None) is False:
+        # A LazyEncoder not loaded yet (zsv index on an unchanged folder): asking for its
+        # route would load the model; the CLI builds it with the index's recorded route.
+        return
     route = getattr(encoder, "route", None)
     if recorded is None or recorded.probes is None or route is None:
         return

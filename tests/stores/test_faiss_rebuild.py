@@ -88,9 +88,13 @@ def test_sigkill_during_a_rebuild_keeps_the_old_store_and_resumes(tmp_path: Path
     old = FaissStore.load(folder)  # the previous store opens, whole
     assert old.index_type == "flat" and len(old) == 3000
     assert (folder / ".rebuild-ivfpq").exists()
+    try:  # what the killed rebuild had committed (nothing, when a loaded machine was slow)
+        staged = len(FaissStore.load(folder / ".rebuild-ivfpq"))
+    except Exception:
+        staged = 0
     with caplog.at_level("INFO"):
         rebuilt = rebuild_store(folder, "ivfpq", chunk=500)
-    assert "resuming the rebuild" in caplog.text
+    assert ("resuming the rebuild" in caplog.text) == (staged > 0)
     assert rebuilt.index_type == "ivfpq" and len(rebuilt) == 3000
     assert rebuilt.query(data[7], k=1)[0].id == "v7"
 

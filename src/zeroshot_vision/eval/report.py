@@ -555,8 +555,8 @@ def write_retrieval_report(
     dataset: str = "",
     plots: bool = True,
 ) -> list[Path]:
-    """Write ``report.md``, ``results.json``, ``recall_at_k.png`` and, with groups,
-    ``recall_by_language.png`` (or ``recall_by_source.png``) into ``out_dir``.
+    """Write ``report.md``, ``results.json``, ``recall_at_k.png`` and, for multilingual
+    captions, ``recall_by_language.png`` into ``out_dir``.
 
     Returns:
         The files written, the report first.
@@ -569,7 +569,7 @@ def write_retrieval_report(
             return []
         plot_recall_curves(results, out / "recall_at_k.png")
         pictures = [out / "recall_at_k.png"]
-        if results[0].by_source:
+        if results[0].grouped_by == "language" and results[0].by_source:
             pictures.append(out / f"recall_by_{results[0].grouped_by}.png")
             plot_recall_by_group(results, pictures[-1])
         return pictures
