@@ -4,6 +4,7 @@ SIGKILL mid-rebuild, a full disk, damaged codes."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -92,8 +93,17 @@ def test_sigkill_during_a_rebuild_keeps_the_old_store_and_resumes(tmp_path: Path
         staged = len(FaissStore.load(folder / ".rebuild-ivfpq"))
     except Exception:
         staged = 0
-    with caplog.at_level("INFO"):
+    # Straight onto the module's logger: an earlier CLI test in the same process may have
+    # stopped the package's records from reaching the root logger, where caplog listens.
+    log = logging.getLogger("zeroshot_vision.stores.faiss_rebuild")
+    level = log.level
+    log.addHandler(caplog.handler)
+    log.setLevel(logging.INFO)
+    try:
         rebuilt = rebuild_store(folder, "ivfpq", chunk=500)
+    finally:
+        log.removeHandler(caplog.handler)
+        log.setLevel(level)
     assert ("resuming the rebuild" in caplog.text) == (staged > 0)
     assert rebuilt.index_type == "ivfpq" and len(rebuilt) == 3000
     assert rebuilt.query(data[7], k=1)[0].id == "v7"
