@@ -539,6 +539,15 @@ class Encoder:
             cleaned.append(text.lower() if lowercase else text)
         return self._cached_text_vectors(cleaned, batch_size or max(self.batch_size, 32))
 
+    def _cleaned(self, text: str) -> str:
+        """``text`` as the model reads it: stripped, and lower-cased for SigLIP."""
+        return text.strip().lower() if self.model_type in _SIGLIP_FAMILY else text.strip()
+
+    @property
+    def _tokenizer(self) -> Any:
+        """The processor's tokenizer (or the processor, when it is one)."""
+        return getattr(self._processor, "tokenizer", self._processor)
+
     def reading_warning(self, text: str) -> str | None:
         """One line saying this model cannot read ``text`` well, or None when it can.
 
@@ -548,11 +557,10 @@ class Encoder:
         """
         from zeroshot_vision._language import reading_warning
 
-        cleaned = text.strip().lower() if self.model_type in _SIGLIP_FAMILY else text.strip()
+        cleaned = self._cleaned(text)
         if not cleaned:
             return None
-        tokenizer = getattr(self._processor, "tokenizer", self._processor)
-        return reading_warning(self.model_name, tokenizer, cleaned)
+        return reading_warning(self.model_name, self._tokenizer, cleaned)
 
     def truncation_warning(self, text: str) -> str | None:
         """One line saying ``text`` is longer than the model reads, or None when it fits.
@@ -560,8 +568,8 @@ class Encoder:
         The model reads the first 64 tokens (SigLIP; CLIP its 77-token context) and
         :meth:`encode_texts` cuts the rest, as the reference pipeline does.
         """
-        cleaned = text.strip().lower() if self.model_type in _SIGLIP_FAMILY else text.strip()
-        tokenizer = getattr(self._processor, "tokenizer", self._processor)
+        cleaned = self._cleaned(text)
+        tokenizer = self._tokenizer
         # Only the first characters can reach the model; a bound keeps a 10 MB text cheap.
         sample = cleaned[: self._text_length * 64]
         count = len(tokenizer(sample, add_special_tokens=True)["input_ids"])
