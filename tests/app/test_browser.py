@@ -111,18 +111,26 @@ class DevTools:
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         path.write_bytes(base64.b64decode(data["data"]))
 
-    def click(self, selector: str) -> None:
-        """Click the middle of the first element matching ``selector``, as a mouse would."""
-        box = self.evaluate(
-            f"""(() => {{
+    def click(self, selector: str, timeout: float = 30) -> None:
+        """Click the middle of the first element matching ``selector``, as a mouse would.
+
+        Streamlit renders a page element by element, so the element may not be there yet:
+        wait for it (as a person waits for a button to appear) up to ``timeout`` seconds.
+        """
+        locate = f"""(() => {{
               const element = document.querySelector({json.dumps(selector)});
               if (!element) return null;
               element.scrollIntoView({{block: 'center'}});
               const r = element.getBoundingClientRect();
+              if (r.width === 0 || r.height === 0) return null;
               return {{x: r.x + r.width / 2, y: r.y + r.height / 2}};
             }})()"""
-        )
-        assert box, f"nothing to click at {selector}"
+        deadline = time.monotonic() + timeout
+        box = self.evaluate(locate)
+        while not box and time.monotonic() < deadline:
+            time.sleep(0.2)
+            box = self.evaluate(locate)
+        assert box, f"nothing to click at {selector} within {timeout} s"
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             self.call(
                 "Input.dispatchMouseEvent",
