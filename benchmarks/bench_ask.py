@@ -46,8 +46,8 @@ def main() -> None:
     import skimage
 
     from zeroshot_vision import Encoder, FaissStore, SearchEngine
-    from zeroshot_vision.images import IMAGE_SUFFIXES
-    from zeroshot_vision.llm import LLMEndpoint
+    from zeroshot_vision._images import IMAGE_SUFFIXES
+    from zeroshot_vision._llm import LLMEndpoint
     from zeroshot_vision.testing import TransformersServe, build_tiny_siglip, build_tiny_vlm
 
     work = Path(tempfile.mkdtemp(prefix="bench-ask-"))

@@ -8,7 +8,7 @@ the preset's shape. Each round runs, interleaved, in fresh processes of this Pyt
 * ``python -c pass``: the interpreter's own start;
 * ``python -c "<the imports of zsv search --server>"``: start plus the client path's
   imports (the parser with only ``search`` registered, the search command, the client);
-* ``python -m zeroshot_vision.cli search TEXT --index I --server URL``: the whole command;
+* ``python -m zeroshot_vision._cli search TEXT --index I --server URL``: the whole command;
 
 and, from this (already running) process, one ``POST /v1/search`` with the same kind of
 text (the server's time plus loopback HTTP). The split in the table is the
@@ -34,13 +34,13 @@ from bench_encoder import distinct_texts, make_jpegs, model_folder
 from bench_server import Server
 
 IMPORTS = (
-    "import zeroshot_vision.cli.parser as p, zeroshot_vision.cli.search, "
-    "zeroshot_vision.server.client; p.build_parser('search')"
+    "import zeroshot_vision._cli.parser as p, zeroshot_vision._cli.search, "
+    "zeroshot_vision.server._client; p.build_parser('search')"
 )
 
 
 BEFORE = (
-    "import zeroshot_vision.cli.parser as p, zeroshot_vision.server.client; p.build_parser(); "
+    "import zeroshot_vision._cli.parser as p, zeroshot_vision.server._client; p.build_parser(); "
     "from importlib.metadata import version; version('zeroshot-vision')"
 )
 """What the same imports cost before this round: every command's module, and the version."""
@@ -71,8 +71,8 @@ def main() -> None:
     args = parser.parse_args()
     info = _report.machine()
     print(f"machine: {_report.describe(info)}")
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.server.client import ServerClient
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision.server._client import ServerClient
 
     texts = distinct_texts()
     with tempfile.TemporaryDirectory() as scratch:
@@ -100,7 +100,7 @@ def main() -> None:
                 seconds[imports_name].append(run(["-c", IMPORTS], imports_name))
                 seconds[before_name].append(run(["-c", BEFORE], before_name))
                 seconds[whole_name].append(
-                    run(["-m", "zeroshot_vision.cli", "search", next(texts), "--index", index,
+                    run(["-m", "zeroshot_vision._cli", "search", next(texts), "--index", index,
                          "--server", server.url, "-k", "5"], whole_name)
                 )  # fmt: skip
                 # A new connection each round: the server closes idle keep-alive ones.

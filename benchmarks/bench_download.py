@@ -5,7 +5,7 @@
 A stdlib ``ThreadingHTTPServer`` on 127.0.0.1 serves one 640-px JPEG (about the size
 imgix returns for ``w=640&q=80``) for every photo id, after ``--latency`` seconds to stand
 in for a CDN's round trip. Each run downloads every photo into an empty folder through
-:func:`zeroshot_vision.unsplash.lite.download_photos`: request, full decode check,
+:func:`zeroshot_vision.unsplash._lite.download_photos`: request, full decode check,
 fsync'd atomic write. The rate against the real CDN depends on your network; this
 measures what the client side costs and how well concurrency hides latency.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from zeroshot_vision.unsplash.download import download_photos
-from zeroshot_vision.unsplash.lite import UnsplashPhoto
+from zeroshot_vision.unsplash._download import download_photos
+from zeroshot_vision.unsplash._lite import UnsplashPhoto
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _report

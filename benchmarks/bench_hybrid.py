@@ -6,7 +6,7 @@ Three tables, all measured in one run:
 
 1. **Recall@1**, vector-only against hybrid, on real photos (scikit-image's) with rendered
    text (signs, receipts, slides in DejaVu Sans, see
-   :mod:`zeroshot_vision.testing.text_photos`) and text-free photos, indexed with
+   :mod:`zeroshot_vision.testing._text_photos`) and text-free photos, indexed with
    ``index_folder(ocr=True)``: queries that quote a line written in a photo, and plain
    visual queries naming what a photo shows (with the tiny random model the vector side
    is chance, so the lexical side carries the first kind; the second kind says whether
@@ -32,10 +32,10 @@ import numpy as np
 from PIL import Image
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.lexical import LexicalIndex
-from zeroshot_vision.ocr import OcrEngine
+from zeroshot_vision._lexical import LexicalIndex
+from zeroshot_vision._ocr import OcrEngine
 from zeroshot_vision.testing import build_tiny_siglip
-from zeroshot_vision.testing.text_photos import render_text
+from zeroshot_vision.testing._text_photos import render_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _report

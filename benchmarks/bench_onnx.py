@@ -61,7 +61,7 @@ def top_k_overlap(
 class OpenVinoTowers:
     """The ONNX export's two graphs compiled by OpenVINO, offered to ``Encoder`` as a model.
 
-    Benchmark only: it stands in the :class:`~zeroshot_vision.backends.onnx.OnnxTowers`
+    Benchmark only: it stands in the :class:`~zeroshot_vision._backends.onnx.OnnxTowers`
     place to compare runtimes on the very same graphs.
     """
 
@@ -108,7 +108,7 @@ def load_routes(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from zeroshot_vision import Encoder
-    from zeroshot_vision.models import pick_dtype
+    from zeroshot_vision._models import pick_dtype
 
     default_dtype = str(pick_dtype(torch.device("cpu"), None)).removeprefix("torch.")
     size = args.batch_size

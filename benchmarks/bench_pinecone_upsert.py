@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zeroshot_vision.stores.pinecone import MAX_REQUEST_BYTES, PineconeStore
-from zeroshot_vision.testing.pinecone_server import PineconeTestServer
+from zeroshot_vision.stores._pinecone import MAX_REQUEST_BYTES, PineconeStore
+from zeroshot_vision.testing._pinecone_server import PineconeTestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _report

@@ -35,11 +35,11 @@ def stage_rates(root: Path, model: Path, photos: Path, batch_size: int) -> list[
     """Decoding, shard writing and shard import, each timed alone in this process."""
     import numpy as np
 
-    from zeroshot_vision.distributed.pipeline import model_facts
-    from zeroshot_vision.distributed.sinks import ShardSink
-    from zeroshot_vision.distributed.sources import chunk_images
-    from zeroshot_vision.distributed.stages import DecodeSpec, decode_chunk
-    from zeroshot_vision.index import FileEntry, IndexFolder, IndexWriter
+    from zeroshot_vision._index import FileEntry, IndexFolder, IndexWriter
+    from zeroshot_vision.distributed._pipeline import model_facts
+    from zeroshot_vision.distributed._sinks import ShardSink
+    from zeroshot_vision.distributed._sources import chunk_images
+    from zeroshot_vision.distributed._stages import DecodeSpec, decode_chunk
     from zeroshot_vision.ingest import Item
 
     facts = model_facts(str(model))

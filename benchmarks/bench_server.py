@@ -5,7 +5,7 @@
 A random SigLIP of a real shape (``--preset``, default ``base``: the shape of
 google/siglip-base-patch16-224; random weights cost exactly what trained ones do), built
 offline, indexes ``--photos`` distinct JPEGs. Servers run as subprocesses on loopback
-(``zeroshot_vision.server.run.serve``, what ``zsv serve`` runs). Same-run baselines:
+(``zeroshot_vision.server._run.serve``, what ``zsv serve`` runs). Same-run baselines:
 
 * ``zsv search --server URL`` end to end (a fresh CLI process each time) against
   ``zsv search`` without a server (which imports torch and loads the model each time):
@@ -45,8 +45,8 @@ from bench_encoder import distinct_texts, make_jpegs, model_folder
 
 SERVE = """
 import sys
-from zeroshot_vision.server.run import serve
-from zeroshot_vision.server.service import BatchOptions, parse_index_spec
+from zeroshot_vision.server._run import serve
+from zeroshot_vision.server._service import BatchOptions, parse_index_spec
 serve(
     [parse_index_spec(sys.argv[1])],
     port=0,
@@ -114,7 +114,7 @@ def cli_search(args: list[str]) -> float:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "zeroshot_vision.cli", "search", *args],
+        [sys.executable, "-m", "zeroshot_vision._cli", "search", *args],
         check=True,
         capture_output=True,
         env=env,
@@ -151,7 +151,7 @@ def bench_http(
 ) -> dict[str, Any]:
     import httpx
 
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     image = base64.b64encode(photo.read_bytes()).decode()
     worker = ThreadPoolExecutor(1)  # the server computes on a thread too: see the docstring
@@ -292,7 +292,7 @@ def main() -> None:
     args = parser.parse_args()
     info = _report.machine()
     print(f"machine: {_report.describe(info)}")
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     texts = distinct_texts()
     tables: list[dict[str, Any]] = []

@@ -250,7 +250,7 @@ def _side(encoder: Any) -> tuple[int, int]:
 
 def parity(torch: Any, encoders: dict[str, Any], sources: list[Path]) -> list[list[Any]]:
     """Per-image cosine of each route to the reference processor + model, same weights."""
-    from zeroshot_vision.images import load_image
+    from zeroshot_vision._images import load_image
 
     first = next(iter(encoders.values()))
     processor = getattr(first._processor, "image_processor", first._processor)

@@ -44,7 +44,7 @@ def copy_samples(folder: Path) -> None:
 
 def zsv(*args: str) -> None:
     print("$ zsv " + " ".join(f'"{a}"' if " " in a else a for a in args), flush=True)
-    subprocess.run([sys.executable, "-m", "zeroshot_vision.cli", *args], check=True)
+    subprocess.run([sys.executable, "-m", "zeroshot_vision._cli", *args], check=True)
 
 
 def index_name(model: str) -> str:
@@ -58,7 +58,7 @@ def index_name(model: str) -> str:
 
 
 def main() -> int:
-    from zeroshot_vision.models import default_model
+    from zeroshot_vision import default_model
 
     root = Path("demo-data")
     photos, index = root / "photos", root / index_name(default_model())

@@ -17,8 +17,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from zeroshot_vision import ClassifyReport, Encoder
-from zeroshot_vision.images import IMAGE_SUFFIXES
+from zeroshot_vision import IMAGE_SUFFIXES, ClassifyReport, Encoder
 
 
 def tag_folder(

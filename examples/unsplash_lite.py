@@ -24,8 +24,7 @@ import logging
 from pathlib import Path
 
 from zeroshot_vision import Progress, SearchEngine
-from zeroshot_vision.types import caption
-from zeroshot_vision.unsplash.download import download_dataset
+from zeroshot_vision.unsplash import download_dataset
 
 SEED_QUERIES = ["a cyber-punk street at night", "a happy golden retriever puppy"]
 LABELS = ["a dog", "a cat", "a city street at night", "a mountain landscape", "a portrait"]
@@ -67,7 +66,8 @@ def main() -> None:
     for query in SEED_QUERIES:
         print(f"\n{query!r}")
         for rank, result in enumerate(engine.search(query, k=5), start=1):
-            print(f"  {rank}. {result.id}  p={result.probability:.3f}  {caption(result.metadata)}")
+            about = result.metadata.get("description") or result.metadata.get("ai_description")
+            print(f"  {rank}. {result.id}  p={result.probability:.3f}  {about or ''}")
 
     # Filters use the stored metadata: the same query, restricted to recent photos.
     recent = engine.search(SEED_QUERIES[0], k=3, filter={"year": {"$gte": 2020}})

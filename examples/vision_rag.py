@@ -27,8 +27,7 @@ from typing import Any
 
 from PIL import Image
 
-from zeroshot_vision import SearchEngine
-from zeroshot_vision.images import IMAGE_SUFFIXES, load_image
+from zeroshot_vision import IMAGE_SUFFIXES, SearchEngine, load_image
 from zeroshot_vision.integrations.langchain import ZeroshotVisionVectorStore
 
 MAX_SIDE = 768

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from zeroshot_vision import FaissStore, SearchEngine
-from zeroshot_vision.types import FolderReport
+from zeroshot_vision._types import FolderReport
 
 
 def memory_engine(encoder: Any) -> SearchEngine:

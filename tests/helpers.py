@@ -375,8 +375,8 @@ def build_index(folder: Path, model_dir: Path, photos: list[Path]) -> Path:
 
     Ids are the photos' stems, passed explicitly (explicit ids are kept as given).
     """
-    from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._engine import SearchEngine
 
     encoder = Encoder.from_pretrained(str(model_dir), device="cpu")
     metadata = []
@@ -436,8 +436,8 @@ class StandInEncoder:
     def encode_batches(self, images, *, keys=None, batch_size=None):
         """Encoder.encode_batches' contract: (key, vector or ImageLoadError) per image."""
         from zeroshot_vision._checks import batched
-        from zeroshot_vision.errors import ImageLoadError
-        from zeroshot_vision.images import load_image
+        from zeroshot_vision._errors import ImageLoadError
+        from zeroshot_vision._images import load_image
 
         def one(source):
             try:
@@ -515,11 +515,11 @@ def start_server(
     """Serve ``service`` on 127.0.0.1 with uvicorn in a thread; wait until it listens."""
     import uvicorn
 
-    from zeroshot_vision.server.app import ServerSettings, create_app
-    from zeroshot_vision.server.inputs import DEFAULT_LIMITS
-    from zeroshot_vision.server.metrics import ServerMetrics
-    from zeroshot_vision.server.run import bind
-    from zeroshot_vision.server.security import ApiKey
+    from zeroshot_vision.server._app import ServerSettings, create_app
+    from zeroshot_vision.server._inputs import DEFAULT_LIMITS
+    from zeroshot_vision.server._metrics import ServerMetrics
+    from zeroshot_vision.server._run import bind
+    from zeroshot_vision.server._security import ApiKey
 
     sock = bind("127.0.0.1", 0)
     port = int(sock.getsockname()[1])
@@ -559,8 +559,8 @@ def open_service(
     metrics: Any = None,
 ) -> Any:
     """A server's service over ``index``, reusing an already loaded encoder."""
-    from zeroshot_vision.index import IndexFolder
-    from zeroshot_vision.server.service import IndexSpec, Service
+    from zeroshot_vision._index import IndexFolder
+    from zeroshot_vision.server._service import IndexSpec, Service
 
     indexes = [IndexSpec(name="photos", path=index)] if index is not None else []
     name = IndexFolder.open(index).manifest.model if index is not None else encoder.model_name

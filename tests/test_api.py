@@ -9,13 +9,13 @@ import sys
 import pytest
 
 import zeroshot_vision
-from zeroshot_vision import errors
+from zeroshot_vision import _errors as errors
 from zeroshot_vision._optional import require
 
 
 def test_import_does_not_load_heavy_dependencies() -> None:
     code = (
-        "import sys, zeroshot_vision, zeroshot_vision.stores, zeroshot_vision.engine,"
+        "import sys, zeroshot_vision, zeroshot_vision.stores, zeroshot_vision._engine,"
         " zeroshot_vision.distributed;"
         "heavy = [m for m in ('torch', 'transformers', 'faiss', 'pinecone', 'streamlit',"
         " 'pandas', 'pyarrow', 'pillow_heif', 'tqdm', 'ray')"
@@ -139,25 +139,11 @@ def test_keyword_only_check_catches_a_positional_dataclass() -> None:
     Positional("x")  # what the test above would refuse
 
 
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [
-        ("IndexProgress", "zeroshot_vision.types.Progress"),
-        ("DEFAULT_MODEL", "zeroshot_vision.encoder.DEFAULT_MODEL"),
-        ("find_duplicates", "zeroshot_vision.near_duplicates.find_duplicates"),
-        ("caption", "zeroshot_vision.types.caption"),
-    ],
-)
-def test_redundant_root_names_are_deprecated_but_importable(old: str, new: str) -> None:
-    import importlib
-
-    assert old not in zeroshot_vision.__all__
-    module, _, attribute = new.rpartition(".")
-    with pytest.warns(DeprecationWarning, match=old):
-        value = getattr(zeroshot_vision, old)
-    assert value is getattr(importlib.import_module(module), attribute)
-    with pytest.raises(AttributeError):
-        zeroshot_vision.surely_not_a_name  # noqa: B018
+@pytest.mark.parametrize("old", ["IndexProgress", "DEFAULT_MODEL", "find_duplicates", "caption"])
+def test_the_old_second_names_are_gone(old: str) -> None:
+    # 0.1.0 was never released: the aliases kept "for one release" went with the public API.
+    with pytest.raises(AttributeError, match=old):
+        getattr(zeroshot_vision, old)
 
 
 def test_index_writer_and_index_exchange_are_public() -> None:

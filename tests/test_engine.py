@@ -18,8 +18,8 @@ from zeroshot_vision import (
     RecordNotFoundError,
     SearchEngine,
 )
-from zeroshot_vision.engine import file_id
-from zeroshot_vision.types import Progress
+from zeroshot_vision._engine import file_id
+from zeroshot_vision._types import Progress
 
 
 @pytest.fixture

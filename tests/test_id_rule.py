@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from zeroshot_vision import InvalidInputError, SearchEngine
-from zeroshot_vision.stores.faiss import FaissStore
+from zeroshot_vision.stores._faiss import FaissStore
 
 MAX_ID_BYTES = 4_096  # zeroshot_vision._checks.MAX_ID_BYTES, which the first test compares
 TOO_LONG = "é" * (MAX_ID_BYTES // 2) + "x"  # 4,097 bytes in UTF-8, 2,049 characters
@@ -98,7 +98,7 @@ def test_the_server_answers_400(tmp_path: Path, tiny_encoder: Any, photo_paths: 
 
 def test_the_longest_id_survives_export_and_import(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
-    from zeroshot_vision.stores.parquet import export_store, import_store
+    from zeroshot_vision.stores._parquet import export_store, import_store
 
     store = FaissStore(4)
     store.upsert([LONGEST, "short"], np.eye(4, dtype=np.float32)[:2])

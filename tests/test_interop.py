@@ -20,8 +20,8 @@ import pytest
 from tests.helpers import make_jpeg
 
 from zeroshot_vision import Encoder, FaissStore, IndexFolder, SearchEngine, VectorStore
-from zeroshot_vision.cli import EXIT_OK, main
-from zeroshot_vision.stores.registry import StoreLocation, register_store_kind, store_kinds
+from zeroshot_vision._cli import EXIT_OK, main
+from zeroshot_vision.stores._registry import StoreLocation, register_store_kind, store_kinds
 
 
 def zsv(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -96,7 +96,7 @@ def test_zsv_index_opens_in_python_and_the_app(
     pytest.importorskip("streamlit")
     from streamlit.testing.v1 import AppTest
 
-    from zeroshot_vision.app import streamlit_app
+    from zeroshot_vision._app import streamlit_app
 
     monkeypatch.setattr(sys, "argv", ["streamlit_app.py", "--index", str(index)])
     at = AppTest.from_file(streamlit_app.__file__, default_timeout=120).run()
@@ -129,7 +129,7 @@ def test_zsv_model_reaches_the_apps_classify_page(
 ) -> None:
     pytest.importorskip("streamlit")
 
-    from zeroshot_vision.app import streamlit_app
+    from zeroshot_vision._app import streamlit_app
 
     monkeypatch.setenv("ZSV_MODEL", str(tiny_model_dir))
     monkeypatch.setattr(sys, "argv", ["streamlit_app.py"])  # no index, no --model
@@ -190,7 +190,7 @@ def test_a_registered_store_kind_builds_saves_and_reopens_through_zsv(
 
 
 def test_store_kind_names_and_secrets_are_checked(tmp_path: Path) -> None:
-    from zeroshot_vision.errors import InvalidInputError
+    from zeroshot_vision._errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match="kind name"):
         register_store_kind("Bad Name", open_json_store)
@@ -204,7 +204,7 @@ def test_store_kind_names_and_secrets_are_checked(tmp_path: Path) -> None:
 
 
 def test_each_kind_checks_its_own_options_before_the_folder_exists(tmp_path: Path) -> None:
-    from zeroshot_vision.errors import InvalidInputError
+    from zeroshot_vision._errors import InvalidInputError
 
     def create(store: str, **options: object) -> None:
         IndexFolder.create(tmp_path / "i", model="m", dim=4, store=store, store_options=options)
@@ -237,7 +237,7 @@ def test_each_kind_checks_its_own_options_before_the_folder_exists(tmp_path: Pat
 
 
 def test_an_index_of_an_unregistered_kind_says_so(tmp_path: Path) -> None:
-    from zeroshot_vision.errors import InvalidInputError
+    from zeroshot_vision._errors import InvalidInputError
 
     IndexFolder.create(tmp_path / "i", model="m", dim=4)
     manifest = json.loads((tmp_path / "i" / "settings.json").read_text())
@@ -291,8 +291,8 @@ def test_accented_and_cjk_file_names_index_into_pinecone(
 _KILLED_AFTER_ONE_UPSERT = textwrap.dedent(
     """
     import os, signal, sys
-    from zeroshot_vision.index.writer import IndexWriter
-    from zeroshot_vision.cli import main
+    from zeroshot_vision._index.writer import IndexWriter
+    from zeroshot_vision._cli import main
     real = IndexWriter.write
     calls = 0
     def write_then_die(self, *args, **kwargs):
@@ -366,7 +366,7 @@ def test_the_readme_example_builds_an_index_zsv_opens(
 
 def test_model_loading_reports_progress(tiny_model_dir: Path, tmp_path: Path) -> None:
     """Nothing used to show while a model loaded (tens of seconds for so400m on a CPU)."""
-    from zeroshot_vision.types import Progress
+    from zeroshot_vision._types import Progress
 
     events: list[Progress] = []
     Encoder.from_pretrained(tiny_model_dir, device="cpu", progress=events.append)

@@ -10,10 +10,10 @@ import pydantic
 import pytest
 
 from zeroshot_vision import InvalidFilterError, InvalidInputError
+from zeroshot_vision._cli import EXIT_ERROR, main
+from zeroshot_vision._cli.search import parse_filter
 from zeroshot_vision._json import json_depth, loads_bounded, read_model
-from zeroshot_vision.cli import EXIT_ERROR, main
-from zeroshot_vision.cli.search import parse_filter
-from zeroshot_vision.stores.filters import MAX_FILTER_DEPTH
+from zeroshot_vision.stores._filters import MAX_FILTER_DEPTH
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from zeroshot_vision import SearchEngine
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, main
+from zeroshot_vision._errors import InvalidInputError, ModelLoadError
 from zeroshot_vision._language import dominant_script, reading_warning, unreadable_share
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
-from zeroshot_vision.errors import InvalidInputError, ModelLoadError
-from zeroshot_vision.models import DEFAULT_MODEL, locate_checkpoint, resolve_model
-from zeroshot_vision.presets import PRESETS, preset_for, preset_names
-from zeroshot_vision.stores.faiss import FaissStore
+from zeroshot_vision._models import DEFAULT_MODEL, locate_checkpoint, resolve_model
+from zeroshot_vision._presets import PRESETS, preset_for, preset_names
+from zeroshot_vision.stores._faiss import FaissStore
 
 # One query per script the issue names, with the script each is written in.
 SCRIPTS = {
@@ -249,7 +249,7 @@ def test_the_server_returns_the_warning_and_the_client_reads_it(
     import httpx
     from tests.helpers import open_service, start_server, stop_server
 
-    from zeroshot_vision.server.client import ServerClient
+    from zeroshot_vision.server._client import ServerClient
 
     service = open_service(photo_index, tiny_encoder)
     live, running = start_server(service)
@@ -280,7 +280,7 @@ def xm3600(tmp_path_factory: pytest.TempPathFactory, photo_paths: list[Path]) ->
 
 
 def test_the_xm3600_layout_reads_one_pair_per_caption_grouped_by_language(xm3600: Path) -> None:
-    from zeroshot_vision.eval.labelled_data import read_multilingual_pairs, read_pairs
+    from zeroshot_vision.eval._labelled_data import read_multilingual_pairs, read_pairs
     from zeroshot_vision.testing import SAMPLE_CAPTIONS
 
     dataset = read_pairs(xm3600)
@@ -295,7 +295,7 @@ def test_the_xm3600_layout_reads_one_pair_per_caption_grouped_by_language(xm3600
 
 
 def test_broken_lines_and_missing_images_are_skips_with_line_numbers(xm3600: Path) -> None:
-    from zeroshot_vision.eval.labelled_data import read_multilingual_pairs
+    from zeroshot_vision.eval._labelled_data import read_multilingual_pairs
 
     damaged = xm3600.parent / "damaged"
     shutil.copytree(xm3600, damaged)
@@ -312,7 +312,7 @@ def test_broken_lines_and_missing_images_are_skips_with_line_numbers(xm3600: Pat
 
 
 def test_json_lines_of_image_language_caption(tmp_path: Path, photo_paths: list[Path]) -> None:
-    from zeroshot_vision.eval.labelled_data import read_pairs
+    from zeroshot_vision.eval._labelled_data import read_pairs
 
     rows = [
         {"image": str(photo_paths[0]), "language": "ja", "caption": "宇宙飛行士"},
@@ -333,8 +333,8 @@ def test_json_lines_of_image_language_caption(tmp_path: Path, photo_paths: list[
 def test_retrieval_reports_each_language_and_their_mean(xm3600: Path, tiny_encoder: Any) -> None:
     import numpy as np
 
-    from zeroshot_vision.eval.labelled_data import read_pairs
-    from zeroshot_vision.eval.run import evaluate_retrieval
+    from zeroshot_vision.eval._labelled_data import read_pairs
+    from zeroshot_vision.eval._run import evaluate_retrieval
 
     result = evaluate_retrieval(tiny_encoder, read_pairs(xm3600))
     assert result.grouped_by == "language" and result.n_images == 6

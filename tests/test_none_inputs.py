@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision._errors import InvalidInputError
 
 CALLS: dict[str, Callable[[Any, Any, Path], object]] = {
     "index_images(None)": lambda engine, encoder, photo: engine.index_images(None),
@@ -34,8 +34,8 @@ CALLS: dict[str, Callable[[Any, Any, Path], object]] = {
 def test_none_is_refused_with_the_project_error(
     call: str, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.stores.faiss import FaissStore
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision.stores._faiss import FaissStore
 
     engine = SearchEngine(tiny_encoder, FaissStore(tiny_encoder.dim))
     engine.index_images(photo_paths[:1])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from zeroshot_vision.photos import image_path_for_id
-from zeroshot_vision.stores.faiss import FaissStore
+from zeroshot_vision._photos import image_path_for_id
+from zeroshot_vision.stores._faiss import FaissStore
 
 
 def test_images_are_read_only_for_ids_in_the_store(tmp_path: Path) -> None:

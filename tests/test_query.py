@@ -19,7 +19,7 @@ from zeroshot_vision import (
     SearchEngine,
     SearchResults,
 )
-from zeroshot_vision.stores.batch import query_many
+from zeroshot_vision.stores._batch import query_many
 
 
 @pytest.fixture(scope="module")
@@ -229,14 +229,14 @@ def test_bad_k_is_refused_and_huge_k_returns_everything(indexed: SearchEngine, k
 
 def test_in_lists_beyond_the_filter_limit_are_refused(indexed: SearchEngine) -> None:
     from zeroshot_vision import InvalidFilterError
-    from zeroshot_vision.stores.filters import MAX_IN_VALUES
+    from zeroshot_vision.stores._filters import MAX_IN_VALUES
 
     with pytest.raises(InvalidFilterError, match=f"at most {MAX_IN_VALUES} values"):
         indexed.search("a dog", k=1, filter={"id": {"$in": list(range(MAX_IN_VALUES + 1))}})
 
 
 def test_compose_builds_the_search_forms_query() -> None:
-    from zeroshot_vision.query import IMAGE_WEIGHT, NEGATIVE_WEIGHT, compose
+    from zeroshot_vision._query import IMAGE_WEIGHT, NEGATIVE_WEIGHT, compose
 
     query = compose("a beach", ["ref.jpg"], ["people", "boats"])
     assert [(p.text, p.image, p.weight) for p in query.parts] == [
@@ -255,7 +255,7 @@ def test_compose_builds_the_search_forms_query() -> None:
 
 
 def test_compose_without_words_or_images_is_an_error() -> None:
-    from zeroshot_vision.query import compose
+    from zeroshot_vision._query import compose
 
     with pytest.raises(InvalidInputError, match="words to look for or an image"):
         compose(None, [], ["people"])

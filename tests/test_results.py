@@ -13,8 +13,8 @@ from tests.factories import memory_engine
 
 from zeroshot_vision import InvalidInputError, SearchResult
 from zeroshot_vision._progress import Tracker
-from zeroshot_vision.results import SearchResults, flatten_metadata
-from zeroshot_vision.types import Progress
+from zeroshot_vision._results import SearchResults, flatten_metadata
+from zeroshot_vision._types import Progress
 
 INJECTION = "<img src=x onerror=alert(1)>"
 

@@ -16,9 +16,13 @@ numpy, the stores), and torch, transformers, faiss and pinecone when they are ne
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from zeroshot_vision.errors import (
+from zeroshot_vision._errors import (
+    BackendMismatchError,
+    BatchTooLargeError,
     DatasetNotFoundError,
     DimensionMismatchError,
+    DistributedJobError,
+    ExportError,
     ImageDecodeError,
     ImageLoadError,
     ImageNotFoundError,
@@ -31,34 +35,44 @@ from zeroshot_vision.errors import (
     InvalidInputError,
     InvalidMetadataError,
     InvalidVectorError,
+    LLMAuthError,
+    LLMError,
+    LLMImagesRejectedError,
+    LLMModelNotFoundError,
+    LLMRequestError,
+    LLMResponseError,
+    LLMTimeoutError,
+    LLMUnreachableError,
     MissingColumnError,
     MissingDependencyError,
     ModelLoadError,
     PartialWriteError,
     RecordNotFoundError,
+    ServerBusyError,
+    ServerResponseError,
+    ServerUnreachableError,
     StoreError,
+    TextIndexDamagedError,
     UnsupportedFilterError,
     ZeroshotVisionError,
 )
 
 if _TYPE_CHECKING:
-    from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.engine import SearchEngine, file_id
-    from zeroshot_vision.images import load_image
-    from zeroshot_vision.index import IndexFolder, IndexWriter
-    from zeroshot_vision.ingest.exchange import export_index, import_index
-    from zeroshot_vision.models import default_model
-    from zeroshot_vision.near_duplicates import DEFAULT_DUPLICATE_THRESHOLD
-    from zeroshot_vision.query import Query, QueryPart
-    from zeroshot_vision.results import SearchResults
-    from zeroshot_vision.stores.base import VectorStore
-    from zeroshot_vision.stores.batch import query_many
-    from zeroshot_vision.stores.faiss import FaissStore
-    from zeroshot_vision.stores.parquet import export_store, import_store
-    from zeroshot_vision.stores.pinecone import PineconeStore
-    from zeroshot_vision.stores.registry import register_store_kind, store_kinds
-    from zeroshot_vision.stores.transfer import copy_store
-    from zeroshot_vision.types import (
+    from zeroshot_vision._ask import Answer, parse_citations
+    from zeroshot_vision._captions import CaptionExtractor
+    from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._engine import SearchEngine, file_id
+    from zeroshot_vision._images import IMAGE_SUFFIXES, load_image
+    from zeroshot_vision._index import FileEntry, IndexFolder, IndexWriter
+    from zeroshot_vision._llm import LLMEndpoint, image_data_url
+    from zeroshot_vision._models import default_model
+    from zeroshot_vision._near_duplicates import DEFAULT_DUPLICATE_THRESHOLD
+    from zeroshot_vision._ocr import OcrEngine, OcrExtractor
+    from zeroshot_vision._places import PlacesExtractor, ReverseGeocoder
+    from zeroshot_vision._presets import PRESETS, ModelPreset
+    from zeroshot_vision._query import Query, QueryPart
+    from zeroshot_vision._results import SearchResults
+    from zeroshot_vision._types import (
         ClassifyReport,
         DuplicateGroup,
         DuplicatePair,
@@ -66,63 +80,87 @@ if _TYPE_CHECKING:
         Hit,
         ImageFailure,
         ImageLabels,
+        ImageSource,
         IndexReport,
         LabelScore,
+        Metadata,
         Progress,
         Record,
         SearchResult,
     )
+    from zeroshot_vision.ingest._exchange import export_index, import_index
+    from zeroshot_vision.stores._base import VectorStore
+    from zeroshot_vision.stores._faiss import FaissStore
+    from zeroshot_vision.stores._pinecone import PineconeStore
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "DEFAULT_DUPLICATE_THRESHOLD": "zeroshot_vision.near_duplicates",
-    "Encoder": "zeroshot_vision.encoder",
-    "SearchEngine": "zeroshot_vision.engine",
-    "file_id": "zeroshot_vision.engine",
-    "load_image": "zeroshot_vision.images",
-    "IndexFolder": "zeroshot_vision.index",
-    "IndexWriter": "zeroshot_vision.index",
-    "export_index": "zeroshot_vision.ingest.exchange",
-    "import_index": "zeroshot_vision.ingest.exchange",
-    "default_model": "zeroshot_vision.models",
-    "Query": "zeroshot_vision.query",
-    "QueryPart": "zeroshot_vision.query",
-    "SearchResults": "zeroshot_vision.results",
-    "VectorStore": "zeroshot_vision.stores.base",
-    "query_many": "zeroshot_vision.stores.batch",
-    "export_store": "zeroshot_vision.stores.parquet",
-    "import_store": "zeroshot_vision.stores.parquet",
-    "FaissStore": "zeroshot_vision.stores.faiss",
-    "PineconeStore": "zeroshot_vision.stores.pinecone",
-    "register_store_kind": "zeroshot_vision.stores.registry",
-    "store_kinds": "zeroshot_vision.stores.registry",
-    "copy_store": "zeroshot_vision.stores.transfer",
-    "ClassifyReport": "zeroshot_vision.types",
-    "DuplicateGroup": "zeroshot_vision.types",
-    "DuplicatePair": "zeroshot_vision.types",
-    "FolderReport": "zeroshot_vision.types",
-    "Hit": "zeroshot_vision.types",
-    "ImageFailure": "zeroshot_vision.types",
-    "ImageLabels": "zeroshot_vision.types",
-    "IndexReport": "zeroshot_vision.types",
-    "LabelScore": "zeroshot_vision.types",
-    "Progress": "zeroshot_vision.types",
-    "Record": "zeroshot_vision.types",
-    "SearchResult": "zeroshot_vision.types",
+    "SearchEngine": "zeroshot_vision._engine",
+    "file_id": "zeroshot_vision._engine",
+    "Encoder": "zeroshot_vision._encoder",
+    "Query": "zeroshot_vision._query",
+    "QueryPart": "zeroshot_vision._query",
+    "SearchResults": "zeroshot_vision._results",
+    "ClassifyReport": "zeroshot_vision._types",
+    "DuplicateGroup": "zeroshot_vision._types",
+    "DuplicatePair": "zeroshot_vision._types",
+    "FolderReport": "zeroshot_vision._types",
+    "Hit": "zeroshot_vision._types",
+    "ImageFailure": "zeroshot_vision._types",
+    "ImageLabels": "zeroshot_vision._types",
+    "ImageSource": "zeroshot_vision._types",
+    "IndexReport": "zeroshot_vision._types",
+    "LabelScore": "zeroshot_vision._types",
+    "Metadata": "zeroshot_vision._types",
+    "Progress": "zeroshot_vision._types",
+    "Record": "zeroshot_vision._types",
+    "SearchResult": "zeroshot_vision._types",
+    "IMAGE_SUFFIXES": "zeroshot_vision._images",
+    "load_image": "zeroshot_vision._images",
+    "FileEntry": "zeroshot_vision._index",
+    "IndexFolder": "zeroshot_vision._index",
+    "IndexWriter": "zeroshot_vision._index",
+    "export_index": "zeroshot_vision.ingest._exchange",
+    "import_index": "zeroshot_vision.ingest._exchange",
+    "default_model": "zeroshot_vision._models",
+    "ModelPreset": "zeroshot_vision._presets",
+    "PRESETS": "zeroshot_vision._presets",
+    "DEFAULT_DUPLICATE_THRESHOLD": "zeroshot_vision._near_duplicates",
+    "VectorStore": "zeroshot_vision.stores._base",
+    "FaissStore": "zeroshot_vision.stores._faiss",
+    "PineconeStore": "zeroshot_vision.stores._pinecone",
+    "Answer": "zeroshot_vision._ask",
+    "parse_citations": "zeroshot_vision._ask",
+    "LLMEndpoint": "zeroshot_vision._llm",
+    "image_data_url": "zeroshot_vision._llm",
+    "OcrEngine": "zeroshot_vision._ocr",
+    "OcrExtractor": "zeroshot_vision._ocr",
+    "PlacesExtractor": "zeroshot_vision._places",
+    "ReverseGeocoder": "zeroshot_vision._places",
+    "CaptionExtractor": "zeroshot_vision._captions",
 }
 """Where each public name lives; imported on first use, so ``import zeroshot_vision`` (and
 the ``zsv`` command, which imports it first) loads neither numpy nor the engine."""
 
 __all__ = [
     "DEFAULT_DUPLICATE_THRESHOLD",
+    "IMAGE_SUFFIXES",
+    "PRESETS",
+    "Answer",
+    "BackendMismatchError",
+    "BatchTooLargeError",
+    "CaptionExtractor",
     "ClassifyReport",
     "DatasetNotFoundError",
     "DimensionMismatchError",
+    "DistributedJobError",
     "DuplicateGroup",
     "DuplicatePair",
     "Encoder",
+    "ExportError",
     "FaissStore",
+    "FileEntry",
     "FolderReport",
     "Hit",
     "ImageDecodeError",
@@ -130,6 +168,7 @@ __all__ = [
     "ImageLabels",
     "ImageLoadError",
     "ImageNotFoundError",
+    "ImageSource",
     "ImageTooLargeError",
     "IndexDamagedError",
     "IndexExistsError",
@@ -142,54 +181,52 @@ __all__ = [
     "InvalidInputError",
     "InvalidMetadataError",
     "InvalidVectorError",
+    "LLMAuthError",
+    "LLMEndpoint",
+    "LLMError",
+    "LLMImagesRejectedError",
+    "LLMModelNotFoundError",
+    "LLMRequestError",
+    "LLMResponseError",
+    "LLMTimeoutError",
+    "LLMUnreachableError",
     "LabelScore",
+    "Metadata",
     "MissingColumnError",
     "MissingDependencyError",
     "ModelLoadError",
+    "ModelPreset",
+    "OcrEngine",
+    "OcrExtractor",
     "PartialWriteError",
     "PineconeStore",
+    "PlacesExtractor",
     "Progress",
     "Query",
     "QueryPart",
     "Record",
     "RecordNotFoundError",
+    "ReverseGeocoder",
     "SearchEngine",
     "SearchResult",
     "SearchResults",
+    "ServerBusyError",
+    "ServerResponseError",
+    "ServerUnreachableError",
     "StoreError",
+    "TextIndexDamagedError",
     "UnsupportedFilterError",
     "VectorStore",
     "ZeroshotVisionError",
     "__version__",
-    "copy_store",
     "default_model",
     "export_index",
-    "export_store",
     "file_id",
+    "image_data_url",
     "import_index",
-    "import_store",
     "load_image",
-    "query_many",
-    "register_store_kind",
-    "store_kinds",
+    "parse_citations",
 ]
-
-# Names this package exported before, kept importable for one release: each was a second
-# name for something else here, or a display helper.
-_DEPRECATED = {
-    "IndexProgress": ("zeroshot_vision.types", "Progress", "use zeroshot_vision.Progress"),
-    "DEFAULT_MODEL": (
-        "zeroshot_vision.models",
-        "DEFAULT_MODEL",
-        "use zeroshot_vision.default_model() (it honours $ZSV_MODEL)",
-    ),
-    "find_duplicates": (
-        "zeroshot_vision.near_duplicates",
-        "find_duplicates",
-        "use SearchEngine.duplicates, or zeroshot_vision.near_duplicates.find_duplicates",
-    ),
-    "caption": ("zeroshot_vision.types", "caption", "import it from zeroshot_vision.types"),
-}
 
 
 def __getattr__(name: str) -> object:
@@ -199,17 +236,6 @@ def __getattr__(name: str) -> object:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value  # the next lookup is a plain attribute
         return value
-    if name in _DEPRECATED:
-        import importlib
-        import warnings
-
-        module, attribute, hint = _DEPRECATED[name]
-        warnings.warn(
-            f"zeroshot_vision.{name} is deprecated and will be removed in 0.3: {hint}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'zeroshot_vision' has no attribute {name!r}")
 
 

@@ -1,7 +1,7 @@
 """Small policies written once: number checks, batching, label lists.
 
 Each rule here used to exist in several copies that drifted apart; every module now calls
-these. (The default model, once here, is :func:`zeroshot_vision.models.default_model`.)
+these. (The default model, once here, is :func:`zeroshot_vision._models.default_model`.)
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
+from zeroshot_vision._errors import InvalidInputError
 from zeroshot_vision._text import is_utf8, short_repr
-from zeroshot_vision.errors import InvalidInputError
 
 T = TypeVar("T")
 

@@ -2,9 +2,9 @@
 
 The command line builds its parser (``zsv --help``) and talks to a server without
 importing numpy, pydantic or the stores; it reads these values from here, and the modules
-that own them (:mod:`~zeroshot_vision.near_duplicates`,
-:mod:`~zeroshot_vision.duplicate_moves`, :mod:`~zeroshot_vision.stores.filters`,
-:mod:`~zeroshot_vision.index`) take them from here too, so each is written once. This
+that own them (:mod:`~zeroshot_vision._near_duplicates`,
+:mod:`~zeroshot_vision._duplicate_moves`, :mod:`~zeroshot_vision.stores._filters`,
+:mod:`~zeroshot_vision._index`) take them from here too, so each is written once. This
 module imports nothing.
 """
 

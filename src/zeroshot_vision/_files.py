@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision._errors import InvalidInputError
 
 __all__ = [
     "check_replaceable",

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from zeroshot_vision._errors import InvalidInputError, ZeroshotVisionError
 from zeroshot_vision._text import short_repr
-from zeroshot_vision.errors import InvalidInputError, ZeroshotVisionError
 
 if TYPE_CHECKING:
     import pydantic

@@ -19,7 +19,7 @@ import unicodedata
 from collections import Counter
 from typing import Any
 
-from zeroshot_vision.presets import MULTILINGUAL_PRESET, preset_for
+from zeroshot_vision._presets import MULTILINGUAL_PRESET, preset_for
 
 __all__ = ["dominant_script", "reading_warning", "unreadable_share"]
 

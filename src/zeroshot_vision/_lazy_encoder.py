@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from zeroshot_vision._errors import DimensionMismatchError
 from zeroshot_vision._progress import ProgressOption
-from zeroshot_vision.errors import DimensionMismatchError
 
 __all__ = ["LazyEncoder"]
 
 
 class LazyEncoder:
-    """Stands in for :class:`~zeroshot_vision.encoder.Encoder` until first used.
+    """Stands in for :class:`~zeroshot_vision._encoder.Encoder` until first used.
 
     ``model_name`` and ``dim`` are answered from the constructor; any other attribute
     loads the encoder (with the options given here) and is read from it.
@@ -55,7 +55,7 @@ class LazyEncoder:
 
     def _loaded(self) -> Any:
         if self._encoder is None:
-            from zeroshot_vision.encoder import Encoder
+            from zeroshot_vision._encoder import Encoder
 
             encoder = Encoder.from_pretrained(self.model_name, **self._options)
             if encoder.dim != self.dim:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from zeroshot_vision.errors import MissingDependencyError
+from zeroshot_vision._errors import MissingDependencyError
 
 
 def require(module: str, *, extra: str | None = None, purpose: str | None = None) -> ModuleType:

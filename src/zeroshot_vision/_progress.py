@@ -2,7 +2,7 @@
 
 Each long operation takes ``progress=`` with one meaning everywhere: ``None``/``False``
 for nothing, ``True`` for a ``tqdm.auto`` bar (a widget in Jupyter, text on a terminal),
-or a callable that receives a :class:`~zeroshot_vision.types.Progress` before the first
+or a callable that receives a :class:`~zeroshot_vision._types.Progress` before the first
 batch and after every batch.
 """
 
@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.types import Progress
+from zeroshot_vision._errors import InvalidInputError
+from zeroshot_vision._types import Progress
 
 __all__ = ["ProgressCallback", "ProgressOption", "Tracker"]
 
 ProgressCallback = Callable[[Progress], object]
-"""Receives a :class:`~zeroshot_vision.types.Progress` after every batch."""
+"""Receives a :class:`~zeroshot_vision._types.Progress` after every batch."""
 
 ProgressOption = bool | ProgressCallback | None
 """What ``progress=`` accepts: ``True`` (a bar), a callable, or ``None``/``False``."""

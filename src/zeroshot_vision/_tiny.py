@@ -1,8 +1,8 @@
 """Random SigLIP (and CLIP) checkpoints built offline from configs; the ``tiny`` model.
 
 The library builds :func:`build_tiny_siglip` into the user cache for ``--model tiny`` /
-``ZSV_MODEL=tiny`` (see :func:`zeroshot_vision.models.resolve_model`); tests and
-benchmarks use every builder, through :mod:`zeroshot_vision.testing.tiny`, which
+``ZSV_MODEL=tiny`` (see :func:`zeroshot_vision._models.resolve_model`); tests and
+benchmarks use every builder, through :mod:`zeroshot_vision.testing._tiny`, which
 re-exports them.
 
 The models use the real transformers classes and are written with ``save_pretrained``, so

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from zeroshot_vision.app import SCRIPT
-from zeroshot_vision.app.logic import result_cards, snippet_markdown
-from zeroshot_vision.types import SearchResult
+from zeroshot_vision._app import SCRIPT
+from zeroshot_vision._app.logic import result_cards, snippet_markdown
+from zeroshot_vision._types import SearchResult
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest

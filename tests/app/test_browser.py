@@ -34,11 +34,11 @@ import httpx
 import pytest
 from tests.helpers import build_index
 
-from zeroshot_vision.app import launch
+from zeroshot_vision._app import launch
 
 if TYPE_CHECKING:
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.results import SearchResults
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._results import SearchResults
 
 CHROMIUM = Path(os.environ.get("ZSV_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -423,8 +423,8 @@ def library(
 ) -> Library:
     from PIL import Image
 
-    from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._engine import SearchEngine
     from zeroshot_vision.testing import build_tiny_siglip
 
     root = tmp_path_factory.mktemp("library")
@@ -457,8 +457,8 @@ def library(
 @pytest.fixture(scope="module")
 def library_engine(library: Library) -> Iterator[SearchEngine]:
     """The library searched from Python, as the app searches it: the expected answers."""
-    from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._engine import SearchEngine
 
     encoder = Encoder.from_pretrained(str(library.model), device="cpu")
     with SearchEngine.open(library.index, encoder=encoder) as engine:
@@ -558,7 +558,7 @@ def test_the_first_visit_shows_the_model_loading(browser_index: Path, tiny_model
 def test_search_by_an_uploaded_photo(
     library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
 ) -> None:
-    from zeroshot_vision.images import load_image
+    from zeroshot_vision._images import load_image
 
     upload = "input[type=file]"
     page.open(f"{library_app}/", ready=f"!!document.querySelector({json.dumps(upload)})")
@@ -600,7 +600,7 @@ def test_more_like_this_shows_that_photos_neighbours(
 def test_show_more_goes_beyond_fifty(
     library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
 ) -> None:
-    from zeroshot_vision.app.logic import more_results
+    from zeroshot_vision._app.logic import more_results
 
     assert len(library.files) > 50, "the library must be bigger than the largest page"
     page.open(f"{library_app}/?q={urllib.parse.quote(QUERY)}", ready="true")
@@ -624,7 +624,7 @@ def test_show_more_goes_beyond_fifty(
 def test_the_fine_probability_control_filters_the_results(
     library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
 ) -> None:
-    from zeroshot_vision.app.logic import PROBABILITY_STEPS
+    from zeroshot_vision._app.logic import PROBABILITY_STEPS
 
     everything = library_engine.search(QUERY, k=len(library.files))
     probabilities = [r.probability for r in everything if r.probability is not None]

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from zeroshot_vision._app import ENTRY, launch, streamlit_command
 from zeroshot_vision._host_check import host_allowed
-from zeroshot_vision.app import ENTRY, launch, streamlit_command
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zeroshot_vision.app import ENTRY, SCRIPT, launch, streamlit_command
-from zeroshot_vision.app.logic import (
+from zeroshot_vision._app import ENTRY, SCRIPT, launch, streamlit_command
+from zeroshot_vision._app.logic import (
     MAX_CHOICES,
     ChoiceFacet,
     RangeFacet,
@@ -29,9 +29,9 @@ from zeroshot_vision.app.logic import (
     parse_labels,
     result_cards,
 )
-from zeroshot_vision.errors import ImageLoadError, IndexNotFoundError, InvalidInputError
-from zeroshot_vision.stores.faiss import FaissStore
-from zeroshot_vision.types import SearchResult
+from zeroshot_vision._errors import ImageLoadError, IndexNotFoundError, InvalidInputError
+from zeroshot_vision._types import SearchResult
+from zeroshot_vision.stores._faiss import FaissStore
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
@@ -61,8 +61,8 @@ def index_dir(
 
 @pytest.fixture(scope="module")
 def empty_index_dir(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Path:
-    from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._index import IndexFolder
 
     folder = tmp_path_factory.mktemp("empty") / "idx"
     dim = Encoder.from_pretrained(str(model_dir), device="cpu").dim
@@ -153,7 +153,7 @@ def test_a_query_of_only_spaces_asks_for_words(
 def test_min_probability_slider_drops_unlikely_photos(
     monkeypatch: pytest.MonkeyPatch, index_dir: Path
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     query = "a photo of a cat"
     probabilities = [r.probability for r in SearchEngine.open(index_dir).search(query, k=20)]
@@ -199,7 +199,7 @@ def test_filters_are_built_from_the_metadata_present(
 def test_negative_prompt_is_passed_to_the_search(
     monkeypatch: pytest.MonkeyPatch, index_dir: Path
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     seen: list[str | None] = []
     original = SearchEngine.search
@@ -261,7 +261,7 @@ def test_a_model_that_cannot_be_loaded_is_a_message(
 def test_a_store_failing_mid_page_is_a_message(
     monkeypatch: pytest.MonkeyPatch, index_dir: Path
 ) -> None:
-    from zeroshot_vision.errors import StoreError
+    from zeroshot_vision._errors import StoreError
 
     def unreachable(self: FaissStore) -> Iterator[str]:
         raise StoreError("the store did not answer")
@@ -449,7 +449,7 @@ def test_zsv_app_passes_its_options_to_launch(
 ) -> None:
     import subprocess
 
-    from zeroshot_vision import cli
+    from zeroshot_vision import _cli as cli
 
     calls: list[tuple[object, dict[str, object]]] = []
 
@@ -457,7 +457,7 @@ def test_zsv_app_passes_its_options_to_launch(
         calls.append((index_dir, options))
         return subprocess.CompletedProcess([], returncode=0)
 
-    monkeypatch.setattr("zeroshot_vision.app.launch", fake_launch)
+    monkeypatch.setattr("zeroshot_vision._app.launch", fake_launch)
     assert cli.main(["app", "--index", str(tmp_path)]) == 0
     assert calls[-1] == (
         str(tmp_path),
@@ -470,7 +470,7 @@ def test_zsv_app_passes_its_options_to_launch(
 def test_zsv_app_reports_a_missing_index_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from zeroshot_vision import cli
+    from zeroshot_vision import _cli as cli
 
     assert cli.main(["app", "--index", str(tmp_path / "missing")]) == cli.EXIT_ERROR
     err = capsys.readouterr().err
@@ -498,7 +498,7 @@ def test_stopping_zsv_app_stops_the_server(tmp_path: Path, empty_index_dir: Path
         except httpx.TransportError:
             return False
 
-    code = f"from zeroshot_vision.app import launch; launch({str(empty_index_dir)!r}, port={port})"
+    code = f"from zeroshot_vision._app import launch; launch({str(empty_index_dir)!r}, port={port})"
     parent = subprocess.Popen([sys.executable, "-c", code])
     try:
         for _ in range(120):
@@ -543,7 +543,7 @@ def assert_inert(markdown: str) -> None:
 
 
 def test_markdown_escaping_leaves_text_literal() -> None:
-    from zeroshot_vision.app.logic import escape_markdown, inline_code
+    from zeroshot_vision._app.logic import escape_markdown, inline_code
 
     escaped = escape_markdown(HOSTILE)
     assert_inert(escaped)
@@ -560,7 +560,7 @@ def hostile_index_dir(
     tmp_path_factory: pytest.TempPathFactory, model_dir: Path, photos: list[Path]
 ) -> Path:
     """An index whose ids, metadata keys and values try to inject Markdown and HTML."""
-    from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision._index import IndexFolder
 
     folder = tmp_path_factory.mktemp("hostile") / "idx"
     store = IndexFolder.create(folder, model=str(model_dir), dim=32).open_store()
@@ -690,7 +690,7 @@ def test_odd_url_queries_search_without_errors(
 def test_k_slider_extremes_and_an_index_without_metadata(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photos: list[Path]
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     folder = tmp_path / "bare"
     with SearchEngine.create(folder, model=str(model_dir), device="cpu") as engine:
@@ -723,7 +723,7 @@ def test_an_index_whose_model_folder_was_deleted_is_a_message(
 
 
 def test_sample_ids_are_the_smallest_in_sort_order() -> None:
-    from zeroshot_vision.app.logic import sample_ids
+    from zeroshot_vision._app.logic import sample_ids
 
     class Endless(FaissStore):
         def ids(self) -> Iterator[str]:
@@ -733,7 +733,7 @@ def test_sample_ids_are_the_smallest_in_sort_order() -> None:
 
 
 def test_upload_errors_are_the_matching_leaves() -> None:
-    from zeroshot_vision.errors import ImageDecodeError, ImageTooLargeError
+    from zeroshot_vision._errors import ImageDecodeError, ImageTooLargeError
 
     with pytest.raises(ImageDecodeError, match="it is not an image"):
         decode_upload(b"plain text, not a picture", name="notes.png")
@@ -751,9 +751,9 @@ def test_a_running_app_sees_what_zsv_index_adds(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photos: list[Path]
 ) -> None:
     """The app used to keep the engine it first opened: new photos never appeared."""
-    from zeroshot_vision.app import streamlit_app
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.index import index_version
+    from zeroshot_vision._app import streamlit_app
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._index import index_version
 
     folder = tmp_path / "live"
     with SearchEngine.create(folder, model=str(model_dir), device="cpu") as engine:
@@ -792,7 +792,7 @@ def test_search_by_an_uploaded_photo_on_the_search_page(
 
 
 def test_show_more_goes_beyond_k(monkeypatch: pytest.MonkeyPatch, index_dir: Path) -> None:
-    from zeroshot_vision.app.logic import MAX_RESULTS, PAGE_SIZE, more_results
+    from zeroshot_vision._app.logic import MAX_RESULTS, PAGE_SIZE, more_results
 
     at = app(monkeypatch, "--index", str(index_dir)).run()
     at.slider(key="k").set_value(2)
@@ -821,7 +821,7 @@ def test_open_shows_the_original_photo_only_for_indexed_ids(
 
 
 def test_the_probability_control_reaches_fine_values() -> None:
-    from zeroshot_vision.app.logic import PROBABILITY_STEPS
+    from zeroshot_vision._app.logic import PROBABILITY_STEPS
 
     fine = [p for p in PROBABILITY_STEPS if 0 < p <= 0.05]
     assert fine[0] == 0.001 and len(fine) >= 10
@@ -830,8 +830,8 @@ def test_the_probability_control_reaches_fine_values() -> None:
 
 
 def test_the_loading_bar_names_the_step_under_way() -> None:
-    from zeroshot_vision.app.logic import loading_step
-    from zeroshot_vision.types import Progress
+    from zeroshot_vision._app.logic import loading_step
+    from zeroshot_vision._types import Progress
 
     shown = [loading_step(Progress(task="load", total=3, done=done)) for done in range(4)]
     assert shown == [
@@ -847,7 +847,7 @@ def test_the_loading_bar_names_the_step_under_way() -> None:
 
 
 def test_an_original_is_served_with_its_image_type() -> None:
-    from zeroshot_vision.app.logic import original_mime
+    from zeroshot_vision._app.logic import original_mime
 
     assert original_mime(Path("a/cat.JPG")) == "image/jpeg"
     assert original_mime(Path("cat.png")) == "image/png"

@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.helpers import save_with_exif
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.app.logic import (
+from zeroshot_vision._app.logic import (
     ChoiceFacet,
     RangeFacet,
     build_filter,

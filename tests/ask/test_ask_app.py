@@ -14,11 +14,11 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 from tests.helpers import build_index
 
-from zeroshot_vision.app import SCRIPT
-from zeroshot_vision.app.logic import ask_view
-from zeroshot_vision.ask import Answer, AskTimings
-from zeroshot_vision.llm import TokenUsage
-from zeroshot_vision.types import SearchResult
+from zeroshot_vision._app import SCRIPT
+from zeroshot_vision._app.logic import ask_view
+from zeroshot_vision._ask import Answer, AskTimings
+from zeroshot_vision._llm import TokenUsage
+from zeroshot_vision._types import SearchResult
 
 
 @pytest.fixture(scope="module")

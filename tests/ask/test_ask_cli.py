@@ -7,7 +7,7 @@ import json
 import pytest
 from tests.helpers import build_index
 
-from zeroshot_vision.cli import main
+from zeroshot_vision._cli import main
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ import socket
 
 import pytest
 
-from zeroshot_vision.ask import (
+from zeroshot_vision._ask import (
     DEFAULT_PROMPT,
     MAX_QUESTION_CHARS,
     build_messages,
     check_prompt,
     parse_citations,
 )
-from zeroshot_vision.errors import (
+from zeroshot_vision._errors import (
     InvalidInputError,
     LLMAuthError,
     LLMImagesRejectedError,
@@ -26,7 +26,7 @@ from zeroshot_vision.errors import (
     LLMTimeoutError,
     LLMUnreachableError,
 )
-from zeroshot_vision.llm import LLMEndpoint
+from zeroshot_vision._llm import LLMEndpoint
 
 SECRET = "sk-test-0123456789-secret"
 

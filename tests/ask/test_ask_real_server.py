@@ -19,9 +19,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from zeroshot_vision.ask import Answer, parse_citations
-from zeroshot_vision.errors import LLMModelNotFoundError
-from zeroshot_vision.llm import LLMEndpoint
+from zeroshot_vision._ask import Answer, parse_citations
+from zeroshot_vision._errors import LLMModelNotFoundError
+from zeroshot_vision._llm import LLMEndpoint
 from zeroshot_vision.testing import TINY_VLM_IMAGE_TOKENS
 
 pytestmark = pytest.mark.slow

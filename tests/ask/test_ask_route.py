@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("fastapi")
 from tests.helpers import build_index, open_service, start_server, stop_server
 
-from zeroshot_vision.llm import LLMEndpoint
+from zeroshot_vision._llm import LLMEndpoint
 
 KEY = "server-key-123"
 

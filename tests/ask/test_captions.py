@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from zeroshot_vision.captions import CaptionExtractor, measure_caption_seconds
+from zeroshot_vision._captions import CaptionExtractor, measure_caption_seconds
+from zeroshot_vision._llm import LLMEndpoint
 from zeroshot_vision.ingest import ExifExtractor
-from zeroshot_vision.llm import LLMEndpoint
 
 
 def captions(engine) -> dict[str, str | None]:
@@ -59,7 +59,7 @@ def test_captions_are_stored_incremental_and_follow_the_model(
 
 
 def test_measuring_the_cost_raises_the_endpoints_errors_first(fake_llm, photo_paths):
-    from zeroshot_vision.errors import LLMModelNotFoundError
+    from zeroshot_vision._errors import LLMModelNotFoundError
 
     with LLMEndpoint(fake_llm.url, "good", max_retries=0) as llm:
         assert measure_caption_seconds(CaptionExtractor(llm), photo_paths[:3]) > 0
@@ -74,7 +74,7 @@ def test_zsv_index_captions_against_the_real_server(
     vlm_server, tiny_model_dir, photo_paths, tmp_path, capsys
 ):
     from zeroshot_vision import SearchEngine
-    from zeroshot_vision.cli import main
+    from zeroshot_vision._cli import main
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from tests.helpers import build_index
 
-from zeroshot_vision.cli import main
-from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.eval.ask import evaluate_ask, read_ask_cases
-from zeroshot_vision.llm import LLMEndpoint
+from zeroshot_vision._cli import main
+from zeroshot_vision._errors import InvalidInputError
+from zeroshot_vision._llm import LLMEndpoint
+from zeroshot_vision.eval._ask import evaluate_ask, read_ask_cases
 
 CASES = Path(__file__).parent / "data" / "ask_cases.jsonl"
 

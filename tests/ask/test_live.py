@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from zeroshot_vision.llm import LLMEndpoint
+from zeroshot_vision._llm import LLMEndpoint
 
 LIVE_URL = os.environ.get("ZSV_ASK_LIVE_URL")
 

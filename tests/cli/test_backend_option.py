@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.backends import PROBE_TEXTS, decode_probes, encode_probes
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
-from zeroshot_vision.errors import BackendMismatchError
+from zeroshot_vision._backends import PROBE_TEXTS, decode_probes, encode_probes
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, main
+from zeroshot_vision._errors import BackendMismatchError
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tests.helpers import make_jpeg
 
-from zeroshot_vision.cli import EXIT_OK, main
-from zeroshot_vision.types import FolderReport, ImageFailure
+from zeroshot_vision._cli import EXIT_OK, main
+from zeroshot_vision._types import FolderReport, ImageFailure
 
 
 def test_classify_separates_images_with_a_blank_line_not_an_escape(

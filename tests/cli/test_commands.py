@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from tests.helpers import PhotoServer, make_jpeg, photo_row, write_dataset
 
-from zeroshot_vision import cli
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
-from zeroshot_vision.cli.output import columns, one_line
-from zeroshot_vision.cli.search import results_table
+from zeroshot_vision import _cli as cli
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from zeroshot_vision._cli.output import columns, one_line
+from zeroshot_vision._cli.search import results_table
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -233,7 +233,7 @@ def test_a_full_disk_while_indexing_is_one_clear_line(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from zeroshot_vision.stores.faiss import FaissStore
+    from zeroshot_vision.stores._faiss import FaissStore
 
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -275,7 +275,7 @@ def test_unknown_hub_model_offline_is_one_line(
 
 
 def test_wide_characters_keep_the_search_table_aligned() -> None:
-    from zeroshot_vision.types import SearchResult
+    from zeroshot_vision._types import SearchResult
 
     results = [
         SearchResult(id="café ☕.png", score=0.5, probability=0.25, metadata={}),
@@ -357,7 +357,7 @@ def test_subcommands_register_through_small_functions() -> None:
 
 def test_console_module_runs_without_a_traceback(tmp_path: Path) -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "zeroshot_vision.cli", "info", "--index", str(tmp_path)],
+        [sys.executable, "-m", "zeroshot_vision._cli", "info", "--index", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, main
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, main
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 from tests.helpers import photo_row, write_dataset
 
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 
 LABELS = {
     "astronaut": "astronaut",

@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime")
 
 from tests.cli.test_eval import photo_folder  # noqa: F401 - the shared fixture
 
-from zeroshot_vision.cli import EXIT_OK, main
+from zeroshot_vision._cli import EXIT_OK, main
 
 
 def test_classify_compares_torch_and_onnx_int8_on_the_same_photos(

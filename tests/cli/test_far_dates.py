@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from tests.helpers import save_with_exif
 
-from zeroshot_vision.cli import EXIT_OK, main
-from zeroshot_vision.photos import date_bounds, photo_filter
+from zeroshot_vision._cli import EXIT_OK, main
+from zeroshot_vision._photos import date_bounds, photo_filter
 
 DAY = 86_400
 

@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from zeroshot_vision import InvalidInputError
-from zeroshot_vision.cli import EXIT_ERROR, main
-from zeroshot_vision.ingest.exchange import import_index
+from zeroshot_vision._cli import EXIT_ERROR, main
+from zeroshot_vision.ingest._exchange import import_index
 
 DIM = 4
 
@@ -132,7 +132,7 @@ def _limit_memory() -> None:  # in the child: a regression fails fast instead of
 
 def run_zsv(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "zeroshot_vision.cli", *argv],
+        [sys.executable, "-m", "zeroshot_vision._cli", *argv],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.helpers import build_index
 
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 
 DOCUMENTED_EXITS = {EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL}
 REQUIRED = {"--index", "--labels", "--out"}  # always given, so most runs get past argparse

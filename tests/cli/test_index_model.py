@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
-from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.models import same_checkpoint
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, main
+from zeroshot_vision._errors import InvalidInputError
+from zeroshot_vision._models import same_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 

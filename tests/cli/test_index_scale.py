@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 from zeroshot_vision.stores import FaissStore
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from zeroshot_vision.cli import EXIT_OK, main
+from zeroshot_vision._cli import EXIT_OK, main
 
 PROBE = """
 import sys
-from zeroshot_vision.cli import main
+from zeroshot_vision._cli import main
 code = main(sys.argv[1:])
 heavy = [m for m in ('torch', 'transformers') if m in sys.modules]
 print('probe:', code, ','.join(heavy) or '-', file=sys.stderr)
@@ -70,7 +70,7 @@ def test_index_loads_the_model_only_for_new_images(
     shutil.copy(photo_paths[2], photos / photo_paths[2].name)
     code, heavy = probe("index", str(photos), "--index", str(index), "--json")
     assert code == EXIT_OK and "torch" in heavy
-    from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision._index import IndexFolder
 
     store = IndexFolder.open(index).open_store()
     try:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from zeroshot_vision.cli import build_parser
-from zeroshot_vision.cli.options import (
+from zeroshot_vision._cli import build_parser
+from zeroshot_vision._cli.options import (
     non_negative_int_arg,
     positive_int_arg,
     positive_seconds_arg,
@@ -34,9 +34,9 @@ def test_parsing_and_output_import_no_model_or_vector_library() -> None:
     # command's arguments and printing through the output helpers must not load it.
     code = "\n".join(
         [
-            "import zeroshot_vision.cli.parser",
-            "from zeroshot_vision.cli import build_parser",
-            "from zeroshot_vision.cli import output",
+            "import zeroshot_vision._cli.parser",
+            "from zeroshot_vision._cli import build_parser",
+            "from zeroshot_vision._cli import output",
             "parser = build_parser()",
             "parser.format_help()",
             "for argv in (['search', 'a cat', '--index', 'i', '-k', '3'],",
@@ -54,7 +54,7 @@ def test_parsing_and_output_import_no_model_or_vector_library() -> None:
 
 def test_help_runs_without_loading_torch() -> None:
     code = (
-        "from zeroshot_vision.cli import main\n"
+        "from zeroshot_vision._cli import main\n"
         "import contextlib, io\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    assert main(['--help']) == 0\n"
@@ -66,9 +66,9 @@ def test_help_runs_without_loading_torch() -> None:
 def test_the_evaluation_library_does_not_import_the_cli() -> None:
     code = (
         "import sys\n"
-        "import zeroshot_vision.eval, zeroshot_vision.eval.run, zeroshot_vision.eval.report\n"
-        "import zeroshot_vision.eval.labelled_data, zeroshot_vision.eval.metrics\n"
-        "assert not [m for m in sys.modules if m.startswith('zeroshot_vision.cli')]"
+        "import zeroshot_vision.eval, zeroshot_vision.eval._run, zeroshot_vision.eval._report\n"
+        "import zeroshot_vision.eval._labelled_data, zeroshot_vision.eval._metrics\n"
+        "assert not [m for m in sys.modules if m.startswith('zeroshot_vision._cli')]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.helpers import save_with_exif
 
-from zeroshot_vision.cli import EXIT_OK, main
+from zeroshot_vision._cli import EXIT_OK, main
 
 DATES = {
     "2019/beach.jpg": "2019:08:01 10:00:00",
@@ -149,7 +149,7 @@ def test_preview_draws_thumbnails_with_the_terminal_protocol(
 def test_preview_is_plain_text_outside_a_terminal(
     library: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from zeroshot_vision.cli.preview import detect_protocol
+    from zeroshot_vision._cli.preview import detect_protocol
 
     _, index = library
     monkeypatch.delenv("ZSV_PREVIEW", raising=False)

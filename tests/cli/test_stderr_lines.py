@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK
 
 
 def zsv(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "zeroshot_vision.cli", *argv],
+        [sys.executable, "-m", "zeroshot_vision._cli", *argv],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests.helpers import RAW_CONTROL, make_jpeg
 
-from zeroshot_vision.cli import EXIT_OK, main
+from zeroshot_vision._cli import EXIT_OK, main
 
 
 @pytest.fixture(scope="module")

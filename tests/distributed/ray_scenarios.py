@@ -73,10 +73,10 @@ def main() -> None:
     import torch
 
     from zeroshot_vision import SearchEngine
-    from zeroshot_vision.cli import main
+    from zeroshot_vision._cli import main
+    from zeroshot_vision._errors import InvalidInputError
+    from zeroshot_vision._index import file_id
     from zeroshot_vision.distributed import index_with_ray
-    from zeroshot_vision.errors import InvalidInputError
-    from zeroshot_vision.index import file_id
     from zeroshot_vision.testing import PineconeTestServer
 
     results: dict[str, Any] = {}

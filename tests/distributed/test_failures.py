@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from zeroshot_vision.cli import main
-from zeroshot_vision.errors import (
+from zeroshot_vision._cli import main
+from zeroshot_vision._errors import (
     BatchTooLargeError,
     DistributedJobError,
     ImageDecodeError,
@@ -29,9 +29,9 @@ _OUT_OF_MEMORY = textwrap.dedent(
     import resource, sys
     import numpy as np
     import torch
-    from zeroshot_vision.distributed.actors import EncodeChunks
-    from zeroshot_vision.distributed.sinks import ShardSink
-    from zeroshot_vision.errors import BatchTooLargeError
+    from zeroshot_vision.distributed._actors import EncodeChunks
+    from zeroshot_vision.distributed._sinks import ShardSink
+    from zeroshot_vision._errors import BatchTooLargeError
 
     torch.set_num_threads(1)
     size = 40_000
@@ -76,7 +76,7 @@ def test_an_actor_out_of_memory_names_the_batch_size(tiny_model_dir: Path, tmp_p
 
 
 def test_batch_too_large_crosses_processes_and_the_driver_raises_it() -> None:
-    from zeroshot_vision.distributed.pipeline import _job_error
+    from zeroshot_vision.distributed._pipeline import _job_error
 
     error = BatchTooLargeError("a batch of 64 images did not fit", batch_size=64)
     copy = pickle.loads(pickle.dumps(error))  # what Ray does with a worker's exception

@@ -26,8 +26,8 @@ import pytest
 from tests.helpers import make_jpeg, photo_row, write_dataset
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.stores.parquet import ParquetVectors
+from zeroshot_vision._index import IndexFolder
+from zeroshot_vision.stores._parquet import ParquetVectors
 
 pytest.importorskip("ray.data", reason="needs the ray extra (pip install 'zeroshot-vision[ray]')")
 

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from zeroshot_vision.distributed.actors import EncodeChunks
-from zeroshot_vision.distributed.pipeline import model_facts
-from zeroshot_vision.distributed.sinks import ShardSink
-from zeroshot_vision.distributed.sources import chunk_images, list_paths
-from zeroshot_vision.distributed.stages import DecodeSpec, decode_chunk
-from zeroshot_vision.stores.parquet import ParquetVectors
+from zeroshot_vision.distributed._actors import EncodeChunks
+from zeroshot_vision.distributed._pipeline import model_facts
+from zeroshot_vision.distributed._sinks import ShardSink
+from zeroshot_vision.distributed._sources import chunk_images, list_paths
+from zeroshot_vision.distributed._stages import DecodeSpec, decode_chunk
+from zeroshot_vision.stores._parquet import ParquetVectors
 
 pytest.importorskip("pyarrow")
 
@@ -83,7 +83,7 @@ def test_chunk_names_follow_their_inputs(photo_paths: list[Path]) -> None:
 def test_a_datasets_rows_of_bytes_pack_into_a_chunk(
     tiny_model_dir: Path, tiny_encoder: Any, photo_paths: list[Path], tmp_path: Path
 ) -> None:
-    from zeroshot_vision.distributed.stages import pack_chunks
+    from zeroshot_vision.distributed._stages import pack_chunks
 
     facts = model_facts(str(tiny_model_dir))
     batch = {

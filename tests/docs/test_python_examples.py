@@ -99,7 +99,7 @@ def page_failures(
                 address = f"127.0.0.1:{vlm.port}"
                 code = {where: text.replace(VLM_ADDRESS, address) for where, text in code.items()}
             if any(block.marker == "server" for block in runnable):
-                serve = [sys.executable, "-m", "zeroshot_vision.cli", "serve"]
+                serve = [sys.executable, "-m", "zeroshot_vision._cli", "serve"]
                 servers.append(Served([*serve, "--index", "photos=photos-index"], work, env))
                 code = {where: servers[-1].point(text) for where, text in code.items()}
             blocks = [{"where": where, "code": text} for where, text in code.items()]

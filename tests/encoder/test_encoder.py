@@ -10,8 +10,8 @@ from tests.helpers import TINY_LOGIT_BIAS, TINY_LOGIT_SCALE
 from transformers import AutoModel, AutoProcessor
 
 from zeroshot_vision import Encoder, ImageLoadError, InvalidInputError, ModelLoadError
-from zeroshot_vision.encoder import TEXT_LENGTH
-from zeroshot_vision.scoring import sigmoid
+from zeroshot_vision._encoder import TEXT_LENGTH
+from zeroshot_vision._scoring import sigmoid
 
 TEXTS = ["a photo of a cat", "An ASTRONAUT in a white space suit", "  coffee  ", "a dog"]
 
@@ -280,7 +280,7 @@ def test_gpu_defaults_and_parity(tiny_model_dir, tiny_encoder, photo_paths) -> N
 
 
 def test_device_choice_on_this_machine(tiny_encoder) -> None:
-    from zeroshot_vision.models import cpu_has_native_bf16, pick_device, pick_dtype
+    from zeroshot_vision._models import cpu_has_native_bf16, pick_device, pick_dtype
 
     expected = "cuda" if torch.cuda.is_available() else tiny_encoder.device.type
     assert pick_device(None).type in (expected, "mps", "cpu")
@@ -317,7 +317,7 @@ def test_unresolvable_hub_fails_at_once_with_a_clear_message(tmp_path) -> None:
 
 
 def test_hub_probe_defers_to_a_proxy(monkeypatch) -> None:
-    from zeroshot_vision.models import _hub_unreachable
+    from zeroshot_vision._models import _hub_unreachable
 
     monkeypatch.setenv("HF_ENDPOINT", "https://no-such-host.invalid")
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")

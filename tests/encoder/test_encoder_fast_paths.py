@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from zeroshot_vision import Encoder, InvalidInputError
-from zeroshot_vision.encoder import TEXT_CACHE_SIZE
-from zeroshot_vision.models import cpu_has_native_bf16, pick_dtype
+from zeroshot_vision._encoder import TEXT_CACHE_SIZE
+from zeroshot_vision._models import cpu_has_native_bf16, pick_dtype
 
 TEXTS = [
     "a photo of a cat",
@@ -92,7 +92,7 @@ def test_bfloat16_agrees_with_float32_on_real_photos_and_texts(
 def test_cpu_default_is_bfloat16_only_with_native_support(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import zeroshot_vision.models as models_module
+    import zeroshot_vision._models as models_module
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(models_module, "cpu_has_native_bf16", lambda: True)
@@ -114,9 +114,9 @@ def test_native_bf16_read_from_cpuinfo_when_torch_cannot_tell(
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
-    monkeypatch.setattr("zeroshot_vision.models._CPUINFO", cpuinfo)
+    monkeypatch.setattr("zeroshot_vision._models._CPUINFO", cpuinfo)
     assert cpu_has_native_bf16() is expected
-    monkeypatch.setattr("zeroshot_vision.models._CPUINFO", tmp_path / "missing")
+    monkeypatch.setattr("zeroshot_vision._models._CPUINFO", tmp_path / "missing")
     assert cpu_has_native_bf16() is False
 
 
@@ -236,7 +236,7 @@ def test_int8_text_works_with_clip(tiny_clip_dir: Path, tiny_clip_encoder: Encod
 
 
 def test_int8_text_is_cpu_only(tiny_encoder: Encoder) -> None:
-    from zeroshot_vision.models import _quantized_text_parts
+    from zeroshot_vision._models import _quantized_text_parts
 
     with pytest.raises(InvalidInputError, match="CPU only"):
         _quantized_text_parts(tiny_encoder._model, torch.device("cuda"))

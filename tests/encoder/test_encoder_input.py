@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from tests.factories import memory_engine
 
-from zeroshot_vision.cli import EXIT_ERROR, main
-from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision._cli import EXIT_ERROR, main
+from zeroshot_vision._errors import InvalidInputError
 
 
 @pytest.mark.parametrize("text", ["\ud800", "cat \udcff photo", "\udcff"])

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zeroshot_vision._errors import DimensionMismatchError
 from zeroshot_vision._lazy_encoder import LazyEncoder
-from zeroshot_vision.errors import DimensionMismatchError
 
 
 def test_it_loads_the_model_only_when_something_needs_encoding(

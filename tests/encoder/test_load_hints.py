@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from tests.helpers import make_jpeg
 
-from zeroshot_vision import models
-from zeroshot_vision.cli import EXIT_ERROR, main
+from zeroshot_vision import _models as models
+from zeroshot_vision._cli import EXIT_ERROR, main
 
 
 def test_offline_hint_names_the_requested_model_and_the_installed_client(

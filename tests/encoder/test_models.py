@@ -1,4 +1,4 @@
-"""Checkpoint naming and loading (zeroshot_vision.models), as every entry point uses it."""
+"""Checkpoint naming and loading (zeroshot_vision._models), as every entry point uses it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from zeroshot_vision import ModelLoadError
-from zeroshot_vision.models import DEFAULT_MODEL, MODEL_ENV, default_model, locate_checkpoint
+from zeroshot_vision._models import DEFAULT_MODEL, MODEL_ENV, default_model, locate_checkpoint
 
 
 @pytest.mark.slow
@@ -18,7 +18,7 @@ def test_the_tiny_model_is_built_without_the_testing_package(tmp_path: Path) -> 
     # Library code builds "tiny" itself: zeroshot_vision.testing (pytest, hypothesis,
     # a Pinecone server) is for tests only.
     code = (
-        "import sys; from pathlib import Path; from zeroshot_vision.models import resolve_model;"
+        "import sys; from pathlib import Path; from zeroshot_vision._models import resolve_model;"
         "folder = Path(resolve_model('tiny'));"
         "print((folder / 'config.json').is_file(), folder.name,"
         " any(m.startswith('zeroshot_vision.testing') for m in sys.modules))"

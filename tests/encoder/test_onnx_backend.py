@@ -19,8 +19,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from zeroshot_vision import Encoder
-from zeroshot_vision.backends import onnx as onnx_backend
-from zeroshot_vision.errors import (
+from zeroshot_vision._backends import onnx as onnx_backend
+from zeroshot_vision._errors import (
     ExportError,
     InvalidInputError,
     MissingDependencyError,
@@ -175,7 +175,7 @@ def test_a_cached_export_loads_without_torch_weights_or_exporter(
         raise AssertionError("the cache should have answered")
 
     monkeypatch.setattr(onnx_backend, "_export", refuse)
-    monkeypatch.setattr("zeroshot_vision.models.load_model", refuse)
+    monkeypatch.setattr("zeroshot_vision._models.load_model", refuse)
     again = Encoder.from_pretrained(tiny_model_dir, backend="onnx", precision="int8")
     np.testing.assert_array_equal(again.encode_texts(TEXTS), first.encode_texts(TEXTS))
 

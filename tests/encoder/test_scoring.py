@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tests.helpers import TINY_LOGIT_BIAS, TINY_LOGIT_SCALE
 
-from zeroshot_vision import scoring
+from zeroshot_vision import _scoring as scoring
 
 COSINES = np.array([-0.2, 0.0, 0.05, 0.3, 0.9])
 LABELS = ["far", "zero", "near", "closer", "closest"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tests.helpers import make_jpeg, photo_row, write_dataset, write_solid_png
 
-from zeroshot_vision.errors import DatasetNotFoundError, InvalidInputError
+from zeroshot_vision._errors import DatasetNotFoundError, InvalidInputError
 from zeroshot_vision.eval import read_image_folder, read_pairs, read_pairs_tsv, read_unsplash_pairs
 
 RED = (255, 0, 0)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.eval.metrics import (
+from zeroshot_vision._errors import InvalidInputError
+from zeroshot_vision.eval._metrics import (
     confusion_matrix,
     first_relevant_ranks,
     mean_reciprocal_rank,

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from zeroshot_vision.eval import score_classification, score_retrieval, write_classification_report
-from zeroshot_vision.eval.report import (
+from zeroshot_vision.eval._report import (
     classification_json,
     classification_markdown,
     model_slugs,
@@ -22,7 +22,7 @@ from zeroshot_vision.eval.report import (
 
 def test_importing_eval_and_the_cli_loads_no_heavy_dependency() -> None:
     code = (
-        "import sys, zeroshot_vision.eval, zeroshot_vision.cli;"
+        "import sys, zeroshot_vision.eval, zeroshot_vision._cli;"
         "print(','.join(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

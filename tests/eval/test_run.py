@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tests.helpers import StandInEncoder, write_solid_png
 
-from zeroshot_vision.errors import InvalidInputError
+from zeroshot_vision._errors import InvalidInputError
 from zeroshot_vision.eval import (
     ClassificationResult,
     embed_labels,

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from tests.helpers import save_with_exif
 
-from zeroshot_vision.images.exif import PHOTO_FIELDS, photo_metadata
-from zeroshot_vision.photos import date_bounds
+from zeroshot_vision._images.exif import PHOTO_FIELDS, photo_metadata
+from zeroshot_vision._photos import date_bounds
 
 DATETIME, DATETIME_DIGITIZED = 0x0132, 0x9004
 OFFSET_TIME, OFFSET_TIME_ORIGINAL, OFFSET_TIME_DIGITIZED = 0x9010, 0x9011, 0x9012

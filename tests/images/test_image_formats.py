@@ -11,8 +11,8 @@ from PIL import Image, features
 from tests.factories import memory_engine
 
 from zeroshot_vision import ImageLoadError, SearchEngine, load_image
-from zeroshot_vision.images import IMAGE_SUFFIXES
-from zeroshot_vision.images import loading as images
+from zeroshot_vision._images import IMAGE_SUFFIXES
+from zeroshot_vision._images import loading as images
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_a_png_with_a_2_mb_text_chunk_loads(chunk: str, tmp_path: Path) -> None:
     assert image.size == (24, 16) and image.getpixel((0, 0)) == (200, 30, 30)
     path = tmp_path / "described.png"
     path.write_bytes(data)
-    from zeroshot_vision.images.exif import photo_metadata
+    from zeroshot_vision._images.exif import photo_metadata
 
     assert photo_metadata(path)["width"] == 24  # the metadata reader opens it too
 
@@ -183,7 +183,7 @@ def test_damaged_exif_is_a_log_record_naming_the_file(
 
     path = tmp_path / "bad-exif.jpg"
     Image.new("RGB", (32, 32), (10, 200, 10)).save(path, "JPEG", exif=_truncated_exif())
-    with caplog.at_level(logging.INFO, logger="zeroshot_vision.images"):
+    with caplog.at_level(logging.INFO, logger="zeroshot_vision._images"):
         assert load_image(path).size == (32, 32)
     assert any(
         str(path) in record.getMessage() and "UserWarning" in record.getMessage()

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zeroshot_vision.errors import (
+from zeroshot_vision._errors import (
     ImageDecodeError,
     ImageLoadError,
     ImageNotFoundError,
     ImageTooLargeError,
 )
-from zeroshot_vision.images import describe_source, iter_loaded, load_image
+from zeroshot_vision._images import describe_source, iter_loaded, load_image
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -255,8 +255,8 @@ import resource, sys, time
 from pathlib import Path
 # Far less memory than the file's size: reading it whole would fail with MemoryError.
 resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
-from zeroshot_vision.errors import ImageDecodeError
-from zeroshot_vision.images import iter_loaded, load_image
+from zeroshot_vision._errors import ImageDecodeError
+from zeroshot_vision._images import iter_loaded, load_image
 
 huge, good = Path(sys.argv[1]), Path(sys.argv[2])
 started = time.monotonic()
@@ -321,7 +321,7 @@ def test_any_exception_while_decoding_is_that_images_failure(
 def test_iter_loaded_survives_a_failure_outside_the_decoder(
     monkeypatch: pytest.MonkeyPatch, photo_paths
 ) -> None:
-    import zeroshot_vision.images.loading as images
+    import zeroshot_vision._images.loading as images
 
     real = images.load_image
 

@@ -26,16 +26,16 @@ from PIL import Image
 from tests.helpers import alive_after
 
 from zeroshot_vision import Encoder, ImageDecodeError, InvalidInputError
-from zeroshot_vision.images import load_image
-from zeroshot_vision.images.feed import PixelFeed, prepare
-from zeroshot_vision.images.jpeg import JpegData, device_jpeg
-from zeroshot_vision.images.pixels import (
+from zeroshot_vision._images import load_image
+from zeroshot_vision._images.feed import PixelFeed, prepare
+from zeroshot_vision._images.jpeg import JpegData, device_jpeg
+from zeroshot_vision._images.pixels import (
     PixelSpec,
     apply_orientation,
     resize_on_device,
     resize_with_pil,
 )
-from zeroshot_vision.images.pool import DecoderPool
+from zeroshot_vision._images.pool import DecoderPool
 
 HAS_FORK = sys.platform.startswith("linux")  # decoding processes are Linux-only
 
@@ -166,7 +166,7 @@ def test_a_crashing_decoder_fails_only_its_image(
     tiny_model_dir, photo_paths, tmp_path, monkeypatch, caplog
 ) -> None:
     # Forked workers inherit the patched function, so one file kills its worker.
-    monkeypatch.setattr("zeroshot_vision.images.feed.load_image", _crash_on_poison)
+    monkeypatch.setattr("zeroshot_vision._images.feed.load_image", _crash_on_poison)
     poison = tmp_path / "poison.png"
     poison.write_bytes(photo_paths[0].read_bytes())
     encoder = Encoder.from_pretrained(
@@ -418,7 +418,7 @@ def test_gpu_input_path_agrees_with_the_reference_processor(
 ) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    from zeroshot_vision.images.jpeg import device_decode_available
+    from zeroshot_vision._images.jpeg import device_decode_available
 
     if not device_decode_available(torch.device("cuda")):
         pytest.skip("needs torchvision with nvJPEG")

@@ -27,9 +27,9 @@ import pydantic
 import pytest
 
 from zeroshot_vision import IndexDamagedError
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
-from zeroshot_vision.index import FileEntry, IndexFolder, IndexManifest, IndexWriter
-from zeroshot_vision.index.folder import StoreSpec
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, main
+from zeroshot_vision._index import FileEntry, IndexFolder, IndexManifest, IndexWriter
+from zeroshot_vision._index.folder import StoreSpec
 from zeroshot_vision.stores._faiss_files import DeltaFile, RecordsFile, StoreManifest
 
 DIM = 8

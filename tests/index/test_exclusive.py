@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from zeroshot_vision import IndexExistsError, IndexLockedError, InvalidInputError
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
-from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.stores.faiss import FaissStore
-from zeroshot_vision.stores.parquet import export_store
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, main
+from zeroshot_vision._index import IndexFolder
+from zeroshot_vision.stores._faiss import FaissStore
+from zeroshot_vision.stores._parquet import export_store
 
 ROUNDS = 30
 DEADLINE_S = 60.0
@@ -32,8 +32,8 @@ _WORKER = textwrap.dedent(
     """
     import json, os, sys
     from pathlib import Path
-    from zeroshot_vision.errors import IndexExistsError, IndexLockedError
-    from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision._errors import IndexExistsError, IndexLockedError
+    from zeroshot_vision._index import IndexFolder
 
     task, root, dim = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     print("ready", flush=True)
@@ -135,7 +135,7 @@ def test_two_processes_locking_one_index_exactly_one_writes(
 _HOLDER = textwrap.dedent(
     """
     import sys, time
-    from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision._index import IndexFolder
 
     folder = IndexFolder.open(sys.argv[1])
     folder.lock()

@@ -20,11 +20,11 @@ import pytest
 from tests.helpers import PhotoServer
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
-from zeroshot_vision.index import FileEntry, IndexFolder, IndexWriter
-from zeroshot_vision.ingest.exchange import export_index
-from zeroshot_vision.unsplash.download import RetryPolicy, download_photos
-from zeroshot_vision.unsplash.lite import UnsplashPhoto
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, main
+from zeroshot_vision._index import FileEntry, IndexFolder, IndexWriter
+from zeroshot_vision.ingest._exchange import export_index
+from zeroshot_vision.unsplash._download import RetryPolicy, download_photos
+from zeroshot_vision.unsplash._lite import UnsplashPhoto
 
 DIM = 64
 

@@ -27,10 +27,10 @@ from zeroshot_vision import (
     InvalidInputError,
     SearchEngine,
 )
-from zeroshot_vision.index.folder import FORMAT_VERSION
-from zeroshot_vision.ingest.scan import scan_unsplash
-from zeroshot_vision.stores.faiss import FaissStore
-from zeroshot_vision.types import FolderReport, IndexProgress
+from zeroshot_vision._index.folder import FORMAT_VERSION
+from zeroshot_vision._types import FolderReport, Progress
+from zeroshot_vision.ingest._scan import scan_unsplash
+from zeroshot_vision.stores._faiss import FaissStore
 
 
 def make_folder(folder: Path, count: int, *, start: int = 0) -> list[str]:
@@ -154,10 +154,10 @@ def test_progress_is_committed_every_batch(tmp_path: Path, tiny_model_dir: Path)
     source = tmp_path / "photos"
     make_folder(source, 7)
     index = tmp_path / "index"
-    events: list[IndexProgress] = []
+    events: list[Progress] = []
     committed: list[int] = []
 
-    def on_progress(event: IndexProgress) -> None:
+    def on_progress(event: Progress) -> None:
         events.append(event)
         if event.done:  # by now the batch is durable: a fresh reader sees it
             committed.append(len(stored(index)))
@@ -595,8 +595,8 @@ def test_unsplash_folder_gets_photo_metadata(tmp_path: Path, tiny_model_dir: Pat
 _SLOW_INDEX = textwrap.dedent(
     """
     import sys, time
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.cli import main
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._cli import main
     real_commit = SearchEngine.commit
     def slow_commit(self):
         time.sleep(0.05)
@@ -670,7 +670,7 @@ def test_zsv_reports_a_damaged_index_in_one_line(
     built: Path, damage: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Never "count: 0" or "no results" for an index whose files are damaged (#12)."""
-    from zeroshot_vision.cli import EXIT_ERROR, main
+    from zeroshot_vision._cli import EXIT_ERROR, main
 
     if damage == "store manifest gone":
         (built / "store" / "store.json").unlink()
@@ -692,7 +692,7 @@ def test_zsv_reports_a_damaged_index_in_one_line(
 def test_zsv_index_ann_records_the_index_type(
     tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
+    from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, main
 
     source = tmp_path / "photos"
     ids = make_folder(source, 5)
@@ -719,7 +719,7 @@ _SLOW_WRITER = _SLOW_INDEX.replace("time.sleep(0.05)", "time.sleep(0.02)")
 def test_readers_work_while_zsv_index_commits(
     tmp_path: Path, tiny_model_dir: Path, tiny_encoder: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from zeroshot_vision.cli import EXIT_OK, main
+    from zeroshot_vision._cli import EXIT_OK, main
 
     source = tmp_path / "photos"
     make_folder(source, 40)
@@ -758,7 +758,7 @@ def test_temp_files_of_a_killed_save_do_not_count_in_the_size(built: Path) -> No
 def test_index_version_changes_with_every_commit_and_not_otherwise(
     tmp_path: Path, tiny_model_dir: Path, photo_paths: list[Path]
 ) -> None:
-    from zeroshot_vision.index import index_version
+    from zeroshot_vision._index import index_version
 
     folder = tmp_path / "versioned"
     assert index_version(folder) == index_version(folder)  # no folder yet: still a token

@@ -44,7 +44,7 @@ def odd_folder(tmp_path: Path, photo_paths: list[Path]) -> Path:
 
 def _index(source: Path, index: Path, model: Path) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "zeroshot_vision.cli.parser", "index", str(source),
+        [sys.executable, "-m", "zeroshot_vision._cli.parser", "index", str(source),
          "--index", str(index), "--model", str(model), "--workers", "0", "--json"],
         capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
     )  # fmt: skip

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
-from zeroshot_vision.index import IndexFolder
+from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, main
+from zeroshot_vision._index import IndexFolder
 
 
 def folder_of(root: Path, photos: list[Path], names: list[str]) -> Path:

@@ -24,10 +24,10 @@ from tests.helpers import alive_after, child_pids, make_jpeg
 
 from zeroshot_vision import IndexDamagedError, SearchEngine
 from zeroshot_vision._files import is_temp_file
-from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.ingest.watch import WatchState, watch_folders
-from zeroshot_vision.stores.faiss import FaissStore
-from zeroshot_vision.types import FolderReport
+from zeroshot_vision._index import IndexFolder
+from zeroshot_vision._types import FolderReport
+from zeroshot_vision.ingest._watch import WatchState, watch_folders
+from zeroshot_vision.stores._faiss import FaissStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,7 +128,7 @@ def test_zsv_index_watch_stops_cleanly_on_ctrl_c(
     shutil.copy(photo_paths[0], photos / "first.png")
     index = tmp_path / "index"
     process = subprocess.Popen(
-        [sys.executable, "-m", "zeroshot_vision.cli", "index", str(photos), "--index", str(index),
+        [sys.executable, "-m", "zeroshot_vision._cli", "index", str(photos), "--index", str(index),
          "--model", str(tiny_model_dir), "--watch", "--debounce", "0.3"],
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -158,7 +158,7 @@ _SLOW_SAVES = textwrap.dedent(
     """
     import sys, time
     from zeroshot_vision import _files
-    from zeroshot_vision.cli import main
+    from zeroshot_vision._cli import main
     real_write_temp = _files._write_temp
     def slow_write_temp(path, data):
         written = real_write_temp(path, data)
@@ -211,7 +211,7 @@ def test_zsv_index_watch_killed_mid_burst_leaves_an_index_the_next_run_completes
     photo_paths: list[Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from zeroshot_vision.cli import EXIT_OK, main
+    from zeroshot_vision._cli import EXIT_OK, main
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from zeroshot_vision import IndexLockedError, InvalidInputError
-from zeroshot_vision.index import FileEntry, IndexFolder, IndexWriter
-from zeroshot_vision.stores.faiss import FaissStore
+from zeroshot_vision._index import FileEntry, IndexFolder, IndexWriter
+from zeroshot_vision.stores._faiss import FaissStore
 
 DIM = 8
 

@@ -18,8 +18,8 @@ import pytest
 
 from zeroshot_vision import SearchEngine
 from zeroshot_vision.ingest import ExifExtractor, Extracted, ExtractionError, Item
-from zeroshot_vision.ingest.source import IndexView, Listing
-from zeroshot_vision.ingest.sources import FolderSource
+from zeroshot_vision.ingest._source import IndexView, Listing
+from zeroshot_vision.ingest._sources import FolderSource
 
 
 class Brightness:

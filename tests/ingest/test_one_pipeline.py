@@ -16,16 +16,16 @@ import zeroshot_vision
 PACKAGE = Path(zeroshot_vision.__file__).parent
 
 WRITER_OWNERS = {
-    "engine.py": "the engine owns one writer for its lifetime and hands it to the pipeline",
-    "cli/duplicates.py": "moving duplicate files rewrites ids; nothing is ingested",
-    "index/writer.py": "the writer itself",
+    "_engine.py": "the engine owns one writer for its lifetime and hands it to the pipeline",
+    "_cli/duplicates.py": "moving duplicate files rewrites ids; nothing is ingested",
+    "_index/writer.py": "the writer itself",
 }
 ENCODE_CALLERS = {
-    "encoder.py": "the encoder's own methods",
-    "distributed/actors.py": "Ray's actors: the other executor of the encode stage",
-    "eval/run.py": "evaluation embeds a benchmark's images; nothing is written",
-    "server/app.py": "the embeddings endpoint answers with vectors; nothing is written",
-    "server/batching.py": "the server's request batcher, for the same endpoint",
+    "_encoder.py": "the encoder's own methods",
+    "distributed/_actors.py": "Ray's actors: the other executor of the encode stage",
+    "eval/_run.py": "evaluation embeds a benchmark's images; nothing is written",
+    "server/_app.py": "the embeddings endpoint answers with vectors; nothing is written",
+    "server/_batching.py": "the server's request batcher, for the same endpoint",
     "integrations/langchain.py": "embed_image gives LangChain vectors; writes use index_images",
     "integrations/llama_index.py": "embed_image gives LlamaIndex vectors; writes use index_images",
 }
@@ -71,7 +71,7 @@ def test_only_the_encode_stage_encodes_images_for_ingest() -> None:
         where: lines
         for where, tree in _modules()
         if (lines := _calls(tree, ENCODE_METHODS))
-        and where != "ingest/encode.py"
+        and where != "ingest/_encode.py"
         and where not in ENCODE_CALLERS
     }
     assert found == {}, f"encode images for ingest only in ingest/encode.py: {found}"
@@ -80,9 +80,9 @@ def test_only_the_encode_stage_encodes_images_for_ingest() -> None:
 def test_the_check_sees_the_calls_it_allows() -> None:
     # The allow-lists name real callers: a check that could not fail would pass empty.
     modules = dict(_modules())
-    assert _calls(modules["ingest/encode.py"], ENCODE_METHODS)
-    assert _calls(modules["ingest/run.py"], {"IndexWriter"})
-    for where in WRITER_OWNERS.keys() - {"index/writer.py"}:
+    assert _calls(modules["ingest/_encode.py"], ENCODE_METHODS)
+    assert _calls(modules["ingest/_run.py"], {"IndexWriter"})
+    for where in WRITER_OWNERS.keys() - {"_index/writer.py"}:
         assert _calls(modules[where], {"IndexWriter"}), where
-    for where in ENCODE_CALLERS.keys() - {"encoder.py"}:
+    for where in ENCODE_CALLERS.keys() - {"_encoder.py"}:
         assert _calls(modules[where], ENCODE_METHODS), where

@@ -10,7 +10,7 @@ import pytest
 CHECK = """
 import sys
 sys.modules[{blocked!r}] = None  # as if the package were not installed
-from zeroshot_vision.errors import MissingDependencyError
+from zeroshot_vision._errors import MissingDependencyError
 try:
     {action}
 except MissingDependencyError as error:

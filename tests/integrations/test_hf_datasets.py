@@ -21,9 +21,9 @@ from zeroshot_vision import (
     MissingColumnError,
     SearchEngine,
 )
-from zeroshot_vision.cli import EXIT_OK, main
+from zeroshot_vision._cli import EXIT_OK, main
+from zeroshot_vision._types import Progress
 from zeroshot_vision.integrations.hf_datasets import index_dataset, save_dataset, to_dataset
-from zeroshot_vision.types import Progress
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from zeroshot_vision import InvalidInputError, SearchEngine
-from zeroshot_vision.errors import InvalidFilterError
-from zeroshot_vision.stores.faiss import FaissStore
+from zeroshot_vision._errors import InvalidFilterError
+from zeroshot_vision.stores._faiss import FaissStore
 
 pytest.importorskip("langchain_core")
 pytest.importorskip("llama_index.core")

@@ -23,13 +23,13 @@ from zeroshot_vision import (
     SearchEngine,
     UnsupportedFilterError,
 )
-from zeroshot_vision.index import file_id
+from zeroshot_vision._index import file_id
 from zeroshot_vision.integrations.langchain import (
     SiglipEmbeddings,
     ZeroshotVisionVectorStore,
     check_filter,
 )
-from zeroshot_vision.testing.pinecone_server import PineconeTestServer
+from zeroshot_vision.testing._pinecone_server import PineconeTestServer
 
 
 @pytest.fixture

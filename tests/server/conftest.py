@@ -18,7 +18,7 @@ pytest.importorskip("prometheus_client")
 from tests.factories import indexed_folder
 from tests.helpers import LiveServer, open_service, start_server, stop_server
 
-from zeroshot_vision.server.metrics import ServerMetrics
+from zeroshot_vision.server._metrics import ServerMetrics
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.server.service import Service, parse_index_spec
+from zeroshot_vision.server._service import Service, parse_index_spec
 
 
 def test_the_server_loads_the_route_each_index_recorded(

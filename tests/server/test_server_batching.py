@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from tests.helpers import LiveServer, open_service, start_server, stop_server
 
-from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.server.batching import Batcher, BatchObserver, ServerBusyError
-from zeroshot_vision.server.service import BatchOptions
+from zeroshot_vision._errors import InvalidInputError
+from zeroshot_vision.server._batching import Batcher, BatchObserver, ServerBusyError
+from zeroshot_vision.server._service import BatchOptions
 
 
 class Recorder(BatchObserver):
@@ -148,7 +148,7 @@ def test_eight_clients_fifty_mixed_requests_each(
     live: LiveServer, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
     """8 threads x 50 requests (texts, images, searches): no error, every answer right."""
-    from zeroshot_vision.images import load_image
+    from zeroshot_vision._images import load_image
 
     model = live.service.models[0].name
     texts = [f"a photo number {i} of something" for i in range(40)]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from tests.helpers import LiveServer, open_service, start_server, stop_server
 
-from zeroshot_vision.cli import main
+from zeroshot_vision._cli import main
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_the_cli_process_never_imports_torch_with_a_server(
     local = run(capsys, *argv)
     code = (
         "import sys\n"
-        "from zeroshot_vision.cli import main\n"
+        "from zeroshot_vision._cli import main\n"
         f"code = main({[*argv, '--server', cli_server.url]!r})\n"
         "heavy = [m for m in ('torch', 'transformers', 'faiss') if m in sys.modules]\n"
         "print('heavy:', heavy, code, file=sys.stderr)\n"
@@ -164,7 +164,7 @@ def test_serve_refuses_an_exposed_address_without_a_key(
 
 def test_any_server_mode_needs_no_model_dir(tmp_path: Path, capsys: Any) -> None:
     """A bare name for --index is sent as it is (the server resolves it)."""
-    from zeroshot_vision.cli.remote import index_reference
+    from zeroshot_vision._cli.remote import index_reference
 
     assert index_reference("photos") == "photos"
     assert index_reference(str(tmp_path)) == str(tmp_path)
@@ -173,10 +173,10 @@ def test_any_server_mode_needs_no_model_dir(tmp_path: Path, capsys: Any) -> None
 def test_the_cli_reads_the_library_constants_from_the_light_module() -> None:
     """One value each: the owners take theirs from _constants, which the CLI imports."""
     from zeroshot_vision import _constants
-    from zeroshot_vision.duplicate_moves import KEEP_RULES
-    from zeroshot_vision.index.folder import MANIFEST
-    from zeroshot_vision.near_duplicates import DEFAULT_DUPLICATE_THRESHOLD
-    from zeroshot_vision.stores.filters import MAX_FILTER_DEPTH
+    from zeroshot_vision._duplicate_moves import KEEP_RULES
+    from zeroshot_vision._index.folder import MANIFEST
+    from zeroshot_vision._near_duplicates import DEFAULT_DUPLICATE_THRESHOLD
+    from zeroshot_vision.stores._filters import MAX_FILTER_DEPTH
 
     assert MANIFEST is _constants.INDEX_MANIFEST
     assert DEFAULT_DUPLICATE_THRESHOLD is _constants.DEFAULT_DUPLICATE_THRESHOLD
@@ -192,7 +192,7 @@ def test_a_search_through_a_server_imports_neither_numpy_nor_the_stores(
 ) -> None:
     code = (
         "import sys\n"
-        "from zeroshot_vision.cli import main\n"
+        "from zeroshot_vision._cli import main\n"
         f"main(['search', 'a cat', '--index', 'photos', '--server', {cli_server.url!r}])\n"
         "print('loaded:', [m for m in ('numpy', 'PIL', 'zeroshot_vision.stores', 'pydantic')"
         " if m in sys.modules], file=sys.stderr)\n"

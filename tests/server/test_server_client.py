@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from tests.helpers import LiveServer
 
-from zeroshot_vision.errors import (
+from zeroshot_vision._errors import (
     ImageDecodeError,
     IndexNotFoundError,
     InvalidFilterError,
     InvalidInputError,
 )
-from zeroshot_vision.server.client import (
+from zeroshot_vision.server._client import (
     ServerClient,
     ServerResponseError,
     ServerUnreachableError,
@@ -29,7 +29,7 @@ from zeroshot_vision.server.client import (
 def test_search_classify_tag_give_the_librarys_types(
     live: LiveServer, photo_index: Path, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     with (
         ServerClient(live.url) as client,
@@ -98,7 +98,7 @@ def test_wrong_key_is_a_server_response_error(photo_index: Path, tiny_encoder: A
 
 def test_the_client_imports_nothing_heavy() -> None:
     code = (
-        "import sys, zeroshot_vision.server.client;"
+        "import sys, zeroshot_vision.server._client;"
         "print(','.join(m for m in ('torch', 'transformers', 'fastapi', 'uvicorn', 'faiss')"
         " if m in sys.modules))"
     )

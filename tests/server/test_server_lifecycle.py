@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.server.run import serve
-from zeroshot_vision.server.security import ApiKey, check_exposure, load_api_key
-from zeroshot_vision.server.service import IndexSpec, parse_index_spec
+from zeroshot_vision._errors import InvalidInputError
+from zeroshot_vision.server._run import serve
+from zeroshot_vision.server._security import ApiKey, check_exposure, load_api_key
+from zeroshot_vision.server._service import IndexSpec, parse_index_spec
 
 
 def test_a_port_in_use_is_reported_before_anything_loads(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def wait_ready(url: str, process: subprocess.Popen[str], headers: dict[str, str]
 def server_process(writable_index: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``zsv serve`` in a subprocess, with a key, writes and the access log."""
     env = {**os.environ, "ZSV_API_KEY": "k3y-that-must-not-leak"}
-    command = [sys.executable, "-m", "zeroshot_vision.cli", "serve", "-v",
+    command = [sys.executable, "-m", "zeroshot_vision._cli", "serve", "-v",
                "--index", f"photos={writable_index}", "--port", "0", "--allow-writes",
                "--access-log"]  # fmt: skip
     process = subprocess.Popen(
@@ -174,7 +174,7 @@ def test_sigterm_during_a_request_finishes_it_commits_and_exits_0(
     assert "k3y-that-must-not-leak" not in out + err
     assert "POST /v1/indexes/photos/records" in err  # the access log ran, without the key
 
-    from zeroshot_vision.index import IndexFolder
+    from zeroshot_vision._index import IndexFolder
 
     store = IndexFolder.open(writable_index).open_store()
     try:

@@ -79,7 +79,7 @@ def test_one_string_and_the_alias(live: LiveServer, oa: Any, tiny_encoder: Any) 
 def test_image_embeddings_in_every_form_equal_the_encoders(
     live: LiveServer, oa: Any, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
-    from zeroshot_vision.images import load_image
+    from zeroshot_vision._images import load_image
 
     chelsea, rocket = photo_paths[2], photo_paths[3]
     items: list[Any] = [

@@ -72,7 +72,7 @@ def test_a_body_that_is_not_utf8_is_invalid_json(http: httpx.Client) -> None:
 def test_upsert_with_a_lone_surrogate_id_is_400(
     tmp_path: Path, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     folder = tmp_path / "index"
     with SearchEngine.create(folder, encoder=tiny_encoder) as engine:
@@ -100,8 +100,8 @@ def test_upsert_with_a_lone_surrogate_id_is_400(
 def test_engine_refuses_a_lone_surrogate_id_with_the_project_error(
     tmp_path: Path, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.errors import InvalidInputError
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._errors import InvalidInputError
 
     with SearchEngine.create(tmp_path / "index", encoder=tiny_encoder) as engine:
         with pytest.raises(InvalidInputError, match="UTF-8"):
@@ -165,7 +165,7 @@ def test_labels_up_to_the_limit_are_answered(http: httpx.Client, live: LiveServe
 def planted(tmp_path: Path, tiny_encoder: Any, photo_paths: list[Path]) -> dict[str, Any]:
     """An index of a photo folder, plus records whose stored ``path`` (as a crafted import
     or a caller's metadata would set it) names files that must not be handed out."""
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -215,10 +215,10 @@ def test_images_route_serves_only_images_under_the_source_folders(
 
 def test_app_and_langchain_use_the_same_rule(planted: dict[str, Any], tiny_encoder: Any) -> None:
     pytest.importorskip("langchain_core")
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.errors import ImageNotFoundError
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._errors import ImageNotFoundError
+    from zeroshot_vision._photos import image_path_for_id
     from zeroshot_vision.integrations.langchain import ZeroshotVisionVectorStore
-    from zeroshot_vision.photos import image_path_for_id
 
     with SearchEngine.open(planted["folder"], encoder=tiny_encoder) as engine:
         store = ZeroshotVisionVectorStore(engine=engine, image_content="base64")
@@ -233,7 +233,7 @@ def test_app_and_langchain_use_the_same_rule(planted: dict[str, Any], tiny_encod
 
 
 def test_a_store_without_source_folders_still_serves_only_images(tmp_path: Path) -> None:
-    from zeroshot_vision.index.serving import servable_image
+    from zeroshot_vision._index.serving import servable_image
 
     text = tmp_path / "id_ed25519"
     text.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
@@ -320,8 +320,8 @@ def test_images_past_the_request_budget_are_refused_before_decoding(
 
 
 def test_server_budget_is_shared_by_requests_and_gives_503_when_held() -> None:
-    from zeroshot_vision.errors import ServerBusyError
-    from zeroshot_vision.server.inputs import DecodeBudget, RequestTooLargeError
+    from zeroshot_vision._errors import ServerBusyError
+    from zeroshot_vision.server._inputs import DecodeBudget, RequestTooLargeError
 
     budget = DecodeBudget(100, wait_seconds=0.2)
     with pytest.raises(RequestTooLargeError), budget.hold(101):
@@ -392,12 +392,12 @@ def guarded() -> Iterator[tuple[int, Any]]:
     """uvicorn with zsv serve's connection limits, tightened to make tests quick."""
     import uvicorn
 
-    from zeroshot_vision.server.connections import (
+    from zeroshot_vision.server._connections import (
         ConnectionLimits,
         RateLimitedLog,
         uvicorn_config,
     )
-    from zeroshot_vision.server.run import bind
+    from zeroshot_vision.server._run import bind
 
     sock = bind("127.0.0.1", 0)
     limits = ConnectionLimits(header_timeout=0.5, keep_alive_timeout=5, max_connections=20)
@@ -414,7 +414,7 @@ def guarded() -> Iterator[tuple[int, Any]]:
         server.should_exit = True
         thread.join(20)
         sock.close()
-        for name in ("uvicorn.error", "asyncio", "zeroshot_vision.server.connections"):
+        for name in ("uvicorn.error", "asyncio", "zeroshot_vision.server._connections"):
             flooded = logging.getLogger(name)
             for added in [f for f in flooded.filters if isinstance(f, RateLimitedLog)]:
                 flooded.removeFilter(added)
@@ -479,7 +479,7 @@ def test_past_the_connection_cap_the_slowest_connection_makes_room(
 
 
 def test_log_lines_of_one_cause_are_rate_limited() -> None:
-    from zeroshot_vision.server.connections import RateLimitedLog
+    from zeroshot_vision.server._connections import RateLimitedLog
 
     records = []
     limiter = RateLimitedLog(burst=3, period=60)
@@ -513,7 +513,7 @@ def test_log_lines_of_one_cause_are_rate_limited() -> None:
 _SERVE = """
 import logging, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-from zeroshot_vision.server.run import serve
+from zeroshot_vision.server._run import serve
 serve(model=sys.argv[1], port=0, on_listening=lambda host, port: print(port, flush=True))
 """
 

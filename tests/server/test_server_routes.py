@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from tests.helpers import LiveServer, open_service, start_server, stop_server
 
-from zeroshot_vision.server.inputs import Limits
+from zeroshot_vision.server._inputs import Limits
 
 
 def b64(path: Path) -> str:
@@ -42,7 +42,7 @@ def expect_error(response: httpx.Response, status: int, code: str | None = None)
 def test_search_answers_what_the_engine_answers(
     http: httpx.Client, photo_index: Path, tiny_encoder: Any
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     answer = http.post("/v1/search", json={"query": "a cat on a sofa", "k": 4})
     assert answer.status_code == 200, answer.text
@@ -59,8 +59,8 @@ def test_search_answers_what_the_engine_answers(
 def test_search_with_images_and_negatives_builds_the_cli_query(
     http: httpx.Client, photo_index: Path, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.query import Query
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._query import Query
 
     chelsea = photo_paths[2]
     answer = http.post(
@@ -168,7 +168,7 @@ def test_classify_equals_the_encoder(
 def test_tag_scores_the_stored_vectors(
     http: httpx.Client, photo_index: Path, tiny_encoder: Any
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     response = http.post("/v1/tag", json={"labels": "a cat, a rocket"})
     assert response.status_code == 200, response.text
@@ -273,7 +273,7 @@ def test_bodies_over_the_limit_get_413(photo_index: Path, tiny_encoder: Any) -> 
 def test_writes_and_concurrent_indexing_are_seen(
     tmp_path: Path, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
-    from zeroshot_vision.engine import SearchEngine
+    from zeroshot_vision._engine import SearchEngine
 
     folder = tmp_path / "index"
     with SearchEngine.create(folder, encoder=tiny_encoder) as engine:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from zeroshot_vision.server.client import ServerClient
+from zeroshot_vision.server._client import ServerClient
 
 
 def test_search_modes_over_http(live) -> None:

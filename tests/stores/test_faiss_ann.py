@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import zeroshot_vision.stores.faiss as faiss_module
-from zeroshot_vision.errors import InvalidInputError, StoreError
+import zeroshot_vision.stores._faiss as faiss_module
+from zeroshot_vision._errors import InvalidInputError, StoreError
 from zeroshot_vision.stores import FaissStore
 from zeroshot_vision.testing import VectorStoreContract
 

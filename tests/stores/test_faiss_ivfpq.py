@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import zeroshot_vision.stores._faiss_disk as disk_module
-from zeroshot_vision.errors import IndexDamagedError
+from zeroshot_vision._errors import IndexDamagedError
 from zeroshot_vision.stores import FaissStore, IvfPqSettings
 from zeroshot_vision.testing import VectorStoreContract
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zeroshot_vision.errors import IndexDamagedError, InvalidInputError, StoreError
+from zeroshot_vision._errors import IndexDamagedError, InvalidInputError, StoreError
 from zeroshot_vision.stores import FaissStore, IvfPqSettings, plan_index
-from zeroshot_vision.stores.faiss_rebuild import rebuild_store
+from zeroshot_vision.stores._faiss_rebuild import rebuild_store
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,7 @@ _REBUILD = """
 import sys, time
 import faiss
 faiss.omp_set_num_threads(1)
-from zeroshot_vision.stores.faiss_rebuild import rebuild_store
+from zeroshot_vision.stores._faiss_rebuild import rebuild_store
 def progress(done, total):
     print(done, flush=True)
     time.sleep(0.3)  # time for the test to kill it between chunks
@@ -95,7 +95,7 @@ def test_sigkill_during_a_rebuild_keeps_the_old_store_and_resumes(tmp_path: Path
         staged = 0
     # Straight onto the module's logger: an earlier CLI test in the same process may have
     # stopped the package's records from reaching the root logger, where caplog listens.
-    log = logging.getLogger("zeroshot_vision.stores.faiss_rebuild")
+    log = logging.getLogger("zeroshot_vision.stores._faiss_rebuild")
     level = log.level
     log.addHandler(caplog.handler)
     log.setLevel(logging.INFO)

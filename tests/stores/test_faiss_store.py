@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zeroshot_vision.errors import IndexNotFoundError, InvalidInputError, StoreError
+from zeroshot_vision._errors import IndexNotFoundError, InvalidInputError, StoreError
 from zeroshot_vision.stores import FaissStore
 from zeroshot_vision.testing import VectorStoreContract
 
@@ -314,7 +314,7 @@ def test_saves_and_reloads_agree_with_a_model(ops, seed) -> None:
 _STRESS = r"""
 import sys, tempfile, threading, time
 import numpy as np
-import zeroshot_vision.stores.faiss as faiss_module
+import zeroshot_vision.stores._faiss as faiss_module
 from zeroshot_vision.stores import FaissStore
 
 index, seconds = sys.argv[1], float(sys.argv[2])
@@ -533,7 +533,7 @@ def test_a_delta_vector_file_of_nan_is_damage_not_hidden_records(
     tmp_path: Path, value: float
 ) -> None:
     """Issue 29 (extra): such a file used to load, its records then never found."""
-    from zeroshot_vision.errors import IndexDamagedError
+    from zeroshot_vision._errors import IndexDamagedError
 
     folder = tmp_path / "store"
     store = FaissStore.open(folder, dim=4)

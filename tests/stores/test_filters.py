@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zeroshot_vision.errors import InvalidFilterError
-from zeroshot_vision.stores.filters import MAX_IN_VALUES, matches, validate_filter
-from zeroshot_vision.testing.contract import BAD_FILTERS, FILTER_TABLE
+from zeroshot_vision._errors import InvalidFilterError
+from zeroshot_vision.stores._filters import MAX_IN_VALUES, matches, validate_filter
+from zeroshot_vision.testing._contract import BAD_FILTERS, FILTER_TABLE
 
 RECORD = {"country": "Japan", "year": 2021, "tags": ["city", "night"], "featured": False}
 
@@ -44,7 +44,7 @@ def test_matches(flt, expected) -> None:
 
 
 def test_table_shared_with_contract_suite_is_consistent() -> None:
-    from zeroshot_vision.testing.contract import _FILTER_RECORDS
+    from zeroshot_vision.testing._contract import _FILTER_RECORDS
 
     for flt, expected in FILTER_TABLE:
         validate_filter(flt)

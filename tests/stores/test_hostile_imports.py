@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from zeroshot_vision import DimensionMismatchError, IndexFolder, InvalidInputError
-from zeroshot_vision.cli import EXIT_ERROR, main
-from zeroshot_vision.ingest.exchange import export_index, import_index
-from zeroshot_vision.stores.faiss import FaissStore
-from zeroshot_vision.stores.parquet import (
+from zeroshot_vision._cli import EXIT_ERROR, main
+from zeroshot_vision.ingest._exchange import export_index, import_index
+from zeroshot_vision.stores._faiss import FaissStore
+from zeroshot_vision.stores._parquet import (
     MAX_IMPORT_ID_BYTES,
     MAX_ROW_METADATA_BYTES,
     SCHEMA_KEY,

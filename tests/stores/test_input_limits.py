@@ -18,15 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zeroshot_vision.errors import (
+from zeroshot_vision._errors import (
     InvalidFilterError,
     InvalidInputError,
     InvalidMetadataError,
     ZeroshotVisionError,
 )
 from zeroshot_vision.stores import FaissStore
-from zeroshot_vision.stores.base import MAX_METADATA_DEPTH, check_ids, clean_metadata
-from zeroshot_vision.stores.filters import (
+from zeroshot_vision.stores._base import MAX_METADATA_DEPTH, check_ids, clean_metadata
+from zeroshot_vision.stores._filters import (
     INT_RANGE,
     MAX_FILTER_DEPTH,
     compile_filter,

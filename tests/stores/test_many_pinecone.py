@@ -16,10 +16,10 @@ import pytest
 pinecone = pytest.importorskip("pinecone")
 
 from zeroshot_vision import FaissStore, export_store, import_store  # noqa: E402
-from zeroshot_vision.near_duplicates import find_duplicates  # noqa: E402
-from zeroshot_vision.stores.batch import query_many  # noqa: E402
-from zeroshot_vision.stores.pinecone import PineconeStore  # noqa: E402
-from zeroshot_vision.testing.pinecone_server import PineconeTestServer  # noqa: E402
+from zeroshot_vision._near_duplicates import find_duplicates  # noqa: E402
+from zeroshot_vision.stores._batch import query_many  # noqa: E402
+from zeroshot_vision.stores._pinecone import PineconeStore  # noqa: E402
+from zeroshot_vision.testing._pinecone_server import PineconeTestServer  # noqa: E402
 
 API_KEY = "pcsk_test_many"
 

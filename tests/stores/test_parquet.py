@@ -16,9 +16,9 @@ from zeroshot_vision import (
     export_store,
     import_store,
 )
-from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.ingest.exchange import export_index, import_index
-from zeroshot_vision.stores.parquet import ParquetVectors
+from zeroshot_vision._index import IndexFolder
+from zeroshot_vision.ingest._exchange import export_index, import_index
+from zeroshot_vision.stores._parquet import ParquetVectors
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-from zeroshot_vision.testing.contract import VectorStoreContract
+from zeroshot_vision.testing._contract import VectorStoreContract
 
 pytestmark = [
     pytest.mark.live,
@@ -108,7 +108,7 @@ class TestLivePineconeContract(VectorStoreContract):
 
     @pytest.fixture
     def make_store(self) -> Iterator[Callable[[int], Any]]:
-        from zeroshot_vision.stores.pinecone import PineconeStore
+        from zeroshot_vision.stores._pinecone import PineconeStore
 
         opened: list[Any] = []
 
@@ -131,7 +131,7 @@ class TestLivePineconeContract(VectorStoreContract):
 
 
 def test_live_round_trip() -> None:
-    from zeroshot_vision.stores.pinecone import PineconeStore
+    from zeroshot_vision.stores._pinecone import PineconeStore
 
     with PineconeStore.connect(namespace=f"zsv-smoke-{uuid.uuid4().hex[:12]}") as store:
         vectors = np.random.default_rng(0).standard_normal((3, store.dim)).astype(np.float32)

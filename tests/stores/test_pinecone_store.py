@@ -18,7 +18,7 @@ pinecone = pytest.importorskip("pinecone")
 
 from tests.factories import memory_engine  # noqa: E402
 
-from zeroshot_vision.errors import (  # noqa: E402
+from zeroshot_vision._errors import (  # noqa: E402
     InvalidFilterError,
     InvalidInputError,
     InvalidMetadataError,
@@ -26,14 +26,14 @@ from zeroshot_vision.errors import (  # noqa: E402
     PartialWriteError,
     StoreError,
 )
-from zeroshot_vision.stores.pinecone import (  # noqa: E402
+from zeroshot_vision.stores._pinecone import (  # noqa: E402
     MAX_IDS_PER_REQUEST,
     MAX_REQUEST_BYTES,
     MAX_VECTORS_PER_REQUEST,
     PineconeStore,
 )
-from zeroshot_vision.testing.contract import VectorStoreContract  # noqa: E402
-from zeroshot_vision.testing.pinecone_server import PineconeTestServer  # noqa: E402
+from zeroshot_vision.testing._contract import VectorStoreContract  # noqa: E402
+from zeroshot_vision.testing._pinecone_server import PineconeTestServer  # noqa: E402
 
 API_KEY = "pcsk_test_6Zq1VbXwSECRETvalue_do_not_leak"
 
@@ -589,8 +589,8 @@ def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_importing_the_module_does_not_import_pinecone() -> None:
     code = (
-        "import sys, zeroshot_vision, zeroshot_vision.stores.pinecone, "
-        "zeroshot_vision.stores.transfer\n"
+        "import sys, zeroshot_vision, zeroshot_vision.stores._pinecone, "
+        "zeroshot_vision.stores._transfer\n"
         "assert 'pinecone' not in sys.modules, 'pinecone was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -708,7 +708,7 @@ def test_every_sdk_exception_is_mapped() -> None:
 
     import pinecone.exceptions
 
-    from zeroshot_vision.stores.pinecone import _sdk_error_types
+    from zeroshot_vision.stores._pinecone import _sdk_error_types
 
     mapped = _sdk_error_types()
     found = [

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from zeroshot_vision.errors import DimensionMismatchError, InvalidInputError, PartialWriteError
-from zeroshot_vision.stores.faiss import FaissStore
-from zeroshot_vision.stores.transfer import copy_store
+from zeroshot_vision._errors import DimensionMismatchError, InvalidInputError, PartialWriteError
+from zeroshot_vision.stores._faiss import FaissStore
+from zeroshot_vision.stores._transfer import copy_store
 
 
 def _filled_faiss(n: int, dim: int = 8) -> FaissStore:
@@ -132,7 +132,7 @@ def test_a_source_changing_during_the_copy() -> None:
 @pytest.fixture
 def pinecone_index() -> Iterator[tuple[Any, Any]]:
     pinecone = pytest.importorskip("pinecone")
-    from zeroshot_vision.testing.pinecone_server import PineconeTestServer
+    from zeroshot_vision.testing._pinecone_server import PineconeTestServer
 
     server = PineconeTestServer(dimension=8)
     index = pinecone.Index(host=server.start(), api_key="transfer-test")
@@ -142,7 +142,7 @@ def pinecone_index() -> Iterator[tuple[Any, Any]]:
 
 
 def test_faiss_to_pinecone_and_back(pinecone_index: tuple[Any, Any]) -> None:
-    from zeroshot_vision.stores.pinecone import PineconeStore
+    from zeroshot_vision.stores._pinecone import PineconeStore
 
     server, index = pinecone_index
     source = _filled_faiss(2_300)
@@ -164,7 +164,7 @@ def test_faiss_to_pinecone_and_back(pinecone_index: tuple[Any, Any]) -> None:
 def test_faiss_to_pinecone_refuses_metadata_pinecone_cannot_hold(
     pinecone_index: tuple[Any, Any],
 ) -> None:
-    from zeroshot_vision.stores.pinecone import PineconeStore
+    from zeroshot_vision.stores._pinecone import PineconeStore
 
     server, index = pinecone_index
     source = FaissStore(8)

@@ -14,7 +14,7 @@ import pytest
 
 pinecone = pytest.importorskip("pinecone")
 
-from zeroshot_vision.testing.pinecone_server import PineconeTestServer  # noqa: E402
+from zeroshot_vision.testing._pinecone_server import PineconeTestServer  # noqa: E402
 
 KEY = "server-test-key"
 

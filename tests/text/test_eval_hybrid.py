@@ -6,9 +6,9 @@ import json
 import shutil
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.cli import EXIT_OK, main
-from zeroshot_vision.eval.hybrid import evaluate_hybrid
-from zeroshot_vision.eval.labelled_data import read_pairs_tsv
+from zeroshot_vision._cli import EXIT_OK, main
+from zeroshot_vision.eval._hybrid import evaluate_hybrid
+from zeroshot_vision.eval._labelled_data import read_pairs_tsv
 
 
 def test_hybrid_eval_scores_every_mode(tmp_path, photo_paths, tiny_encoder, capsys):

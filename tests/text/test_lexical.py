@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zeroshot_vision.errors import IndexDamagedError
-from zeroshot_vision.lexical import (
+from zeroshot_vision._errors import IndexDamagedError
+from zeroshot_vision._lexical import (
     REPAIR_COMMAND,
     LexicalIndex,
     OcrLine,

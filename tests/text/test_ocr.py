@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.images import load_image
-from zeroshot_vision.lexical import OCR_LINES_FIELD, OcrLine
-from zeroshot_vision.ocr import OcrEngine, OcrExtractor
+from zeroshot_vision._errors import InvalidInputError
+from zeroshot_vision._images import load_image
+from zeroshot_vision._lexical import OCR_LINES_FIELD, OcrLine
+from zeroshot_vision._ocr import OcrEngine, OcrExtractor
 
 pytest.importorskip("rapidocr", reason="the ocr extra is not installed")
 pytest.importorskip("matplotlib", reason="the font comes with matplotlib")
 
-from zeroshot_vision.testing.text_photos import render_text
+from zeroshot_vision.testing._text_photos import render_text
 
 SIGN = ["CAFE CENTRAL", "OPEN DAILY"]
 RECEIPT = ["Invoice 4711", "Espresso 2.50", "Total 12.50 EUR"]

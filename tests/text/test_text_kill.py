@@ -13,16 +13,16 @@ import time
 import pytest
 from tests.helpers import make_jpeg
 
-from zeroshot_vision.errors import IndexDamagedError
-from zeroshot_vision.index import IndexFolder
-from zeroshot_vision.lexical import TEXT_DATABASE, LexicalIndex
+from zeroshot_vision._errors import IndexDamagedError
+from zeroshot_vision._index import IndexFolder
+from zeroshot_vision._lexical import TEXT_DATABASE, LexicalIndex
 
 # The real `zsv index`, with the lexical side's commit slowed so a kill lands near it.
 _SLOW = textwrap.dedent(
     """
     import sys, time
-    from zeroshot_vision.cli import main
-    from zeroshot_vision.lexical import LexicalIndex
+    from zeroshot_vision._cli import main
+    from zeroshot_vision._lexical import LexicalIndex
     real = LexicalIndex.commit
     def slow(self):
         time.sleep(0.05)

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from tests.helpers import PhotoServer, photo_row, write_dataset
 
-from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.unsplash.download import (
+from zeroshot_vision._errors import InvalidInputError
+from zeroshot_vision.unsplash._download import (
     FAILURES_FILE,
     DownloadOutcome,
     RetryPolicy,
@@ -25,7 +25,7 @@ from zeroshot_vision.unsplash.download import (
     download_photos,
     read_failures,
 )
-from zeroshot_vision.unsplash.lite import UnsplashPhoto
+from zeroshot_vision.unsplash._lite import UnsplashPhoto
 
 FAST = RetryPolicy(retries=2, backoff=0.001, max_backoff=0.01, max_retry_after=5.0)
 
@@ -220,7 +220,7 @@ def test_download_killed_with_sigkill_resumes_without_losing_anything(tmp_path: 
         dataset = write_dataset(tmp_path / "lite", rows)
         out = tmp_path / "images"
         command = [
-            sys.executable, "-m", "zeroshot_vision.cli", "download", str(dataset),
+            sys.executable, "-m", "zeroshot_vision._cli", "download", str(dataset),
             "--out", str(out), "--workers", "2",
         ]  # fmt: skip
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -316,7 +316,7 @@ def test_a_body_pillow_fails_on_in_any_way_is_a_recorded_failure(
 def test_an_unexpected_error_on_one_photo_is_its_failure(
     server: PhotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import zeroshot_vision.unsplash.download as unsplash
+    import zeroshot_vision.unsplash._download as unsplash
 
     real = unsplash.write_atomic
 
@@ -336,7 +336,7 @@ def test_an_unexpected_error_on_one_photo_is_its_failure(
 def test_a_photo_over_the_indexers_pixel_limit_is_refused_before_decoding(
     server: PhotoServer, tmp_path: Path
 ) -> None:
-    from zeroshot_vision.images import DEFAULT_MAX_PIXELS, load_image
+    from zeroshot_vision._images import DEFAULT_MAX_PIXELS, load_image
 
     side = int(DEFAULT_MAX_PIXELS**0.5) + 1  # 9460 x 9460: just over the limit
     server.faults["huge"] = "body"
@@ -373,10 +373,10 @@ def test_reading_tables_needs_no_http_client() -> None:
     code = (
         "import sys; sys.modules['httpx'] = None\n"
         "from zeroshot_vision.unsplash import read_photos, is_unsplash_dir\n"
-        "from zeroshot_vision.unsplash.lite import image_url\n"
+        "from zeroshot_vision.unsplash._lite import image_url\n"
         "print(image_url('https://images.unsplash.com/photo-1?ixid=abc&w=9', width=640))\n"
         "try:\n"
-        "    from zeroshot_vision.unsplash import download_photos\n"
+        "    from zeroshot_vision.unsplash import _download as download_photos\n"
         "except ImportError as exc:\n"
         "    print(type(exc).__name__, exc)\n"
     )
@@ -407,7 +407,7 @@ def test_a_damaged_failures_file_is_a_one_line_error_and_the_next_run_replaces_i
     with pytest.raises(InvalidInputError, match=r"failures\.tsv is damaged") as exc:
         read_failures(tmp_path)
     assert problem in str(exc.value) and "\n" not in str(exc.value)
-    from zeroshot_vision.unsplash.download import DownloadFailure, _write_failures
+    from zeroshot_vision.unsplash._download import DownloadFailure, _write_failures
 
     _write_failures(tmp_path, [DownloadFailure(photo_id="p", url="u", reason="r")], {"p"})
     assert read_failures(tmp_path) == [DownloadFailure(photo_id="p", url="u", reason="r")]

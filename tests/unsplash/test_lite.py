@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from tests.helpers import VARIANTS, photo_row, write_dataset
 
-from zeroshot_vision.errors import InvalidInputError
-from zeroshot_vision.unsplash.lite import (
+from zeroshot_vision._errors import InvalidInputError
+from zeroshot_vision.unsplash._lite import (
     DatasetNotFoundError,
     UnsplashPhoto,
     image_url,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from tests.helpers import photo_row, write_dataset
 
-from zeroshot_vision.errors import DatasetNotFoundError, InvalidInputError
-from zeroshot_vision.unsplash.lite import read_conversions
+from zeroshot_vision._errors import DatasetNotFoundError, InvalidInputError
+from zeroshot_vision.unsplash._lite import read_conversions
 
 
 def test_reads_query_and_photo_in_table_order(tmp_path: Path) -> None:

@@ -1,11 +1,11 @@
 """Evaluation: how well a checkpoint classifies and retrieves, on your own data.
 
-* :mod:`~zeroshot_vision.eval.metrics`: top-K accuracy, Recall@K, MRR, reliability
+* :mod:`~zeroshot_vision.eval._metrics`: top-K accuracy, Recall@K, MRR, reliability
   tables and probability thresholds, in pure numpy (ties count against the model).
-* :mod:`~zeroshot_vision.eval.labelled_data`: labelled image folders, (image, caption) TSV
+* :mod:`~zeroshot_vision.eval._labelled_data`: labelled image folders, (image, caption) TSV
   files and Unsplash Lite's own relevance judgments.
-* :mod:`~zeroshot_vision.eval.run`: embed a dataset with an encoder and score it.
-* :mod:`~zeroshot_vision.eval.report`: Markdown, JSON and plots.
+* :mod:`~zeroshot_vision.eval._run`: embed a dataset with an encoder and score it.
+* :mod:`~zeroshot_vision.eval._report`: Markdown, JSON and plots.
 
 The same runs back ``zsv eval classify`` and ``zsv eval retrieval``. Example::
 
@@ -20,23 +20,26 @@ Importing this package loads numpy only; torch comes with the encoder and matplo
 with the first plot.
 """
 
-from zeroshot_vision.eval.labelled_data import (
+from zeroshot_vision.eval._ask import evaluate_ask, read_ask_cases
+from zeroshot_vision.eval._hybrid import evaluate_hybrid
+from zeroshot_vision.eval._labelled_data import (
     ImageFolderDataset,
     LabeledImage,
     Pair,
     PairsDataset,
     Skipped,
     read_image_folder,
+    read_multilingual_pairs,
     read_pairs,
     read_pairs_tsv,
     read_unsplash_pairs,
 )
-from zeroshot_vision.eval.metrics import ReliabilityBin, ThresholdPoint
-from zeroshot_vision.eval.report import (
+from zeroshot_vision.eval._metrics import ReliabilityBin, ThresholdPoint
+from zeroshot_vision.eval._report import (
     write_classification_report,
     write_retrieval_report,
 )
-from zeroshot_vision.eval.run import (
+from zeroshot_vision.eval._run import (
     DEFAULT_TEMPLATES,
     Calibration,
     ClassificationResult,
@@ -67,9 +70,13 @@ __all__ = [
     "Skipped",
     "ThresholdPoint",
     "embed_labels",
+    "evaluate_ask",
     "evaluate_classification",
+    "evaluate_hybrid",
     "evaluate_retrieval",
+    "read_ask_cases",
     "read_image_folder",
+    "read_multilingual_pairs",
     "read_pairs",
     "read_pairs_tsv",
     "read_unsplash_pairs",

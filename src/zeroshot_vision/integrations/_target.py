@@ -1,6 +1,6 @@
 """Where the framework adapters write: a bare vector store, or a search engine.
 
-An engine's writes go through its :class:`~zeroshot_vision.index.IndexWriter` (an index
+An engine's writes go through its :class:`~zeroshot_vision._index.IndexWriter` (an index
 folder's state records ids as pending before the store has them) and are committed at
 once: a framework's caller never calls ``commit``. A bare store takes them directly.
 """
@@ -16,13 +16,13 @@ import numpy as np
 import numpy.typing as npt
 
 from zeroshot_vision._checks import batched, item_list
-from zeroshot_vision.errors import ImageNotFoundError, InvalidInputError
+from zeroshot_vision._errors import ImageNotFoundError, InvalidInputError
 
 if TYPE_CHECKING:
-    from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.stores.base import VectorStore
-    from zeroshot_vision.types import Record
+    from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._types import Record
+    from zeroshot_vision.stores._base import VectorStore
 
 
 def given_or_loaded(
@@ -31,7 +31,7 @@ def given_or_loaded(
     """``encoder``, or the one ``Encoder.from_pretrained`` loads from the other arguments."""
     if encoder is not None:
         return encoder
-    from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision._encoder import Encoder
 
     return Encoder.from_pretrained(model, device=device, dtype=dtype)
 
@@ -68,13 +68,13 @@ class Target:
         """Write records (through the engine, committed, when there is one)."""
         matrix = np.asarray(vectors, dtype=np.float32)
         if self._store is None:
-            from zeroshot_vision.stores.faiss import FaissStore
+            from zeroshot_vision.stores._faiss import FaissStore
 
             self._store = FaissStore(int(matrix.shape[1]) if matrix.ndim == 2 else 1)
         if self.engine is None:
             self._store.upsert(ids, matrix, list(metadata))
             return
-        from zeroshot_vision.index import FileEntry
+        from zeroshot_vision._index import FileEntry
 
         path_of = [meta.get("path") for meta in metadata]
         entries = [

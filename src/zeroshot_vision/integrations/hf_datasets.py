@@ -9,7 +9,7 @@
 * :func:`to_dataset` gives a store's records as a ``datasets.Dataset`` with ``id``,
   ``vector`` and metadata columns; :func:`save_dataset` writes one to a folder that
   ``datasets.load_from_disk`` opens. The Parquet file of ``zsv export`` (see
-  :mod:`zeroshot_vision.stores.parquet`) also loads as a dataset:
+  :mod:`zeroshot_vision.stores._parquet`) also loads as a dataset:
   ``datasets.load_dataset("parquet", data_files="vectors.parquet")``.
 
 Needs the ``datasets`` extra: ``pip install "zeroshot-vision[datasets]"``.
@@ -29,18 +29,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from zeroshot_vision._checks import batched, positive_int
+from zeroshot_vision._errors import InvalidInputError, InvalidMetadataError, MissingColumnError
 from zeroshot_vision._optional import require
 from zeroshot_vision._progress import ProgressOption
-from zeroshot_vision.errors import InvalidInputError, InvalidMetadataError, MissingColumnError
-from zeroshot_vision.ingest.item import Item
-from zeroshot_vision.ingest.source import IndexView, Listing, SkipRule
-from zeroshot_vision.ingest.sources import ImageListSource
-from zeroshot_vision.types import FolderReport
+from zeroshot_vision._types import FolderReport
+from zeroshot_vision.ingest._item import Item
+from zeroshot_vision.ingest._source import IndexView, Listing, SkipRule
+from zeroshot_vision.ingest._sources import ImageListSource
 
 if TYPE_CHECKING:
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.stores.base import VectorStore
-    from zeroshot_vision.types import ImageSource
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._types import ImageSource
+    from zeroshot_vision.stores._base import VectorStore
 
 __all__ = ["DatasetSource", "index_dataset", "save_dataset", "to_dataset"]
 
@@ -75,10 +75,10 @@ def index_dataset(
         batch_size: Rows per batch (each batch is encoded, written and committed);
             default four times the encoder's batch size.
         progress: ``True`` for a bar, or a callable receiving a
-            :class:`~zeroshot_vision.types.Progress`.
+            :class:`~zeroshot_vision._types.Progress`.
 
     Returns:
-        A :class:`~zeroshot_vision.types.FolderReport`: ids indexed, how many rows were
+        A :class:`~zeroshot_vision._types.FolderReport`: ids indexed, how many rows were
         skipped as already indexed, the images that failed (``source`` is the row's id)
         and the store's count at the end.
 
@@ -254,13 +254,13 @@ def to_dataset(
 
     if metadata not in ("json", "columns"):
         raise InvalidInputError(f"metadata must be 'columns' or 'json', got {metadata!r}")
-    from zeroshot_vision.stores.base import VectorStore as StoreProtocol
-    from zeroshot_vision.stores.parquet import export_store
+    from zeroshot_vision.stores._base import VectorStore as StoreProtocol
+    from zeroshot_vision.stores._parquet import export_store
 
     with contextlib.ExitStack() as stack:
         # Told apart by the protocol, not by importing the engine (which imports this).
         if isinstance(store, (str, os.PathLike)):
-            from zeroshot_vision.index import IndexFolder
+            from zeroshot_vision._index import IndexFolder
 
             index = IndexFolder.open(store)
             vectors: VectorStore = stack.enter_context(contextlib.closing(index.open_store()))

@@ -1,12 +1,12 @@
 """LangChain: SigLIP embeddings and a vector store over zeroshot-vision's stores.
 
 * :class:`SiglipEmbeddings` is a LangChain ``Embeddings`` over an
-  :class:`~zeroshot_vision.encoder.Encoder`: ``embed_documents`` and ``embed_query`` for
+  :class:`~zeroshot_vision._encoder.Encoder`: ``embed_documents`` and ``embed_query`` for
   texts, ``embed_image(uris)`` for image files, as LangChain's other multimodal
   embeddings name it.
 * :class:`ZeroshotVisionVectorStore` is a LangChain ``VectorStore`` over any
   :class:`~zeroshot_vision.stores.VectorStore` (FAISS in memory, an index folder,
-  Pinecone) or a :class:`~zeroshot_vision.engine.SearchEngine`. It holds images
+  Pinecone) or a :class:`~zeroshot_vision._engine.SearchEngine`. It holds images
   (:meth:`~ZeroshotVisionVectorStore.add_images`) and texts (``add_texts``,
   ``add_documents``) side by side.
 
@@ -27,9 +27,9 @@ probability where the embeddings have one (:attr:`Encoder.calibrated`), else the
 mapped onto [0, 1].
 
 Filters are written in the project's filter language
-(:mod:`zeroshot_vision.stores.filters`: ``{"year": {"$gte": 2020}}``). A filter LangChain
+(:mod:`zeroshot_vision.stores._filters`: ``{"year": {"$gte": 2020}}``). A filter LangChain
 allows elsewhere but this language cannot express (a callable, ``$like``, ``$contains``,
-``$not``, ...) raises :class:`~zeroshot_vision.errors.UnsupportedFilterError`.
+``$not``, ...) raises :class:`~zeroshot_vision._errors.UnsupportedFilterError`.
 
 Needs the ``langchain`` extra: ``pip install "zeroshot-vision[langchain]"``.
 """
@@ -56,16 +56,16 @@ from langchain_core.vectorstores import VectorStore as LangChainVectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from zeroshot_vision._checks import item_list, positive_int
-from zeroshot_vision.errors import (
+from zeroshot_vision._errors import (
     ImageDecodeError,
     ImageNotFoundError,
     InvalidInputError,
     UnsupportedFilterError,
 )
-from zeroshot_vision.index.serving import servable_image
+from zeroshot_vision._index.serving import servable_image
 from zeroshot_vision.integrations._target import Target, existing_images, given_or_loaded
-from zeroshot_vision.stores.base import check_ids, check_k
-from zeroshot_vision.stores.filters import (
+from zeroshot_vision.stores._base import check_ids, check_k
+from zeroshot_vision.stores._filters import (
     FIELD_OPERATORS,
     LOGICAL_OPERATORS,
     MAX_FILTER_DEPTH,
@@ -73,10 +73,10 @@ from zeroshot_vision.stores.filters import (
 )
 
 if TYPE_CHECKING:
-    from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.stores.base import VectorStore
-    from zeroshot_vision.types import Hit, Record
+    from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._types import Hit, Record
+    from zeroshot_vision.stores._base import VectorStore
 
 __all__ = ["SiglipEmbeddings", "ZeroshotVisionVectorStore", "check_filter"]
 
@@ -84,14 +84,14 @@ ImageContent = Literal["path", "base64"]
 
 
 class SiglipEmbeddings(Embeddings):
-    """LangChain embeddings from a SigLIP (or CLIP) :class:`~zeroshot_vision.encoder.Encoder`.
+    """LangChain embeddings from a SigLIP (or CLIP) :class:`~zeroshot_vision._encoder.Encoder`.
 
     Texts and images land in one vector space, so a text query finds images.
 
     Args:
         encoder: An already loaded encoder; if ``None``, ``model`` is loaded.
         model: Checkpoint name or local folder for
-            :meth:`~zeroshot_vision.encoder.Encoder.from_pretrained`; default
+            :meth:`~zeroshot_vision._encoder.Encoder.from_pretrained`; default
             ``$ZSV_MODEL``, else the library's default model.
         device: Torch device for a loaded model.
         dtype: Torch dtype for a loaded model.
@@ -162,14 +162,14 @@ def check_filter(filter: object) -> Mapping[str, Any] | None:
         UnsupportedFilterError: A callable, or an operator of another store's dialect
             that the language cannot express.
         InvalidFilterError: Otherwise malformed (see
-            :func:`~zeroshot_vision.stores.filters.validate_filter`).
+            :func:`~zeroshot_vision.stores._filters.validate_filter`).
     """
     if filter is None:
         return None
     if callable(filter):
         raise UnsupportedFilterError(
             "a callable filter cannot run inside a vector store here; write it in the "
-            "filter language, e.g. {'year': {'$gte': 2020}} (see zeroshot_vision.stores.filters)"
+            "filter language, e.g. {'year': {'$gte': 2020}} (see zeroshot_vision.stores._filters)"
         )
     if not isinstance(filter, Mapping):
         raise UnsupportedFilterError(
@@ -213,7 +213,7 @@ class ZeroshotVisionVectorStore(LangChainVectorStore):
             dimension. Default: an exact in-memory
             :class:`~zeroshot_vision.stores.FaissStore`, made on the first write with
             the dimension of the vectors the embeddings give.
-        engine: A :class:`~zeroshot_vision.engine.SearchEngine` to use instead of
+        engine: A :class:`~zeroshot_vision._engine.SearchEngine` to use instead of
             ``store``: its store, its encoder, and (when it owns an index folder) its
             folder, every write committed at once.
         image_content: ``page_content`` of image documents: ``"path"`` (default) or
@@ -276,7 +276,7 @@ class ZeroshotVisionVectorStore(LangChainVectorStore):
 
         Call :meth:`close` when done (or use the store as a context manager).
         """
-        from zeroshot_vision.engine import SearchEngine
+        from zeroshot_vision._engine import SearchEngine
 
         return cls(engine=SearchEngine.open(path, **engine_options), image_content=image_content)
 
@@ -355,7 +355,7 @@ class ZeroshotVisionVectorStore(LangChainVectorStore):
                 images are added first; without one, nothing is).
             InvalidInputError: Lengths differ, or the embeddings cannot embed images.
         """
-        from zeroshot_vision.index import file_id
+        from zeroshot_vision._index import file_id
 
         paths = existing_images(uris)
         metas = [dict(m or {}) for m in _per_item(metadatas, len(paths), "metadatas")]

@@ -2,7 +2,7 @@
 
 * :class:`ZeroshotVisionVectorStore` is a LlamaIndex ``BasePydanticVectorStore`` over any
   :class:`~zeroshot_vision.stores.VectorStore` or a
-  :class:`~zeroshot_vision.engine.SearchEngine` (and so an index folder). It stores
+  :class:`~zeroshot_vision._engine.SearchEngine` (and so an index folder). It stores
   image nodes and text nodes (the node itself, as LlamaIndex's own stores keep
   it, in the record's metadata beside the node's metadata, and an image node's file as
   ``path``), deletes by ref doc, and answers queries with top-k and ``MetadataFilters``.
@@ -10,15 +10,15 @@
   ``MultiModalVectorStoreIndex``. Records it did not write (a folder indexed by
   ``zsv index``) come back as image nodes of their ``path``.
 * :class:`SiglipEmbedding` is a ``MultiModalEmbedding``: texts and images from one
-  :class:`~zeroshot_vision.encoder.Encoder`, in one space.
+  :class:`~zeroshot_vision._encoder.Encoder`, in one space.
 
 ``MetadataFilters`` are translated into the project's filter language
-(:mod:`zeroshot_vision.stores.filters`): ``==``, ``!=``, ``>``, ``>=``, ``<``, ``<=``,
+(:mod:`zeroshot_vision.stores._filters`): ``==``, ``!=``, ``>``, ``>=``, ``<``, ``<=``,
 ``in``, ``nin``, ``any`` (a list field holding any of the values), ``all`` (holding all
 of them), ``contains`` (a list field holding the value), combined with ``and`` and
 ``or``. ``text_match``, ``text_match_insensitive``, ``is_empty`` and the ``not``
 condition have no counterpart and raise
-:class:`~zeroshot_vision.errors.UnsupportedFilterError`.
+:class:`~zeroshot_vision._errors.UnsupportedFilterError`.
 
 Similarities are cosines (higher is more similar).
 
@@ -55,16 +55,16 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 from zeroshot_vision._checks import item_list
-from zeroshot_vision.errors import InvalidFilterError, InvalidInputError, UnsupportedFilterError
+from zeroshot_vision._errors import InvalidFilterError, InvalidInputError, UnsupportedFilterError
 from zeroshot_vision.integrations._target import Target, existing_images, given_or_loaded
-from zeroshot_vision.stores.base import check_ids, check_k
-from zeroshot_vision.stores.filters import MAX_FILTER_DEPTH, compile_filter, validate_filter
+from zeroshot_vision.stores._base import check_ids, check_k
+from zeroshot_vision.stores._filters import MAX_FILTER_DEPTH, compile_filter, validate_filter
 
 if TYPE_CHECKING:
-    from zeroshot_vision.encoder import Encoder
-    from zeroshot_vision.engine import SearchEngine
-    from zeroshot_vision.stores.base import VectorStore
-    from zeroshot_vision.types import Hit, Record
+    from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._types import Hit, Record
+    from zeroshot_vision.stores._base import VectorStore
 
 __all__ = ["SiglipEmbedding", "ZeroshotVisionVectorStore", "to_filter"]
 
@@ -223,7 +223,7 @@ class ZeroshotVisionVectorStore(BasePydanticVectorStore):
         store: Any :class:`~zeroshot_vision.stores.VectorStore`. Default: an exact
             in-memory :class:`~zeroshot_vision.stores.FaissStore`, made on the first
             ``add`` with the nodes' embedding dimension.
-        engine: A :class:`~zeroshot_vision.engine.SearchEngine` whose store (and index
+        engine: A :class:`~zeroshot_vision._engine.SearchEngine` whose store (and index
             folder) to use instead; every write is committed at once.
 
     Example:

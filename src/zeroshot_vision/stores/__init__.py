@@ -3,16 +3,16 @@
 Backends import their heavy dependency (faiss, pinecone) only when constructed.
 """
 
+from zeroshot_vision.stores._base import VectorStore
+from zeroshot_vision.stores._batch import query_many
+from zeroshot_vision.stores._faiss import FaissStore
+from zeroshot_vision.stores._faiss_budget import IndexPlan, plan_index
 from zeroshot_vision.stores._faiss_disk import IvfPqSettings
-from zeroshot_vision.stores.base import VectorStore
-from zeroshot_vision.stores.batch import query_many
-from zeroshot_vision.stores.faiss import FaissStore
-from zeroshot_vision.stores.faiss_budget import IndexPlan, plan_index
-from zeroshot_vision.stores.filters import matches, validate_filter
-from zeroshot_vision.stores.parquet import export_store, import_store
-from zeroshot_vision.stores.pinecone import PineconeStore, create_pinecone_index
-from zeroshot_vision.stores.registry import StoreLocation, register_store_kind, store_kinds
-from zeroshot_vision.stores.transfer import copy_store
+from zeroshot_vision.stores._filters import matches, validate_filter
+from zeroshot_vision.stores._parquet import export_store, import_store
+from zeroshot_vision.stores._pinecone import PineconeStore, create_pinecone_index
+from zeroshot_vision.stores._registry import StoreLocation, register_store_kind, store_kinds
+from zeroshot_vision.stores._transfer import copy_store
 
 __all__ = [
     "FaissStore",

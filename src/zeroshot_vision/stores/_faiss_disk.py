@@ -1,4 +1,4 @@
-"""The ``"ivfpq"`` kind of :class:`~zeroshot_vision.stores.faiss.FaissStore`: compressed
+"""The ``"ivfpq"`` kind of :class:`~zeroshot_vision.stores._faiss.FaissStore`: compressed
 codes in RAM, the vectors on disk, exact re-ranking.
 
 Two parts, each with one job:
@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from zeroshot_vision._errors import IndexDamagedError, InvalidInputError
 from zeroshot_vision._optional import require
-from zeroshot_vision.errors import IndexDamagedError, InvalidInputError
 
 if TYPE_CHECKING:
     from types import ModuleType

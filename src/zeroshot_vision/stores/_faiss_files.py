@@ -1,4 +1,4 @@
-"""The folder format of a saved :class:`~zeroshot_vision.stores.faiss.FaissStore`.
+"""The folder format of a saved :class:`~zeroshot_vision.stores._faiss.FaissStore`.
 
 One folder holds one store::
 
@@ -25,7 +25,7 @@ vectors, and gets them back. No pickle is used anywhere. Each JSON file has a py
 model here (:class:`StoreManifest`, :class:`RecordsFile`, :class:`DeltaFile`: strict
 types, file names that cannot point outside the folder, unknown fields ignored since a
 newer format bumps the version) and is read only through ``_json.read_model``, so any
-damage is an :class:`~zeroshot_vision.errors.IndexDamagedError` naming the file and the
+damage is an :class:`~zeroshot_vision._errors.IndexDamagedError` naming the file and the
 field.
 """
 
@@ -45,10 +45,10 @@ import numpy as np
 import numpy.typing as npt
 import pydantic
 
+from zeroshot_vision._errors import IndexDamagedError, IndexNotFoundError, StoreError
 from zeroshot_vision._files import fsync_dir, write_atomic
 from zeroshot_vision._json import format_matches, format_problem, read_model
-from zeroshot_vision.errors import IndexDamagedError, IndexNotFoundError, StoreError
-from zeroshot_vision.stores.base import MAX_DIM, MAX_METADATA_DEPTH
+from zeroshot_vision.stores._base import MAX_DIM, MAX_METADATA_DEPTH
 
 logger = logging.getLogger(__name__)
 

@@ -9,14 +9,19 @@
   protocol, to test Pinecone code through the real SDK without an account.
 * :func:`build_xm3600_sample`: photos and captions in seven languages, in the
   Crossmodal-3600 layout, for per-language evaluation offline.
+* :func:`render_text`: words rendered onto a real photo (a sign, a receipt, a slide), for
+  OCR and lexical search tests.
 * :func:`build_tiny_vlm` / :class:`TransformersServe`: a tiny random vision-language model
   (LLaVA) and ``transformers serve`` running it on loopback, to test ``ask`` offline.
 
 Nothing here is imported by ``import zeroshot_vision``.
 """
 
-from zeroshot_vision.testing.pinecone_server import PineconeTestServer, RecordedRequest
-from zeroshot_vision.testing.tiny import (
+from typing import TYPE_CHECKING
+
+from zeroshot_vision.testing._pinecone_server import PineconeTestServer, RecordedRequest
+from zeroshot_vision.testing._text_photos import render_text
+from zeroshot_vision.testing._tiny import (
     PRESETS,
     build_hub_cache,
     build_random_siglip,
@@ -24,8 +29,11 @@ from zeroshot_vision.testing.tiny import (
     build_tiny_siglip,
     build_tiny_siglip2,
 )
-from zeroshot_vision.testing.vlm import TINY_VLM_IMAGE_TOKENS, TransformersServe, build_tiny_vlm
-from zeroshot_vision.testing.xm3600 import SAMPLE_CAPTIONS, build_xm3600_sample
+from zeroshot_vision.testing._vlm import TINY_VLM_IMAGE_TOKENS, TransformersServe, build_tiny_vlm
+from zeroshot_vision.testing._xm3600 import SAMPLE_CAPTIONS, build_xm3600_sample
+
+if TYPE_CHECKING:
+    from zeroshot_vision.testing._contract import VectorStoreContract
 
 __all__ = [
     "PRESETS",
@@ -42,13 +50,14 @@ __all__ = [
     "build_tiny_siglip2",
     "build_tiny_vlm",
     "build_xm3600_sample",
+    "render_text",
 ]
 
 
 def __getattr__(name: str) -> object:
     # The contract suite imports pytest and hypothesis; load it only when asked for.
     if name == "VectorStoreContract":
-        from zeroshot_vision.testing.contract import VectorStoreContract
+        from zeroshot_vision.testing._contract import VectorStoreContract
 
         return VectorStoreContract
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,5 @@
+"""``python -m zeroshot_vision``: the same as ``zsv``."""
+
+from zeroshot_vision._cli import main
+
+raise SystemExit(main())

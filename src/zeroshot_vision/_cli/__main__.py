@@ -1,0 +1,7 @@
+"""``python -m zeroshot_vision``: the same as ``zsv``."""
+
+import sys
+
+from zeroshot_vision._cli.parser import main
+
+sys.exit(main())
