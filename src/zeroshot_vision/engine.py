@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from zeroshot_vision.ask import Answer
     from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.images.video import VideoOptions
     from zeroshot_vision.index.text import FolderTextCompanion
     from zeroshot_vision.ingest.extract import Extractor
     from zeroshot_vision.ingest.source import Source
@@ -442,6 +443,7 @@ class SearchEngine:
         ocr: bool | None = None,
         places: bool | None = None,
         rebuild_text: bool = False,
+        video: bool | VideoOptions | None = None,
     ) -> FolderReport:
         """Bring the index up to date with a folder of images, committing as it goes.
 
@@ -483,6 +485,12 @@ class SearchEngine:
             rebuild_text: Start the lexical side (``text.sqlite``) afresh and write every
                 image's text again, reusing the vectors: the repair for a missing or
                 damaged one.
+            video: Index video files too (``.mp4``, ``.mov``, ``.webm``, ``.mkv``,
+                ``.m4v``), one vector per chosen frame, with the id
+                ``<file id>#t=<seconds>`` and ``timestamp`` metadata (see
+                :mod:`zeroshot_vision.ingest.video`); a
+                :class:`~zeroshot_vision.images.video.VideoOptions` says how frames are
+                chosen. ``None``: on when the ``video`` extra is installed.
 
         Raises:
             InvalidInputError: ``source`` is not a folder, lies inside (or holds) a
@@ -515,6 +523,7 @@ class SearchEngine:
             allow_removal=allow_removal,
             progress=progress,
             extractors=extractors,
+            video=_video_options(video),
         )
 
     def _folder_extractors(self, *, ocr: bool | None, places: bool | None) -> list[Extractor]:
@@ -1266,3 +1275,18 @@ def _as_query(item: object, extra: QueryPart | None) -> Query:
     if extra is not None:
         query = Query(parts=(*query.parts, extra))
     return query.check()
+
+
+def _video_options(video: bool | VideoOptions | None) -> VideoOptions | None:
+    """What ``index_folder(video=...)`` asks for: options, or ``None`` for images only."""
+    if video is None:
+        from zeroshot_vision.ingest.video import video_available
+
+        video = video_available()
+    if video is True:
+        from zeroshot_vision._optional import require
+        from zeroshot_vision.images.video import VideoOptions
+
+        require("av", extra="video", purpose="indexing videos (video=True)")
+        return VideoOptions()
+    return video or None

@@ -30,6 +30,7 @@ from zeroshot_vision.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from zeroshot_vision.encoder import Encoder
+    from zeroshot_vision.images.video import VideoOptions
     from zeroshot_vision.index.writer import IndexWriter
     from zeroshot_vision.ingest.extract import Extractor
     from zeroshot_vision.types import FolderReport
@@ -58,6 +59,7 @@ def sync_folder(
     allow_removal: bool,
     progress: ProgressOption,
     extractors: Sequence[Extractor] | None = None,
+    video: VideoOptions | None = None,
 ) -> FolderReport:
     """See :meth:`SearchEngine.index_folder`; ``writer`` must have an index folder."""
     from zeroshot_vision.ingest.run import ingest
@@ -67,7 +69,7 @@ def sync_folder(
     if writer.folder is None:
         raise InvalidInputError("a folder run needs a writer with an index folder")
     return ingest(
-        folder_source(source, images_dir=images_dir, exclude=exclude),
+        folder_source(source, images_dir=images_dir, exclude=exclude, video=video),
         writer,
         encoder,
         extractors=default_extractors() if extractors is None else extractors,
