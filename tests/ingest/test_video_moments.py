@@ -132,3 +132,21 @@ def test_server_returns_timestamps_and_moments(live, library) -> None:
     video = next(r for r in found if r.id.startswith("long.mp4#"))
     assert video.timestamp is not None and len(video.moments) == 11
     assert all(m.timestamp is not None for m in video.moments)
+
+
+def test_duplicates_never_pair_frames_of_one_video(tmp_path: Path, tiny_encoder) -> None:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    still = skimage.data.coffee()
+    # One long still scene: its frames are near-identical; a copy of the video is a duplicate.
+    write_clip(folder / "a.mp4", [still], seconds=2.0, fps=10, noise=0.0)
+    shutil.copy(folder / "a.mp4", folder / "copy.mp4")
+    with SearchEngine.create(tmp_path / "index", encoder=tiny_encoder) as engine:
+        engine.index_folder(folder, video=VideoOptions(max_interval=0.5))
+        assert len(engine.store) == 8
+        groups = engine.duplicates(threshold=0.98)
+    for group in groups:
+        for pair in group.pairs:
+            assert pair.first.split("#t=")[0] != pair.second.split("#t=")[0], pair
+    paired = {(p.first, p.second) for g in groups for p in g.pairs}
+    assert ("a.mp4#t=0.200", "copy.mp4#t=0.200") in paired  # the copied video is found
