@@ -12,13 +12,13 @@ import pytest
 pytest.importorskip("av")
 pytest.importorskip("pinecone")
 
-import skimage.data  # noqa: E402
+import skimage.data
 
-from zeroshot_vision import SearchEngine  # noqa: E402
-from zeroshot_vision.images.video import VideoOptions  # noqa: E402
-from zeroshot_vision.stores.pinecone import MAX_METADATA_BYTES  # noqa: E402
-from zeroshot_vision.testing import PineconeTestServer  # noqa: E402
-from zeroshot_vision.testing.video_clips import write_clip  # noqa: E402
+from zeroshot_vision import SearchEngine
+from zeroshot_vision.images.video import VideoOptions
+from zeroshot_vision.stores.pinecone import MAX_METADATA_BYTES
+from zeroshot_vision.testing import PineconeTestServer
+from zeroshot_vision.testing.video_clips import write_clip
 
 
 def test_video_frames_on_pinecone(
@@ -36,27 +36,29 @@ def test_video_frames_on_pinecone(
         tags={"creation_time": "2023-05-01T12:00:00Z", "location": "+48.8584+002.2945/"},
     )
     shutil.copy(photo_paths[0], folder / photo_paths[0].name)
-    with PineconeTestServer(dimension=tiny_encoder.dim) as host:
-        with SearchEngine.create(
+    with (
+        PineconeTestServer(dimension=tiny_encoder.dim) as host,
+        SearchEngine.create(
             tmp_path / "index", encoder=tiny_encoder, store="pinecone", store_options={"host": host}
-        ) as engine:
-            report = engine.index_folder(folder, video=VideoOptions(max_interval=0.5))
-            assert not report.failed
-            frames = sorted(i for i in engine.store.ids() if i.startswith("trip.mov#t="))
-            assert len(frames) == 6
-            meta = engine.store.fetch([frames[2]])[frames[2]].metadata
-            assert set(meta) >= {"path", "timestamp", "scene_start", "scene_end", "duration"}
-            assert len(json.dumps(meta, separators=(",", ":")).encode()) < MAX_METADATA_BYTES
-            # Date and place filters work for videos as for photos.
-            assert (meta["year"], meta["latitude"]) == (2023, 48.8584)
-            later = engine.search("a cat", k=10, filter={"timestamp": {"$gte": 2.0}})
-            assert later and all(r.metadata["timestamp"] >= 2.0 for r in later)
-            in_may = engine.search("a cat", k=10, filter={"month": 5})
-            assert {r.id for r in in_may} == set(frames)
-            grouped = engine.search("a cat", k=5, group_by="file")
-            assert [r.id.split("#t=")[0] for r in grouped].count("trip.mov") == 1
-            # Deleting the video deletes all of its frames there too.
-            (folder / "trip.mov").unlink()
-            removed = engine.index_folder(folder, video=True, allow_removal=True)
-            assert sorted(removed.removed) == frames
-            assert set(engine.store.ids()) == {photo_paths[0].name}
+        ) as engine,
+    ):
+        report = engine.index_folder(folder, video=VideoOptions(max_interval=0.5))
+        assert not report.failed
+        frames = sorted(i for i in engine.store.ids() if i.startswith("trip.mov#t="))
+        assert len(frames) == 6
+        meta = engine.store.fetch([frames[2]])[frames[2]].metadata
+        assert set(meta) >= {"path", "timestamp", "scene_start", "scene_end", "duration"}
+        assert len(json.dumps(meta, separators=(",", ":")).encode()) < MAX_METADATA_BYTES
+        # Date and place filters work for videos as for photos.
+        assert (meta["year"], meta["latitude"]) == (2023, 48.8584)
+        later = engine.search("a cat", k=10, filter={"timestamp": {"$gte": 2.0}})
+        assert later and all(r.metadata["timestamp"] >= 2.0 for r in later)
+        in_may = engine.search("a cat", k=10, filter={"month": 5})
+        assert {r.id for r in in_may} == set(frames)
+        grouped = engine.search("a cat", k=5, group_by="file")
+        assert [r.id.split("#t=")[0] for r in grouped].count("trip.mov") == 1
+        # Deleting the video deletes all of its frames there too.
+        (folder / "trip.mov").unlink()
+        removed = engine.index_folder(folder, video=True, allow_removal=True)
+        assert sorted(removed.removed) == frames
+        assert set(engine.store.ids()) == {photo_paths[0].name}
