@@ -43,6 +43,7 @@ __all__ = [
     "FrameChoice",
     "FrameSelection",
     "VideoOptions",
+    "frame_at",
     "read_frames",
     "select_frames",
 ]
@@ -333,7 +334,6 @@ def read_frames(
     Raises:
         ImageDecodeError: The file is not a readable video, or decoding failed.
     """
-    from PIL import Image
 
     file = Path(path)
     wanted = sorted(set(positions))
@@ -349,15 +349,7 @@ def read_frames(
                     continue
                 if rotation is None:
                     rotation = _rotation(frame, stream)
-                scale = min(1.0, options.max_side / max(frame.width, frame.height))
-                image = frame.to_image(
-                    width=max(1, round(frame.width * scale)),
-                    height=max(1, round(frame.height * scale)),
-                )
-                if rotation:
-                    turn = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180}
-                    image = image.transpose(turn.get(rotation, Image.Transpose.ROTATE_90))
-                yield position, image
+                yield position, _picture(frame, rotation, options.max_side)
                 next_wanted += 1
                 if next_wanted == len(wanted):
                     return
@@ -367,3 +359,42 @@ def read_frames(
             raise ImageDecodeError(os.fspath(file), f"decoding failed ({exc})") from exc
     finally:
         container.close()
+
+
+def frame_at(path: str | os.PathLike[str], seconds: float, *, max_side: int = 768) -> Image.Image:
+    """The first frame shown at or after ``seconds``, upright and downscaled (a thumbnail
+    of a moment: seeks to the keyframe before it, then decodes forward).
+
+    Raises:
+        ImageDecodeError: The file is not a readable video, or has no frame there.
+    """
+
+    file = Path(path)
+    container, stream = _open(file)
+    try:
+        try:
+            if stream.time_base:
+                container.seek(max(0, int(seconds / stream.time_base)), stream=stream)
+            for frame in container.decode(stream):
+                if frame.time is not None and frame.time + 1e-3 < seconds:
+                    continue
+                return _picture(frame, _rotation(frame, stream), max_side)
+        except Exception as exc:
+            raise ImageDecodeError(os.fspath(file), f"decoding failed ({exc})") from exc
+    finally:
+        container.close()
+    raise ImageDecodeError(os.fspath(file), f"no frame at {seconds:.3f} s")
+
+
+def _picture(frame: Any, rotation: int, max_side: int) -> Image.Image:
+    """A decoded frame as an RGB image: scaled down at conversion, then turned upright."""
+    from PIL import Image
+
+    scale = min(1.0, max_side / max(frame.width, frame.height))
+    image: Image.Image = frame.to_image(
+        width=max(1, round(frame.width * scale)), height=max(1, round(frame.height * scale))
+    )
+    if rotation:
+        turn = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180}
+        image = image.transpose(turn.get(rotation, Image.Transpose.ROTATE_90))
+    return image

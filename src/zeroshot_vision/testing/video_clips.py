@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["write_clip"]
+__all__ = ["main", "write_clip"]
 
 
 def write_clip(
@@ -82,3 +82,23 @@ def _uint8(photo: npt.ArrayLike) -> npt.NDArray[np.uint8]:
     if array.dtype != np.uint8:
         array = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
     return array
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m zeroshot_vision.testing.video_clips OUT.mp4 [SECONDS]``: a sample clip
+    of three scenes (scikit-image's astronaut, coffee cup and cat), ``SECONDS`` each."""
+    import sys
+
+    import skimage.data
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not 1 <= len(args) <= 2:
+        sys.stderr.write("usage: python -m zeroshot_vision.testing.video_clips OUT [SECONDS]\n")
+        return 2
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
+    write_clip(args[0], photos, seconds=float(args[1]) if len(args) > 1 else 2.0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
