@@ -87,15 +87,17 @@ def _uint8(photo: npt.ArrayLike) -> npt.NDArray[np.uint8]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m zeroshot_vision.testing.video_clips OUT.mp4 [SECONDS]``: a sample clip
     of three scenes (scikit-image's astronaut, coffee cup and cat), ``SECONDS`` each."""
+    import importlib
     import sys
-
-    import skimage.data
+    from pathlib import Path
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not 1 <= len(args) <= 2:
         sys.stderr.write("usage: python -m zeroshot_vision.testing.video_clips OUT [SECONDS]\n")
         return 2
-    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
+    data: Any = importlib.import_module("skimage.data")  # untyped
+    photos = [data.astronaut(), data.coffee(), data.chelsea()]
+    Path(args[0]).parent.mkdir(parents=True, exist_ok=True)
     write_clip(args[0], photos, seconds=float(args[1]) if len(args) > 1 else 2.0)
     return 0
 
