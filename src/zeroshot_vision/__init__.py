@@ -63,6 +63,7 @@ if _TYPE_CHECKING:
     from zeroshot_vision._encoder import Encoder
     from zeroshot_vision._engine import SearchEngine, file_id
     from zeroshot_vision._images import IMAGE_SUFFIXES, load_image
+    from zeroshot_vision._images.video import VideoOptions, select_frames
     from zeroshot_vision._index import FileEntry, IndexFolder, IndexWriter
     from zeroshot_vision._llm import LLMEndpoint, image_data_url
     from zeroshot_vision._models import default_model
@@ -118,6 +119,8 @@ _LAZY = {
     "SearchResult": "zeroshot_vision._types",
     "IMAGE_SUFFIXES": "zeroshot_vision._images",
     "load_image": "zeroshot_vision._images",
+    "VideoOptions": "zeroshot_vision._images.video",
+    "select_frames": "zeroshot_vision._images.video",
     "FileEntry": "zeroshot_vision._index",
     "IndexFolder": "zeroshot_vision._index",
     "IndexWriter": "zeroshot_vision._index",
@@ -217,6 +220,7 @@ __all__ = [
     "TextIndexDamagedError",
     "UnsupportedFilterError",
     "VectorStore",
+    "VideoOptions",
     "ZeroshotVisionError",
     "__version__",
     "default_model",
@@ -226,6 +230,7 @@ __all__ = [
     "import_index",
     "load_image",
     "parse_citations",
+    "select_frames",
 ]
 
 

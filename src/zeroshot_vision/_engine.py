@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from zeroshot_vision._ask import Answer
     from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._images.video import VideoOptions
     from zeroshot_vision._index.text import FolderTextCompanion
     from zeroshot_vision._lexical import LexicalIndex
     from zeroshot_vision._types import DuplicateGroup, Hit
@@ -63,6 +64,9 @@ __all__ = ["SearchEngine", "file_id"]
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
+
+_GROUP_DEPTH = 10
+"""With ``group_by``, the store is asked for this many results per file wanted."""
 
 
 def _combine(
@@ -442,6 +446,7 @@ class SearchEngine:
         ocr: bool | None = None,
         places: bool | None = None,
         rebuild_text: bool = False,
+        video: bool | VideoOptions | None = None,
     ) -> FolderReport:
         """Bring the index up to date with a folder of images, committing as it goes.
 
@@ -483,6 +488,12 @@ class SearchEngine:
             rebuild_text: Start the lexical side (``text.sqlite``) afresh and write every
                 image's text again, reusing the vectors: the repair for a missing or
                 damaged one.
+            video: Index video files too (``.mp4``, ``.mov``, ``.webm``, ``.mkv``,
+                ``.m4v``), one vector per chosen frame, with the id
+                ``<file id>#t=<seconds>`` and ``timestamp`` metadata (see
+                :mod:`zeroshot_vision.ingest._video`); a
+                :class:`~zeroshot_vision._images.video.VideoOptions` says how frames are
+                chosen. ``None``: on when the ``video`` extra is installed.
 
         Raises:
             InvalidInputError: ``source`` is not a folder, lies inside (or holds) a
@@ -515,6 +526,7 @@ class SearchEngine:
             allow_removal=allow_removal,
             progress=progress,
             extractors=extractors,
+            video=_video_options(video),
         )
 
     def _folder_extractors(self, *, ocr: bool | None, places: bool | None) -> list[Extractor]:
@@ -674,6 +686,7 @@ class SearchEngine:
         negative_weight: float = ...,
         mode: SearchMode | None = ...,
         text_weight: float = ...,
+        group_by: str | None = ...,
     ) -> SearchResults: ...
 
     @overload
@@ -688,6 +701,7 @@ class SearchEngine:
         negative_weight: float = ...,
         mode: SearchMode | None = ...,
         text_weight: float = ...,
+        group_by: str | None = ...,
     ) -> list[SearchResults]: ...
 
     def search(
@@ -701,6 +715,7 @@ class SearchEngine:
         negative_weight: float = 0.5,
         mode: SearchMode | None = None,
         text_weight: float = 1.0,
+        group_by: str | None = None,
     ) -> SearchResults | list[SearchResults]:
         """The images that best match a query, best first; or, for a list, per query.
 
@@ -735,6 +750,9 @@ class SearchEngine:
                 it has no probability to pass the cut-off).
             text_weight: How much the lexical ranking counts against the vector one in
                 hybrid mode (1.0: equally).
+            group_by: ``"file"``: one result per file, so that one long video does not
+                fill the page: a video's best moment, with its other matching moments
+                in ``moments`` (best first). ``k`` counts files then.
 
         Returns:
             :class:`~zeroshot_vision._results.SearchResults` (a list of
@@ -758,12 +776,19 @@ class SearchEngine:
         if negative is not None and negative.strip():
             extra = QueryPart(text=negative, weight=-_finite(negative_weight, "negative_weight"))
         queries = [_as_query(item, extra) for item in items]
-        answers = self._answer(queries, k, filter, min_probability, mode=mode, weight=text_weight)
+        answers = self._answer(
+            queries, k, filter, min_probability, mode=mode, weight=text_weight, group_by=group_by
+        )
         return answers if many else answers[0]
 
     @overload
     def search_by_image(
-        self, image: ImageSource, k: int = ..., *, filter: Mapping[str, Any] | None = ...
+        self,
+        image: ImageSource,
+        k: int = ...,
+        *,
+        filter: Mapping[str, Any] | None = ...,
+        group_by: str | None = ...,
     ) -> SearchResults: ...
 
     @overload
@@ -773,6 +798,7 @@ class SearchEngine:
         k: int = ...,
         *,
         filter: Mapping[str, Any] | None = ...,
+        group_by: str | None = ...,
     ) -> list[SearchResults]: ...
 
     def search_by_image(
@@ -781,11 +807,13 @@ class SearchEngine:
         k: int = 10,
         *,
         filter: Mapping[str, Any] | None = None,
+        group_by: str | None = None,
     ) -> SearchResults | list[SearchResults]:
         """The stored images most similar to ``image``; or, for a list, per image.
 
         An image is a path, bytes, a PIL image or a numpy array. Image-to-image
         similarity has no calibrated probability: ``probability`` is None.
+        ``group_by="file"``: one result per file (see :meth:`search`).
 
         Raises:
             InvalidInputError: An empty list, or a bad ``k`` or filter.
@@ -795,10 +823,39 @@ class SearchEngine:
         images: list[ImageSource] = list(image) if many else [image]  # type: ignore[list-item, arg-type]
         if many and not images:
             raise InvalidInputError("the batch of images is empty; give at least one image")
-        answers = self._answer([Query.image(item) for item in images], k, filter, None)
+        answers = self._answer(
+            [Query.image(item) for item in images], k, filter, None, group_by=group_by
+        )
         return answers if many else answers[0]
 
     def _answer(
+        self,
+        queries: list[Query],
+        k: object,
+        filter: Mapping[str, Any] | None,
+        min_probability: float | None,
+        *,
+        mode: SearchMode | None = "vector",
+        weight: float = 1.0,
+        group_by: str | None = None,
+    ) -> list[SearchResults]:
+        """The answers to ``queries``; with ``group_by``, the best result per file (the
+        store is asked for more, so that ``k`` files can be found)."""
+        from zeroshot_vision._results import GROUP_BY, group_by_file
+
+        k = check_k(k)
+        if group_by is None:
+            return self._answer_flat(queries, k, filter, min_probability, mode=mode, weight=weight)
+        if group_by not in GROUP_BY:
+            raise InvalidInputError(f"group_by must be one of {list(GROUP_BY)}, got {group_by!r}")
+        answers = self._answer_flat(
+            queries, k * _GROUP_DEPTH, filter, min_probability, mode=mode, weight=weight
+        )
+        return [
+            SearchResults(group_by_file(a, k), query=a.query, warnings=a.warnings) for a in answers
+        ]
+
+    def _answer_flat(
         self,
         queries: list[Query],
         k: object,
@@ -1266,3 +1323,18 @@ def _as_query(item: object, extra: QueryPart | None) -> Query:
     if extra is not None:
         query = Query(parts=(*query.parts, extra))
     return query.check()
+
+
+def _video_options(video: bool | VideoOptions | None) -> VideoOptions | None:
+    """What ``index_folder(video=...)`` asks for: options, or ``None`` for images only."""
+    if video is None:
+        from zeroshot_vision.ingest._video import video_available
+
+        video = video_available()
+    if video is True:
+        from zeroshot_vision._images.video import VideoOptions
+        from zeroshot_vision._optional import require
+
+        require("av", extra="video", purpose="indexing videos (video=True)")
+        return VideoOptions()
+    return video or None

@@ -3,7 +3,10 @@
 Every stored vector is queried against its own store (a self-kNN, batched through
 :func:`~zeroshot_vision.stores._batch.query_many`); each pair scoring at or above the
 threshold joins its two images, and the groups are the connected components of those
-pairs (union-find). Nothing is re-encoded: only stored vectors are compared.
+pairs (union-find). Nothing is re-encoded: only stored vectors are compared. Frames of
+one video (ids ``<file>#t=<seconds>``) are never paired with each other: the frames of
+a still scene look alike by nature; a frame may still pair with a photo or another
+video's frame (a video that duplicates another).
 
 **Exactness.** Each vector asks for its ``neighbours`` nearest; when even the last of
 them is above the threshold, it asks again for twice as many, so no pair above the
@@ -37,6 +40,7 @@ from zeroshot_vision._checks import batched, positive_int
 from zeroshot_vision._constants import DEFAULT_DUPLICATE_THRESHOLD
 from zeroshot_vision._errors import InvalidInputError
 from zeroshot_vision._progress import ProgressOption, Tracker
+from zeroshot_vision._results import file_key
 from zeroshot_vision._types import DuplicateGroup, DuplicatePair
 from zeroshot_vision.stores._base import VectorStore
 from zeroshot_vision.stores._batch import query_many
@@ -106,7 +110,9 @@ def find_duplicates(
                         asked = min(asked * 2, total)
                         hits = store.query(vector, k=asked)
                     for hit in hits:
-                        if hit.id != item and hit.score >= threshold:
+                        # Frames of one video look alike by nature: not duplicates.
+                        same_file = file_key(hit.id) == file_key(item)
+                        if not same_file and hit.score >= threshold:
                             key = (item, hit.id) if item < hit.id else (hit.id, item)
                             pairs[key] = max(pairs.get(key, -1.0), hit.score)
             tracker.advance(len(chunk))

@@ -36,6 +36,7 @@ __all__ = [
     "date_bounds",
     "filter_fields",
     "image_path_for_id",
+    "moment_for_id",
     "photo_filter",
     "record_fields",
     "sort_results",
@@ -195,3 +196,25 @@ def image_path_for_id(
     if record is None:
         return None
     return servable_image(record.metadata.get("path"), folder)
+
+
+def moment_for_id(
+    store: VectorStore, frame_id: str, *, folder: IndexFolder | None = None
+) -> tuple[Path, float] | None:
+    """The video file and the moment (seconds) of an indexed video frame, or ``None``.
+
+    The same rule as :func:`image_path_for_id`: the path comes from the stored metadata
+    and is given only for a video file under the index's source folders.
+    """
+    from zeroshot_vision._index.serving import servable_video
+
+    if not isinstance(frame_id, str) or not frame_id:
+        return None
+    record = store.fetch([frame_id]).get(frame_id)
+    if record is None:
+        return None
+    timestamp = record.metadata.get("timestamp")
+    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
+        return None
+    path = servable_video(record.metadata.get("path"), folder)
+    return None if path is None else (path, float(timestamp))

@@ -10,6 +10,7 @@ Jupyter a grid of thumbnails (``_repr_html_``) in which every piece of text is e
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
@@ -23,7 +24,16 @@ from zeroshot_vision._types import SearchResult, caption
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["THUMBNAIL_SIZE", "SearchResults", "describe", "flatten_metadata"]
+__all__ = [
+    "GROUP_BY",
+    "THUMBNAIL_SIZE",
+    "SearchResults",
+    "clock",
+    "describe",
+    "file_key",
+    "flatten_metadata",
+    "group_by_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +62,23 @@ def _found(result: SearchResult) -> dict[str, Any]:
     if result.fused_score is None and result.found_by == ("vector",):
         return {}
     return {"found_by": list(result.found_by), "snippet": result.snippet}
+
+
+def _moments(result: SearchResult) -> dict[str, Any]:
+    """A video frame's ``timestamp``, and a grouped result's other moments (id, score,
+    probability and timestamp each); nothing for an ungrouped photo."""
+    found: dict[str, Any] = {}
+    if result.timestamp is not None:
+        found["timestamp"] = result.timestamp
+    if not result.moments:
+        return found
+    return {
+        **found,
+        "moments": [
+            {"id": m.id, "score": m.score, "probability": m.probability, "timestamp": m.timestamp}
+            for m in result.moments
+        ],
+    }
 
 
 def _short(value: float | None) -> str:
@@ -123,6 +150,7 @@ class SearchResults(list[SearchResult]):
                     "probability": r.probability,
                     **_found(r),
                     "metadata": dict(r.metadata),
+                    **_moments(r),
                 }
                 for rank, r in enumerate(self, start=1)
             ],
@@ -177,9 +205,41 @@ class SearchResults(list[SearchResult]):
 
 def describe(metadata: Mapping[str, Any]) -> str:
     """The text that describes a result: its caption (see :func:`~zeroshot_vision._types.caption`),
-    else its ``path``, else ``""``. The CLI's table and the notebook view show the same."""
+    else its ``path`` (``path @ 01:23`` for a video frame), else ``""``. The CLI's table
+    and the notebook view show the same."""
     path = metadata.get("path")
+    if isinstance(path, str) and isinstance(metadata.get("timestamp"), (int, float)):
+        path = f"{path} @ {clock(float(metadata['timestamp']))}"
     return caption(metadata) or (path if isinstance(path, str) else "")
+
+
+def clock(seconds: float) -> str:
+    """A moment as a player shows it: ``01:23``, or ``1:02:03`` past an hour."""
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+GROUP_BY = ("file",)
+"""What ``search(..., group_by=...)`` can fold results by."""
+
+
+def file_key(result_id: str) -> str:
+    """The file a result belongs to: a frame's id less its ``#t=`` part, else the id."""
+    return result_id.split("#t=", 1)[0]
+
+
+def group_by_file(results: Iterable[SearchResult], k: int) -> list[SearchResult]:
+    """The best result of each file, best first, at most ``k``; the file's other results
+    (the other moments of a video) folded into its ``moments``."""
+    groups: dict[str, list[SearchResult]] = {}
+    for result in results:  # best first: the first of a file is its best
+        groups.setdefault(file_key(result.id), []).append(result)
+    return [
+        dataclasses.replace(found[0], moments=tuple(found[1:]))
+        for found in list(groups.values())[:k]
+    ]
 
 
 def _thumbnail(path: object) -> str | None:

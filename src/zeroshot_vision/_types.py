@@ -88,6 +88,8 @@ class SearchResult:
             find it.
         fused_score: Its reciprocal-rank-fusion score in a hybrid search (the order of
             the results), else ``None``.
+        moments: With ``group_by="file"``: the file's other matching moments (frames of
+            the same video), best first; this result is its best one.
     """
 
     id: str
@@ -97,6 +99,13 @@ class SearchResult:
     found_by: tuple[str, ...] = ("vector",)
     snippet: str | None = None
     fused_score: float | None = None
+    moments: tuple[SearchResult, ...] = ()
+
+    @property
+    def timestamp(self) -> float | None:
+        """Seconds from the start of the video, for a video frame; ``None`` for a photo."""
+        value = self.metadata.get("timestamp")
+        return float(value) if isinstance(value, (int, float)) else None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,8 +15,8 @@ import pytest
 
 pinecone = pytest.importorskip("pinecone")
 
-from zeroshot_vision.stores import FaissStore, export_store, import_store  # noqa: E402
 from zeroshot_vision._near_duplicates import find_duplicates  # noqa: E402
+from zeroshot_vision.stores import FaissStore, export_store, import_store  # noqa: E402
 from zeroshot_vision.stores._batch import query_many  # noqa: E402
 from zeroshot_vision.stores._pinecone import PineconeStore  # noqa: E402
 from zeroshot_vision.testing._pinecone_server import PineconeTestServer  # noqa: E402

@@ -65,6 +65,7 @@ __all__ = [
     "decode_upload",
     "discover_facets",
     "escape_markdown",
+    "frame_thumbnail_jpeg",
     "inline_code",
     "iter_metadata",
     "loading_step",
@@ -432,6 +433,21 @@ def thumbnail_jpeg(
     # draft_size lets a big JPEG decode at a fraction of its size: much faster.
     image = load_image(path, max_pixels=max_pixels, draft_size=(side, side))
     image.thumbnail((side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def frame_thumbnail_jpeg(path: Path, seconds: float, *, side: int = THUMBNAIL_SIDE) -> bytes:
+    """A JPEG thumbnail of a video's frame at ``seconds`` (needs the ``video`` extra).
+
+    Raises:
+        ImageLoadError: The video cannot be read there.
+        MissingDependencyError: The ``video`` extra is not installed.
+    """
+    from zeroshot_vision._images.video import frame_at
+
+    image = frame_at(path, seconds, max_side=side)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()

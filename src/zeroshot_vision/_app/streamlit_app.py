@@ -30,6 +30,7 @@ from zeroshot_vision._app.logic import (
     decode_upload,
     discover_facets,
     escape_markdown,
+    frame_thumbnail_jpeg,
     inline_code,
     iter_metadata,
     loading_step,
@@ -51,7 +52,8 @@ from zeroshot_vision._errors import (
 from zeroshot_vision._hybrid import check_mode
 from zeroshot_vision._images import load_image
 from zeroshot_vision._index.folder import index_version
-from zeroshot_vision._photos import image_path_for_id
+from zeroshot_vision._photos import image_path_for_id, moment_for_id
+from zeroshot_vision._results import clock
 
 if TYPE_CHECKING:
     from zeroshot_vision._encoder import Encoder
@@ -149,10 +151,17 @@ def load_facets(index_dir: str, _engine: SearchEngine) -> list[Facet]:
 
 @st.cache_data(max_entries=4096, show_spinner=False)
 def load_thumbnail(index_dir: str, image_id: str, _engine: SearchEngine) -> bytes | None:
-    """A JPEG thumbnail of an indexed image, or ``None`` when it cannot be shown."""
+    """A JPEG thumbnail of an indexed image (or of a video frame's moment), or ``None``
+    when it cannot be shown."""
     path = image_path_for_id(_engine.store, image_id, folder=_engine.folder)
     if path is None:
-        return None
+        moment = moment_for_id(_engine.store, image_id, folder=_engine.folder)
+        if moment is None:
+            return None
+        try:
+            return frame_thumbnail_jpeg(*moment)
+        except (ImageLoadError, MissingDependencyError):
+            return None
     try:
         return thumbnail_jpeg(path)
     except ImageLoadError:
@@ -340,6 +349,17 @@ def show_original(engine: SearchEngine) -> None:
     path = image_path_for_id(engine.store, image_id, folder=engine.folder)
     with st.container(border=True, key="original"):
         st.button("Close", key="close-original", on_click=_close_original)
+        moment = (
+            None
+            if path is not None
+            else moment_for_id(engine.store, image_id, folder=engine.folder)
+        )
+        if moment is not None:
+            # A video frame: the video, playing from its moment (the browser seeks there).
+            video, seconds = moment
+            st.video(str(video), start_time=int(seconds))
+            st.caption(escape_markdown(f"{video} @ {clock(seconds)}"))
+            return
         if path is None:
             st.warning(f"{inline_code(image_id)}: no image file")
             return

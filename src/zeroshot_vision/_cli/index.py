@@ -141,6 +141,21 @@ def add_index_command(commands: Subcommands) -> None:
         "index remembers the choice (default: as the last run said, else off)",
     )
     parser.add_argument(
+        "--video",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="index videos (.mp4 .mov .webm .mkv .m4v) too, one vector per chosen frame "
+        "(scene cuts plus one every --video-interval seconds); default: on when the "
+        "video extra is installed",
+    )
+    parser.add_argument(
+        "--video-interval",
+        type=seconds_arg,
+        default=None,
+        metavar="S",
+        help="at most S seconds between the chosen frames of a scene (default 5)",
+    )
+    parser.add_argument(
         "--places",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -404,6 +419,7 @@ def run_index(args: argparse.Namespace) -> int:
                     places=args.places,
                     rebuild_text=args.rebuild_text and source == args.source[0],
                     extractors=extractors,
+                    video=_video(args),
                 )
             )
             if bar is not None:
@@ -513,3 +529,12 @@ def _print_report(report: FolderReport, source: str | None) -> None:
         )
     rate = f" ({report.images_per_second:.1f} images/s)" if report.indexed else ""
     say(f"{source + ': ' if source else ''}{report}{rate}")
+
+
+def _video(args: argparse.Namespace) -> Any:
+    """``--video`` / ``--video-interval`` as ``index_folder``'s ``video``."""
+    if args.video_interval is None or args.video is False:
+        return args.video
+    from zeroshot_vision._images.video import VideoOptions
+
+    return VideoOptions(max_interval=args.video_interval)

@@ -112,6 +112,12 @@ def add_search_command(commands: Subcommands) -> None:
         metavar="W",
         help="hybrid: weight of the words' ranking against the looks' 1 (default 1)",
     )
+    parser.add_argument(
+        "--group-by",
+        choices=("file",),
+        help="file: one result per file, a video's best moment with its other moments "
+        "folded in (-k then counts files)",
+    )
     add_model_options(parser, model_help="a local copy of the index's model to load instead")
     add_backend_options(parser)
     add_server_option(parser)
@@ -295,6 +301,7 @@ def run_search(args: argparse.Namespace) -> int:
                 min_probability=args.min_probability,
                 mode=args.mode,
                 text_weight=args.text_weight,
+                group_by=args.group_by,
             )
         print_results(found, args)
         return EXIT_OK
@@ -322,6 +329,7 @@ def run_search(args: argparse.Namespace) -> int:
             min_probability=args.min_probability,
             mode=args.mode,
             text_weight=args.text_weight,
+            group_by=args.group_by,
         )
         if not results and query_filter:
             hint = missing_fields_hint(engine, query_filter)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from zeroshot_vision._errors import InvalidInputError
@@ -89,11 +89,18 @@ def _excluded(relative: str, patterns: Sequence[str]) -> bool:
 
 
 def image_files(
-    folder: Path, exclude: Sequence[str], unreadable: list[tuple[str, str]]
+    folder: Path,
+    exclude: Sequence[str],
+    unreadable: list[tuple[str, str]],
+    *,
+    suffixes: Collection[str] | None = None,
 ) -> Iterator[Path]:
     """The image files under ``folder`` (hidden and excluded ones left out), sorted;
-    folders that cannot be listed are added to ``unreadable``."""
+    folders that cannot be listed are added to ``unreadable``. ``suffixes``: the file
+    suffixes to list (lower case), default the image suffixes."""
     from zeroshot_vision._images import IMAGE_SUFFIXES
+
+    wanted = IMAGE_SUFFIXES if suffixes is None else suffixes
 
     def on_error(error: OSError) -> None:
         where = displayable(str(error.filename or folder))
@@ -110,7 +117,7 @@ def image_files(
             d for d in dirs if not d.startswith(".") and not _excluded(prefix + d, exclude)
         )
         for name in sorted(files):
-            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+            if name.startswith(".") or Path(name).suffix.lower() not in wanted:
                 continue
             if not _excluded(prefix + name, exclude):
                 yield here / name

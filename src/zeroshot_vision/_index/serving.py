@@ -27,7 +27,7 @@ from zeroshot_vision._images.loading import is_image_file
 if TYPE_CHECKING:
     from zeroshot_vision._index.folder import IndexFolder
 
-__all__ = ["servable_image", "source_roots"]
+__all__ = ["servable_image", "servable_video", "source_roots"]
 
 
 def source_roots(folder: IndexFolder | None) -> list[Path] | None:
@@ -54,6 +54,23 @@ def servable_image(stored: object, folder: IndexFolder | None) -> Path | None:
     if roots is not None and not any(_inside(path, str(root)) for root in roots):
         return None
     return Path(path) if is_image_file(path) else None
+
+
+def servable_video(stored: object, folder: IndexFolder | None) -> Path | None:
+    """The video file a frame's stored ``path`` names, if it may be handed out (the app
+    plays it from the frame's moment), else ``None``: the same rule as
+    :func:`servable_image`, for a regular file with a video's suffix."""
+    from zeroshot_vision._images.video import VIDEO_SUFFIXES
+
+    if not isinstance(stored, str) or not stored or "\x00" in stored:
+        return None
+    path = _normal(stored)
+    roots = source_roots(folder)
+    if roots is not None and not any(_inside(path, str(root)) for root in roots):
+        return None
+    if Path(path).suffix.lower() not in VIDEO_SUFFIXES or not Path(path).is_file():
+        return None
+    return Path(path)
 
 
 def _normal(path: str) -> str:

@@ -7,6 +7,8 @@ Every way a photo reaches an index goes through here (``SearchEngine.index_folde
   :mod:`~zeroshot_vision.ingest._sources` holds the library's sources;
 * :mod:`~zeroshot_vision.ingest._item`: :class:`Item`, the one type of "an image to index",
   and :func:`file_entry`, the one place its state row is built;
+* :mod:`~zeroshot_vision.ingest._video`: a video file as its chosen frames, one item
+  each (``<file id>#t=<seconds>``), for a folder source with videos on;
 * :mod:`~zeroshot_vision.ingest._plan`: diff a source against the index (new, changed,
   removed, unchanged);
 * :mod:`~zeroshot_vision.ingest._extract`: the :class:`Extractor` protocol (EXIF today);

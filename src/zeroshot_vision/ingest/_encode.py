@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._types import ImageSource
     from zeroshot_vision.ingest._item import Item
 
 __all__ = ["Encoded", "encode"]
@@ -52,9 +53,29 @@ def encode(items: Iterable[Item], encoder: Encoder | None, *, batch_size: int) -
     if encoder is None:
         raise ValueError("items need encoding, but the run has no encoder")
     keys, pixels = itertools.tee(stream)
-    yield from encoder.encode_batches(
-        (item.pixels() for item in pixels), keys=keys, batch_size=batch_size
-    )
+    # An item whose pixels cannot even be produced (a video frame that does not decode:
+    # read where the feed asks for it) is that item's failure, never the run's: a
+    # placeholder takes its place in the batch, and its error replaces its vector.
+    failures: dict[int, ImageLoadError] = {}
+
+    def sources() -> Iterator[ImageSource]:
+        for item in pixels:
+            try:
+                yield item.pixels()
+            except ImageLoadError as exc:
+                failures[id(item)] = exc
+                yield _placeholder()
+
+    for batch in encoder.encode_batches(sources(), keys=keys, batch_size=batch_size):
+        if failures:
+            batch = [(item, failures.pop(id(item), vector)) for item, vector in batch]
+        yield batch
+
+
+def _placeholder() -> ImageSource:
+    import numpy as np
+
+    return np.zeros((8, 8, 3), dtype=np.uint8)
 
 
 def _vector(item: Item, encoder: Encoder | None) -> npt.NDArray[np.float32] | ImageLoadError:
@@ -62,5 +83,9 @@ def _vector(item: Item, encoder: Encoder | None) -> npt.NDArray[np.float32] | Im
         return item.vector
     if encoder is None:
         raise ValueError(f"item {item.id!r} needs encoding, but the run has no encoder")
-    ((_, vector),) = next(encoder.encode_batches([item.pixels()], keys=[item], batch_size=1))
+    try:
+        pixels = item.pixels()
+    except ImageLoadError as exc:
+        return exc
+    ((_, vector),) = next(encoder.encode_batches([pixels], keys=[item], batch_size=1))
     return vector

@@ -210,7 +210,12 @@ def _remove_gone(
     # it (other sources, index_images) and under unreadable folders are not its to judge.
     gone = sorted(entry.id for entry in entries.values() if entry.id not in by_id and covers(entry))
     indexed_before = sum(entry.status == "indexed" and covers(entry) for entry in entries.values())
-    gone_indexed = sum(entries[item].status == "indexed" for item in gone)
+    # A file still listed is not gone, even when its items' ids changed (a changed
+    # video's frames): only vanished files count towards the guard.
+    listed = {item.display_path for item in by_id.values() if item.display_path is not None}
+    gone_indexed = sum(
+        entries[item].status == "indexed" and entries[item].path not in listed for item in gone
+    )
     if gone_indexed * 2 > indexed_before and not allow_removal:
         raise InvalidInputError(
             f"{listing.root} now lacks {gone_indexed} of the {indexed_before} indexed "

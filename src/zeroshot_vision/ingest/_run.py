@@ -89,6 +89,7 @@ def ingest(
         entries=entries,
         sources=tuple(state.sources()) if state is not None else (),
         has_folder=folder is not None,
+        folder=folder.path if folder is not None else None,
     )
     listing = source.open(view)
     ledger = Ledger.of(folder.path) if folder is not None and tracked else None

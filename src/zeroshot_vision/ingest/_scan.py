@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,11 +66,14 @@ class Scan:
         )
 
 
-def scan_source(source: PathLike, *, exclude: Sequence[str] = ()) -> Scan:
+def scan_source(
+    source: PathLike, *, exclude: Sequence[str] = (), suffixes: Collection[str] | None = None
+) -> Scan:
     """List the image files of a folder tree, with ids and metadata.
 
-    The folder is searched recursively for files with an image suffix; ids are paths
-    relative to it. (An Unsplash Lite folder lists its photos itself:
+    The folder is searched recursively for files with an image suffix (or one of
+    ``suffixes``: videos too, for a folder run with videos); ids are paths relative to
+    it. (An Unsplash Lite folder lists its photos itself:
     :func:`zeroshot_vision.unsplash._lite.scan_unsplash`.)
 
     Raises:
@@ -81,7 +84,7 @@ def scan_source(source: PathLike, *, exclude: Sequence[str] = ()) -> Scan:
         raise InvalidInputError(f"{displayable(os.fspath(source))} is not a folder")
     unreadable: list[tuple[str, str]] = []
     found = []
-    for path in image_files(root, exclude, unreadable):
+    for path in image_files(root, exclude, unreadable, suffixes=suffixes):
         stat = stat_file(path, unreadable)
         if stat is not None:
             shown = displayable(str(path))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from zeroshot_vision._index.folder import FileEntry, SourceFolder
@@ -49,11 +50,14 @@ class IndexView:
         entries: The index folder's state rows by id (empty for an in-memory engine).
         sources: The folders the index mirrors, in the order they were added.
         has_folder: Whether the engine owns an index folder (a state to record in).
+        folder: The index folder's path, where a source may keep a cache of what is
+            costly to list again (the frames chosen in videos); ``None`` without one.
     """
 
     entries: Mapping[str, FileEntry] = field(default_factory=dict)
     sources: Sequence[SourceFolder] = ()
     has_folder: bool = False
+    folder: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,6 +26,7 @@ from zeroshot_vision.ingest._scan import Scan, scan_source
 from zeroshot_vision.ingest._source import IndexView, Listing, SkipRule
 
 if TYPE_CHECKING:
+    from zeroshot_vision._images.video import VideoOptions
     from zeroshot_vision._types import ImageSource, Metadata
 
 __all__ = ["FolderSource", "ImageListSource", "ParquetSource", "folder_source"]
@@ -47,6 +48,9 @@ class FolderSource:
             default :func:`~zeroshot_vision.ingest._scan.scan_source` (a folder tree). A
             folder format that resolves its own files passes its own (Unsplash Lite:
             :func:`~zeroshot_vision.ingest._scan.scan_unsplash`).
+        video: Index video files too (``.mp4``, ``.mov``, ``.webm``, ``.mkv``, ``.m4v``),
+            as their chosen frames (see :mod:`zeroshot_vision.ingest._video`), chosen
+            with these options; ``None``: images only. Needs the ``video`` extra.
 
     Raises:
         InvalidInputError: ``path`` is not a folder, or a pattern is empty.
@@ -60,8 +64,10 @@ class FolderSource:
         *,
         exclude: Sequence[str] | None = None,
         scan: Callable[[str, tuple[str, ...]], Scan] | None = None,
+        video: VideoOptions | None = None,
     ) -> None:
         self.exclude = check_exclude(exclude)
+        self.video = video
         self.root = str(Path(path).expanduser().resolve())
         if not Path(self.root).is_dir():
             raise InvalidInputError(f"{displayable(os.fspath(path))} is not a folder")
@@ -74,6 +80,12 @@ class FolderSource:
         """The folder's images, with ids (relative paths for a folder tree)."""
         if self._scan is not None:
             return self._scan(self.root, self.exclude)
+        if self.video is not None:
+            from zeroshot_vision._images import IMAGE_SUFFIXES
+            from zeroshot_vision._images.video import VIDEO_SUFFIXES
+
+            suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            return scan_source(self.root, exclude=self.exclude, suffixes=suffixes)
         return scan_source(self.root, exclude=self.exclude)
 
     def open(self, index: IndexView) -> Listing:
@@ -94,9 +106,16 @@ class FolderSource:
         def covers(entry: FileEntry) -> bool:
             return entry.path is not None and scan.covers(entry.path)
 
+        listed: Iterable[Item] = items
+        if self.video is not None and self._scan is None:
+            from zeroshot_vision.ingest._video import expand_videos
+
+            # A video is many items (its frames), known once it is analysed: listed
+            # lazily, so that the plan stage reads them as it goes.
+            listed = expand_videos(items, self.video, index, covers=scan.covers)
         return Listing(
-            items=items,
-            total=len(items),
+            items=listed,
+            total=len(items) if listed is items else None,
             root=root,
             covers=covers,
             unreadable=tuple(
@@ -107,9 +126,14 @@ class FolderSource:
 
 
 def folder_source(
-    path: PathLike, *, images_dir: PathLike | None = None, exclude: Sequence[str] | None = None
+    path: PathLike,
+    *,
+    images_dir: PathLike | None = None,
+    exclude: Sequence[str] | None = None,
+    video: VideoOptions | None = None,
 ) -> FolderSource:
-    """The source for a folder: Unsplash Lite when it holds a ``photos`` table, else a tree.
+    """The source for a folder: Unsplash Lite when it holds a ``photos`` table, else a tree
+    (with its videos' frames when ``video`` says how to choose them).
 
     Raises:
         InvalidInputError: ``path`` (or ``images_dir``) is not a folder.
@@ -126,7 +150,7 @@ def folder_source(
             return scan_unsplash(root, images_dir=images_dir, exclude=exclude)
 
         return FolderSource(path, exclude=exclude, scan=photos)
-    return FolderSource(path, exclude=exclude)
+    return FolderSource(path, exclude=exclude, video=video)
 
 
 @dataclass(frozen=True, kw_only=True)

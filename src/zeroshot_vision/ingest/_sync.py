@@ -30,6 +30,7 @@ from zeroshot_vision._progress import ProgressOption
 
 if TYPE_CHECKING:
     from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._images.video import VideoOptions
     from zeroshot_vision._index.writer import IndexWriter
     from zeroshot_vision._types import FolderReport
     from zeroshot_vision.ingest._extract import Extractor
@@ -58,6 +59,7 @@ def sync_folder(
     allow_removal: bool,
     progress: ProgressOption,
     extractors: Sequence[Extractor] | None = None,
+    video: VideoOptions | None = None,
 ) -> FolderReport:
     """See :meth:`SearchEngine.index_folder`; ``writer`` must have an index folder."""
     from zeroshot_vision.ingest._run import ingest
@@ -67,7 +69,7 @@ def sync_folder(
     if writer.folder is None:
         raise InvalidInputError("a folder run needs a writer with an index folder")
     return ingest(
-        folder_source(source, images_dir=images_dir, exclude=exclude),
+        folder_source(source, images_dir=images_dir, exclude=exclude, video=video),
         writer,
         encoder,
         extractors=default_extractors() if extractors is None else extractors,

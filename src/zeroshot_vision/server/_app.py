@@ -69,6 +69,7 @@ from zeroshot_vision.server._schemas import (
     LabelScoreOut,
     ModelCard,
     ModelList,
+    MomentOut,
     SearchRequest,
     SearchResponse,
     SearchResultOut,
@@ -423,6 +424,7 @@ def create_app(
                     min_probability=body.min_probability,
                     mode=body.mode,
                     text_weight=body.text_weight,
+                    group_by=body.group_by,
                 )
             return SearchResponse(
                 index=index.name,
@@ -437,6 +439,16 @@ def create_app(
                         found_by=list(r.found_by),
                         snippet=r.snippet,
                         fused_score=r.fused_score,
+                        timestamp=r.timestamp,
+                        moments=[
+                            MomentOut(
+                                id=m.id,
+                                score=m.score,
+                                probability=m.probability,
+                                timestamp=m.timestamp,
+                            )
+                            for m in r.moments
+                        ],
                     )
                     for rank, r in enumerate(results, start=1)
                 ],

@@ -182,6 +182,7 @@ class ServerClient:
         min_probability: float | None = None,
         mode: str | None = None,
         text_weight: float | None = None,
+        group_by: str | None = None,
     ) -> SearchResults:
         """``POST /v1/search``: the results, best first, as ``SearchEngine.search`` gives."""
         body: dict[str, Any] = {"index": index, "k": k, "negative": list(negative)}
@@ -199,6 +200,8 @@ class ServerClient:
             body["mode"] = mode
         if text_weight is not None:
             body["text_weight"] = text_weight
+        if group_by is not None:
+            body["group_by"] = group_by
         answer = self._post("/v1/search", body)
         results = [
             SearchResult(
@@ -209,6 +212,17 @@ class ServerClient:
                 found_by=tuple(row.get("found_by") or ("vector",)),
                 snippet=row.get("snippet"),
                 fused_score=row.get("fused_score"),
+                moments=tuple(
+                    SearchResult(
+                        id=m["id"],
+                        score=m["score"],
+                        probability=m["probability"],
+                        metadata={"timestamp": m["timestamp"]}
+                        if m.get("timestamp") is not None
+                        else {},
+                    )
+                    for m in row.get("moments") or ()
+                ),
             )
             for row in answer["results"]
         ]

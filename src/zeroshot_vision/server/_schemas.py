@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 __all__ = [
     "ClassifyRequest",
@@ -32,6 +38,7 @@ __all__ = [
     "LabelScoreOut",
     "ModelCard",
     "ModelList",
+    "MomentOut",
     "SearchRequest",
     "SearchResponse",
     "SearchResultOut",
@@ -185,6 +192,8 @@ class SearchRequest(_Strict):
         mode: ``hybrid``, ``vector`` or ``text`` (``SearchEngine.search``'s ``mode``;
             default hybrid where the index has a text side).
         text_weight: Hybrid: the words' ranking's weight against the vector one's 1.
+        group_by: ``file``: one result per file, a video's best moment with its other
+            moments in ``moments`` (``SearchEngine.search``'s ``group_by``).
     """
 
     index: str | None = None
@@ -197,10 +206,21 @@ class SearchRequest(_Strict):
     min_probability: float | None = None
     mode: Literal["hybrid", "vector", "text"] | None = None
     text_weight: float = 1.0
+    group_by: Literal["file"] | None = None
+
+
+class MomentOut(BaseModel):
+    """Another matching moment of a grouped result's video."""
+
+    id: str
+    score: float
+    probability: float | None
+    timestamp: float | None
 
 
 class SearchResultOut(BaseModel):
-    """One result: the fields of ``zsv search --json``."""
+    """One result: the fields of ``zsv search --json``, and for a video frame its
+    ``timestamp`` (seconds from the start; also in ``metadata``)."""
 
     rank: int
     id: str
@@ -210,6 +230,19 @@ class SearchResultOut(BaseModel):
     found_by: list[str] = Field(default_factory=lambda: ["vector"])
     snippet: str | None = None
     fused_score: float | None = None
+    timestamp: float | None = None
+    moments: list[MomentOut] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _moment_fields_when_set(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # As zsv search --json: a photo's row has no timestamp, an ungrouped one no moments.
+        data = handler(self)
+        if isinstance(data, dict):
+            if data.get("timestamp") is None:
+                data.pop("timestamp", None)
+            if not data.get("moments"):
+                data.pop("moments", None)
+        return data
 
 
 class SearchResponse(BaseModel):

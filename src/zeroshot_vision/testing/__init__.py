@@ -29,6 +29,7 @@ from zeroshot_vision.testing._tiny import (
     build_tiny_siglip,
     build_tiny_siglip2,
 )
+from zeroshot_vision.testing._video_clips import write_clip
 from zeroshot_vision.testing._vlm import TINY_VLM_IMAGE_TOKENS, TransformersServe, build_tiny_vlm
 from zeroshot_vision.testing._xm3600 import SAMPLE_CAPTIONS, build_xm3600_sample
 
@@ -51,6 +52,7 @@ __all__ = [
     "build_tiny_vlm",
     "build_xm3600_sample",
     "render_text",
+    "write_clip",
 ]
 
 

@@ -1,0 +1,322 @@
+"""Videos as a source of frames: each chosen frame of a video file is one item.
+
+A folder run with videos on (:class:`~zeroshot_vision.ingest._sources.FolderSource`'s
+``video``) lists a video file as its chosen frames (see
+:func:`~zeroshot_vision._images.video.select_frames`), each an item with:
+
+* the id ``<file id>#t=<seconds, 3 decimals>`` (``clip.mp4#t=12.500``);
+* the video's ``display_path``, size and mtime: when the file changes, every frame is
+  listed anew and the old ones that are not listed again are removed; when it goes, all
+  of them go;
+* metadata ``path`` (the video), ``timestamp``, ``scene_start``, ``scene_end`` (seconds),
+  ``duration``, ``width``/``height`` and, where the container says, ``taken``/``year``/
+  ``month`` and ``latitude``/``longitude`` (so date and place filters work for videos).
+
+**Cheap listing, lazy pixels.** Choosing frames decodes the whole video once (at a low
+analysis rate), so it is done only for new and changed videos: the choice is kept in
+the index folder (``video-frames.json``, a cache: deleting it costs a new analysis),
+keyed by the file's path, size, mtime and the options. A frame's pixels are decoded
+when the encode stage asks for them, all frames of one video in one forward pass.
+
+**Resuming.** The cached choice is written before any frame is encoded, and frames are
+written in order; a run killed in the middle of a video lists the same frames next time,
+and only those not yet recorded are encoded: no duplicate, no missing frame.
+
+**Bad videos** (empty, truncated before the first frame, not a video, audio only) are
+one recorded failure under the file's own id, not retried until the file changes. A
+frame that cannot be decoded (a file truncated after its first frames) is that frame's
+recorded failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zeroshot_vision._errors import ImageDecodeError, ImageLoadError, MissingDependencyError
+from zeroshot_vision._images.video import VIDEO_SUFFIXES, FrameSelection, VideoOptions
+from zeroshot_vision.ingest._item import Item
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from zeroshot_vision._types import ImageSource
+    from zeroshot_vision.ingest._source import IndexView
+
+__all__ = [
+    "CACHE_FILE",
+    "FrameReader",
+    "VideoFrameItem",
+    "expand_videos",
+    "frame_id",
+    "is_video",
+    "video_available",
+]
+
+logger = logging.getLogger(__name__)
+
+CACHE_FILE = "video-frames.json"
+"""The index folder's cache of chosen frames (see the module)."""
+
+_SAVE_EVERY = 30.0
+"""Seconds between saves of the cache while a listing analyses many new videos."""
+
+
+def frame_id(file_id: str, timestamp: float) -> str:
+    """A frame's id: the file's id and its time, ``clip.mp4#t=12.500``."""
+    return f"{file_id}#t={timestamp:.3f}"
+
+
+def is_video(path: str | Path) -> bool:
+    """Whether ``path``'s suffix is a video's (see :data:`VIDEO_SUFFIXES`)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def video_available() -> bool:
+    """Whether the ``video`` extra (PyAV) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
+
+
+class FrameReader:
+    """Decodes the chosen frames of one video in one forward pass, as they are asked for.
+
+    Shared by the frame items of one video. Asked in order (the encode stage), each frame
+    costs its share of one pass; asked out of order (an extractor reading pixels again),
+    the last frames handed out are kept, and anything else restarts the pass. Safe to
+    call from several threads.
+    """
+
+    _KEEP = 4
+
+    def __init__(self, path: Path, positions: Iterable[int], options: VideoOptions) -> None:
+        self.path = path
+        self.positions = tuple(sorted(set(positions)))
+        self.options = options
+        self._lock = threading.Lock()
+        self._frames: Iterator[tuple[int, Image.Image]] | None = None
+        self._recent: dict[int, Image.Image] = {}
+        self._error: ImageLoadError | None = None
+
+    def frame(self, position: int) -> Image.Image:
+        """The frame at ``position``.
+
+        Raises:
+            ImageDecodeError: The video (or this frame) cannot be decoded.
+        """
+        from zeroshot_vision._images.video import read_frames
+
+        with self._lock:
+            if position in self._recent:
+                return self._recent[position]
+            for attempt in range(2):
+                if self._frames is None:
+                    self._frames = read_frames(self.path, self.positions, self.options)
+                try:
+                    for found, image in self._frames:
+                        self._recent[found] = image
+                        while len(self._recent) > self._KEEP:
+                            self._recent.pop(next(iter(self._recent)))
+                        if found == position:
+                            return image
+                        if found > position:
+                            break
+                except ImageLoadError as exc:
+                    self._frames = None
+                    raise ImageDecodeError(exc.source, exc.reason) from exc
+                # Passed it (asked out of order) or reached the end: one fresh pass.
+                self._frames = None
+                if attempt == 0 and position in self.positions:
+                    continue
+            raise ImageDecodeError(str(self.path), f"frame {position} could not be decoded")
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class VideoFrameItem(Item):
+    """One chosen frame of a video (or, with ``error``, a video that gave none).
+
+    Attributes:
+        position: The frame's place in decoding order.
+        reader: Decodes it, shared with the video's other frames (``None`` with ``error``).
+        error: Why the video gave no frame: the encode stage records it as the item's
+            failure.
+    """
+
+    position: int = 0
+    reader: FrameReader | None = field(default=None, repr=False)
+    error: ImageLoadError | None = None
+
+    def pixels(self) -> ImageSource:
+        """The decoded frame (a PIL image), upright and downscaled.
+
+        Raises:
+            ImageLoadError: The video, or this frame, cannot be decoded.
+        """
+        if self.error is not None:
+            raise self.error
+        if self.reader is None:
+            raise ImageDecodeError(self.name, "no frame reader")
+        return self.reader.frame(self.position)
+
+    def image(self) -> Image.Image:
+        """The decoded frame (see :meth:`pixels`)."""
+        from zeroshot_vision._images import load_image
+
+        return load_image(self.pixels())
+
+
+@dataclass(kw_only=True)
+class _Cache:
+    """The index folder's ``video-frames.json``: chosen frames by file."""
+
+    path: Path | None
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dirty: bool = False
+    saved: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def load(cls, folder: Path | None) -> _Cache:
+        if folder is None:
+            return cls(path=None)
+        path = folder / CACHE_FILE
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(rows, dict):
+                raise ValueError("not an object")
+        except FileNotFoundError:
+            rows = {}
+        except (OSError, ValueError) as exc:
+            logger.warning("ignoring the video frame cache %s: %s", path, exc)
+            rows = {}
+        return cls(path=path, rows=rows)
+
+    def get(self, item: Item, options: VideoOptions) -> FrameSelection | None:
+        row = self.rows.get(item.display_path or "")
+        if not row or [row.get("size"), row.get("mtime_ns"), row.get("options")] != [
+            item.size,
+            item.mtime_ns,
+            options.key(),
+        ]:
+            return None
+        try:
+            return FrameSelection.from_json(row["selection"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def put(self, item: Item, options: VideoOptions, selection: FrameSelection) -> None:
+        if item.display_path is None:
+            return
+        self.rows[item.display_path] = {
+            "size": item.size,
+            "mtime_ns": item.mtime_ns,
+            "options": options.key(),
+            "selection": selection.to_json(),
+        }
+        self.dirty = True
+        if time.monotonic() - self.saved >= _SAVE_EVERY:
+            self.save()
+
+    def forget(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            self.rows.pop(path, None)
+            self.dirty = True
+
+    def save(self) -> None:
+        """Write the cache (atomically), if it changed."""
+        from zeroshot_vision._files import write_atomic
+
+        if self.path is None or not self.dirty:
+            return
+        try:
+            write_atomic(self.path, json.dumps(self.rows, sort_keys=True).encode())
+        except OSError as exc:  # a cache: the next run analyses again
+            logger.warning("cannot save the video frame cache %s: %s", self.path, exc)
+        self.dirty = False
+        self.saved = time.monotonic()
+
+
+def expand_videos(
+    items: Iterable[Item],
+    options: VideoOptions,
+    index: IndexView,
+    *,
+    covers: Callable[[str], bool] | None = None,
+) -> Iterator[Item]:
+    """``items`` with each video file replaced by its chosen frames (see the module).
+
+    Other items pass through unchanged. Read lazily: a video is analysed when the
+    iteration reaches it, and only when the index folder's cache has no choice for it.
+
+    Args:
+        items: A source's items; those whose file has a video suffix are expanded.
+        options: How frames are chosen.
+        index: The index (its folder keeps the cache).
+        covers: Whether a path lies where the source looked: cached choices for such
+            paths that were not listed are dropped (the file is gone).
+    """
+    from zeroshot_vision._images.video import select_frames
+
+    cache = _Cache.load(index.folder)
+    listed: set[str] = set()
+    for item in items:
+        path = item.local_path()
+        if path is None or not is_video(path):
+            yield item
+            continue
+        if item.display_path is not None:
+            listed.add(item.display_path)
+        selection = cache.get(item, options)
+        if selection is None:
+            try:
+                selection = select_frames(path, options)
+            except MissingDependencyError:
+                raise
+            except ImageLoadError as exc:
+                logger.info("video %s: %s", item.name, exc.reason)
+                yield VideoFrameItem(
+                    id=item.id,
+                    path=item.path,
+                    display_path=item.display_path,
+                    size=item.size,
+                    mtime_ns=item.mtime_ns,
+                    metadata=item.metadata,
+                    error=ImageDecodeError(item.name, exc.reason),
+                )
+                continue
+            cache.put(item, options, selection)
+        yield from _frames(item, path, selection, options)
+    if covers is not None:
+        cache.forget(path for path in list(cache.rows) if covers(path) and path not in listed)
+    cache.save()
+
+
+def _frames(
+    item: Item, path: Path, selection: FrameSelection, options: VideoOptions
+) -> Iterator[VideoFrameItem]:
+    reader = FrameReader(path, (f.position for f in selection.frames), options)
+    base: Mapping[str, Any] = {**selection.facts, **item.metadata}
+    for frame in selection.frames:
+        item_id = frame_id(item.id, frame.timestamp)
+        yield VideoFrameItem(
+            id=item_id,
+            path=item.path,
+            display_path=item.display_path,
+            size=item.size,
+            mtime_ns=item.mtime_ns,
+            label=f"{item.display_path or item.id}#t={frame.timestamp:.3f}",
+            metadata={
+                **base,
+                "timestamp": frame.timestamp,
+                "scene_start": frame.scene_start,
+                "scene_end": frame.scene_end,
+            },
+            position=frame.position,
+            reader=reader,
+        )
