@@ -72,12 +72,14 @@ class SqliteRecords:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
+            found = path.stat()
+            self.identity = (found.st_dev, found.st_ino)
             uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             self._db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             row = self._db.execute("SELECT next_key, count FROM store").fetchone()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise _damaged(path, exc) from exc
         if row is None:
             raise _damaged(path, "its table 'store' is empty")
@@ -107,7 +109,7 @@ class SqliteRecords:
         for start in range(0, len(keys), _BIND_LIMIT):
             chunk = keys[start : start + _BIND_LIMIT]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT key, id, meta FROM records WHERE key IN ({marks})"  # noqa: S608
+            sql = f"SELECT key, id, meta FROM records WHERE key IN ({marks})"
             for key, item, meta in self._all(sql, [int(k) for k in chunk]):
                 found[int(key)] = (item, _parse(meta))
         return found
@@ -117,13 +119,21 @@ class SqliteRecords:
         last = -1
         while True:
             rows = self._all(
-                f"SELECT key, {columns} FROM records WHERE key > ? ORDER BY key LIMIT ?",  # noqa: S608
+                f"SELECT key, {columns} FROM records WHERE key > ? ORDER BY key LIMIT ?",
                 (last, _SCAN_ROWS),
             )
             if not rows:
                 return
             yield from rows
             last = int(rows[-1][0])
+
+    def still_at_path(self) -> bool:
+        """Whether ``path`` still names the file this reads (no later save replaced it)."""
+        try:
+            found = self.path.stat()
+        except OSError:
+            return False
+        return (found.st_dev, found.st_ino) == self.identity
 
     def close(self) -> None:
         """Close the connection."""
@@ -299,15 +309,25 @@ class RecordTable:
         try:
             db.execute("PRAGMA journal_mode=OFF")  # a temp file: it is renamed once synced
             db.execute("PRAGMA synchronous=OFF")
-            db.execute("CREATE TABLE records (key INTEGER PRIMARY KEY, id TEXT NOT NULL, meta TEXT)")
+            db.execute(
+                "CREATE TABLE records (key INTEGER PRIMARY KEY, id TEXT NOT NULL, meta TEXT)"
+            )
             db.execute("CREATE TABLE store (next_key INTEGER NOT NULL, count INTEGER NOT NULL)")
-            if state.base is not None:
+            if state.base is not None and state.base.still_at_path():
+                # Copied inside SQLite: no row passes through Python.
                 db.execute("ATTACH DATABASE ? AS base", (str(state.base.path),))
                 db.execute("CREATE TEMP TABLE shadowed (key INTEGER PRIMARY KEY)")
                 db.executemany("INSERT INTO shadowed VALUES (?)", ((k,) for k in state.shadowed))
                 db.execute(
                     "INSERT INTO records SELECT key, id, meta FROM base.records "
                     "WHERE key NOT IN (SELECT key FROM shadowed) ORDER BY key"
+                )
+                db.commit()
+                db.execute("DETACH DATABASE base")
+            elif state.base is not None:  # its file was replaced: read it through our connection
+                db.executemany(
+                    "INSERT INTO records VALUES (?, ?, ?)",
+                    (row for row in state.base.scan("id, meta") if row[0] not in state.shadowed),
                 )
             db.executemany(
                 "INSERT INTO records VALUES (?, ?, ?)",

@@ -53,12 +53,12 @@ from zeroshot_vision.errors import (
 from zeroshot_vision.stores import _faiss_disk as disk
 from zeroshot_vision.stores import _faiss_files as files
 from zeroshot_vision.stores._faiss_disk import IvfPqSettings
-from zeroshot_vision.stores._faiss_records import RecordTable
 from zeroshot_vision.stores._faiss_files import FORMAT as FORMAT  # re-exported, as before
 from zeroshot_vision.stores._faiss_files import FORMAT_VERSION as FORMAT_VERSION
 from zeroshot_vision.stores._faiss_files import MANIFEST as MANIFEST
 from zeroshot_vision.stores._faiss_files import MAX_DELTAS as MAX_DELTAS
 from zeroshot_vision.stores._faiss_files import StoreShape
+from zeroshot_vision.stores._faiss_records import RecordTable
 from zeroshot_vision.stores.base import check_ids, prepare_query, prepare_upsert
 from zeroshot_vision.stores.filters import compile_filter
 from zeroshot_vision.types import Hit, Metadata, Record
@@ -487,7 +487,7 @@ class FaissStore:
         with self._lock.reading():
             if self._is_graph or self._type == "ivfpq" or not len(self._records) or not queries:
                 return [self._query(query, k, passes, breadth) for query in queries]
-            allowed: list[int] | None = None
+            allowed: npt.NDArray[np.int64] | None = None
             if passes is not None:
                 allowed = self._records.matching_keys(passes)
                 if not len(allowed):
@@ -543,7 +543,7 @@ class FaissStore:
         return self._hits(scores, keys)
 
     def _search_flat(
-        self, query: npt.NDArray[np.float32], k: int, allowed: list[int] | None
+        self, query: npt.NDArray[np.float32], k: int, allowed: npt.NDArray[np.int64] | None
     ) -> tuple[list[float], list[int]]:
         faiss = _faiss()
         params = None
@@ -554,7 +554,11 @@ class FaissStore:
         return _found(scores[0], keys[0])
 
     def _search_graph(
-        self, query: npt.NDArray[np.float32], k: int, allowed: list[int] | None, breadth: int
+        self,
+        query: npt.NDArray[np.float32],
+        k: int,
+        allowed: npt.NDArray[np.int64] | None,
+        breadth: int,
     ) -> tuple[list[float], list[int]]:
         faiss = _faiss()
         params = faiss.SearchParametersHNSW()
@@ -574,7 +578,7 @@ class FaissStore:
         return _found(scores[0], keys[0])
 
     def _search_exact(
-        self, query: npt.NDArray[np.float32], k: int, allowed: list[int] | None
+        self, query: npt.NDArray[np.float32], k: int, allowed: npt.NDArray[np.int64] | None
     ) -> tuple[list[float], list[int]]:
         """Brute force over the stored (for sq8: decoded) vectors of ``allowed``."""
         keys = self._records.keys() if allowed is None else np.asarray(allowed, dtype=np.int64)
@@ -826,11 +830,13 @@ class FaissStore:
             self._index.vectors.flush()  # the rows of every key the delta names, synced
         upserts = [item for item, present in self._changed.items() if present]
         deletes = [item for item, present in self._changed.items() if not present]
-        rows = []
+        rows: list[files.RecordRow] = []
+        keys: list[int] = []
         for item in upserts:
-            key, meta = self._records.get(item) or (None, None)
-            rows.append([item, key, meta])
-        keys = [int(row[1]) for row in rows]
+            found = self._records.get(item)
+            assert found is not None  # _changed names it present: it is in the records
+            rows.append([item, found[0], found[1]])
+            keys.append(found[0])
         vectors = np.zeros((len(keys), self._dim), dtype=np.float32)
         for row, key in enumerate(keys):
             vectors[row] = self._index.reconstruct(key)
