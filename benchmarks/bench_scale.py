@@ -259,6 +259,7 @@ def child_records(where: str, n: int, folder: Path) -> dict[str, Any]:
         table = store._records  # the table itself: the codes are not what is measured
     gc.collect()
     anon, file = _Peak.now()
+    overlay = table.overlay_size if where == "sqlite" else n
     rng = np.random.default_rng(3)
     picks = [f"photo-{i:09d}" for i in rng.integers(0, n, 1000)]
     t0 = time.perf_counter()
@@ -277,6 +278,7 @@ def child_records(where: str, n: int, folder: Path) -> dict[str, Any]:
     return {
         "where": where,
         "records": n,
+        "in_python": overlay,
         "rss_anon": anon - before,
         "rss_file": file,
         "lookup_us": lookup_us,
@@ -303,6 +305,16 @@ def build_records_store(n: int, folder: Path) -> None:
         store.commit()
 
 
+def compact_records_store(folder: Path) -> None:
+    """Fold the store's deltas into one new generation (as its next large save would)."""
+    from zeroshot_vision.stores import FaissStore
+
+    store = FaissStore.load(folder)
+    if store._records.overlay_size:
+        store._rewrite = True  # the next save writes a whole generation, not a delta
+        store.commit()
+
+
 def records_table(n: int, work: Path, keep: bool) -> list[dict[str, Any]]:
     """Records in RAM against records in SQLite, each measured in its own process.
 
@@ -316,6 +328,10 @@ def records_table(n: int, work: Path, keep: bool) -> list[dict[str, Any]]:
     build_s = time.perf_counter() - started
     rows = [_child(["records", "ram", str(n), str(folder)])]
     rows.append(_child(["records", "sqlite", str(n), str(folder)]))
+    rows[-1]["where"] = "sqlite, as built (deltas in the overlay)"
+    compact_records_store(folder)
+    rows.append(_child(["records", "sqlite", str(n), str(folder)]))
+    rows[-1]["where"] = "sqlite, one generation (no overlay)"
     records_bytes = sum(p.stat().st_size for p in folder.glob("records-*.sqlite"))
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
@@ -323,21 +339,62 @@ def records_table(n: int, work: Path, keep: bool) -> list[dict[str, Any]]:
         f"\nRecords (id, key, photo-like metadata) of {_label(n)}; store built in {build_s:.0f} s"
     )
     print(
-        "| records in | RssAnon MB | RssAnon per 1M, MB | 10M estimate, GB | get(id) us | "
-        "10 hits us | filter scan s (matched) |"
+        "| records in | records in Python | RssAnon MB | RssAnon per 1M, MB | "
+        "10M estimate, GB | get(id) us | 10 hits us | filter scan s (matched) |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         per_million = row["rss_anon"] / (n / 1e6)
         row["rss_anon_per_million"] = per_million
         print(
-            f"| {row['where']} | {row['rss_anon'] / 1e6:.0f} | {per_million / 1e6:.0f} | "
+            f"| {row['where']} | {row['in_python']:,} | {row['rss_anon'] / 1e6:.0f} | "
+            f"{per_million / 1e6:.0f} | "
             f"{10 * per_million / 1e9:.2f} | {row['lookup_us']:.1f} | {row['hits10_us']:.0f} | "
             f"{row['filter_s']:.2f} ({row['filter_matched']}) |"
         )
     print(f"SQLite records file: {records_bytes / 1e6:.0f} MB on disk")
     rows.append({"where": "sqlite file", "records": n, "disk_bytes": records_bytes})
     return rows
+
+
+def child_sweep(
+    folder: Path, queries_path: Path, truth_path: Path, settings: str
+) -> dict[str, Any]:
+    """Recall@10 and single-query latency of a saved ``"ivfpq"`` store at other
+    ``nprobe x rerank`` settings (``"32x20,64x20"``), without rebuilding it."""
+    from dataclasses import replace
+
+    import faiss
+
+    from zeroshot_vision.stores import FaissStore
+
+    faiss.omp_set_num_threads(1)
+    store = FaissStore.load(folder)
+    index = store._index  # the settings are the store's own: the sweep sets them per run
+    queries, truth = np.load(queries_path), np.load(truth_path)
+    out = []
+    for pair in settings.split(","):
+        nprobe, rerank = (int(x) for x in pair.split("x"))
+        index.settings = replace(index.settings, nprobe=nprobe, rerank=rerank)
+        for query in queries[:50]:  # warm the vectors file's pages for this setting
+            store.query(query, k=10)
+        latencies, found = [], 0
+        for query, exact in zip(queries, truth):
+            t0 = time.perf_counter()
+            hits = store.query(query, k=10)
+            latencies.append(time.perf_counter() - t0)
+            found += len({int(h.id) for h in hits} & set(exact.tolist()))
+        latencies.sort()
+        out.append(
+            {
+                "nprobe": nprobe,
+                "rerank": rerank,
+                "recall10": found / (10 * len(queries)),
+                "p50_ms": 1000 * statistics.median(latencies),
+                "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+            }
+        )
+    return {"sweep": out, "kind": repr(store)}
 
 
 def _child(args: list[str]) -> dict[str, Any]:
@@ -380,11 +437,19 @@ def main() -> None:
         help="also measure where ids and metadata live (RAM dicts or SQLite) at this many "
         "records, e.g. 1M; '--sizes none' skips the vector tiers",
     )
+    parser.add_argument(
+        "--ivfpq-sweep",
+        metavar="NPROBExRERANK,...",
+        help="after building the ivfpq tier, also measure it at these settings "
+        "(e.g. 32x20,64x20,64x40): recall@10 and latency, same store, same queries",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         what, *rest = args.child
-        if what == "records":
+        if what == "sweep":
+            result = child_sweep(Path(rest[0]), Path(rest[1]), Path(rest[2]), rest[3])
+        elif what == "records":
             result = child_records(rest[0], int(rest[1]), Path(rest[2]))
         elif what == "build":
             result = child_build(rest[0], Path(rest[1]), Path(rest[2]))
@@ -428,6 +493,11 @@ def main() -> None:
             row.update(_child(["build", tier, str(data_path), str(folder)]))
             row["disk_bytes"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
             row.update(_child(["serve", str(folder), str(queries_path), str(truth_path)]))
+            if tier == "ivfpq" and args.ivfpq_sweep:
+                sweep = _child(
+                    ["sweep", str(folder), str(queries_path), str(truth_path), args.ivfpq_sweep]
+                )
+                row["sweep"] = sweep["sweep"]
             shutil.rmtree(folder, ignore_errors=True)
             rows.append(row)
             print(
@@ -438,6 +508,12 @@ def main() -> None:
                 f"{row['qps8']:.0f} |",
                 flush=True,
             )
+            for point in row.get("sweep", []):
+                print(
+                    f"|   | ivfpq nprobe {point['nprobe']} rerank {point['rerank']} | | | | | | | "
+                    f"{point['recall10']:.3f} | {point['p50_ms']:.2f} | {point['p99_ms']:.2f} | |",
+                    flush=True,
+                )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     if args.records:
