@@ -122,3 +122,15 @@ def test_a_damaged_records_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(IndexDamagedError, match=r"records-1\.sqlite is damaged") as caught:
         FaissStore.load(tmp_path)
     assert caught.value.path == str(tmp_path / "records-1.sqlite")
+
+
+def test_damaged_metadata_in_the_records_file_names_the_file(tmp_path: Path) -> None:
+    _store(tmp_path)
+    with sqlite3.connect(tmp_path / "records-1.sqlite") as db:
+        db.execute("UPDATE records SET meta = '{\"group\": 1,' WHERE id = 'p4'")
+    store = FaissStore.load(tmp_path)  # the rows are read when asked for, not at load
+    assert store.fetch(["p5"])["p5"].metadata["group"] == 2
+    with pytest.raises(IndexDamagedError, match=r"records-1\.sqlite is damaged"):
+        store.fetch(["p4"])
+    with pytest.raises(IndexDamagedError, match=r"records-1\.sqlite is damaged"):
+        store.query(np.ones(DIM, np.float32), k=5, filter={"group": 1})

@@ -311,8 +311,7 @@ class IndexFolder:
 
         if self.manifest.store.kind != "faiss":
             raise InvalidInputError(
-                f"only a faiss store can be rebuilt; {self.path} is on "
-                f"{self.manifest.store.kind}"
+                f"only a faiss store can be rebuilt; {self.path} is on {self.manifest.store.kind}"
             )
         store = rebuild_store(self.path / STORE_DIR, kind, progress=progress)
         options = {

@@ -58,7 +58,9 @@ def _parse(raw: str | None) -> dict[str, Any]:
     if raw is None:
         return {}
     value = json.loads(raw)
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        raise ValueError(f"metadata {raw[:80]!r} is not a JSON object")
+    return value
 
 
 class SqliteRecords:
@@ -93,6 +95,17 @@ class SqliteRecords:
         except sqlite3.Error as exc:
             raise _damaged(self.path, exc) from exc
 
+    def parse(self, raw: str | None) -> dict[str, Any]:
+        """A row's metadata, from its JSON.
+
+        Raises:
+            IndexDamagedError: It is not a JSON object.
+        """
+        try:
+            return _parse(raw)
+        except ValueError as exc:
+            raise _damaged(self.path, exc) from exc
+
     def key_of(self, item: str) -> int | None:
         """The key of ``item``, or None."""
         rows = self._all("SELECT key FROM records WHERE id = ?", (item,))
@@ -101,7 +114,7 @@ class SqliteRecords:
     def get(self, item: str) -> tuple[int, dict[str, Any]] | None:
         """``(key, metadata)`` of ``item``, or None."""
         rows = self._all("SELECT key, meta FROM records WHERE id = ?", (item,))
-        return (int(rows[0][0]), _parse(rows[0][1])) if rows else None
+        return (int(rows[0][0]), self.parse(rows[0][1])) if rows else None
 
     def by_keys(self, keys: Sequence[int]) -> dict[int, tuple[str, dict[str, Any]]]:
         """``key -> (id, metadata)`` for the keys found."""
@@ -111,7 +124,7 @@ class SqliteRecords:
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT key, id, meta FROM records WHERE key IN ({marks})"
             for key, item, meta in self._all(sql, [int(k) for k in chunk]):
-                found[int(key)] = (item, _parse(meta))
+                found[int(key)] = (item, self.parse(meta))
         return found
 
     def scan(self, columns: str) -> Iterator[tuple[Any, ...]]:
@@ -234,7 +247,7 @@ class RecordTable:
         if state.base is not None:
             for key, item, meta in state.base.scan("id, meta"):
                 if key not in state.shadowed:
-                    yield item, int(key), _parse(meta)
+                    yield item, int(key), state.base.parse(meta)
         for item, key in list(state.key_of.items()):
             yield item, key, state.meta[item]
 
@@ -268,9 +281,9 @@ class RecordTable:
         state = self._state
         found: list[int] = []
         if state.base is not None:
-            empty = passes({})
-            for key, meta in state.base.scan("meta"):
-                if key not in state.shadowed and (passes(_parse(meta)) if meta else empty):
+            base, empty = state.base, passes({})
+            for key, meta in base.scan("meta"):
+                if key not in state.shadowed and (passes(base.parse(meta)) if meta else empty):
                     found.append(int(key))
         found.extend(state.key_of[item] for item, meta in state.meta.items() if passes(meta))
         return np.asarray(found, dtype=np.int64)
