@@ -134,3 +134,39 @@ def test_damaged_metadata_in_the_records_file_names_the_file(tmp_path: Path) -> 
         store.fetch(["p4"])
     with pytest.raises(IndexDamagedError, match=r"records-1\.sqlite is damaged"):
         store.query(np.ones(DIM, np.float32), k=5, filter={"group": 1})
+
+
+def test_filters_over_the_records_file_match_those_over_ram(tmp_path: Path) -> None:
+    """SQLite skips rows without a filter's strings before parsing them: never a row
+    that would pass (strings inside lists, escapes, $and, $or, empty metadata)."""
+    n = 400
+    data = _vectors(n)
+    cameras = ["X-T4", 'Nikon "Z"', "Ünïcode ✓", "X-T4 II"]
+    metadata = [
+        {}
+        if i % 7 == 0
+        else {"camera": cameras[i % 4], "tags": ["dog", "beach"][: i % 3], "n": i % 5}
+        for i in range(n)
+    ]
+    ids = [f"p{i}" for i in range(n)]
+    in_ram = FaissStore(DIM, index="ivfpq", ivfpq=IvfPqSettings(train_size=300))
+    in_ram.upsert(ids, data, metadata)
+    in_ram.save(tmp_path)
+    on_disk = FaissStore.load(tmp_path)
+    assert on_disk._records.overlay_size == 0
+    in_ram = FaissStore(DIM, index="ivfpq", ivfpq=IvfPqSettings(train_size=10_000))  # all RAM
+    in_ram.upsert(ids, data, metadata)
+    filters = [
+        {"camera": "X-T4"},
+        {"camera": {"$eq": 'Nikon "Z"'}},
+        {"camera": "Ünïcode ✓", "n": {"$gte": 2}},
+        {"tags": "beach"},
+        {"$and": [{"tags": "dog"}, {"camera": "X-T4 II"}]},
+        {"$or": [{"camera": "X-T4"}, {"n": 0}]},
+        {"camera": {"$ne": "X-T4"}},
+        {"camera": {"$exists": False}},
+    ]
+    for where in filters:
+        expected = _matching(in_ram, where)
+        assert expected, where  # each filter matches something: the comparison means something
+        assert _matching(on_disk, where) == expected, where

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,9 @@ import numpy as np
 import numpy.typing as npt
 
 from zeroshot_vision.errors import IndexDamagedError
+from zeroshot_vision.stores.filters import compile_filter
 
-__all__ = ["RecordTable", "SqliteRecords"]
+__all__ = ["RecordFilter", "RecordTable", "SqliteRecords"]
 
 MMAP_BYTES = 1 << 40
 """How much of a records file SQLite may memory-map (all of it, in practice): pages read
@@ -61,6 +62,40 @@ def _parse(raw: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"metadata {raw[:80]!r} is not a JSON object")
     return value
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """A metadata filter, compiled for scanning a table.
+
+    Attributes:
+        passes: The filter's predicate (:func:`~zeroshot_vision.stores.filters.compile_filter`).
+        needles: Texts that the JSON of any metadata passing it contains: the JSON of each
+            string a field must equal (``{"camera": "X-T4"}``: ``"X-T4"`` with its quotes,
+            as ``json.dumps`` writes it, like the records file). SQLite skips rows without
+            them before a row's JSON is parsed; :attr:`passes` still decides.
+    """
+
+    passes: Callable[[Any], bool]
+    needles: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, filter: Mapping[str, Any]) -> RecordFilter:
+        """The filter, compiled (validated by ``compile_filter``)."""
+        return cls(compile_filter(filter), tuple(_needles(filter)))
+
+
+def _needles(filter: Mapping[str, Any]) -> Iterator[str]:
+    for field_name, condition in filter.items():
+        if field_name == "$and":
+            for part in condition:
+                yield from _needles(part)
+        elif field_name.startswith("$"):  # $or: no text every match must hold
+            continue
+        elif isinstance(condition, str):
+            yield json.dumps(condition, ensure_ascii=False)
+        elif isinstance(condition, Mapping) and isinstance(condition.get("$eq"), str):
+            yield json.dumps(condition["$eq"], ensure_ascii=False)
 
 
 class SqliteRecords:
@@ -127,13 +162,15 @@ class SqliteRecords:
                 found[int(key)] = (item, self.parse(meta))
         return found
 
-    def scan(self, columns: str) -> Iterator[tuple[Any, ...]]:
-        """Every row's ``columns`` (``"key, id, meta"`` or a part), in key order."""
+    def scan(self, columns: str, needles: Sequence[str] = ()) -> Iterator[tuple[Any, ...]]:
+        """Every row's ``columns`` (``"key, id, meta"`` or a part), in key order; only rows
+        whose metadata JSON contains each of ``needles`` when given."""
         last = -1
+        where = "".join(" AND instr(meta, ?) > 0" for _ in needles)
         while True:
             rows = self._all(
-                f"SELECT key, {columns} FROM records WHERE key > ? ORDER BY key LIMIT ?",
-                (last, _SCAN_ROWS),
+                f"SELECT key, {columns} FROM records WHERE key > ?{where} ORDER BY key LIMIT ?",
+                (last, *needles, _SCAN_ROWS),
             )
             if not rows:
                 return
@@ -276,13 +313,14 @@ class RecordTable:
             parts.insert(0, base)
         return np.concatenate(parts)
 
-    def matching_keys(self, passes: Callable[[Any], bool]) -> npt.NDArray[np.int64]:
-        """The keys of the records whose metadata ``passes``, as one array."""
+    def matching_keys(self, where: RecordFilter) -> npt.NDArray[np.int64]:
+        """The keys of the records whose metadata passes ``where``, as one array."""
         state = self._state
+        passes = where.passes
         found: list[int] = []
         if state.base is not None:
             base, empty = state.base, passes({})
-            for key, meta in base.scan("meta"):
+            for key, meta in base.scan("meta", where.needles):
                 if key not in state.shadowed and (passes(base.parse(meta)) if meta else empty):
                     found.append(int(key))
         found.extend(state.key_of[item] for item, meta in state.meta.items() if passes(meta))

@@ -58,9 +58,8 @@ from zeroshot_vision.stores._faiss_files import FORMAT_VERSION as FORMAT_VERSION
 from zeroshot_vision.stores._faiss_files import MANIFEST as MANIFEST
 from zeroshot_vision.stores._faiss_files import MAX_DELTAS as MAX_DELTAS
 from zeroshot_vision.stores._faiss_files import StoreShape
-from zeroshot_vision.stores._faiss_records import RecordTable
+from zeroshot_vision.stores._faiss_records import RecordFilter, RecordTable
 from zeroshot_vision.stores.base import check_ids, prepare_query, prepare_upsert
-from zeroshot_vision.stores.filters import compile_filter
 from zeroshot_vision.types import Hit, Metadata, Record
 
 if TYPE_CHECKING:
@@ -460,7 +459,7 @@ class FaissStore:
         """
         query, k = prepare_query(vector, k, filter, self._dim)
         breadth = self._ef_search if ef_search is None else _check_ef_search(ef_search)
-        passes = compile_filter(filter) if filter else None
+        passes = RecordFilter.of(filter) if filter else None
         with self._lock.reading():
             return self._query(query, k, passes, breadth)
 
@@ -483,7 +482,7 @@ class FaissStore:
         queries = [prepare_query(row, k, filter, self._dim)[0] for row in rows]
         k = int(k)
         breadth = self._ef_search if ef_search is None else _check_ef_search(ef_search)
-        passes = compile_filter(filter) if filter else None
+        passes = RecordFilter.of(filter) if filter else None
         with self._lock.reading():
             if self._is_graph or self._type == "ivfpq" or not len(self._records) or not queries:
                 return [self._query(query, k, passes, breadth) for query in queries]
@@ -511,7 +510,7 @@ class FaissStore:
         self,
         query: npt.NDArray[np.float32],
         k: int,
-        passes: Callable[[Any], bool] | None,
+        passes: RecordFilter | None,
         breadth: int,
     ) -> list[Hit]:
         total = len(self._records)
