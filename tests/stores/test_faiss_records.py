@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import zeroshot_vision.stores.faiss as faiss_module
+import zeroshot_vision.stores._faiss_records as records_module
 from zeroshot_vision.errors import IndexDamagedError
 from zeroshot_vision.stores import FaissStore, IvfPqSettings
 
@@ -87,7 +87,7 @@ def test_changes_over_the_records_file_are_seen_at_once_and_after_reload(tmp_pat
 
 
 def test_the_overlay_in_ram_stays_under_its_limit(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(faiss_module, "OVERLAY_LIMIT", 100)
+    monkeypatch.setattr(records_module, "OVERLAY_LIMIT", 100)
     store, _ = _store(tmp_path)
     for round_ in range(5):  # small commits: deltas until the overlay passes the limit
         ids = [f"r{round_}-{i}" for i in range(40)]

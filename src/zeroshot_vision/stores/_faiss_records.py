@@ -41,8 +41,12 @@ import numpy.typing as npt
 from zeroshot_vision.errors import IndexDamagedError
 from zeroshot_vision.stores.filters import compile_filter
 
-__all__ = ["RecordFilter", "RecordTable", "SqliteRecords"]
+__all__ = ["OVERLAY_LIMIT", "RecordFilter", "RecordTable", "SqliteRecords"]
 
+OVERLAY_LIMIT = 1 << 18
+"""Records (and deletions) an ``"ivfpq"`` store keeps in RAM beside its records file
+before a save writes a new file: about 175 MB of Python objects at most (with photo-like
+metadata), whatever the store's size."""
 MMAP_BYTES = 1 << 40
 """How much of a records file SQLite may memory-map (all of it, in practice): pages read
 through the map are file pages the kernel can drop, not the connection's own cache."""

@@ -52,6 +52,7 @@ from zeroshot_vision.errors import (
 )
 from zeroshot_vision.stores import _faiss_disk as disk
 from zeroshot_vision.stores import _faiss_files as files
+from zeroshot_vision.stores import _faiss_records as records_module
 from zeroshot_vision.stores._faiss_disk import IvfPqSettings
 from zeroshot_vision.stores._faiss_files import FORMAT as FORMAT  # re-exported, as before
 from zeroshot_vision.stores._faiss_files import FORMAT_VERSION as FORMAT_VERSION
@@ -94,10 +95,6 @@ EXACT_SEARCH_LIMIT = 1000
 _MAX_EF_SEARCH = 1 << 16
 _CHUNK = 1 << 14  # vectors decoded at a time by exact searches and rebuilds
 _FEW_TO_LEARN_FROM = 256
-OVERLAY_LIMIT = 1 << 18
-"""Records (and deletions) an ``"ivfpq"`` store keeps in RAM beside its records file
-before a save writes a new file: about 100 MB of Python objects at most, whatever the
-store's size."""
 
 
 def _faiss() -> ModuleType:
@@ -741,14 +738,16 @@ class FaissStore:
 
         An ``"ivfpq"`` store counts its codes, ids, centroids and unsaved rows; the other
         kinds are estimated per vector (:func:`~zeroshot_vision.stores.faiss_budget.
-        index_ram_per_vector`). Records (ids, metadata) are counted at
-        :data:`~zeroshot_vision.stores.faiss_budget.RECORD_BYTES` each.
+        index_ram_per_vector`). Records (ids, metadata) held in Python objects are counted
+        at :data:`~zeroshot_vision.stores.faiss_budget.RECORD_BYTES` each: all of them,
+        except in a saved ``"ivfpq"`` store, whose records file holds them.
         """
         from zeroshot_vision.stores.faiss_budget import RECORD_BYTES, index_ram_per_vector
 
         with self._lock.reading():
             count = len(self._records)
             if self._type == "ivfpq":
+                count = self._records.overlay_size
                 index = int(self._index.ram_bytes())
             else:
                 held = int(self._index.ntotal)
@@ -773,7 +772,9 @@ class FaissStore:
             and len(self._changed) <= max(256, len(self._records) // 4)
             # An "ivfpq" store's overlay of records in RAM stays small: past the limit,
             # a new records file takes it in.
-            and (self._type != "ivfpq" or self._records.overlay_size <= OVERLAY_LIMIT)
+            and (
+                self._type != "ivfpq" or self._records.overlay_size <= records_module.OVERLAY_LIMIT
+            )
         )
 
     def _shape(self) -> StoreShape:
