@@ -1,7 +1,7 @@
 """FaissStore tiers at scale: build time, RAM, disk, recall, latency, QPS, and Pinecone cost.
 
     python benchmarks/bench_scale.py [--sizes 100k,1M,3M,10M] [--tiers flat,hnsw,hnsw-sq8,ivfpq]
-        [--dim 1152] [--queries 1000] [--work DIR] [--out PATH]
+        [--dim 1152] [--queries 1000] [--work DIR] [--out PATH] [--records 1M]
 
 The default (``make bench``) is 100k vectors. For each size, vectors are generated in
 chunks straight into a float32 file (never all in RAM): clusters on a 32-dimensional
@@ -220,6 +220,190 @@ def child_serve(folder: Path, queries_path: Path, truth_path: Path) -> dict[str,
     }
 
 
+def _record_meta(i: int) -> dict[str, Any]:
+    """Metadata like an index folder's photo records: a path, sizes, a date, a camera."""
+    return {
+        "path": f"photos/{2000 + i % 25}/{i % 12 + 1:02d}/IMG_{i:08d}.jpg",
+        "width": 4032,
+        "height": 3024,
+        "bytes": 2_000_000 + i % 999_983,
+        "taken": f"20{i % 25:02d}-{i % 12 + 1:02d}-{i % 28 + 1:02d}T12:00:00",
+        "camera": ("Canon EOS R5", "iPhone 15 Pro", "Pixel 8")[i % 3],
+    }
+
+
+def child_records(where: str, n: int, folder: Path) -> dict[str, Any]:
+    """RssAnon that ``n`` records (id, key, metadata) take, and lookups and filters on them.
+
+    ``where="ram"`` holds them in the store's in-RAM table (three dicts: how every kind
+    kept them before, and how flat/HNSW stores still do); ``"sqlite"`` loads the saved
+    ``"ivfpq"`` store in ``folder`` (dimension 8, so the records dominate), whose records
+    stay in their SQLite file.
+    """
+    import gc
+
+    import faiss  # noqa: F401  (its libraries are not what is measured: loaded in both)
+
+    from zeroshot_vision.stores import FaissStore
+    from zeroshot_vision.stores._faiss_records import RecordFilter, RecordTable
+
+    gc.collect()
+    before, _ = _Peak.now()
+    if where == "ram":
+        table = RecordTable()
+        for i in range(n):
+            table.put(f"photo-{i:09d}", i, _record_meta(i))
+    else:
+        store = FaissStore.load(folder)
+        table = store._records  # the table itself: the codes are not what is measured
+    gc.collect()
+    anon, file = _Peak.now()
+    overlay = table.overlay_size if where == "sqlite" else n
+    rng = np.random.default_rng(3)
+    picks = [f"photo-{i:09d}" for i in rng.integers(0, n, 1000)]
+    t0 = time.perf_counter()
+    for item in picks:
+        table.get(item)
+    lookup_us = 1e6 * (time.perf_counter() - t0) / len(picks)
+    keys = [int(k) for k in rng.integers(0, n, 10)]
+    t0 = time.perf_counter()
+    for _ in range(100):
+        table.by_keys(keys)
+    hits_us = 1e6 * (time.perf_counter() - t0) / 100
+    broad = RecordFilter.of({"camera": "Pixel 8", "width": {"$gte": 4000}})  # a third
+    t0 = time.perf_counter()
+    matched = len(table.matching_keys(broad))
+    filter_s = time.perf_counter() - t0
+    narrow = RecordFilter.of({"taken": "2021-06-15T12:00:00"})  # no record has this date
+    t0 = time.perf_counter()
+    narrow_matched = len(table.matching_keys(narrow))
+    narrow_s = time.perf_counter() - t0
+    return {
+        "where": where,
+        "records": n,
+        "in_python": overlay,
+        "rss_anon": anon - before,
+        "rss_file": file,
+        "lookup_us": lookup_us,
+        "hits10_us": hits_us,
+        "filter_s": filter_s,
+        "filter_matched": matched,
+        "narrow_filter_s": narrow_s,
+        "narrow_filter_matched": narrow_matched,
+    }
+
+
+def build_records_store(n: int, folder: Path) -> None:
+    """An ``"ivfpq"`` store of ``n`` dimension-8 vectors with photo-like metadata."""
+    from zeroshot_vision.stores import FaissStore, IvfPqSettings
+
+    rng = np.random.default_rng(4)
+    store = FaissStore.open(
+        folder, dim=8, index="ivfpq", ivfpq=IvfPqSettings(train_size=20_000, expected_count=n)
+    )
+    for start in range(0, n, 50_000):
+        rows = min(50_000, n - start)
+        vectors = rng.standard_normal((rows, 8)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        ids = [f"photo-{i:09d}" for i in range(start, start + rows)]
+        store.upsert(ids, vectors, [_record_meta(i) for i in range(start, start + rows)])
+        store.commit()
+
+
+def compact_records_store(folder: Path) -> None:
+    """Fold the store's deltas into one new generation (as its next large save would)."""
+    from zeroshot_vision.stores import FaissStore
+
+    store = FaissStore.load(folder)
+    if store._records.overlay_size:
+        store._rewrite = True  # the next save writes a whole generation, not a delta
+        store.commit()
+
+
+def records_table(n: int, work: Path, keep: bool) -> list[dict[str, Any]]:
+    """Records in RAM against records in SQLite, each measured in its own process.
+
+    With ``keep``, the store is left in ``work`` and used again by the next run.
+    """
+    folder = work / f"records-{_label(n)}"
+    started = time.perf_counter()
+    if not (keep and (folder / "store.json").exists()):
+        shutil.rmtree(folder, ignore_errors=True)
+        build_records_store(n, folder)
+    build_s = time.perf_counter() - started
+    rows = [_child(["records", "ram", str(n), str(folder)])]
+    rows.append(_child(["records", "sqlite", str(n), str(folder)]))
+    rows[-1]["where"] = "sqlite, as built (deltas in the overlay)"
+    compact_records_store(folder)
+    rows.append(_child(["records", "sqlite", str(n), str(folder)]))
+    rows[-1]["where"] = "sqlite, one generation (no overlay)"
+    records_bytes = sum(p.stat().st_size for p in folder.glob("records-*.sqlite"))
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(
+        f"\nRecords (id, key, photo-like metadata) of {_label(n)}; store built in {build_s:.0f} s"
+    )
+    print(
+        "| records in | records in Python | RssAnon MB | RssAnon per 1M, MB | "
+        "10M estimate, GB | get(id) us | 10 hits us | filter scan s (matched) | "
+        "filter matching none, s |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        per_million = row["rss_anon"] / (n / 1e6)
+        row["rss_anon_per_million"] = per_million
+        print(
+            f"| {row['where']} | {row['in_python']:,} | {row['rss_anon'] / 1e6:.0f} | "
+            f"{per_million / 1e6:.0f} | "
+            f"{10 * per_million / 1e9:.2f} | {row['lookup_us']:.1f} | {row['hits10_us']:.0f} | "
+            f"{row['filter_s']:.2f} ({row['filter_matched']}) | "
+            f"{row['narrow_filter_s']:.2f} ({row['narrow_filter_matched']}) |"
+        )
+    print(f"SQLite records file: {records_bytes / 1e6:.0f} MB on disk")
+    rows.append({"where": "sqlite file", "records": n, "disk_bytes": records_bytes})
+    return rows
+
+
+def child_sweep(
+    folder: Path, queries_path: Path, truth_path: Path, settings: str
+) -> dict[str, Any]:
+    """Recall@10 and single-query latency of a saved ``"ivfpq"`` store at other
+    ``nprobe x rerank`` settings (``"32x20,64x20"``), without rebuilding it."""
+    from dataclasses import replace
+
+    import faiss
+
+    from zeroshot_vision.stores import FaissStore
+
+    faiss.omp_set_num_threads(1)
+    store = FaissStore.load(folder)
+    index = store._index  # the settings are the store's own: the sweep sets them per run
+    queries, truth = np.load(queries_path), np.load(truth_path)
+    out = []
+    for pair in settings.split(","):
+        nprobe, rerank = (int(x) for x in pair.split("x"))
+        index.settings = replace(index.settings, nprobe=nprobe, rerank=rerank)
+        for query in queries[:50]:  # warm the vectors file's pages for this setting
+            store.query(query, k=10)
+        latencies, found = [], 0
+        for query, exact in zip(queries, truth):
+            t0 = time.perf_counter()
+            hits = store.query(query, k=10)
+            latencies.append(time.perf_counter() - t0)
+            found += len({int(h.id) for h in hits} & set(exact.tolist()))
+        latencies.sort()
+        out.append(
+            {
+                "nprobe": nprobe,
+                "rerank": rerank,
+                "recall10": found / (10 * len(queries)),
+                "p50_ms": 1000 * statistics.median(latencies),
+                "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+            }
+        )
+    return {"sweep": out, "kind": repr(store)}
+
+
 def _child(args: list[str]) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", *args],
@@ -255,11 +439,26 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--work", type=Path, help="where vectors and stores go (default: temp)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))
+    parser.add_argument(
+        "--records",
+        help="also measure where ids and metadata live (RAM dicts or SQLite) at this many "
+        "records, e.g. 1M; '--sizes none' skips the vector tiers",
+    )
+    parser.add_argument(
+        "--ivfpq-sweep",
+        metavar="NPROBExRERANK,...",
+        help="after building the ivfpq tier, also measure it at these settings "
+        "(e.g. 32x20,64x20,64x40): recall@10 and latency, same store, same queries",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         what, *rest = args.child
-        if what == "build":
+        if what == "sweep":
+            result = child_sweep(Path(rest[0]), Path(rest[1]), Path(rest[2]), rest[3])
+        elif what == "records":
+            result = child_records(rest[0], int(rest[1]), Path(rest[2]))
+        elif what == "build":
             result = child_build(rest[0], Path(rest[1]), Path(rest[2]))
         else:
             result = child_serve(Path(rest[0]), Path(rest[1]), Path(rest[2]))
@@ -276,7 +475,8 @@ def main() -> None:
     )
     print(header)
     print("|" + " --- |" * 12)
-    for n in (_size(item) for item in args.sizes.split(",")):
+    sizes = [] if args.sizes == "none" else [_size(item) for item in args.sizes.split(",")]
+    for n in sizes:
         data_path = work / f"vectors-{_label(n)}.npy"
         queries_path, truth_path = (
             work / f"queries-{_label(n)}.npy",
@@ -300,6 +500,11 @@ def main() -> None:
             row.update(_child(["build", tier, str(data_path), str(folder)]))
             row["disk_bytes"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
             row.update(_child(["serve", str(folder), str(queries_path), str(truth_path)]))
+            if tier == "ivfpq" and args.ivfpq_sweep:
+                sweep = _child(
+                    ["sweep", str(folder), str(queries_path), str(truth_path), args.ivfpq_sweep]
+                )
+                row["sweep"] = sweep["sweep"]
             shutil.rmtree(folder, ignore_errors=True)
             rows.append(row)
             print(
@@ -310,8 +515,18 @@ def main() -> None:
                 f"{row['qps8']:.0f} |",
                 flush=True,
             )
+            for point in row.get("sweep", []):
+                print(
+                    f"|   | ivfpq nprobe {point['nprobe']} rerank {point['rerank']} | | | | | | | "
+                    f"{point['recall10']:.3f} | {point['p50_ms']:.2f} | {point['p99_ms']:.2f} | |",
+                    flush=True,
+                )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    if args.records:
+        rows.extend(records_table(_size(args.records), work, keep=args.work is not None))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"\nPinecone serverless, {PINECONE_PRICES['source']}:")
     print("| N | GB stored | storage $/month | 1M queries $/month | 10M queries $/month |")
     print("| --- | ---: | ---: | ---: | ---: |")

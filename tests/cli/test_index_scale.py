@@ -58,6 +58,12 @@ def test_rebuild_store_moves_the_index_to_another_kind(
     assert main(["info", "--index", str(index)]) == EXIT_OK
     out = capsys.readouterr().out
     assert "kind:       ivfpq" in out and "per 1M:" in out
+    assert "store:      faiss index=ivfpq" in out  # the manifest says what the store now is
+    settings = json.loads((index / "settings.json").read_text())
+    assert settings["store"]["options"] == {"index": "ivfpq"}
+    # A run that asks for the old kind is refused; one that names the new kind goes on.
+    code = main(["index", str(tmp_path / "photos"), "--index", str(index), "--ann", "hnsw"])
+    assert code == EXIT_ERROR and "index': 'ivfpq'" in capsys.readouterr().err
     # The index still searches and updates through the rebuilt store.
     assert main(["search", "a photo", "--index", str(index), "--json"]) == EXIT_OK
     assert len(json.loads(capsys.readouterr().out)) > 0

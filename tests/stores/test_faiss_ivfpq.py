@@ -146,7 +146,8 @@ def test_vectors_stream_to_the_folder_and_survive_reload(tmp_path, monkeypatch, 
     assert loaded.query(data[3], k=2)[0].id in {"v2", "v3"}
     np.testing.assert_allclose(loaded.fetch(["v2"])["v2"].vector, data[3], atol=F16_VECTOR)
     manifest = json.loads((tmp_path / "store.json").read_text())
-    assert manifest["vectors"] == "vectors-1.f16" and manifest["version"] == 4
+    assert manifest["vectors"] == "vectors-1.f16" and manifest["version"] == 5
+    assert manifest["records"].endswith(".sqlite")  # the records stay on disk
 
 
 def test_saving_elsewhere_copies_the_vectors(tmp_path, data) -> None:

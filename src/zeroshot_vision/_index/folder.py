@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,7 @@ from zeroshot_vision._errors import (
     IndexExistsError,
     InvalidInputError,
 )
-from zeroshot_vision._files import is_temp_file, write_exclusive
+from zeroshot_vision._files import is_temp_file, write_atomic, write_exclusive
 from zeroshot_vision._index.lock import LOCK, LOCK_OWNER, LockOwner, WriterLock
 from zeroshot_vision._index.manifest import (
     FORMAT,
@@ -287,6 +287,46 @@ class IndexFolder:
         )
         return open_store_kind(self.manifest.store.kind, location)
 
+    def rebuild_store(
+        self, kind: str, *, progress: Callable[[int, int], None] | None = None
+    ) -> VectorStore:
+        """Rebuild the folder's FAISS store as ``kind`` from its vectors; record the kind.
+
+        The store is rebuilt resumably (see
+        :func:`~zeroshot_vision.stores._faiss_rebuild.rebuild_store`), then the manifest's
+        store options say ``index=kind`` (the sizing options of its creation,
+        ``memory_budget`` and ``capacity``, are dropped: they described the old kind), so
+        ``zsv info`` and a later ``zsv index --ann`` see the kind the store now is. Hold
+        the folder's lock (:meth:`lock`) around it.
+
+        Args:
+            kind: ``"flat"``, ``"hnsw"``, ``"hnsw-sq8"`` or ``"ivfpq"``.
+            progress: Called with ``(vectors done, vectors in all)`` as it goes.
+
+        Raises:
+            InvalidInputError: The folder's store is not a FAISS store, or ``kind`` is unknown.
+            StoreError: See :func:`~zeroshot_vision.stores._faiss_rebuild.rebuild_store`.
+        """
+        from zeroshot_vision.stores._faiss_rebuild import rebuild_store
+
+        if self.manifest.store.kind != "faiss":
+            raise InvalidInputError(
+                f"only a faiss store can be rebuilt; {self.path} is on {self.manifest.store.kind}"
+            )
+        store = rebuild_store(self.path / STORE_DIR, kind, progress=progress)
+        options = {
+            key: value
+            for key, value in self.manifest.store.options.items()
+            if key not in _SIZING_OPTIONS
+        }
+        options["index"] = kind
+        spec = self.manifest.store.model_copy(update={"options": options})
+        manifest = self.manifest.model_copy(update={"store": spec})
+        write_atomic(self.path / MANIFEST, manifest.model_dump_json(indent=2).encode())
+        self.manifest = manifest
+        logger.info("the store of %s is now a %s index", self.path, kind)
+        return store
+
     # -- the writer's lock -------------------------------------------------------------
 
     @property
@@ -388,6 +428,10 @@ class IndexFolder:
         from zeroshot_vision._files import folder_size
 
         return folder_size(self.path)
+
+
+_SIZING_OPTIONS = frozenset({"index", "memory_budget", "capacity", "ivfpq"})
+"""Store options that only chose and sized a new FAISS store's kind."""
 
 
 def _creating(name: str) -> bool:

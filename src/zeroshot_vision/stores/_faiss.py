@@ -53,6 +53,7 @@ from zeroshot_vision._optional import require
 from zeroshot_vision._types import Hit, Metadata, Record
 from zeroshot_vision.stores import _faiss_disk as disk
 from zeroshot_vision.stores import _faiss_files as files
+from zeroshot_vision.stores import _faiss_records as records_module
 from zeroshot_vision.stores._base import check_ids, prepare_query, prepare_upsert
 from zeroshot_vision.stores._faiss_disk import IvfPqSettings
 from zeroshot_vision.stores._faiss_files import FORMAT as FORMAT  # re-exported, as before
@@ -60,7 +61,7 @@ from zeroshot_vision.stores._faiss_files import FORMAT_VERSION as FORMAT_VERSION
 from zeroshot_vision.stores._faiss_files import MANIFEST as MANIFEST
 from zeroshot_vision.stores._faiss_files import MAX_DELTAS as MAX_DELTAS
 from zeroshot_vision.stores._faiss_files import StoreShape
-from zeroshot_vision.stores._filters import compile_filter
+from zeroshot_vision.stores._faiss_records import RecordFilter, RecordTable
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -232,9 +233,9 @@ class FaissStore:
             self._index = disk.IvfPqIndex(dim, ivfpq or IvfPqSettings())
         else:
             self._index = self._new_graph(None) if index == "hnsw" else self._new_flat()
-        self._key_of: dict[str, int] = {}
-        self._id_of: dict[int, str] = {}
-        self._metadata: dict[str, dict[str, Any]] = {}
+        # Ids, keys and metadata: in RAM, and for "ivfpq" stores once saved in an SQLite
+        # file under an overlay of what changed since (see _faiss_records).
+        self._records = RecordTable()
         self._next_key = 0
         # Keys still in an HNSW graph whose records were overwritten or deleted; searches
         # skip them through _dead_selector (rebuilt on each change; readers share it).
@@ -276,7 +277,7 @@ class FaissStore:
 
     def __len__(self) -> int:
         with self._lock.reading():
-            return len(self._key_of)
+            return len(self._records)
 
     def __repr__(self) -> str:
         kind = "" if self._type == "flat" else f", index={self._type!r}"
@@ -327,9 +328,9 @@ class FaissStore:
             if self._index.maybe_train():  # codes a delta cannot describe
                 self._rewrite = True
             return
-        if self._type != "hnsw-sq8" or self._is_graph or len(self._key_of) < SQ8_TRAIN_SIZE:
+        if self._type != "hnsw-sq8" or self._is_graph or len(self._records) < SQ8_TRAIN_SIZE:
             return
-        keys = np.fromiter(self._key_of.values(), dtype=np.int64, count=len(self._key_of))
+        keys = self._records.keys()
         vectors = self._index.reconstruct_batch(keys)
         graph = self._new_graph(_learn_range(vectors))
         graph.add_with_ids(vectors, keys)
@@ -344,7 +345,7 @@ class FaissStore:
             return
         quantizer_range = self._quantizer_range() if self._type == "hnsw-sq8" else None
         graph = self._new_graph(quantizer_range)
-        keys = np.fromiter(self._key_of.values(), dtype=np.int64, count=len(self._key_of))
+        keys = self._records.keys()
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
             # Decoded sq8 vectors encode back to the same codes: no loss accumulates.
@@ -397,7 +398,7 @@ class FaissStore:
         reuse = not self._is_graph and self._type != "ivfpq"
         keys = []
         for item in id_list:
-            key = self._key_of.get(item) if reuse else None
+            key = self._records.key_of(item) if reuse else None
             if key is None:
                 key = self._next_key
                 self._next_key += 1
@@ -412,32 +413,26 @@ class FaissStore:
         matrix: npt.NDArray[np.float32],
         metadata: Sequence[dict[str, Any]],
     ) -> None:
-        replaced = [self._key_of[i] for i in ids if i in self._key_of]
-        self._discard_keys(replaced)
-        for key in replaced:
-            del self._id_of[key]
-        self._index.add_with_ids(matrix, np.asarray(keys, dtype=np.int64))
+        replaced = []
         for item, key, meta in zip(ids, keys, metadata):
-            self._key_of[item] = key
-            self._id_of[key] = item
-            self._metadata[item] = meta
+            old = self._records.put(item, key, meta)
+            if old is not None:  # a flat index takes the old vector out before the new
+                replaced.append(old)
+        self._discard_keys(replaced)
+        self._index.add_with_ids(matrix, np.asarray(keys, dtype=np.int64))
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove records; absent ids are ignored."""
         wanted = set(check_ids(ids))
         with self._lock.writing():
-            present = [item for item in wanted if item in self._key_of]
+            present = [item for item in wanted if item in self._records]
             self._drop(present)
             self._changed.update(dict.fromkeys(present, False))
             self._maybe_rebuild()
 
     def _drop(self, ids: Sequence[str]) -> None:
-        keys = [self._key_of[item] for item in ids if item in self._key_of]
+        keys = [key for key in map(self._records.drop, ids) if key is not None]
         self._discard_keys(keys)
-        for key in keys:
-            item = self._id_of.pop(key)
-            del self._key_of[item]
-            del self._metadata[item]
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -461,7 +456,7 @@ class FaissStore:
         """
         query, k = prepare_query(vector, k, filter, self._dim)
         breadth = self._ef_search if ef_search is None else _check_ef_search(ef_search)
-        passes = compile_filter(filter) if filter else None
+        passes = RecordFilter.of(filter) if filter else None
         with self._lock.reading():
             return self._query(query, k, passes, breadth)
 
@@ -484,57 +479,52 @@ class FaissStore:
         queries = [prepare_query(row, k, filter, self._dim)[0] for row in rows]
         k = int(k)
         breadth = self._ef_search if ef_search is None else _check_ef_search(ef_search)
-        passes = compile_filter(filter) if filter else None
+        passes = RecordFilter.of(filter) if filter else None
         with self._lock.reading():
-            if self._is_graph or self._type == "ivfpq" or not self._key_of or not queries:
+            if self._is_graph or self._type == "ivfpq" or not len(self._records) or not queries:
                 return [self._query(query, k, passes, breadth) for query in queries]
-            allowed: list[int] | None = None
+            allowed: npt.NDArray[np.int64] | None = None
             if passes is not None:
-                allowed = [self._key_of[i] for i, meta in self._metadata.items() if passes(meta)]
-                if not allowed:
+                allowed = self._records.matching_keys(passes)
+                if not len(allowed):
                     return [[] for _ in queries]
             faiss = _faiss()
             params = None
             if allowed is not None:
                 selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
                 params = faiss.SearchParameters(sel=selector)
-            top = min(k, len(allowed) if allowed is not None else len(self._key_of))
+            top = min(k, len(allowed) if allowed is not None else len(self._records))
             scores, keys = self._index.search(np.vstack(queries), top, params=params)
             return [self._hits(*_found(s, key)) for s, key in zip(scores, keys)]
 
     def _hits(self, scores: Sequence[float], keys: Sequence[int]) -> list[Hit]:
         return [
-            Hit(
-                id=self._id_of[key],
-                score=float(np.clip(score, -1.0, 1.0)),
-                metadata=dict(self._metadata[self._id_of[key]]),
-            )
-            for score, key in zip(scores, keys)
+            Hit(id=item, score=float(np.clip(score, -1.0, 1.0)), metadata=dict(meta))
+            for score, (item, meta) in zip(scores, self._records.by_keys(keys))
         ]
 
     def _query(
         self,
         query: npt.NDArray[np.float32],
         k: int,
-        passes: Callable[[Any], bool] | None,
+        passes: RecordFilter | None,
         breadth: int,
     ) -> list[Hit]:
-        if not self._key_of:
+        total = len(self._records)
+        if not total:
             return []
-        allowed: list[int] | None = None
+        allowed: npt.NDArray[np.int64] | None = None
         if passes is not None:
-            allowed = [self._key_of[item] for item, meta in self._metadata.items() if passes(meta)]
-            if not allowed:
+            allowed = self._records.matching_keys(passes)
+            if not len(allowed):
                 return []
-        candidates = len(allowed) if allowed is not None else len(self._key_of)
+        candidates = len(allowed) if allowed is not None else total
         k = min(k, candidates)
         if self._type == "ivfpq":
-            found = self._index.search_keys(
-                query[0], k, None if allowed is None else np.asarray(allowed, dtype=np.int64)
-            )
+            found = self._index.search_keys(query[0], k, allowed)
             return self._hits(*_found(*found))
         if not self._is_graph:
-            if allowed is not None and len(allowed) * 2 < len(self._key_of):
+            if allowed is not None and len(allowed) * 2 < total:
                 # A selective filter: scoring only the passing vectors beats a full scan
                 # that asks the ID selector about every vector.
                 scores, keys = self._search_exact(query, k, allowed)
@@ -549,7 +539,7 @@ class FaissStore:
         return self._hits(scores, keys)
 
     def _search_flat(
-        self, query: npt.NDArray[np.float32], k: int, allowed: list[int] | None
+        self, query: npt.NDArray[np.float32], k: int, allowed: npt.NDArray[np.int64] | None
     ) -> tuple[list[float], list[int]]:
         faiss = _faiss()
         params = None
@@ -560,7 +550,11 @@ class FaissStore:
         return _found(scores[0], keys[0])
 
     def _search_graph(
-        self, query: npt.NDArray[np.float32], k: int, allowed: list[int] | None, breadth: int
+        self,
+        query: npt.NDArray[np.float32],
+        k: int,
+        allowed: npt.NDArray[np.int64] | None,
+        breadth: int,
     ) -> tuple[list[float], list[int]]:
         faiss = _faiss()
         params = faiss.SearchParametersHNSW()
@@ -569,7 +563,7 @@ class FaissStore:
             passing = len(allowed)
         else:
             selector = self._dead_selector[0] if self._dead_selector else None
-            passing = len(self._key_of)
+            passing = len(self._records)
         if selector is not None:
             params.sel = selector
         # The walk only collects vectors that pass: widen it by the share that does not,
@@ -580,12 +574,10 @@ class FaissStore:
         return _found(scores[0], keys[0])
 
     def _search_exact(
-        self, query: npt.NDArray[np.float32], k: int, allowed: list[int] | None
+        self, query: npt.NDArray[np.float32], k: int, allowed: npt.NDArray[np.int64] | None
     ) -> tuple[list[float], list[int]]:
         """Brute force over the stored (for sq8: decoded) vectors of ``allowed``."""
-        keys = np.asarray(
-            allowed if allowed is not None else list(self._key_of.values()), dtype=np.int64
-        )
+        keys = self._records.keys() if allowed is None else np.asarray(allowed, dtype=np.int64)
         best_scores = np.zeros(0, dtype=np.float32)
         best_keys = np.zeros(0, dtype=np.int64)
         for start in range(0, len(keys), _CHUNK):
@@ -609,10 +601,11 @@ class FaissStore:
         out: dict[str, Record] = {}
         with self._lock.reading():
             for item in wanted:
-                key = self._key_of.get(item)
-                if key is not None:
+                found = self._records.get(item)
+                if found is not None:
+                    key, meta = found
                     vector = np.asarray(self._index.reconstruct(key), dtype=np.float32)
-                    out[item] = Record(id=item, vector=vector, metadata=dict(self._metadata[item]))
+                    out[item] = Record(id=item, vector=vector, metadata=dict(meta))
         return out
 
     def ids(self) -> Iterator[str]:
@@ -621,7 +614,7 @@ class FaissStore:
         The iterator shows what it holds in a notebook (``IdSnapshot(3 ids: 'a', ...)``).
         """
         with self._lock.reading():
-            return IdSnapshot(list(self._key_of))
+            return IdSnapshot(self._records.ids())
 
     # -- persistence -------------------------------------------------------------------
 
@@ -745,14 +738,16 @@ class FaissStore:
 
         An ``"ivfpq"`` store counts its codes, ids, centroids and unsaved rows; the other
         kinds are estimated per vector (:func:`~zeroshot_vision.stores._faiss_budget.
-        index_ram_per_vector`). Records (ids, metadata) are counted at
-        :data:`~zeroshot_vision.stores._faiss_budget.RECORD_BYTES` each.
+        index_ram_per_vector`). Records (ids, metadata) held in Python objects are counted
+        at :data:`~zeroshot_vision.stores._faiss_budget.RECORD_BYTES` each: all of them,
+        except in a saved ``"ivfpq"`` store, whose records file holds them.
         """
         from zeroshot_vision.stores._faiss_budget import RECORD_BYTES, index_ram_per_vector
 
         with self._lock.reading():
-            count = len(self._key_of)
+            count = len(self._records)
             if self._type == "ivfpq":
+                count = self._records.overlay_size
                 index = int(self._index.ram_bytes())
             else:
                 held = int(self._index.ntotal)
@@ -774,7 +769,12 @@ class FaissStore:
             self._saved == (folder.resolve(), previous.generation, len(deltas))
             and not self._rewrite
             and len(deltas) < files.MAX_DELTAS
-            and len(self._changed) <= max(256, len(self._key_of) // 4)
+            and len(self._changed) <= max(256, len(self._records) // 4)
+            # An "ivfpq" store's overlay of records in RAM stays small: past the limit,
+            # a new records file takes it in.
+            and (
+                self._type != "ivfpq" or self._records.overlay_size <= records_module.OVERLAY_LIMIT
+            )
         )
 
     def _shape(self) -> StoreShape:
@@ -787,13 +787,14 @@ class FaissStore:
             dim=self._dim,
             index_type=self._type,
             ef_search=self._ef_search,
-            count=len(self._key_of),
+            count=len(self._records),
             vectors=vectors,
             ivfpq=settings,
         )
 
     def _save_generation(self, folder: Path, previous: files.StoreManifest | None) -> None:
         index: bytes | Callable[[Path], None]
+        records: list[files.RecordRow] | Callable[[Path], None]
         if self._type == "ivfpq":
             # The vectors go first: synced to this folder's file (a new one if the rows
             # live elsewhere) before the manifest names them.
@@ -804,19 +805,24 @@ class FaissStore:
                 number = (previous.generation + 1) if previous else 1
                 vectors.copy_to(folder / f"vectors-{number}.f16")
             index = self._index.write_codes
+            next_key = self._next_key
+            records = lambda path: self._records.write_sqlite(path, next_key)  # noqa: E731
         else:
             index = _faiss().serialize_index(self._index).tobytes()
+            records = [[item, key, meta] for item, key, meta in self._records.rows()]
         generation = files.write_generation(
             folder,
             previous,
             index=index,
             next_key=self._next_key,
-            records=[[item, key, self._metadata[item]] for item, key in self._key_of.items()],
+            records=records,
             shape=self._shape(),
         )
+        if self._type == "ivfpq":  # the records now live in that file, not in RAM
+            self._records.rebase(folder / files.records_name(generation, sqlite=True))
         self._saved = (folder.resolve(), generation, 0)
         logger.debug(
-            "saved %d vectors to %s (generation %d)", len(self._key_of), folder, generation
+            "saved %d vectors to %s (generation %d)", len(self._records), folder, generation
         )
 
     def _save_delta(self, folder: Path, previous: files.StoreManifest) -> None:
@@ -824,7 +830,13 @@ class FaissStore:
             self._index.vectors.flush()  # the rows of every key the delta names, synced
         upserts = [item for item, present in self._changed.items() if present]
         deletes = [item for item, present in self._changed.items() if not present]
-        keys = [self._key_of[item] for item in upserts]
+        rows: list[files.RecordRow] = []
+        keys: list[int] = []
+        for item in upserts:
+            found = self._records.get(item)
+            assert found is not None  # _changed names it present: it is in the records
+            rows.append([item, found[0], found[1]])
+            keys.append(found[0])
         vectors = np.zeros((len(keys), self._dim), dtype=np.float32)
         for row, key in enumerate(keys):
             vectors[row] = self._index.reconstruct(key)
@@ -832,7 +844,7 @@ class FaissStore:
             folder,
             previous,
             next_key=self._next_key,
-            upserts=[[item, key, self._metadata[item]] for item, key in zip(upserts, keys)],
+            upserts=rows,
             vectors=vectors,
             deletes=deletes,
             shape=self._shape(),
@@ -873,9 +885,8 @@ class FaissStore:
         store._index = index
         store._next_key = records.next_key
         for item, key, meta in records.records:
-            store._key_of[item] = key
-            store._id_of[key] = item
-            store._metadata[item] = {} if meta is None else meta
+            store._records.put(item, key, {} if meta is None else meta)
+        live = set(store._records.keys().tolist())
         graph = store._is_graph
         # An HNSW graph also holds the vectors of overwritten and deleted records.
         held = set(faiss.vector_to_array(index.id_map).tolist()) if graph else None
@@ -883,7 +894,7 @@ class FaissStore:
             index.d != store.dim
             or graph != (index_type == "hnsw" or (index_type == "hnsw-sq8" and graph))
             or (held is None and index.ntotal != len(records.records))
-            or (held is not None and not held.issuperset(store._id_of))
+            or (held is not None and not held.issuperset(live))
         ):
             raise StoreError(
                 f"FaissStore at {folder} is inconsistent: a {index_type} store, but the index "
@@ -891,7 +902,7 @@ class FaissStore:
                 f"vectors of dim {index.d}, and the records list {len(records.records)}"
             )
         if held is not None:
-            store._discard_keys(sorted(held.difference(store._id_of)))
+            store._discard_keys(sorted(held.difference(live)))
         for name in deltas:
             store._apply_delta(folder, name)
         if manifest.count is not None and len(store) != manifest.count:
@@ -911,7 +922,6 @@ class FaissStore:
         The codes are the part that can be rebuilt (:func:`rebuild_store` loads the
         store without them to do it).
         """
-        _, records = files.read_generation(folder, manifest, read_index=False)
         try:
             settings = IvfPqSettings(**(manifest.ivfpq or {}))
         except (TypeError, InvalidInputError) as exc:
@@ -921,7 +931,20 @@ class FaissStore:
             ) from exc
         store = cls(manifest.dim, index="ivfpq", ef_search=manifest.ef_search, ivfpq=settings)
         index = store._index
-        next_key = records.next_key
+        if files.is_sqlite_records(manifest.records):  # version 5: records stay on disk
+            if not (folder / manifest.index).exists():
+                raise files.FileVanishedError(str(folder / manifest.index))
+            records_path = folder / manifest.records
+            if not records_path.is_file():
+                raise files.FileVanishedError(str(records_path))
+            store._records.rebase(records_path)
+            saved_next_key = store._records.next_key
+        else:  # version 4: a JSON records file, read into RAM until the next generation
+            _, records = files.read_generation(folder, manifest, read_index=False)
+            for item, key, meta in records.records:
+                store._records.put(item, key, {} if meta is None else meta)
+            saved_next_key = records.next_key
+        next_key = saved_next_key
         for name in manifest.deltas:  # the last delta knows the highest key committed
             next_key = max(next_key, files.read_delta(folder, name, manifest.dim).next_key)
         if manifest.vectors is None:
@@ -937,14 +960,9 @@ class FaissStore:
             index.vectors.attach(vectors_path, rows=next_key)
         if codes:
             index.read_codes(folder / manifest.index)
-        store._next_key = records.next_key
-        keys = []
-        for item, key, meta in records.records:
-            store._key_of[item] = key
-            store._id_of[key] = item
-            store._metadata[item] = {} if meta is None else meta
-            keys.append(key)
-        index.restore(np.asarray(keys, dtype=np.int64))
+        store._next_key = saved_next_key
+        keys = store._records.keys()
+        index.restore(keys)
         if index.code_count() != len(keys):
             raise IndexDamagedError(
                 f"the FaissStore codes file {folder / manifest.index} holds "

@@ -16,7 +16,10 @@ RAM per vector, as this module counts it (``d`` the dimension):
   keeps the pages it has room for, and drops them first.
 
 Every kind also pays :data:`RECORD_BYTES` per record for the store's ids and (small)
-metadata, which live in Python objects.
+metadata, which live in Python objects; ``ivfpq`` only for the records changed since its
+last records file was written (at most
+:data:`~zeroshot_vision.stores._faiss_records.OVERLAY_LIMIT`): the rest are in that
+SQLite file, read through a memory map.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 
 from zeroshot_vision._errors import InvalidInputError
 from zeroshot_vision.stores._faiss_disk import HNSW_QUANTIZER_LISTS, IvfPqSettings
+from zeroshot_vision.stores._faiss_records import OVERLAY_LIMIT
 
 __all__ = ["IndexPlan", "index_ram_per_vector", "parse_size", "plan_index"]
 
@@ -164,7 +168,8 @@ def _plans(dim: int, capacity: int) -> list[IndexPlan]:
             expected_count=capacity,
             train_size=min(max(39 * lists, 50_000), max(capacity, 1)),
         )
-        ram = int(index_ram_per_vector("ivfpq", dim, usable) * capacity) + centroids + records
+        in_python = RECORD_BYTES * min(capacity, OVERLAY_LIMIT)  # the rest: in SQLite
+        ram = int(index_ram_per_vector("ivfpq", dim, usable) * capacity) + centroids + in_python
         disk = capacity * (2 * dim + usable + 8) + centroids
         recall = EXPECTED_RECALL.get(f"ivfpq-{code}", 0.9)
         plans.append(

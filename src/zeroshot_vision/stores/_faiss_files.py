@@ -5,6 +5,7 @@ One folder holds one store::
     store.json              # the manifest: format, dim, count, the live generation, its deltas
     index-<gen>.faiss       # FAISS index (serialized with faiss.serialize_index)
     records-<gen>.json      # ids, FAISS ids and metadata of the live records
+    records-<gen>.sqlite    # the same, for "ivfpq" stores: an SQLite file read in place
     delta-<gen>-<n>.json    # changes since the generation was written: upserts and deletes
     delta-<gen>-<n>.f32     # the upserted vectors, raw little-endian float32
     vectors-<gen>.f16       # "ivfpq" only: every vector as float16, one row per FAISS key
@@ -55,14 +56,16 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FORMAT = "zeroshot-vision/faiss-store"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Version 3 adds HNSW stores (``index_type``, ``ef_search``, tombstones in the index);
-version 4 adds ``"ivfpq"`` stores (``vectors``, ``ivfpq``)."""
+version 4 adds ``"ivfpq"`` stores (``vectors``, ``ivfpq``); version 5 keeps an
+``"ivfpq"`` store's records in SQLite (``records-<gen>.sqlite``, see
+:mod:`zeroshot_vision.stores._faiss_records`)."""
 MANIFEST = "store.json"
 MAX_DELTAS = 64
 """Saves that write only a delta before the next one rewrites the whole store."""
 _GENERATION_FILE = re.compile(
-    r"^(?:(?:index|records)-(\d+)\.(?:faiss|json)|delta-(\d+)-\d+\.(?:json|f32))$"
+    r"^(?:(?:index|records)-(\d+)\.(?:faiss|json|sqlite)|delta-(\d+)-\d+\.(?:json|f32))$"
 )
 _LOAD_ATTEMPTS = 5
 """How often a load re-reads a manifest whose files were replaced while it read them."""
@@ -100,7 +103,7 @@ class StoreManifest(pydantic.BaseModel):
     count: int | None = pydantic.Field(default=None, ge=0)
     generation: int = pydantic.Field(ge=1)
     index: str = _name(r"^index-\d+\.faiss$")
-    records: str = _name(r"^records-\d+\.json$")
+    records: str = _name(r"^records-\d+\.(?:json|sqlite)$")
     deltas: list[Annotated[str, _name(r"^delta-\d+-\d+\.json$")]] = pydantic.Field(
         default_factory=list, max_length=MAX_DELTAS
     )
@@ -114,7 +117,7 @@ class StoreManifest(pydantic.BaseModel):
         names = [self.index, self.records, *self.deltas]
         expected = [
             f"index-{self.generation}.faiss",
-            f"records-{self.generation}.json",
+            records_name(self.generation, sqlite=is_sqlite_records(self.records)),
             *(f"delta-{self.generation}-{n}.json" for n in range(1, len(self.deltas) + 1)),
         ]
         if names != expected:
@@ -199,6 +202,16 @@ class FileVanishedError(Exception):
     """A file named by the manifest is missing: replaced by a newer save, or lost."""
 
 
+def records_name(generation: int, *, sqlite: bool) -> str:
+    """The name of a generation's records file: JSON, or SQLite for ``"ivfpq"`` stores."""
+    return f"records-{generation}.{'sqlite' if sqlite else 'json'}"
+
+
+def is_sqlite_records(name: str) -> bool:
+    """Whether a records file named so is an SQLite one."""
+    return name.endswith(".sqlite")
+
+
 def has_store(folder: Path) -> bool:
     """Whether ``folder`` holds a saved store's manifest."""
     return (folder / MANIFEST).exists()
@@ -231,7 +244,7 @@ def write_generation(
     *,
     index: bytes | Callable[[Path], None],
     next_key: int,
-    records: list[RecordRow],
+    records: list[RecordRow] | Callable[[Path], None],
     shape: StoreShape,
 ) -> int:
     """Write the whole store as the next generation and make it the live one.
@@ -242,21 +255,26 @@ def write_generation(
         index: The serialized FAISS index, or a function that writes it to the path
             it is given (a temp file, renamed into place once synced).
         next_key: The next FAISS key the store will hand out.
-        records: Every live record.
+        records: Every live record, or a function that writes them as an SQLite file
+            to the path it is given (``records-<gen>.sqlite``).
         shape: The store's dimension, type, search breadth and count.
 
     Returns:
         The new generation's number.
     """
     generation = (previous.generation + 1) if previous else 1
-    index_name, records_name = f"index-{generation}.faiss", f"records-{generation}.json"
+    index_name = f"index-{generation}.faiss"
+    records_file = records_name(generation, sqlite=callable(records))
     if isinstance(index, bytes):
         write_atomic(folder / index_name, index)
     else:
         write_atomic_with(folder / index_name, index)
-    content = {"next_key": next_key, "records": records}
-    write_atomic(folder / records_name, json.dumps(content, ensure_ascii=False).encode())
-    swap_manifest(folder, shape, generation, index_name, records_name, [])
+    if callable(records):
+        write_atomic_with(folder / records_file, records)
+    else:
+        content = {"next_key": next_key, "records": records}
+        write_atomic(folder / records_file, json.dumps(content, ensure_ascii=False).encode())
+    swap_manifest(folder, shape, generation, index_name, records_file, [])
     # Keep the generation just replaced (and its deltas): a reader in another process
     # may have read the old manifest and not yet its files. Older ones can go, as can
     # leftovers of saves that crashed before their swap.
@@ -338,9 +356,7 @@ def swap_manifest(
     """Make the named files the live store: write ``store.json`` and rename it into place."""
     manifest = {
         "format": FORMAT,
-        # Readers of version 2 know flat stores only: keep writing those as version 2,
-        # and HNSW ones as version 3.
-        "version": {"flat": 2, "ivfpq": FORMAT_VERSION}.get(shape.index_type, 3),
+        "version": _version(shape, records),
         "dim": shape.dim,
         "index_type": shape.index_type,
         "ef_search": shape.ef_search,
@@ -356,6 +372,14 @@ def swap_manifest(
     fsync_dir(folder)
     write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
     fsync_dir(folder)
+
+
+def _version(shape: StoreShape, records: str) -> int:
+    # Readers of version 2 know flat stores only: keep writing those as version 2, HNSW
+    # ones as version 3, and the newest version only for what needs it.
+    if is_sqlite_records(records):
+        return FORMAT_VERSION
+    return {"flat": 2, "ivfpq": 4}.get(shape.index_type, 3)
 
 
 def read_generation(

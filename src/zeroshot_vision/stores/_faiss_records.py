@@ -1,0 +1,403 @@
+"""The records of a :class:`~zeroshot_vision.stores._faiss.FaissStore`: id, FAISS key and
+metadata of each vector, in RAM or in an SQLite file.
+
+A :class:`RecordTable` is a *base* plus an *overlay*:
+
+* the base is an immutable, read-only SQLite file: the records of a saved generation
+  (``records-<gen>.sqlite``, written only by ``"ivfpq"`` stores). Its pages are read
+  through SQLite's memory map, so the kernel may drop them: at ten million records they
+  are file pages, not anonymous memory (a Python dict costs about 400 bytes a record).
+* the overlay is three dicts of what changed since the base was written (records put,
+  base keys deleted or overwritten). The other kinds have no base: the overlay is the
+  whole table, as before.
+
+Saving a generation of an ``"ivfpq"`` store writes a new base (base rows still live,
+copied inside SQLite, then the overlay) and :meth:`RecordTable.rebase` swaps it in and
+empties the overlay. Readers take the table's state once per call, so a rebase never
+shows them half of it.
+
+The file is plain SQLite (stdlib ``sqlite3``)::
+
+    CREATE TABLE records (key INTEGER PRIMARY KEY, id TEXT NOT NULL, meta TEXT);
+    CREATE UNIQUE INDEX records_id ON records (id);
+    CREATE TABLE store (next_key INTEGER NOT NULL, count INTEGER NOT NULL);
+
+``meta`` is the metadata as JSON (NULL for none).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from zeroshot_vision._errors import IndexDamagedError
+from zeroshot_vision.stores._filters import compile_filter
+
+__all__ = ["OVERLAY_LIMIT", "RecordFilter", "RecordTable", "SqliteRecords"]
+
+OVERLAY_LIMIT = 1 << 18
+"""Records (and deletions) an ``"ivfpq"`` store keeps in RAM beside its records file
+before a save writes a new file: about 175 MB of Python objects at most (with photo-like
+metadata), whatever the store's size."""
+MMAP_BYTES = 1 << 40
+"""How much of a records file SQLite may memory-map (all of it, in practice): pages read
+through the map are file pages the kernel can drop, not the connection's own cache."""
+_CACHE_KIB = 4096  # SQLite's page cache per connection, for pages not read through the map
+_SCAN_ROWS = 1 << 14
+_BIND_LIMIT = 900  # parameters per statement (SQLite's oldest limit is 999)
+
+
+def _dump(meta: dict[str, Any]) -> str | None:
+    return json.dumps(meta, ensure_ascii=False) if meta else None
+
+
+def _parse(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"metadata {raw[:80]!r} is not a JSON object")
+    return value
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """A metadata filter, compiled for scanning a table.
+
+    Attributes:
+        passes: The filter's predicate (:func:`~zeroshot_vision.stores._filters.compile_filter`).
+        needles: Texts that the JSON of any metadata passing it contains: the JSON of each
+            string a field must equal (``{"camera": "X-T4"}``: ``"X-T4"`` with its quotes,
+            as ``json.dumps`` writes it, like the records file). SQLite skips rows without
+            them before a row's JSON is parsed; :attr:`passes` still decides.
+    """
+
+    passes: Callable[[Any], bool]
+    needles: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, filter: Mapping[str, Any]) -> RecordFilter:
+        """The filter, compiled (validated by ``compile_filter``)."""
+        return cls(compile_filter(filter), tuple(_needles(filter)))
+
+
+def _needles(filter: Mapping[str, Any]) -> Iterator[str]:
+    for field_name, condition in filter.items():
+        if field_name == "$and":
+            for part in condition:
+                yield from _needles(part)
+        elif field_name.startswith("$"):  # $or: no text every match must hold
+            continue
+        elif isinstance(condition, str):
+            yield json.dumps(condition, ensure_ascii=False)
+        elif isinstance(condition, Mapping) and isinstance(condition.get("$eq"), str):
+            yield json.dumps(condition["$eq"], ensure_ascii=False)
+
+
+class SqliteRecords:
+    """One read-only records file: lookups by id and key, and scans, for any thread.
+
+    One connection, opened at once and shared under a lock: the file may be unlinked by a
+    later save (two generations on) while this process still reads it, which an open
+    connection survives and a new one would not.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            found = path.stat()
+            self.identity = (found.st_dev, found.st_ino)
+            uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            row = self._db.execute("SELECT next_key, count FROM store").fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise _damaged(path, exc) from exc
+        if row is None:
+            raise _damaged(path, "its table 'store' is empty")
+        self.next_key, self.count = int(row[0]), int(row[1])
+        self._lock = threading.Lock()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _damaged(self.path, exc) from exc
+
+    def parse(self, raw: str | None) -> dict[str, Any]:
+        """A row's metadata, from its JSON.
+
+        Raises:
+            IndexDamagedError: It is not a JSON object.
+        """
+        try:
+            return _parse(raw)
+        except ValueError as exc:
+            raise _damaged(self.path, exc) from exc
+
+    def key_of(self, item: str) -> int | None:
+        """The key of ``item``, or None."""
+        rows = self._all("SELECT key FROM records WHERE id = ?", (item,))
+        return int(rows[0][0]) if rows else None
+
+    def get(self, item: str) -> tuple[int, dict[str, Any]] | None:
+        """``(key, metadata)`` of ``item``, or None."""
+        rows = self._all("SELECT key, meta FROM records WHERE id = ?", (item,))
+        return (int(rows[0][0]), self.parse(rows[0][1])) if rows else None
+
+    def by_keys(self, keys: Sequence[int]) -> dict[int, tuple[str, dict[str, Any]]]:
+        """``key -> (id, metadata)`` for the keys found."""
+        found: dict[int, tuple[str, dict[str, Any]]] = {}
+        for start in range(0, len(keys), _BIND_LIMIT):
+            chunk = keys[start : start + _BIND_LIMIT]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT key, id, meta FROM records WHERE key IN ({marks})"
+            for key, item, meta in self._all(sql, [int(k) for k in chunk]):
+                found[int(key)] = (item, self.parse(meta))
+        return found
+
+    def scan(self, columns: str, needles: Sequence[str] = ()) -> Iterator[tuple[Any, ...]]:
+        """Every row's ``columns`` (``"key, id, meta"`` or a part), in key order; only rows
+        whose metadata JSON contains each of ``needles`` when given."""
+        last = -1
+        where = "".join(" AND instr(meta, ?) > 0" for _ in needles)
+        while True:
+            rows = self._all(
+                f"SELECT key, {columns} FROM records WHERE key > ?{where} ORDER BY key LIMIT ?",
+                (last, *needles, _SCAN_ROWS),
+            )
+            if not rows:
+                return
+            yield from rows
+            last = int(rows[-1][0])
+
+    def still_at_path(self) -> bool:
+        """Whether ``path`` still names the file this reads (no later save replaced it)."""
+        try:
+            found = self.path.stat()
+        except OSError:
+            return False
+        return (found.st_dev, found.st_ino) == self.identity
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+
+def _damaged(path: Path, problem: object) -> IndexDamagedError:
+    return IndexDamagedError(
+        f"the FaissStore records file {path} is damaged ({problem}); restore the folder "
+        "from a backup, or re-encode the photos (delete the index folder and run `zsv index` "
+        "again)",
+        path=str(path),
+    )
+
+
+@dataclass
+class _State:
+    base: SqliteRecords | None = None
+    key_of: dict[str, int] = field(default_factory=dict)
+    id_of: dict[int, str] = field(default_factory=dict)
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shadowed: set[int] = field(default_factory=set)  # base keys deleted or overwritten
+
+
+class RecordTable:
+    """Id, key and metadata of every record; see the module.
+
+    Not locked: the store's read-write lock keeps writers (:meth:`put`, :meth:`drop`)
+    apart from readers; :meth:`rebase` may run beside readers.
+    """
+
+    def __init__(self) -> None:
+        self._state = _State()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        state = self._state
+        base = state.base.count - len(state.shadowed) if state.base is not None else 0
+        return base + len(state.key_of)
+
+    def __contains__(self, item: str) -> bool:
+        return self.key_of(item) is not None
+
+    @property
+    def overlay_size(self) -> int:
+        """Records and deletions held in RAM beside the base."""
+        state = self._state
+        return len(state.key_of) + len(state.shadowed)
+
+    @property
+    def next_key(self) -> int:
+        """The next key the base's store would have handed out (0 without a base)."""
+        base = self._state.base
+        return 0 if base is None else base.next_key
+
+    @property
+    def base_path(self) -> Path | None:
+        """The records file under the overlay, if any."""
+        base = self._state.base
+        return None if base is None else base.path
+
+    def key_of(self, item: str) -> int | None:
+        """The key of ``item``, or None if absent."""
+        state = self._state
+        key = state.key_of.get(item)
+        if key is not None or state.base is None:
+            return key
+        key = state.base.key_of(item)
+        return None if key is None or key in state.shadowed else key
+
+    def get(self, item: str) -> tuple[int, dict[str, Any]] | None:
+        """``(key, metadata)`` of ``item``, or None if absent."""
+        state = self._state
+        key = state.key_of.get(item)
+        if key is not None:
+            return key, state.meta[item]
+        if state.base is None:
+            return None
+        found = state.base.get(item)
+        return None if found is None or found[0] in state.shadowed else found
+
+    def by_keys(self, keys: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
+        """``(id, metadata)`` of each live key, in order (a key the index returned)."""
+        state = self._state
+        rest = [key for key in keys if key not in state.id_of]
+        from_base = state.base.by_keys(rest) if rest and state.base is not None else {}
+        out = []
+        for key in keys:
+            item = state.id_of.get(key)
+            out.append((item, state.meta[item]) if item is not None else from_base[key])
+        return out
+
+    def rows(self) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        """Every ``(id, key, metadata)``: the base's in key order, then the overlay's."""
+        state = self._state
+        if state.base is not None:
+            for key, item, meta in state.base.scan("id, meta"):
+                if key not in state.shadowed:
+                    yield item, int(key), state.base.parse(meta)
+        for item, key in list(state.key_of.items()):
+            yield item, key, state.meta[item]
+
+    def ids(self) -> list[str]:
+        """Every id."""
+        state = self._state
+        out: list[str] = []
+        if state.base is not None:
+            out.extend(
+                item for key, item in state.base.scan("id") if int(key) not in state.shadowed
+            )
+        out.extend(state.key_of)
+        return out
+
+    def keys(self) -> npt.NDArray[np.int64]:
+        """Every key."""
+        state = self._state
+        parts = [np.fromiter(state.key_of.values(), dtype=np.int64, count=len(state.key_of))]
+        if state.base is not None:
+            base = np.fromiter(
+                (row[0] for row in state.base.scan("NULL")), dtype=np.int64, count=-1
+            )
+            if state.shadowed:
+                dead = np.fromiter(state.shadowed, dtype=np.int64, count=len(state.shadowed))
+                base = base[~np.isin(base, dead)]
+            parts.insert(0, base)
+        return np.concatenate(parts)
+
+    def matching_keys(self, where: RecordFilter) -> npt.NDArray[np.int64]:
+        """The keys of the records whose metadata passes ``where``, as one array."""
+        state = self._state
+        passes = where.passes
+        found: list[int] = []
+        if state.base is not None:
+            base, empty = state.base, passes({})
+            for key, meta in base.scan("meta", where.needles):
+                if key not in state.shadowed and (passes(base.parse(meta)) if meta else empty):
+                    found.append(int(key))
+        found.extend(state.key_of[item] for item, meta in state.meta.items() if passes(meta))
+        return np.asarray(found, dtype=np.int64)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def put(self, item: str, key: int, meta: dict[str, Any]) -> int | None:
+        """Set ``item``'s record; returns the key it had, or None."""
+        old = self.drop(item)
+        state = self._state
+        state.key_of[item] = key
+        state.id_of[key] = item
+        state.meta[item] = meta
+        return old
+
+    def drop(self, item: str) -> int | None:
+        """Remove ``item``; returns its key, or None if it was absent."""
+        state = self._state
+        key = state.key_of.pop(item, None)
+        if key is not None:
+            del state.id_of[key]
+            del state.meta[item]
+        if state.base is not None:
+            base_key = state.base.key_of(item)
+            if base_key is not None and base_key not in state.shadowed:
+                state.shadowed.add(base_key)
+                key = base_key if key is None else key
+        return key
+
+    # -- files ---------------------------------------------------------------------------
+
+    def write_sqlite(self, path: Path, next_key: int) -> None:
+        """Write every record to a new SQLite file at ``path`` (empty or absent)."""
+        state = self._state
+        db = sqlite3.connect(path)
+        try:
+            db.execute("PRAGMA journal_mode=OFF")  # a temp file: it is renamed once synced
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute(
+                "CREATE TABLE records (key INTEGER PRIMARY KEY, id TEXT NOT NULL, meta TEXT)"
+            )
+            db.execute("CREATE TABLE store (next_key INTEGER NOT NULL, count INTEGER NOT NULL)")
+            if state.base is not None and state.base.still_at_path():
+                # Copied inside SQLite: no row passes through Python.
+                db.execute("ATTACH DATABASE ? AS base", (str(state.base.path),))
+                db.execute("CREATE TEMP TABLE shadowed (key INTEGER PRIMARY KEY)")
+                db.executemany("INSERT INTO shadowed VALUES (?)", ((k,) for k in state.shadowed))
+                db.execute(
+                    "INSERT INTO records SELECT key, id, meta FROM base.records "
+                    "WHERE key NOT IN (SELECT key FROM shadowed) ORDER BY key"
+                )
+                db.commit()
+                db.execute("DETACH DATABASE base")
+            elif state.base is not None:  # its file was replaced: read it through our connection
+                db.executemany(
+                    "INSERT INTO records VALUES (?, ?, ?)",
+                    (row for row in state.base.scan("id, meta") if row[0] not in state.shadowed),
+                )
+            db.executemany(
+                "INSERT INTO records VALUES (?, ?, ?)",
+                (
+                    (key, state.id_of[key], _dump(state.meta[state.id_of[key]]))
+                    for key in sorted(state.id_of)
+                ),
+            )
+            db.execute("CREATE UNIQUE INDEX records_id ON records (id)")
+            db.execute("INSERT INTO store VALUES (?, ?)", (next_key, len(self)))
+            db.commit()
+        finally:
+            db.close()
+
+    def rebase(self, path: Path) -> None:
+        """Read the records from the file ``path`` (written by :meth:`write_sqlite` from
+        this table) and empty the overlay."""
+        self._state = _State(base=SqliteRecords(path))
