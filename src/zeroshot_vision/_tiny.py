@@ -59,6 +59,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_hidden_layers=2,
         num_attention_heads=4,
     ),
+    # As tiny, 48 wide: another embedding size, for moving an index between models.
+    "tiny-wide": dict(
+        image_size=32,
+        patch_size=8,
+        hidden_size=48,
+        intermediate_size=53,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+    ),
     # The shape of google/siglip-base-patch16-224 (the SiglipConfig defaults).
     "base": dict(
         image_size=224,
@@ -94,7 +103,8 @@ def build_random_siglip(
 
     Args:
         path: Folder to write (created if needed).
-        preset: ``"tiny"``, ``"base"`` (siglip-base-patch16-224's shape) or ``"so400m"``.
+        preset: ``"tiny"``, ``"tiny-wide"`` (48-d vectors instead of 32), ``"base"``
+            (siglip-base-patch16-224's shape) or ``"so400m"``.
         logit_scale: Value of the model's ``logit_scale`` parameter (the log of the
             temperature); a fresh model has 0.
         logit_bias: Value of the model's ``logit_bias`` parameter; a fresh model has 0.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from zeroshot_vision.cli.exits import EXIT_OK
@@ -60,7 +59,6 @@ def budget_options(args: argparse.Namespace) -> dict[str, Any]:
 def rebuild_index_store(args: argparse.Namespace) -> int:
     """``zsv index --rebuild-store KIND``: the index's faiss store rebuilt as KIND."""
     from zeroshot_vision.index import IndexFolder
-    from zeroshot_vision.index.folder import STORE_DIR
     from zeroshot_vision.stores.faiss_rebuild import rebuild_store
 
     if args.source:
@@ -75,7 +73,7 @@ def rebuild_index_store(args: argparse.Namespace) -> int:
         def progress(done: int, total: int) -> None:
             say(f"rebuilding: {done:,} of {total:,} vectors", sys.stderr)
 
-        store = rebuild_store(Path(folder.path) / STORE_DIR, args.rebuild_store, progress=progress)
+        store = rebuild_store(folder.store_path, args.rebuild_store, progress=progress)
     finally:
         folder.unlock()
     say(f"zsv: the store of {args.index} is now {store!r}", sys.stderr)

@@ -36,7 +36,7 @@ def run_info(args: argparse.Namespace) -> int:
     store = folder.open_store()
     try:
         count = len(store)
-        footprint = _footprint(store, Path(args.index) / "store", count)
+        footprint = _footprint(store, folder.store_path, count)
     finally:
         store.close()
     counts = folder.counts()

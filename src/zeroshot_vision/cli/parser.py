@@ -102,6 +102,7 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     _command("export", "export_import", "add_export_command"),
     _command("import", "export_import", "add_import_command"),
     _command("info", "info", "add_info_command"),
+    _command("reindex", "reindex", "add_reindex_command"),
     _command("models", "models", "add_models_command"),
     _command("app", "app", "add_app_command"),
     _command("serve", "serve", "add_serve_command"),
