@@ -4,11 +4,12 @@ Subcommands: ``download`` (Unsplash Lite photos), ``index`` (a folder into an in
 folder), ``search`` (words, images, or both), ``classify`` (zero-shot labels for
 images), ``tag`` (likely labels for a folder or an index), ``duplicates`` (near-duplicate
 groups), ``export``/``import`` (vectors as Parquet), ``info`` (what an index holds),
-``models`` (the model presets), ``app`` (the Streamlit app), ``serve`` (the HTTP API,
-the model loaded once) and ``eval`` (measure a checkpoint); ``search``, ``classify``
-and ``tag`` can hand their work to a running server (``--server URL``). Each lives in its
-own module of this package and is registered by one small ``add_*_command`` function listed
-in :data:`COMMANDS`, so adding a subcommand touches nothing else.
+``reindex`` (move an index to another model), ``models`` (the model presets), ``app``
+(the Streamlit app), ``serve`` (the HTTP API, the model loaded once) and ``eval``
+(measure a checkpoint); ``search``, ``classify`` and ``tag`` can hand their work to a
+running server (``--server URL``). Each lives in its own module of this package and is
+registered by one small ``add_*_command`` function listed in :data:`COMMANDS`, so adding
+a subcommand touches nothing else.
 
 Exit codes (:mod:`~zeroshot_vision.cli.exits`): 0 success; 1 an error (one line on
 stderr, no traceback, for every problem the library raises on purpose and for file-system
