@@ -253,3 +253,31 @@ def test_zsv_reindex_prints_what_it_did(
     assert main(["info", "--index", str(made.index), "--json"]) == EXIT_OK
     info = json.loads(capsys.readouterr().out)
     assert info["dim"] == 48 and info["count"] == 3
+
+
+def test_a_server_keeps_answering_from_the_old_index_after_a_reindex(
+    tmp_path: Path, tiny_encoder: Any, wide_encoder: Any, photo_paths: list[Path], caplog
+) -> None:
+    """Its model no longer matches the folder's: it says so once, and never mixes them."""
+    import logging
+
+    from zeroshot_vision.server.batching import Batcher
+    from zeroshot_vision.server.service import IndexSpec, ServedIndex, ServedModel
+
+    made = indexed_folder(tmp_path, tiny_encoder, photo_paths[:3])
+    batcher = Batcher(tiny_encoder)
+    try:
+        model = ServedModel(encoder=tiny_encoder, batcher=batcher, owned=False)
+        served = ServedIndex(IndexSpec(name="photos", path=made.index), model, writable=False)
+        reindex(made.index, wide_encoder)
+        log = logging.getLogger("zeroshot_vision.server.service")
+        log.addHandler(caplog.handler)
+        try:
+            with served.reading() as engine:
+                assert engine.store.dim == 32
+                assert len(engine.search("a rocket", k=10)) == 3
+        finally:
+            log.removeHandler(caplog.handler)
+        assert "reindexed to" in caplog.text and "restart zsv serve" in caplog.text
+    finally:
+        batcher.close()
