@@ -173,6 +173,7 @@ def test_sigkill_mid_reindex_keeps_the_old_index_and_the_next_run_resumes(
     wide_encoder: Any,
     wide_model_dir: Path,
     photo_paths: list[Path],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     photos = _photos(tmp_path, photo_paths, copies=2)
     made = indexed_folder(tmp_path, tiny_encoder, photos)
@@ -202,6 +203,10 @@ def test_sigkill_mid_reindex_keeps_the_old_index_and_the_next_run_resumes(
     assert (made.index / PENDING).exists()
     with SearchEngine.open(made.index, encoder=tiny_encoder) as reader:
         assert len(reader.search("a rocket", k=50)) == len(photos)
+    capsys.readouterr()
+    assert main(["info", "--index", str(made.index), "--json"]) == EXIT_OK
+    pending = json.loads(capsys.readouterr().out)["reindex"]
+    assert pending is not None and same_checkpoint(pending["model"], str(wide_model_dir))
     # The next run goes on: what the killed one committed is not encoded again.
     report = reindex(made.index, wide_encoder, batch_size=2)
     assert report.resumed >= committed
@@ -252,7 +257,7 @@ def test_zsv_reindex_prints_what_it_did(
     assert printed["dim"] == 48 and printed["encoded"] == 3 and printed["count"] == 3
     assert main(["info", "--index", str(made.index), "--json"]) == EXIT_OK
     info = json.loads(capsys.readouterr().out)
-    assert info["dim"] == 48 and info["count"] == 3
+    assert info["dim"] == 48 and info["count"] == 3 and info["reindex"] is None
 
 
 def test_a_server_keeps_answering_from_the_old_index_after_a_reindex(
