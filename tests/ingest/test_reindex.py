@@ -22,7 +22,7 @@ from tests.factories import indexed_folder
 
 from zeroshot_vision import Encoder, SearchEngine
 from zeroshot_vision.cli import EXIT_OK, main
-from zeroshot_vision.errors import IndexLockedError
+from zeroshot_vision.errors import IndexLockedError, InvalidInputError
 from zeroshot_vision.index import IndexFolder
 from zeroshot_vision.ingest.reindex import PENDING, PROGRESS, reindex
 from zeroshot_vision.models import same_checkpoint
@@ -284,5 +284,9 @@ def test_a_server_keeps_answering_from_the_old_index_after_a_reindex(
         finally:
             log.removeHandler(caplog.handler)
         assert "reindexed to" in caplog.text and "restart zsv serve" in caplog.text
+        # Nor does it write its model's vectors into the new model's store.
+        with pytest.raises(InvalidInputError, match="reindexed to"):
+            served.write(lambda engine: engine.index_images([photo_paths[3]]))
+        assert len(_records(made.index)) == 3
     finally:
         batcher.close()

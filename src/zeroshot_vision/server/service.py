@@ -207,6 +207,7 @@ class ServedIndex:
         from zeroshot_vision.engine import SearchEngine
 
         def run() -> T:
+            self._check_model()  # never this model's vectors into another model's store
             with SearchEngine.open(self.path, encoder=self.model.encoder) as writer:
                 return change(writer)
 
