@@ -153,7 +153,7 @@ def test_an_english_only_preset_warns_by_script_when_no_token_is_unknown() -> No
     warning = reading_warning("openai/clip-vit-large-patch14", _NoUnknown(), "東京の夜景")
     assert warning is not None
     assert "reads English only" in warning and "Chinese/Japanese" in warning
-    assert "--model siglip2-so400m" in warning
+    assert "`zsv reindex --model siglip2-so400m`" in warning
     assert reading_warning("openai/clip-vit-large-patch14", _NoUnknown(), "a dog") is None
     # A multilingual preset reads every script: no warning.
     assert reading_warning("google/siglip2-base-patch16-224", _NoUnknown(), "東京の夜景") is None

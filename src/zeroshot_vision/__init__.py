@@ -90,6 +90,7 @@ if _TYPE_CHECKING:
         SearchResult,
     )
     from zeroshot_vision.ingest._exchange import export_index, import_index
+    from zeroshot_vision.ingest._reindex import ReindexReport
     from zeroshot_vision.stores._base import VectorStore
     from zeroshot_vision.stores._faiss import FaissStore
     from zeroshot_vision.stores._pinecone import PineconeStore
@@ -134,6 +135,7 @@ _LAZY = {
     "FaissStore": "zeroshot_vision.stores._faiss",
     "PineconeStore": "zeroshot_vision.stores._pinecone",
     "Answer": "zeroshot_vision._ask",
+    "ReindexReport": "zeroshot_vision.ingest._reindex",
     "parse_citations": "zeroshot_vision._ask",
     "LLMEndpoint": "zeroshot_vision._llm",
     "image_data_url": "zeroshot_vision._llm",
@@ -209,6 +211,7 @@ __all__ = [
     "QueryPart",
     "Record",
     "RecordNotFoundError",
+    "ReindexReport",
     "ReverseGeocoder",
     "SearchEngine",
     "SearchResult",

@@ -1,10 +1,12 @@
 """``Encoder``: SigLIP images and texts to unit vectors in one space, via transformers.
 
 The checkpoint-specific details that silently ruin results when missed are handled here:
-text is stripped, lower-cased and padded to 64 tokens with no attention mask (how SigLIP
-was trained); images are upright RGB; embeddings come from ``pooler_output`` under
-transformers 5.x and from the returned tensor under 4.x; probabilities are SigLIP's
-sigmoid with the checkpoint's own ``logit_scale`` and ``logit_bias``.
+text is stripped, lower-cased and padded to 64 tokens with no attention mask for SigLIP
+v1 (how it was trained), and follows the checkpoint's processor exactly for SigLIP 2
+(Gemma's tokenizer, 64 tokens, its padding side and attention mask); images are upright
+RGB; embeddings come from ``pooler_output`` under transformers 5.x and from the returned
+tensor under 4.x; probabilities are SigLIP's sigmoid with the checkpoint's own
+``logit_scale`` and ``logit_bias``.
 
 The encoder is where three data flows meet, each in its own module: checkpoints are
 found, placed and loaded by :mod:`zeroshot_vision._models`; images become model pixels in
@@ -91,7 +93,19 @@ TEXT_LENGTH = 64
 """SigLIP checkpoints were trained on text padded to exactly this many tokens."""
 
 _SIGLIP_FAMILY = frozenset({"siglip", "siglip2"})
-"""Model types trained on lower-cased text padded to 64 tokens, read without a mask."""
+"""Model types trained on text padded to 64 tokens."""
+
+_SIGLIP_V1_TOKENIZER = "SiglipTokenizer"
+"""SigLIP v1's sentencepiece tokenizer: its text is lower-cased here and read unmasked.
+
+SigLIP 2 checkpoints come with Gemma's tokenizer instead (``GemmaTokenizer`` for the
+fixed-resolution ones, which load as ``SiglipModel``; ``Siglip2Tokenizer``, which
+lower-cases by itself, for NaFlex under transformers 5). Their text follows the
+checkpoint's processor exactly, as the model card's pipeline does
+(``processor(text=..., padding="max_length", max_length=64)`` then
+``get_text_features(**inputs)``): no lower-casing of our own, the tokenizer's padding
+side (left, for Gemma), and its attention mask passed to the model.
+"""
 
 _CHARS_PER_TOKEN = 256
 """Characters of a text read per token the model reads, at most.
@@ -173,6 +187,11 @@ class Encoder:
         self._text_length = (
             min(TEXT_LENGTH, context) if self.model_type in _SIGLIP_FAMILY else context
         )
+        tokenizer_class = type(getattr(processor, "tokenizer", processor)).__name__
+        self._siglip_v1_text = (
+            self.model_type in _SIGLIP_FAMILY and tokenizer_class == _SIGLIP_V1_TOKENIZER
+        )
+        """SigLIP v1's text rule: lower-cased here, 64 tokens, no attention mask."""
         self.max_text_chars: int = self._text_length * _CHARS_PER_TOKEN
         """The characters of a text that are tokenized (the rest cannot reach the model)."""
         self.batch_size = batch_size or (32 if self.device.type != "cpu" else 8)
@@ -509,8 +528,10 @@ class Encoder:
 
         Each text is stripped and cut to :attr:`max_text_chars` characters (256 per token
         the model reads: the model never sees the rest, and tokenizing a 10 MB text would
-        take half a minute). For SigLIP it is also lower-cased and tokenized to exactly
+        take half a minute). For SigLIP v1 it is also lower-cased and tokenized to exactly
         64 tokens (padded or truncated) with no attention mask, as SigLIP was trained; for
+        SigLIP 2 the checkpoint's own tokenizer normalizes it and pads it to 64 tokens, and
+        its attention mask goes to the model, as the processor's pipeline does; for
         CLIP the checkpoint's own tokenizer normalizes it, pads it to the model's context
         length (77) and masks the padding.
 
@@ -519,7 +540,7 @@ class Encoder:
                 valid UTF-8 (holds a lone surrogate).
         """
         items = [texts] if isinstance(texts, str) else item_list(texts, "texts")
-        lowercase = self.model_type in _SIGLIP_FAMILY
+        lowercase = self._siglip_v1_text
         cleaned = []
         for i, text in enumerate(items):
             if not isinstance(text, str):
@@ -533,15 +554,15 @@ class Encoder:
                     f"texts[{i}] is not valid UTF-8 text: {short_repr(text)}; check the "
                     "terminal's encoding"
                 )
-            # SigLIP's tokenizer was trained on lower-cased text and does not lower-case
-            # by itself; CLIP's tokenizer applies its own normalization.
+            # SigLIP v1's tokenizer was trained on lower-cased text and does not
+            # lower-case by itself; CLIP's and SigLIP 2's apply their own normalization.
             text = text.strip()[: self.max_text_chars]
             cleaned.append(text.lower() if lowercase else text)
         return self._cached_text_vectors(cleaned, batch_size or max(self.batch_size, 32))
 
     def _cleaned(self, text: str) -> str:
-        """``text`` as the model reads it: stripped, and lower-cased for SigLIP."""
-        return text.strip().lower() if self.model_type in _SIGLIP_FAMILY else text.strip()
+        """``text`` as the model reads it: stripped, and lower-cased for SigLIP v1."""
+        return text.strip().lower() if self._siglip_v1_text else text.strip()
 
     @property
     def _tokenizer(self) -> Any:
@@ -615,8 +636,10 @@ class Encoder:
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Tokenize already-cleaned texts exactly as the model was trained.
 
-        SigLIP gets ``input_ids`` only (64 tokens, padded); other models (CLIP) get
-        ``input_ids`` padded to their context length plus the ``attention_mask``.
+        SigLIP v1 gets ``input_ids`` only (64 tokens, padded); SigLIP 2 gets what its
+        processor gives for 64 tokens (``input_ids`` and ``attention_mask``, padded on the
+        tokenizer's side); other models (CLIP) get ``input_ids`` padded to their context
+        length plus the ``attention_mask``.
         """
         tokenizer = getattr(self._processor, "tokenizer", self._processor)
         encoded = tokenizer(
@@ -626,8 +649,8 @@ class Encoder:
             truncation=True,
             return_tensors="pt",
         )
-        if self.model_type in _SIGLIP_FAMILY:
-            # SigLIP pools the last token of an unmasked, padded sequence; a mask
+        if self._siglip_v1_text:
+            # SigLIP v1 pools the last token of an unmasked, padded sequence; a mask
             # changes the embedding.
             return {"input_ids": encoded["input_ids"]}
         return dict(encoded)

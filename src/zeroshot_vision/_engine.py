@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from zeroshot_vision._lexical import LexicalIndex
     from zeroshot_vision._types import DuplicateGroup, Hit
     from zeroshot_vision.ingest._extract import Extractor
+    from zeroshot_vision.ingest._reindex import ReindexReport
     from zeroshot_vision.ingest._source import Source
     from zeroshot_vision.stores._base import VectorStore
 
@@ -654,6 +655,89 @@ class SearchEngine:
             progress=progress,
         )
 
+    def reindex(
+        self,
+        model: str | None = None,
+        *,
+        encoder: Encoder | None = None,
+        device: str | None = None,
+        dtype: Any = None,
+        batch_size: int | None = None,
+        progress: ProgressOption = None,
+    ) -> ReindexReport:
+        """Move this index to another model: every photo re-encoded into a new store.
+
+        Resumable (a killed run goes on where it stopped when run again with the same
+        model), and switched in one step at the end: until then, other engines searching
+        this folder use the old model. Ids, metadata, the lexical side (words in photos,
+        places) and the extractor ledger are kept; photos whose file is gone or
+        unreadable are left out and listed in the report (see
+        :mod:`zeroshot_vision.ingest._reindex`). Afterwards this engine searches with the
+        new model.
+
+        Args:
+            model: A preset name, hub id or folder (see :func:`zeroshot_vision._models`).
+            encoder: An already loaded encoder of the new model, instead of ``model``.
+            device: Torch device for the new encoder.
+            dtype: Torch dtype for the new encoder.
+            batch_size: Images per batch; default the encoder's.
+            progress: ``True`` for a progress bar, or a callable receiving a
+                :class:`~zeroshot_vision._types.Progress`.
+
+        Returns:
+            A :class:`~zeroshot_vision.ingest._reindex.ReindexReport`.
+
+        Raises:
+            InvalidInputError: No index folder, neither ``model`` nor ``encoder``, or a
+                store that cannot be reindexed in place (Pinecone).
+            IndexLockedError: Another process writes to the index.
+            ModelLoadError: The model cannot be loaded.
+        """
+        from zeroshot_vision.ingest._reindex import reindex
+
+        self._check_open()
+        if self.folder is None:
+            raise InvalidInputError("reindex needs an index folder (SearchEngine.open(path))")
+        if (model is None) == (encoder is None):
+            raise InvalidInputError("give reindex either model= or encoder=, not both or none")
+        owns_encoder = encoder is None
+        if encoder is None:
+            from zeroshot_vision._encoder import Encoder
+
+            encoder = Encoder.from_pretrained(model, device=device, dtype=dtype)
+        try:
+            self._writer.commit()  # what this engine wrote goes into the old store first
+            self.folder.unlock()  # the reindex takes the folder's lock itself
+            size = positive_int(batch_size, "batch_size") if batch_size else None
+            report = reindex(self.folder.path, encoder, batch_size=size, progress=progress)
+        except BaseException:
+            if owns_encoder:
+                encoder.close()
+            raise
+        self._adopt(encoder, owns_encoder)
+        return report
+
+    def _adopt(self, encoder: Encoder, owns_encoder: bool) -> None:
+        """Search the (reindexed) folder with ``encoder``: its new manifest and store."""
+        assert self.folder is not None
+        folder = IndexFolder.open(self.folder.path)
+        store = folder.open_store()
+        self.store.close()
+        if self._text_companion is not None:
+            self._text_companion.close()
+        if self._text_index is not None:
+            self._text_index.close()
+            self._text_index = None
+        if self._owns_encoder:
+            self.encoder.close()
+        self.encoder, self.store, self.folder = encoder, store, folder
+        self._owns_encoder = owns_encoder
+        self._writer = IndexWriter(store, folder)
+        from zeroshot_vision._index.text import FolderTextCompanion
+
+        self._text_companion = FolderTextCompanion(folder)
+        self._writer.attach(self._text_companion)
+
     @staticmethod
     def _image_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
         if images is None:
@@ -1233,14 +1317,9 @@ def _check_index_model(folder: IndexFolder, model: str | None) -> None:
 
 def _encoder_record(encoder: Encoder) -> Any:
     """What an index records of the encoder that fills it: its route and probe vectors."""
-    from zeroshot_vision._backends import PROBE_TEXTS, encode_probes
-    from zeroshot_vision._index.folder import EncoderRecord
+    from zeroshot_vision._index.manifest import encoder_record
 
-    route = getattr(encoder, "route", None)
-    if route is None:  # an encoder-like object (tests, wrappers) without a route
-        return None
-    probes = encode_probes(encoder.encode_texts(list(PROBE_TEXTS)))
-    return EncoderRecord(backend=route.backend, precision=route.precision, probes=probes)
+    return encoder_record(encoder)
 
 
 def _check_text_route(folder: IndexFolder, encoder: Encoder) -> None:

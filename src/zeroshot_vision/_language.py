@@ -98,5 +98,6 @@ def reading_warning(model_name: str, tokenizer: Any, text: str) -> str | None:
     written = f" ({script} script)" if script not in (None, "Latin") else ""
     return (
         f"{what}, so this query{written} may match poorly; a multilingual model reads it: "
-        f"index with --model {MULTILINGUAL_PRESET} (`zsv models` lists the presets)"
+        f"`zsv reindex --model {MULTILINGUAL_PRESET}` moves this index to one "
+        "(`zsv models` lists the presets)"
     )

@@ -27,6 +27,8 @@ __all__ = [
     "build_tiny_clip",
     "build_tiny_siglip",
     "build_tiny_siglip2",
+    "build_tiny_siglip2_fixres",
+    "multilingual_corpus",
 ]
 
 # Lower-case sentences for the tokenizer; SigLIP's tokenizer sees lower-cased text.
@@ -56,6 +58,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         patch_size=8,
         hidden_size=32,
         intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+    ),
+    # As tiny, 48 wide: another embedding size, for moving an index between models.
+    "tiny-wide": dict(
+        image_size=32,
+        patch_size=8,
+        hidden_size=48,
+        intermediate_size=53,
         num_hidden_layers=2,
         num_attention_heads=4,
     ),
@@ -94,7 +105,8 @@ def build_random_siglip(
 
     Args:
         path: Folder to write (created if needed).
-        preset: ``"tiny"``, ``"base"`` (siglip-base-patch16-224's shape) or ``"so400m"``.
+        preset: ``"tiny"``, ``"tiny-wide"`` (48-d vectors instead of 32), ``"base"``
+            (siglip-base-patch16-224's shape) or ``"so400m"``.
         logit_scale: Value of the model's ``logit_scale`` parameter (the log of the
             temperature); a fresh model has 0.
         logit_bias: Value of the model's ``logit_bias`` parameter; a fresh model has 0.
@@ -191,47 +203,184 @@ def build_tiny_siglip2(
 
     NaFlex checkpoints keep each image's aspect ratio and cut it into at most
     ``max_num_patches`` patches, so their processor returns ``pixel_attention_mask`` and
-    ``spatial_shapes`` beside ``pixel_values``. The tokenizer is a Gemma-style fast
-    tokenizer over a small word-level vocabulary, as SigLIP 2 uses Gemma's tokenizer.
+    ``spatial_shapes`` beside ``pixel_values``. The tokenizer is Gemma's kind, as SigLIP 2
+    uses: a sentencepiece model trained offline on :func:`multilingual_corpus` with byte
+    fallback. (transformers 5 loads a NaFlex checkpoint's tokenizer as the lower-casing
+    ``Siglip2Tokenizer``, built from the saved vocabulary and merges; a word-level
+    vocabulary there would read every text as ``<unk>``.)
 
     Returns:
         The folder, ready for ``Encoder.from_pretrained(path)``.
     """
     transformers = require("transformers", purpose="build_tiny_siglip2")
-    tokenizers = require("tokenizers", purpose="build_tiny_siglip2")
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3}
-    for line in _CORPUS:
-        for word in line.split():
-            vocab.setdefault(word, len(vocab))
-    backend = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    tokenizer = transformers.GemmaTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        eos_token="<eos>",
-        bos_token="<bos>",
-        unk_token="<unk>",
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer = _multilingual_gemma_tokenizer(transformers, Path(scratch))
+        image_processor = transformers.Siglip2ImageProcessor(
+            patch_size=8, max_num_patches=max_num_patches
+        )
+        processor = transformers.Siglip2Processor(
+            image_processor=image_processor, tokenizer=tokenizer
+        )
+        width = dict(
+            hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4
+        )
+        config = transformers.Siglip2Config(
+            text_config=dict(
+                vocab_size=len(tokenizer),
+                max_position_embeddings=64,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                bos_token_id=tokenizer.bos_token_id,
+                **width,
+            ),
+            vision_config=dict(patch_size=8, num_patches=max_num_patches, **width),
+        )
+        _save(transformers.Siglip2Model, config, processor, out, logit_scale, logit_bias, seed)
+    return out
+
+
+# Phrases in the scripts SigLIP 2 reads, for a tokenizer that has seen each of them: a
+# template per phrase kind ({} is the thing), and ten things, per language.
+_MULTILINGUAL_PHRASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "en": (
+        ("a photo of a {}", "the {} at night", "a {} in the park"),
+        ("cat", "dog", "car", "mountain", "river", "city", "flower", "bird", "beach", "temple"),
+    ),
+    "de": (
+        ("ein Foto von {}", "{} in der Nacht", "{} im Park"),
+        ("einer Katze", "einem Hund", "einem Auto", "einem Berg", "einem Fluss",
+         "einer Stadt", "einer Blume", "einem Vogel", "einem Strand", "einem Tempel"),
+    ),
+    "ja": (
+        ("{}の写真", "夜の{}", "公園の{}"),
+        ("猫", "犬", "車", "山", "川", "街", "花", "鳥", "海辺", "寺"),
+    ),
+    "zh": (
+        ("{}的照片", "夜晚的{}", "公园里的{}"),
+        ("猫", "狗", "汽车", "山", "河", "城市", "花", "鸟", "海滩", "寺庙"),
+    ),
+    "ar": (
+        ("صورة {}", "{} في الليل", "{} في الحديقة"),
+        ("قطة", "كلب", "سيارة", "جبل", "نهر", "مدينة", "زهرة", "طائر", "شاطئ", "معبد"),
+    ),
+    "hi": (
+        ("{} की तस्वीर", "रात में {}", "पार्क में {}"),
+        ("बिल्ली", "कुत्ता", "गाड़ी", "पहाड़", "नदी", "शहर", "फूल", "पक्षी", "समुद्र तट", "मंदिर"),
+    ),
+    "ru": (
+        ("фотография {}", "{} ночью", "{} в парке"),
+        ("кошки", "собаки", "машины", "горы", "реки", "города", "цветка", "птицы", "пляжа",
+         "храма"),
+    ),
+    "th": (
+        ("ภาพถ่ายของ{}", "{}ตอนกลางคืน", "{}ในสวน"),
+        ("แมว", "สุนัข", "รถยนต์", "ภูเขา", "แม่น้ำ", "เมือง", "ดอกไม้", "นก", "ชายหาด", "วัด"),
+    ),
+}  # fmt: skip
+_EMOJI_LINES = ("🐱 a cat", "🐶 a dog", "🚗 a car", "🏔️ a mountain", "🌸 a flower", "🐦 a bird")
+
+
+def multilingual_corpus() -> list[str]:
+    """Short phrases in English, German, Japanese, Chinese, Arabic, Hindi, Russian and
+    Thai, and a few with emoji: what the tiny SigLIP 2's sentencepiece model learns from.
+
+    Words outside it (``東京``, ``夜景``) still tokenize, through byte fallback.
+    """
+    lines = [
+        template.format(thing)
+        for templates, things in _MULTILINGUAL_PHRASES.values()
+        for template in templates
+        for thing in things
+    ]
+    return [*lines, *_EMOJI_LINES, *_CORPUS]
+
+
+def _multilingual_gemma_tokenizer(transformers: Any, scratch: Path) -> Any:
+    """A ``GemmaTokenizer`` over a sentencepiece model trained on :func:`multilingual_corpus`.
+
+    Byte fallback (every character of every script tokenizes; no text becomes
+    ``<unk>``), full character coverage, ids ``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2,
+    ``<unk>`` 3; about 600 pieces. Trained in ``scratch`` in well under a second.
+    """
+    spm = require("sentencepiece", purpose="a tiny SigLIP 2's tokenizer")
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(multilingual_corpus()),
+        model_prefix=str(scratch / "tokenizer"),
+        vocab_size=700,
+        hard_vocab_limit=False,
+        byte_fallback=True,
+        character_coverage=1.0,
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        pad_piece="<pad>",
+        eos_piece="<eos>",
+        bos_piece="<bos>",
+        unk_piece="<unk>",
+        minloglevel=2,
     )
-    image_processor = transformers.Siglip2ImageProcessor(
-        patch_size=8, max_num_patches=max_num_patches
-    )
-    processor = transformers.Siglip2Processor(image_processor=image_processor, tokenizer=tokenizer)
-    width = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
-    config = transformers.Siglip2Config(
-        text_config=dict(
-            vocab_size=len(vocab),
-            max_position_embeddings=64,
-            pad_token_id=0,
-            eos_token_id=1,
-            bos_token_id=2,
-            **width,
-        ),
-        vision_config=dict(patch_size=8, num_patches=max_num_patches, **width),
-    )
-    _save(transformers.Siglip2Model, config, processor, out, logit_scale, logit_bias, seed)
+    # GemmaTokenizer(vocab_file=...) ignores the file under transformers 5 (a five-token
+    # vocabulary); from_pretrained reads tokenizer.model from the folder.
+    return transformers.GemmaTokenizer.from_pretrained(str(scratch))
+
+
+def build_tiny_siglip2_fixres(
+    path: str | os.PathLike[str],
+    *,
+    hidden_size: int = 32,
+    logit_scale: float | None = None,
+    logit_bias: float | None = None,
+    seed: int = 0,
+) -> Path:
+    """Build a tiny random fixed-resolution SigLIP 2 and save it to ``path``.
+
+    As the hub's ``google/siglip2-*-patchNN-RES`` checkpoints: a ``SiglipModel`` whose
+    tokenizer is Gemma's (``GemmaTokenizer``, which pads on the left and does not
+    lower-case), here a real sentencepiece model trained offline on
+    :func:`multilingual_corpus` with byte fallback (every character of every script
+    tokenizes; no text becomes ``<unk>``). 32 px images in 8 px patches, two layers.
+
+    Args:
+        path: Folder to write (created if needed).
+        hidden_size: Width of both towers, and so the embedding size (a multiple of 4).
+        logit_scale: Value of ``logit_scale``; a fresh model has 0.
+        logit_bias: Value of ``logit_bias``; a fresh model has 0.
+        seed: Seed for the random weights.
+
+    Returns:
+        The folder, ready for ``Encoder.from_pretrained(path)``.
+    """
+    transformers = require("transformers", purpose="build_tiny_siglip2_fixres")
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer = _multilingual_gemma_tokenizer(transformers, Path(scratch))
+        processor = transformers.SiglipProcessor(
+            image_processor=transformers.SiglipImageProcessor(size={"height": 32, "width": 32}),
+            tokenizer=tokenizer,
+        )
+        width = dict(
+            hidden_size=hidden_size,
+            intermediate_size=hidden_size + 5,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+        )
+        config = transformers.SiglipConfig(
+            text_config=dict(
+                vocab_size=len(tokenizer),
+                max_position_embeddings=64,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                bos_token_id=tokenizer.bos_token_id,
+                **width,
+            ),
+            vision_config=dict(image_size=32, patch_size=8, **width),
+        )
+        _save(transformers.SiglipModel, config, processor, out, logit_scale, logit_bias, seed)
     return out
 
 

@@ -82,7 +82,17 @@ def test_every_index_option_is_the_same_one() -> None:
                 found[name] = (action.required, action.metavar, action.help)
     # zsv serve takes several indexes, each optionally named: its own, repeatable form.
     assert found.pop("serve")[:2] == (False, "[NAME=]DIR")
-    assert set(found) == {"index", "search", "ask", "info", "duplicates", "export", "import", "app"}
+    assert set(found) == {
+        "index",
+        "search",
+        "ask",
+        "info",
+        "duplicates",
+        "export",
+        "import",
+        "app",
+        "reindex",
+    }
     assert set(found.values()) == {(True, "INDEX_DIR", "the index folder")}
 
 

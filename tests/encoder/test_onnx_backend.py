@@ -124,6 +124,20 @@ def test_clip_matches_torch_with_its_attention_mask(
     )
 
 
+def test_siglip2_matches_torch_with_its_attention_mask(tmp_path: Path, cache: Path) -> None:
+    """SigLIP 2's left-padded Gemma text needs its mask in the ONNX graph too."""
+    from zeroshot_vision.testing import build_tiny_siglip2_fixres
+
+    folder = build_tiny_siglip2_fixres(tmp_path / "siglip2")
+    texts = ["A Photo of a Cat", "東京の夜景", "قطة على الشاطئ", "फूल", "🐱"]
+    torch_route = Encoder.from_pretrained(folder, device="cpu", dtype="float32")
+    onnx_route = Encoder.from_pretrained(folder, backend="onnx")
+    assert set(onnx_route.tokenize(["a cat"])) == {"input_ids", "attention_mask"}
+    np.testing.assert_allclose(
+        onnx_route.encode_texts(texts), torch_route.encode_texts(texts), atol=2e-5
+    )
+
+
 # -- the int8 quality guard -------------------------------------------------------------
 
 

@@ -45,9 +45,12 @@ def test_image_parity_with_reference(naflex, naflex_dir, photo_paths) -> None:
     np.testing.assert_allclose(naflex.encode_images(pngs), ref, atol=1e-4)
 
 
-def test_text_is_padded_to_64_and_maskless(naflex) -> None:
+def test_text_follows_the_processor_64_tokens_with_its_mask(naflex) -> None:
+    """NaFlex text is what its processor gives (tests/encoder/test_siglip2_parity.py
+    compares it with the reference on every script): 64 tokens, the attention mask, and
+    the Siglip2Tokenizer's own lower-casing."""
     tokens = naflex.tokenize(["a photo of a cat"])
-    assert set(tokens) == {"input_ids"}
+    assert set(tokens) == {"input_ids", "attention_mask"}
     assert tokens["input_ids"].shape == (1, 64)
     vectors = naflex.encode_texts(["A Photo of a CAT", "a photo of a cat"])
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)

@@ -62,8 +62,9 @@ logger = logging.getLogger(__name__)
 
 CACHE_ENV = "ZSV_ONNX_CACHE"
 """Environment variable naming a folder for every ONNX export (instead of beside the model)."""
-EXPORT_FORMAT = 1
-"""Bumped whenever the exported graphs change; part of the cache key."""
+EXPORT_FORMAT = 2
+"""Bumped whenever the exported graphs change; part of the cache key (2: every text graph
+takes the attention mask, which SigLIP 2's text needs)."""
 OPSET = 17
 MANIFEST = "export.json"
 _EXPORT_BATCH = 2
@@ -356,10 +357,11 @@ def _example_inputs(model: Any, text_length: int, batch: int) -> tuple[Any, dict
     vocab = int(model.config.text_config.vocab_size)
     ids = torch.randint(0, vocab, (batch, text_length), generator=generator)
     text = {"input_ids": ids}
-    if model.config.model_type not in ("siglip", "siglip2"):
-        mask = torch.ones_like(ids)
-        mask[0, text_length // 2 :] = 0  # some padding, as real queries have
-        text["attention_mask"] = mask
+    # Every text graph takes the mask: CLIP's and SigLIP 2's processors give one (SigLIP
+    # v1 is read without, and the backend then feeds ones, which changes nothing).
+    mask = torch.ones_like(ids)
+    mask[0, text_length // 2 :] = 0  # some padding, as real queries have
+    text["attention_mask"] = mask
     return pixels, text
 
 

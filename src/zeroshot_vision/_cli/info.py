@@ -36,7 +36,7 @@ def run_info(args: argparse.Namespace) -> int:
     store = folder.open_store()
     try:
         count = len(store)
-        footprint = _footprint(store, Path(args.index) / "store", count)
+        footprint = _footprint(store, folder.store_path, count)
     finally:
         store.close()
     counts = folder.counts()
@@ -56,6 +56,7 @@ def run_info(args: argparse.Namespace) -> int:
         "format_version": manifest.version,
         **_text_info(folder),
         **footprint,
+        "reindex": _pending_reindex(folder),
     }
     if args.json:
         print_json(info)
@@ -72,10 +73,33 @@ def run_info(args: argparse.Namespace) -> int:
         *_source_rows(info["sources"]),
         ("bad images", str(counts["failed"])),
         *_text_rows(info),
+        *_reindex_rows(info["reindex"]),
     ]
     for key, value in rows:
         say(f"{key + ':':<12}{one_line(value, 400)}")
     return EXIT_OK
+
+
+def _pending_reindex(folder: Any) -> dict[str, str] | None:
+    """A reindex to another model that was started and has not switched yet, if any."""
+    from zeroshot_vision.ingest._reindex import PendingReindex
+
+    pending = PendingReindex.read(folder.path)
+    if pending is None or pending.store_dir == folder.manifest.store_dir:
+        return None
+    return {"model": pending.model, "started": pending.started}
+
+
+def _reindex_rows(pending: dict[str, str] | None) -> list[tuple[str, str]]:
+    if pending is None:
+        return []
+    return [
+        (
+            "reindex",
+            f"to {pending['model']}, started {pending['started']}, unfinished: run zsv "
+            "reindex again with that model to go on (searches use the model above)",
+        )
+    ]
 
 
 def _text_info(folder: Any) -> dict[str, Any]:

@@ -4,11 +4,12 @@ Subcommands: ``download`` (Unsplash Lite photos), ``index`` (a folder into an in
 folder), ``search`` (words, images, or both), ``classify`` (zero-shot labels for
 images), ``tag`` (likely labels for a folder or an index), ``duplicates`` (near-duplicate
 groups), ``export``/``import`` (vectors as Parquet), ``info`` (what an index holds),
-``models`` (the model presets), ``app`` (the Streamlit app), ``serve`` (the HTTP API,
-the model loaded once) and ``eval`` (measure a checkpoint); ``search``, ``classify``
-and ``tag`` can hand their work to a running server (``--server URL``). Each lives in its
-own module of this package and is registered by one small ``add_*_command`` function listed
-in :data:`COMMANDS`, so adding a subcommand touches nothing else.
+``reindex`` (move an index to another model), ``models`` (the model presets), ``app``
+(the Streamlit app), ``serve`` (the HTTP API, the model loaded once) and ``eval``
+(measure a checkpoint); ``search``, ``classify`` and ``tag`` can hand their work to a
+running server (``--server URL``). Each lives in its own module of this package and is
+registered by one small ``add_*_command`` function listed in :data:`COMMANDS`, so adding
+a subcommand touches nothing else.
 
 Exit codes (:mod:`~zeroshot_vision._cli.exits`): 0 success; 1 an error (one line on
 stderr, no traceback, for every problem the library raises on purpose and for file-system
@@ -102,6 +103,7 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     _command("export", "export_import", "add_export_command"),
     _command("import", "export_import", "add_import_command"),
     _command("info", "info", "add_info_command"),
+    _command("reindex", "reindex", "add_reindex_command"),
     _command("models", "models", "add_models_command"),
     _command("app", "app", "add_app_command"),
     _command("serve", "serve", "add_serve_command"),

@@ -8,7 +8,11 @@ format and nothing else, so an index made in one opens in the others::
                     namespace, never the API key)
     state.sqlite    one row per image file: its id, path, size, mtime and status
                     (indexed, failed, or pending: being written when the run stopped)
-    store/          the store's own files (FaissStore); absent for a remote store
+    store/          the store's own files (FaissStore); absent for a remote store (the
+                    manifest's ``store_dir`` names another folder after a reindex)
+    reindex.json    only while a reindex to another model is under way: its model, and
+                    the folder its new store is written to (see
+                    :mod:`~zeroshot_vision.ingest._reindex`)
     .lock           held by the one process that writes
     .lock.owner     who holds it: the process id and since when (for the message a second
                     writer gets)
@@ -51,12 +55,14 @@ import pydantic
 from zeroshot_vision._checks import non_negative_seconds
 from zeroshot_vision._errors import (
     DimensionMismatchError,
+    IndexDamagedError,
     IndexExistsError,
     InvalidInputError,
 )
 from zeroshot_vision._files import is_temp_file, write_atomic, write_exclusive
 from zeroshot_vision._index.lock import LOCK, LOCK_OWNER, LockOwner, WriterLock
 from zeroshot_vision._index.manifest import (
+    DEFAULT_STORE_DIR,
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
@@ -94,8 +100,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STORE_DIR = "store"
-"""The folder of an embedded store's files (FaissStore) inside an index folder."""
+STORE_DIR = DEFAULT_STORE_DIR
+"""The folder of an embedded store's files (FaissStore) inside a new index folder; a
+reindex moves them to another (:attr:`IndexManifest.store_dir`, :meth:`IndexFolder.store_path`)."""
 
 PathLike = str | os.PathLike[str]
 
@@ -270,6 +277,11 @@ class IndexFolder:
 
     # -- the store ---------------------------------------------------------------------
 
+    @property
+    def store_path(self) -> Path:
+        """The folder of the store's files, as the manifest names it (``store``)."""
+        return self.path / self.manifest.store_dir
+
     def open_store(self) -> VectorStore:
         """Open the folder's store with the recorded kind and options.
 
@@ -280,7 +292,7 @@ class IndexFolder:
         """
         counts = self.counts()
         location = StoreLocation(
-            folder=self.path / STORE_DIR,
+            folder=self.store_path,
             dim=self.manifest.dim,
             options=dict(self.manifest.store.options),
             must_exist=counts["indexed"] > 0,
@@ -313,7 +325,7 @@ class IndexFolder:
             raise InvalidInputError(
                 f"only a faiss store can be rebuilt; {self.path} is on {self.manifest.store.kind}"
             )
-        store = rebuild_store(self.path / STORE_DIR, kind, progress=progress)
+        store = rebuild_store(self.store_path, kind, progress=progress)
         options = {
             key: value
             for key, value in self.manifest.store.options.items()
@@ -454,7 +466,7 @@ def index_version(path: PathLike) -> str:
 
     folder = Path(path)
     parts = []
-    for name in (MANIFEST, STATE, f"{STORE_DIR}/{STORE_MANIFEST}"):
+    for name in (MANIFEST, STATE, f"{_store_dir(folder)}/{STORE_MANIFEST}"):
         try:
             stat = (folder / name).stat()
         except OSError:
@@ -462,3 +474,12 @@ def index_version(path: PathLike) -> str:
         else:
             parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
     return "|".join(parts)
+
+
+def _store_dir(folder: Path) -> str:
+    """The store folder the manifest names, read leniently (a damaged manifest: the
+    default, and opening the folder says what is wrong)."""
+    try:
+        return read_manifest(folder).store_dir
+    except (OSError, InvalidInputError, IndexDamagedError):
+        return STORE_DIR

@@ -9,7 +9,7 @@ key). A folder written by a newer version, or with a damaged manifest, is refuse
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 
@@ -19,6 +19,7 @@ from zeroshot_vision._json import format_matches, format_problem, read_model
 from zeroshot_vision.stores._base import MAX_DIM
 
 __all__ = [
+    "DEFAULT_STORE_DIR",
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST",
@@ -26,6 +27,7 @@ __all__ = [
     "IndexManifest",
     "StoreSpec",
     "damaged",
+    "encoder_record",
     "model_reference",
     "read_manifest",
 ]
@@ -41,6 +43,8 @@ transaction, the first time a writer opens it (see :mod:`~zeroshot_vision._index
 
 MANIFEST = INDEX_MANIFEST
 """The manifest's file name (``settings.json``)."""
+DEFAULT_STORE_DIR = "store"
+"""The folder of an embedded store's files, unless the manifest names another."""
 _MANIFEST_MAX_BYTES = 1 << 20
 """A manifest is a few hundred bytes; a megabyte is damage (or not a manifest at all)."""
 _MANIFEST_MAX_DEPTH = 8
@@ -84,6 +88,10 @@ class IndexManifest(pydantic.BaseModel):
         store: The store kind and its options.
         encoder: The route the images were encoded with (``None``: an index written
             before routes were recorded, by the torch backend).
+        store_dir: The folder inside the index folder that holds an embedded store's
+            files: ``"store"``, until a reindex to another model (see
+            :func:`~zeroshot_vision.ingest._reindex.reindex`) writes a new store beside the
+            old one and switches to it by replacing this manifest.
     """
 
     model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
@@ -94,6 +102,23 @@ class IndexManifest(pydantic.BaseModel):
     dim: int = pydantic.Field(gt=0, le=MAX_DIM, strict=True)
     store: StoreSpec = pydantic.Field(default_factory=StoreSpec)
     encoder: EncoderRecord | None = None
+    store_dir: str = pydantic.Field(
+        default=DEFAULT_STORE_DIR, min_length=1, max_length=64, pattern=r"^store[A-Za-z0-9_.-]*$"
+    )
+
+
+def encoder_record(encoder: Any) -> EncoderRecord | None:
+    """What an index records of the encoder that fills it: its route and probe vectors.
+
+    ``None`` for an encoder-like object (tests, wrappers) without a route.
+    """
+    from zeroshot_vision._backends import PROBE_TEXTS, encode_probes
+
+    route = getattr(encoder, "route", None)
+    if route is None:
+        return None
+    probes = encode_probes(encoder.encode_texts(list(PROBE_TEXTS)))
+    return EncoderRecord(backend=route.backend, precision=route.precision, probes=probes)
 
 
 def model_reference(model: str) -> str:

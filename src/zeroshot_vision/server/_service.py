@@ -144,6 +144,21 @@ class ServedIndex:
 
         return SearchEngine.open(self.path, encoder=self.model.batched)
 
+    def _check_model(self) -> None:
+        """Refuse a folder that ``zsv reindex`` moved to another model than the one served:
+        its vectors do not compare with this model's queries, even at the same dimension.
+        """
+        from zeroshot_vision._index.folder import IndexFolder
+        from zeroshot_vision._models import same_checkpoint
+
+        recorded = IndexFolder.open(self.path).manifest.model
+        if not same_checkpoint(self.model.name, recorded):
+            raise InvalidInputError(
+                f"the index was reindexed to {recorded}, but this server runs "
+                f"{self.model.name}; still answering from the index as it was: restart "
+                "zsv serve to serve the new model"
+            )
+
     @contextmanager
     def reading(self) -> Iterator[SearchEngine]:
         """The current engine, reopened first if the folder changed since it was opened."""
@@ -167,7 +182,12 @@ class ServedIndex:
     def _reopen(self, version: str) -> None:
         # Called with the lock held. A failure keeps the engine that works.
         try:
+            self._check_model()
             fresh = self._open()
+        except InvalidInputError as exc:  # reindexed to another model: not ours to serve
+            logger.error("index %s: %s", self.name, exc)
+            self._version = version  # said once; the old engine keeps answering
+            return
         except Exception:  # a half-written folder: try again next request
             logger.warning("cannot reopen index %s yet", self.name, exc_info=True)
             return
@@ -187,6 +207,7 @@ class ServedIndex:
         from zeroshot_vision._engine import SearchEngine
 
         def run() -> T:
+            self._check_model()  # never this model's vectors into another model's store
             with SearchEngine.open(self.path, encoder=self.model.encoder) as writer:
                 return change(writer)
 

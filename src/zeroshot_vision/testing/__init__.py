@@ -2,7 +2,9 @@
 
 * :func:`build_tiny_siglip` / :func:`build_random_siglip`: random SigLIP checkpoints built
   from configs, loadable with ``Encoder.from_pretrained`` (no hub needed);
-  :func:`build_tiny_clip` does the same for CLIP.
+  :func:`build_tiny_clip` does the same for CLIP, :func:`build_tiny_siglip2` for SigLIP 2
+  NaFlex and :func:`build_tiny_siglip2_fixres` for a fixed-resolution SigLIP 2 with a
+  multilingual byte-fallback sentencepiece tokenizer (:func:`multilingual_corpus`).
 * :class:`VectorStoreContract`: the store contract suite; a backend's test module
   subclasses it and supplies a ``make_store`` fixture.
 * :class:`PineconeTestServer`: a local server speaking Pinecone's data-plane REST
@@ -28,6 +30,8 @@ from zeroshot_vision.testing._tiny import (
     build_tiny_clip,
     build_tiny_siglip,
     build_tiny_siglip2,
+    build_tiny_siglip2_fixres,
+    multilingual_corpus,
 )
 from zeroshot_vision.testing._video_clips import write_clip
 from zeroshot_vision.testing._vlm import TINY_VLM_IMAGE_TOKENS, TransformersServe, build_tiny_vlm
@@ -49,8 +53,10 @@ __all__ = [
     "build_tiny_clip",
     "build_tiny_siglip",
     "build_tiny_siglip2",
+    "build_tiny_siglip2_fixres",
     "build_tiny_vlm",
     "build_xm3600_sample",
+    "multilingual_corpus",
     "render_text",
     "write_clip",
 ]

@@ -24,6 +24,8 @@ from zeroshot_vision._tiny import (
     build_tiny_clip,
     build_tiny_siglip,
     build_tiny_siglip2,
+    build_tiny_siglip2_fixres,
+    multilingual_corpus,
 )
 
 __all__ = [
@@ -33,12 +35,15 @@ __all__ = [
     "build_tiny_clip",
     "build_tiny_siglip",
     "build_tiny_siglip2",
+    "build_tiny_siglip2_fixres",
+    "multilingual_corpus",
 ]
 
 
 _BUILDERS: dict[str, Callable[[Path], Path]] = {
     "siglip": build_tiny_siglip,
     "siglip2": build_tiny_siglip2,
+    "siglip2-fixres": build_tiny_siglip2_fixres,
     "clip": build_tiny_clip,
 }
 
@@ -54,8 +59,8 @@ def build_hub_cache(cache: str | os.PathLike[str], repos: Mapping[str, str]) -> 
 
     Args:
         cache: The hub cache folder (what ``HF_HUB_CACHE`` names); created if missing.
-        repos: Hub repo id -> the kind of stand-in: ``"siglip"``, ``"siglip2"`` (NaFlex)
-            or ``"clip"``.
+        repos: Hub repo id -> the kind of stand-in: ``"siglip"``, ``"siglip2"`` (NaFlex),
+            ``"siglip2-fixres"`` (Gemma's tokenizer, multilingual) or ``"clip"``.
 
     Returns:
         ``cache``, as a :class:`~pathlib.Path`.
