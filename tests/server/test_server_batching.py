@@ -87,11 +87,11 @@ def test_an_admitted_request_still_gets_waited_for(tiny_encoder: Any) -> None:
             return batcher.encode_texts([text])
 
     try:
-        with batcher.admit():  # both requests admitted before either sends its texts
-            with ThreadPoolExecutor(2) as pool:
-                early = pool.submit(request, "the first text", None)
-                late = pool.submit(request, "the second text", first_sent)
-                early.result(), late.result()
+        # The outer admission keeps the batch waiting for the late request.
+        with batcher.admit(), ThreadPoolExecutor(2) as pool:
+            early = pool.submit(request, "the first text", None)
+            late = pool.submit(request, "the second text", first_sent)
+            early.result(), late.result()
         assert recorder.sizes == [("text", 2)]  # the second joined the first's batch
     finally:
         batcher.close()
