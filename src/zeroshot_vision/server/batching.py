@@ -5,8 +5,9 @@ Every request that needs the model hands its texts or decoded images to a
 taking more for at most ``max_wait_ms`` (or until ``max_batch_size`` items; or at once
 when every request admitted through :meth:`Batcher.admit` is already in the batch, so a
 lone request never waits for company that cannot come), and runs them as one batch: on
-a CPU, eight texts in one pass cost far less than eight passes. is bounded; a full one raises :class:`ServerBusyError` at once, which the server answers
-with 503 and ``Retry-After`` instead of letting the backlog grow.
+a CPU, eight texts in one pass cost far less than eight passes. The queue is bounded; a
+full one raises :class:`ServerBusyError` at once, which the server answers with 503 and
+``Retry-After`` instead of letting the backlog grow.
 
 :class:`BatchedEncoder` is what the server's engines receive as their encoder: it is the
 loaded :class:`~zeroshot_vision.encoder.Encoder` with ``encode_texts`` and
