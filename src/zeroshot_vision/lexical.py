@@ -95,6 +95,9 @@ _METADATA_FIELDS = (
     ("country", "place"),
     ("description", "description"),
     ("ai_description", "ai_description"),
+    # A caption extractor gives its caption as text too; from the metadata it also
+    # reaches a rebuilt lexical side, which runs no extractor again.
+    ("caption", "caption"),
 )
 
 
@@ -198,7 +201,8 @@ def document_texts(
     """The text fields the lexical side holds for one image, by field name.
 
     The file name, the place (``city``, ``region``, ``country``), the descriptions and
-    keywords an Unsplash Lite row carries, and the texts extractors gave (``"ocr"``).
+    keywords an Unsplash Lite row carries, a ``caption``, and the texts extractors gave
+    (``"ocr"``; a text equal to a metadata field's is held once).
     """
     fields: dict[str, list[str]] = {"name": [_file_name_words(image_id)]}
     for key, field in _METADATA_FIELDS:
@@ -212,7 +216,9 @@ def document_texts(
             fields["keywords"] = [", ".join(words)]
     for field, text in texts.items():
         if field != OCR_LINES_FIELD and isinstance(text, str) and text.strip():
-            fields.setdefault(field, []).append(text)
+            parts = fields.setdefault(field, [])
+            if text not in parts:  # given both as metadata and as text: once, not twice
+                parts.append(text)
     return {field: "\n".join(parts) for field, parts in fields.items()}
 
 
