@@ -19,6 +19,13 @@ offline, indexes ``--photos`` distinct JPEGs. Servers run as subprocesses on loo
   ``/v1/search``, batching on (``--max-batch-size``, ``--max-wait-ms``) against off
   (batch size 1), interleaved rounds; the batch sizes the server saw come from its
   ``/metrics``. Target: batching on >= 2x.
+* Throughput against the in-process roofline (``--concurrency 1,8,32``): text searches
+  per second through ``POST /v1/search`` (batching on, ``c`` clients with keep-alive
+  connections) against ``SearchEngine.search`` in this process on the same distinct
+  texts, asked ``c`` at a time as one batched call (the encoder's own batched throughput
+  plus the store's search; one query alone at ``c = 1``). Interleaved rounds; the ratio
+  is the server's requests/s over the in-process searches/s of the same round. Target:
+  >= 0.8. ``--only concurrency`` runs this table alone.
 
 Writes ``benchmarks/results/server.json``.
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import re
 import subprocess
@@ -213,6 +221,113 @@ def bench_http(
     )
 
 
+class _Client:
+    """A keep-alive HTTP/1.1 connection from the standard library (light on the GIL)."""
+
+    def __init__(self, url: str) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=300)
+
+    def search(self, text: str) -> None:
+        body = json.dumps({"query": text}).encode()
+        self.connection.request(
+            "POST", "/v1/search", body=body, headers={"Content-Type": "application/json"}
+        )
+        response = self.connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"POST /v1/search answered {response.status}: {payload[:200]!r}")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _server_rate(url: str, clients: int, texts: list[str]) -> tuple[float, list[float]]:
+    """Requests/s and latencies of ``clients`` threads sharing ``texts`` (one each)."""
+    lock = threading.Lock()
+    pending = iter(texts)
+    latencies: list[float] = []
+    connections = [_Client(url) for _ in range(clients)]
+    for connection in connections:  # connect and warm each before the clock starts
+        connection.search("warm up")
+
+    def client(connection: _Client) -> None:
+        while True:
+            with lock:
+                text = next(pending, None)
+            if text is None:
+                return
+            start = time.perf_counter()
+            connection.search(text)
+            with lock:
+                latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, connections))
+    elapsed = time.perf_counter() - start
+    for connection in connections:
+        connection.close()
+    return len(texts) / elapsed, latencies
+
+
+def bench_concurrency(
+    index: Path, server: Server, args: argparse.Namespace, texts: Iterator[str]
+) -> dict[str, Any]:
+    from zeroshot_vision._engine import SearchEngine
+
+    levels = [int(c) for c in args.concurrency.split(",")]
+    rates: dict[str, list[float]] = {}
+    latencies: dict[int, list[float]] = {c: [] for c in levels}
+    worker = ThreadPoolExecutor(1)  # the server computes on a thread; so does this side
+    with SearchEngine.open(index) as engine:
+        engine.encoder.warm_up()
+        engine.search("warm up")
+
+        def in_process(batch: list[str]) -> None:
+            if len(batch) == 1:
+                worker.submit(engine.search, batch[0]).result()
+            else:
+                worker.submit(engine.search, batch).result()
+
+        for _ in range(args.throughput_rounds):
+            for c in levels:
+                count = max(args.queries, c)
+                queries = [next(texts) for _ in range(count)]
+                start = time.perf_counter()
+                for i in range(0, count, c):
+                    in_process(queries[i : i + c])
+                rates.setdefault(f"in-process c={c}", []).append(
+                    count / (time.perf_counter() - start)
+                )
+                queries = [next(texts) for _ in range(count)]
+                rate, seen = _server_rate(server.url, c, queries)
+                rates.setdefault(f"server c={c}", []).append(rate)
+                latencies[c].extend(seen)
+    worker.shutdown()
+    rows = []
+    for c in levels:
+        local, remote = rates[f"in-process c={c}"], rates[f"server c={c}"]
+        ratios = [served / own for served, own in zip(remote, local)]
+        rows.append(
+            [c, _report.median(local), _report.median(remote), _report.median(ratios),
+             1000 * _report.median(latencies[c]), 1000 * _report.percentile(latencies[c], 0.95)]
+        )  # fmt: skip
+    return _report.table(
+        f"text search throughput, zsv serve (batching max {args.max_batch_size}, "
+        f"{args.max_wait_ms:g} ms) against in-process batched search on the same texts "
+        f"({args.queries} queries per level, median of {args.throughput_rounds} interleaved "
+        "rounds; target ratio >= 0.8)",
+        ["concurrency", "in-process searches/s", "server requests/s", "server / in-process",
+         "server p50 ms", "server p95 ms"],
+        rows,
+        raw={name: [1 / r for r in values] for name, values in rates.items()},
+    )  # fmt: skip
+
+
 def throughput(url: str, clients: int, per_client: int, texts: Iterator[str]) -> dict[str, Any]:
     import httpx
 
@@ -288,6 +403,14 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--models", type=Path, default=None, help="keep built models here")
     parser.add_argument("--skip-cli", action="store_true", help="leave out the CLI table")
+    parser.add_argument(
+        "--only",
+        choices=["cli", "http", "batching", "concurrency"],
+        action="append",
+        help="run only these tables (repeatable; default: all)",
+    )
+    parser.add_argument("--concurrency", default="1,8,32", help="client counts to compare")
+    parser.add_argument("--queries", type=int, default=64, help="queries per concurrency level")
     parser.add_argument("--name", default="server", help="results/<name>.json")
     args = parser.parse_args()
     info = _report.machine()
@@ -303,19 +426,27 @@ def main() -> None:
         with SearchEngine.create(root / "index", model=str(folder)) as engine:
             engine.index_folder(root / "photos")
         print(f"[{args.preset}] indexed {len(photos)} photos; starting servers", flush=True)
+        only = set(args.only or ["cli", "http", "batching", "concurrency"])
+        if args.skip_cli:
+            only.discard("cli")
         servers = {
             f"batching on (max {args.max_batch_size}, {args.max_wait_ms:g} ms)": Server(
                 root / "index", args.max_batch_size, args.max_wait_ms
-            ),
-            "batching off (batch size 1)": Server(root / "index", 1, 0.0),
+            )
         }
+        if "batching" in only:
+            servers["batching off (batch size 1)"] = Server(root / "index", 1, 0.0)
         try:
             on = next(iter(servers.values()))
-            if not args.skip_cli:
+            if "cli" in only:
                 tables.append(bench_cli(root / "index", on, args.rounds, texts))
-            tables.append(bench_http(root / "index", on, photos[0], args.rounds * 2, texts))
-            ordered = dict(reversed(list(servers.items())))  # the baseline (off) first
-            tables.append(bench_batching(ordered, args, texts))
+            if "http" in only:
+                tables.append(bench_http(root / "index", on, photos[0], args.rounds * 2, texts))
+            if "batching" in only:
+                ordered = dict(reversed(list(servers.items())))  # the baseline (off) first
+                tables.append(bench_batching(ordered, args, texts))
+            if "concurrency" in only:
+                tables.append(bench_concurrency(root / "index", on, args, texts))
         finally:
             for server in servers.values():
                 server.stop()

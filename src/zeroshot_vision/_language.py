@@ -64,16 +64,35 @@ def unreadable_share(tokenizer: Any, text: str) -> float:
     unknown = getattr(tokenizer, "unk_token_id", None)
     if unknown is None:
         return 0.0
+    words = text.split()[:_MAX_WORDS]
+    # One pass over the whole text first: a word read alone yields the unknown token only
+    # for characters the vocabulary lacks, and those yield it in the whole text too. Most
+    # queries have none, and one call costs a tenth of a call per word (the server asks
+    # this of every query).
+    if unknown not in _ids(tokenizer, " ".join(words)):
+        return 0.0
     total = unread = 0
-    for word in text.split()[:_MAX_WORDS]:
+    for word in words:
         weight = sum(1 for char in word if char.isalnum()) or len(word)
-        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
-        if ids and isinstance(ids[0], list):  # some tokenizers batch a single string
-            ids = ids[0]
+        ids = _ids(tokenizer, word)
         total += weight
         if unknown in ids:
             unread += weight
     return unread / total if total else 0.0
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    """``text``'s token ids, without the special tokens."""
+    tokenize = getattr(tokenizer, "tokenize", None)
+    to_ids = getattr(tokenizer, "convert_tokens_to_ids", None)
+    if tokenize is not None and to_ids is not None:
+        # What ``tokenizer(text, add_special_tokens=False)`` computes, without building a
+        # BatchEncoding: a fifth of the time for a short word.
+        return list(to_ids(tokenize(text)))
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if ids and isinstance(ids[0], list):  # some tokenizers batch a single string
+        ids = ids[0]
+    return list(ids)
 
 
 def reading_warning(model_name: str, tokenizer: Any, text: str) -> str | None:

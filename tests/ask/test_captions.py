@@ -93,3 +93,54 @@ def test_zsv_index_captions_against_the_real_server(
     assert code in (0, 3)
     assert all(c is None or (c.strip() and "\n" not in c) for c in found.values())
     assert any(c for c in found.values()) or "empty caption" in err
+
+
+def test_captions_are_searchable_in_text_and_hybrid_mode(
+    tiny_encoder, photo_paths, tmp_path, fake_llm
+):
+    from zeroshot_vision import SearchEngine
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in photo_paths[:2]:
+        shutil.copy(path, photos / path.name)
+    llm = LLMEndpoint(fake_llm.url, "good", max_retries=0)
+    with llm, SearchEngine.create(tmp_path / "index", encoder=tiny_encoder) as engine:
+        # Indexed first without captions: the caption run then reads every photo once,
+        # reusing the vectors, and its captions must reach the lexical side too.
+        engine.index_folder(photos)
+        assert engine.search("marmalade", mode="text") == []
+        fake_llm.reply = "A ginger marmalade cat asleep on a windowsill."
+        engine.index_folder(photos, extractors=[ExifExtractor(), CaptionExtractor(llm)])
+        hits = engine.search("marmalade windowsill", k=5, mode="text")
+        assert sorted(h.id for h in hits) == sorted(p.name for p in photo_paths[:2])
+        assert all("[marmalade]" in (h.snippet or "") for h in hits)
+        assert engine.text_index is not None
+        assert engine.text_index.texts(hits[0].id)["caption"] == fake_llm.reply
+        fused = engine.search("marmalade", k=5, mode="hybrid")
+        assert {h.id for h in fused if "text" in h.found_by} == {h.id for h in hits}
+
+        # A new photo is captioned as it is indexed; a recaption replaces the old words.
+        shutil.copy(photo_paths[2], photos / photo_paths[2].name)
+        fake_llm.reply = "A red rocket on a launch pad."
+        engine.index_folder(photos, extractors=[ExifExtractor(), CaptionExtractor(llm)])
+        assert [h.id for h in engine.search("launch pad", k=5, mode="text")] == [
+            photo_paths[2].name
+        ]
+        fake_llm.reply = "A quiet harbour at dawn."
+        revised = CaptionExtractor(llm, revision="2")
+        engine.index_folder(photos, extractors=[ExifExtractor(), revised])
+        assert engine.search("marmalade", k=5, mode="text") == []
+        assert engine.search("launch pad", k=5, mode="text") == []
+        assert len(engine.search("harbour dawn", k=5, mode="text")) == 3
+
+        # A rebuilt lexical side takes the captions from the stored metadata: the
+        # endpoint is not asked again, and the captions stay searchable.
+        asked = len(fake_llm.requests)
+        engine.index_folder(photos, rebuild_text=True)
+        assert len(fake_llm.requests) == asked
+        assert len(engine.search("harbour dawn", k=5, mode="text")) == 3
+        assert "[harbour]" in (engine.search("harbour", k=1, mode="text")[0].snippet or "")
+        # ... and the store's metadata keeps them (a refresh must not drop a field of an
+        # extractor that did not run this time).
+        assert set(captions(engine).values()) == {"A quiet harbour at dawn."}

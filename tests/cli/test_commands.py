@@ -128,8 +128,28 @@ def test_info(indexed: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture
     assert code == EXIT_OK
     assert (info["count"], info["dim"], info["store"]) == (6, 32, "faiss")
     assert info["model"] == str(tiny_model_dir.resolve()) and info["size_bytes"] > 0
+    assert info["encoder"]["backend"] == "torch" and info["encoder"]["recorded"] is True
+    assert info["encoder"]["precision"] in {"float32", "bfloat16", "float16"}
     code, out, _ = run(capsys, "info", "--index", str(indexed))
     assert "count:      6" in out and "store:      faiss" in out
+    assert f"encoder:    torch {info['encoder']['precision']}" in out
+
+
+def test_info_of_an_index_without_a_recorded_route(
+    indexed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    older = tmp_path / "older"
+    shutil.copytree(indexed, older)
+    manifest = json.loads((older / "settings.json").read_text())
+    del manifest["encoder"]  # as written before routes were recorded
+    (older / "settings.json").write_text(json.dumps(manifest))
+    code, out, _ = run(capsys, "info", "--index", str(older), "--json")
+    assert code == EXIT_OK
+    assert json.loads(out)["encoder"] == {"backend": "torch", "precision": None, "recorded": False}
+    code, out, _ = run(capsys, "info", "--index", str(older))
+    assert "encoder:    torch (route not recorded" in out
 
 
 def test_classify(

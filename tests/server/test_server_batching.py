@@ -57,6 +57,46 @@ def test_waiting_jobs_share_one_forward_pass(tiny_encoder: Any) -> None:
         batcher.close()
 
 
+def test_a_lone_admitted_request_does_not_wait_for_company(tiny_encoder: Any) -> None:
+    recorder = Recorder()
+    # A wait far longer than a forward pass: a lone request that waited would take 5 s.
+    batcher = Batcher(tiny_encoder, max_batch_size=8, max_wait_ms=5000, observer=recorder)
+    try:
+        tiny_encoder.encode_texts(["warm the tokenizer and the model up"])
+        with batcher.admit():
+            start = time.monotonic()
+            batcher.encode_texts(["only me"])
+            elapsed = time.monotonic() - start
+        assert elapsed < 4.0 and recorder.sizes == [("text", 1)]
+    finally:
+        batcher.close()
+
+
+def test_an_admitted_request_still_gets_waited_for(tiny_encoder: Any) -> None:
+    recorder = Recorder()
+    batcher = Batcher(tiny_encoder, max_batch_size=8, max_wait_ms=5000, observer=recorder)
+    first_sent = threading.Event()
+
+    def request(text: str, before: threading.Event | None) -> Any:
+        with batcher.admit():
+            if before is not None:
+                assert before.wait(10)
+                time.sleep(0.2)  # well after the first job reached the model thread
+            else:
+                first_sent.set()
+            return batcher.encode_texts([text])
+
+    try:
+        # The outer admission keeps the batch waiting for the late request.
+        with batcher.admit(), ThreadPoolExecutor(2) as pool:
+            early = pool.submit(request, "the first text", None)
+            late = pool.submit(request, "the second text", first_sent)
+            early.result(), late.result()
+        assert recorder.sizes == [("text", 2)]  # the second joined the first's batch
+    finally:
+        batcher.close()
+
+
 def test_batches_respect_the_size_limit_and_bad_input_fails_alone(tiny_encoder: Any) -> None:
     recorder = Recorder()
     batcher = Batcher(tiny_encoder, max_batch_size=3, max_wait_ms=50, observer=recorder)

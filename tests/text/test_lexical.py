@@ -78,6 +78,40 @@ def test_filters_apply_to_the_lexical_side(lexical):
     assert lexical.search("invoice", filter={"country_code": "ES"}) == []
 
 
+def test_a_selective_filter_pages_through_many_ranked_matches(tmp_path):
+    """A filter that keeps one image in 25: the hits are the best-ranked images that pass,
+    in BM25 order, as a search without a filter ranks them; two words and one word."""
+    index = LexicalIndex(tmp_path / "text.sqlite", create=True)
+    ids = [f"harbour/IMG_{i:04d}.jpg" for i in range(1000)]
+    extras = []
+    for i, _ in enumerate(ids):
+        # Repetitions vary the BM25 score; every image holds "harbour" in its file name too.
+        ocr = " ".join(["harbour"] * (1 + i % 7) + ["crane"] * (i % 3) + [f"w{i}"])
+        city = "Porto" if i % 25 == 0 else "Lisbon"
+        extras.append({"metadata": {"city": city, "n": i}, "texts": {"ocr": ocr}})
+    index.write(ids, extras)
+    index.commit()
+    try:
+        for query in ("harbour crane", "harbour"):
+            everything = index.search(query, k=1000)
+            assert len(everything) == 1000
+            expected = [h.id for h in everything if h.metadata["city"] == "Porto"]
+            assert len(expected) == 40
+            for k in (5, 40, 60):
+                got = index.search(query, k=k, filter={"city": "Porto"})
+                assert [h.id for h in got] == expected[:k]
+                assert all(h.metadata["city"] == "Porto" for h in got)
+            # Other kinds of filter: a range, and an $or.
+            ranged = index.search(query, k=3, filter={"n": {"$gte": 990}})
+            assert [h.id for h in ranged] == [h.id for h in everything if h.metadata["n"] >= 990][
+                :3
+            ]
+            either = index.search(query, k=100, filter={"$or": [{"n": 7}, {"n": 993}]})
+            assert sorted(h.id for h in either) == [ids[7], ids[993]]
+    finally:
+        index.close()
+
+
 def test_fts_syntax_in_queries_is_searched_as_words(lexical):
     for query in ['"stop', "stop*", "STOP NEAR invoice", "stop AND", "-stop", "text:stop"]:
         assert "signs/stop.png" in {h.id for h in lexical.search(query)}, query

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision._cli.exits import EXIT_OK, EXIT_PARTIAL
-from zeroshot_vision._cli.options import add_model_options, positive_int_arg, probability_arg
+from zeroshot_vision._cli.options import (
+    add_backend_options,
+    add_model_options,
+    positive_int_arg,
+    probability_arg,
+)
 from zeroshot_vision._cli.output import columns, interactive, one_line, pad, print_json, say
 from zeroshot_vision._cli.remote import (
     add_server_option,
@@ -58,6 +63,7 @@ def add_classify_command(commands: Subcommands) -> None:
         model_help="checkpoint name or folder (default $ZSV_MODEL or "
         "google/siglip-so400m-patch14-384)",
     )
+    add_backend_options(parser)
     parser.add_argument(
         "--softmax",
         action="store_true",
@@ -78,13 +84,19 @@ def run_classify(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{args.images[0]} is not a file")
     client = client_for(args)
     if client is not None:
+        _no_route_with_server(args)
         with client:
             report = classify_remotely(client, args.images, labels, softmax=args.softmax)
     else:
         from zeroshot_vision._encoder import Encoder
 
         encoder = Encoder.from_pretrained(
-            args.model, device=args.device, dtype=args.dtype, progress=interactive()
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            progress=interactive(),
+            backend=args.backend or "torch",
+            precision=args.precision,
         )
         report = encoder.classify_many(args.images, labels, softmax=args.softmax)
     if len(args.images) == 1 and report.failed:
@@ -154,6 +166,7 @@ def add_tag_command(commands: Subcommands) -> None:
         model_help="checkpoint (default: the index's; for a folder $ZSV_MODEL or "
         "google/siglip-so400m-patch14-384)",
     )
+    add_backend_options(parser)
     add_server_option(parser)
     parser.set_defaults(handler=run_tag)
 
@@ -170,6 +183,7 @@ def run_tag(args: argparse.Namespace) -> int:
     show_bar = interactive()
     client = client_for(args)
     if client is not None:
+        _no_route_with_server(args)
         with client:
             report = _tag_remotely(client, args, source, labels)
     elif IndexFolder.exists(source):
@@ -181,7 +195,13 @@ def run_tag(args: argparse.Namespace) -> int:
 
         model = check_index_model(IndexFolder.open(source), args)
         with SearchEngine.open(
-            source, model=model, device=args.device, dtype=args.dtype, progress=interactive()
+            source,
+            model=model,
+            device=args.device,
+            dtype=args.dtype,
+            progress=interactive(),
+            backend=args.backend,  # None: the route the index recorded
+            precision=args.precision,
         ) as engine:
             report = engine.classify_indexed(labels, progress=show_bar)
     elif source.is_dir():
@@ -190,7 +210,12 @@ def run_tag(args: argparse.Namespace) -> int:
 
         scan = folder_source(source, exclude=args.exclude).scan()
         encoder = Encoder.from_pretrained(
-            args.model, device=args.device, dtype=args.dtype, progress=interactive()
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            progress=interactive(),
+            backend=args.backend or "torch",
+            precision=args.precision,
         )
         report = encoder.classify_many(
             [image.pixels() for image in scan.images],
@@ -219,6 +244,15 @@ def run_tag(args: argparse.Namespace) -> int:
         for result, likely in rows:
             writer.writerow(_tag_row(result, likely))
     return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+def _no_route_with_server(args: argparse.Namespace) -> None:
+    """``--backend``/``--precision`` choose a local model's route; a server runs its own."""
+    if args.backend is not None or args.precision is not None:
+        raise InvalidInputError(
+            "--backend and --precision choose how a local model runs; with --server the "
+            "server's own route is used (drop them, or drop --server)"
+        )
 
 
 REMOTE_BATCH = 32

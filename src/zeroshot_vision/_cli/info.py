@@ -46,6 +46,7 @@ def run_info(args: argparse.Namespace) -> int:
         "count": count,
         "model": manifest.model,
         "dim": manifest.dim,
+        "encoder": _encoder_route(manifest.encoder),
         "store": manifest.store.kind,
         "store_options": dict(manifest.store.options),
         "size_bytes": folder.size_bytes(),
@@ -67,6 +68,7 @@ def run_info(args: argparse.Namespace) -> int:
         ("count", str(count)),
         ("model", manifest.model),
         ("dim", str(manifest.dim)),
+        ("encoder", _encoder_row(info["encoder"])),
         ("store", manifest.store.kind + options),
         ("size", human_size(info["size_bytes"])),
         *_footprint_rows(footprint),
@@ -100,6 +102,20 @@ def _reindex_rows(pending: dict[str, str] | None) -> list[tuple[str, str]]:
             "reindex again with that model to go on (searches use the model above)",
         )
     ]
+
+
+def _encoder_route(record: Any) -> dict[str, Any]:
+    """The backend and precision the images were encoded with (from the manifest)."""
+    if record is None:  # written before routes were recorded: always the torch backend
+        return {"backend": "torch", "precision": None, "recorded": False}
+    return {"backend": record.backend, "precision": record.precision, "recorded": True}
+
+
+def _encoder_row(route: dict[str, Any]) -> str:
+    """``encoder:`` row: ``onnx int8``, or ``torch (not recorded: an older index)``."""
+    if not route["recorded"]:
+        return f"{route['backend']} (route not recorded: an older index, written by torch)"
+    return f"{route['backend']} {route['precision']}"
 
 
 def _text_info(folder: Any) -> dict[str, Any]:

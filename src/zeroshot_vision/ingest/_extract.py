@@ -105,7 +105,8 @@ class ItemExtras:
     """The extract stage's outcome for one item.
 
     Attributes:
-        metadata: The extractors' metadata merged, under the source's own.
+        metadata: The extractors' metadata merged, under the source's own (and over
+            :attr:`Item.stored_metadata`, for an item refreshed with its stored vector).
         texts: Text fields of every extractor, merged.
         versions: For tracked extractors that ran: name -> version.
         failures: ``(extractor name, reason)`` for each extractor that failed.
@@ -139,7 +140,7 @@ def extract(item: Item, extractors: Sequence[Extractor]) -> ItemExtras:
             # Failures are versioned too: not retried until the image or version changes.
             versions[extractor.name] = extractor.version
     return ItemExtras(
-        metadata={**found, **item.metadata},
+        metadata={**(item.stored_metadata or {}), **found, **item.metadata},
         texts=texts,
         versions=versions,
         failures=tuple(failures),

@@ -53,6 +53,10 @@ class Item:
             the item and writes this one.
         label: How reports name it, when not by ``display_path`` (a dataset row's id, or
             ``"<bytes>"``).
+        stored_metadata: For an unchanged item whose tracked extractors run again (its
+            stored vector reused): the metadata the store holds for it. It lies under
+            what this run's extractors and source give, so a field of an extractor that
+            does not run this time (a caption, OCR's line count) is kept, not dropped.
     """
 
     id: str
@@ -64,6 +68,7 @@ class Item:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     vector: npt.NDArray[np.float32] | None = None
     label: str | None = None
+    stored_metadata: Mapping[str, Any] | None = None
 
     @property
     def fingerprint(self) -> tuple[str, int, int] | None:

@@ -264,7 +264,11 @@ def _refresh(
     for chunk in batched(stale, batch_size):
         records = writer.store.fetch([item.id for item in chunk])
         refresh.extend(
-            dataclasses.replace(item, vector=records[item.id].vector)
+            dataclasses.replace(
+                item,
+                vector=records[item.id].vector,
+                stored_metadata=dict(records[item.id].metadata),
+            )
             for item in chunk
             if item.id in records
         )

@@ -2,10 +2,12 @@
 
 Every request that needs the model hands its texts or decoded images to a
 :class:`Batcher` and waits. The batcher's thread takes the first waiting job, then keeps
-taking more for at most ``max_wait_ms`` (or until ``max_batch_size`` items), and runs
-them as one batch: on a CPU, eight texts in one pass cost far less than eight passes.
-The queue is bounded; a full one raises :class:`ServerBusyError` at once, which the server
-answers with 503 and ``Retry-After`` instead of letting the backlog grow.
+taking more for at most ``max_wait_ms`` (or until ``max_batch_size`` items; or at once
+when every request admitted through :meth:`Batcher.admit` is already in the batch, so a
+lone request never waits for company that cannot come), and runs them as one batch: on
+a CPU, eight texts in one pass cost far less than eight passes. The queue is bounded; a
+full one raises :class:`ServerBusyError` at once, which the server answers with 503 and
+``Retry-After`` instead of letting the backlog grow.
 
 :class:`BatchedEncoder` is what the server's engines receive as their encoder: it is the
 loaded :class:`~zeroshot_vision._encoder.Encoder` with ``encode_texts`` and
@@ -224,6 +226,10 @@ class Batcher:
         batch, size = [first], len(first.items)
         deadline = time.monotonic() + self.max_wait
         while size < self.max_batch_size:
+            if self._carry is None and self._queue.empty() and 0 < self._admitted <= len(batch):
+                # Every admitted request is already in this batch: nobody can join it, so
+                # waiting would only add max_wait_ms to a lone request's latency.
+                break
             try:
                 job = self._next(deadline - time.monotonic())
             except queue.Empty:
