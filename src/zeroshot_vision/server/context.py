@@ -168,7 +168,7 @@ def validation_error(exc: RequestValidationError) -> APIError:
     return APIError(400, f"{param}: {message}" if param else message, code=code, param=param)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerContext:
     """One app's shared state: what its routes look models and indexes up in.
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from zeroshot_vision.server.context import ServerContext, context
 from zeroshot_vision.server.metrics import CONTENT_TYPE
 
-__all__ = ["router"]
+__all__ = ["healthz", "prometheus", "readyz", "router"]
 
 router = APIRouter(tags=["health"])
 

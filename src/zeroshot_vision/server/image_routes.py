@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from zeroshot_vision.server.context import APIError, ServerContext, context
 
-__all__ = ["router"]
+__all__ = ["image", "router"]
 
 router = APIRouter(tags=["indexes"])
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from zeroshot_vision.engine import SearchEngine
     from zeroshot_vision.server.service import ServedIndex
 
-__all__ = ["router"]
+__all__ = ["delete", "index_info", "list_indexes", "router", "upsert"]
 
 router = APIRouter(tags=["indexes"])
 

@@ -23,7 +23,7 @@ from zeroshot_vision.server.schemas import (
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["router"]
+__all__ = ["embeddings", "list_models", "router"]
 
 router = APIRouter(tags=["openai"])
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from zeroshot_vision.query import Query
 
-__all__ = ["router"]
+__all__ = ["classify", "router", "search", "tag"]
 
 router = APIRouter(tags=["search"])
 
