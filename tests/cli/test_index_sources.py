@@ -29,7 +29,7 @@ def _vectors(index: Path, model: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def photo_dataset(tmp_path_factory: pytest.TempPathFactory, photo_paths: list[Path]) -> Path:
+def saved_photo_dataset(tmp_path_factory: pytest.TempPathFactory, photo_paths: list[Path]) -> Path:
     """Real photos as a DatasetDict (train: three, test: one) saved with save_to_disk."""
     root = tmp_path_factory.mktemp("dataset")
     rows = {
@@ -51,7 +51,7 @@ def photo_dataset(tmp_path_factory: pytest.TempPathFactory, photo_paths: list[Pa
 
 
 def test_index_a_saved_dataset_by_split_then_incrementally(
-    photo_dataset: Path,
+    saved_photo_dataset: Path,
     photo_paths: list[Path],
     tiny_model_dir: Path,
     tmp_path: Path,
@@ -59,10 +59,12 @@ def test_index_a_saved_dataset_by_split_then_incrementally(
 ) -> None:
     index = str(tmp_path / "index")
     common = ["--index", index, "--model", str(tiny_model_dir), "--id-column", "name"]
-    code, out, err = run(capsys, "index", "--dataset", str(photo_dataset), *common)
+    code, out, err = run(capsys, "index", "--dataset", str(saved_photo_dataset), *common)
     assert code == EXIT_ERROR and "several splits (train, test)" in err
 
-    code, out, _ = run(capsys, "index", "--dataset", f"{photo_dataset}:train", *common, "--json")
+    code, out, _ = run(
+        capsys, "index", "--dataset", f"{saved_photo_dataset}:train", *common, "--json"
+    )
     assert code == EXIT_OK
     summary = json.loads(out)
     assert (summary["indexed"], summary["count"]) == (3, 3)
@@ -73,24 +75,29 @@ def test_index_a_saved_dataset_by_split_then_incrementally(
         expected = engine.encoder.encode_images([photo_paths[0]])[0]
         np.testing.assert_allclose(records[photo_paths[0].stem].vector, expected, atol=1e-5)
 
-    code, out, _ = run(capsys, "index", "--dataset", f"{photo_dataset}:test", *common)
+    code, out, _ = run(capsys, "index", "--dataset", f"{saved_photo_dataset}:test", *common)
     assert code == EXIT_OK and out.startswith("indexed 1, skipped 0")
-    code, out, _ = run(capsys, "index", "--dataset", f"{photo_dataset}:train", *common)
+    code, out, _ = run(capsys, "index", "--dataset", f"{saved_photo_dataset}:train", *common)
     assert code == EXIT_OK and out.startswith("indexed 0, skipped 3") and "4 in the index" in out
 
 
 def test_dataset_mistakes_are_one_line(
-    photo_dataset: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    saved_photo_dataset: Path,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     index = str(tmp_path / "index")
     base = ["index", "--index", index, "--model", str(tiny_model_dir)]
-    code, _, err = run(capsys, *base, "--dataset", f"{photo_dataset}:train", "--image-column", "x")
+    code, _, err = run(
+        capsys, *base, "--dataset", f"{saved_photo_dataset}:train", "--image-column", "x"
+    )
     assert code == EXIT_ERROR and "no column 'x'" in err
-    code, _, err = run(capsys, *base, "--dataset", f"{photo_dataset}:valid")
+    code, _, err = run(capsys, *base, "--dataset", f"{saved_photo_dataset}:valid")
     assert code == EXIT_ERROR and "no split 'valid'" in err
     code, _, err = run(capsys, *base, "--dataset", str(tmp_path / "nothing-here"))
     assert code == EXIT_ERROR and "neither a dataset folder" in err
-    code, _, err = run(capsys, *base, "--dataset", str(photo_dataset), str(tmp_path))
+    code, _, err = run(capsys, *base, "--dataset", str(saved_photo_dataset), str(tmp_path))
     assert code == EXIT_ERROR and "drop SOURCE" in err
     code, _, err = run(capsys, *base, str(tmp_path), "--id-column", "name")
     assert code == EXIT_ERROR and "--id-column goes with --dataset" in err
