@@ -93,6 +93,32 @@ def test_an_endpoint_that_dies_midway_stops_the_run_and_a_rerun_finishes(
         assert list(captions(engine).values()) == ["A photo."] * 4
 
 
+def test_zsv_index_captions_stops_when_the_endpoint_dies_and_continues(
+    tiny_model_dir, photo_paths, tmp_path, fake_llm, capsys
+):
+    from zeroshot_vision import SearchEngine
+    from zeroshot_vision.cli import EXIT_ERROR, EXIT_OK, main
+
+    photos = _photo_folder(tmp_path, photo_paths)
+    index = tmp_path / "index"
+    fake_llm.reply = "A photo."
+    fake_llm.down_after = 3  # two to measure the cost, one photo, then 503 for good
+    args = ["index", str(photos), "--index", str(index), "--model", str(tiny_model_dir),
+            "--captions", "--llm-url", fake_llm.url, "--llm-model", "good"]  # fmt: skip
+    assert main(args) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "caption is unavailable, the run stopped" in err and "run again to continue" in err
+    assert err.count("\n") == 2  # the cost line, then one line for the stop
+    with SearchEngine.open(index, model=str(tiny_model_dir)) as engine:
+        assert list(captions(engine).values()) == ["A photo."]
+
+    fake_llm.down_after = None
+    assert main(args) == EXIT_OK
+    assert capsys.readouterr().out.startswith("indexed 3, skipped 1, removed 0, failed 0")
+    with SearchEngine.open(index, model=str(tiny_model_dir)) as engine:
+        assert list(captions(engine).values()) == ["A photo."] * 4
+
+
 def test_an_endpoint_that_is_not_there_indexes_nothing_and_records_nothing(
     tiny_encoder, photo_paths, tmp_path, fake_llm
 ):

@@ -134,7 +134,7 @@ def ingest(
             exc.report = work.report(
                 indexed=stage.indexed, failed=stage.failed, count=len(writer.store)
             )
-            logger.warning("index %s stopped: %s", work.root or type(source).__name__, exc)
+            logger.info("index %s stopped: %s", work.root or type(source).__name__, exc)
             raise
         finally:
             tracker.close()
