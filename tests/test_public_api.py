@@ -147,3 +147,9 @@ def test_docs_and_examples_import_only_public_modules() -> None:
         for match in private.finditer(path.read_text(encoding="utf-8"))
     }
     assert not found, f"user-facing code imports private modules: {sorted(found)}"
+
+
+def test_the_root_exports_every_error() -> None:
+    from zeroshot_vision import _errors
+
+    assert set(_errors.__all__) <= set(zeroshot_vision.__all__)

@@ -11,6 +11,14 @@ version that names the model, so the first run with captions captions every phot
 already indexed once (vectors reused), a killed run continues where it stopped, later
 runs caption only new and changed photos, and switching model captions again.
 
+When the endpoint goes away midway (connection refused, a 5xx, a refused key or a
+model it no longer serves, after the client's retries), the extractor raises
+:class:`~zeroshot_vision._errors.ExtractorUnavailableError`: the run stops, what it wrote
+is committed, and the photos it had not reached are captioned by the next run instead of
+being recorded as failed. So do ``give_up_after`` failures of the endpoint in a row
+(timeouts, malformed answers): a failing endpoint is not asked once per photo of a
+large folder. Failures on one photo (unreadable, an empty caption) are that photo's.
+
 Cost: :func:`measure_caption_seconds` captions a few photos first and returns the seconds
 per call, to show ``photos x seconds`` before the run (``zsv index --captions`` does).
 """
@@ -23,7 +31,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zeroshot_vision._errors import ImageLoadError, LLMError
+from zeroshot_vision._errors import (
+    ExtractorUnavailableError,
+    ImageLoadError,
+    LLMAuthError,
+    LLMError,
+    LLMModelNotFoundError,
+    LLMUnreachableError,
+)
 from zeroshot_vision._llm import image_data_url
 from zeroshot_vision.ingest._extract import Extracted, ExtractionError
 
@@ -91,6 +106,9 @@ class CaptionExtractor:
         prompt: What to ask for each photo.
         image_side: The long side, in pixels, photos are scaled down to.
         revision: Bump to caption every photo again with the same model (a new prompt).
+        give_up_after: Endpoint failures in a row after which the run stops, as if the
+            endpoint were gone (``0``: never; a failure on one photo's content, such as an
+            empty caption, does not count).
 
     Attributes:
         name: ``"caption"``.
@@ -107,12 +125,15 @@ class CaptionExtractor:
         prompt: str = CAPTION_PROMPT,
         image_side: int = CAPTION_IMAGE_SIDE,
         revision: str = "1",
+        give_up_after: int = 5,
     ) -> None:
         self.llm = llm
         self.prompt = prompt
         self.image_side = image_side
         self.revision = revision
+        self.give_up_after = give_up_after
         self.calls = 0
+        self._failures_in_a_row = 0
         self.seconds = 0.0
 
     @property
@@ -126,6 +147,8 @@ class CaptionExtractor:
         Raises:
             ExtractionError: The photo cannot be read, or the endpoint failed for it (the
                 photo is indexed without a caption; the reason is in the run's report).
+            ExtractorUnavailableError: The endpoint is gone, or failed ``give_up_after``
+                times in a row: the run stops and the next one continues.
         """
         try:
             image = item.image()
@@ -135,13 +158,30 @@ class CaptionExtractor:
         try:
             text = caption_image(self.llm, image, prompt=self.prompt, image_side=self.image_side)
         except LLMError as exc:
+            self._failures_in_a_row += 1
+            if _endpoint_gone(exc):
+                raise ExtractorUnavailableError(self.name, str(exc)) from exc
+            if self.give_up_after and self._failures_in_a_row >= self.give_up_after:
+                reason = f"{self._failures_in_a_row} failures in a row, the last: {exc}"
+                raise ExtractorUnavailableError(self.name, reason) from exc
             raise ExtractionError(str(exc)) from exc
         finally:
             self.calls += 1
             self.seconds += time.perf_counter() - started
+        self._failures_in_a_row = 0
         if not text:
             raise ExtractionError("the model answered with an empty caption")
         return Extracted(metadata={"caption": text}, texts={"caption": text})
+
+
+def _endpoint_gone(exc: LLMError) -> bool:
+    """Whether ``exc`` says the endpoint is unusable for every photo, not for this one.
+
+    The client has already retried connection errors, timeouts, 429 and 5xx answers.
+    """
+    if isinstance(exc, LLMUnreachableError | LLMAuthError | LLMModelNotFoundError):
+        return True
+    return exc.status is not None and (exc.status >= 500 or exc.status == 429)
 
 
 def measure_caption_seconds(

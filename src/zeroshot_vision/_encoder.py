@@ -79,6 +79,8 @@ __all__ = [
     "MODEL_ENV",
     "TEXT_CACHE_SIZE",
     "TEXT_LENGTH",
+    "TEXT_PASS_FILLER",
+    "TEXT_PASS_ROWS",
     "TINY_MODEL",
     "Encoder",
     "cpu_has_native_bf16",
@@ -118,6 +120,16 @@ so any ordinary text keeps every token the model reads.
 
 TEXT_CACHE_SIZE = 1024
 """Default number of text embeddings an :class:`Encoder` keeps for repeated queries."""
+
+TEXT_PASS_ROWS = 8
+"""Rows of every text forward pass (texts are padded up to it), so that a text's vector
+does not depend on the batch it came in (see ``Encoder._encode_text_batch``). It costs
+time: ``benchmarks/bench_text_passes.py`` on a random base SigLIP (float32, 2 heavily
+shared CPU cores) measured one query at 2.1x a pass of its own size, 8 texts at 1.08x,
+32 texts at 1.56x."""
+
+TEXT_PASS_FILLER = ""
+"""The text of the rows that pad a text pass up to :data:`TEXT_PASS_ROWS`."""
 
 
 class Encoder:
@@ -656,11 +668,26 @@ class Encoder:
         return dict(encoded)
 
     def _encode_text_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """Embed cleaned texts in passes of exactly :data:`TEXT_PASS_ROWS` rows.
+
+        A text's vector must not depend on the texts it is embedded with: matrix kernels
+        pick their blocking (and so their rounding) by the batch's row count, so the same
+        text embedded alone and beside others differed in the last bits, and through
+        the text cache (and the server's batching of concurrent requests) one request's
+        batch decided another's scores. Every pass has the same shape, the rows past the
+        texts repeat the first one, so each text is embedded the same way wherever it
+        comes from. The filler rows are the empty text (:data:`TEXT_PASS_FILLER`).
+        """
         torch = self._torch
-        inputs = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
-        with torch.inference_mode():
-            features = self._model.get_text_features(**inputs)
-        return self._normalized(features)
+        chunks = []
+        for start in range(0, len(texts), TEXT_PASS_ROWS):
+            chunk = texts[start : start + TEXT_PASS_ROWS]
+            padded = chunk + [TEXT_PASS_FILLER] * (TEXT_PASS_ROWS - len(chunk))
+            inputs = {k: v.to(self.device) for k, v in self.tokenize(padded).items()}
+            with torch.inference_mode():
+                features = self._model.get_text_features(**inputs)
+            chunks.append(self._normalized(features)[: len(chunk)])
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 
     def encode_images(
         self, images: Iterable[ImageSource], *, batch_size: int | None = None

@@ -54,6 +54,7 @@ __all__ = [
     "DimensionMismatchError",
     "DistributedJobError",
     "ExportError",
+    "ExtractorUnavailableError",
     "ImageDecodeError",
     "ImageLoadError",
     "ImageNotFoundError",
@@ -238,6 +239,32 @@ def _rebuild_batch_too_large(message: str, batch_size: int) -> BatchTooLargeErro
 
 class DistributedJobError(ZeroshotVisionError, RuntimeError):
     """A distributed indexing job failed (a worker error the job could not retry)."""
+
+
+class ExtractorUnavailableError(ZeroshotVisionError, RuntimeError):
+    """An extractor's service is gone, not just failing on one image: the ingest run stops.
+
+    Raised by an :class:`~zeroshot_vision.ingest._extract.Extractor` (a captioning endpoint
+    that refuses connections or answers 5xx after its retries). The run commits what it
+    wrote and raises this; the items it had not reached are not recorded as failed, so the
+    next run continues with them.
+
+    Attributes:
+        extractor: The extractor's name.
+        reason: Why, in a few words.
+        report: What the stopped run did (a
+            :class:`~zeroshot_vision._types.FolderReport`), set by the pipeline; ``None``
+            when raised outside a run.
+    """
+
+    def __init__(self, extractor: str, reason: str) -> None:
+        super().__init__(
+            f"{extractor} is unavailable, the run stopped: {reason} (what was indexed is "
+            "kept; run again to continue)"
+        )
+        self.extractor = extractor
+        self.reason = reason
+        self.report: Any = None
 
 
 class StoreError(ZeroshotVisionError, RuntimeError):

@@ -416,7 +416,7 @@ class Library:
 
 
 @pytest.fixture(scope="module")
-def library(
+def app_library(
     tmp_path_factory: pytest.TempPathFactory,
     photo_paths: list[Path],
     extra_photo_paths: list[Path],
@@ -455,19 +455,19 @@ def library(
 
 
 @pytest.fixture(scope="module")
-def library_engine(library: Library) -> Iterator[SearchEngine]:
+def library_engine(app_library: Library) -> Iterator[SearchEngine]:
     """The library searched from Python, as the app searches it: the expected answers."""
     from zeroshot_vision._encoder import Encoder
     from zeroshot_vision._engine import SearchEngine
 
-    encoder = Encoder.from_pretrained(str(library.model), device="cpu")
-    with SearchEngine.open(library.index, encoder=encoder) as engine:
+    encoder = Encoder.from_pretrained(str(app_library.model), device="cpu")
+    with SearchEngine.open(app_library.index, encoder=encoder) as engine:
         yield engine
 
 
 @pytest.fixture(scope="module")
-def library_app(library: Library) -> Iterator[str]:
-    with served_app(library.index) as base:
+def library_app(app_library: Library) -> Iterator[str]:
+    with served_app(app_library.index) as base:
         yield base
 
 
@@ -556,13 +556,13 @@ def test_the_first_visit_shows_the_model_loading(browser_index: Path, tiny_model
 
 
 def test_search_by_an_uploaded_photo(
-    library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
+    app_library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
 ) -> None:
     from zeroshot_vision._images import load_image
 
     upload = "input[type=file]"
     page.open(f"{library_app}/", ready=f"!!document.querySelector({json.dumps(upload)})")
-    photo = library.files["astronaut"]
+    photo = app_library.files["astronaut"]
     page.set_files(upload, [photo])
     shown = wait_for_cards(page, "photos like the upload", lambda shown: len(shown) == 12)
     assert "Photos like astronaut.png" in page.evaluate("document.body.innerText")
@@ -570,17 +570,17 @@ def test_search_by_an_uploaded_photo(
     assert set(ids(shown)[:2]) == {"astronaut", "astronaut-copy"}, ids(shown)
     assert [number_after("cos", c["heading"]) for c in shown[:2]] == [1.0, 1.0]
     assert " p " not in shown[0]["heading"]  # image-to-image has no calibrated probability
-    expected = library_engine.search_by_image(load_image(photo), k=len(library.files))
+    expected = library_engine.search_by_image(load_image(photo), k=len(app_library.files))
     assert_ranked_like(shown, expected)
     page.screenshot(ARTIFACTS / "app-search-by-photo.png")
 
 
 def test_more_like_this_shows_that_photos_neighbours(
-    library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
+    app_library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
 ) -> None:
     upload = "input[type=file]"
     page.open(f"{library_app}/", ready=f"!!document.querySelector({json.dumps(upload)})")
-    page.set_files(upload, [library.files["chelsea"]])
+    page.set_files(upload, [app_library.files["chelsea"]])
     wait_for_cards(page, "photos like the upload", lambda shown: "chelsea-copy" in ids(shown))
     page.click(".st-key-more-chelsea-copy button")
     shown = wait_for_cards(
@@ -589,7 +589,7 @@ def test_more_like_this_shows_that_photos_neighbours(
     assert "More like chelsea-copy" in page.evaluate("document.body.innerText")
     # Its byte-identical original is its nearest neighbour; the photo itself is left out.
     assert shown[0]["id"] == "chelsea" and number_after("cos", shown[0]["heading"]) == 1.0
-    assert_ranked_like(shown, library_engine.search_by_id("chelsea-copy", k=len(library.files)))
+    assert_ranked_like(shown, library_engine.search_by_id("chelsea-copy", k=len(app_library.files)))
     page.screenshot(ARTIFACTS / "app-more-like-this.png")
 
     page.click_button("Back to the text search")
@@ -598,11 +598,11 @@ def test_more_like_this_shows_that_photos_neighbours(
 
 
 def test_show_more_goes_beyond_fifty(
-    library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
+    app_library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
 ) -> None:
     from zeroshot_vision._app.logic import more_results
 
-    assert len(library.files) > 50, "the library must be bigger than the largest page"
+    assert len(app_library.files) > 50, "the library must be bigger than the largest page"
     page.open(f"{library_app}/?q={urllib.parse.quote(QUERY)}", ready="true")
     wait_for_cards(page, "the first page", lambda shown: len(shown) == 12)
     page.evaluate("document.querySelector('.st-key-k input[type=range]').focus()")
@@ -611,22 +611,22 @@ def test_show_more_goes_beyond_fifty(
     assert page.evaluate("document.querySelector('.st-key-k input[type=range]').value") == "50"
 
     page.click(".st-key-show-more button")
-    expected = min(more_results(50), len(library.files))
+    expected = min(more_results(50), len(app_library.files))
     shown = wait_for_cards(page, f"{expected} results", lambda shown: len(shown) == expected)
     assert ids(shown)[:50] == ids(first), "the first page must stay as it was"
     assert len(set(ids(shown))) == expected
-    assert_ranked_like(shown, library_engine.search(QUERY, k=len(library.files)))
-    more_left = expected < len(library.files)
+    assert_ranked_like(shown, library_engine.search(QUERY, k=len(app_library.files)))
+    more_left = expected < len(app_library.files)
     assert bool(page.evaluate("!!document.querySelector('.st-key-show-more')")) is more_left
     page.screenshot(ARTIFACTS / "app-show-more.png")
 
 
 def test_the_fine_probability_control_filters_the_results(
-    library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
+    app_library: Library, library_app: str, page: DevTools, library_engine: SearchEngine
 ) -> None:
     from zeroshot_vision._app.logic import PROBABILITY_STEPS
 
-    everything = library_engine.search(QUERY, k=len(library.files))
+    everything = library_engine.search(QUERY, k=len(app_library.files))
     probabilities = [r.probability for r in everything if r.probability is not None]
     assert len(probabilities) == len(everything)
     assert min(probabilities[:12]) >= 0.001, "0.001 should keep the first page whole"
@@ -660,7 +660,7 @@ def test_the_fine_probability_control_filters_the_results(
 
 
 def test_open_serves_the_original_file_and_nothing_else(
-    library: Library,
+    app_library: Library,
     library_app: str,
     page: DevTools,
     tmp_path: Path,
@@ -669,7 +669,7 @@ def test_open_serves_the_original_file_and_nothing_else(
 
     page.open(f"{library_app}/?q={urllib.parse.quote(QUERY)}", ready="true")
     first = wait_for_cards(page, "the first page", lambda shown: len(shown) == 12)[0]["id"]
-    original = library.files[first]
+    original = app_library.files[first]
     with Image.open(original) as opened:
         size = list(opened.size)
     page.click(f".st-key-open-{first} button")
@@ -696,13 +696,13 @@ def test_open_serves_the_original_file_and_nothing_else(
     assert saved.read_bytes() == original.read_bytes()
 
     # A photo next to the indexed ones, but not in the index, is served by no route.
-    secret = library.outside.read_bytes()
+    secret = app_library.outside.read_bytes()
     for route in (
-        f"/media/{urllib.parse.quote(str(library.outside))}",
-        f"/media/{library.outside.name}",
-        f"/app/static/{library.outside.name}",
-        f"/app/static/{urllib.parse.quote(str(library.outside))}",
-        f"/?original={urllib.parse.quote(str(library.outside))}",
+        f"/media/{urllib.parse.quote(str(app_library.outside))}",
+        f"/media/{app_library.outside.name}",
+        f"/app/static/{app_library.outside.name}",
+        f"/app/static/{urllib.parse.quote(str(app_library.outside))}",
+        f"/?original={urllib.parse.quote(str(app_library.outside))}",
     ):
         response = httpx.get(library_app + route, timeout=5)
         assert secret not in response.content, route

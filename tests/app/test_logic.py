@@ -46,7 +46,7 @@ def model_dir(tiny_model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def photos(photo_paths: list[Path]) -> list[Path]:
+def photo_files(photo_paths: list[Path]) -> list[Path]:
     stems = {p.stem for p in photo_paths}
     assert stems == PLACES.keys(), f"give PLACES an entry for each photo: {sorted(stems)}"
     return photo_paths
@@ -54,9 +54,9 @@ def photos(photo_paths: list[Path]) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def index_dir(
-    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, photos: list[Path]
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, photo_files: list[Path]
 ) -> Path:
-    return build_index(tmp_path_factory.mktemp("index") / "idx", model_dir, photos)
+    return build_index(tmp_path_factory.mktemp("index") / "idx", model_dir, photo_files)
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +288,7 @@ def png_bytes(path: Path) -> bytes:
 
 
 def test_classify_an_upload_without_an_index(
-    monkeypatch: pytest.MonkeyPatch, model_dir: Path, photos: list[Path]
+    monkeypatch: pytest.MonkeyPatch, model_dir: Path, photo_files: list[Path]
 ) -> None:
     at = app(monkeypatch, "--model", str(model_dir))
     at.query_params["page"] = "classify"
@@ -296,7 +296,7 @@ def test_classify_an_upload_without_an_index(
     assert not at.exception and not at.error
     assert at.radio(key="classify-source").options == ["Upload an image"]
     at.text_area[0].input("a cat, a dog\na rocket, a cat")
-    at.file_uploader(key="upload").set_value(("cat.png", png_bytes(photos[1]), "image/png"))
+    at.file_uploader(key="upload").set_value(("cat.png", png_bytes(photo_files[1]), "image/png"))
     at.run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
@@ -557,7 +557,7 @@ def test_markdown_escaping_leaves_text_literal() -> None:
 
 @pytest.fixture(scope="module")
 def hostile_index_dir(
-    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, photos: list[Path]
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, photo_files: list[Path]
 ) -> Path:
     """An index whose ids, metadata keys and values try to inject Markdown and HTML."""
     from zeroshot_vision._index import IndexFolder
@@ -567,14 +567,14 @@ def hostile_index_dir(
     ids = ["`x` ![i](http://evil.example/id.png)", "**bold** <b>id</b>"]
     metadata = [
         {
-            "path": str(photos[0]),
+            "path": str(photo_files[0]),
             "description": HOSTILE,
             "photographer": "<img src=x onerror=alert(2)>",
             "country": "![c](http://evil.example/c.png)",
             "![k](http://evil.example/k.png)": "one",
         },
         {
-            "path": str(photos[1]),
+            "path": str(photo_files[1]),
             "description": "[click](http://evil.example)",
             "country": "<b>UK</b>",
             "![k](http://evil.example/k.png)": "two",
@@ -688,13 +688,13 @@ def test_odd_url_queries_search_without_errors(
 
 
 def test_k_slider_extremes_and_an_index_without_metadata(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photos: list[Path]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photo_files: list[Path]
 ) -> None:
     from zeroshot_vision._engine import SearchEngine
 
     folder = tmp_path / "bare"
     with SearchEngine.create(folder, model=str(model_dir), device="cpu") as engine:
-        assert engine.index_images(photos).ok  # metadata: only the path
+        assert engine.index_images(photo_files).ok  # metadata: only the path
     at = app(monkeypatch, "--index", str(folder)).run()
     assert not at.multiselect and [s.key for s in at.slider] == ["k"]
     at.slider(key="k").set_value(1)
@@ -705,13 +705,13 @@ def test_k_slider_extremes_and_an_index_without_metadata(
 
 
 def test_an_index_whose_model_folder_was_deleted_is_a_message(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photos: list[Path]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photo_files: list[Path]
 ) -> None:
     import shutil
 
     model_copy = tmp_path / "model"
     shutil.copytree(model_dir, model_copy)
-    folder = build_index(tmp_path / "idx", model_copy, photos)
+    folder = build_index(tmp_path / "idx", model_copy, photo_files)
     shutil.rmtree(model_copy)
     for page in ("search", "classify", "index"):
         at = app(monkeypatch, "--index", str(folder))
@@ -748,7 +748,7 @@ def test_upload_errors_are_the_matching_leaves() -> None:
 
 
 def test_a_running_app_sees_what_zsv_index_adds(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photos: list[Path]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_dir: Path, photo_files: list[Path]
 ) -> None:
     """The app used to keep the engine it first opened: new photos never appeared."""
     from zeroshot_vision._app import streamlit_app
@@ -757,7 +757,7 @@ def test_a_running_app_sees_what_zsv_index_adds(
 
     folder = tmp_path / "live"
     with SearchEngine.create(folder, model=str(model_dir), device="cpu") as engine:
-        engine.index_images(photos[:2])
+        engine.index_images(photo_files[:2])
     before = index_version(folder)
     at = app(monkeypatch, "--index", str(folder)).run()
     at.text_input(key="query").input("a photo").run()
@@ -765,7 +765,7 @@ def test_a_running_app_sees_what_zsv_index_adds(
     encoder = streamlit_app.load_encoder(str(model_dir.resolve()), None)
 
     with SearchEngine.open(folder, encoder=encoder) as engine:  # as `zsv index` would
-        engine.index_images(photos[2:5])
+        engine.index_images(photo_files[2:5])
     assert index_version(folder) != before
     at.run()
     assert not at.exception and len(result_ids(at)) == 5
@@ -777,10 +777,10 @@ def test_a_running_app_sees_what_zsv_index_adds(
 
 
 def test_search_by_an_uploaded_photo_on_the_search_page(
-    monkeypatch: pytest.MonkeyPatch, index_dir: Path, photos: list[Path]
+    monkeypatch: pytest.MonkeyPatch, index_dir: Path, photo_files: list[Path]
 ) -> None:
     at = app(monkeypatch, "--index", str(index_dir)).run()
-    chelsea = next(p for p in photos if p.stem == "chelsea")
+    chelsea = next(p for p in photo_files if p.stem == "chelsea")
     at.file_uploader(key="search-upload").set_value(("mine.png", png_bytes(chelsea), "image/png"))
     at.run()
     assert not at.exception and not at.error

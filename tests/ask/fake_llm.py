@@ -13,6 +13,9 @@ Behaviour by the request's ``model``:
 * ``error-event``: streams one piece, then an SSE ``error`` event (a 5xx inside a 200 stream).
 * anything else: 404 ``model_not_found``.
 
+With ``down_after`` set, the endpoint answers that many chat requests, then 503 to
+every later one (a server that dies midway through a run).
+
 A request without ``Authorization: Bearer <key>`` (when ``key`` is set) gets 401.
 """
 
@@ -32,6 +35,8 @@ class FakeLLM:
     reply: str = "A cat sits on a chair [2]."
     key: str | None = None
     delay: float = 0.0
+    down_after: int | None = None
+    answered: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -72,6 +77,9 @@ class _Handler(BaseHTTPRequestHandler):
         if state.key is not None and self.headers.get("Authorization") != f"Bearer {state.key}":
             self._error(401, "Incorrect API key provided", "invalid_api_key")
             return
+        if state.down_after is not None and state.answered >= state.down_after:
+            self._error(503, "The server is overloaded or not ready yet.", "server_error")
+            return
         model = body.get("model")
         has_image = any(
             isinstance(part, dict) and part.get("type") == "image_url"
@@ -90,6 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if model == "slow" and not body.get("stream"):
             time.sleep(state.delay)
+        state.answered += 1
         if body.get("stream"):
             self._stream(model, state)
             return

@@ -4,6 +4,7 @@ captions are known) and ``zsv index --captions`` against the real ``transformers
 from __future__ import annotations
 
 import shutil
+import socket
 
 import pytest
 
@@ -56,6 +57,108 @@ def test_captions_are_stored_incremental_and_follow_the_model(
         again = CaptionExtractor(llm, image_side=64, revision="2")
         engine.index_folder(photos, extractors=[ExifExtractor(), again])
         assert again.calls == 4 and set(captions(engine).values()) == {"Revised."}
+
+
+def _photo_folder(tmp_path, photo_paths, count=4):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in photo_paths[:count]:
+        shutil.copy(path, photos / path.name)
+    return photos
+
+
+def test_an_endpoint_that_dies_midway_stops_the_run_and_a_rerun_finishes(
+    tiny_encoder, photo_paths, tmp_path, fake_llm
+):
+    from zeroshot_vision import SearchEngine
+    from zeroshot_vision._errors import ExtractorUnavailableError
+
+    photos = _photo_folder(tmp_path, photo_paths)
+    fake_llm.reply = "A photo."
+    fake_llm.down_after = 2  # then 503 for good
+    llm = LLMEndpoint(fake_llm.url, "good", max_retries=0)
+    with llm, SearchEngine.create(tmp_path / "index", encoder=tiny_encoder) as engine:
+        with pytest.raises(ExtractorUnavailableError, match="HTTP 503") as info:
+            engine.index_folder(photos, extractors=[CaptionExtractor(llm, image_side=64)])
+        assert len(info.value.report.indexed) == 2 and info.value.report.failed == ()
+        assert list(captions(engine).values()) == ["A photo.", "A photo."]
+        assert engine.folder is not None
+        assert len(engine.folder.entries()) == 2  # the others are not recorded as failed
+
+        fake_llm.down_after = None  # back up
+        asked = len(fake_llm.requests)
+        report = engine.index_folder(photos, extractors=[CaptionExtractor(llm, image_side=64)])
+        assert len(report.indexed) == 2 and report.failed == () and report.skipped == 2
+        assert len(fake_llm.requests) == asked + 2  # only the photos not reached
+        assert list(captions(engine).values()) == ["A photo."] * 4
+
+
+def test_zsv_index_captions_stops_when_the_endpoint_dies_and_continues(
+    tiny_model_dir, photo_paths, tmp_path, fake_llm, capsys
+):
+    from zeroshot_vision import SearchEngine
+    from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, main
+
+    photos = _photo_folder(tmp_path, photo_paths)
+    index = tmp_path / "index"
+    fake_llm.reply = "A photo."
+    fake_llm.down_after = 3  # two to measure the cost, one photo, then 503 for good
+    args = ["index", str(photos), "--index", str(index), "--model", str(tiny_model_dir),
+            "--captions", "--llm-url", fake_llm.url, "--llm-model", "good"]  # fmt: skip
+    assert main(args) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "caption is unavailable, the run stopped" in err and "run again to continue" in err
+    assert err.count("\n") == 2  # the cost line, then one line for the stop
+    with SearchEngine.open(index, model=str(tiny_model_dir)) as engine:
+        assert list(captions(engine).values()) == ["A photo."]
+
+    fake_llm.down_after = None
+    assert main(args) == EXIT_OK
+    assert capsys.readouterr().out.startswith("indexed 3, skipped 1, removed 0, failed 0")
+    with SearchEngine.open(index, model=str(tiny_model_dir)) as engine:
+        assert list(captions(engine).values()) == ["A photo."] * 4
+
+
+def test_an_endpoint_that_is_not_there_indexes_nothing_and_records_nothing(
+    tiny_encoder, photo_paths, tmp_path, fake_llm
+):
+    from zeroshot_vision import SearchEngine
+    from zeroshot_vision._errors import ExtractorUnavailableError, LLMUnreachableError
+
+    photos = _photo_folder(tmp_path, photo_paths, count=2)
+    # A port nothing listens on: bind one, note it, close it.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gone = f"http://127.0.0.1:{port}/v1"
+    with (
+        LLMEndpoint(gone, "good", max_retries=0) as llm,
+        SearchEngine.create(tmp_path / "index", encoder=tiny_encoder) as engine,
+    ):
+        with pytest.raises(ExtractorUnavailableError) as info:
+            engine.index_folder(photos, extractors=[CaptionExtractor(llm, image_side=64)])
+        assert isinstance(info.value.__cause__, LLMUnreachableError)
+        assert len(engine.store) == 0 and engine.folder is not None
+        assert engine.folder.entries() == {}
+
+
+def test_failures_in_a_row_stop_the_run(tiny_encoder, photo_paths, tmp_path, fake_llm):
+    from zeroshot_vision import SearchEngine
+    from zeroshot_vision._errors import ExtractorUnavailableError
+
+    photos = _photo_folder(tmp_path, photo_paths)
+    # A text-only model refuses every photo (HTTP 400: not a sign the endpoint is gone).
+    llm = LLMEndpoint(fake_llm.url, "text-only", max_retries=0)
+    extractor = CaptionExtractor(llm, image_side=64, give_up_after=2)
+    with (
+        llm,
+        SearchEngine.create(tmp_path / "index", encoder=tiny_encoder) as engine,
+        pytest.raises(ExtractorUnavailableError, match="2 failures in a row") as info,
+    ):
+        engine.index_folder(photos, extractors=[extractor])
+    (failure,) = info.value.report.failed  # the first; the second stopped the run
+    assert "does not take images" in failure.reason
+    assert extractor.calls == 2 and len(fake_llm.requests) == 2
 
 
 def test_measuring_the_cost_raises_the_endpoints_errors_first(fake_llm, photo_paths):

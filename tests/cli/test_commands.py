@@ -27,7 +27,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+def lite_index(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     """An index of six photos (with Unsplash metadata) built through ``zsv index``."""
     root = tmp_path_factory.mktemp("cli")
     rows = [
@@ -96,8 +96,8 @@ def test_index_workers_and_compile_reach_the_encoder(
     assert IndexFolder.open(index).counts()["indexed"] == 6
 
 
-def test_search_table_and_json(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "search", "a photo of a dog", "--index", str(indexed), "-k", "3")
+def test_search_table_and_json(lite_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "search", "a photo of a dog", "--index", str(lite_index), "-k", "3")
     assert code == EXIT_OK
     lines = out.splitlines()
     assert lines[0].split() == ["rank", "id", "score", "prob", "path/description"]
@@ -105,7 +105,7 @@ def test_search_table_and_json(indexed: Path, capsys: pytest.CaptureFixture[str]
     assert "description of p" in out
 
     code, out, _ = run(
-        capsys, "search", "a dog", "--index", str(indexed), "--json",
+        capsys, "search", "a dog", "--index", str(lite_index), "--json",
         "--filter", '{"country": "Iceland"}',
     )  # fmt: skip
     results = json.loads(out)
@@ -116,21 +116,23 @@ def test_search_table_and_json(indexed: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_search_min_probability_can_leave_nothing(
-    indexed: Path, capsys: pytest.CaptureFixture[str]
+    lite_index: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "search", "a dog", "--index", str(indexed), "--min-probability", "1")
+    code, out, _ = run(
+        capsys, "search", "a dog", "--index", str(lite_index), "--min-probability", "1"
+    )
     assert code == EXIT_OK and out.strip() == "no results"
 
 
-def test_info(indexed: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "info", "--index", str(indexed), "--json")
+def test_info(lite_index: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "info", "--index", str(lite_index), "--json")
     info = json.loads(out)
     assert code == EXIT_OK
     assert (info["count"], info["dim"], info["store"]) == (6, 32, "faiss")
     assert info["model"] == str(tiny_model_dir.resolve()) and info["size_bytes"] > 0
     assert info["encoder"]["backend"] == "torch" and info["encoder"]["recorded"] is True
     assert info["encoder"]["precision"] in {"float32", "bfloat16", "float16"}
-    code, out, _ = run(capsys, "info", "--index", str(indexed))
+    code, out, _ = run(capsys, "info", "--index", str(lite_index))
     assert "count:      6" in out and "store:      faiss" in out
     assert f"encoder:    torch {info['encoder']['precision']}" in out
 
@@ -195,7 +197,7 @@ def test_classify(
 def test_expected_problems_are_one_line_without_traceback(
     argv: list[str],
     message: str,
-    indexed: Path,
+    lite_index: Path,
     tiny_model_dir: Path,
     photo_paths: list[Path],
     tmp_path: Path,
@@ -203,7 +205,7 @@ def test_expected_problems_are_one_line_without_traceback(
 ) -> None:
     values = {
         "missing": str(tmp_path / "missing"),
-        "index": str(indexed),
+        "index": str(lite_index),
         "photo": str(photo_paths[0]),
         "tmp": str(tmp_path),
         "model": str(tiny_model_dir),
@@ -310,9 +312,9 @@ def test_wide_characters_keep_the_search_table_aligned() -> None:
 
 
 def test_verbose_flag_also_works_after_the_subcommand(
-    indexed: Path, capsys: pytest.CaptureFixture[str]
+    lite_index: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "info", "--index", str(indexed), "-v")
+    code, out, _ = run(capsys, "info", "--index", str(lite_index), "-v")
     assert code == EXIT_OK and "count:" in out
     help_text = cli.build_parser().format_help()
     assert "130 interrupted" in help_text
@@ -326,24 +328,24 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.fixture
-def server() -> Iterator[PhotoServer]:
+def photo_server() -> Iterator[PhotoServer]:
     with PhotoServer(slow_seconds=1.0) as running:
         yield running
 
 
 def test_download_exit_codes_and_summary(
-    server: PhotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    photo_server: PhotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = [photo_row(f"d{i}", server.url) for i in range(4)]
+    rows = [photo_row(f"d{i}", photo_server.url) for i in range(4)]
     dataset = write_dataset(tmp_path / "lite", rows, variant="tsv000")
     out = tmp_path / "images"
-    server.faults["d3"] = "404"
+    photo_server.faults["d3"] = "404"
     code, stdout, _ = run(capsys, "download", str(dataset), "--out", str(out), "--retries", "0")
     assert code == EXIT_PARTIAL
     assert stdout.startswith("downloaded 3, skipped 0, failed 1 (")
     assert "failures listed in" in stdout and len(stdout.strip().splitlines()) == 1
 
-    server.faults.clear()
+    photo_server.faults.clear()
     code, stdout, _ = run(capsys, "download", str(dataset), "--out", str(out), "--json")
     summary = json.loads(stdout)
     assert code == EXIT_OK and (summary["downloaded"], summary["skipped"]) == (1, 3)
@@ -351,16 +353,16 @@ def test_download_exit_codes_and_summary(
 
 
 def test_download_limit_and_width(
-    server: PhotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    photo_server: PhotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = [photo_row(f"w{i}", server.url) for i in range(4)]
+    rows = [photo_row(f"w{i}", photo_server.url) for i in range(4)]
     dataset = write_dataset(tmp_path / "lite", rows, variant="csv000")
     code, _, _ = run(
         capsys, "download", str(dataset), "--out", str(tmp_path / "o"), "--limit", "2",
         "--width", "320", "--workers", "1",
     )  # fmt: skip
-    assert code == EXIT_OK and sorted(server.requests) == ["w0", "w1"]
-    assert server.queries["w0"].startswith("w=320&")
+    assert code == EXIT_OK and sorted(photo_server.requests) == ["w0", "w1"]
+    assert photo_server.queries["w0"].startswith("w=320&")
 
 
 def test_subcommands_register_through_small_functions() -> None:
@@ -422,8 +424,8 @@ def test_tag_folder_example_embeds_the_library(
 
 
 @pytest.mark.slow
-def test_unsplash_walkthrough_example_runs(server: PhotoServer, tmp_path: Path) -> None:
-    rows = [photo_row(f"e{i}", server.url, photo_submitted_at="2021-01-01") for i in range(5)]
+def test_unsplash_walkthrough_example_runs(photo_server: PhotoServer, tmp_path: Path) -> None:
+    rows = [photo_row(f"e{i}", photo_server.url, photo_submitted_at="2021-01-01") for i in range(5)]
     dataset = write_dataset(tmp_path / "lite", rows)
     finished = subprocess.run(
         [sys.executable, str(EXAMPLES / "unsplash_lite.py"), str(dataset),

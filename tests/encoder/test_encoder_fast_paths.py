@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from zeroshot_vision import Encoder, InvalidInputError
-from zeroshot_vision._encoder import TEXT_CACHE_SIZE
+from zeroshot_vision._encoder import TEXT_CACHE_SIZE, TEXT_PASS_FILLER
 from zeroshot_vision._models import cpu_has_native_bf16, pick_dtype
 
 TEXTS = [
@@ -45,21 +45,23 @@ def _centered_cosines(a: np.ndarray, reference: np.ndarray) -> np.ndarray:
 class _CountingModel:
     """Wraps a model and counts texts that reach its text tower."""
 
-    def __init__(self, model: object) -> None:
+    def __init__(self, model: object, encoder: Encoder) -> None:
         self._model = model
         self.texts_seen = 0
+        # Passes are padded to a fixed row count with filler rows, which are not texts.
+        self.filler = encoder.tokenize([TEXT_PASS_FILLER])["input_ids"][0].tolist()
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._model, name)
 
     def get_text_features(self, **inputs: torch.Tensor) -> object:
-        self.texts_seen += int(inputs["input_ids"].shape[0])
+        self.texts_seen += sum(row != self.filler for row in inputs["input_ids"].tolist())
         return self._model.get_text_features(**inputs)  # type: ignore[attr-defined]
 
 
 @pytest.fixture()
 def counting_encoder(tiny_encoder: Encoder) -> tuple[Encoder, _CountingModel]:
-    counter = _CountingModel(tiny_encoder._model)
+    counter = _CountingModel(tiny_encoder._model, tiny_encoder)
     encoder = Encoder(
         tiny_encoder._model, tiny_encoder._processor, model_name="tiny", text_cache_size=3
     )
@@ -169,7 +171,7 @@ def test_cached_results_equal_fresh_ones_and_cannot_be_corrupted(tiny_encoder: E
 
 
 def test_cache_can_be_disabled(tiny_encoder: Encoder) -> None:
-    counter = _CountingModel(tiny_encoder._model)
+    counter = _CountingModel(tiny_encoder._model, tiny_encoder)
     encoder = Encoder(
         tiny_encoder._model, tiny_encoder._processor, model_name="tiny", text_cache_size=0
     )
@@ -250,3 +252,16 @@ def test_int8_text_is_quantized_from_the_loaded_weights_not_bfloat16(
     assert bf16.dtype == torch.bfloat16  # the image tower's precision
     # The same int8 text side whatever the image tower's dtype.
     np.testing.assert_allclose(bf16.encode_texts(TEXTS), fp32.encode_texts(TEXTS), atol=1e-6)
+
+
+def test_a_texts_vector_does_not_depend_on_its_batch(tiny_encoder: Encoder) -> None:
+    # Kernels round differently by row count: a text embedded alone and beside others
+    # differed in the last bits, and through the cache one request's batch decided another's
+    # scores (zsv search --server after zsv classify). Every pass has the same shape now.
+    encoder = Encoder(
+        tiny_encoder._model, tiny_encoder._processor, model_name="tiny", text_cache_size=0
+    )
+    alone = encoder.encode_texts(["a rocket"])[0]
+    others = [f"word {i}" for i in range(19)]
+    for batch in (["a cat", "a rocket"], ["a rocket", "a cat", "a dog"], [*others, "a rocket"]):
+        np.testing.assert_array_equal(encoder.encode_texts(batch)[batch.index("a rocket")], alone)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from zeroshot_vision import SearchEngine
+from zeroshot_vision._errors import ExtractorUnavailableError
 from zeroshot_vision.ingest import ExifExtractor, Extracted, ExtractionError, Item
 from zeroshot_vision.ingest._source import IndexView, Listing
 from zeroshot_vision.ingest._sources import FolderSource
@@ -149,6 +150,44 @@ def test_an_extractor_failure_fails_that_item_only_and_is_not_retried(
     with SearchEngine.open(index, encoder=tiny_encoder) as engine:
         report = engine.index_folder(photos, extractors=[again])
     assert again.seen == [] and report.skipped == 4
+
+
+class GoneAfter(Brightness):
+    """An extractor whose service goes away after ``count`` items."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__("1")
+        self.count = count
+
+    def extract(self, item: Item) -> Extracted:
+        if len(self.seen) >= self.count:
+            raise ExtractorUnavailableError(self.name, "the service stopped answering")
+        return super().extract(item)
+
+
+def test_an_unavailable_extractor_stops_the_run_and_a_rerun_continues(
+    tmp_path: Path, tiny_encoder: Any, photos: Path
+) -> None:
+    index = tmp_path / "index"
+    with SearchEngine.create(index, encoder=tiny_encoder) as engine:
+        # One batch of four: the two before the stop are written and committed.
+        with pytest.raises(ExtractorUnavailableError) as info:
+            engine.index_folder(photos, extractors=[GoneAfter(2)])
+        assert "brightness is unavailable" in str(info.value)
+        stopped = info.value.report
+        assert len(stopped.indexed) == 2 and stopped.failed == ()
+    with SearchEngine.open(index, encoder=tiny_encoder) as engine:
+        assert sorted(engine.store.ids()) == sorted(stopped.indexed)
+        assert engine.folder is not None
+        entries = engine.folder.entries()  # the photos not reached are not recorded
+        assert sorted(entries) == sorted(stopped.indexed)
+        assert {e.status for e in entries.values()} == {"indexed"}
+        rest = Brightness("1")
+        report = engine.index_folder(photos, extractors=[rest])
+        assert len(report.indexed) == 2 and report.failed == () and report.skipped == 2
+        assert sorted(rest.seen) == sorted(set(report.indexed))
+        records = engine.store.fetch(list(engine.store.ids()))
+        assert len(records) == 4 and all("brightness" in r.metadata for r in records.values())
 
 
 class TextSide:

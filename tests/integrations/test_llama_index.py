@@ -46,7 +46,7 @@ def embedding(tiny_encoder: Any) -> SiglipEmbedding:
 
 
 @pytest.fixture
-def photo_index(
+def llama_photo_index(
     embedding: SiglipEmbedding, photo_paths: list[Path], photo_metadata: list[dict[str, Any]]
 ) -> MultiModalVectorStoreIndex:
     documents = [
@@ -63,9 +63,9 @@ def photo_index(
 
 
 def test_each_photo_retrieves_itself_first(
-    photo_index: MultiModalVectorStoreIndex, photo_paths: list[Path]
+    llama_photo_index: MultiModalVectorStoreIndex, photo_paths: list[Path]
 ) -> None:
-    retriever = photo_index.as_retriever(image_similarity_top_k=3)
+    retriever = llama_photo_index.as_retriever(image_similarity_top_k=3)
     for path in photo_paths:
         found = retriever.image_to_image_retrieve(str(path))
         assert isinstance(found[0].node, ImageNode)
@@ -75,12 +75,12 @@ def test_each_photo_retrieves_itself_first(
 
 
 def test_text_to_image_scores_are_the_engines_cosines(
-    photo_index: MultiModalVectorStoreIndex, tiny_encoder: Any, photo_paths: list[Path]
+    llama_photo_index: MultiModalVectorStoreIndex, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
     engine = memory_engine(tiny_encoder)
     engine.index_images(photo_paths, ids=[p.stem for p in photo_paths])
     expected = engine.search("a rocket on the launch pad", k=3)
-    retriever = photo_index.as_retriever(image_similarity_top_k=3, similarity_top_k=1)
+    retriever = llama_photo_index.as_retriever(image_similarity_top_k=3, similarity_top_k=1)
     found = retriever.text_to_image_retrieve("a rocket on the launch pad")
     assert [n.node.ref_doc_id for n in found] == [r.id for r in expected]
     assert [n.score for n in found] == pytest.approx([r.score for r in expected], abs=1e-5)
@@ -91,9 +91,9 @@ def test_text_to_image_scores_are_the_engines_cosines(
     assert texts and texts[0].node.get_content() == "a note about the photos"
 
 
-def test_metadata_filters_are_translated(photo_index: MultiModalVectorStoreIndex) -> None:
+def test_metadata_filters_are_translated(llama_photo_index: MultiModalVectorStoreIndex) -> None:
     italy = MetadataFilters(filters=[MetadataFilter(key="country", value="Italy")])
-    retriever = photo_index.as_retriever(image_similarity_top_k=6, filters=italy)
+    retriever = llama_photo_index.as_retriever(image_similarity_top_k=6, filters=italy)
     found = retriever.text_to_image_retrieve("a photo")
     assert sorted(n.node.ref_doc_id for n in found) == ["coffee", "motorcycle_left"]
     either = MetadataFilters(
@@ -108,7 +108,7 @@ def test_metadata_filters_are_translated(photo_index: MultiModalVectorStoreIndex
         ],
         condition=FilterCondition.OR,
     )
-    retriever = photo_index.as_retriever(image_similarity_top_k=6, filters=either)
+    retriever = llama_photo_index.as_retriever(image_similarity_top_k=6, filters=either)
     assert sorted(n.node.ref_doc_id for n in retriever.text_to_image_retrieve("a photo")) == [
         "astronaut",
         "chelsea",
@@ -116,11 +116,11 @@ def test_metadata_filters_are_translated(photo_index: MultiModalVectorStoreIndex
 
 
 def test_delete_by_ref_doc(
-    photo_index: MultiModalVectorStoreIndex, photo_paths: list[Path]
+    llama_photo_index: MultiModalVectorStoreIndex, photo_paths: list[Path]
 ) -> None:
-    photo_index.delete_ref_doc("chelsea")
-    photo_index.delete_ref_doc("never-added")
-    retriever = photo_index.as_retriever(image_similarity_top_k=6)
+    llama_photo_index.delete_ref_doc("chelsea")
+    llama_photo_index.delete_ref_doc("never-added")
+    retriever = llama_photo_index.as_retriever(image_similarity_top_k=6)
     found = retriever.image_to_image_retrieve(str(photo_paths[2]))
     assert "chelsea" not in {n.node.ref_doc_id for n in found}
     assert len(found) == 5

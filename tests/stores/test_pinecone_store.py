@@ -69,16 +69,16 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def server() -> Iterator[PineconeTestServer]:
+def pinecone_server() -> Iterator[PineconeTestServer]:
     test_server = PineconeTestServer(dimension=8)
     test_server.start()
     yield test_server
     test_server.stop()
 
 
-def _store(server: PineconeTestServer, **kwargs: Any) -> PineconeStore:
-    kwargs.setdefault("dim", server.dimension)
-    return PineconeStore(_index(server.host), **kwargs)
+def _store(pinecone_server: PineconeTestServer, **kwargs: Any) -> PineconeStore:
+    kwargs.setdefault("dim", pinecone_server.dimension)
+    return PineconeStore(_index(pinecone_server.host), **kwargs)
 
 
 # -- the contract suite ----------------------------------------------------------------
@@ -130,10 +130,10 @@ class TestPineconeContract(VectorStoreContract):
 # -- construction ----------------------------------------------------------------------
 
 
-def test_dim_and_metric_come_from_index_stats(server: PineconeTestServer) -> None:
-    store = PineconeStore(_index(server.host), namespace="x")
+def test_dim_and_metric_come_from_index_stats(pinecone_server: PineconeTestServer) -> None:
+    store = PineconeStore(_index(pinecone_server.host), namespace="x")
     assert store.dim == 8
-    assert [r.operation for r in server.requests] == ["describe_index_stats"]
+    assert [r.operation for r in pinecone_server.requests] == ["describe_index_stats"]
 
 
 @pytest.mark.parametrize("metric", ["euclidean"])
@@ -156,36 +156,36 @@ def test_accepts_dotproduct_because_vectors_are_unit_length() -> None:
 
 
 @pytest.mark.parametrize("bad", [0, -3, 1.5, True])
-def test_rejects_bad_dim_and_concurrency(server: PineconeTestServer, bad: Any) -> None:
+def test_rejects_bad_dim_and_concurrency(pinecone_server: PineconeTestServer, bad: Any) -> None:
     with pytest.raises(InvalidInputError):
-        PineconeStore(_index(server.host), dim=bad)
+        PineconeStore(_index(pinecone_server.host), dim=bad)
     with pytest.raises(InvalidInputError):
-        PineconeStore(_index(server.host), dim=8, max_concurrency=bad)
+        PineconeStore(_index(pinecone_server.host), dim=8, max_concurrency=bad)
 
 
-def test_namespaces_are_separate_stores(server: PineconeTestServer) -> None:
-    one, two = _store(server, namespace="one"), _store(server, namespace="two")
-    default = _store(server)
+def test_namespaces_are_separate_stores(pinecone_server: PineconeTestServer) -> None:
+    one, two = _store(pinecone_server, namespace="one"), _store(pinecone_server, namespace="two")
+    default = _store(pinecone_server)
     one.upsert(["a", "b"], _vectors(2, 8))
     two.upsert(["a"], _vectors(1, 8))
     default.upsert(["z"], _vectors(1, 8))
     assert (len(one), len(two), len(default)) == (2, 1, 1)
     assert sorted(one.ids()) == ["a", "b"]
     assert list(default.ids()) == ["z"]
-    assert server.stored_ids("two") == {"a"}
+    assert pinecone_server.stored_ids("two") == {"a"}
 
 
-def test_ids_pages_through_long_listings(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_ids_pages_through_long_listings(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     ids = [f"img-{i:04d}" for i in range(250)]
     store.upsert(ids, _vectors(250, 8))
-    server.clear_requests()
+    pinecone_server.clear_requests()
     assert sorted(store.ids()) == ids
-    assert len(server.requests_for("list")) == 3  # pages of 100
+    assert len(pinecone_server.requests_for("list")) == 3  # pages of 100
 
 
-def test_k_above_pinecone_limit_is_clamped(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_k_above_pinecone_limit_is_clamped(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     store.upsert(["a"], _vectors(1, 8))
     assert [h.id for h in store.query(np.ones(8), k=50_000)] == ["a"]
 
@@ -219,83 +219,83 @@ def test_wide_upsert_is_split_by_payload_size() -> None:
     )
 
 
-def test_narrow_upsert_is_split_by_count(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_narrow_upsert_is_split_by_count(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     store.upsert([f"v{i}" for i in range(2_500)], _vectors(2_500, 8))
-    counts = sorted(r.items for r in server.requests_for("upsert"))
+    counts = sorted(r.items for r in pinecone_server.requests_for("upsert"))
     assert counts == [500, 1_000, 1_000]
     assert len(store) == 2_500
 
 
-def test_fetch_and_delete_send_at_most_1000_ids(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_fetch_and_delete_send_at_most_1000_ids(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     ids = [f"v{i}" for i in range(2_500)]
     store.upsert(ids, _vectors(2_500, 8))
     assert len(store.fetch([*ids, "missing"])) == 2_500
     store.delete(ids[:2_400])
-    fetches, deletes = server.requests_for("fetch"), server.requests_for("delete")
+    fetches, deletes = pinecone_server.requests_for("fetch"), pinecone_server.requests_for("delete")
     assert max(r.items for r in fetches) <= MAX_IDS_PER_REQUEST
     assert sum(r.items for r in fetches) == 2_501
     assert [r.items for r in deletes] == [1_000, 1_000, 400]
     assert len(store) == 100
 
 
-def test_long_ids_keep_fetch_urls_short(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_long_ids_keep_fetch_urls_short(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     ids = [f"{i:04d}-" + "x" * 400 for i in range(300)]
     store.upsert(ids, _vectors(300, 8))
     assert set(store.fetch(ids)) == set(ids)
-    assert all(r.status == 200 for r in server.requests_for("fetch"))
-    assert len(server.requests_for("fetch")) > 1
+    assert all(r.status == 200 for r in pinecone_server.requests_for("fetch"))
+    assert len(pinecone_server.requests_for("fetch")) > 1
 
 
-def test_numpy_values_reach_the_sdk_as_plain_python(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_numpy_values_reach_the_sdk_as_plain_python(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     meta = {"n": np.int32(7), "f": np.float64(0.25), "ok": np.bool_(True), "s": np.str_("x")}
     store.upsert(np.array(["a"]), _vectors(1, 8).astype(np.float16), [meta])  # type: ignore[arg-type]
-    assert server.stored_metadata("", "a") == {"n": 7, "f": 0.25, "ok": True, "s": "x"}
+    assert pinecone_server.stored_metadata("", "a") == {"n": 7, "f": 0.25, "ok": True, "s": "x"}
     assert store.query(np.float32(2) * _vectors(1, 8)[0], k=np.int64(1))[0].id == "a"
 
 
 # -- concurrency -----------------------------------------------------------------------
 
 
-def test_upsert_batches_overlap_up_to_max_concurrency(server: PineconeTestServer) -> None:
-    store = _store(server, max_concurrency=3)
-    server.delay(0.2, "upsert")
+def test_upsert_batches_overlap_up_to_max_concurrency(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server, max_concurrency=3)
+    pinecone_server.delay(0.2, "upsert")
     started = time.monotonic()
     store.upsert([f"v{i}" for i in range(6_000)], _vectors(6_000, 8))
     elapsed = time.monotonic() - started
-    assert len(server.requests_for("upsert")) == 6
-    assert server.max_in_flight == 3
+    assert len(pinecone_server.requests_for("upsert")) == 6
+    assert pinecone_server.max_in_flight == 3
     assert elapsed < 6 * 0.2  # serial would take at least 1.2 s
     assert len(store) == 6_000
 
 
-def test_max_concurrency_one_is_serial(server: PineconeTestServer) -> None:
-    store = _store(server, max_concurrency=1)
-    server.delay(0.05, "upsert")
+def test_max_concurrency_one_is_serial(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server, max_concurrency=1)
+    pinecone_server.delay(0.05, "upsert")
     store.upsert([f"v{i}" for i in range(3_000)], _vectors(3_000, 8))
-    assert server.max_in_flight == 1
+    assert pinecone_server.max_in_flight == 1
 
 
 # -- faults ----------------------------------------------------------------------------
 
 
 def test_400_on_one_batch_reports_exact_written_and_failed_ids(
-    server: PineconeTestServer,
+    pinecone_server: PineconeTestServer,
 ) -> None:
-    store = _store(server, max_concurrency=1)
+    store = _store(pinecone_server, max_concurrency=1)
     ids = [f"v{i}" for i in range(3_000)]
-    server.fail("upsert", status=400, on_call=2, message="injected bad batch")
+    pinecone_server.fail("upsert", status=400, on_call=2, message="injected bad batch")
     with pytest.raises(PartialWriteError, match="injected bad batch") as caught:
         store.upsert(ids, _vectors(3_000, 8))
     error = caught.value
     assert error.written_ids == ids[:1_000]
     assert error.failed_ids == ids[1_000:]
-    assert server.stored_ids() == set(ids[:1_000])
+    assert pinecone_server.stored_ids() == set(ids[:1_000])
     # It stopped after the failure instead of sending the third batch.
-    assert [r.status for r in server.requests_for("upsert")] == [200, 400]
+    assert [r.status for r in pinecone_server.requests_for("upsert")] == [200, 400]
     assert isinstance(error.__cause__, pinecone.ApiError)
     # The caller can resume with exactly the failed ids.
     store.upsert(error.failed_ids, _vectors(3_000, 8)[1_000:])
@@ -303,33 +303,33 @@ def test_400_on_one_batch_reports_exact_written_and_failed_ids(
 
 
 def test_failed_batch_under_concurrency_accounts_for_every_id(
-    server: PineconeTestServer,
+    pinecone_server: PineconeTestServer,
 ) -> None:
-    store = _store(server, max_concurrency=4)
+    store = _store(pinecone_server, max_concurrency=4)
     ids = [f"v{i}" for i in range(8_000)]
-    server.fail("upsert", status=400, on_call=3)
+    pinecone_server.fail("upsert", status=400, on_call=3)
     with pytest.raises(PartialWriteError) as caught:
         store.upsert(ids, _vectors(8_000, 8))
     written, failed = caught.value.written_ids, caught.value.failed_ids
-    assert set(written) == server.stored_ids()
+    assert set(written) == pinecone_server.stored_ids()
     assert set(written) | set(failed) == set(ids)
     assert not set(written) & set(failed)
     assert len(failed) >= 1_000
 
 
 @pytest.mark.usefixtures("fast_retries")
-def test_5xx_is_retried_by_the_sdk_then_reported(server: PineconeTestServer) -> None:
-    store = _store(server)
-    server.fail("upsert", status=503, times=1)
+def test_5xx_is_retried_by_the_sdk_then_reported(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
+    pinecone_server.fail("upsert", status=503, times=1)
     store.upsert(["a"], _vectors(1, 8))  # one 503, then the SDK's retry succeeds
-    assert [r.status for r in server.requests_for("upsert")] == [503, 200]
-    server.clear_requests()
-    server.fail("upsert", status=503, times=100)
+    assert [r.status for r in pinecone_server.requests_for("upsert")] == [503, 200]
+    pinecone_server.clear_requests()
+    pinecone_server.fail("upsert", status=503, times=100)
     with pytest.raises(PartialWriteError) as caught:
         store.upsert(["b", "c"], _vectors(2, 8))
     assert caught.value.failed_ids == ["b", "c"]
     assert caught.value.written_ids == []
-    assert len(server.requests_for("upsert")) == 4  # the first try and 3 retries
+    assert len(pinecone_server.requests_for("upsert")) == 4  # the first try and 3 retries
 
 
 @pytest.mark.usefixtures("fast_retries")
@@ -356,33 +356,33 @@ def test_connection_refused_is_a_store_error() -> None:
 
 
 @pytest.mark.usefixtures("fast_retries")
-def test_timeouts_are_store_errors(server: PineconeTestServer) -> None:
-    store = PineconeStore(_index(server.host, timeout=0.1), dim=8)
-    server.delay(0.5, "query")
+def test_timeouts_are_store_errors(pinecone_server: PineconeTestServer) -> None:
+    store = PineconeStore(_index(pinecone_server.host, timeout=0.1), dim=8)
+    pinecone_server.delay(0.5, "query")
     with pytest.raises(StoreError, match="Timeout") as caught:
         store.query(np.ones(8))
     assert isinstance(caught.value.__cause__, pinecone.PineconeTimeoutError)
-    server.delay(0.5, "upsert")
+    pinecone_server.delay(0.5, "upsert")
     with pytest.raises(PartialWriteError, match="Timeout") as partial:
         store.upsert(["a"], _vectors(1, 8))
     assert partial.value.failed_ids == ["a"]
 
 
-def test_delete_failing_part_way_says_what_was_deleted(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_delete_failing_part_way_says_what_was_deleted(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     ids = [f"v{i}" for i in range(2_500)]
     store.upsert(ids, _vectors(2_500, 8))
-    server.fail("delete", status=400, on_call=2)
+    pinecone_server.fail("delete", status=400, on_call=2)
     with pytest.raises(PartialWriteError) as caught:
         store.delete(ids)
     assert caught.value.written_ids == ids[:1_000]
     assert caught.value.failed_ids == ids[1_000:]
-    assert server.stored_ids() == set(ids[1_000:])
+    assert pinecone_server.stored_ids() == set(ids[1_000:])
 
 
-def test_other_api_errors_chain_the_sdk_error(server: PineconeTestServer) -> None:
-    store = _store(server)
-    server.fail("query", status=404, message="namespace gone")
+def test_other_api_errors_chain_the_sdk_error(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
+    pinecone_server.fail("query", status=404, message="namespace gone")
     with pytest.raises(StoreError, match=r"HTTP 404.*namespace gone") as caught:
         store.query(np.ones(8))
     assert isinstance(caught.value.__cause__, pinecone.NotFoundError)
@@ -416,13 +416,13 @@ MAPPED_IDS = [
 
 
 def test_ids_pinecone_cannot_hold_are_mapped_and_come_back_unchanged(
-    server: PineconeTestServer,
+    pinecone_server: PineconeTestServer,
 ) -> None:
-    store = _store(server, namespace="mapped")
+    store = _store(pinecone_server, namespace="mapped")
     vectors = np.random.default_rng(5).standard_normal((len(MAPPED_IDS) + 1, 8))
     ids = [*MAPPED_IDS, "plain.jpg"]
     store.upsert(ids, vectors, [{"path": item[:50]} for item in ids])
-    stored = server.stored_ids("mapped")
+    stored = pinecone_server.stored_ids("mapped")
     assert all(item.isascii() and 0 < len(item) <= 512 for item in stored)
     assert "plain.jpg" in stored and "Cr%C3%A8me br%C3%BBl%C3%A9e.png" in stored
     assert sorted(store.ids()) == sorted(ids)
@@ -438,53 +438,57 @@ def test_ids_pinecone_cannot_hold_are_mapped_and_come_back_unchanged(
 
 @pytest.mark.parametrize(("bad_id", "meta", "error", "reason"), BAD_RECORDS)
 def test_invalid_record_rejects_the_whole_call_before_any_request(
-    server: PineconeTestServer, bad_id: str, meta: dict[str, Any], error: type, reason: str
+    pinecone_server: PineconeTestServer, bad_id: str, meta: dict[str, Any], error: type, reason: str
 ) -> None:
-    store = _store(server)
+    store = _store(pinecone_server)
     ids = [f"ok{i}" for i in range(1_500)] + [bad_id]
     metadata: list[dict[str, Any] | None] = [None] * 1_500 + [meta]
     with pytest.raises(error, match=reason) as caught:
         store.upsert(ids, _vectors(1_501, 8), metadata)
     assert isinstance(caught.value, ValueError)
     assert repr(bad_id[:20])[:-1] in str(caught.value)  # it names the id
-    assert server.requests == []
+    assert pinecone_server.requests == []
 
 
-def test_metadata_at_the_limit_is_accepted(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_metadata_at_the_limit_is_accepted(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     meta = {"x": "y" * (40 * 1024 - 10)}  # {"x":"..."} is exactly 40 KiB
     store.upsert(["a"], _vectors(1, 8), [meta])
-    assert server.stored_metadata("", "a") == meta
+    assert pinecone_server.stored_metadata("", "a") == meta
 
 
 @pytest.mark.parametrize("over", [0, 1])
-def test_metadata_limit_counts_numbers_as_sent(server: PineconeTestServer, over: int) -> None:
+def test_metadata_limit_counts_numbers_as_sent(
+    pinecone_server: PineconeTestServer, over: int
+) -> None:
     # Numbers come back as floats (2019 -> 2019.0); the limit is on what is sent.
     import orjson
 
     base = {"year": 2019, "big": 1e16, "x": ""}
     meta = dict(base, x="y" * (40 * 1024 - len(orjson.dumps(base)) + over))
     assert len(orjson.dumps(meta)) == 40 * 1024 + over
-    store = _store(server)
+    store = _store(pinecone_server)
     if over:
         with pytest.raises(InvalidMetadataError, match="40961 bytes"):
             store.upsert(["a"], _vectors(1, 8), [meta])
-        assert server.requests == []
+        assert pinecone_server.requests == []
     else:
         store.upsert(["a"], _vectors(1, 8), [meta])
-        assert server.stored_metadata("", "a") == meta
+        assert pinecone_server.stored_metadata("", "a") == meta
 
 
-def test_numpy_scalars_in_metadata_become_plain_values(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_numpy_scalars_in_metadata_become_plain_values(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     meta = {"half": np.float16(1.5), "byte": np.int8(-3), "flag": np.bool_(True)}
     store.upsert(["a"], _vectors(1, 8), [meta])
-    assert server.stored_metadata("", "a") == {"half": 1.5, "byte": -3.0, "flag": True}
+    assert pinecone_server.stored_metadata("", "a") == {"half": 1.5, "byte": -3.0, "flag": True}
     assert store.fetch(["a"])["a"].metadata == {"half": 1.5, "byte": -3.0, "flag": True}
 
 
-def test_ids_of_exactly_512_ascii_characters_round_trip(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_ids_of_exactly_512_ascii_characters_round_trip(
+    pinecone_server: PineconeTestServer,
+) -> None:
+    store = _store(pinecone_server)
     longest = "x" * 511 + "~"
     store.upsert([longest], _vectors(1, 8))
     assert list(store.fetch([longest])) == [longest] and list(store.ids()) == [longest]
@@ -492,15 +496,15 @@ def test_ids_of_exactly_512_ascii_characters_round_trip(server: PineconeTestServ
     assert len(store) == 0
 
 
-def test_filter_typo_fails_before_any_request(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_filter_typo_fails_before_any_request(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     with pytest.raises(InvalidFilterError, match=r"\$gtee"):
         store.query(np.ones(8), k=3, filter={"year": {"$gtee": 2019}})
-    assert server.requests == []
+    assert pinecone_server.requests == []
 
 
-def test_fetch_and_delete_of_absent_mapped_ids(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_fetch_and_delete_of_absent_mapped_ids(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     store.upsert(["a"], _vectors(1, 8))
     assert set(store.fetch(["a", "é"])) == {"a"}
     store.delete(["é", "x" * 600])  # absent: not an error
@@ -570,10 +574,10 @@ def test_connect_needs_exactly_one_index(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_connect_reads_host_from_the_environment(
-    server: PineconeTestServer, monkeypatch: pytest.MonkeyPatch
+    pinecone_server: PineconeTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PINECONE_API_KEY", API_KEY)
-    monkeypatch.setenv("PINECONE_INDEX_HOST", server.host)
+    monkeypatch.setenv("PINECONE_INDEX_HOST", pinecone_server.host)
     with PineconeStore.connect(namespace="env") as store:
         assert store.dim == 8 and store.namespace == "env"
 
@@ -636,21 +640,21 @@ def test_a_refused_key_says_so_without_showing_it() -> None:
 
 
 @pytest.mark.usefixtures("fast_retries")
-def test_a_429_storm_that_outlasts_the_retries(server: PineconeTestServer) -> None:
-    store = _store(server)
+def test_a_429_storm_that_outlasts_the_retries(pinecone_server: PineconeTestServer) -> None:
+    store = _store(pinecone_server)
     store.upsert(["a"], _vectors(1, 8))
-    server.fail("query", status=429, times=100)
-    server.fail("upsert", status=429, times=100)
-    server.clear_requests()
+    pinecone_server.fail("query", status=429, times=100)
+    pinecone_server.fail("upsert", status=429, times=100)
+    pinecone_server.clear_requests()
     with pytest.raises(StoreError, match=r"HTTP 429.*rate limited") as caught:
         store.query(np.ones(8))
     assert isinstance(caught.value.__cause__, pinecone.RateLimitError)
-    attempts = len(server.requests_for("query"))
+    attempts = len(pinecone_server.requests_for("query"))
     assert 2 <= attempts <= 10  # the SDK retried, then gave up
     with pytest.raises(PartialWriteError, match="rate limited") as failed:
         store.upsert(["b", "c"], _vectors(2, 8))
     assert failed.value.written_ids == [] and failed.value.failed_ids == ["b", "c"]
-    server.clear_faults()
+    pinecone_server.clear_faults()
     assert [hit.id for hit in store.query(np.ones(8), k=1)] == ["a"]
 
 
@@ -724,21 +728,21 @@ def test_every_sdk_exception_is_mapped() -> None:
 
 
 def test_a_429_storm_with_retry_after_is_honoured_bounded_and_exact(
-    server: PineconeTestServer,
+    pinecone_server: PineconeTestServer,
 ) -> None:
-    store = _store(server, max_concurrency=1)
+    store = _store(pinecone_server, max_concurrency=1)
     ids = [f"v{i}" for i in range(3_000)]
     # The second batch meets a storm that outlasts the SDK's retries, each 429 asking
     # for a 0.2 s pause.
-    server.fail("upsert", status=429, on_call=2, times=100, retry_after=0.2)
+    pinecone_server.fail("upsert", status=429, on_call=2, times=100, retry_after=0.2)
     started = time.monotonic()
     with pytest.raises(PartialWriteError, match="rate limited") as caught:
         store.upsert(ids, _vectors(3_000, 8))
     elapsed = time.monotonic() - started
     assert caught.value.written_ids == ids[:1_000]  # exactly the first batch
     assert caught.value.failed_ids == ids[1_000:]
-    assert server.stored_ids() == set(ids[:1_000])
-    storm = [r for r in server.requests_for("upsert") if r.status == 429]
+    assert pinecone_server.stored_ids() == set(ids[:1_000])
+    storm = [r for r in pinecone_server.requests_for("upsert") if r.status == 429]
     # Bounded retries (fewer when the SDK's process-wide retry budget is spent by
     # earlier storms), each after the pause Retry-After asked for, never hammered.
     assert 1 <= len(storm) <= 10
@@ -749,27 +753,27 @@ def test_a_429_storm_with_retry_after_is_honoured_bounded_and_exact(
 
 @pytest.mark.usefixtures("fast_retries")
 def test_5xx_in_the_middle_of_a_concurrent_upsert_is_exact_about_what_was_written(
-    server: PineconeTestServer,
+    pinecone_server: PineconeTestServer,
 ) -> None:
-    store = _store(server, max_concurrency=4)
+    store = _store(pinecone_server, max_concurrency=4)
     ids = [f"v{i}" for i in range(6_000)]
-    server.fail("upsert", status=503, on_call=3, times=100)
+    pinecone_server.fail("upsert", status=503, on_call=3, times=100)
     with pytest.raises(PartialWriteError) as caught:
         store.upsert(ids, _vectors(6_000, 8))
     written, failed = caught.value.written_ids, caught.value.failed_ids
-    assert set(written) == server.stored_ids()  # exact: what it says was written, was
+    assert set(written) == pinecone_server.stored_ids()  # exact: what it says was written, was
     assert set(written) | set(failed) == set(ids) and not set(written) & set(failed)
-    server.clear_faults()
+    pinecone_server.clear_faults()
     store.upsert(failed, _vectors(6_000, 8)[[ids.index(i) for i in failed]])  # resume
-    assert server.stored_ids() == set(ids)
+    assert pinecone_server.stored_ids() == set(ids)
 
 
 @pytest.mark.usefixtures("fast_retries")
 def test_a_stalling_server_ends_in_a_bounded_time_with_nothing_claimed(
-    server: PineconeTestServer,
+    pinecone_server: PineconeTestServer,
 ) -> None:
-    store = PineconeStore(_index(server.host, timeout=0.2), dim=8, max_concurrency=2)
-    server.delay(1.0, "upsert")  # every answer comes long after the client's timeout
+    store = PineconeStore(_index(pinecone_server.host, timeout=0.2), dim=8, max_concurrency=2)
+    pinecone_server.delay(1.0, "upsert")  # every answer comes long after the client's timeout
     ids = [f"v{i}" for i in range(2_500)]
     started = time.monotonic()
     with pytest.raises(PartialWriteError, match="Timeout") as caught:
@@ -779,4 +783,4 @@ def test_a_stalling_server_ends_in_a_bounded_time_with_nothing_claimed(
     # it; upserts overwrite), never as written.
     assert caught.value.written_ids == []
     assert set(caught.value.failed_ids) == set(ids)
-    server.clear_faults()
+    pinecone_server.clear_faults()

@@ -41,7 +41,7 @@ def _photo_folder(root, photo_paths, *, extra: bool = True):
 
 
 @pytest.fixture(scope="module")
-def indexed(tiny_encoder, photo_paths, tmp_path_factory):
+def ocr_run(tiny_encoder, photo_paths, tmp_path_factory):
     base = tmp_path_factory.mktemp("words")
     photos = _photo_folder(base / "photos", photo_paths)
     engine = SearchEngine.create(base / "index", encoder=tiny_encoder)
@@ -50,8 +50,8 @@ def indexed(tiny_encoder, photo_paths, tmp_path_factory):
     engine.close()
 
 
-def test_words_in_photos_are_found_with_a_marked_snippet(indexed):
-    engine, _, _ = indexed
+def test_words_in_photos_are_found_with_a_marked_snippet(ocr_run):
+    engine, _, _ = ocr_run
     top = engine.search("invoice 4711", k=3)[0]
     assert top.id == "receipt.png"
     assert "text" in top.found_by
@@ -60,8 +60,8 @@ def test_words_in_photos_are_found_with_a_marked_snippet(indexed):
     assert engine.search("cafe central", k=1, mode="text")[0].id == "sign.jpg"
 
 
-def test_recognised_lines_are_stored_with_confidence_and_box(indexed):
-    engine, _, _ = indexed
+def test_recognised_lines_are_stored_with_confidence_and_box(ocr_run):
+    engine, _, _ = ocr_run
     lines = engine.text_index.lines("receipt.png")
     assert any("4711" in line.text for line in lines)
     assert all(len(line.box) == 4 and 0.5 <= line.confidence <= 1 for line in lines)
@@ -69,8 +69,8 @@ def test_recognised_lines_are_stored_with_confidence_and_box(indexed):
     assert stored["receipt.png"].metadata["text_lines"] == len(lines)
 
 
-def test_places_come_from_gps_and_filter_like_any_metadata(indexed):
-    engine, _, _ = indexed
+def test_places_come_from_gps_and_filter_like_any_metadata(ocr_run):
+    engine, _, _ = ocr_run
     sign = engine.store.fetch(["sign.jpg"])["sign.jpg"].metadata
     assert (sign["city"], sign["country"], sign["country_code"]) == ("Lisbon", "Portugal", "PT")
     at_sea = engine.store.fetch(["rocket.jpg"])["rocket.jpg"].metadata
@@ -82,14 +82,14 @@ def test_places_come_from_gps_and_filter_like_any_metadata(indexed):
     assert engine.search("anything", k=10, filter={"city": "Lisbon"})[0].id == "sign.jpg"
 
 
-def test_a_corrupt_image_is_a_recorded_failure_and_the_run_goes_on(indexed):
-    _, report, _ = indexed
+def test_a_corrupt_image_is_a_recorded_failure_and_the_run_goes_on(ocr_run):
+    _, report, _ = ocr_run
     assert [f.source for f in report.failed if "broken" in f.source]
     assert sorted(report.indexed) == ["receipt.png", "rocket.jpg", "sign.jpg", "slide-cmyk.jpg"]
 
 
-def test_an_unchanged_folder_is_not_read_again(indexed):
-    engine, _, photos = indexed
+def test_an_unchanged_folder_is_not_read_again(ocr_run):
+    engine, _, photos = ocr_run
     again = engine.index_folder(photos)  # ocr=None: as recorded, on
     assert again.indexed == () and len(again.known_failed) == 1
     assert engine.search("invoice 4711", k=1)[0].id == "receipt.png"

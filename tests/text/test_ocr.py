@@ -32,26 +32,30 @@ def _expected(lines: list[str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def engine():
+def ocr_engine():
     return OcrEngine(threads=1)
 
 
 @pytest.fixture(scope="module")
-def photos(photo_paths):
+def decoded_photos(photo_paths):
     return {path.stem: Image.open(path).convert("RGB") for path in photo_paths}
 
 
 @pytest.fixture(scope="module")
-def read(engine, photos):
+def read(ocr_engine, decoded_photos):
     """Each test image read once (about a second of CPU each)."""
-    astronaut, coffee, chelsea = photos["astronaut"], photos["coffee"], photos["chelsea"]
+    astronaut, coffee, chelsea = (
+        decoded_photos["astronaut"],
+        decoded_photos["coffee"],
+        decoded_photos["chelsea"],
+    )
     images = {
         "sign": render_text(astronaut, SIGN, style="sign"),
         "receipt": render_text(coffee, RECEIPT, style="receipt"),
         "slide": render_text(chelsea, SLIDE, style="slide"),
-        "plain": photos["rocket"],
+        "plain": decoded_photos["rocket"],
     }
-    return {name: engine.read(image) for name, image in images.items()}, images
+    return {name: ocr_engine.read(image) for name, image in images.items()}, images
 
 
 @pytest.mark.parametrize(
@@ -81,19 +85,19 @@ def test_a_photo_without_text_gives_few_or_no_words(read):
     assert not _expected(SIGN + RECEIPT + SLIDE) & _words(found["plain"])
 
 
-def test_the_extractor_gives_text_for_the_lexical_side_and_a_count_as_metadata(engine, read):
+def test_the_extractor_gives_text_for_the_lexical_side_and_a_count_as_metadata(ocr_engine, read):
     _, images = read
-    metadata, texts = OcrExtractor(engine).read(images["sign"])
+    metadata, texts = OcrExtractor(ocr_engine).read(images["sign"])
     assert metadata["text_lines"] == len(texts["ocr"].splitlines()) >= 2
     assert "CAFE CENTRAL" in texts["ocr"]
     lines = [OcrLine.from_json(raw) for raw in json.loads(texts[OCR_LINES_FIELD])]
     assert [line.text for line in lines] == texts["ocr"].splitlines()
-    metadata, texts = OcrExtractor(engine).read(Image.new("RGB", (64, 64), "white"))
+    metadata, texts = OcrExtractor(ocr_engine).read(Image.new("RGB", (64, 64), "white"))
     assert metadata == {"text_lines": 0} and texts == {}
 
 
-def test_cmyk_and_16_bit_images_are_read(engine, photos, tmp_path):
-    sign = render_text(photos["astronaut"], SIGN, style="sign")
+def test_cmyk_and_16_bit_images_are_read(ocr_engine, decoded_photos, tmp_path):
+    sign = render_text(decoded_photos["astronaut"], SIGN, style="sign")
     cmyk = tmp_path / "cmyk.jpg"
     sign.convert("CMYK").save(cmyk, quality=95)
     gray16 = tmp_path / "gray16.png"
@@ -101,15 +105,15 @@ def test_cmyk_and_16_bit_images_are_read(engine, photos, tmp_path):
     with Image.open(gray16) as check:
         assert check.mode.startswith("I")
     for path in (cmyk, gray16):
-        assert {"cafe", "central"} <= _words(engine.read(load_image(path))), path.name
+        assert {"cafe", "central"} <= _words(ocr_engine.read(load_image(path))), path.name
 
 
-def test_tiny_and_huge_images_are_read_without_error(engine, photos):
-    assert engine.read(Image.new("RGB", (1, 1), "black")) == []
-    assert engine.read(Image.new("RGB", (7, 3000), "white")) == []
-    assert engine.read(Image.new("RGB", (3000, 7), "white")) == []
-    huge = render_text(photos["astronaut"], SIGN, style="sign", width=6000)
-    assert {"cafe", "central"} <= _words(engine.read(huge))
+def test_tiny_and_huge_images_are_read_without_error(ocr_engine, decoded_photos):
+    assert ocr_engine.read(Image.new("RGB", (1, 1), "black")) == []
+    assert ocr_engine.read(Image.new("RGB", (7, 3000), "white")) == []
+    assert ocr_engine.read(Image.new("RGB", (3000, 7), "white")) == []
+    huge = render_text(decoded_photos["astronaut"], SIGN, style="sign", width=6000)
+    assert {"cafe", "central"} <= _words(ocr_engine.read(huge))
 
 
 def test_other_models_are_an_explicit_opt_in_to_downloads():

@@ -31,13 +31,13 @@ FAST = RetryPolicy(retries=2, backoff=0.001, max_backoff=0.01, max_retry_after=5
 
 
 @pytest.fixture
-def server() -> Iterator[PhotoServer]:
+def photo_server() -> Iterator[PhotoServer]:
     with PhotoServer(slow_seconds=1.5) as running:
         yield running
 
 
-def photos(server: PhotoServer, ids: list[str]) -> list[UnsplashPhoto]:
-    return [UnsplashPhoto(photo_id=i, image_url=f"{server.url}/photo-{i}") for i in ids]
+def photos(photo_server: PhotoServer, ids: list[str]) -> list[UnsplashPhoto]:
+    return [UnsplashPhoto(photo_id=i, image_url=f"{photo_server.url}/photo-{i}") for i in ids]
 
 
 def decodes(path: Path) -> bool:
@@ -46,10 +46,12 @@ def decodes(path: Path) -> bool:
     return True
 
 
-def test_downloads_every_photo_with_resize_parameters(server: PhotoServer, tmp_path: Path) -> None:
+def test_downloads_every_photo_with_resize_parameters(
+    photo_server: PhotoServer, tmp_path: Path
+) -> None:
     outcomes: list[DownloadOutcome] = []
     report = download_photos(
-        photos(server, ["a1", "b2", "c3"]),
+        photos(photo_server, ["a1", "b2", "c3"]),
         tmp_path,
         workers=3,
         retry=FAST,
@@ -59,22 +61,26 @@ def test_downloads_every_photo_with_resize_parameters(server: PhotoServer, tmp_p
     assert report.ok and str(report) == "downloaded 3, skipped 0, failed 0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a1.jpg", "b2.jpg", "c3.jpg"]
     assert all(decodes(p) for p in tmp_path.iterdir())
-    assert server.queries["a1"] == "w=640&fit=max&fm=jpg&q=80"
+    assert photo_server.queries["a1"] == "w=640&fit=max&fm=jpg&q=80"
     assert sorted(o.photo_id for o in outcomes) == ["a1", "b2", "c3"]
     assert report.bytes_written == sum(p.stat().st_size for p in tmp_path.iterdir())
 
 
-def test_rerun_skips_present_photos_without_a_request(server: PhotoServer, tmp_path: Path) -> None:
-    download_photos(photos(server, ["a1", "b2"]), tmp_path, retry=FAST)
-    server.requests.clear()
-    report = download_photos(photos(server, ["a1", "b2", "c3"]), tmp_path, retry=FAST, width=320)
+def test_rerun_skips_present_photos_without_a_request(
+    photo_server: PhotoServer, tmp_path: Path
+) -> None:
+    download_photos(photos(photo_server, ["a1", "b2"]), tmp_path, retry=FAST)
+    photo_server.requests.clear()
+    report = download_photos(
+        photos(photo_server, ["a1", "b2", "c3"]), tmp_path, retry=FAST, width=320
+    )
     assert (report.downloaded, report.skipped) == (1, 2)
-    assert dict(server.requests) == {"c3": 1}
-    assert server.queries["c3"].startswith("w=320&")
+    assert dict(photo_server.requests) == {"c3": 1}
+    assert photo_server.queries["c3"].startswith("w=320&")
 
 
-def test_faults_are_retried_or_recorded(server: PhotoServer, tmp_path: Path) -> None:
-    server.faults.update(
+def test_faults_are_retried_or_recorded(photo_server: PhotoServer, tmp_path: Path) -> None:
+    photo_server.faults.update(
         {
             "gone": "404",
             "flaky": "500-then-200",
@@ -87,7 +93,9 @@ def test_faults_are_retried_or_recorded(server: PhotoServer, tmp_path: Path) -> 
         }
     )
     ids = ["ok1", "gone", "flaky", "broken", "busy", "cut", "short", "page", "slow", "ok2"]
-    report = download_photos(photos(server, ids), tmp_path, workers=4, timeout=0.3, retry=FAST)
+    report = download_photos(
+        photos(photo_server, ids), tmp_path, workers=4, timeout=0.3, retry=FAST
+    )
     reasons = {f.photo_id: f.reason for f in report.failed}
     assert sorted(reasons) == ["broken", "cut", "gone", "page", "short", "slow"]
     assert reasons["gone"] == "HTTP 404"
@@ -102,65 +110,67 @@ def test_faults_are_retried_or_recorded(server: PhotoServer, tmp_path: Path) -> 
     assert all(decodes(p) for p in tmp_path.glob("*.jpg"))
     assert not list(tmp_path.glob(".*"))  # no temp files left behind
     # 404 and "not an image" are permanent; 5xx, resets and timeouts use every retry.
-    assert server.requests["gone"] == 1 and server.requests["page"] == 1
-    assert server.requests["cut"] == 1
-    assert server.requests["flaky"] == 2 and server.requests["broken"] == 3
-    assert server.requests["short"] == 3 and server.requests["slow"] == 3
+    assert photo_server.requests["gone"] == 1 and photo_server.requests["page"] == 1
+    assert photo_server.requests["cut"] == 1
+    assert photo_server.requests["flaky"] == 2 and photo_server.requests["broken"] == 3
+    assert photo_server.requests["short"] == 3 and photo_server.requests["slow"] == 3
     # Retry-After: 1 was honoured rather than the tiny backoff.
-    first, second = server.times["busy"]
+    first, second = photo_server.times["busy"]
     assert second - first >= 0.9
 
     recorded = read_failures(tmp_path)
     assert {(f.photo_id, f.reason) for f in recorded} == set(reasons.items())
-    assert all(f.url.startswith(f"{server.url}/photo-{f.photo_id}?w=640") for f in recorded)
+    assert all(f.url.startswith(f"{photo_server.url}/photo-{f.photo_id}?w=640") for f in recorded)
     header = (tmp_path / FAILURES_FILE).read_text(encoding="utf-8").splitlines()[0]
     assert header == "photo_id\turl\treason"
 
 
 def test_rerun_fetches_only_the_failed_and_clears_the_failures_file(
-    server: PhotoServer, tmp_path: Path
+    photo_server: PhotoServer, tmp_path: Path
 ) -> None:
-    server.faults.update({"gone": "404", "page": "html"})
-    first = download_photos(photos(server, ["ok", "gone", "page"]), tmp_path, retry=FAST)
+    photo_server.faults.update({"gone": "404", "page": "html"})
+    first = download_photos(photos(photo_server, ["ok", "gone", "page"]), tmp_path, retry=FAST)
     assert len(first.failed) == 2 and (tmp_path / FAILURES_FILE).exists()
-    server.faults.clear()
-    server.requests.clear()
-    second = download_photos(photos(server, ["ok", "gone", "page"]), tmp_path, retry=FAST)
+    photo_server.faults.clear()
+    photo_server.requests.clear()
+    second = download_photos(photos(photo_server, ["ok", "gone", "page"]), tmp_path, retry=FAST)
     assert second.ok and (second.downloaded, second.skipped) == (2, 1)
-    assert dict(server.requests) == {"gone": 1, "page": 1}
+    assert dict(photo_server.requests) == {"gone": 1, "page": 1}
     assert not (tmp_path / FAILURES_FILE).exists()
 
 
 def test_failures_of_photos_not_tried_this_run_are_kept(
-    server: PhotoServer, tmp_path: Path
+    photo_server: PhotoServer, tmp_path: Path
 ) -> None:
-    server.faults.update({"gone": "404", "later": "404"})
-    download_photos(photos(server, ["gone", "later"]), tmp_path, retry=FAST)
-    server.faults.pop("gone")
-    download_photos(photos(server, ["gone"]), tmp_path, retry=FAST)
+    photo_server.faults.update({"gone": "404", "later": "404"})
+    download_photos(photos(photo_server, ["gone", "later"]), tmp_path, retry=FAST)
+    photo_server.faults.pop("gone")
+    download_photos(photos(photo_server, ["gone"]), tmp_path, retry=FAST)
     assert [f.photo_id for f in read_failures(tmp_path)] == ["later"]
 
 
 def test_redirects_are_followed_and_bad_responses_are_failures_not_crashes(
-    server: PhotoServer, tmp_path: Path
+    photo_server: PhotoServer, tmp_path: Path
 ) -> None:
-    server.faults.update({"moved": "redirect", "loop": "redirect-loop", "zip": "bad-gzip"})
-    report = download_photos(photos(server, ["moved", "loop", "zip", "ok"]), tmp_path, retry=FAST)
+    photo_server.faults.update({"moved": "redirect", "loop": "redirect-loop", "zip": "bad-gzip"})
+    report = download_photos(
+        photos(photo_server, ["moved", "loop", "zip", "ok"]), tmp_path, retry=FAST
+    )
     reasons = {f.photo_id: f.reason for f in report.failed}
     assert sorted(reasons) == ["loop", "zip"]
     assert reasons["loop"].startswith("too many redirects")
     assert reasons["zip"].startswith("bad response")
-    assert server.requests["moved-moved"] == 1  # fetched from where the redirect pointed
+    assert photo_server.requests["moved-moved"] == 1  # fetched from where the redirect pointed
     assert decodes(tmp_path / "moved.jpg") and decodes(tmp_path / "ok.jpg")
     assert sorted(f.photo_id for f in read_failures(tmp_path)) == ["loop", "zip"]
 
 
-def test_a_trickling_body_times_out_as_a_whole(server: PhotoServer, tmp_path: Path) -> None:
+def test_a_trickling_body_times_out_as_a_whole(photo_server: PhotoServer, tmp_path: Path) -> None:
     # Each 16-byte piece arrives well within the read timeout; the whole body does not.
-    server.faults["drip"] = "trickle"
+    photo_server.faults["drip"] = "trickle"
     started = time.monotonic()
     report = download_photos(
-        photos(server, ["drip", "ok"]), tmp_path, timeout=0.3, retry=RetryPolicy(retries=0)
+        photos(photo_server, ["drip", "ok"]), tmp_path, timeout=0.3, retry=RetryPolicy(retries=0)
     )
     assert [f.photo_id for f in report.failed] == ["drip"]
     assert report.failed[0].reason.startswith("timed out (body still arriving")
@@ -168,18 +178,18 @@ def test_a_trickling_body_times_out_as_a_whole(server: PhotoServer, tmp_path: Pa
     assert not (tmp_path / "drip.jpg").exists() and decodes(tmp_path / "ok.jpg")
 
 
-def test_unsafe_photo_ids_never_become_paths(server: PhotoServer, tmp_path: Path) -> None:
+def test_unsafe_photo_ids_never_become_paths(photo_server: PhotoServer, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    report = download_photos(photos(server, ["../evil", "ok"]), out, retry=FAST)
+    report = download_photos(photos(photo_server, ["../evil", "ok"]), out, retry=FAST)
     assert [f.reason for f in report.failed] == ["invalid photo id"]
-    assert not (tmp_path / "evil.jpg").exists() and server.requests["../evil"] == 0
+    assert not (tmp_path / "evil.jpg").exists() and photo_server.requests["../evil"] == 0
 
 
-def test_malformed_urls_are_failures_not_crashes(server: PhotoServer, tmp_path: Path) -> None:
+def test_malformed_urls_are_failures_not_crashes(photo_server: PhotoServer, tmp_path: Path) -> None:
     bad = [
         UnsplashPhoto(photo_id="noscheme", image_url="ftp://example.invalid/x"),
         UnsplashPhoto(photo_id="broken", image_url="http://[::1"),
-        *photos(server, ["fine"]),
+        *photos(photo_server, ["fine"]),
     ]
     report = download_photos(bad, tmp_path, retry=FAST)
     assert report.downloaded == 1
@@ -187,15 +197,17 @@ def test_malformed_urls_are_failures_not_crashes(server: PhotoServer, tmp_path: 
     assert all(f.reason.startswith("invalid URL") for f in report.failed)
 
 
-def test_stale_temp_files_of_a_killed_run_are_removed(server: PhotoServer, tmp_path: Path) -> None:
+def test_stale_temp_files_of_a_killed_run_are_removed(
+    photo_server: PhotoServer, tmp_path: Path
+) -> None:
     stale = tmp_path / ".a1.jpg.xyz123.tmp"
     stale.write_bytes(b"half")
-    download_photos(photos(server, ["a1"]), tmp_path, retry=FAST)
+    download_photos(photos(photo_server, ["a1"]), tmp_path, retry=FAST)
     assert not stale.exists() and decodes(tmp_path / "a1.jpg")
 
 
-def test_download_dataset_reads_the_table(server: PhotoServer, tmp_path: Path) -> None:
-    rows = [photo_row(f"p{i}", server.url) for i in range(5)]
+def test_download_dataset_reads_the_table(photo_server: PhotoServer, tmp_path: Path) -> None:
+    rows = [photo_row(f"p{i}", photo_server.url) for i in range(5)]
     dataset = write_dataset(tmp_path / "lite", rows, variant="csv000")
     report = download_dataset(dataset, tmp_path / "images", limit=3, retry=FAST)
     assert report.downloaded == 3
@@ -215,8 +227,8 @@ def test_retry_policy_delays() -> None:
 
 def test_download_killed_with_sigkill_resumes_without_losing_anything(tmp_path: Path) -> None:
     count = 40
-    with PhotoServer(delay=0.05) as server:
-        rows = [photo_row(f"k{i:02d}", server.url) for i in range(count)]
+    with PhotoServer(delay=0.05) as photo_server:
+        rows = [photo_row(f"k{i:02d}", photo_server.url) for i in range(count)]
         dataset = write_dataset(tmp_path / "lite", rows)
         out = tmp_path / "images"
         command = [
@@ -237,12 +249,12 @@ def test_download_killed_with_sigkill_resumes_without_losing_anything(tmp_path: 
         assert 3 <= len(landed) < count
         assert all(decodes(out / f"{stem}.jpg") for stem in landed)
 
-        server.requests.clear()
+        photo_server.requests.clear()
         finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert finished.returncode == 0, finished.stderr
         assert len(list(out.glob("*.jpg"))) == count
         assert all(decodes(p) for p in out.glob("*.jpg"))
-        assert not set(server.requests) & set(landed)  # nothing fetched twice
+        assert not set(photo_server.requests) & set(landed)  # nothing fetched twice
         assert not list(out.glob(".*"))
         assert f"skipped {len(landed)}" in finished.stdout + finished.stderr
 
@@ -255,15 +267,15 @@ def test_download_killed_with_sigkill_resumes_without_losing_anything(tmp_path: 
     "value", ["²", "١٢", "1²", "٣"], ids=["superscript", "arabic", "mixed", "one-arabic"]
 )
 def test_a_retry_after_of_unicode_digits_falls_back_to_backoff(
-    server: PhotoServer, tmp_path: Path, value: str
+    photo_server: PhotoServer, tmp_path: Path, value: str
 ) -> None:
     assert value.isdigit() or value[0].isdigit()  # what the old check trusted
     assert _retry_after(value) is None
-    server.faults["busy"] = "retry-after"
-    server.retry_after = value
-    report = download_photos(photos(server, ["busy", "ok"]), tmp_path, retry=FAST)
+    photo_server.faults["busy"] = "retry-after"
+    photo_server.retry_after = value
+    report = download_photos(photos(photo_server, ["busy", "ok"]), tmp_path, retry=FAST)
     assert report.ok and report.downloaded == 2
-    assert server.requests["busy"] == 2
+    assert photo_server.requests["busy"] == 2
 
 
 def _dds_with_unknown_pixel_format() -> bytes:
@@ -296,16 +308,16 @@ def _png(width: int, height: int) -> bytes:
 
 
 def test_a_body_pillow_fails_on_in_any_way_is_a_recorded_failure(
-    server: PhotoServer, tmp_path: Path
+    photo_server: PhotoServer, tmp_path: Path
 ) -> None:
     from PIL import Image as PILImage
 
     dds = _dds_with_unknown_pixel_format()
     with pytest.raises(NotImplementedError):
         PILImage.open(io.BytesIO(dds))
-    server.faults["dds"] = "body"
-    server.bodies["dds"] = dds
-    report = download_photos(photos(server, ["dds", "ok"]), tmp_path, retry=FAST)
+    photo_server.faults["dds"] = "body"
+    photo_server.bodies["dds"] = dds
+    report = download_photos(photos(photo_server, ["dds", "ok"]), tmp_path, retry=FAST)
     assert [f.photo_id for f in report.failed] == ["dds"]
     assert report.failed[0].reason.startswith("not an image (image/jpeg")
     assert "NotImplementedError" in report.failed[0].reason
@@ -314,7 +326,7 @@ def test_a_body_pillow_fails_on_in_any_way_is_a_recorded_failure(
 
 
 def test_an_unexpected_error_on_one_photo_is_its_failure(
-    server: PhotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    photo_server: PhotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import zeroshot_vision.unsplash._download as unsplash
 
@@ -326,7 +338,7 @@ def test_an_unexpected_error_on_one_photo_is_its_failure(
         real(path, data)
 
     monkeypatch.setattr(unsplash, "write_atomic", write)
-    report = download_photos(photos(server, ["bad", "ok"]), tmp_path, retry=FAST)
+    report = download_photos(photos(photo_server, ["bad", "ok"]), tmp_path, retry=FAST)
     assert [(f.photo_id, f.reason) for f in report.failed] == [
         ("bad", "RuntimeError: something nobody expected")
     ]
@@ -334,15 +346,15 @@ def test_an_unexpected_error_on_one_photo_is_its_failure(
 
 
 def test_a_photo_over_the_indexers_pixel_limit_is_refused_before_decoding(
-    server: PhotoServer, tmp_path: Path
+    photo_server: PhotoServer, tmp_path: Path
 ) -> None:
     from zeroshot_vision._images import DEFAULT_MAX_PIXELS, load_image
 
     side = int(DEFAULT_MAX_PIXELS**0.5) + 1  # 9460 x 9460: just over the limit
-    server.faults["huge"] = "body"
-    server.bodies["huge"] = _png(side, side)
-    assert len(server.bodies["huge"]) < 2 * 2**20  # small file, many pixels
-    report = download_photos(photos(server, ["huge", "ok"]), tmp_path, retry=FAST)
+    photo_server.faults["huge"] = "body"
+    photo_server.bodies["huge"] = _png(side, side)
+    assert len(photo_server.bodies["huge"]) < 2 * 2**20  # small file, many pixels
+    report = download_photos(photos(photo_server, ["huge", "ok"]), tmp_path, retry=FAST)
     assert [f.photo_id for f in report.failed] == ["huge"]
     assert "over the limit" in report.failed[0].reason
     assert not (tmp_path / "huge.jpg").exists()
@@ -350,13 +362,13 @@ def test_a_photo_over_the_indexers_pixel_limit_is_refused_before_decoding(
 
 
 def test_response_headers_trickling_in_time_out_as_a_whole(
-    server: PhotoServer, tmp_path: Path
+    photo_server: PhotoServer, tmp_path: Path
 ) -> None:
     # Each byte arrives well within the read timeout; the headers do not, in all.
-    server.faults["drip"] = "header-trickle"
+    photo_server.faults["drip"] = "header-trickle"
     started = time.monotonic()
     report = download_photos(
-        photos(server, ["drip", "ok"]), tmp_path, timeout=0.5, retry=RetryPolicy(retries=0)
+        photos(photo_server, ["drip", "ok"]), tmp_path, timeout=0.5, retry=RetryPolicy(retries=0)
     )
     elapsed = time.monotonic() - started
     assert [f.photo_id for f in report.failed] == ["drip"]

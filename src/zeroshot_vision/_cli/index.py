@@ -1,4 +1,6 @@
-"""``zsv index``: a folder of images (or an Unsplash Lite folder) into an index folder."""
+"""``zsv index``: a folder of images (or an Unsplash Lite folder), a Parquet export of
+vectors or a Hugging Face dataset (:mod:`~zeroshot_vision._cli.index_sources`) into an
+index folder."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from zeroshot_vision._cli.index_scale import (
     budget_options,
     rebuild_index_store,
 )
+from zeroshot_vision._cli.index_sources import add_source_kind_options, run_source_kind
 from zeroshot_vision._cli.options import (
     add_backend_options,
     add_index_option,
@@ -58,12 +61,14 @@ def add_index_command(commands: Subcommands) -> None:
     """Register ``zsv index``."""
     parser = commands.add_parser(
         "index",
-        help="index a folder of images (or an Unsplash Lite folder)",
+        help="index a folder of images (or an Unsplash Lite folder, a Parquet export, a "
+        "Hugging Face dataset)",
         description=(
             "Embed every image under SOURCE and store the vectors in INDEX_DIR. Re-running "
             "encodes only new and changed files and removes deleted ones (of the SOURCE "
             "re-scanned); a killed run continues where it stopped. Several SOURCE folders "
-            "share one index; ids of a second one start with its folder's name."
+            "share one index; ids of a second one start with its folder's name. Instead of "
+            "folders: --parquet FILE (vectors given) or --dataset PATH_OR_NAME[:SPLIT]."
         ),
     )
     parser.add_argument(
@@ -179,6 +184,7 @@ def add_index_command(commands: Subcommands) -> None:
     captions.add_argument("--llm-url", metavar="URL", help="the endpoint (or OPENAI_BASE_URL)")
     captions.add_argument("--llm-model", metavar="NAME", help="the model (or ZSV_LLM_MODEL)")
     add_watch_options(parser)
+    add_source_kind_options(parser)
     ray = parser.add_argument_group(
         "distributed (Ray Data)", "encode on a Ray cluster: many GPUs or machines (extra 'ray')"
     )
@@ -328,10 +334,21 @@ def run_index(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             "--pinecone-host, --pinecone-index and --namespace need --store pinecone"
         )
+    other = run_source_kind(
+        args,
+        encoder_for=_index_encoder,
+        checked_model=_checked_model,
+        print_report=_print_report,
+    )
+    if other is not None:
+        return other
     if args.rebuild_store is not None:
         return rebuild_index_store(args)
     if not args.source:
-        raise InvalidInputError("give a SOURCE folder to index (or --rebuild-store KIND)")
+        raise InvalidInputError(
+            "give a SOURCE folder to index (or --parquet FILE, --dataset NAME, "
+            "--rebuild-store KIND)"
+        )
     if args.ann is not None:
         if args.store not in (None, "faiss"):
             raise InvalidInputError("--ann is an option of the faiss store")

@@ -16,6 +16,11 @@ Rules:
   still indexed with what the other extractors gave. An index folder remembers the
   failure, so an unchanged image is not retried on every run (it is, once it changes
   or once the extractor's version changes).
+* **Stopping.** An extractor whose service is gone (not this image: an endpoint that
+  refuses connections or answers 5xx after its retries) raises
+  :class:`~zeroshot_vision._errors.ExtractorUnavailableError` instead. The run writes and
+  commits the items before it, then raises it (with the run's report attached); the
+  items not reached are not recorded as failed, so the next run continues with them.
 * **Versions.** An extractor with a ``version`` is tracked per image in an index
   folder: switching it on for an index that had none, or bumping its version, runs it
   once over every image already indexed (their vectors are reused, not re-encoded),
@@ -31,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from zeroshot_vision._errors import ZeroshotVisionError
+from zeroshot_vision._errors import ExtractorUnavailableError, ZeroshotVisionError
 
 if TYPE_CHECKING:
     from zeroshot_vision.ingest._item import Item
@@ -94,7 +99,8 @@ class Extractor(Protocol):
         ``item.image()`` decodes the pixels; ``item.local_path()`` is the file, if any.
 
         Raises:
-            Exception: Any error fails this item's extraction only (an
+            ExtractorUnavailableError: The extractor's service is gone: the run stops.
+            Exception: Any other error fails this item's extraction only (an
                 :class:`ExtractionError` gives the reason without a traceback in the log).
         """
         ...
@@ -119,7 +125,11 @@ class ItemExtras:
 
 
 def extract(item: Item, extractors: Sequence[Extractor]) -> ItemExtras:
-    """Run ``extractors`` on ``item``: the metadata to store, texts, and what failed."""
+    """Run ``extractors`` on ``item``: the metadata to store, texts, and what failed.
+
+    Raises:
+        ExtractorUnavailableError: An extractor's service is gone (the run stops).
+    """
     found: dict[str, Any] = {}
     texts: dict[str, str] = {}
     versions: dict[str, str] = {}
@@ -127,6 +137,8 @@ def extract(item: Item, extractors: Sequence[Extractor]) -> ItemExtras:
     for extractor in extractors:
         try:
             result = extractor.extract(item)
+        except ExtractorUnavailableError:
+            raise
         except ExtractionError as exc:
             logger.warning("%s: %s: %s", extractor.name, item.name, exc.reason)
             failures.append((extractor.name, exc.reason))

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from zeroshot_vision._errors import ExtractorUnavailableError
 from zeroshot_vision._index.writer import IndexWriter
 from zeroshot_vision._progress import ProgressOption, Tracker
 from zeroshot_vision.ingest._encode import encode
@@ -75,6 +76,9 @@ def ingest(
         InvalidInputError: The source cannot be indexed, or the run would remove most
             of its items without ``allow_removal``.
         IndexLockedError: Another process writes to the index folder.
+        ExtractorUnavailableError: An extractor's service went away: what was written is
+            committed (unless ``commit_every`` is ``None``), the items not reached are
+            left for the next run; the error's ``report`` says what this run did.
     """
     started = time.monotonic()
     writer.begin()  # takes the folder's lock before the state is read
@@ -125,6 +129,14 @@ def ingest(
     try:
         try:
             _run(work, encoder, stage, batch_size)
+        except ExtractorUnavailableError as exc:
+            if commit_every is not None:
+                stage.commit()
+            exc.report = work.report(
+                indexed=stage.indexed, failed=stage.failed, count=len(writer.store)
+            )
+            logger.info("index %s stopped: %s", work.root or type(source).__name__, exc)
+            raise
         finally:
             tracker.close()
         if commit_every is not None:

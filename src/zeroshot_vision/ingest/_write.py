@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zeroshot_vision._errors import ImageLoadError
+from zeroshot_vision._errors import ExtractorUnavailableError, ImageLoadError
 from zeroshot_vision._types import ImageFailure
 from zeroshot_vision.ingest._extract import extract
 from zeroshot_vision.ingest._item import file_entry
@@ -59,11 +59,25 @@ class WriteStage:
     last_commit: float = field(default_factory=time.monotonic)
 
     def __call__(self, chunk: Encoded) -> None:
-        """Write one batch: the good items' vectors, the bad items' failures."""
+        """Write one batch: the good items' vectors, the bad items' failures.
+
+        Raises:
+            ExtractorUnavailableError: An extractor's service is gone: the items before
+                the one it stopped on are written (not committed), the rest of the batch
+                is left for the next run.
+        """
         good = [(item, vector) for item, vector in chunk if not isinstance(vector, ImageLoadError)]
         bad = [(item, error) for item, error in chunk if isinstance(error, ImageLoadError)]
+        extras = []
+        stopped: ExtractorUnavailableError | None = None
+        for item, _ in good:
+            try:
+                extras.append(extract(item, self.extractors))
+            except ExtractorUnavailableError as exc:
+                stopped = exc
+                break
+        good = good[: len(extras)]
         if good:
-            extras = [extract(item, self.extractors) for item, _ in good]
             companion_extras: list[dict[str, Any]] = [
                 {"metadata": e.metadata, "texts": e.texts, "versions": e.versions} for e in extras
             ]
@@ -79,6 +93,10 @@ class WriteStage:
                     ImageFailure(source=item.name, reason=f"{name}: {reason}")
                     for name, reason in found.failures
                 )
+        if stopped is not None:
+            if self.tracker is not None:
+                self.tracker.advance(len(good))
+            raise stopped
         if bad:
             # A failure the state records is shown by the report that folder runs print;
             # one that is only reported (index_images) is logged as well, as it always was.

@@ -6,6 +6,8 @@
   Like ``index_folder`` it is incremental (ids already in the store are skipped, not
   encoded again) and commits after every batch, and an image that cannot be decoded is
   a recorded failure in the returned report, never fatal.
+* :func:`open_dataset` opens ``PATH_OR_NAME[:split]``: a folder of ``save_to_disk``, or a
+  dataset name that ``datasets.load_dataset`` resolves (what ``zsv index --dataset`` takes).
 * :func:`to_dataset` gives a store's records as a ``datasets.Dataset`` with ``id``,
   ``vector`` and metadata columns; :func:`save_dataset` writes one to a folder that
   ``datasets.load_from_disk`` opens. The Parquet file of ``zsv export`` (see
@@ -42,13 +44,101 @@ if TYPE_CHECKING:
     from zeroshot_vision._types import ImageSource
     from zeroshot_vision.stores._base import VectorStore
 
-__all__ = ["DatasetSource", "index_dataset", "save_dataset", "to_dataset"]
+__all__ = [
+    "DatasetSource",
+    "check_columns",
+    "index_dataset",
+    "open_dataset",
+    "save_dataset",
+    "to_dataset",
+]
 
 MetadataLayout = Literal["json", "columns"]
 
 
 def _datasets() -> Any:
     return require("datasets", extra="datasets", purpose="Hugging Face datasets support")
+
+
+def open_dataset(spec: str | os.PathLike[str], *, split: str | None = None) -> Any:
+    """The dataset ``spec`` names: ``PATH_OR_NAME`` or ``PATH_OR_NAME:split``.
+
+    A folder written by ``save_to_disk`` opens with ``datasets.load_from_disk``; anything
+    else goes to ``datasets.load_dataset`` (a Hub name, or a local loading script or data
+    folder). A dataset of several splits needs one: ``split``, the ``:split`` suffix, or
+    its only split.
+
+    Raises:
+        InvalidInputError: No such split, or several splits and none named.
+        DatasetNotFoundError: Neither a saved dataset nor a name ``datasets`` resolves.
+    """
+    from zeroshot_vision._errors import DatasetNotFoundError
+
+    datasets = _datasets()
+    text = os.fspath(spec)
+    name, suffix = text, None
+    if not Path(text).expanduser().exists() and ":" in text:
+        head, _, tail = text.rpartition(":")
+        if tail and "/" not in tail and "\\" not in tail:
+            name, suffix = head, tail
+    if split is not None and suffix is not None and split != suffix:
+        raise InvalidInputError(f"two splits given: {suffix!r} in {text!r} and {split!r}")
+    split = split or suffix
+    path = Path(name).expanduser()
+    if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+        loaded = datasets.load_from_disk(os.fspath(path))
+    else:
+        try:
+            loaded = datasets.load_dataset(name, split=split)
+        except FileNotFoundError as exc:  # datasets' DatasetNotFoundError is one
+            raise DatasetNotFoundError(
+                f"{name} is neither a dataset folder (saved with save_to_disk) nor a dataset "
+                f"that datasets.load_dataset finds: {exc}"
+            ) from exc
+    if isinstance(loaded, datasets.DatasetDict | datasets.IterableDatasetDict):
+        splits = list(loaded)
+        if split is None and len(splits) == 1:
+            split = splits[0]
+        if split is None:
+            raise InvalidInputError(
+                f"{name} has several splits ({', '.join(splits)}); name one: {name}:SPLIT"
+            )
+        if split not in loaded:
+            raise InvalidInputError(f"{name} has no split {split!r}; it has {', '.join(splits)}")
+        return loaded[split]
+    return loaded
+
+
+def check_columns(
+    dataset: Any,
+    *,
+    image_column: str = "image",
+    id_column: str | None = None,
+    metadata_columns: Sequence[str] | None = None,
+) -> list[str]:
+    """The metadata columns :func:`index_dataset` stores, once every column named exists.
+
+    Called before anything is created (``zsv index --dataset`` makes no index folder for
+    a column that is not there).
+
+    Raises:
+        MissingColumnError: The dataset has no column of a name given.
+        InvalidInputError: ``metadata_columns`` is one name instead of a list.
+    """
+    columns = _column_names(dataset)
+    wanted = [image_column, *([id_column] if id_column else [])]
+    if metadata_columns is None:
+        metadata_columns = [c for c in columns if c not in wanted]
+    elif isinstance(metadata_columns, str):
+        raise InvalidInputError("metadata_columns must be a list of column names, not one name")
+    for column in [*wanted, *metadata_columns]:
+        if column not in columns:
+            raise MissingColumnError(
+                f"the dataset has no column {column!r}; it has {', '.join(columns) or 'none'}",
+                column=column,
+                columns=columns,
+            )
+    return list(metadata_columns)
 
 
 def index_dataset(
@@ -94,19 +184,9 @@ def index_dataset(
             f"index_dataset takes a datasets.Dataset or IterableDataset, got "
             f"{type(dataset).__name__} (for a DatasetDict, pick a split: ds['train'])"
         )
-    columns = _column_names(dataset)
-    wanted = [image_column, *([id_column] if id_column else [])]
-    if metadata_columns is None:
-        metadata_columns = [c for c in columns if c not in wanted]
-    elif isinstance(metadata_columns, str):
-        raise InvalidInputError("metadata_columns must be a list of column names, not one name")
-    for column in [*wanted, *metadata_columns]:
-        if column not in columns:
-            raise MissingColumnError(
-                f"the dataset has no column {column!r}; it has {', '.join(columns) or 'none'}",
-                column=column,
-                columns=columns,
-            )
+    metadata_columns = check_columns(
+        dataset, image_column=image_column, id_column=id_column, metadata_columns=metadata_columns
+    )
     feature = (dataset.features or {}).get(image_column)
     if isinstance(feature, datasets.Image) and feature.decode:
         # Decoding here would raise on the first bad image and stop the run; undecoded,

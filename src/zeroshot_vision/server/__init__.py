@@ -1,17 +1,14 @@
 """``zsv serve``: the model loaded once, behind an HTTP API (the ``server`` extra).
 
-* :mod:`~zeroshot_vision.server._app`: the FastAPI app (:func:`create_app`), its routes
-  and error envelope.
-* :mod:`~zeroshot_vision.server._batching`: dynamic batching on one model thread, with a
-  bounded queue.
-* :mod:`~zeroshot_vision.server._service`: the loaded models and open indexes.
-* :mod:`~zeroshot_vision.server._security`: API key, ``Host`` check, body limit.
-* :mod:`~zeroshot_vision.server._metrics`: Prometheus metrics.
-* :mod:`~zeroshot_vision.server._run`: bind, load, serve, stop on SIGTERM.
-* :mod:`~zeroshot_vision.server._client`: a small client, what ``zsv ... --server`` uses;
-  it imports neither torch nor FastAPI.
+* :func:`create_app` builds the FastAPI app (one router per resource: health, the
+  OpenAI-compatible routes, search/classify/tag, indexes, images, ask) from a
+  :class:`Service` (the loaded models and open indexes, :class:`IndexSpec` each) and
+  :class:`ServerSettings` (API key, ``Host`` check, :class:`Limits`, CORS).
+* :func:`serve` binds, loads, serves and stops on SIGTERM: what ``zsv serve`` runs.
+* :class:`ServerClient` is a small client, what ``zsv ... --server`` uses; it imports
+  neither torch nor FastAPI.
 
-Importing this package imports nothing heavy; the modules above import FastAPI.
+Importing this package imports nothing heavy; FastAPI loads with the app.
 """
 
 from __future__ import annotations
