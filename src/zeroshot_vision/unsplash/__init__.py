@@ -8,7 +8,6 @@ HTTP (the ``download`` extra, httpx), loaded only when one of their names is use
 from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision.unsplash._lite import (
-    DatasetNotFoundError,
     UnsplashPhoto,
     is_unsplash_dir,
     read_conversions,
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "DatasetNotFoundError",
     "DownloadFailure",
     "DownloadOutcome",
     "DownloadReport",
