@@ -138,12 +138,12 @@ def test_info(lite_index: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixt
 
 
 def test_info_of_an_index_without_a_recorded_route(
-    indexed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lite_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import shutil
 
     older = tmp_path / "older"
-    shutil.copytree(indexed, older)
+    shutil.copytree(lite_index, older)
     manifest = json.loads((older / "settings.json").read_text())
     del manifest["encoder"]  # as written before routes were recorded
     (older / "settings.json").write_text(json.dumps(manifest))
