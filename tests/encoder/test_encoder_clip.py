@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from zeroshot_vision._encoder import TEXT_PASS_FILLER
+
 
 def test_clip_loads_as_uncalibrated(tiny_clip_encoder, tiny_encoder) -> None:
     assert tiny_clip_encoder.model_type == "clip"
@@ -53,7 +55,9 @@ def test_clip_keeps_its_own_casing_rule(tiny_clip_encoder, monkeypatch) -> None:
 
     monkeypatch.setattr(tiny_clip_encoder, "tokenize", spy)
     tiny_clip_encoder.encode_texts(["  A Photo of NASA "])
-    assert seen == [["A Photo of NASA"]]  # stripped, not lower-cased: CLIP's tokenizer decides
+    # Stripped, not lower-cased: CLIP's tokenizer decides (the rest of the pass is filler).
+    assert [texts[0] for texts in seen] == ["A Photo of NASA"]
+    assert set(seen[0][1:]) <= {TEXT_PASS_FILLER}
 
 
 def test_siglip_still_lower_cases(tiny_encoder, monkeypatch) -> None:
@@ -63,7 +67,8 @@ def test_siglip_still_lower_cases(tiny_encoder, monkeypatch) -> None:
         tiny_encoder, "tokenize", lambda texts: seen.append(texts) or original(texts)
     )
     tiny_encoder.encode_texts(["A Photo of NASA"])
-    assert seen == [["a photo of nasa"]]
+    assert [texts[0] for texts in seen] == ["a photo of nasa"]
+    assert set(seen[0][1:]) <= {TEXT_PASS_FILLER}
     assert set(tiny_encoder.tokenize(["a cat"])) == {"input_ids"}
 
 
