@@ -17,9 +17,8 @@ from zeroshot_vision import (
     FaissStore,
     InvalidInputError,
     SearchEngine,
-    find_duplicates,
 )
-from zeroshot_vision._near_duplicates import group_pairs
+from zeroshot_vision._near_duplicates import find_duplicates, group_pairs
 
 # With the tiny random model, these four photos' copies score above every cross pair
 # (measured: copies >= 0.994, different photos <= 0.982); astronaut and motorcycle are

@@ -13,11 +13,10 @@ from zeroshot_vision import (
     FaissStore,
     InvalidInputError,
     SearchEngine,
-    export_store,
-    import_store,
 )
 from zeroshot_vision._index import IndexFolder
 from zeroshot_vision.ingest._exchange import export_index, import_index
+from zeroshot_vision.stores import export_store, import_store
 from zeroshot_vision.stores._parquet import ParquetVectors
 
 pa = pytest.importorskip("pyarrow")
