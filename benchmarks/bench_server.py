@@ -393,6 +393,34 @@ def _in_process_embeddings(
     return len(inputs) / (time.perf_counter() - start), calls
 
 
+def _lone_latencies(
+    server: Server,
+    encoder: Any,
+    worker: ThreadPoolExecutor,
+    args: argparse.Namespace,
+    texts: Iterator[str],
+    images: list[bytes],
+    warm: dict[str, str],
+) -> dict[str, list[float]]:
+    """Seconds of single requests to ``server``, each after one in-process call of its input."""
+    seconds: dict[str, list[float]] = {}
+    client = _Client(server.url, server.model())
+    try:
+        for item in warm.values():
+            client.embed(item)
+        for turn in range(args.latency_rounds):
+            for kind in warm:
+                local, remote = _embedding_inputs(kind, 1, texts, images, turn)
+                _, calls = _in_process_embeddings(encoder, worker, kind, local, 1)
+                seconds.setdefault(f"{kind} in-process", []).extend(calls)
+                began = time.perf_counter()
+                client.embed(remote[0])
+                seconds.setdefault(f"{kind} server", []).append(time.perf_counter() - began)
+    finally:
+        client.close()
+    return seconds
+
+
 def bench_embeddings(
     index: Path, on: Server, args: argparse.Namespace, texts: Iterator[str], photos: list[Path]
 ) -> list[dict[str, Any]]:
@@ -419,11 +447,11 @@ def bench_embeddings(
             for kind in kinds:
                 for c in levels:
                     count = max(counts[kind], c)
-                    local, _ = _embedding_inputs(kind, count, texts, images, turn)
+                    # The same inputs on both sides (each process has its own text cache).
+                    local, remote = _embedding_inputs(kind, count, texts, images, turn)
                     rate, calls = _in_process_embeddings(encoder, worker, kind, local, c)
                     rates.setdefault(f"{kind} in-process c={c}", []).append(rate)
                     latencies.setdefault(f"{kind} in-process c={c}", []).extend(calls)
-                    _, remote = _embedding_inputs(kind, count, texts, images, turn)
                     rate, seen = _server_rate(
                         on.url, c, remote, _Client.embed, warm[kind], on.model()
                     )
@@ -454,56 +482,43 @@ def bench_embeddings(
                 raw={name: [1 / r for r in values] for name, values in rates.items()},
             )
         ]  # fmt: skip
-        # Batching off, one request at a time: what HTTP alone costs over a single call.
-        on.stop()
+        # p50 of lone requests, each after one in-process call: batching on, then off.
+        lone = {"on": _lone_latencies(on, encoder, worker, args, texts, images, warm)}
+        on.stop()  # one server at a time
         off = Server(index, 1, 0.0)
-        client = _Client(off.url, off.model())
         try:
-            for kind in kinds:
-                client.embed(warm[kind])
-            for _ in range(args.latency_rounds):
-                for kind in kinds:
-                    local, remote = _embedding_inputs(kind, 1, texts, images, turn)
-                    turn += 1
-                    _, calls = _in_process_embeddings(encoder, worker, kind, local, 1)
-                    latencies.setdefault(f"{kind} in-process, phase 2", []).extend(calls)
-                    began = time.perf_counter()
-                    client.embed(remote[0])
-                    latencies.setdefault(f"{kind} server batching off", []).append(
-                        time.perf_counter() - began
-                    )
+            lone["off"] = _lone_latencies(off, encoder, worker, args, texts, images, warm)
         finally:
-            client.close()
             off.stop()
     worker.shutdown()
     rows = []
     for kind in kinds:
-        names = ("in-process c=1", "server c=1", "in-process, phase 2", "server batching off")
-        p50 = {name: 1000 * _report.median(latencies.get(f"{kind} {name}", [])) for name in names}
-        on_cost = p50["server c=1"] - p50["in-process c=1"]
-        off_cost = p50["server batching off"] - p50["in-process, phase 2"]
+        p50 = {
+            (state, side): 1000 * _report.median(lone[state][f"{kind} {side}"])
+            for state in ("on", "off")
+            for side in ("in-process", "server")
+        }
+        on_cost = p50["on", "server"] - p50["on", "in-process"]
+        off_cost = p50["off", "server"] - p50["off", "in-process"]
         batching = on_cost - off_cost
         rows.append(
-            [kind, p50["in-process c=1"], p50["server c=1"], on_cost,
-             p50["in-process, phase 2"], p50["server batching off"], off_cost, batching,
+            [kind, p50["on", "in-process"], p50["on", "server"], on_cost,
+             p50["off", "in-process"], p50["off", "server"], off_cost, batching,
              args.max_wait_ms, batching <= args.max_wait_ms]
         )  # fmt: skip
     tables.append(
         _report.table(
-            "p50 at concurrency 1: POST /v1/embeddings against one in-process call "
-            f"(batching on: the c = 1 runs above; batching off: {args.latency_rounds} requests "
-            "of each input, interleaved with in-process calls, after the batching-on server "
-            "stopped). Batching's cost = (on - in-process) - (off - in-process); "
-            "target <= the configured wait",
-            ["input", "in-process p50 ms", "server on p50 ms", "on - in-process ms",
-             "in-process p50 ms (phase 2)", "server off p50 ms", "off - in-process ms",
+            f"p50 at concurrency 1: one POST /v1/embeddings against one in-process call, "
+            f"interleaved ({args.latency_rounds} of each input), with the server's batching on "
+            f"(max {args.max_batch_size}, {args.max_wait_ms:g} ms), then off (batch size 1, a "
+            "second server started after the first stopped). Batching's cost = "
+            "(on - in-process) - (off - in-process); target <= the configured wait",
+            ["input", "in-process p50 ms (on)", "server on p50 ms", "on - in-process ms",
+             "in-process p50 ms (off)", "server off p50 ms", "off - in-process ms",
              "batching's cost ms", "configured wait ms", "within wait"],
             rows,
-            raw={
-                name: values
-                for name, values in latencies.items()
-                if name.endswith(("c=1", "phase 2", "batching off"))
-            },
+            raw={f"{name}, batching {state}": values
+                 for state, measured in lone.items() for name, values in measured.items()},
         )
     )  # fmt: skip
     return tables
