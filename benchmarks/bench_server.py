@@ -26,6 +26,14 @@ offline, indexes ``--photos`` distinct JPEGs. Servers run as subprocesses on loo
   plus the store's search; one query alone at ``c = 1``). Interleaved rounds; the ratio
   is the server's requests/s over the in-process searches/s of the same round. Target:
   >= 0.8. ``--only concurrency`` runs this table alone.
+* ``POST /v1/embeddings`` (the OpenAI-compatible route) against the encoder's own batched
+  throughput (``--only embeddings``), for texts and for images (JPEG bytes in-process, the
+  same JPEGs as ``data:image/jpeg;base64,`` items over HTTP), one input per request from
+  ``c`` clients against ``Encoder.encode_texts``/``encode_images`` with ``c`` inputs per
+  call, interleaved rounds; target >= 0.8 at ``c = 8``. Then p50 at ``c = 1``: server
+  against one in-process call, batching on (the ``c = 1`` runs) and off (a second server
+  with batch size 1, started after the first stops), so batching's own cost (the gap of
+  the gaps) can be held against its configured ``--max-wait-ms``. Runs last.
 
 Writes ``benchmarks/results/server.json``.
 """
@@ -42,7 +50,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -112,6 +120,12 @@ class Server:
             )
         }
         return count, total, buckets
+
+    def model(self) -> str:
+        """The name of the loaded model, as ``GET /v1/models`` gives it."""
+        import httpx
+
+        return str(httpx.get(self.url + "/v1/models", timeout=30).json()["data"][0]["id"])
 
     def stop(self) -> None:
         self.process.terminate()
@@ -224,35 +238,76 @@ def bench_http(
 class _Client:
     """A keep-alive HTTP/1.1 connection from the standard library (light on the GIL)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, model: str = "") -> None:
         import http.client
         from urllib.parse import urlsplit
 
+        self.model = model  # what /v1/embeddings requests name
         parts = urlsplit(url)
         self.connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=300)
 
-    def search(self, text: str) -> None:
-        body = json.dumps({"query": text}).encode()
-        self.connection.request(
-            "POST", "/v1/search", body=body, headers={"Content-Type": "application/json"}
-        )
-        response = self.connection.getresponse()
+    def post(self, path: str, document: dict[str, Any]) -> None:
+        """POST ``document`` as JSON to ``path``; raise unless the answer is 200."""
+        import http.client
+
+        body = json.dumps(document).encode()
+        headers = {"Content-Type": "application/json"}
+        try:
+            self.connection.request("POST", path, body=body, headers=headers)
+            response = self.connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closed the idle connection (its keep-alive timeout, 5 s, passes
+            # while 32 clients warm up one by one): reconnect once, as HTTP clients do.
+            self.connection.close()
+            self.connection.request("POST", path, body=body, headers=headers)
+            response = self.connection.getresponse()
         payload = response.read()
         if response.status != 200:
-            raise RuntimeError(f"POST /v1/search answered {response.status}: {payload[:200]!r}")
+            raise RuntimeError(f"POST {path} answered {response.status}: {payload[:200]!r}")
+
+    def search(self, text: str) -> None:
+        self.post("/v1/search", {"query": text})
+
+    def ping(self) -> None:
+        """Open the connection with a request that leaves the model alone."""
+        self.connection.request("GET", "/v1/models")
+        response = self.connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET /v1/models answered {response.status}")
+
+    def embed(self, item: str) -> None:
+        """One input (a text or a ``data:image/`` URL) through ``POST /v1/embeddings``."""
+        document = {"input": item, "model": self.model, "encoding_format": "base64"}
+        self.post("/v1/embeddings", document)
 
     def close(self) -> None:
         self.connection.close()
 
 
-def _server_rate(url: str, clients: int, texts: list[str]) -> tuple[float, list[float]]:
-    """Requests/s and latencies of ``clients`` threads sharing ``texts`` (one each)."""
+def _server_rate(
+    url: str,
+    clients: int,
+    texts: list[str],
+    send: Callable[[_Client, str], None] = _Client.search,
+    warm: str | None = "warm up",
+    model: str = "",
+) -> tuple[float, list[float]]:
+    """Requests/s and latencies of ``clients`` threads sharing ``texts`` (one a request).
+
+    ``send`` makes one request of one item (default: a text search); ``warm`` is sent on
+    each connection before the clock starts (``None``: a ``GET /v1/models`` only opens it,
+    for a model already warm whose requests are too slow to send one per client).
+    """
     lock = threading.Lock()
     pending = iter(texts)
     latencies: list[float] = []
-    connections = [_Client(url) for _ in range(clients)]
+    connections = [_Client(url, model) for _ in range(clients)]
     for connection in connections:  # connect and warm each before the clock starts
-        connection.search("warm up")
+        if warm is None:
+            connection.ping()
+        else:
+            send(connection, warm)
 
     def client(connection: _Client) -> None:
         while True:
@@ -261,7 +316,7 @@ def _server_rate(url: str, clients: int, texts: list[str]) -> tuple[float, list[
             if text is None:
                 return
             start = time.perf_counter()
-            connection.search(text)
+            send(connection, text)
             with lock:
                 latencies.append(time.perf_counter() - start)
 
@@ -326,6 +381,170 @@ def bench_concurrency(
         rows,
         raw={name: [1 / r for r in values] for name, values in rates.items()},
     )  # fmt: skip
+
+
+def _embedding_inputs(
+    kind: str, count: int, texts: Iterator[str], images: list[bytes], start: int
+) -> tuple[list[Any], list[str]]:
+    """``count`` inputs for the encoder in-process and the same ones as request items.
+
+    Texts are new each call (neither side's text cache answers); images are the JPEGs in
+    turn from ``start``, as bytes in-process and as ``data:image/jpeg;base64,`` URLs.
+    """
+    if kind == "texts":
+        batch = [next(texts) for _ in range(count)]
+        return batch, batch
+    chosen = [images[(start + i) % len(images)] for i in range(count)]
+    urls = ["data:image/jpeg;base64," + base64.b64encode(b).decode() for b in chosen]
+    return chosen, urls
+
+
+def _in_process_embeddings(
+    encoder: Any, worker: ThreadPoolExecutor, kind: str, inputs: list[Any], c: int
+) -> tuple[float, list[float]]:
+    """Inputs/s of ``encode_texts``/``encode_images``, ``c`` inputs a call; seconds per call."""
+    encode = encoder.encode_texts if kind == "texts" else encoder.encode_images
+    calls: list[float] = []
+    start = time.perf_counter()
+    for i in range(0, len(inputs), c):
+        began = time.perf_counter()
+        worker.submit(encode, inputs[i : i + c], batch_size=c).result()
+        calls.append(time.perf_counter() - began)
+    return len(inputs) / (time.perf_counter() - start), calls
+
+
+def _lone_latencies(
+    server: Server,
+    encoder: Any,
+    worker: ThreadPoolExecutor,
+    args: argparse.Namespace,
+    texts: Iterator[str],
+    images: list[bytes],
+    warm: dict[str, str],
+) -> dict[str, list[float]]:
+    """Seconds of single requests to ``server``, each after one in-process call of its input."""
+    seconds: dict[str, list[float]] = {}
+    client = _Client(server.url, server.model())
+    try:
+        for item in warm.values():
+            client.embed(item)
+        for turn in range(args.latency_rounds):
+            for kind in warm:
+                local, remote = _embedding_inputs(kind, 1, texts, images, turn)
+                _, calls = _in_process_embeddings(encoder, worker, kind, local, 1)
+                seconds.setdefault(f"{kind} in-process", []).extend(calls)
+                began = time.perf_counter()
+                client.embed(remote[0])
+                seconds.setdefault(f"{kind} server", []).append(time.perf_counter() - began)
+    finally:
+        client.close()
+    return seconds
+
+
+def bench_embeddings(
+    index: Path, on: Server, args: argparse.Namespace, texts: Iterator[str], photos: list[Path]
+) -> list[dict[str, Any]]:
+    """``POST /v1/embeddings`` against the encoder in-process; then p50 at ``c = 1``.
+
+    Stops ``on`` before its last part, which starts a batching-off server to tell the
+    cost of batching from that of HTTP (one server at a time).
+    """
+    from zeroshot_vision._engine import SearchEngine
+
+    levels = [int(c) for c in args.concurrency.split(",")]
+    kinds = ["texts", "images"]
+    counts = {"texts": args.queries, "images": args.images_per_level}
+    images = [p.read_bytes() for p in photos]
+    rates: dict[str, list[float]] = {}
+    latencies: dict[str, list[float]] = {}
+    worker = ThreadPoolExecutor(1)  # the server computes on a thread; so does this side
+    with SearchEngine.open(index) as engine:
+        encoder = engine.encoder
+        encoder.warm_up(images=True)
+        warm = {k: _embedding_inputs(k, 1, texts, images, 0)[1][0] for k in kinds}
+        model = on.model()
+        first = _Client(on.url, model)
+        for item in warm.values():  # the server's model warm for both inputs
+            first.embed(item)
+        first.close()
+        turn = 0
+        for _ in range(args.throughput_rounds):
+            for kind in kinds:
+                for c in levels:
+                    count = max(counts[kind], c)
+                    # The same inputs on both sides (each process has its own text cache).
+                    local, remote = _embedding_inputs(kind, count, texts, images, turn)
+                    rate, calls = _in_process_embeddings(encoder, worker, kind, local, c)
+                    rates.setdefault(f"{kind} in-process c={c}", []).append(rate)
+                    latencies.setdefault(f"{kind} in-process c={c}", []).extend(calls)
+                    rate, seen = _server_rate(on.url, c, remote, _Client.embed, None, model)
+                    rates.setdefault(f"{kind} server c={c}", []).append(rate)
+                    latencies.setdefault(f"{kind} server c={c}", []).extend(seen)
+                    turn += count
+        rows = []
+        for kind in kinds:
+            for c in levels:
+                local, remote = rates[f"{kind} in-process c={c}"], rates[f"{kind} server c={c}"]
+                ratios = [served / own for served, own in zip(remote, local)]
+                seen = latencies[f"{kind} server c={c}"]
+                rows.append(
+                    [kind, c, _report.median(local), _report.median(remote),
+                     _report.median(ratios), 1000 * _report.median(seen),
+                     1000 * _report.percentile(seen, 0.95)]
+                )  # fmt: skip
+        tables = [
+            _report.table(
+                f"POST /v1/embeddings throughput, zsv serve (batching max {args.max_batch_size}, "
+                f"{args.max_wait_ms:g} ms; one input per request, c clients) against "
+                "Encoder.encode_texts / encode_images in-process on the same inputs, c per call "
+                f"({counts['texts']} texts, {counts['images']} images per level, median of "
+                f"{args.throughput_rounds} interleaved rounds; target ratio >= 0.8 at c = 8)",
+                ["input", "concurrency", "in-process inputs/s", "server requests/s",
+                 "server / in-process", "server p50 ms", "server p95 ms"],
+                rows,
+                raw={name: [1 / r for r in values] for name, values in rates.items()},
+            )
+        ]  # fmt: skip
+        # p50 of lone requests, each after one in-process call: batching on, then off.
+        lone = {"on": _lone_latencies(on, encoder, worker, args, texts, images, warm)}
+        on.stop()  # one server at a time
+        off = Server(index, 1, 0.0)
+        try:
+            lone["off"] = _lone_latencies(off, encoder, worker, args, texts, images, warm)
+        finally:
+            off.stop()
+    worker.shutdown()
+    rows = []
+    for kind in kinds:
+        p50 = {
+            (state, side): 1000 * _report.median(lone[state][f"{kind} {side}"])
+            for state in ("on", "off")
+            for side in ("in-process", "server")
+        }
+        on_cost = p50["on", "server"] - p50["on", "in-process"]
+        off_cost = p50["off", "server"] - p50["off", "in-process"]
+        batching = on_cost - off_cost
+        rows.append(
+            [kind, p50["on", "in-process"], p50["on", "server"], on_cost,
+             p50["off", "in-process"], p50["off", "server"], off_cost, batching,
+             args.max_wait_ms, batching <= args.max_wait_ms]
+        )  # fmt: skip
+    tables.append(
+        _report.table(
+            f"p50 at concurrency 1: one POST /v1/embeddings against one in-process call, "
+            f"interleaved ({args.latency_rounds} of each input), with the server's batching on "
+            f"(max {args.max_batch_size}, {args.max_wait_ms:g} ms), then off (batch size 1, a "
+            "second server started after the first stopped). Batching's cost = "
+            "(on - in-process) - (off - in-process); target <= the configured wait",
+            ["input", "in-process p50 ms (on)", "server on p50 ms", "on - in-process ms",
+             "in-process p50 ms (off)", "server off p50 ms", "off - in-process ms",
+             "batching's cost ms", "configured wait ms", "within wait"],
+            rows,
+            raw={f"{name}, batching {state}": values
+                 for state, measured in lone.items() for name, values in measured.items()},
+        )
+    )  # fmt: skip
+    return tables
 
 
 def throughput(url: str, clients: int, per_client: int, texts: Iterator[str]) -> dict[str, Any]:
@@ -405,12 +624,18 @@ def main() -> None:
     parser.add_argument("--skip-cli", action="store_true", help="leave out the CLI table")
     parser.add_argument(
         "--only",
-        choices=["cli", "http", "batching", "concurrency"],
+        choices=["cli", "http", "batching", "concurrency", "embeddings"],
         action="append",
         help="run only these tables (repeatable; default: all)",
     )
     parser.add_argument("--concurrency", default="1,8,32", help="client counts to compare")
     parser.add_argument("--queries", type=int, default=64, help="queries per concurrency level")
+    parser.add_argument(
+        "--images-per-level", type=int, default=32, help="images per concurrency level"
+    )
+    parser.add_argument(
+        "--latency-rounds", type=int, default=20, help="c = 1 requests, batching off"
+    )
     parser.add_argument("--name", default="server", help="results/<name>.json")
     args = parser.parse_args()
     info = _report.machine()
@@ -426,7 +651,7 @@ def main() -> None:
         with SearchEngine.create(root / "index", model=str(folder)) as engine:
             engine.index_folder(root / "photos")
         print(f"[{args.preset}] indexed {len(photos)} photos; starting servers", flush=True)
-        only = set(args.only or ["cli", "http", "batching", "concurrency"])
+        only = set(args.only or ["cli", "http", "batching", "concurrency", "embeddings"])
         if args.skip_cli:
             only.discard("cli")
         servers = {
@@ -447,6 +672,8 @@ def main() -> None:
                 tables.append(bench_batching(ordered, args, texts))
             if "concurrency" in only:
                 tables.append(bench_concurrency(root / "index", on, args, texts))
+            if "embeddings" in only:  # last: it stops the batching-on server
+                tables.extend(bench_embeddings(root / "index", on, args, texts, photos))
         finally:
             for server in servers.values():
                 server.stop()
