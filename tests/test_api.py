@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from tests.test_public_api import public_modules
 
 import zeroshot_vision
 from zeroshot_vision import _errors as errors
@@ -76,45 +77,15 @@ def test_package_is_typed() -> None:
     assert resources.files("zeroshot_vision").joinpath("py.typed").is_file()
 
 
-def _public_modules() -> list[str]:
-    import pkgutil
-
-    names = []
-    for info in pkgutil.walk_packages(zeroshot_vision.__path__, "zeroshot_vision."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
-            names.append(info.name)
-    return sorted(names)
-
-
-@pytest.mark.parametrize("name", _public_modules())
-def test_every_public_module_has_an_honest_all(name: str) -> None:
-    """What a public module defines is either in its __all__ or named with an underscore."""
-    import importlib
-
-    module = importlib.import_module(name)
-    exported = getattr(module, "__all__", None)
-    assert exported is not None, f"{name} has no __all__"
-    for item in exported:
-        assert hasattr(module, item), f"{name}.__all__ names {item!r}, which does not exist"
-    defined = {
-        attr
-        for attr, value in vars(module).items()
-        if not attr.startswith("_")
-        and (inspect.isfunction(value) or inspect.isclass(value))
-        and getattr(value, "__module__", None) == name
-    }
-    assert defined <= set(exported), f"{name} defines {sorted(defined - set(exported))}"
-
-
 def test_implementation_modules_are_private() -> None:
-    modules = set(_public_modules())
+    modules = public_modules()
     for gone in ("zeroshot_vision.pipeline", "zeroshot_vision.index_dir"):
         assert gone not in modules
     for private in ("_scan", "_sync", "_checks", "_files", "_optional"):
         assert f"zeroshot_vision.{private}" not in modules
 
 
-@pytest.mark.parametrize("name", _public_modules())
+@pytest.mark.parametrize("name", sorted(public_modules()))
 def test_public_dataclasses_are_keyword_only(name: str) -> None:
     """Every dataclass a public module exports is built with keywords, never by position."""
     import dataclasses
