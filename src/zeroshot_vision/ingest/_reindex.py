@@ -38,12 +38,10 @@ new index or namespace made with ``zsv import`` (see docs/languages.md).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
-import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +56,7 @@ from zeroshot_vision._index.manifest import EncoderRecord, encoder_record, model
 from zeroshot_vision._json import read_model
 from zeroshot_vision._types import ImageFailure
 from zeroshot_vision.ingest._item import Item
+from zeroshot_vision.ingest._ledger import StagedTable
 from zeroshot_vision.ingest._source import IndexView, Listing, SkipRule
 
 if TYPE_CHECKING:
@@ -210,27 +209,26 @@ class ReindexSource:
                 )
 
 
-class _Progress:
+_Print = tuple[str | None, int | None, int | None]
+
+
+class _Progress(StagedTable[_Print]):
     """``reindex.sqlite``: which ids the new store holds, from which file (a companion).
 
     Committed after the new store, so an id recorded here is in it; an id the store got
     but this file did not (a kill between the two commits) is re-encoded next run.
     """
 
-    def __init__(self, path: Path, fingerprints: Mapping[str, FileEntry]) -> None:
-        self.path = path
-        self._fingerprints = fingerprints
-        self._staged: dict[str, tuple[str | None, int | None, int | None] | None] = {}
+    table = "done"
+    schema = "id TEXT PRIMARY KEY, path TEXT, size INTEGER, mtime_ns INTEGER"
+    columns = ("id", "path", "size", "mtime_ns")
 
-    def done(self) -> dict[str, tuple[str | None, int | None, int | None]]:
-        if not self.path.exists():
-            return {}
-        rows: list[tuple[Any, ...]] = []
-        with (
-            contextlib.closing(sqlite3.connect(self.path)) as db,
-            contextlib.suppress(sqlite3.OperationalError),  # no table yet
-        ):
-            rows = db.execute("SELECT id, path, size, mtime_ns FROM done").fetchall()
+    def __init__(self, path: Path, fingerprints: Mapping[str, FileEntry]) -> None:
+        super().__init__(path)
+        self._fingerprints = fingerprints
+
+    def done(self) -> dict[str, _Print]:
+        rows = self.select("SELECT id, path, size, mtime_ns FROM done")
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
     def write(self, ids: Sequence[str], extras: Sequence[Mapping[str, Any]]) -> None:
@@ -240,27 +238,8 @@ class _Progress:
                 (entry.path, entry.size, entry.mtime_ns) if entry is not None else None
             )
 
-    def delete(self, ids: Sequence[str]) -> None:
-        self._staged.update(dict.fromkeys(ids))
-
-    def commit(self) -> None:
-        if not self._staged:
-            return
-        with contextlib.closing(sqlite3.connect(self.path)) as db, db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS done (id TEXT PRIMARY KEY, path TEXT, size INTEGER, "
-                "mtime_ns INTEGER) WITHOUT ROWID"
-            )
-            staged = list(self._staged.items())
-            db.executemany("DELETE FROM done WHERE id = ?", [(item,) for item, _ in staged])
-            db.executemany(
-                "INSERT INTO done (id, path, size, mtime_ns) VALUES (?, ?, ?, ?)",
-                [(item, *print_) for item, print_ in staged if print_ is not None],
-            )
-        self._staged.clear()
-
-    def discard(self) -> None:
-        self._staged.clear()
+    def rows(self, item: str, value: _Print) -> Iterable[tuple[Any, ...]]:
+        return [(item, *value)]
 
 
 def reindex(
