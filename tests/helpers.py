@@ -22,17 +22,20 @@ import io
 import os
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from PIL import Image
 
 # Anything a terminal could act on: C0 but newline (output is made of lines), DEL, C1,
@@ -654,3 +657,27 @@ def save_with_exif(
     with Image.open(source) as image:
         image.convert("RGB").save(target, format="JPEG", exif=exif)
     return target
+
+
+@contextmanager
+def small_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """Mount a tmpfs of ``size`` (e.g. ``"3m"``) at ``mount`` for a full-disk test.
+
+    Skips the test where mounting is not allowed (not root, or no tmpfs), and unmounts
+    afterwards.
+    """
+    mount.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

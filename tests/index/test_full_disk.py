@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.helpers import PhotoServer
+from tests.helpers import PhotoServer, small_tmpfs
 
 from zeroshot_vision import SearchEngine
 from zeroshot_vision._cli import EXIT_ERROR, EXIT_OK, main
@@ -57,22 +57,8 @@ class Disk:
 
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Disk]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "4m") as mount:
         yield Disk(mount)
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _batch(start: int, n: int) -> tuple[list[FileEntry], np.ndarray, list[Any]]:
