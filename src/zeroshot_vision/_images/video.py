@@ -18,8 +18,8 @@ Needs the ``video`` extra (PyAV, the FFmpeg binding, whose wheels carry FFmpeg).
 
 Bounds: at most :attr:`VideoOptions.max_frames` frames per video (more are thinned
 evenly over the video); a pass holds FFmpeg's frames at the source's resolution, one
-64 x 36 thumbnail, and at most 33 downscaled candidate pictures (the first half of the
-current slice) besides what the keeper keeps. Frames whose time goes backwards (a broken
+64 x 36 thumbnail and, with a keeper, at most 17 candidates of the current slice (FFmpeg
+frames up to 1920 x 1088, downscaled pictures above that) besides what the keeper keeps. Frames whose time goes backwards (a broken
 muxer) are never chosen, so ids stay unique and ordered.
 """
 
@@ -63,6 +63,39 @@ ANALYSIS_FPS = 10.0
 but not compared: a cut is found at most a tenth of a second late)."""
 
 _THUMB = (64, 36)
+
+_LUMA_FIRST = {
+    "yuv420p": False, "yuv422p": False, "yuv444p": False, "nv12": False, "nv21": False,
+    "yuvj420p": True, "yuvj422p": True, "yuvj444p": True,
+}  # fmt: skip
+"""8-bit formats whose first plane is luma, and whether it is full range (0-255)."""
+
+
+def _thumbnail(frame: Any) -> Any:
+    """A 64 x 36 grayscale thumbnail (float32, 0 to 255) to compare frames by.
+
+    For the common 8-bit YUV formats it is read straight from the luma plane: each cell
+    the mean of four samples (a 2 x 2 grid inside it), about 100 times cheaper than
+    FFmpeg's scaler; other formats are scaled by FFmpeg.
+    """
+    import numpy as np
+
+    full_range = _LUMA_FIRST.get(frame.format.name)
+    if full_range is None or frame.height < 2 * _THUMB[1] or frame.width < 2 * _THUMB[0]:
+        thumb = frame.reformat(width=_THUMB[0], height=_THUMB[1], format="gray")
+        return thumb.to_ndarray().astype(np.float32)
+    plane = frame.planes[0]
+    luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    cells: Any = 0.0
+    for row_at in (0.25, 0.75):
+        rows = ((np.arange(_THUMB[1]) + row_at) * frame.height / _THUMB[1]).astype(np.intp)
+        for col_at in (0.25, 0.75):
+            cols = ((np.arange(_THUMB[0]) + col_at) * frame.width / _THUMB[0]).astype(np.intp)
+            cells = cells + luma[np.ix_(rows, cols)].astype(np.float32)
+    cells = cells / 4.0
+    if not full_range:  # limited range (16-235) stretched to 0-255, as FFmpeg's gray is
+        cells = np.clip((cells - 16.0) * (255.0 / 219.0), 0.0, 255.0)
+    return cells
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,10 +294,15 @@ class _Scan:
     Frames are compared at most :data:`ANALYSIS_FPS` a second (by time). A scene is cut
     into slices of ``max_interval`` seconds from its start (the last one shorter); each
     slice's frame is the compared frame nearest its middle, among candidates at least
-    ``max_interval / 64`` apart (every compared frame, for intervals up to 6.4 s): only
-    the first half of the current slice's candidates (at most 33) are held, as downscaled
-    pictures, until the slice closes.
+    ``max_interval / 64`` apart (every compared frame, for intervals up to 6.4 s), from
+    the first half of the slice. A candidate is dropped as soon as it can no longer be
+    nearest the middle (the middle lies at least halfway to the newest frame), so at
+    most 17 are held. With a keeper, they are held as FFmpeg's frames up to 1920 x 1088
+    pixels (converted only once chosen: one conversion per slice) and as downscaled
+    pictures above that.
     """
+
+    _RAW_PIXELS = 1920 * 1088
 
     _GRID = 64
 
@@ -280,7 +318,8 @@ class _Scan:
         self.scene: list[tuple[int, float]] = []  # chosen in the current scene
         self.scene_start = 0.0
         self.slice_start = 0.0
-        self.candidates: list[tuple[int, float, Image.Image | None]] = []
+        self.candidates: list[tuple[int, float, Any]] = []  # frame or picture
+        self.rotation = 0
         self.next_candidate = 0.0
 
     def sparse(self) -> bool:
@@ -306,13 +345,12 @@ class _Scan:
                         continue  # backwards in time (never chosen), or between samples
                     next_sample = time + gap
                     if not self.samples:
-                        rotation = _rotation(frame, stream)
+                        rotation = self.rotation = _rotation(frame, stream)
                         size = (frame.width, frame.height)
                         self._start_scene(time)
                         self.first_time = time
                     self.last_time = time
-                    thumb = frame.reformat(width=_THUMB[0], height=_THUMB[1], format="gray")
-                    pixels = thumb.to_ndarray().astype(np.float32)
+                    pixels = _thumbnail(frame)
                     if previous is not None and float(np.abs(pixels - previous).mean()) > (
                         self.options.cut_threshold
                     ):
@@ -357,25 +395,36 @@ class _Scan:
             self._end_slice(end)
             slices = math.floor((time - self.scene_start) / self.interval + 1e-9)
             self._start_slice(self.scene_start + slices * self.interval)
+        # The middle lies at least halfway from the slice's start to this frame: of the
+        # candidates before that, only the last can still be the nearest.
+        lower = (self.slice_start + time) / 2
+        before = sum(1 for candidate in self.candidates if candidate[1] <= lower)
+        if before > 1:
+            del self.candidates[: before - 1]
         half = self.slice_start + self.interval / 2
         if time < self.next_candidate - 1e-9:
             return
         if self.candidates and self.candidates[-1][1] > half:
             return  # one candidate past the half is enough: no middle lies beyond it
-        picture = None
+        held: Any = None
         if self.keeper is not None:
-            picture = _picture(frame, rotation, self.options.max_side)
-        self.candidates.append((position, time, picture))
+            small = frame.width * frame.height <= self._RAW_PIXELS
+            held = frame if small else _picture(frame, rotation, self.options.max_side)
+        self.candidates.append((position, time, held))
         self.next_candidate = time + self.grid
 
     def _end_slice(self, end: float) -> None:
         if not self.candidates:
             return
         middle = (self.slice_start + end) / 2
-        position, time, picture = min(self.candidates, key=lambda c: abs(c[1] - middle))
+        position, time, held = min(self.candidates, key=lambda c: abs(c[1] - middle))
         self.scene.append((position, time))
-        if self.keeper is not None and picture is not None:
-            self.keeper.keep(position, picture)
+        if self.keeper is not None and held is not None:
+            from PIL import Image
+
+            if not isinstance(held, Image.Image):
+                held = _picture(held, self.rotation, self.options.max_side)
+            self.keeper.keep(position, held)
         self.candidates = []
 
     def _end_scene(self, end: float) -> None:
