@@ -16,17 +16,17 @@ import pytest
 
 pytest.importorskip("av")
 
-import skimage.data  # noqa: E402
-from PIL import Image  # noqa: E402
+import skimage.data
+from PIL import Image
 
-from zeroshot_vision import SearchEngine  # noqa: E402
-from zeroshot_vision._images.video import (  # noqa: E402
+from zeroshot_vision import SearchEngine
+from zeroshot_vision._images.video import (
     VideoOptions,
     read_frames,
     scan_frames,
     select_frames,
 )
-from zeroshot_vision.testing._video_clips import write_clip  # noqa: E402
+from zeroshot_vision.testing._video_clips import write_clip
 
 PHOTOS = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
 

@@ -19,8 +19,9 @@ Needs the ``video`` extra (PyAV, the FFmpeg binding, whose wheels carry FFmpeg).
 Bounds: at most :attr:`VideoOptions.max_frames` frames per video (more are thinned
 evenly over the video); a pass holds FFmpeg's frames at the source's resolution, one
 64 x 36 thumbnail and, with a keeper, at most 17 candidates of the current slice (FFmpeg
-frames up to 1920 x 1088, downscaled pictures above that) besides what the keeper keeps. Frames whose time goes backwards (a broken
-muxer) are never chosen, so ids stay unique and ordered.
+frames up to 1920 x 1088, downscaled pictures above that) besides what the keeper keeps.
+Frames whose time goes backwards (a broken muxer) are never chosen, so ids stay unique
+and ordered.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -84,7 +85,7 @@ def frame_id(file_id: str, timestamp: float) -> str:
     return f"{file_id}#t={timestamp:.3f}"
 
 
-def is_video(path: str | Path) -> bool:
+def is_video(path: str | os.PathLike[str]) -> bool:
     """Whether ``path``'s suffix is a video's (see :data:`VIDEO_SUFFIXES`)."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
