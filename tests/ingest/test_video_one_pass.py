@@ -129,3 +129,28 @@ def test_kept_pictures_embed_like_a_second_decode_and_over_budget_loses_nothing(
             other = vectors[name][frame_id]
             cosine = float(np.dot(vector, other))  # unit vectors
             assert cosine > 0.99, (name, frame_id, cosine)
+
+
+def test_too_few_frames_left_by_skipping_decodes_every_frame_again(
+    clip30: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream whose skipped frames leave too few to compare (P-frames nothing refers
+    to) is decoded again in full: the choice and the kept pictures are the full pass's."""
+    from zeroshot_vision._images import video
+
+    passes: list[bool] = []
+
+    def sparse(self: object) -> bool:
+        passes.append(True)
+        return len(passes) == 1  # the first (skipping) pass found too few frames
+
+    monkeypatch.setattr(video._Scan, "sparse", sparse)
+    keeper = _Keeper()
+    options = VideoOptions(max_interval=0.5)
+    selection = scan_frames(clip30, options, keeper)
+    assert passes == [True]  # asked once, after the skipping pass; the full pass is final
+    assert selection.skip_frame == "DEFAULT" and len(selection.frames) == 9
+    assert sorted(keeper.pictures) == [f.position for f in selection.frames]
+    again = dict(read_frames(clip30, sorted(keeper.pictures), options))
+    for position, picture in keeper.pictures.items():
+        assert np.array_equal(np.asarray(picture), np.asarray(again[position])), position
