@@ -578,6 +578,7 @@ class SearchEngine:
         root: PathLike | None = None,
         batch_size: int | None = None,
         progress: ProgressOption = None,
+        video: bool | VideoOptions | None = None,
     ) -> IndexReport:
         """Embed images and upsert them into the store, skipping unreadable ones.
 
@@ -595,6 +596,14 @@ class SearchEngine:
                 :class:`~zeroshot_vision._types.Progress` before the first batch and
                 after every batch (the same type as :meth:`index_folder`'s; callables
                 written for the former ``int`` argument read ``progress.advanced``).
+            video: A video file given by path (``.mp4``, ``.mov``, ``.webm``, ``.mkv``,
+                ``.m4v``) is indexed as its chosen frames, as :meth:`index_folder` does
+                (ids ``<id>#t=<seconds>``); a
+                :class:`~zeroshot_vision._images.video.VideoOptions` says how frames are
+                chosen. ``None``: on when the ``video`` extra is installed. Off, a video
+                path is a recorded failure that says so. Frames are upserted: a video
+                given again after it changed keeps its old frames that are not chosen
+                again (:meth:`index_folder` replaces them).
 
         Returns:
             The ids written and, for each skipped image, the reason. A bad image (missing,
@@ -609,7 +618,9 @@ class SearchEngine:
 
         sources = self._image_list(images)
         base = root if root is not None else self._source_root()
-        source = ImageListSource.of(sources, ids=ids, metadata=metadata, root=base)
+        source = ImageListSource.of(
+            sources, ids=ids, metadata=metadata, root=base, video=_video_options(video)
+        )
         size = positive_int(batch_size, "batch_size") if batch_size else None
         self._check_open()
         result = ingest(

@@ -734,3 +734,81 @@ def test_open_serves_the_original_file_and_nothing_else(
         )
     finally:
         original.write_bytes(kept)
+
+
+# -- issue 32 in the browser: a video hit plays from its moment -------------------------
+
+# The open moment's player, as the browser has it: where it loads from, where it stands.
+PLAYER = """(() => {
+  const video = document.querySelector('.st-key-original video');
+  if (!video) return null;
+  return {src: video.currentSrc || video.src, currentTime: video.currentTime,
+          readyState: video.readyState, duration: video.duration,
+          error: video.error ? video.error.code : null,
+          caption: document.querySelector('.st-key-original')?.innerText ?? ''};
+})()"""
+
+# Marks the "Open" button of the card whose id reads ``frame`` (ids hold '#' and '.').
+MARK_OPEN = """((frame) => {
+  document.querySelectorAll('[data-zsv-click]').forEach(b => b.removeAttribute('data-zsv-click'));
+  const card = [...document.querySelectorAll('.st-key-results [class*="st-key-card-"]')]
+    .find(c => c.querySelector('code')?.innerText === frame);
+  const button = card && [...card.querySelectorAll('button')]
+    .find(b => b.innerText.trim() === 'Open');
+  if (button) button.setAttribute('data-zsv-click', '');
+  return !!button;
+})"""
+
+
+def test_a_video_hit_plays_from_its_moment_in_chromium(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, page: DevTools
+) -> None:
+    pytest.importorskip("av")
+    import skimage.data
+
+    from zeroshot_vision._encoder import Encoder
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision._images.video import VideoOptions
+    from zeroshot_vision.testing import write_clip
+
+    root = tmp_path_factory.mktemp("video-app")
+    media = root / "media"
+    media.mkdir()
+    video = media / "trip.mp4"
+    fps = 10
+    scenes = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
+    write_clip(video, scenes, seconds=1.0, fps=fps, size=(160, 120))
+    encoder = Encoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    with SearchEngine.create(root / "index", encoder=encoder) as engine:
+        report = engine.index_folder(media, video=VideoOptions(max_interval=5.0))
+        assert not report.failed, report.failed
+        moments = {r.id: r.timestamp for r in engine.search("a cup of coffee", k=3)}
+    # One frame per 1 s scene, at its middle: none on a whole second, which Streamlit's
+    # own player (start times rounded down) could not start at.
+    assert sorted(moments.values()) == [0.5, 1.5, 2.5], moments
+
+    with served_app(root / "index") as base:
+        page.open(f"{base}/?q={urllib.parse.quote('a cup of coffee')}", ready="true")
+        shown = wait_for_cards(page, "the video's frames", lambda s: len(s) == 3)
+        assert {c["id"] for c in shown} == set(moments), shown
+        frame = next(c["id"] for c in shown if moments[c["id"]] == 2.5)  # the cat's scene
+        assert page.evaluate(f"{MARK_OPEN}({json.dumps(frame)})"), frame
+        page.click("button[data-zsv-click]")
+
+        def loaded() -> dict[str, Any] | None:
+            state = page.evaluate(PLAYER)
+            ok = state and (state["error"] is not None or state["readyState"] >= 1)
+            return state if ok else None
+
+        state = wait_for("the video player's metadata", loaded, timeout=60)
+        page.screenshot(ARTIFACTS / "app-video-moment.png")
+        assert state["error"] is None, state
+        # The media element plays the app's copy of the video, from the frame's moment.
+        source = urllib.parse.urlsplit(state["src"])
+        assert f"{source.scheme}://{source.netloc}" == base, state
+        assert source.path.startswith("/media/") and source.fragment == "t=2.500", state
+        assert abs(state["currentTime"] - moments[frame]) <= 1 / fps, state
+        assert state["duration"] == pytest.approx(3.0, abs=1 / fps), state
+        assert "trip.mp4 @ 00:02" in state["caption"], state
+        served = httpx.get(f"{base}{source.path}", timeout=10)
+        assert served.status_code == 200 and served.content == video.read_bytes()

@@ -135,6 +135,7 @@ def test_unchanged_video_is_not_analysed_again(
             raise AssertionError("an unchanged video was analysed again")
 
         monkeypatch.setattr("zeroshot_vision._images.video.select_frames", no_analysis)
+        monkeypatch.setattr("zeroshot_vision._images.video.scan_frames", no_analysis)
         second = engine.index_folder(folder, video=True)
     assert second.indexed == () and second.skipped == 3
 

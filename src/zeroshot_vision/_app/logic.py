@@ -77,6 +77,8 @@ __all__ = [
     "sample_ids",
     "snippet_markdown",
     "thumbnail_jpeg",
+    "video_mime",
+    "video_player_html",
 ]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -451,6 +453,28 @@ def frame_thumbnail_jpeg(path: Path, seconds: float, *, side: int = THUMBNAIL_SI
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
+
+
+def video_mime(path: Path) -> str:
+    """The media type a browser is told for a video file (``video/webm`` for WebM and
+    Matroska, which Chromium plays as WebM; ``video/mp4`` for the rest)."""
+    return "video/webm" if path.suffix.lower() in {".webm", ".mkv"} else "video/mp4"
+
+
+def video_player_html(url: str, seconds: float) -> str:
+    """An HTML5 player for the video at ``url`` that starts at ``seconds``.
+
+    The start is the W3C media fragment ``#t=<seconds>``: the browser seeks there as the
+    video loads, to the millisecond (Streamlit's own player rounds its start time down to
+    whole seconds). Only the metadata is fetched until the person presses play.
+    """
+    import html
+
+    start = f"{max(0.0, seconds):.3f}"
+    return (
+        f'<video class="zsv-moment" controls preload="metadata" data-start="{start}" '
+        f'src="{html.escape(url, quote=True)}#t={start}" style="width: 100%"></video>'
+    )
 
 
 def decode_upload(

@@ -41,6 +41,8 @@ from zeroshot_vision._app.logic import (
     result_cards,
     sample_ids,
     thumbnail_jpeg,
+    video_mime,
+    video_player_html,
 )
 from zeroshot_vision._errors import (
     ImageLoadError,
@@ -341,6 +343,16 @@ def _close_original() -> None:
     st.session_state.pop("original", None)
 
 
+def _media_url(video: Path) -> str:
+    """Where the app serves ``video`` (Streamlit's media files, as ``st.video`` does: kept
+    while a run shows it, dropped after)."""
+    from streamlit import runtime
+
+    manager = runtime.get_instance().media_file_mgr
+    url: str = manager.add(str(video), video_mime(video), "zsv-original-video")
+    return url
+
+
 def show_original(engine: SearchEngine) -> None:
     """The full photo asked for with "Open": only a file the index holds is read."""
     image_id = st.session_state.get("original")
@@ -357,7 +369,7 @@ def show_original(engine: SearchEngine) -> None:
         if moment is not None:
             # A video frame: the video, playing from its moment (the browser seeks there).
             video, seconds = moment
-            st.video(str(video), start_time=int(seconds))
+            st.html(video_player_html(_media_url(video), seconds))
             st.caption(escape_markdown(f"{video} @ {clock(seconds)}"))
             return
         if path is None:

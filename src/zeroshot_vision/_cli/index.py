@@ -365,6 +365,8 @@ def run_index(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{', '.join(misplaced)} need --ray")
     if args.ray and (args.ocr or args.rebuild_text):
         raise InvalidInputError("--ocr and --rebuild-text run locally, not with --ray")
+    if args.ray and (args.video or args.video_interval is not None):
+        raise InvalidInputError("--ray indexes images only: index videos without --ray")
     if args.ray and (len(args.source) > 1 or args.watch):
         raise InvalidInputError("--ray indexes one SOURCE per run, without --watch")
     if args.ray and (args.backend not in (None, "torch") or args.precision):

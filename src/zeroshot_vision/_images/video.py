@@ -2,35 +2,39 @@
 
 Needs the ``video`` extra (PyAV, the FFmpeg binding, whose wheels carry FFmpeg).
 
-* :func:`select_frames` decodes a video once, at a low analysis rate, and compares small
-  grayscale thumbnails of consecutive analysed frames (mean absolute difference, 0 to
-  255): a difference over :attr:`VideoOptions.cut_threshold` starts a new scene. Each
-  scene gets ``ceil(length / max_interval)`` frames, at the middles of equal slices of
-  it, so a chosen frame is never a blend on a cut.
-* :func:`read_frames` decodes the chosen frames (by their position in decoding order),
-  downscaled at decode to at most :attr:`VideoOptions.max_side` pixels on a side and
-  turned upright (the stream's display matrix or ``rotate`` tag).
+* :func:`select_frames` decodes a video once and compares small grayscale thumbnails
+  (64 x 36, scaled by FFmpeg) of frames at most :data:`ANALYSIS_FPS` a second apart
+  (mean absolute difference, 0 to 255): a difference over
+  :attr:`VideoOptions.cut_threshold` starts a new scene. Each scene is cut into slices of
+  :attr:`VideoOptions.max_interval` seconds from its start (the last one shorter), and
+  each slice gives the compared frame nearest its middle, so a chosen frame is never a
+  blend on a cut and no two chosen frames of a scene lie more than the interval apart.
+  The choice is made as the pass goes (:func:`scan_frames` hands each chosen frame's
+  picture to a :class:`FrameKeeper`), so the encode stage needs no second decode.
+* :func:`read_frames` decodes the chosen frames again (by their position in decoding
+  order), for a frame whose picture was not kept; both passes scale at conversion to at
+  most :attr:`VideoOptions.max_side` pixels on a side and turn frames upright (the
+  stream's display matrix or ``rotate`` tag).
 
 Bounds: at most :attr:`VideoOptions.max_frames` frames per video (more are thinned
-evenly over the video); analysis holds one 64 x 36 thumbnail and a ``(position, time)``
-pair per analysed frame (at most :data:`ANALYSIS_FPS` a second: about 6 MB for a
-10-hour video); decoding holds one frame at the source's resolution (FFmpeg's) and one
-downscaled copy. Frames whose time goes backwards (a broken muxer) are never chosen, so
-ids stay unique and ordered.
+evenly over the video); a pass holds FFmpeg's frames at the source's resolution, one
+64 x 36 thumbnail and, with a keeper, at most 17 candidates of the current slice (FFmpeg
+frames up to 1920 x 1088, downscaled pictures above that) besides what the keeper keeps.
+Frames whose time goes backwards (a broken muxer) are never chosen, so ids stay unique
+and ordered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zeroshot_vision._errors import ImageDecodeError, InvalidInputError
 
@@ -41,10 +45,12 @@ __all__ = [
     "ANALYSIS_FPS",
     "VIDEO_SUFFIXES",
     "FrameChoice",
+    "FrameKeeper",
     "FrameSelection",
     "VideoOptions",
     "frame_at",
     "read_frames",
+    "scan_frames",
     "select_frames",
 ]
 
@@ -59,6 +65,39 @@ but not compared: a cut is found at most a tenth of a second late)."""
 
 _THUMB = (64, 36)
 
+_LUMA_FIRST = {
+    "yuv420p": False, "yuv422p": False, "yuv444p": False, "nv12": False, "nv21": False,
+    "yuvj420p": True, "yuvj422p": True, "yuvj444p": True,
+}  # fmt: skip
+"""8-bit formats whose first plane is luma, and whether it is full range (0-255)."""
+
+
+def _thumbnail(frame: Any) -> Any:
+    """A 64 x 36 grayscale thumbnail (float32, 0 to 255) to compare frames by.
+
+    For the common 8-bit YUV formats it is read straight from the luma plane: each cell
+    the mean of four samples (a 2 x 2 grid inside it), about 100 times cheaper than
+    FFmpeg's scaler; other formats are scaled by FFmpeg.
+    """
+    import numpy as np
+
+    full_range = _LUMA_FIRST.get(frame.format.name)
+    if full_range is None or frame.height < 2 * _THUMB[1] or frame.width < 2 * _THUMB[0]:
+        thumb = frame.reformat(width=_THUMB[0], height=_THUMB[1], format="gray")
+        return thumb.to_ndarray().astype(np.float32)
+    plane = frame.planes[0]
+    luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    cells: Any = 0.0
+    for row_at in (0.25, 0.75):
+        rows = ((np.arange(_THUMB[1]) + row_at) * frame.height / _THUMB[1]).astype(np.intp)
+        for col_at in (0.25, 0.75):
+            cols = ((np.arange(_THUMB[0]) + col_at) * frame.width / _THUMB[0]).astype(np.intp)
+            cells = cells + luma[np.ix_(rows, cols)].astype(np.float32)
+    cells = cells / 4.0
+    if not full_range:  # limited range (16-235) stretched to 0-255, as FFmpeg's gray is
+        cells = np.clip((cells - 16.0) * (255.0 / 219.0), 0.0, 255.0)
+    return cells
+
 
 @dataclass(frozen=True, kw_only=True)
 class VideoOptions:
@@ -72,12 +111,18 @@ class VideoOptions:
         max_frames: At most this many frames per video.
         max_side: Chosen frames are downscaled at decode to at most this many pixels on
             their longer side.
+        one_pass: Decode a video once: a stream of more than 20 frames a second without
+            the frames nothing refers to (most B-frames), and the chosen frames' pictures
+            kept from that pass for the encode stage (see docs/video.md for the memory
+            bound). ``False``: every frame is decoded, and the chosen ones are decoded
+            again at encode time (twice the decoding, only thumbnails held).
     """
 
     max_interval: float = 5.0
     cut_threshold: float = 30.0
     max_frames: int = 200
     max_side: int = 768
+    one_pass: bool = True
 
     def __post_init__(self) -> None:
         if not (self.max_interval > 0 and math.isfinite(self.max_interval)):
@@ -119,14 +164,21 @@ class FrameSelection:
             ``duration`` (seconds), ``width``/``height`` (as displayed), and where present
             ``taken``/``year``/``month`` (its creation time, as photos have them) and
             ``latitude``/``longitude``.
+        skip_frame: The decoder's ``skip_frame`` the frames' positions count in
+            (``"DEFAULT"``: every frame; ``"NONREF"``: the referenced ones).
     """
 
     frames: tuple[FrameChoice, ...]
     facts: Mapping[str, Any]
+    skip_frame: str = "DEFAULT"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form (see :meth:`from_json`)."""
-        return {"frames": [asdict(f) for f in self.frames], "facts": dict(self.facts)}
+        return {
+            "frames": [asdict(f) for f in self.frames],
+            "facts": dict(self.facts),
+            "skip_frame": self.skip_frame,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FrameSelection:
@@ -134,6 +186,7 @@ class FrameSelection:
         return cls(
             frames=tuple(FrameChoice(**frame) for frame in data["frames"]),
             facts=dict(data["facts"]),
+            skip_frame=str(data.get("skip_frame", "DEFAULT")),
         )
 
 
@@ -143,7 +196,7 @@ def _av() -> Any:
     return require("av", extra="video", purpose="indexing videos")
 
 
-def _open(path: Path) -> Any:
+def _open(path: Path, skip_frame: str = "DEFAULT") -> Any:
     """The container and its first video stream.
 
     Raises:
@@ -164,7 +217,19 @@ def _open(path: Path) -> Any:
         raise ImageDecodeError(name, "no video stream (an audio-only file?)")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    if skip_frame != "DEFAULT":
+        stream.codec_context.skip_frame = skip_frame
     return container, stream
+
+
+class FrameKeeper(Protocol):
+    """Where :func:`scan_frames` hands the pixels of the frames it chooses, as it goes."""
+
+    def keep(self, position: int, picture: Image.Image) -> None:
+        """A chosen frame's picture (upright, downscaled to ``max_side``)."""
+
+    def keep_only(self, positions: Collection[int]) -> None:
+        """Drop every kept picture but those at ``positions`` (the final choice)."""
 
 
 def select_frames(path: str | os.PathLike[str], options: VideoOptions) -> FrameSelection:
@@ -175,87 +240,206 @@ def select_frames(path: str | os.PathLike[str], options: VideoOptions) -> FrameS
             frame could be decoded.
         MissingDependencyError: The ``video`` extra is not installed.
     """
-    import numpy as np
+    return scan_frames(path, options)
 
+
+def scan_frames(
+    path: str | os.PathLike[str], options: VideoOptions, keeper: FrameKeeper | None = None
+) -> FrameSelection:
+    """:func:`select_frames`, handing each chosen frame's picture to ``keeper`` on the way.
+
+    With :attr:`VideoOptions.one_pass` (the default) a stream of more than twice
+    :data:`ANALYSIS_FPS` frames a second is decoded without the frames nothing refers to
+    (FFmpeg's ``skip_frame = NONREF``: most B-frames), which costs about half a full
+    decode; should that leave fewer than half the analysis rate (a stream whose P-frames
+    are all unreferenced), it is decoded again in full.
+
+    Raises:
+        ImageDecodeError: See :func:`select_frames`.
+    """
     file = Path(path)
-    container, stream = _open(file)
-    samples: list[tuple[int, float]] = []  # analysed frames: (position, time)
-    cuts: list[int] = [0]  # indexes into samples where a scene starts
-    last_time = -math.inf
-    rotation = 0
-    size = (0, 0)
+    skip = "DEFAULT"
+    if options.one_pass:
+        container, stream = _open(file)
+        rate = _rate(stream)
+        container.close()
+        if rate > 2 * ANALYSIS_FPS:
+            skip = "NONREF"
+    scan = _Scan(options, keeper if options.one_pass else None)
+    try:
+        selection = scan.run(file, skip)
+    except ImageDecodeError:
+        if skip == "DEFAULT":
+            raise
+        selection = None
+    if selection is not None and (skip == "DEFAULT" or not scan.sparse()):
+        return selection
+    logger.info("%s: frames skipped left too few to compare: decoding every frame", file)
+    if keeper is not None:
+        keeper.keep_only(())
+    return _Scan(options, keeper if options.one_pass else None).run(file, "DEFAULT")
+
+
+def _rate(stream: Any) -> float:
+    """The stream's frames a second (25 when it does not say)."""
     try:
         rate = float(stream.average_rate or stream.guessed_rate or 25)
-        step = max(1, round(rate / ANALYSIS_FPS))
+    except (TypeError, ZeroDivisionError):
+        rate = 25.0
+    return rate if math.isfinite(rate) and rate > 0 else 25.0
+
+
+class _Scan:
+    """One decoding pass that finds the cuts and chooses the frames as it goes.
+
+    Frames are compared at most :data:`ANALYSIS_FPS` a second (by time). A scene is cut
+    into slices of ``max_interval`` seconds from its start (the last one shorter); each
+    slice's frame is the compared frame nearest its middle, among candidates at least
+    ``max_interval / 64`` apart (every compared frame, for intervals up to 6.4 s), from
+    the first half of the slice. A candidate is dropped as soon as it can no longer be
+    nearest the middle (the middle lies at least halfway to the newest frame), so at
+    most 17 are held. With a keeper, they are held as FFmpeg's frames up to 1920 x 1088
+    pixels (converted only once chosen: one conversion per slice) and as downscaled
+    pictures above that.
+    """
+
+    _RAW_PIXELS = 1920 * 1088
+
+    _GRID = 64
+
+    def __init__(self, options: VideoOptions, keeper: FrameKeeper | None) -> None:
+        self.options = options
+        self.keeper = keeper
+        self.interval = options.max_interval
+        self.grid = options.max_interval / self._GRID
+        self.samples = 0
+        self.first_time = 0.0
+        self.last_time = -math.inf
+        self.frames: list[FrameChoice] = []
+        self.scene: list[tuple[int, float]] = []  # chosen in the current scene
+        self.scene_start = 0.0
+        self.slice_start = 0.0
+        self.candidates: list[tuple[int, float, Any]] = []  # frame or picture
+        self.rotation = 0
+        self.next_candidate = 0.0
+
+    def sparse(self) -> bool:
+        """Whether fewer than half the analysis rate of frames were compared."""
+        span = self.last_time - self.first_time
+        return span > 2.0 and self.samples < 0.5 * ANALYSIS_FPS * span
+
+    def run(self, file: Path, skip: str) -> FrameSelection:
+        import numpy as np
+
+        container, stream = _open(file, skip)
+        rate = _rate(stream)
+        gap = 1.0 / ANALYSIS_FPS - 0.25 / rate  # a frame a tenth of a second, at most
+        rotation = 0
+        size = (0, 0)
         previous = None
+        next_sample = -math.inf
         try:
-            for position, frame in enumerate(container.decode(stream)):
-                if position % step:
-                    continue
-                time = frame.time if frame.time is not None else position / rate
-                if time <= last_time:
-                    continue  # backwards in time: never chosen
-                last_time = time
-                if not samples:
-                    rotation = _rotation(frame, stream)
-                    size = (frame.width, frame.height)
-                thumb = frame.reformat(width=_THUMB[0], height=_THUMB[1], format="gray")
-                pixels = thumb.to_ndarray().astype(np.float32)
-                if previous is not None and float(np.abs(pixels - previous).mean()) > (
-                    options.cut_threshold
-                ):
-                    cuts.append(len(samples))
-                previous = pixels
-                samples.append((position, time))
-        except Exception as exc:
-            if not samples:
-                raise ImageDecodeError(
-                    os.fspath(file), f"no frame could be decoded ({exc})"
-                ) from exc
-            logger.warning("%s: decoding stopped after %d frames: %s", file, len(samples), exc)
-        if not samples:
-            raise ImageDecodeError(os.fspath(file), "no frame could be decoded")
-        facts = _facts(container, stream, samples, rotation, size)
-    finally:
-        container.close()
-    end = float(facts["duration"])
-    frames = _choose(samples, cuts, end, options.max_interval)
-    if len(frames) > options.max_frames:
-        keep = np.linspace(0, len(frames) - 1, options.max_frames).round().astype(int)
-        frames = [frames[i] for i in sorted(set(keep.tolist()))]
-    return FrameSelection(frames=tuple(frames), facts=facts)
+            try:
+                for position, frame in enumerate(container.decode(stream)):
+                    time = frame.time if frame.time is not None else position / rate
+                    if time <= self.last_time or time < next_sample:
+                        continue  # backwards in time (never chosen), or between samples
+                    next_sample = time + gap
+                    if not self.samples:
+                        rotation = self.rotation = _rotation(frame, stream)
+                        size = (frame.width, frame.height)
+                        self._start_scene(time)
+                        self.first_time = time
+                    self.last_time = time
+                    pixels = _thumbnail(frame)
+                    if previous is not None and float(np.abs(pixels - previous).mean()) > (
+                        self.options.cut_threshold
+                    ):
+                        self._end_scene(time)
+                        self._start_scene(time)
+                    previous = pixels
+                    self.samples += 1
+                    self._sample(position, time, frame, rotation)
+            except Exception as exc:
+                if not self.samples:
+                    raise ImageDecodeError(
+                        os.fspath(file), f"no frame could be decoded ({exc})"
+                    ) from exc
+                logger.warning("%s: decoding stopped after %d frames: %s", file, self.samples, exc)
+            if not self.samples:
+                raise ImageDecodeError(os.fspath(file), "no frame could be decoded")
+            facts = _facts(container, stream, self.last_time, rotation, size)
+        finally:
+            container.close()
+        self._end_scene(max(float(facts["duration"]), self.last_time))
+        frames = self.frames
+        if len(frames) > self.options.max_frames:
+            keep = np.linspace(0, len(frames) - 1, self.options.max_frames).round().astype(int)
+            frames = [frames[i] for i in sorted(set(keep.tolist()))]
+        if self.keeper is not None:
+            self.keeper.keep_only({frame.position for frame in frames})
+        return FrameSelection(frames=tuple(frames), facts=facts, skip_frame=skip)
 
+    def _start_scene(self, time: float) -> None:
+        self.scene_start = time
+        self.scene = []
+        self._start_slice(time)
 
-def _choose(
-    samples: Sequence[tuple[int, float]], cuts: Sequence[int], end: float, interval: float
-) -> list[FrameChoice]:
-    """Per scene, the samples nearest the middles of ``ceil(length / interval)`` slices."""
-    chosen: list[FrameChoice] = []
-    bounds = [*cuts, len(samples)]
-    for first, stop in itertools.pairwise(bounds):
-        start_time = samples[first][1]
-        end_time = samples[stop][1] if stop < len(samples) else max(end, samples[-1][1])
-        length = max(end_time - start_time, 0.0)
-        count = max(1, math.ceil(length / interval))
-        scene = samples[first:stop]
-        taken: set[int] = set()
-        for k in range(count):
-            middle = start_time + (k + 0.5) * length / count
-            best = min(range(len(scene)), key=lambda i: abs(scene[i][1] - middle))
-            if best in taken:
-                continue
-            taken.add(best)
-            position, time = scene[best]
-            chosen.append(
+    def _start_slice(self, time: float) -> None:
+        self.slice_start = time
+        self.candidates = []
+        self.next_candidate = time
+
+    def _sample(self, position: int, time: float, frame: Any, rotation: int) -> None:
+        end = self.slice_start + self.interval
+        if time >= end - 1e-9:
+            self._end_slice(end)
+            slices = math.floor((time - self.scene_start) / self.interval + 1e-9)
+            self._start_slice(self.scene_start + slices * self.interval)
+        # The middle lies at least halfway from the slice's start to this frame: of the
+        # candidates before that, only the last can still be the nearest.
+        lower = (self.slice_start + time) / 2
+        before = sum(1 for candidate in self.candidates if candidate[1] <= lower)
+        if before > 1:
+            del self.candidates[: before - 1]
+        half = self.slice_start + self.interval / 2
+        if time < self.next_candidate - 1e-9:
+            return
+        if self.candidates and self.candidates[-1][1] > half:
+            return  # one candidate past the half is enough: no middle lies beyond it
+        held: Any = None
+        if self.keeper is not None:
+            small = frame.width * frame.height <= self._RAW_PIXELS
+            held = frame if small else _picture(frame, rotation, self.options.max_side)
+        self.candidates.append((position, time, held))
+        self.next_candidate = time + self.grid
+
+    def _end_slice(self, end: float) -> None:
+        if not self.candidates:
+            return
+        middle = (self.slice_start + end) / 2
+        position, time, held = min(self.candidates, key=lambda c: abs(c[1] - middle))
+        self.scene.append((position, time))
+        if self.keeper is not None and held is not None:
+            from PIL import Image
+
+            if not isinstance(held, Image.Image):
+                held = _picture(held, self.rotation, self.options.max_side)
+            self.keeper.keep(position, held)
+        self.candidates = []
+
+    def _end_scene(self, end: float) -> None:
+        self._end_slice(min(end, self.slice_start + self.interval))
+        for position, time in self.scene:
+            self.frames.append(
                 FrameChoice(
                     position=position,
                     timestamp=round(time, 3),
-                    scene_start=round(start_time, 3),
-                    scene_end=round(end_time, 3),
+                    scene_start=round(self.scene_start, 3),
+                    scene_end=round(end, 3),
                 )
             )
-    chosen.sort(key=lambda choice: choice.position)
-    return chosen
+        self.scene = []
 
 
 def _rotation(frame: Any, stream: Any) -> int:
@@ -281,7 +465,7 @@ _ISO6709 = re.compile(r"^([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)")
 def _facts(
     container: Any,
     stream: Any,
-    samples: Sequence[tuple[int, float]],
+    last: float,
     rotation: int,
     size: tuple[int, int],
 ) -> dict[str, Any]:
@@ -291,7 +475,6 @@ def _facts(
         duration = float(stream.duration * stream.time_base)
     elif container.duration is not None:
         duration = container.duration / 1_000_000
-    last = samples[-1][1]
     if duration is None or not math.isfinite(duration) or duration < last:
         duration = last
     width, height = size if rotation in (0, 180) else size[::-1]
@@ -325,11 +508,17 @@ def _created(value: object) -> dt.datetime | None:
 
 
 def read_frames(
-    path: str | os.PathLike[str], positions: Sequence[int], options: VideoOptions
+    path: str | os.PathLike[str],
+    positions: Sequence[int],
+    options: VideoOptions,
+    *,
+    skip_frame: str = "DEFAULT",
 ) -> Iterator[tuple[int, Image.Image]]:
     """The frames at ``positions`` (decoding order), upright, downscaled, in that order.
 
     Positions not reached (the file ended early, or changed) are not yielded.
+    ``skip_frame`` is the selection's (:attr:`FrameSelection.skip_frame`): positions count
+    the frames decoded with it.
 
     Raises:
         ImageDecodeError: The file is not a readable video, or decoding failed.
@@ -339,7 +528,7 @@ def read_frames(
     wanted = sorted(set(positions))
     if not wanted:
         return
-    container, stream = _open(file)
+    container, stream = _open(file, skip_frame)
     try:
         rotation: int | None = None
         next_wanted = 0

@@ -70,7 +70,11 @@ class FolderSource:
         self.video = video
         self.root = str(Path(path).expanduser().resolve())
         if not Path(self.root).is_dir():
-            raise InvalidInputError(f"{displayable(os.fspath(path))} is not a folder")
+            hint = ""
+            if Path(self.root).is_file():
+                hint = " (a folder run indexes folders; index single files, videos too, "
+                hint += "with SearchEngine.index_images)"
+            raise InvalidInputError(f"{displayable(os.fspath(path))} is not a folder{hint}")
         self._scan = scan
 
     def __repr__(self) -> str:
@@ -166,11 +170,16 @@ class ImageListSource:
         images: The images.
         ids: One id per image.
         metadata: One mapping per image (``"path"`` is added for paths).
+        video: How to choose the frames of a video file given by path (``.mp4``,
+            ``.mov``, ``.webm``, ``.mkv``, ``.m4v``): each chosen frame becomes an item, as
+            in a folder run (ids ``<id>#t=<seconds>``). ``None``: a video path is a
+            recorded failure that says how to index it.
     """
 
     images: Sequence[ImageSource]
     ids: Sequence[str]
     metadata: Sequence[Mapping[str, Any]]
+    video: VideoOptions | None = None
     skip: SkipRule = field(default="never", init=False)
 
     @classmethod
@@ -181,6 +190,7 @@ class ImageListSource:
         ids: Sequence[str] | None = None,
         metadata: Sequence[Metadata | None] | None = None,
         root: PathLike | None = None,
+        video: VideoOptions | None = None,
     ) -> ImageListSource:
         """Check and complete what ``index_images`` was given.
 
@@ -204,14 +214,21 @@ class ImageListSource:
             if isinstance(image, (str, os.PathLike)):
                 meta.setdefault("path", displayable(str(absolute(image))))
             metas.append(meta)
-        return cls(images=list(images), ids=list(ids), metadata=metas)
+        return cls(images=list(images), ids=list(ids), metadata=metas, video=video)
 
     def open(self, index: IndexView) -> Listing:
-        """The images as items, in order."""
-        return Listing(items=self._items(stat=index.has_folder), total=len(self.images), root=None)
+        """The images as items, in order (a video path as its chosen frames)."""
+        from zeroshot_vision.ingest._video import expand_videos, is_video
+
+        items: Iterable[Item] = self._items(stat=index.has_folder)
+        videos = any(isinstance(s, (str, os.PathLike)) and is_video(s) for s in self.images)
+        if videos and self.video is not None:
+            return Listing(items=expand_videos(items, self.video, index), total=None, root=None)
+        return Listing(items=items, total=len(self.images), root=None)
 
     def _items(self, *, stat: bool) -> Iterator[Item]:
         from zeroshot_vision._images import describe_source
+        from zeroshot_vision.ingest._video import is_video
 
         for item_id, image, meta in zip(self.ids, self.images, self.metadata):
             label = describe_source(image)
@@ -219,6 +236,9 @@ class ImageListSource:
                 yield Item(id=item_id, data=image, metadata=meta, label=label)
                 continue
             path = absolute(image)
+            if self.video is None and is_video(path):
+                yield _video_refused(item_id, image, meta, label)
+                continue
             size = mtime = None
             # Only an index folder's state needs a file's size and mtime: no stat for
             # every image of an in-memory engine.
@@ -237,6 +257,24 @@ class ImageListSource:
                 metadata=meta,
                 label=label,
             )
+
+
+def _video_refused(item_id: str, image: PathLike, meta: Mapping[str, Any], label: str) -> Item:
+    """A video path given with videos off: its recorded failure says how to index it."""
+    from zeroshot_vision._errors import ImageDecodeError
+    from zeroshot_vision.ingest._video import VideoFrameItem
+
+    reason = (
+        "a video file: pass video=True to index its frames (needs the 'video' extra: "
+        "pip install 'zeroshot-vision[video]')"
+    )
+    return VideoFrameItem(
+        id=item_id,
+        path=image if isinstance(image, str) else Path(image),
+        metadata=meta,
+        label=label,
+        error=ImageDecodeError(displayable(str(absolute(image))), reason),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

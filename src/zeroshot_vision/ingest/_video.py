@@ -12,11 +12,15 @@ A folder run with videos on (:class:`~zeroshot_vision.ingest._sources.FolderSour
   ``duration``, ``width``/``height`` and, where the container says, ``taken``/``year``/
   ``month`` and ``latitude``/``longitude`` (so date and place filters work for videos).
 
-**Cheap listing, lazy pixels.** Choosing frames decodes the whole video once (at a low
-analysis rate), so it is done only for new and changed videos: the choice is kept in
-the index folder (``video-frames.json``, a cache: deleting it costs a new analysis),
-keyed by the file's path, size, mtime and the options. A frame's pixels are decoded
-when the encode stage asks for them, all frames of one video in one forward pass.
+**One decode.** Choosing frames decodes the whole video once, so it is done only for
+new and changed videos: the choice is kept in the index folder (``video-frames.json``,
+a cache: deleting it costs a new analysis), keyed by the file's path, size, mtime and
+the options. The same pass keeps the chosen frames' pictures (downscaled to
+``max_side``, JPEG-compressed at quality 95) for the encode stage, within one budget
+for the whole run (:data:`HELD_BYTES`); a frame whose picture was not kept (over the
+budget, thinned by ``max_frames``, or a run that resumes with a cached choice) is
+decoded again when the encode stage asks for it, all such frames of one video in one
+forward pass.
 
 **Resuming.** The cached choice is written before any frame is encoded, and frames are
 written in order; a run killed in the middle of a video lists the same frames next time,
@@ -30,11 +34,13 @@ recorded failure.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,7 +57,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CACHE_FILE",
+    "HELD_BYTES",
     "FrameReader",
+    "HeldFrames",
     "VideoFrameItem",
     "expand_videos",
     "frame_id",
@@ -64,6 +72,10 @@ logger = logging.getLogger(__name__)
 CACHE_FILE = "video-frames.json"
 """The index folder's cache of chosen frames (see the module)."""
 
+HELD_BYTES = 256 * 1024 * 1024
+"""At most this many bytes of kept pictures (JPEG) in one run: about 2,000 frames of
+768 x 432; past it, frames are decoded again at encode time."""
+
 _SAVE_EVERY = 30.0
 """Seconds between saves of the cache while a listing analyses many new videos."""
 
@@ -73,7 +85,7 @@ def frame_id(file_id: str, timestamp: float) -> str:
     return f"{file_id}#t={timestamp:.3f}"
 
 
-def is_video(path: str | Path) -> bool:
+def is_video(path: str | os.PathLike[str]) -> bool:
     """Whether ``path``'s suffix is a video's (see :data:`VIDEO_SUFFIXES`)."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
@@ -85,21 +97,92 @@ def video_available() -> bool:
     return importlib.util.find_spec("av") is not None
 
 
+class _Budget:
+    """Bytes of kept pictures still allowed in this run (shared by its videos)."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if size > self.left:
+                return False
+            self.left -= size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.left += size
+
+
+class HeldFrames:
+    """The pictures one pass chose (a :class:`~zeroshot_vision._images.video.FrameKeeper`),
+    JPEG-compressed within the run's budget, each handed out once."""
+
+    def __init__(self, budget: _Budget) -> None:
+        self._budget = budget
+        self._jpegs: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, position: object) -> bool:
+        return position in self._jpegs
+
+    def keep(self, position: int, picture: Image.Image) -> None:
+        """Compress and keep ``picture``, when the budget allows."""
+        buffer = io.BytesIO()
+        picture.convert("RGB").save(buffer, format="JPEG", quality=95)
+        data = buffer.getvalue()
+        if self._budget.take(len(data)):
+            with self._lock:
+                self._jpegs[position] = data
+
+    def keep_only(self, positions: Collection[int]) -> None:
+        """Drop (and give back to the budget) every picture but those at ``positions``."""
+        with self._lock:
+            for position in [p for p in self._jpegs if p not in positions]:
+                self._budget.give(len(self._jpegs.pop(position)))
+
+    def take(self, position: int) -> Image.Image | None:
+        """The picture at ``position``, given up by this holder; ``None`` if not held."""
+        from PIL import Image
+
+        with self._lock:
+            data = self._jpegs.pop(position, None)
+        if data is None:
+            return None
+        self._budget.give(len(data))
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return image
+
+
 class FrameReader:
     """Decodes the chosen frames of one video in one forward pass, as they are asked for.
 
     Shared by the frame items of one video. Asked in order (the encode stage), each frame
     costs its share of one pass; asked out of order (an extractor reading pixels again),
-    the last frames handed out are kept, and anything else restarts the pass. Safe to
-    call from several threads.
+    the last frames handed out are kept, and anything else restarts the pass. Frames
+    whose pictures the choosing pass kept (``held``) are not decoded again. Safe to call
+    from several threads.
     """
 
     _KEEP = 4
 
-    def __init__(self, path: Path, positions: Iterable[int], options: VideoOptions) -> None:
+    def __init__(
+        self,
+        path: Path,
+        positions: Iterable[int],
+        options: VideoOptions,
+        *,
+        skip_frame: str = "DEFAULT",
+        held: HeldFrames | None = None,
+    ) -> None:
         self.path = path
         self.positions = tuple(sorted(set(positions)))
         self.options = options
+        self.skip_frame = skip_frame
+        self.held = held
         self._lock = threading.Lock()
         self._frames: Iterator[tuple[int, Image.Image]] | None = None
         self._recent: dict[int, Image.Image] = {}
@@ -116,14 +199,22 @@ class FrameReader:
         with self._lock:
             if position in self._recent:
                 return self._recent[position]
+            picture = self.held.take(position) if self.held is not None else None
+            if picture is not None:
+                self._remember(position, picture)
+                return picture
             for attempt in range(2):
                 if self._frames is None:
-                    self._frames = read_frames(self.path, self.positions, self.options)
+                    held = self.held if self.held is not None else ()
+                    self._frames = read_frames(
+                        self.path,
+                        [p for p in self.positions if p not in held],
+                        self.options,
+                        skip_frame=self.skip_frame,
+                    )
                 try:
                     for found, image in self._frames:
-                        self._recent[found] = image
-                        while len(self._recent) > self._KEEP:
-                            self._recent.pop(next(iter(self._recent)))
+                        self._remember(found, image)
                         if found == position:
                             return image
                         if found > position:
@@ -136,6 +227,11 @@ class FrameReader:
                 if attempt == 0 and position in self.positions:
                     continue
             raise ImageDecodeError(str(self.path), f"frame {position} could not be decoded")
+
+    def _remember(self, position: int, image: Image.Image) -> None:
+        self._recent[position] = image
+        while len(self._recent) > self._KEEP:
+            self._recent.pop(next(iter(self._recent)))
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -261,9 +357,10 @@ def expand_videos(
         covers: Whether a path lies where the source looked: cached choices for such
             paths that were not listed are dropped (the file is gone).
     """
-    from zeroshot_vision._images.video import select_frames
+    from zeroshot_vision._images import video
 
     cache = _Cache.load(index.folder)
+    budget = _Budget(HELD_BYTES)
     listed: set[str] = set()
     for item in items:
         path = item.local_path()
@@ -273,9 +370,11 @@ def expand_videos(
         if item.display_path is not None:
             listed.add(item.display_path)
         selection = cache.get(item, options)
+        held = None
         if selection is None:
+            held = HeldFrames(budget) if options.one_pass else None
             try:
-                selection = select_frames(path, options)
+                selection = video.scan_frames(path, options, held)
             except MissingDependencyError:
                 raise
             except ImageLoadError as exc:
@@ -291,16 +390,26 @@ def expand_videos(
                 )
                 continue
             cache.put(item, options, selection)
-        yield from _frames(item, path, selection, options)
+        yield from _frames(item, path, selection, options, held)
     if covers is not None:
         cache.forget(path for path in list(cache.rows) if covers(path) and path not in listed)
     cache.save()
 
 
 def _frames(
-    item: Item, path: Path, selection: FrameSelection, options: VideoOptions
+    item: Item,
+    path: Path,
+    selection: FrameSelection,
+    options: VideoOptions,
+    held: HeldFrames | None,
 ) -> Iterator[VideoFrameItem]:
-    reader = FrameReader(path, (f.position for f in selection.frames), options)
+    reader = FrameReader(
+        path,
+        (f.position for f in selection.frames),
+        options,
+        skip_frame=selection.skip_frame,
+        held=held,
+    )
     base: Mapping[str, Any] = {**selection.facts, **item.metadata}
     for frame in selection.frames:
         item_id = frame_id(item.id, frame.timestamp)
