@@ -143,10 +143,11 @@ def row_sweep(encoder: Any, args: argparse.Namespace, texts: Any, precision: str
         _encoder.TEXT_PASS_ROWS = rows
         try:
             alone = encoder.encode_texts(["a rocket"])[0]
+            batches = (["a cat", "a rocket"], ["a rocket", "a cat", "a dog"], [*others, "a rocket"])
             same[rows] = all(
                 np.array_equal(encoder.encode_texts(batch)[batch.index("a rocket")], alone)
-                for batch in (["a cat", "a rocket"], ["a rocket", "a cat", "a dog"], [*others, "a rocket"])
-            )  # fmt: skip
+                for batch in batches
+            )
         finally:
             _encoder.TEXT_PASS_ROWS = chosen
     base_one = _report.median(one[str(chosen)]) if str(chosen) in one else math.nan
