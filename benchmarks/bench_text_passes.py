@@ -13,9 +13,12 @@ Interleaved (A, B, A, B...), medians; writes ``benchmarks/results/text_passes.js
 
 ``--rows R...`` adds the sweep that picks ``TEXT_PASS_ROWS``: for each candidate row count
 (set on the encoder module for the run), one query's latency and the per-text cost of a
-``--batch`` of texts, interleaved across the candidates, and whether a text's vector is
-the same bytes alone as inside batches of 2, 3 and 19 texts with that row count (the
-invariant the row count exists for; ``tests/encoder`` checks the chosen one).
+``--batch`` of texts (wall and this process's CPU time), interleaved across the
+candidates, and whether a text's vector is the same bytes alone as inside batches of 2,
+3 and 20 texts with that row count (the invariant the row count exists for;
+``tests/encoder`` checks the chosen one).
+``--threads 1`` measures the work itself: on a loaded machine two torch threads spend
+most of a pass waiting for each other.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", type=int, default=[], help="TEXT_PASS_ROWS sweep")
     parser.add_argument("--batch", type=int, default=32, help="texts per call in the sweep")
     parser.add_argument("--quantize-text", action="store_true", help="the int8 text tower")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--models", type=Path, default=None)
     args = parser.parse_args()
@@ -52,6 +58,8 @@ def main() -> None:
     from zeroshot_vision import Encoder
     from zeroshot_vision.testing import build_random_siglip
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     root = args.models or Path(tempfile.mkdtemp())
     folder = root / args.preset
     if not folder.exists():
@@ -120,6 +128,8 @@ def row_sweep(encoder: Any, args: argparse.Namespace, texts: Any, precision: str
 
     chosen = _encoder.TEXT_PASS_ROWS
 
+    cpu: dict[str, list[float]] = {}
+
     def with_rows(rows: int, n: int) -> Any:
         def run() -> float:
             # One untimed pass of this shape first: kernels set up per shape, and a server
@@ -127,8 +137,9 @@ def row_sweep(encoder: Any, args: argparse.Namespace, texts: Any, precision: str
             _encoder.TEXT_PASS_ROWS = rows
             try:
                 encoder.encode_texts(texts(1))
-                start = time.perf_counter()
+                start, used = time.perf_counter(), time.process_time()
                 encoder.encode_texts(texts(n))
+                cpu.setdefault(f"{rows} rows, {n} texts", []).append(time.process_time() - used)
                 return time.perf_counter() - start
             finally:
                 _encoder.TEXT_PASS_ROWS = chosen
@@ -156,8 +167,10 @@ def row_sweep(encoder: Any, args: argparse.Namespace, texts: Any, precision: str
         [
             rows,
             1000 * _report.median(one[str(rows)]),
+            1000 * _report.median(cpu[f"{rows} rows, 1 texts"]),
             _report.ratio(base_one, _report.median(one[str(rows)])),
             1000 * _report.median(many[str(rows)]) / args.batch,
+            1000 * _report.median(cpu[f"{rows} rows, {args.batch} texts"]) / args.batch,
             _report.ratio(base_many, _report.median(many[str(rows)])),
             "yes" if same[rows] else "NO",
         ]
@@ -169,8 +182,10 @@ def row_sweep(encoder: Any, args: argparse.Namespace, texts: Any, precision: str
         [
             "rows",
             "1 query ms",
+            "1 query CPU ms",
             f"speed vs {chosen}",
             f"ms/text, {args.batch} texts",
+            "CPU ms/text",
             f"speed vs {chosen}",
             "alone == in batch",
         ],
