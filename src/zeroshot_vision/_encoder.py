@@ -133,7 +133,7 @@ machine at load 6-7; CPU time, one torch thread, so that it counts the work and 
 threads waiting for each other on busy cores): one query 180 ms at 1 row, 328 ms at 2,
 614 ms at 4, 1,192 ms at 8; per text in a batch of 8: 193, 167, 149 and 145 ms. Two rows
 cut a lone query's work 3.6x for 15% more per text in batches (one row: 6.6x for 33%,
-and with two threads on a loaded machine up to 3.3x more per batched text, every extra
+and with two threads on a loaded machine about 4x more per batched text, every extra
 pass paying a thread handover). A row of a pass is computed the same whatever the other
 rows hold, so any fixed count keeps the invariant
 (``tests/encoder/test_encoder_fast_paths.py`` checks it)."""
