@@ -1,6 +1,7 @@
 """``zsv search --server URL`` in a fresh process, split: start, imports, request, server.
 
     python benchmarks/bench_cli_server.py [--preset base] [--rounds 15] [--models DIR]
+        [--backend onnx --precision int8]
 
 A server (``zsv serve``'s code, batching on) holds a small index of a random SigLIP of
 the preset's shape. Each round runs, interleaved, in fresh processes of this Python:
@@ -11,7 +12,9 @@ the preset's shape. Each round runs, interleaved, in fresh processes of this Pyt
 * ``python -m zeroshot_vision._cli search TEXT --index I --server URL``: the whole command;
 
 and, from this (already running) process, one ``POST /v1/search`` with the same kind of
-text (the server's time plus loopback HTTP). The split in the table is the
+text (the server's time plus loopback HTTP). ``--backend``/``--precision`` build the index
+with that encoder route, which the server then loads for it (``onnx``/``int8``: ONNX
+Runtime with int8 MatMuls, the text pass several times cheaper). The split in the table is the
 difference of medians: imports = (imports run - start), request and printing = (whole
 command - imports run), of which the server's share is that request. Target: whole
 command p50 <= 150 ms. Writes ``benchmarks/results/<name>.json``.
@@ -68,8 +71,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--models", type=Path, default=None, help="keep built models here")
     parser.add_argument("--name", default="cli-server", help="results/<name>.json")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnx"))
+    parser.add_argument("--precision", default=None, choices=("float32", "int8"))
     args = parser.parse_args()
     info = _report.machine()
+    load_before = os.getloadavg()
     print(f"machine: {_report.describe(info)}")
     from zeroshot_vision._engine import SearchEngine
     from zeroshot_vision.server._client import ServerClient
@@ -79,7 +85,9 @@ def main() -> None:
         root = Path(scratch)
         folder = model_folder(args.models or root / "models", args.preset)
         make_jpegs(root / "photos", args.photos, size=(800, 600))
-        with SearchEngine.create(root / "index", model=str(folder)) as engine:
+        with SearchEngine.create(
+            root / "index", model=str(folder), backend=args.backend, precision=args.precision
+        ) as engine:
             engine.index_folder(root / "photos")
         server = Server(root / "index", 32, 5.0)
         index = str(root / "index")
@@ -109,6 +117,11 @@ def main() -> None:
                 seconds[request_name].append(time.perf_counter() - start)
         finally:
             server.stop()
+    load_after = os.getloadavg()
+    print(
+        f"load average (1, 5, 15 min) before: {load_before[0]:.2f} {load_before[1]:.2f} "
+        f"{load_before[2]:.2f}; after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}"
+    )
     p50 = {name: 1000 * _report.median(values) for name, values in seconds.items()}
     cpu = {name: 1000 * _report.median(values) for name, values in CPU.items()}
     names = list(seconds)
@@ -144,12 +157,14 @@ def main() -> None:
             ],
         ),
         _report.table(
-            f"[{args.preset}] where the whole command's p50 goes (target <= 150 ms)",
+            f"[{args.preset}, {args.backend} {args.precision or 'default'}] where the whole "
+            "command's p50 goes (target <= 150 ms)",
             ["part", "ms", "share"],
             split,
         ),
     ]
-    _report.write(args.name, tables, arguments=vars(args), info=info)
+    arguments = vars(args) | {"load_before": load_before, "load_after": load_after}
+    _report.write(args.name, tables, arguments=arguments, info=info)
 
 
 if __name__ == "__main__":

@@ -121,12 +121,22 @@ so any ordinary text keeps every token the model reads.
 TEXT_CACHE_SIZE = 1024
 """Default number of text embeddings an :class:`Encoder` keeps for repeated queries."""
 
-TEXT_PASS_ROWS = 8
+TEXT_PASS_ROWS = 2
 """Rows of every text forward pass (texts are padded up to it), so that a text's vector
-does not depend on the batch it came in (see ``Encoder._encode_text_batch``). It costs
-time: ``benchmarks/bench_text_passes.py`` on a random base SigLIP (float32, 2 heavily
-shared CPU cores) measured one query at 2.1x a pass of its own size, 8 texts at 1.08x,
-32 texts at 1.56x."""
+does not depend on the batch it came in (see ``Encoder._encode_text_batch``).
+
+Fewer rows make a lone query cheaper (its filler rows are computed for nothing) and
+batches of texts dearer (more, smaller passes).
+``python benchmarks/bench_text_passes.py --preset base --labels --rows 1 2 4 8 --batch 8
+--rounds 2 --threads 1`` (a random base SigLIP, float32, this project's shared two-core
+machine at load 6-7; CPU time, one torch thread, so that it counts the work and not two
+threads waiting for each other on busy cores): one query 180 ms at 1 row, 328 ms at 2,
+614 ms at 4, 1,192 ms at 8; per text in a batch of 8: 193, 167, 149 and 145 ms. Two rows
+cut a lone query's work 3.6x for 15% more per text in batches (one row: 6.6x for 33%,
+and with two threads on a loaded machine about 4x more per batched text, every extra
+pass paying a thread handover). A row of a pass is computed the same whatever the other
+rows hold, so any fixed count keeps the invariant
+(``tests/encoder/test_encoder_fast_paths.py`` checks it)."""
 
 TEXT_PASS_FILLER = ""
 """The text of the rows that pad a text pass up to :data:`TEXT_PASS_ROWS`."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import html
 import io
 import json
 import logging
@@ -178,6 +177,8 @@ class SearchResults(list[SearchResult]):
         Every piece of text is HTML-escaped, so metadata cannot inject markup; images are
         embedded as small base64 JPEGs, never linked, so the notebook stays self-contained.
         """
+        import html  # here: its entity table is a cost ``zsv search --server`` need not pay
+
         cells = []
         for rank, r in enumerate(self, start=1):
             thumbnail = _thumbnail(r.metadata.get("path"))

@@ -231,3 +231,32 @@ def test_eight_clients_fifty_mixed_requests_each(
     with ThreadPoolExecutor(8) as pool:
         assert sum(pool.map(client, range(8))) == 400
     assert live.service.ready
+
+
+def test_submit_queues_without_blocking_and_its_future_holds_the_vectors(
+    tiny_encoder: Any,
+) -> None:
+    """What the event loop awaits (``/v1/embeddings`` of texts): the same vectors as the
+    blocking call, a finished future for nothing, and the encoder's error for bad input."""
+    batcher = Batcher(tiny_encoder, max_batch_size=8, max_wait_ms=5)
+    release = threading.Event()
+    try:
+        blocker = threading.Thread(target=batcher.call, args=(release.wait,))
+        blocker.start()
+        wait_for(lambda: batcher._queue.qsize() == 0 and blocker.is_alive())
+        future = batcher.submit("text", ["a cat", "a rocket"])
+        assert not future.done()  # queued behind the blocker: submit did not wait
+        release.set()
+        np.testing.assert_array_equal(
+            future.result(10), batcher.encode_texts(["a cat", "a rocket"])
+        )
+        empty = batcher.submit("text", [])
+        assert empty.done() and empty.result().shape == (0, tiny_encoder.dim)
+        with pytest.raises(InvalidInputError):
+            batcher.submit("text", ["   "]).result(10)
+        blocker.join()
+    finally:
+        release.set()
+        batcher.close()
+    with pytest.raises(ServerBusyError):
+        batcher.submit("text", ["after close"])

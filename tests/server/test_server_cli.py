@@ -195,3 +195,45 @@ def test_a_search_through_a_server_imports_neither_numpy_nor_the_stores(
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "loaded: []" in done.stderr, done.stderr
+
+
+HEAVY = ("numpy", "pydantic", "httpx", "torch", "transformers", "faiss", "PIL", "fastapi")
+"""Modules the ``--server`` path of ``zsv search`` must not import (each costs tens of ms
+or more in a process that lives for one query)."""
+
+OTHER_COMMANDS = (
+    "index", "classify", "serve", "eval", "download", "duplicates", "info", "reindex",
+    "models", "app", "ask", "export_import",
+)  # fmt: skip
+"""``zeroshot_vision._cli`` modules of other subcommands: the parser registers only the
+subcommand being run."""
+
+
+def test_zsv_search_server_process_imports_only_what_it_needs(
+    cli_server: LiveServer, photo_index: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -X importtime -m zeroshot_vision search ... --server URL`` (the ``zsv``
+    entry point): every module it imported is listed on stderr; none is heavy, no other
+    command's module is built, the installed version is not looked up, and what it prints
+    equals the in-process search."""
+    argv = ["search", "a cat on a sofa", "--index", str(photo_index), "-k", "4"]
+    local = run(capsys, *argv)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "zeroshot_vision", *argv,
+         "--server", cli_server.url],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COLUMNS": "100", "ZSV_SERVER": ""},
+    )  # fmt: skip
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "zeroshot_vision._cli.search" in imported, done.stderr[-2000:]  # the parse works
+    heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
+    assert heavy == [], heavy
+    others = sorted(m for m in OTHER_COMMANDS if f"zeroshot_vision._cli.{m}" in imported)
+    assert others == [], others
+    assert "importlib.metadata" not in imported  # the version is looked up for --version only
+    assert done.returncode == local[0] == 0
+    assert done.stdout == local[1] and local[1].count("\n") >= 2

@@ -187,3 +187,35 @@ def test_wrong_or_missing_key_is_an_authentication_error(
     finally:
         stop_server(running)
         service.close()
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+def test_the_fast_json_body_is_the_documented_response(encoding: str) -> None:
+    """``embedding_json`` writes, byte for byte in meaning, what the pydantic response
+    model would: the same fields, and numbers that read back as the same float32s."""
+    from zeroshot_vision.server._openai_routes import embedding_json
+    from zeroshot_vision.server._schemas import Embedding, EmbeddingResponse, EmbeddingUsage
+
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((3, 768)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    rows[0, :4] = [1e-7, -1e-30, 0.0, 1.0]  # exponents and whole numbers: their JSON forms
+    body = embedding_json(rows, model="m", tokens=192, encoding=encoding)
+    expected = EmbeddingResponse(
+        data=[
+            Embedding(
+                index=i,
+                embedding=base64.b64encode(v.astype("<f4").tobytes()).decode()
+                if encoding == "base64"
+                else v.tolist(),
+            )
+            for i, v in enumerate(rows)
+        ],
+        model="m",
+        usage=EmbeddingUsage(prompt_tokens=192, total_tokens=192),
+    )
+    parsed = EmbeddingResponse.model_validate_json(body)
+    assert parsed == expected
+    if encoding == "float":
+        got = np.array([item.embedding for item in parsed.data], dtype=np.float32)
+        np.testing.assert_array_equal(got, rows)  # every float32 survives the round trip

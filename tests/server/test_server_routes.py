@@ -320,3 +320,28 @@ def test_writes_and_concurrent_indexing_are_seen(
     finally:
         stop_server(running)
         service.close()
+
+
+def test_a_text_search_is_one_forward_pass(
+    live: LiveServer, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``zsv search --server`` waits for: one text pass of ``TEXT_PASS_ROWS`` rows per
+    search (the reading checks only tokenize), and none when the text cache answers."""
+    from zeroshot_vision._encoder import TEXT_PASS_ROWS
+
+    model = live.service.models[0].encoder._model
+    real = model.get_text_features
+    rows: list[int] = []
+
+    def counted(**inputs: Any) -> Any:
+        rows.append(int(inputs["input_ids"].shape[0]))
+        return real(**inputs)
+
+    monkeypatch.setattr(model, "get_text_features", counted)
+    body = {"query": "a striped cat asleep on a one-pass sofa", "k": 3}
+    first = http.post("/v1/search", json=body)
+    assert first.status_code == 200, first.text
+    assert rows == [TEXT_PASS_ROWS]
+    again = http.post("/v1/search", json=body)
+    assert again.json()["results"] == first.json()["results"]
+    assert rows == [TEXT_PASS_ROWS]  # the cache answered

@@ -178,14 +178,36 @@ class Batcher:
         job: _Job[T] = _Job("call", [], call=function)
         return self._submit(job)
 
+    def submit(
+        self, kind: Literal["text", "image"], items: list[Any]
+    ) -> Future[npt.NDArray[np.float32]]:
+        """Queue texts or decoded images for the model thread without waiting: the future
+        of their vectors (in order), or of the encoder's error for them.
+
+        For callers on an event loop, which await the future instead of blocking a thread
+        (``asyncio.wrap_future``). Nothing is queued for no items.
+
+        Raises:
+            ServerBusyError: The queue is full, or the batcher is closing.
+        """
+        job: _Job[npt.NDArray[np.float32]] = _Job(kind, list(items))
+        if not job.items:
+            job.future.set_result(np.zeros((0, self.encoder.dim), np.float32))
+            return job.future
+        self._enqueue(job)
+        return job.future
+
     def _submit(self, job: _Job[T]) -> T:
+        self._enqueue(job)
+        return job.future.result()
+
+    def _enqueue(self, job: _Job[Any]) -> None:
         if self._closed:
             raise ServerBusyError("the server is shutting down")
         try:
             self._queue.put_nowait(job)
         except queue.Full:
             raise ServerBusyError("the model's queue is full; retry soon") from None
-        return job.future.result()
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish the queued jobs, then stop the model thread. Closing twice is harmless."""
