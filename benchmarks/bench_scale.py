@@ -2,9 +2,12 @@
 
     python benchmarks/bench_scale.py [--sizes 100k,1M,3M,10M] [--tiers flat,hnsw,hnsw-sq8,ivfpq]
         [--dim 1152] [--queries 1000] [--work DIR] [--out PATH] [--records 1M]
+        [--dtype auto|float32|float16] [--commit-every 500000] [--ivfpq-sweep 32x20,64x20]
+        [--drop-vectors] [--keep-stores]
 
 The default (``make bench``) is 100k vectors. For each size, vectors are generated in
-chunks straight into a float32 file (never all in RAM): clusters on a 32-dimensional
+chunks straight into a file (never all in RAM; float16 from 3M on, float32 below, see
+``--dtype``; chunks are turned into float32 where used): clusters on a 32-dimensional
 subspace (4,096 centres, latent spread 0.5) mapped into ``dim`` dimensions by a random
 orthonormal map, plus full-dimensional noise, then unit-normalized. Image embeddings
 sit near a low-dimensional manifold (intrinsic dimension of about 20 to 40 is reported
@@ -12,6 +15,11 @@ for CLIP-like features) and in uneven clusters; this gives nearest-neighbour cos
 spread over roughly 0.6 to 0.95 instead of the near-zero cosines of uniform noise (the
 script prints the spread it made). 1,000 held-out queries come from the same generator;
 their exact top 10 is found by brute force over the file.
+
+Building adds the vectors in chunks of 20,000 and commits every ``--commit-every``
+(500,000), as an ingest commits its batches. ``ivfpq`` gets at most
+:data:`IVFPQ_MOST_LISTS` inverted lists, trained on 40 vectors a list (see
+:func:`_store_kwargs` for the arithmetic).
 
 Each tier is built and then served in its own child process, so its memory is its own:
 peak ``RssAnon`` (anonymous memory: what the index really holds) and peak ``RssFile``
