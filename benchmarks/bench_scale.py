@@ -2,9 +2,12 @@
 
     python benchmarks/bench_scale.py [--sizes 100k,1M,3M,10M] [--tiers flat,hnsw,hnsw-sq8,ivfpq]
         [--dim 1152] [--queries 1000] [--work DIR] [--out PATH] [--records 1M]
+        [--dtype auto|float32|float16] [--commit-every 500000] [--ivfpq-sweep 32x20,64x20]
+        [--drop-vectors] [--keep-stores]
 
 The default (``make bench``) is 100k vectors. For each size, vectors are generated in
-chunks straight into a float32 file (never all in RAM): clusters on a 32-dimensional
+chunks straight into a file (never all in RAM; float16 from 3M on, float32 below, see
+``--dtype``; chunks are turned into float32 where used): clusters on a 32-dimensional
 subspace (4,096 centres, latent spread 0.5) mapped into ``dim`` dimensions by a random
 orthonormal map, plus full-dimensional noise, then unit-normalized. Image embeddings
 sit near a low-dimensional manifold (intrinsic dimension of about 20 to 40 is reported
@@ -12,6 +15,11 @@ for CLIP-like features) and in uneven clusters; this gives nearest-neighbour cos
 spread over roughly 0.6 to 0.95 instead of the near-zero cosines of uniform noise (the
 script prints the spread it made). 1,000 held-out queries come from the same generator;
 their exact top 10 is found by brute force over the file.
+
+Building adds the vectors in chunks of 20,000 and commits every ``--commit-every``
+(500,000), as an ingest commits its batches. ``ivfpq`` gets at most
+:data:`IVFPQ_MOST_LISTS` inverted lists, trained on 40 vectors a list (see
+:func:`_store_kwargs` for the arithmetic).
 
 Each tier is built and then served in its own child process, so its memory is its own:
 peak ``RssAnon`` (anonymous memory: what the index really holds) and peak ``RssFile``
@@ -46,6 +54,12 @@ from typing import Any
 import numpy as np
 
 _CHUNK = 20_000
+FLOAT16_FROM = 3_000_000
+"""From this many vectors on, ``--dtype auto`` writes the vectors file as float16."""
+COMMIT_EVERY = 500_000
+"""Vectors between two commits while building, as an ingest commits its batches."""
+IVFPQ_MOST_LISTS = 4096
+"""The most inverted lists the benchmark gives ``ivfpq`` (see :func:`_store_kwargs`)."""
 _LATENT = 32
 _CENTRES = 4096
 
@@ -95,11 +109,23 @@ def _block(rng: np.random.Generator, rows: int, basis: np.ndarray, centres: np.n
     return block.astype(np.float32)
 
 
-def make_vectors(path: Path, n: int, dim: int, seed: int) -> None:
-    """``n`` unit vectors into a raw float32 file, one chunk in RAM at a time."""
+def vectors_dtype(choice: str, n: int) -> np.dtype[Any]:
+    """The dtype of the vectors file: ``"auto"`` is float16 from :data:`FLOAT16_FROM` on.
+
+    10M x 1152 float32 is 46 GB, and the ``ivfpq`` store beside it another 23 GB of
+    float16: more than the 62 GB this machine's disk has free. float16 (what ``ivfpq``
+    keeps anyway) halves the file; chunks are turned back into float32 where used.
+    """
+    if choice == "auto":
+        choice = "float16" if n >= FLOAT16_FROM else "float32"
+    return np.dtype(choice)
+
+
+def make_vectors(path: Path, n: int, dim: int, seed: int, dtype: np.dtype[Any]) -> None:
+    """``n`` unit vectors into a ``.npy`` file of ``dtype``, one chunk in RAM at a time."""
     basis, centres = _generator(dim)
     rng = np.random.default_rng(seed)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n, dim))
     for start in range(0, n, _CHUNK):
         rows = min(_CHUNK, n - start)
         out[start : start + rows] = _block(rng, rows, basis, centres)
@@ -112,7 +138,7 @@ def exact_top10(data: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.n
     best_ids = np.zeros((len(queries), 0), dtype=np.int64)
     best = np.zeros((len(queries), 0), dtype=np.float32)
     for start in range(0, len(data), _CHUNK):
-        scores = queries @ np.asarray(data[start : start + _CHUNK]).T
+        scores = queries @ np.asarray(data[start : start + _CHUNK], dtype=np.float32).T
         ids = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
         best = np.concatenate([best, scores], axis=1)
         best_ids = np.concatenate([best_ids, ids], axis=1)
@@ -158,23 +184,51 @@ def _store_kwargs(tier: str, n: int) -> dict[str, Any]:
 
     if tier != "ivfpq":
         return {"index": tier}
-    lists = IvfPqSettings(expected_count=n).lists_for(n)
+    # lists_for(n) asks for 4 x sqrt(n) lists: 16,384 at 10M. Trained on 40 points a list
+    # (FAISS wants at least 39), that is k-means on 655k vectors: 655k x 16,384 x 1152
+    # x 2 flops x 10 iterations = 2.5e14 flops, over 2 hours at the 33 GFLOPS numpy
+    # measured on these two cores. 4,096 lists on 164k vectors cost 16 times less
+    # (1.5e13 flops, about 8 minutes); a query then scans more codes per list probed
+    # (2,441 at 10M), which nprobe trades against recall (see --ivfpq-sweep).
+    lists = min(IvfPqSettings(expected_count=n).lists_for(n), IVFPQ_MOST_LISTS)
     train = min(n, max(50_000, 40 * lists))
-    return {"index": "ivfpq", "ivfpq": IvfPqSettings(train_size=train, expected_count=n)}
+    settings = IvfPqSettings(train_size=train, lists=lists, expected_count=n)
+    return {"index": "ivfpq", "ivfpq": settings}
 
 
-def child_build(tier: str, data_path: Path, folder: Path) -> dict[str, Any]:
-    """Build a store of ``tier`` from the vectors file, streaming; save it to ``folder``."""
+def child_build(tier: str, data_path: Path, folder: Path, every: int) -> dict[str, Any]:
+    """Build a store of ``tier`` from the vectors file, streaming; save it to ``folder``.
+
+    It commits every ``every`` vectors (0: once, at the end), as an ingest commits its
+    batches: an ``ivfpq`` store holds the records added since its last commit in RAM.
+    """
+    import logging
+
     from zeroshot_vision.stores import FaissStore
 
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
     peak = _Peak()
     data = np.load(data_path, mmap_mode="r")
     n, dim = data.shape
     started = time.perf_counter()
     store = FaissStore.open(folder, dim=dim, **_store_kwargs(tier, n))
+    since = 0
     for start in range(0, n, _CHUNK):
-        rows = np.asarray(data[start : start + _CHUNK])
+        rows = np.asarray(data[start : start + _CHUNK], dtype=np.float32)
         store.upsert([str(i) for i in range(start, start + len(rows))], rows)
+        since += len(rows)
+        if every and since >= every:
+            store.commit()
+            since = 0
+            print(
+                f"{time.strftime('%H:%M:%S')} build {tier}: {start + len(rows):,} of {n:,} "
+                f"committed after {time.perf_counter() - started:.0f} s, RssAnon "
+                f"{_Peak.now()[0] / 1e9:.2f} GB",
+                file=sys.stderr,
+                flush=True,
+            )
     store.commit()
     build = time.perf_counter() - started
     anon, file = peak.stop()
@@ -241,6 +295,7 @@ def child_records(where: str, n: int, folder: Path) -> dict[str, Any]:
     stay in their SQLite file.
     """
     import gc
+    from dataclasses import replace
 
     import faiss  # noqa: F401  (its libraries are not what is measured: loaded in both)
 
@@ -278,6 +333,16 @@ def child_records(where: str, n: int, folder: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     narrow_matched = len(table.matching_keys(narrow))
     narrow_s = time.perf_counter() - t0
+    # The same filters evaluated in Python over the scanned rows (as before they ran in
+    # SQL), on the records file only: RAM tables have no SQL.
+    python_s = narrow_python_s = None
+    if where == "sqlite":
+        t0 = time.perf_counter()
+        assert len(table.matching_keys(replace(broad, sql=None))) == matched
+        python_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        assert len(table.matching_keys(replace(narrow, sql=None))) == narrow_matched
+        narrow_python_s = time.perf_counter() - t0
     return {
         "where": where,
         "records": n,
@@ -290,6 +355,8 @@ def child_records(where: str, n: int, folder: Path) -> dict[str, Any]:
         "filter_matched": matched,
         "narrow_filter_s": narrow_s,
         "narrow_filter_matched": narrow_matched,
+        "filter_python_s": python_s,
+        "narrow_filter_python_s": narrow_python_s,
     }
 
 
@@ -345,10 +412,10 @@ def records_table(n: int, work: Path, keep: bool) -> list[dict[str, Any]]:
     )
     print(
         "| records in | records in Python | RssAnon MB | RssAnon per 1M, MB | "
-        "10M estimate, GB | get(id) us | 10 hits us | filter scan s (matched) | "
-        "filter matching none, s |"
+        "10M estimate, GB | get(id) us | 10 hits us | filter s (matched) | "
+        "filter matching none, s | same two in Python, s |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         per_million = row["rss_anon"] / (n / 1e6)
         row["rss_anon_per_million"] = per_million
@@ -357,7 +424,12 @@ def records_table(n: int, work: Path, keep: bool) -> list[dict[str, Any]]:
             f"{per_million / 1e6:.0f} | "
             f"{10 * per_million / 1e9:.2f} | {row['lookup_us']:.1f} | {row['hits10_us']:.0f} | "
             f"{row['filter_s']:.2f} ({row['filter_matched']}) | "
-            f"{row['narrow_filter_s']:.2f} ({row['narrow_filter_matched']}) |"
+            f"{row['narrow_filter_s']:.2f} ({row['narrow_filter_matched']}) | "
+            + (
+                f"{row['filter_python_s']:.2f} / {row['narrow_filter_python_s']:.2f} |"
+                if row["filter_python_s"] is not None
+                else "|"
+            )
         )
     print(f"SQLite records file: {records_bytes / 1e6:.0f} MB on disk")
     rows.append({"where": "sqlite file", "records": n, "disk_bytes": records_bytes})
@@ -405,14 +477,15 @@ def child_sweep(
 
 
 def _child(args: list[str]) -> dict[str, Any]:
+    # The child's progress (stderr) goes straight to ours, so a long build shows in the log.
     done = subprocess.run(
         [sys.executable, __file__, "--child", *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"child {args[0]} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"child {args[0]} failed (exit {done.returncode}), see above")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -450,6 +523,27 @@ def main() -> None:
         help="after building the ivfpq tier, also measure it at these settings "
         "(e.g. 32x20,64x20,64x40): recall@10 and latency, same store, same queries",
     )
+    parser.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "float16"),
+        default="auto",
+        help=f"of the vectors file; auto: float16 from {FLOAT16_FROM:,} vectors on",
+    )
+    parser.add_argument(
+        "--commit-every",
+        type=int,
+        default=COMMIT_EVERY,
+        help="vectors between commits while building (0: one commit at the end)",
+    )
+    parser.add_argument(
+        "--drop-vectors",
+        action="store_true",
+        help="delete a size's vectors file once its last tier is built (frees the disk "
+        "for serving; the queries and their exact top 10 are kept)",
+    )
+    parser.add_argument(
+        "--keep-stores", action="store_true", help="leave the built stores in --work"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -459,7 +553,7 @@ def main() -> None:
         elif what == "records":
             result = child_records(rest[0], int(rest[1]), Path(rest[2]))
         elif what == "build":
-            result = child_build(rest[0], Path(rest[1]), Path(rest[2]))
+            result = child_build(rest[0], Path(rest[1]), Path(rest[2]), int(rest[3]))
         else:
             result = child_serve(Path(rest[0]), Path(rest[1]), Path(rest[2]))
         print(json.dumps(result))
@@ -468,7 +562,13 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    meta = {"machine": platform.node(), "cpus": os.cpu_count(), "dim": args.dim}
+    meta: dict[str, Any] = {
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+        "dim": args.dim,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "commit_every": args.commit_every,
+    }
     header = (
         "| N | tier | build s | build RssAnon GB | build RssFile GB | serve RssAnon GB | "
         "serve RssFile GB | disk GB | recall@10 | p50 ms | p99 ms | QPS x8 |"
@@ -482,22 +582,34 @@ def main() -> None:
             work / f"queries-{_label(n)}.npy",
             work / f"truth-{_label(n)}.npy",
         )
+        dtype = vectors_dtype(args.dtype, n)
+        if data_path.exists() and np.load(data_path, mmap_mode="r").dtype != dtype:
+            data_path.unlink()  # made by a run with another --dtype
+            truth_path.unlink(missing_ok=True)
         if not data_path.exists():
-            make_vectors(data_path, n, args.dim, seed=1)
+            started = time.perf_counter()
+            make_vectors(data_path, n, args.dim, seed=1, dtype=dtype)
+            print(f"made {_label(n)} {dtype} vectors in {time.perf_counter() - started:.0f} s")
         if not truth_path.exists():
             basis, centres = _generator(args.dim)
             queries = _block(np.random.default_rng(2), args.queries, basis, centres)
+            started = time.perf_counter()
             truth, scores = exact_top10(np.load(data_path, mmap_mode="r"), queries)
+            print(f"exact top 10 at {_label(n)} in {time.perf_counter() - started:.0f} s")
             np.save(queries_path, queries)
             np.save(truth_path, truth)
             spread = np.percentile(scores[:, 0], [5, 50, 95])
             meta[f"nn_cosine_p5_p50_p95_{_label(n)}"] = [round(float(x), 3) for x in spread]
             print(f"nearest-neighbour cosine at {_label(n)}: p5/p50/p95 = {spread.round(3)}")
-        for tier in args.tiers.split(","):
+        meta[f"vectors_dtype_{_label(n)}"] = str(dtype)
+        tiers = args.tiers.split(",")
+        for tier in tiers:
             folder = work / f"store-{tier}-{_label(n)}"
             shutil.rmtree(folder, ignore_errors=True)
-            row: dict[str, Any] = {"n": n, "tier": tier}
-            row.update(_child(["build", tier, str(data_path), str(folder)]))
+            row: dict[str, Any] = {"n": n, "tier": tier, "load_avg_before": os.getloadavg()}
+            row.update(_child(["build", tier, str(data_path), str(folder), str(args.commit_every)]))
+            if args.drop_vectors and tier == tiers[-1]:
+                data_path.unlink()
             row["disk_bytes"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
             row.update(_child(["serve", str(folder), str(queries_path), str(truth_path)]))
             if tier == "ivfpq" and args.ivfpq_sweep:
@@ -505,7 +617,9 @@ def main() -> None:
                     ["sweep", str(folder), str(queries_path), str(truth_path), args.ivfpq_sweep]
                 )
                 row["sweep"] = sweep["sweep"]
-            shutil.rmtree(folder, ignore_errors=True)
+            row["load_avg_after"] = os.getloadavg()
+            if not args.keep_stores:
+                shutil.rmtree(folder, ignore_errors=True)
             rows.append(row)
             print(
                 f"| {_label(n)} | {tier} | {row['build_s']:.0f} | {_gb(row['build_rss_anon'])} | "

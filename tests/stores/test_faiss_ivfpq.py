@@ -167,6 +167,26 @@ def _saved(tmp_path: Path, data: np.ndarray) -> Path:
     return tmp_path
 
 
+def test_a_few_rows_are_read_by_several_threads_and_equal_the_mapped_ones(
+    tmp_path, monkeypatch, data
+) -> None:
+    """Re-ranking reads a few hundred rows scattered over the vectors file: they are read
+    by READ_THREADS threads in parallel (disk reads in flight at once), in any key order,
+    and are the rows the memory map gives; a file cut short under a reader is an error
+    naming it, not rows of garbage."""
+    folder = _saved(tmp_path, data)
+    vectors = FaissStore.load(folder)._index.vectors
+    keys = np.random.default_rng(5).permutation(800)[:300].astype(np.int64)
+    threaded = vectors.rows(keys)
+    monkeypatch.setattr(disk_module, "PARALLEL_READ_ROWS", 0)  # through the map instead
+    np.testing.assert_array_equal(threaded, vectors.rows(keys))
+    np.testing.assert_allclose(threaded, data[keys], atol=F16_VECTOR)
+    monkeypatch.setattr(disk_module, "PARALLEL_READ_ROWS", 1024)
+    os.truncate(folder / "vectors-1.f16", 100 * 64 * 2)
+    with pytest.raises(IndexDamagedError, match=r"vectors-1\.f16 is truncated"):
+        vectors.rows(np.asarray([5, 700], dtype=np.int64))
+
+
 def test_truncated_vectors_file_names_the_file(tmp_path, data) -> None:
     folder = _saved(tmp_path, data)
     vectors = folder / "vectors-1.f16"

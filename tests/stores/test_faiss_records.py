@@ -170,3 +170,93 @@ def test_filters_over_the_records_file_match_those_over_ram(tmp_path: Path) -> N
         expected = _matching(in_ram, where)
         assert expected, where  # each filter matches something: the comparison means something
         assert _matching(on_disk, where) == expected, where
+
+
+def _random_value(rng: np.random.Generator) -> object:
+    pick = int(rng.integers(0, 12))
+    scalars: list[object] = [
+        "Japan",
+        "japan",
+        "1",
+        "Ünïcode ✓",
+        'say "hi"',
+        "",
+        1,
+        1.0,
+        2.5,
+        -3,
+        True,
+        False,
+        0,
+        2**60,  # beyond float precision: such filters fall back to Python
+        2**64 - 1,
+    ]
+    if pick < 7:
+        return scalars[int(rng.integers(0, len(scalars)))]
+    if pick < 10:
+        size = int(rng.integers(0, 4))
+        return [scalars[int(rng.integers(0, len(scalars)))] for _ in range(size)]
+    if pick == 10:
+        return {"nested": "Japan"}
+    return None
+
+
+def _random_filter(rng: np.random.Generator, fields: list[str], depth: int = 0) -> dict:
+    if depth < 2 and rng.random() < 0.25:
+        op = "$and" if rng.random() < 0.5 else "$or"
+        return {
+            op: [_random_filter(rng, fields, depth + 1) for _ in range(int(rng.integers(1, 3)))]
+        }
+    field = fields[int(rng.integers(0, len(fields)))]
+    op = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "bare"][
+        int(rng.integers(0, 10))
+    ]
+    scalars: list[object] = ["Japan", "1", "", 1, 1.0, 2.5, -3, True, False, 0, 2**60, 'say "hi"']
+    if op in ("$gt", "$gte", "$lt", "$lte"):
+        return {field: {op: [1, 2.5, -3, 0, 1.0, 2**60][int(rng.integers(0, 6))]}}
+    if op in ("$in", "$nin"):
+        pool = [s for s in scalars if not isinstance(s, bool)]
+        size = int(rng.integers(0, 4))
+        return {field: {op: [pool[int(rng.integers(0, len(pool)))] for _ in range(size)]}}
+    if op == "$exists":
+        return {field: {"$exists": bool(rng.random() < 0.5)}}
+    value = scalars[int(rng.integers(0, len(scalars)))]
+    return {field: value} if op == "bare" else {field: {op: value}}
+
+
+def test_filters_run_as_sql_give_what_the_python_filter_gives(tmp_path: Path) -> None:
+    """Each filter becomes one SQL expression over the records file (no row parsed in
+    Python); over random metadata (lists of mixed kinds, bools beside 1 and 0, 1 beside
+    1.0, nulls, objects, odd field names) and random filters, the keys it finds are those
+    the Python filter finds, and the filters SQL cannot say exactly fall back to Python."""
+    from zeroshot_vision.stores._faiss_records import RecordFilter
+    from zeroshot_vision.stores._faiss_sql import sql_filter
+    from zeroshot_vision.stores._filters import compile_filter
+    from zeroshot_vision.testing._contract import _FILTER_RECORDS, FILTER_TABLE
+
+    rng = np.random.default_rng(7)
+    fields = ["country", "year", "a.b", "sp ace", "ünï", "c[0]", 'q"uote', "dollar$"]
+    metadata: list[dict] = [dict(meta) for meta in _FILTER_RECORDS.values()]
+    for _ in range(400):
+        chosen = rng.choice(len(fields), int(rng.integers(0, 4)), replace=False)
+        metadata.append({fields[int(i)]: _random_value(rng) for i in chosen})
+    n = len(metadata)
+    store = FaissStore(DIM, index="ivfpq", ivfpq=IvfPqSettings(train_size=300))
+    store.upsert([f"p{i}" for i in range(n)], _vectors(n), metadata)
+    store.save(tmp_path)
+    table = FaissStore.load(tmp_path)._records
+    assert table.overlay_size == 0
+    filters = [where for where, _ in FILTER_TABLE]
+    filters += [_random_filter(rng, fields) for _ in range(400)]
+    in_sql = fell_back = 0
+    for where in filters:
+        compiled = RecordFilter.of(where)
+        expected = {i for i, meta in enumerate(metadata) if compile_filter(where)(meta)}
+        assert set(table.matching_keys(compiled).tolist()) == expected, where
+        if compiled.sql is None:
+            fell_back += 1
+        else:
+            in_sql += 1
+    assert in_sql > 300 and fell_back > 10  # both paths were really compared
+    assert sql_filter({'q"uote': 1}) is None and sql_filter({"n": {"$gt": 2**53}}) is None
+    assert sql_filter({}) == ("1", ())

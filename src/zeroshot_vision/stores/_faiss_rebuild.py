@@ -14,11 +14,15 @@ read without the codes (the repair its error message names).
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from zeroshot_vision._errors import IndexDamagedError, StoreError
 from zeroshot_vision.stores import _faiss_files as files
@@ -31,6 +35,13 @@ logger = logging.getLogger(__name__)
 
 REBUILD_CHUNK = 10_000
 """Records copied (and committed in the staging folder) at a time."""
+
+
+def _chunks(
+    rows: Iterator[tuple[str, int, dict[str, Any]]], size: int
+) -> Iterator[list[tuple[str, int, dict[str, Any]]]]:
+    while part := list(itertools.islice(rows, size)):
+        yield part
 
 
 def _staging(folder: Path, kind: str) -> Path:
@@ -90,27 +101,33 @@ def rebuild_store(
     staging = _staging(folder, kind)
     try:
         target = FaissStore.open(staging, dim=source.dim, index=kind, ivfpq=ivfpq)
-        ids = list(source.ids())
-        done = set(target.ids())
+        done = len(target)
         if done:
             logger.info(
-                "resuming the rebuild of %s as %s: %d of %d done", folder, kind, len(done), total
+                "resuming the rebuild of %s as %s: %d of %d done", folder, kind, done, total
             )
-        gone = sorted(done.difference(ids))  # deleted from the source since
-        if gone:
-            target.delete(gone)
-        todo = [item for item in ids if item not in done]
-        for start in range(0, len(todo), chunk):
-            batch = source.fetch(todo[start : start + chunk])
-            records = list(batch.values())
+            gone = [item for item in target.ids() if item not in source._records]  # deleted
+            if gone:
+                target.delete(gone)
+                done -= len(gone)
+        # The source's records stream in key order, its vectors in runs of keys: no list
+        # of every id, and rows read from the vectors file front to back.
+        copied = 0
+        for part in _chunks(source._records.rows(), chunk):
+            if done:  # resuming: skip what the staging store holds already
+                part = [row for row in part if row[0] not in target._records]
+            if not part:
+                continue
+            keys = np.asarray([key for _, key, _ in part], dtype=np.int64)
             target.upsert(
-                [r.id for r in records],
-                [r.vector for r in records],
-                [dict(r.metadata) for r in records],
+                [item for item, _, _ in part],
+                np.asarray(source._index.reconstruct_batch(keys), dtype=np.float32),
+                [dict(meta) for _, _, meta in part],
             )
             target.commit()
+            copied += len(part)
             if progress is not None:
-                progress(total - len(todo) + start + len(records), total)
+                progress(done + copied, total)
         target.save(folder)  # the next generation of the folder: an atomic switch
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):

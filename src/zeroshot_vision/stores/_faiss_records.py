@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from zeroshot_vision._errors import IndexDamagedError
+from zeroshot_vision.stores._faiss_sql import sql_filter
 from zeroshot_vision.stores._filters import compile_filter
 
 __all__ = ["OVERLAY_LIMIT", "RecordFilter", "RecordTable", "SqliteRecords"]
@@ -82,11 +83,19 @@ class RecordFilter:
 
     passes: Callable[[Any], bool]
     needles: tuple[str, ...] = ()
+    sql: tuple[str, tuple[Any, ...]] | None = None
 
     @classmethod
     def of(cls, filter: Mapping[str, Any]) -> RecordFilter:
-        """The filter, compiled (validated by ``compile_filter``)."""
-        return cls(compile_filter(filter), tuple(_needles(filter)))
+        """The filter, compiled (validated by ``compile_filter``), and as SQL if it can be."""
+        passes, needles, sql = compile_filter(filter), tuple(_needles(filter)), sql_filter(filter)
+        if sql is not None and needles:
+            # A text search is cheaper than parsing the JSON: rows without the strings
+            # the filter requires are skipped first (SQLite stops at the first false term).
+            where, params = sql
+            checks = " AND ".join("instr(meta, ?) > 0" for _ in needles)
+            sql = (f"{checks} AND {where}", (*needles, *params))
+        return cls(passes, needles, sql)
 
 
 def _needles(filter: Mapping[str, Any]) -> Iterator[str]:
@@ -181,6 +190,25 @@ class SqliteRecords:
             yield from rows
             last = int(rows[-1][0])
 
+    def matching(self, sql: tuple[str, tuple[Any, ...]]) -> npt.NDArray[np.int64]:
+        """The keys of the rows where the expression ``sql`` holds, ascending, in one scan."""
+        where, params = sql
+        try:
+            with self._lock:
+                cursor = self._db.execute(
+                    f"SELECT key FROM records WHERE {where} ORDER BY key", params
+                )
+                parts = []
+                while rows := cursor.fetchmany(_SCAN_ROWS):
+                    parts.append(np.fromiter((row[0] for row in rows), np.int64, len(rows)))
+        except sqlite3.Error as exc:
+            raise _damaged(self.path, exc) from exc
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def key_array(self) -> npt.NDArray[np.int64]:
+        """Every key, ascending, without a Python object per row."""
+        return self.matching(("1", ()))
+
     def still_at_path(self) -> bool:
         """Whether ``path`` still names the file this reads (no later save replaced it)."""
         try:
@@ -193,6 +221,13 @@ class SqliteRecords:
         """Close the connection."""
         with self._lock:
             self._db.close()
+
+
+def _without(keys: npt.NDArray[np.int64], dead: set[int]) -> npt.NDArray[np.int64]:
+    if not dead:
+        return keys
+    gone = np.fromiter(dead, dtype=np.int64, count=len(dead))
+    return keys[~np.isin(keys, gone)]
 
 
 def _damaged(path: Path, problem: object) -> IndexDamagedError:
@@ -308,13 +343,7 @@ class RecordTable:
         state = self._state
         parts = [np.fromiter(state.key_of.values(), dtype=np.int64, count=len(state.key_of))]
         if state.base is not None:
-            base = np.fromiter(
-                (row[0] for row in state.base.scan("NULL")), dtype=np.int64, count=-1
-            )
-            if state.shadowed:
-                dead = np.fromiter(state.shadowed, dtype=np.int64, count=len(state.shadowed))
-                base = base[~np.isin(base, dead)]
-            parts.insert(0, base)
+            parts.insert(0, _without(state.base.key_array(), state.shadowed))
         return np.concatenate(parts)
 
     def matching_keys(self, where: RecordFilter) -> npt.NDArray[np.int64]:
@@ -322,6 +351,11 @@ class RecordTable:
         state = self._state
         passes = where.passes
         found: list[int] = []
+        if state.base is not None and where.sql is not None:
+            keys = state.base.matching(where.sql)
+            keys = _without(keys, state.shadowed)
+            overlay = [state.key_of[item] for item, meta in state.meta.items() if passes(meta)]
+            return np.concatenate([keys, np.asarray(overlay, dtype=np.int64)])
         if state.base is not None:
             base, empty = state.base, passes({})
             for key, meta in base.scan("meta", where.needles):
