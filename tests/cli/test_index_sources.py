@@ -81,6 +81,29 @@ def test_index_a_saved_dataset_by_split_then_incrementally(
     assert code == EXIT_OK and out.startswith("indexed 0, skipped 3") and "4 in the index" in out
 
 
+def test_a_dataset_run_takes_the_store_options_a_folder_run_takes(
+    saved_photo_dataset: Path,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from zeroshot_vision.stores import FaissStore
+
+    common = ["--model", str(tiny_model_dir), "--id-column", "name"]
+    source = f"{saved_photo_dataset}:train"
+    budget = str(tmp_path / "budget")
+    code, _, err = run(capsys, "index", "--dataset", source, "--index", budget, *common,
+                       "--memory-budget", "1GB", "--capacity", "2000000")  # fmt: skip
+    assert code == EXIT_OK and "memory budget 1GB: ivfpq" in err
+    assert FaissStore.load(Path(budget) / "store").index_type == "ivfpq"
+    ann = str(tmp_path / "ann")
+    code, _, _ = run(capsys, "index", "--dataset", source, "--index", ann, *common, "--ann", "hnsw")
+    assert code == EXIT_OK and FaissStore.load(Path(ann) / "store").index_type == "hnsw"
+    code, _, err = run(capsys, "index", "--dataset", source, "--index", str(tmp_path / "x"),
+                       *common, "--store", "pinecone", "--ann", "hnsw")  # fmt: skip
+    assert code == EXIT_ERROR and "--ann is an option of the faiss store" in err
+
+
 def test_dataset_mistakes_are_one_line(
     saved_photo_dataset: Path,
     tiny_model_dir: Path,

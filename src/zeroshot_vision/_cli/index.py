@@ -320,23 +320,68 @@ def _checked_model(args: argparse.Namespace) -> str | None:
     return check_index_model(IndexFolder.open(args.index), args)
 
 
-def run_index(args: argparse.Namespace) -> int:
-    """``zsv index``: create or update an index folder (``SearchEngine.index_folder``)."""
-    from zeroshot_vision._engine import SearchEngine
-
+def _pinecone_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Pinecone store options given on the command line."""
     pinecone = {
         "host": args.pinecone_host,
         "index_name": args.pinecone_index,
         "namespace": args.namespace,
     }
-    given = {key: value for key, value in pinecone.items() if value is not None}
-    if given and args.store != "pinecone":
+    return {key: value for key, value in pinecone.items() if value is not None}
+
+
+def _store_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The store options of ``--pinecone-*``, ``--ann`` or ``--memory-budget`` (None: none)."""
+    given = _pinecone_options(args)
+    if args.ann is not None:
+        if args.store not in (None, "faiss"):
+            raise InvalidInputError("--ann is an option of the faiss store")
+        given = {"index": args.ann}
+    if args.memory_budget is not None:
+        given = budget_options(args)
+    return given or None
+
+
+def _open_engine(
+    args: argparse.Namespace, model: str | None, store_options: dict[str, Any] | None
+) -> tuple[Any, Any]:
+    """The engine of a local ``zsv index`` run, and the encoder handed to it (to close after
+    the engine; ``None`` when the engine loads its own)."""
+    from zeroshot_vision._engine import SearchEngine
+
+    encoder = _index_encoder(args, model)
+    engine = SearchEngine.create(
+        args.index,
+        model=model,
+        store=args.store,
+        store_options=store_options,
+        encoder=encoder,
+        device=args.device,
+        dtype=args.dtype,
+        exist_ok=True,
+        progress=interactive(),
+        backend=args.backend,
+        precision=args.precision,
+    )
+    if engine.folder is not None:
+        engine.folder.lock_wait = args.wait
+    return engine, encoder
+
+
+def _open_source_engine(args: argparse.Namespace, model: str | None) -> tuple[Any, Any]:
+    """:func:`_open_engine` for ``--dataset``, with the store options its flags give."""
+    return _open_engine(args, model, _store_options(args))
+
+
+def run_index(args: argparse.Namespace) -> int:
+    """``zsv index``: create or update an index folder (``SearchEngine.index_folder``)."""
+    if _pinecone_options(args) and args.store != "pinecone":
         raise InvalidInputError(
             "--pinecone-host, --pinecone-index and --namespace need --store pinecone"
         )
     other = run_source_kind(
         args,
-        encoder_for=_index_encoder,
+        open_engine=_open_source_engine,
         checked_model=_checked_model,
         print_report=_print_report,
     )
@@ -349,12 +394,7 @@ def run_index(args: argparse.Namespace) -> int:
             "give a SOURCE folder to index (or --parquet FILE, --dataset NAME, "
             "--rebuild-store KIND)"
         )
-    if args.ann is not None:
-        if args.store not in (None, "faiss"):
-            raise InvalidInputError("--ann is an option of the faiss store")
-        given = {"index": args.ann}
-    if args.memory_budget is not None:
-        given = budget_options(args)
+    given = _store_options(args)
     for source in args.source:
         if not Path(source).expanduser().is_dir():
             raise InvalidInputError(f"{source} is not a folder")
@@ -400,26 +440,11 @@ def run_index(args: argparse.Namespace) -> int:
                 "--workers, --compile and --device are not for --ray: Ray's tasks decode, "
                 "and each actor gets a GPU (--gpus-per-actor) or the CPU"
             )
-        report = _index_with_ray(args, model, given or None, on_progress)
+        report = _index_with_ray(args, model, given, on_progress)
         if bar is not None:
             bar.close()
         return _print_reports(args, [report])
-    encoder = _index_encoder(args, model)
-    engine = SearchEngine.create(
-        args.index,
-        model=model,
-        store=args.store,
-        store_options=given or None,
-        encoder=encoder,
-        device=args.device,
-        dtype=args.dtype,
-        exist_ok=True,
-        progress=interactive(),
-        backend=args.backend,
-        precision=args.precision,
-    )
-    if engine.folder is not None:
-        engine.folder.lock_wait = args.wait
+    engine, encoder = _open_engine(args, model, given)
     reports = []
     extractors = None
     try:

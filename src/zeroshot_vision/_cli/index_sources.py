@@ -59,7 +59,7 @@ def add_source_kind_options(parser: argparse.ArgumentParser) -> None:
 def run_source_kind(
     args: argparse.Namespace,
     *,
-    encoder_for: Callable[[argparse.Namespace, str | None], Any],
+    open_engine: Callable[[argparse.Namespace, str | None], tuple[Any, Any]],
     checked_model: Callable[[argparse.Namespace], str | None],
     print_report: Callable[[Any, str | None], None],
 ) -> int | None:
@@ -67,7 +67,8 @@ def run_source_kind(
 
     Args:
         args: ``zsv index``'s arguments.
-        encoder_for: The encoder ``zsv index`` uses for a model (lazy on an existing index).
+        open_engine: The engine ``zsv index`` opens for a model, with the encoder it was
+            handed (``None``: its own), as a folder run opens it.
         checked_model: ``--model``, checked against an existing index's.
         print_report: Prints a run's report.
     """
@@ -96,7 +97,7 @@ def run_source_kind(
         raise InvalidInputError(f"{kind} indexes no folder: drop {', '.join(clashing)}")
     if args.parquet is not None:
         return _index_parquet(args)
-    return _index_dataset(args, encoder_for, checked_model, print_report)
+    return _index_dataset(args, open_engine, checked_model, print_report)
 
 
 def _index_parquet(args: argparse.Namespace) -> int:
@@ -136,11 +137,10 @@ def _index_parquet(args: argparse.Namespace) -> int:
 
 def _index_dataset(
     args: argparse.Namespace,
-    encoder_for: Callable[[argparse.Namespace, str | None], Any],
+    open_engine: Callable[[argparse.Namespace, str | None], tuple[Any, Any]],
     checked_model: Callable[[argparse.Namespace], str | None],
     print_report: Callable[[Any, str | None], None],
 ) -> int:
-    from zeroshot_vision._engine import SearchEngine
     from zeroshot_vision.integrations.hf_datasets import (
         check_columns,
         index_dataset,
@@ -155,24 +155,8 @@ def _index_dataset(
         id_column=args.id_column,
         metadata_columns=args.metadata_column,
     )
-    model = checked_model(args)
-    encoder = encoder_for(args, model)
-    engine = SearchEngine.create(
-        args.index,
-        model=model,
-        store=args.store,
-        store_options={"index": args.ann} if args.ann else None,
-        encoder=encoder,
-        device=args.device,
-        dtype=args.dtype,
-        exist_ok=True,
-        progress=interactive(),
-        backend=args.backend,
-        precision=args.precision,
-    )
+    engine, encoder = open_engine(args, checked_model(args))
     try:
-        if engine.folder is not None:
-            engine.folder.lock_wait = args.wait
         report = index_dataset(
             engine,
             dataset,
