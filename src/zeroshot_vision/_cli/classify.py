@@ -88,16 +88,7 @@ def run_classify(args: argparse.Namespace) -> int:
         with client:
             report = classify_remotely(client, args.images, labels, softmax=args.softmax)
     else:
-        from zeroshot_vision._encoder import Encoder
-
-        encoder = Encoder.from_pretrained(
-            args.model,
-            device=args.device,
-            dtype=args.dtype,
-            progress=interactive(),
-            backend=args.backend or "torch",
-            precision=args.precision,
-        )
+        encoder = _local_encoder(args)
         report = encoder.classify_many(args.images, labels, softmax=args.softmax)
     if len(args.images) == 1 and report.failed:
         raise ImageLoadError(report.failed[0].source, report.failed[0].reason)
@@ -205,18 +196,10 @@ def run_tag(args: argparse.Namespace) -> int:
         ) as engine:
             report = engine.classify_indexed(labels, progress=show_bar)
     elif source.is_dir():
-        from zeroshot_vision._encoder import Encoder
         from zeroshot_vision.ingest._sources import folder_source
 
         scan = folder_source(source, exclude=args.exclude).scan()
-        encoder = Encoder.from_pretrained(
-            args.model,
-            device=args.device,
-            dtype=args.dtype,
-            progress=interactive(),
-            backend=args.backend or "torch",
-            precision=args.precision,
-        )
+        encoder = _local_encoder(args)
         report = encoder.classify_many(
             [image.pixels() for image in scan.images],
             labels,
@@ -328,3 +311,17 @@ def _tag_row(result: ImageLabels, likely: Sequence[Any]) -> list[str]:
         ";".join(printable(s.label) for s in likely),
         ";".join(f"{s.probability:.4f}" for s in likely),
     ]
+
+
+def _local_encoder(args: argparse.Namespace) -> Any:
+    """The encoder that --model, --device, --dtype, --backend and --precision ask for."""
+    from zeroshot_vision._encoder import Encoder
+
+    return Encoder.from_pretrained(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        progress=interactive(),
+        backend=args.backend or "torch",
+        precision=args.precision,
+    )
