@@ -253,15 +253,14 @@ class DiskVectors:
             # 0.1 ms when they are cached (threads: 1 ms).
             for offset in offsets:
                 _ANNOUNCE(fd, offset, size, os.POSIX_FADV_WILLNEED)
-        raw = np.empty((len(keys), self._dim), dtype=ROW_DTYPE)
-        buffer = memoryview(raw).cast("B")
+        buffer = memoryview(bytearray(len(offsets) * size))
         for row, offset in enumerate(offsets):
             if os.preadv(fd, [buffer[row * size : (row + 1) * size]], offset) != size:
                 raise IndexDamagedError(
                     f"the FaissStore vectors file {self._path} is truncated", path=str(self._path)
                 )
         out = np.empty((len(keys), self._dim), dtype=np.float32)
-        out[order] = raw
+        out[order] = np.frombuffer(buffer, dtype=ROW_DTYPE).reshape(len(keys), self._dim)
         return out
 
     def flush(self) -> None:
