@@ -2,6 +2,8 @@
 
     python benchmarks/bench_cli_server.py [--preset base] [--rounds 15] [--models DIR]
         [--backend onnx --precision int8]
+    python benchmarks/bench_cli_server.py --preset base --rounds 9 --models DIR \
+        --routes torch,OMP_WAIT_POLICY=ACTIVE torch onnx/int8
 
 A server (``zsv serve``'s code, batching on) holds a small index of a random SigLIP of
 the preset's shape. Each round runs, interleaved, in fresh processes of this Python:
@@ -17,7 +19,15 @@ with that encoder route, which the server then loads for it (``onnx``/``int8``: 
 Runtime with int8 MatMuls, the text pass several times cheaper). The split in the table is the
 difference of medians: imports = (imports run - start), request and printing = (whole
 command - imports run), of which the server's share is that request. Target: whole
-command p50 <= 150 ms. Writes ``benchmarks/results/<name>.json``.
+command p50 <= 150 ms.
+
+``--routes`` compares several servers in the same interleaved rounds, each
+``BACKEND[/PRECISION][,VAR=VALUE...]``: the encoder route its index is built with, and
+environment variables of its server process (``torch,OMP_WAIT_POLICY=ACTIVE``: torch's
+threads spinning as before ``zsv serve`` made them passive; ``torch,OMP_NUM_THREADS=1``:
+one torch thread). For each request the server's CPU time (user + system, all its
+threads, from ``/proc``) is reported beside the wall time, with the load average before
+and after the run. Writes ``benchmarks/results/<name>.json``.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -64,6 +75,25 @@ def run(argv: list[str], name: str = "") -> float:
     return elapsed
 
 
+@dataclass
+class Route:
+    """One server of the comparison: its encoder route and its process's environment."""
+
+    spec: str
+    backend: str
+    precision: str | None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: str) -> Route:
+        route, *settings = spec.split(",")
+        backend, _, precision = route.partition("/")
+        if backend not in ("torch", "onnx"):
+            raise SystemExit(f"--routes {spec!r}: the backend is torch or onnx")
+        env = dict(setting.split("=", 1) for setting in settings)
+        return cls(spec, backend, precision or None, env)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="base")
@@ -73,7 +103,16 @@ def main() -> None:
     parser.add_argument("--name", default="cli-server", help="results/<name>.json")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnx"))
     parser.add_argument("--precision", default=None, choices=("float32", "int8"))
+    parser.add_argument(
+        "--routes",
+        nargs="+",
+        default=None,
+        metavar="BACKEND[/PRECISION][,VAR=VALUE]",
+        help="servers to compare in the same rounds (default: --backend/--precision)",
+    )
     args = parser.parse_args()
+    specs = args.routes or [args.backend + (f"/{args.precision}" if args.precision else "")]
+    routes = [Route.parse(spec) for spec in specs]
     info = _report.machine()
     load_before = os.getloadavg()
     print(f"machine: {_report.describe(info)}")
@@ -81,65 +120,78 @@ def main() -> None:
     from zeroshot_vision.server._client import ServerClient
 
     texts = distinct_texts()
+    start_name = "interpreter start (python -c pass)"
+    imports_name = "start + imports of the --server path"
+    before_name = "start + the same imports before this round"
+    seconds: dict[str, list[float]] = {start_name: [], imports_name: [], before_name: []}
+    server_cpu: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         folder = model_folder(args.models or root / "models", args.preset)
         make_jpegs(root / "photos", args.photos, size=(800, 600))
-        with SearchEngine.create(
-            root / "index", model=str(folder), backend=args.backend, precision=args.precision
-        ) as engine:
-            engine.index_folder(root / "photos")
-        server = Server(root / "index", 32, 5.0)
-        index = str(root / "index")
+        indexes: dict[tuple[str, str | None], Path] = {}
+        for route in routes:
+            key = (route.backend, route.precision)
+            if key not in indexes:
+                indexes[key] = root / f"index-{route.backend}-{route.precision}"
+                with SearchEngine.create(
+                    indexes[key], model=str(folder), backend=route.backend,
+                    precision=route.precision,
+                ) as engine:  # fmt: skip
+                    engine.index_folder(root / "photos")
+        servers: dict[str, Server] = {}
         try:
-            client = ServerClient(server.url)
-            client.search(index="bench", query="warm up", k=5)
-            start_name = "interpreter start (python -c pass)"
-            imports_name = "start + imports of the --server path"
-            before_name = "start + the same imports before this round"
-            whole_name = "zsv search --server (whole command)"
-            request_name = "one POST /v1/search from a running process"
-            seconds: dict[str, list[float]] = {
-                name: [] for name in (start_name, imports_name, whole_name, request_name)
-            }
-            seconds[before_name] = []
+            for route in routes:
+                index = indexes[(route.backend, route.precision)]
+                servers[route.spec] = Server(index, 32, 5.0, env=route.env)
+                ServerClient(servers[route.spec].url).search(index="bench", query="warm up", k=5)
+                print(f"server {route.spec} ready", flush=True)
+                for name in (
+                    f"{route.spec}: zsv search --server (whole command)",
+                    f"{route.spec}: one POST /v1/search from a running process",
+                ):
+                    seconds[name] = []  # fmt: skip
             for _ in range(args.rounds):
                 seconds[start_name].append(run(["-c", "pass"], start_name))
                 seconds[imports_name].append(run(["-c", IMPORTS], imports_name))
                 seconds[before_name].append(run(["-c", BEFORE], before_name))
-                seconds[whole_name].append(
-                    run(["-m", "zeroshot_vision._cli", "search", next(texts), "--index", index,
-                         "--server", server.url, "-k", "5"], whole_name)
-                )  # fmt: skip
-                # A new connection each round: the server closes idle keep-alive ones.
-                start = time.perf_counter()
-                ServerClient(server.url).search(index="bench", query=next(texts), k=5)
-                seconds[request_name].append(time.perf_counter() - start)
+                for route in routes:
+                    server = servers[route.spec]
+                    index = str(indexes[(route.backend, route.precision)])
+                    whole_name = f"{route.spec}: zsv search --server (whole command)"
+                    request_name = f"{route.spec}: one POST /v1/search from a running process"
+                    seconds[whole_name].append(
+                        run(["-m", "zeroshot_vision._cli", "search", next(texts), "--index",
+                             index, "--server", server.url, "-k", "5"], whole_name)
+                    )  # fmt: skip
+                    # A new connection each round: the server closes idle keep-alive ones.
+                    cpu = server.cpu_seconds()
+                    start = time.perf_counter()
+                    ServerClient(server.url).search(index="bench", query=next(texts), k=5)
+                    seconds[request_name].append(time.perf_counter() - start)
+                    after = server.cpu_seconds()
+                    if cpu is not None and after is not None:
+                        server_cpu.setdefault(request_name, []).append(after - cpu)
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
     load_after = os.getloadavg()
-    print(
+    loads = (
         f"load average (1, 5, 15 min) before: {load_before[0]:.2f} {load_before[1]:.2f} "
         f"{load_before[2]:.2f}; after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}"
     )
+    print(loads)
     p50 = {name: 1000 * _report.median(values) for name, values in seconds.items()}
     cpu = {name: 1000 * _report.median(values) for name, values in CPU.items()}
-    names = list(seconds)
+    cpu |= {name: 1000 * _report.median(values) for name, values in server_cpu.items()}
     rows = [
         [name, p50[name], 1000 * _report.percentile(seconds[name], 0.95), cpu.get(name)]
-        for name in names
+        for name in seconds
     ]
-    start, imports, whole, warm = (p50[name] for name in names[:4])
-    split = [
-        ["interpreter start", start, start / whole],
-        ["zsv's imports and parser", imports - start, (imports - start) / whole],
-        ["server: text forward + search + HTTP (warm request)", warm, warm / whole],
-        ["the rest: connect, arguments, printing", whole - imports - warm,
-         (whole - imports - warm) / whole],
-    ]  # fmt: skip
     tables = [
         _report.table(
-            f"[{args.preset}] fresh processes, p50 of {args.rounds} interleaved rounds",
+            f"[{args.preset}] fresh processes, p50 of {args.rounds} interleaved rounds ({loads}); "
+            "CPU ms: the process's own, or for a request the server's",
             ["what", "p50 ms", "p95 ms", "CPU ms (p50)"],
             rows,
             raw=seconds,
@@ -156,13 +208,36 @@ def main() -> None:
                 for name in (before_name, imports_name)
             ],
         ),
-        _report.table(
-            f"[{args.preset}, {args.backend} {args.precision or 'default'}] where the whole "
-            "command's p50 goes (target <= 150 ms)",
-            ["part", "ms", "share"],
-            split,
-        ),
     ]
+    start, imports = p50[start_name], p50[imports_name]
+    first_whole = p50[f"{routes[0].spec}: zsv search --server (whole command)"]
+    summary = []
+    for route in routes:
+        whole = p50[f"{route.spec}: zsv search --server (whole command)"]
+        request_name = f"{route.spec}: one POST /v1/search from a running process"
+        warm = p50[request_name]
+        summary.append([route.spec, whole, first_whole / whole, warm, cpu.get(request_name)])
+        split = [
+            ["interpreter start", start, start / whole],
+            ["zsv's imports and parser", imports - start, (imports - start) / whole],
+            ["server: text forward + search + HTTP (warm request)", warm, warm / whole],
+            ["the rest: connect, arguments, printing", whole - imports - warm,
+             (whole - imports - warm) / whole],
+        ]  # fmt: skip
+        tables.append(
+            _report.table(
+                f"[{args.preset}, {route.spec}] where the whole command's p50 goes "
+                "(target <= 150 ms)",
+                ["part", "ms", "share"],
+                split,
+            )
+        )
+    if len(routes) > 1:
+        columns = ["server", "whole command p50 ms", f"speed-up vs {routes[0].spec}",
+                   "request p50 ms", "server CPU ms per request (p50)"]  # fmt: skip
+        tables.append(
+            _report.table(f"[{args.preset}] routes in the same rounds ({loads})", columns, summary)
+        )
     arguments = vars(args) | {"load_before": load_before, "load_after": load_after}
     _report.write(args.name, tables, arguments=arguments, info=info)
 

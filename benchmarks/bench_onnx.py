@@ -14,6 +14,9 @@ medians, every route through ``Encoder`` (same pixels, tokens and normalization)
   comparison only, it is no backend of the library);
 * one text query, a distinct text each time: the same routes plus torch's int8 text tower
   (``quantize_text=True``, the baseline for text);
+* CPU time of this process (user + system, every thread of it; the image decoding
+  processes are not counted) beside each wall time, and the load average before and
+  after: on a shared machine CPU time counts the work, wall time also the waiting;
 * agreement with torch float32 on those images and texts: the worst per-vector cosine,
   raw and centered (the float32 mean taken out of both, see docs/benchmarks.md), and the
   mean top-10 overlap when the images are ranked for each of --queries texts.
@@ -24,6 +27,7 @@ Prints the tables and writes ``benchmarks/results/<name>.json``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -169,19 +173,29 @@ def bench_preset(
     image_routes = [n for n in names if n != text_baseline]
     got: dict[str, np.ndarray] = {}
 
+    image_cpu: dict[str, list[float]] = {n: [] for n in image_routes}
+
     def image_run(name: str) -> Callable[[], None]:
-        return lambda: got.__setitem__(name, routes[name].encode_images(photos))
+        def run() -> None:
+            cpu = time.process_time()
+            got[name] = routes[name].encode_images(photos)
+            image_cpu[name].append(time.process_time() - cpu)
+
+        return run
 
     for name in image_routes:
         routes[name].encode_images(photos[:2])  # first-call set-up out of the timings
     seconds = _report.interleaved({n: image_run(n) for n in image_routes}, args.rounds)
     rates = {n: len(photos) / _report.median(t) for n, t in seconds.items()}
+    cpu_per_image = {n: 1000 * _report.median(t) / len(photos) for n, t in image_cpu.items()}
     ref_images = got["torch, float32"]
     rows = [
         [
             name,
             rates[name],
             _report.ratio(rates[name], rates[image_baseline]),
+            cpu_per_image[name],
+            _report.ratio(cpu_per_image[image_baseline], cpu_per_image[name]),
             min_cosine(got[name], ref_images),
             min_centered_cosine(got[name], ref_images),
             top_k_overlap(ref_images, got[name], queries, 10),
@@ -192,7 +206,8 @@ def bench_preset(
         f"[{preset}] {len(photos)} JPEGs of 1600x1200, batch {args.batch_size}, median of "
         f"{args.rounds}; max cosine between different images in float32: "
         f"{max_cosine_between_inputs(ref_images):.4f}",
-        ["route", "images/s", f"x {image_baseline}", "min cosine to float32", "centered",
+        ["route", "images/s", f"x {image_baseline}", "CPU ms/image", "CPU x baseline",
+         "min cosine to float32", "centered",
          f"top-10 overlap ({args.queries} queries)"],
         rows,
         raw=seconds,
@@ -202,11 +217,15 @@ def bench_preset(
     vectors: dict[str, list[np.ndarray]] = {n: [] for n in names}
     round_texts: list[str] = []
 
+    text_cpu: dict[str, list[float]] = {n: [] for n in names}
+
     def text_run(name: str) -> Callable[[], float]:
         def run() -> float:
             start = time.perf_counter()
+            cpu = time.process_time()
             vector = routes[name].encode_texts(round_texts[-1])
             elapsed = time.perf_counter() - start
+            text_cpu[name].append(time.process_time() - cpu)
             vectors[name].append(vector[0])
             return elapsed
 
@@ -221,12 +240,15 @@ def bench_preset(
         for name, run in candidates.items():
             seconds[name].append(run())
     ms = {n: 1000 * _report.median(t) for n, t in seconds.items()}
+    text_cpu_ms = {n: 1000 * _report.median(t) for n, t in text_cpu.items()}
     ref_texts = np.stack(vectors["torch, float32"])
     rows = [
         [
             name,
             ms[name],
             _report.ratio(ms[text_baseline], ms[name]),
+            text_cpu_ms[name],
+            _report.ratio(text_cpu_ms[text_baseline], text_cpu_ms[name]),
             min_cosine(np.stack(vectors[name]), ref_texts),
             min_centered_cosine(np.stack(vectors[name]), ref_texts),
         ]
@@ -234,7 +256,8 @@ def bench_preset(
     ]
     text_table = _report.table(
         f"[{preset}] one text query, distinct texts, median of {args.text_rounds}",
-        ["route", "ms", f"speed-up vs {text_baseline}", "min cosine to float32", "centered"],
+        ["route", "ms", f"speed-up vs {text_baseline}", "CPU ms", "CPU speed-up",
+         "min cosine to float32", "centered"],
         rows,
         raw=seconds,
     )  # fmt: skip
@@ -257,13 +280,20 @@ def main() -> None:
     args = parser.parse_args()
     info = _report.machine()
     print(f"machine: {_report.describe(info)}")
+    load_before = os.getloadavg()
     tables: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as scratch:
         photos = make_jpegs(Path(scratch) / "jpegs", args.images)
         root = args.models or Path(scratch) / "models"
         for preset in args.presets:
             tables += bench_preset(preset, model_folder(root, preset), photos, args)
-    _report.write(args.name, tables, arguments=vars(args), info=info)
+    load_after = os.getloadavg()
+    print(
+        "load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} "
+        "{:.2f}".format(*load_before, *load_after)
+    )
+    arguments = vars(args) | {"load_before": load_before, "load_after": load_after}
+    _report.write(args.name, tables, arguments=arguments, info=info)
 
 
 if __name__ == "__main__":

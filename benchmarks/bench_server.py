@@ -77,13 +77,20 @@ serve(
 class Server:
     """A server subprocess over one index; stopped with SIGTERM."""
 
-    def __init__(self, index: Path, max_batch_size: int, max_wait_ms: float) -> None:
+    def __init__(
+        self,
+        index: Path,
+        max_batch_size: int,
+        max_wait_ms: float,
+        env: dict[str, str] | None = None,
+    ) -> None:
         import httpx
 
         self.process = subprocess.Popen(
             [sys.executable, "-c", SERVE, f"bench={index}", str(max_batch_size), str(max_wait_ms)],
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -126,6 +133,15 @@ class Server:
         import httpx
 
         return str(httpx.get(self.url + "/v1/models", timeout=30).json()["data"][0]["id"])
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system, every thread) the server process has used so far;
+        ``None`` where ``/proc`` does not tell."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.terminate()

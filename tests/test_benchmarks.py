@@ -104,3 +104,15 @@ def test_gpu_bench_runs_end_to_end_as_a_cpu_smoke_test(tmp_path: Path) -> None:
     assert all(row["min cosine"] > 0.99 for row in agreement["rows"])
     assert text["rows"][0]["queries"] == 2
     assert {row["step"] for row in setup["rows"]} >= {"build model s", "Encoder load s"}
+
+
+def test_cli_server_routes_name_a_backend_precision_and_server_environment() -> None:
+    from benchmarks import bench_cli_server
+
+    route = bench_cli_server.Route.parse("torch,OMP_WAIT_POLICY=ACTIVE,OMP_NUM_THREADS=1")
+    assert (route.backend, route.precision) == ("torch", None)
+    assert route.env == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "1"}
+    onnx = bench_cli_server.Route.parse("onnx/int8")
+    assert (onnx.backend, onnx.precision, onnx.env) == ("onnx", "int8", {})
+    with pytest.raises(SystemExit, match="torch or onnx"):
+        bench_cli_server.Route.parse("openvino/int8")

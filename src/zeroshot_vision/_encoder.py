@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MODEL",
     "MODEL_ENV",
+    "QUANTIZED_TEXT_PASS_ROWS",
     "TEXT_CACHE_SIZE",
     "TEXT_LENGTH",
     "TEXT_PASS_FILLER",
@@ -140,6 +141,19 @@ rows hold, so any fixed count keeps the invariant
 
 TEXT_PASS_FILLER = ""
 """The text of the rows that pad a text pass up to :data:`TEXT_PASS_ROWS`."""
+
+QUANTIZED_TEXT_PASS_ROWS = 1
+"""Rows of every text pass when the text tower is quantized dynamically (the onnx
+backend's ``int8``, torch's ``quantize_text``), instead of :data:`TEXT_PASS_ROWS`.
+
+Dynamic quantization picks one int8 scale per activation tensor from its largest value,
+so in a pass of several rows each row's rounding depends on what the other rows hold: a
+text alone (beside the empty filler) and beside other texts differed by up to 0.006
+(onnx int8) and 0.015 (torch int8 text) in a unit vector's components with the tiny
+model, which the fixed row count cannot prevent. A pass of one row is quantized from that
+text alone, the same wherever it comes from (``tests/encoder/test_encoder_fast_paths.py``
+checks both routes). A lone query also computes no filler row: half the work of a
+2-row pass."""
 
 
 class Encoder:
@@ -232,6 +246,10 @@ class Encoder:
             getattr(model, "precision", None) or str(self.dtype).removeprefix("torch.")
         )
         """The towers' precision: the torch dtype's name, or the onnx ``float32``/``int8``."""
+        self._text_rows_alone = (
+            self.backend == "onnx" and self.precision == "int8"
+        ) or self._text_quantized()
+        """Whether each text gets a pass of its own (see :data:`QUANTIZED_TEXT_PASS_ROWS`)."""
         self._closed = False
         self._init_image_path(workers, device_decode, compile)
         if not self.calibrated:
@@ -678,7 +696,8 @@ class Encoder:
         return dict(encoded)
 
     def _encode_text_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        """Embed cleaned texts in passes of exactly :data:`TEXT_PASS_ROWS` rows.
+        """Embed cleaned texts in passes of exactly :data:`TEXT_PASS_ROWS` rows
+        (:data:`QUANTIZED_TEXT_PASS_ROWS` for a dynamically quantized text tower).
 
         A text's vector must not depend on the texts it is embedded with: matrix kernels
         pick their blocking (and so their rounding) by the batch's row count, so the same
@@ -689,10 +708,11 @@ class Encoder:
         comes from. The filler rows are the empty text (:data:`TEXT_PASS_FILLER`).
         """
         torch = self._torch
+        rows = QUANTIZED_TEXT_PASS_ROWS if self._text_rows_alone else TEXT_PASS_ROWS
         chunks = []
-        for start in range(0, len(texts), TEXT_PASS_ROWS):
-            chunk = texts[start : start + TEXT_PASS_ROWS]
-            padded = chunk + [TEXT_PASS_FILLER] * (TEXT_PASS_ROWS - len(chunk))
+        for start in range(0, len(texts), rows):
+            chunk = texts[start : start + rows]
+            padded = chunk + [TEXT_PASS_FILLER] * (rows - len(chunk))
             inputs = {k: v.to(self.device) for k, v in self.tokenize(padded).items()}
             with torch.inference_mode():
                 features = self._model.get_text_features(**inputs)

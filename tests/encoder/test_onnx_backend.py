@@ -240,6 +240,73 @@ def test_a_stale_export_is_replaced(
     assert new != old and not old.exists()
 
 
+def test_the_int8_vision_graph_is_quantized_from_the_fused_graph(
+    tiny_model_dir: Path, cache: Path
+) -> None:
+    onnx = pytest.importorskip("onnx")
+    Encoder.from_pretrained(tiny_model_dir, backend="onnx", precision="int8")
+    folder = _export_folder(cache)
+    manifest = json.loads((folder / "export.json").read_text())
+    assert manifest["optimizer"] == onnx_backend.GRAPH_OPTIMIZER
+    fused = manifest["files"]["vision-int8.onnx"]["fused"]
+    assert fused.get("FastGelu", 0) > 0, fused
+    graph = onnx.load(str(folder / "vision-int8.onnx"), load_external_data=False).graph
+    operators = {node.op_type for node in graph.node}
+    assert {"FastGelu", "MatMulInteger"} <= operators, operators
+    # The text graph, no faster fused, is quantized as exported; float32 stays unfused.
+    assert manifest["files"]["text-int8.onnx"]["fused"] == {}
+    plain = onnx.load(str(folder / "vision.onnx"), load_external_data=False).graph
+    assert "FastGelu" not in {node.op_type for node in plain.node}
+
+
+def test_an_export_from_an_older_optimizer_recipe_is_rebuilt(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model, ignore=shutil.ignore_patterns(".zsv-onnx"))
+    recipe = onnx_backend.GRAPH_OPTIMIZER
+    with monkeypatch.context() as before:
+        # What a cache from before the optimizer looks like: another recipe in its key,
+        # and an int8 vision graph quantized as exported.
+        before.setattr(onnx_backend, "GRAPH_OPTIMIZER", "none")
+        before.setattr(onnx_backend, "_optimize_for_int8", lambda *args: None)
+        Encoder.from_pretrained(model, backend="onnx", precision="int8")
+    (old,) = [p for p in (model / ".zsv-onnx").iterdir() if p.is_dir()]
+    old_manifest = json.loads((old / "export.json").read_text())
+    assert old_manifest["files"]["vision-int8.onnx"]["fused"] == {}
+    again = Encoder.from_pretrained(model, backend="onnx", precision="int8")
+    (new,) = [p for p in (model / ".zsv-onnx").iterdir() if p.is_dir()]
+    assert new != old and not old.exists()
+    manifest = json.loads((new / "export.json").read_text())
+    assert manifest["optimizer"] == recipe
+    assert manifest["files"]["vision-int8.onnx"]["fused"]
+    assert again.encode_texts(TEXTS).shape[0] == len(TEXTS)
+
+
+def test_an_optimizer_failure_quantizes_the_graph_as_exported(
+    tiny_model_dir: Path,
+    tiny_encoder: Encoder,
+    photo_paths: list[Path],
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    optimizer = pytest.importorskip("onnxruntime.transformers.optimizer")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no fusion for this graph")
+
+    monkeypatch.setattr(optimizer, "optimize_model", broken)
+    with caplog.at_level("WARNING", logger=onnx_backend.__name__):
+        encoder = Encoder.from_pretrained(tiny_model_dir, backend="onnx", precision="int8")
+    assert "graph optimizer failed" in caplog.text and "no fusion" in caplog.text
+    manifest = json.loads((_export_folder(cache) / "export.json").read_text())
+    assert manifest["files"]["vision-int8.onnx"]["fused"] == {}
+    images = encoder.encode_images(photo_paths)
+    assert np.sum(images * tiny_encoder.encode_images(photo_paths), axis=1).min() >= 0.995
+    assert not [p for p in _export_folder(cache).iterdir() if p.name.startswith(".")]
+
+
 _CHILD = """
 import logging, sys
 logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")

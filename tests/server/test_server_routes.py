@@ -56,6 +56,97 @@ def test_search_answers_what_the_engine_answers(
     assert body["index"] == "photos"
 
 
+def _search_response_as_before(index: str, query: str, results: Any) -> Any:
+    """The pydantic answer /v1/search built before it wrote its JSON with orjson."""
+    from zeroshot_vision.server._schemas import MomentOut, SearchResponse, SearchResultOut
+
+    return SearchResponse(
+        index=index,
+        query=query,
+        results=[
+            SearchResultOut(
+                rank=rank,
+                id=r.id,
+                score=r.score,
+                probability=r.probability,
+                metadata=dict(r.metadata),
+                found_by=list(r.found_by),
+                snippet=r.snippet,
+                fused_score=r.fused_score,
+                timestamp=r.timestamp,
+                moments=[
+                    MomentOut(
+                        id=m.id, score=m.score, probability=m.probability, timestamp=m.timestamp
+                    )
+                    for m in r.moments
+                ],
+            )
+            for rank, r in enumerate(results, start=1)
+        ],
+        warnings=list(results.warnings),
+    )
+
+
+def test_search_bytes_are_the_pydantic_answer_of_before(
+    http: httpx.Client, photo_index: Path, tiny_encoder: Any
+) -> None:
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision.server._schemas import SearchResponse
+
+    answer = http.post("/v1/search", json={"query": "a rocket on its pad", "k": 5})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    with SearchEngine.open(photo_index, encoder=tiny_encoder) as engine:
+        results = engine.search("a rocket on its pad", k=5)
+    before = _search_response_as_before("photos", answer.json()["query"], results)
+    assert SearchResponse.model_validate_json(answer.content) == before
+    assert json.loads(answer.content) == json.loads(before.model_dump_json())
+
+
+def test_search_document_writes_what_pydantic_wrote_for_every_field() -> None:
+    """Moments, timestamps, warnings, hybrid fields, odd metadata and non-finite scores."""
+    import datetime
+
+    from zeroshot_vision._results import SearchResults
+    from zeroshot_vision._types import SearchResult
+    from zeroshot_vision.server._search_routes import json_body, search_document
+
+    moment = SearchResult(
+        id="v.mp4#12.5", score=0.25, probability=0.5, metadata={"timestamp": 12.5}
+    )
+    results = SearchResults(
+        [
+            SearchResult(
+                id="v.mp4#3",
+                score=0.3125,
+                probability=0.71,
+                metadata={"timestamp": 3, "camera": "x", "tags": ["a", "b"], "n": 2**40},
+                found_by=("vector", "text"),
+                snippet="a [red] car",
+                fused_score=0.032,
+                moments=(moment,),
+            ),
+            SearchResult(
+                id="photo.jpg",
+                score=float("nan"),
+                probability=None,
+                metadata={
+                    "taken": datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC),
+                    "raw": b"bytes",
+                    "nested": {"deep": [1.5, None, True]},
+                },
+                found_by=("text",),
+            ),
+        ],
+        warnings=["the query may be in a language the model cannot read"],
+    )
+    data = json_body(search_document("photos", "red car", results))
+    before = _search_response_as_before("photos", "red car", results)
+    assert json.loads(data) == json.loads(before.model_dump_json())
+    assert "timestamp" not in json.loads(data)["results"][1]
+    assert "moments" not in json.loads(data)["results"][1]
+
+
 def test_search_with_images_and_negatives_builds_the_cli_query(
     http: httpx.Client, photo_index: Path, tiny_encoder: Any, photo_paths: list[Path]
 ) -> None:
@@ -163,6 +254,53 @@ def test_classify_equals_the_encoder(
             [s.probability for s in expected],
             atol=1e-5,
         )
+
+
+def test_classify_bytes_are_the_pydantic_answer_of_before(
+    http: httpx.Client, tiny_encoder: Any, photo_paths: list[Path]
+) -> None:
+    from zeroshot_vision.server._schemas import ClassifyResponse, ImageLabelsOut, LabelScoreOut
+
+    labels = ["a cat", "a rocket"]
+    images = [b64(photo_paths[3]), "bm90IGFuIGltYWdl", b64(photo_paths[2])]
+    response = http.post("/v1/classify", json={"images": images, "labels": labels})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    before = ClassifyResponse(
+        model=body["model"],
+        results=[
+            ImageLabelsOut(
+                index=0,
+                labels=[
+                    LabelScoreOut(label=s.label, probability=s.probability, score=s.score)
+                    for s in tiny_encoder.classify(photo_paths[3], labels)
+                ],
+            ),
+            ImageLabelsOut(index=1, error=body["results"][1]["error"]),
+            ImageLabelsOut(
+                index=2,
+                labels=[
+                    LabelScoreOut(label=s.label, probability=s.probability, score=s.score)
+                    for s in tiny_encoder.classify(photo_paths[2], labels)
+                ],
+            ),
+        ],
+    )
+    parsed = ClassifyResponse.model_validate_json(response.content)
+    assert parsed.model == before.model
+    assert [r.model_dump(exclude={"labels"}) for r in parsed.results] == [
+        r.model_dump(exclude={"labels"}) for r in before.results
+    ]
+    for got, expected in zip(parsed.results, before.results):
+        if expected.labels is None:
+            assert got.labels is None
+            continue
+        assert got.labels is not None
+        assert [s.label for s in got.labels] == [s.label for s in expected.labels]
+        np.testing.assert_allclose(
+            [s.probability for s in got.labels], [s.probability for s in expected.labels], atol=1e-5
+        )
+    assert set(json.loads(response.content)) == set(json.loads(before.model_dump_json()))
 
 
 def test_tag_scores_the_stored_vectors(

@@ -12,11 +12,17 @@ How a checkpoint gets here:
    per call) with ``reduce_range=True``: 7-bit weights, which avoid the overflow of the
    VPMADDUBSW instruction on CPUs without VNNI and keep image vectors at a cosine of about
    0.999 to float32 (the default settings gave 0.946 on a base-shape vision tower).
+   Before that, the vision graph goes through ONNX Runtime's transformer optimizer
+   (``onnxruntime.transformers.optimizer``, :data:`GRAPH_OPTIMIZER`), which fuses its
+   tanh GELUs and LayerNorms; quantizing the fused graph cut the int8 vision tower's CPU
+   time by about 12% on the base shape. The text graph is quantized as exported: fused,
+   it was no faster (see ``_optimize_for_int8``).
 3. The files are cached *beside the model* (``<model folder>/.zsv-onnx/<key>/``, or, for a
    hub checkpoint or a read-only folder, ``$XDG_CACHE_HOME/zeroshot-vision/onnx/<key>``;
    ``$ZSV_ONNX_CACHE`` overrides both). The key hashes the checkpoint's fingerprint (its
-   config and sampled weights) with the export format and the torch, onnx and
-   onnxruntime versions: a new checkpoint or a new exporter means a new export. Each file
+   config and sampled weights) with the export format, the graph optimizer's recipe and
+   the torch, onnx and onnxruntime versions: a new checkpoint, exporter or optimizer means
+   a new export. Each file
    is written to a temporary name and renamed; ``export.json`` lists every file with its
    size and a hash of sampled bytes, so a truncated or damaged file is detected and
    rebuilt; a file lock makes two processes exporting one model at once produce one
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -52,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CACHE_ENV",
     "EXPORT_FORMAT",
+    "GRAPH_OPTIMIZER",
     "OnnxTowers",
     "export_folder",
     "export_key",
@@ -62,9 +70,14 @@ logger = logging.getLogger(__name__)
 
 CACHE_ENV = "ZSV_ONNX_CACHE"
 """Environment variable naming a folder for every ONNX export (instead of beside the model)."""
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
 """Bumped whenever the exported graphs change; part of the cache key (2: every text graph
-takes the attention mask, which SigLIP 2's text needs)."""
+takes the attention mask, which SigLIP 2's text needs; 3: the int8 vision graph is
+quantized from the optimizer's fused graph)."""
+GRAPH_OPTIMIZER = "ort-transformers-fuse-vision-1"
+"""The recipe of ``_optimize_for_int8`` (which towers, which fusions); part of the cache
+key, so a changed recipe rebuilds the int8 graphs (onnxruntime's version, which ships the
+optimizer, is in the key too)."""
 OPSET = 17
 MANIFEST = "export.json"
 _EXPORT_BATCH = 2
@@ -94,7 +107,13 @@ def _versions() -> dict[str, str]:
 def export_key(fingerprint: Any) -> str:
     """The cache key of a checkpoint's export: fingerprint, format and tool versions."""
     material = json.dumps(
-        {"fingerprint": fingerprint, "format": EXPORT_FORMAT, "opset": OPSET, **_versions()},
+        {
+            "fingerprint": fingerprint,
+            "format": EXPORT_FORMAT,
+            "opset": OPSET,
+            "optimizer": GRAPH_OPTIMIZER,
+            **_versions(),
+        },
         sort_keys=True,
         default=str,
     )
@@ -176,9 +195,13 @@ class _Manifest:
             return False
         return True
 
-    def add(self, filename: str) -> None:
+    def add(self, filename: str, **details: Any) -> None:
         path = self.folder / filename
-        self.files[filename] = {"size": path.stat().st_size, "sha256": _sample_digest(path)}
+        self.files[filename] = {
+            "size": path.stat().st_size,
+            "sha256": _sample_digest(path),
+            **details,
+        }
 
     def forget(self, filename: str) -> None:
         self.files.pop(filename, None)
@@ -188,6 +211,7 @@ class _Manifest:
         data = {
             "key": self.key,
             "format": EXPORT_FORMAT,
+            "optimizer": GRAPH_OPTIMIZER,
             "versions": _versions(),
             "info": {
                 "model_type": self.info.model_type,
@@ -236,6 +260,12 @@ class OnnxTowers:
         options.inter_op_num_threads = 1
         if threads:
             options.intra_op_num_threads = threads
+        # Idle pool threads sleep instead of spinning for the next op. Spinning saves a
+        # wake-up on an idle machine but, on cores other work shares, a spinning thread
+        # takes a core from the one computing: a base int8 text pass (2 rows) took 498 ms
+        # wall and 349 ms of CPU with spinning, 274 ms and 185 ms without, on two cores
+        # at load 4 (one thread: 269 ms, 157 ms).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         self.vision_path = vision
         self.text_path = text
@@ -435,7 +465,7 @@ def _export(model: Any, name: str, folder: Path, text_length: int) -> _ModelInfo
 
 def _quantize(source: Path, target: Path) -> None:
     """Dynamic int8 quantization of a graph's MatMuls, with 7-bit weights (reduce_range)."""
-    require("onnx", extra="onnx", purpose="quantizing an ONNX model")
+    onnx = require("onnx", extra="onnx", purpose="quantizing an ONNX model")
     quantization = require(
         "onnxruntime.quantization", extra="onnx", purpose="quantizing an ONNX model"
     )
@@ -453,9 +483,69 @@ def _quantize(source: Path, target: Path) -> None:
                 op_types_to_quantize=["MatMul"],
                 weight_type=quantization.QuantType.QInt8,
                 reduce_range=True,
+                # The fused graph's contrib operators (FastGelu) have no ONNX shape
+                # inference: their outputs are float32, as every activation here.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
     finally:
         root.setLevel(level)
+
+
+def _optimize_for_int8(source: Path, target: Path, config: Any) -> dict[str, int] | None:
+    """Fuse the vision graph with ONNX Runtime's transformer optimizer, before quantizing.
+
+    ``optimize_model`` (shipped in the onnxruntime wheel) rewrites subgraphs into
+    contrib operators: the tanh GELU into ``FastGelu``, each decomposed LayerNorm into one
+    node. ONNX Runtime's own session optimizer fuses the same on a float32 graph, so
+    float32 gains nothing, but quantizing first splits those patterns around the int8
+    MatMuls and the session can no longer fuse them: the fused int8 vision tower of a base
+    SigLIP took about 12% less CPU time at the same quality (cosine 0.9999 to the unfused
+    int8). The attention of SigLIP's graphs is not fused (shape inference fails on the
+    vision graph, the text one has no mask input pattern it knows), and the fused text
+    graph quantized was no faster, so the text graph is left as exported. ``opt_level=0``
+    runs only these Python fusions, without an ONNX Runtime session.
+
+    Returns:
+        The count of each fused operator written to ``target``, or ``None`` when the
+        optimizer failed or fused nothing (the caller then quantizes ``source`` itself).
+    """
+    optimizer = require(
+        "onnxruntime.transformers.optimizer", extra="onnx", purpose="optimizing an ONNX model"
+    )
+    vision = config.vision_config
+    model_type = "clip" if getattr(config, "model_type", "") == "clip" else "vit"
+    chatter = io.StringIO()  # the optimizer prints shape-inference notes to stdout
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optimized = optimizer.optimize_model(
+                str(source),
+                model_type=model_type,
+                num_heads=int(vision.num_attention_heads),
+                hidden_size=int(vision.hidden_size),
+                opt_level=0,
+            )
+            fused = {
+                name: int(count)
+                for name, count in optimized.get_fused_operator_statistics().items()
+                if count and name != "LayerNormalization"  # exported as one op already
+            }
+            if fused:
+                optimized.save_model_to_file(str(target))
+    except Exception as exc:  # noqa: BLE001 - an optimizer bug must not cost the int8 route
+        logger.warning(
+            "ONNX Runtime's graph optimizer failed on %s (%s); quantizing the graph as exported",
+            source,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+        return None
+    finally:
+        root.setLevel(level)
+    logger.debug("graph optimizer notes for %s: %s", source, chatter.getvalue().strip())
+    return fused or None
 
 
 @contextlib.contextmanager
@@ -494,6 +584,7 @@ def _build(
     name: str,
     load_torch: Callable[[], Any],
     text_length: int,
+    config: Any,
 ) -> _Manifest:
     """Export (and quantize) what ``precision`` needs; the caller holds the folder's lock."""
     needed_fp32 = [_FILES[("vision", "float32")], _FILES[("text", "float32")]]
@@ -522,12 +613,18 @@ def _build(
                 continue
             logger.info("quantizing the %s tower of %s to int8", tower, name)
             temporary = _temporary(folder, filename)
+            fused_graph = _temporary(folder, f"{tower}-fused.onnx")
             try:
-                _quantize(folder / _FILES[(tower, "float32")], temporary)
+                source = folder / _FILES[(tower, "float32")]
+                fused = (
+                    _optimize_for_int8(source, fused_graph, config) if tower == "vision" else None
+                )
+                _quantize(fused_graph if fused else source, temporary)
                 temporary.replace(folder / filename)
             finally:
                 temporary.unlink(missing_ok=True)
-            manifest.add(filename)
+                fused_graph.unlink(missing_ok=True)
+            manifest.add(filename, fused=fused or {})
             manifest.save()
     return manifest
 
@@ -627,7 +724,7 @@ def load_onnx_model(
             manifest = _Manifest(folder, key)  # another process may have built it meanwhile
             return _build(
                 folder, manifest, precision, name=name, load_torch=load_torch,
-                text_length=text_length,
+                text_length=text_length, config=config,
             )  # fmt: skip
 
     manifest = ready()

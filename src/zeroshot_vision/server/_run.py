@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,12 +25,42 @@ from zeroshot_vision._errors import InvalidInputError
 from zeroshot_vision._optional import require
 from zeroshot_vision.server._security import ApiKey, check_exposure
 
-__all__ = ["GRACEFUL_SECONDS", "bind", "serve"]
+__all__ = ["GRACEFUL_SECONDS", "OPENMP_WAIT_POLICY", "bind", "passive_openmp_threads", "serve"]
 
 logger = logging.getLogger(__name__)
 
 GRACEFUL_SECONDS = 30
 """How long requests in flight may take to finish after SIGTERM."""
+
+
+OPENMP_WAIT_POLICY = "OMP_WAIT_POLICY"
+"""The variable OpenMP (torch's CPU thread pool) reads once, when torch is imported."""
+
+
+def passive_openmp_threads() -> bool:
+    """Make torch's idle CPU threads sleep rather than spin, unless the user chose.
+
+    With the default (active) policy each of torch's OpenMP threads spins for a while
+    after every parallel region, waiting for the next one. A server's text pass is a few
+    hundred small regions; on cores that other processes share, the spinning threads take
+    turns from the one doing the work: a lone base text query cost 1,445 ms of CPU on two
+    threads against 180 ms on one, at load 6 on this project's two-core machine
+    (docs/benchmarks.md has the server's split with and without). ``PASSIVE`` threads
+    sleep at once, so a busy machine loses little and an idle one a wake-up per region.
+
+    Sets ``OMP_WAIT_POLICY=PASSIVE`` only when the variable is unset and torch is not
+    imported yet (OpenMP reads it once, at torch's import; later it would change nothing).
+
+    Returns:
+        Whether it set the variable.
+    """
+    if OPENMP_WAIT_POLICY in os.environ:
+        return False
+    if "torch" in sys.modules:
+        logger.debug("torch is already imported: its OpenMP threads keep their wait policy")
+        return False
+    os.environ[OPENMP_WAIT_POLICY] = "PASSIVE"
+    return True
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -122,11 +154,15 @@ def serve(
         connections: :class:`~zeroshot_vision.server._connections.ConnectionLimits`
             (request-head and keep-alive timeouts, connection cap, backlog).
 
+    torch's CPU threads sleep when idle (``OMP_WAIT_POLICY=PASSIVE``, see
+    :func:`passive_openmp_threads`) unless the environment says otherwise.
+
     Raises:
         InvalidInputError: A port in use or an exposed address without a key (both before
             the model loads), or bad options.
         MissingDependencyError: The ``server`` extra is not installed.
     """
+    passive_openmp_threads()
     uvicorn = require("uvicorn", extra="server", purpose="zsv serve")
     require("fastapi", extra="server", purpose="zsv serve")
     from zeroshot_vision.server._app import ServerSettings, create_app

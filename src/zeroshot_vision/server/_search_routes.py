@@ -1,25 +1,32 @@
 """``POST /v1/search``, ``/v1/classify`` and ``/v1/tag``: what ``zsv search``,
-``zsv classify`` and ``zsv tag INDEX`` print, as JSON."""
+``zsv classify`` and ``zsv tag INDEX`` print, as JSON.
+
+``/v1/search`` and ``/v1/classify`` write their answers with orjson on the worker thread
+that computed them (:func:`search_document`, :func:`classify_document`, :func:`json_body`)
+instead of building pydantic models that FastAPI then validates and encodes again on the
+event loop; the documents are the ones :class:`SearchResponse` and
+:class:`ClassifyResponse` describe (``response_model`` keeps them in the OpenAPI schema,
+and tests/server/test_server_routes.py parses each answer back into its model).
+"""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from zeroshot_vision._checks import clean_labels, label_parts
 from zeroshot_vision._errors import ImageLoadError, InvalidInputError
+from zeroshot_vision._optional import require
 from zeroshot_vision.server._context import APIError, ServerContext, context, raised
 from zeroshot_vision.server._inputs import Limits, check_text
 from zeroshot_vision.server._schemas import (
     ClassifyRequest,
     ClassifyResponse,
-    ImageLabelsOut,
     LabelScoreOut,
-    MomentOut,
     SearchRequest,
     SearchResponse,
-    SearchResultOut,
     TaggedImage,
     TagRequest,
     TagResponse,
@@ -29,16 +36,25 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from zeroshot_vision._query import Query
+    from zeroshot_vision._results import SearchResults
 
-__all__ = ["classify", "router", "search", "tag"]
+__all__ = [
+    "classify",
+    "classify_document",
+    "json_body",
+    "router",
+    "search",
+    "search_document",
+    "tag",
+]
 
 router = APIRouter(tags=["search"])
 
 Context = Annotated[ServerContext, Depends(context)]
 
 
-@router.post("/v1/search")
-async def search(body: SearchRequest, ctx: Context) -> SearchResponse:
+@router.post("/v1/search", response_model=SearchResponse)
+async def search(body: SearchRequest, ctx: Context) -> Response:
     """The best matches for words, images, or both (``zsv search --json``'s fields)."""
     limits = ctx.limits
     index = ctx.find_index(body.index)
@@ -47,7 +63,7 @@ async def search(body: SearchRequest, ctx: Context) -> SearchResponse:
     if len(body.images) > limits.max_inputs:
         raise APIError(400, "too many images", code="too_many_inputs", param="images")
 
-    def work() -> SearchResponse:
+    def work() -> bytes:
         items = [(f"images[{i}]", item) for i, item in enumerate(body.images)]
         with ctx.images_of(index.model, items) as pictures, index.reading() as engine:
             query = _search_query(body, [raised(im) for im in pictures], limits)
@@ -60,41 +76,14 @@ async def search(body: SearchRequest, ctx: Context) -> SearchResponse:
                 text_weight=body.text_weight,
                 group_by=body.group_by,
             )
-        return SearchResponse(
-            index=index.name,
-            query=str(query),
-            results=[
-                SearchResultOut(
-                    rank=rank,
-                    id=r.id,
-                    score=r.score,
-                    probability=r.probability,
-                    metadata=dict(r.metadata),
-                    found_by=list(r.found_by),
-                    snippet=r.snippet,
-                    fused_score=r.fused_score,
-                    timestamp=r.timestamp,
-                    moments=[
-                        MomentOut(
-                            id=m.id,
-                            score=m.score,
-                            probability=m.probability,
-                            timestamp=m.timestamp,
-                        )
-                        for m in r.moments
-                    ],
-                )
-                for rank, r in enumerate(results, start=1)
-            ],
-            warnings=list(results.warnings),
-        )
+        return json_body(search_document(index.name, str(query), results))
 
-    response: SearchResponse = await ctx.on_model(index.model, work)
-    return response
+    data: bytes = await ctx.on_model(index.model, work)
+    return Response(data, media_type="application/json")
 
 
-@router.post("/v1/classify")
-async def classify(body: ClassifyRequest, ctx: Context) -> ClassifyResponse:
+@router.post("/v1/classify", response_model=ClassifyResponse)
+async def classify(body: ClassifyRequest, ctx: Context) -> Response:
     """Each label's independent probability for each image (``zsv classify``).
 
     An image that cannot be read gets an ``error`` instead of labels; the others are
@@ -107,15 +96,15 @@ async def classify(body: ClassifyRequest, ctx: Context) -> ClassifyResponse:
     if len(body.images) > limits.max_inputs:
         raise APIError(400, "too many images", code="too_many_inputs", param="images")
 
-    def work() -> ClassifyResponse:
+    def work() -> bytes:
         labels = _checked_labels(body.labels, limits)
         decoded: list[tuple[int, Image.Image]] = []
-        results: list[ImageLabelsOut] = []
+        unread: dict[int, str] = {}
         items = [(f"images[{i}]", item) for i, item in enumerate(body.images)]
         with ctx.images_of(model, items) as pictures:
             for i, picture in enumerate(pictures):
                 if isinstance(picture, ImageLoadError):
-                    results.append(ImageLabelsOut(index=i, error=picture.reason))
+                    unread[i] = picture.reason
                 else:
                     decoded.append((i, picture))
             text_vectors = model.batcher.encode_texts(labels)
@@ -123,13 +112,98 @@ async def classify(body: ClassifyRequest, ctx: Context) -> ClassifyResponse:
         scored = model.encoder.score_labels(
             labels, text_vectors, image_vectors, softmax=body.softmax
         )
-        for (i, _), scores in zip(decoded, scored):
-            results.append(ImageLabelsOut(index=i, labels=[_label(s) for s in scores]))
-        results.sort(key=lambda r: r.index)
-        return ClassifyResponse(model=model.name, results=results)
+        labelled = {i: scores for (i, _), scores in zip(decoded, scored)}
+        return json_body(classify_document(model.name, len(body.images), labelled, unread))
 
-    response: ClassifyResponse = await ctx.on_model(model, work)
-    return response
+    data: bytes = await ctx.on_model(model, work)
+    return Response(data, media_type="application/json")
+
+
+def _number(value: Any) -> float | None:
+    """A score as JSON has it: a float, ``None`` for none (and for NaN or infinity,
+    which JSON cannot write; pydantic writes those as ``null`` too)."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def search_document(index: str, query: str, results: SearchResults) -> dict[str, Any]:
+    """The :class:`SearchResponse` document of ``results``, as plain data.
+
+    As ``zsv search --json`` (and :class:`SearchResultOut`'s serializer): a photo's row has
+    no ``timestamp``, an ungrouped one no ``moments``.
+    """
+    rows = []
+    for rank, r in enumerate(results, start=1):
+        row: dict[str, Any] = {
+            "rank": rank,
+            "id": str(r.id),
+            "score": _number(r.score),
+            "probability": _number(r.probability),
+            "metadata": dict(r.metadata),
+            "found_by": [str(side) for side in r.found_by],
+            "snippet": r.snippet,
+            "fused_score": _number(r.fused_score),
+        }
+        if r.timestamp is not None:
+            row["timestamp"] = _number(r.timestamp)
+        if r.moments:
+            row["moments"] = [
+                {
+                    "id": str(m.id),
+                    "score": _number(m.score),
+                    "probability": _number(m.probability),
+                    "timestamp": _number(m.timestamp),
+                }
+                for m in r.moments
+            ]
+        rows.append(row)
+    return {
+        "index": index,
+        "query": query,
+        "results": rows,
+        "warnings": [str(w) for w in results.warnings],
+    }
+
+
+def classify_document(
+    model: str, count: int, labelled: dict[int, list[Any]], unread: dict[int, str]
+) -> dict[str, Any]:
+    """The :class:`ClassifyResponse` document: for each of ``count`` images in input order,
+    its label scores (``labelled``) or why it could not be read (``unread``)."""
+    results: list[dict[str, Any]] = []
+    for i in range(count):
+        if i in unread:
+            results.append({"index": i, "labels": None, "error": unread[i]})
+        else:
+            results.append(
+                {"index": i, "labels": [_label_entry(s) for s in labelled[i]], "error": None}
+            )
+    return {"model": model, "results": results}
+
+
+def _label_entry(score: Any) -> dict[str, Any]:
+    return {
+        "label": str(score.label),
+        "probability": _number(score.probability),
+        "score": _number(score.score),
+    }
+
+
+def json_body(document: dict[str, Any]) -> bytes:
+    """``document`` as JSON bytes, as pydantic would write it, through orjson.
+
+    Metadata may hold what orjson does not write itself (bytes, a set, a decimal):
+    pydantic's own conversion (``to_jsonable_python``) writes those. Datetimes in UTC end
+    in ``Z``, as pydantic writes them.
+    """
+    orjson = require("orjson", extra="server", purpose="zsv serve")
+    from pydantic_core import to_jsonable_python
+
+    options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+    data: bytes = orjson.dumps(document, default=to_jsonable_python, option=options)
+    return data
 
 
 @router.post("/v1/tag")
