@@ -192,19 +192,20 @@ def normalize_rows(array: npt.ArrayLike, *, what: str = "vectors") -> npt.NDArra
     if source.dtype not in (np.float32, np.float64):
         source = np.asarray(source, dtype=np.float64)
     matrix = np.array(source, dtype=np.float32, order="C")  # the copy returned
-    # Norms in float64, a block of rows at a time: widening the whole matrix (as
-    # np.linalg.norm on a float64 copy did) cost 8x its float32 size in temporaries and
-    # most of a large upsert's time. Same pairwise sums, so the same norms to the bit.
-    norms = np.empty(len(matrix), dtype=np.float64)
+    # In float64 a block of rows at a time: widening the whole matrix (as np.linalg.norm
+    # on a float64 copy did) cost 8x its float32 size in temporaries and most of a large
+    # upsert's time. Same pairwise sums and divisions, so the same rows to the bit.
     for start in range(0, len(matrix), _NORM_BLOCK):
         part = np.asarray(source[start : start + _NORM_BLOCK], dtype=np.float64)
-        norms[start : start + _NORM_BLOCK] = np.sqrt((part * part).sum(axis=1))
-    if (norms == 0).any():
-        bad = int(np.flatnonzero(norms == 0)[0])
-        raise InvalidVectorError(f"{what} row {bad} is all zeros and has no direction")
-    off = np.flatnonzero(np.abs(norms - 1.0) > UNIT_TOLERANCE)
-    if len(off):
-        matrix[off] = np.asarray(source[off], dtype=np.float64) / norms[off, None]
+        norms = np.sqrt((part * part).sum(axis=1))
+        if (norms == 0).any():
+            bad = start + int(np.flatnonzero(norms == 0)[0])
+            raise InvalidVectorError(f"{what} row {bad} is all zeros and has no direction")
+        off = np.abs(norms - 1.0) > UNIT_TOLERANCE
+        if off.all():  # rows from float16 or another model: all of them, one division
+            matrix[start : start + len(part)] = part / norms[:, None]
+        elif off.any():
+            matrix[start + np.flatnonzero(off)] = part[off] / norms[off, None]
     return matrix
 
 
