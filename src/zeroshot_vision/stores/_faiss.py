@@ -626,7 +626,7 @@ class FaissStore:
         dim: int,
         index: str | None = None,
         ef_search: int | None = None,
-        ivfpq: IvfPqSettings | Mapping[str, int] | None = None,
+        ivfpq: IvfPqSettings | Mapping[str, Any] | None = None,
         memory_budget: str | int | None = None,
         capacity: int | None = None,
     ) -> FaissStore:
@@ -806,7 +806,10 @@ class FaissStore:
                 vectors.copy_to(folder / f"vectors-{number}.f16")
             index = self._index.write_codes
             next_key = self._next_key
-            records = lambda path: self._records.write_sqlite(path, next_key)  # noqa: E731
+            indexed = self._index.settings.indexed_fields
+            records = lambda path: self._records.write_sqlite(  # noqa: E731
+                path, next_key, indexed
+            )
         else:
             index = _faiss().serialize_index(self._index).tobytes()
             records = [[item, key, meta] for item, key, meta in self._records.rows()]
@@ -927,7 +930,8 @@ class FaissStore:
         store without them to do it).
         """
         try:
-            settings = IvfPqSettings(**(manifest.ivfpq or {}))
+            recorded: dict[str, Any] = dict(manifest.ivfpq or {})
+            settings = IvfPqSettings(**recorded)
         except (TypeError, InvalidInputError) as exc:
             raise IndexDamagedError(
                 f"field 'ivfpq' of {folder / files.MANIFEST} is damaged: {exc}",

@@ -92,6 +92,10 @@ class IvfPqSettings:
             least 64).
         expected_count: Vectors the store is planned for (sizes ``lists``); 0: ten
             times the training vectors.
+        indexed_fields: The metadata fields a saved store indexes for filters (equality,
+            ``$in`` and ranges on them are index look-ups in its records file instead of
+            a scan of every record): None, the default, indexes every field; a list only
+            those named; ``()`` none. Filters on other fields stay exact, only slower.
     """
 
     train_size: int = 50_000
@@ -100,16 +104,33 @@ class IvfPqSettings:
     nprobe: int = 32
     rerank: int = 20
     expected_count: int = 0
+    indexed_fields: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        fields = self.indexed_fields
+        if fields is not None:
+            if isinstance(fields, str) or not all(
+                isinstance(name, str) and name for name in fields
+            ):
+                raise InvalidInputError(
+                    "ivfpq setting indexed_fields must be a list of field names or None"
+                )
+            object.__setattr__(self, "indexed_fields", tuple(sorted(set(fields))))
         for name, value in asdict(self).items():
+            if name == "indexed_fields":
+                continue
             low = 0 if name in ("lists", "expected_count") else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise InvalidInputError(f"ivfpq setting {name} must be an integer >= {low}")
 
-    def as_json(self) -> dict[str, int]:
+    def as_json(self) -> dict[str, Any]:
         """The settings as the store's manifest records them."""
-        return asdict(self)
+        found = asdict(self)
+        if self.indexed_fields is None:
+            del found["indexed_fields"]  # the default, as manifests before it say
+        else:
+            found["indexed_fields"] = list(self.indexed_fields)
+        return found
 
     def lists_for(self, trained_on: int) -> int:
         """The number of lists to train on ``trained_on`` vectors."""
