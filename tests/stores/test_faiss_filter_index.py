@@ -331,3 +331,17 @@ def test_the_probe_picks_the_selective_term_to_drive(tmp_path: Path, monkeypatch
     where = {"camera": "X-T4", "n": {"$lt": 10}}
     assert store._records.matching_keys(RecordFilter.of(where)).tolist() == [0, 3, 6, 9]
     assert "INTERSECT" not in seen[-1] and "FROM records WHERE key IN" in seen[-1]
+
+
+def test_the_key_selector_holds_exactly_the_allowed_keys() -> None:
+    """The bitmap a filtered search hands FAISS (not a hash of every key): each key in,
+    its neighbours out, across byte boundaries and at the ends."""
+    from zeroshot_vision.stores._faiss_disk import key_selector
+
+    allowed = np.array([0, 7, 8, 9, 15, 16, 1000, 123_457], dtype=np.int64)
+    selector, bitmap = key_selector(allowed)
+    assert len(bitmap) == 123_457 // 8 + 1
+    members = {key for key in range(123_460) if selector.is_member(key)}
+    assert members == set(allowed.tolist())
+    empty, _ = key_selector(np.zeros(0, dtype=np.int64))
+    assert not empty.is_member(0)

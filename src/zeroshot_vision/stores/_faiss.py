@@ -489,10 +489,10 @@ class FaissStore:
                 if not len(allowed):
                     return [[] for _ in queries]
             faiss = _faiss()
-            params = None
+            params = selector = None
             if allowed is not None:
-                selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-                params = faiss.SearchParameters(sel=selector)
+                selector = disk.key_selector(allowed)  # (selector, bitmap): alive to the end
+                params = faiss.SearchParameters(sel=selector[0])
             top = min(k, len(allowed) if allowed is not None else len(self._records))
             scores, keys = self._index.search(np.vstack(queries), top, params=params)
             return [self._hits(*_found(s, key)) for s, key in zip(scores, keys)]
@@ -542,10 +542,10 @@ class FaissStore:
         self, query: npt.NDArray[np.float32], k: int, allowed: npt.NDArray[np.int64] | None
     ) -> tuple[list[float], list[int]]:
         faiss = _faiss()
-        params = None
+        params = selector = None
         if allowed is not None:
-            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            params = faiss.SearchParameters(sel=selector)
+            selector = disk.key_selector(allowed)  # (selector, bitmap): alive to the end
+            params = faiss.SearchParameters(sel=selector[0])
         scores, keys = self._index.search(query, k, params=params)
         return _found(scores[0], keys[0])
 
@@ -558,8 +558,10 @@ class FaissStore:
     ) -> tuple[list[float], list[int]]:
         faiss = _faiss()
         params = faiss.SearchParametersHNSW()
+        selector: Any
         if allowed is not None:
-            selector: Any = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            # The bitmap the selector reads must live to the end of the search.
+            selector, _bitmap = disk.key_selector(allowed)
             passing = len(allowed)
         else:
             selector = self._dead_selector[0] if self._dead_selector else None

@@ -68,6 +68,21 @@ def _faiss() -> ModuleType:
     return require("faiss", purpose="FaissStore")
 
 
+def key_selector(keys: npt.NDArray[np.int64]) -> tuple[Any, npt.NDArray[np.uint8]]:
+    """A FAISS selector of the (non-negative) ``keys``, and the bitmap it reads: keep both
+    alive while searching with it.
+
+    One bit per key up to the largest: ten million keys take 1.25 MB and a few
+    milliseconds, where FAISS's ``IDSelectorBatch`` hashes every key (about 4 s for the
+    three million records a broad filter passes at 10M, before the search starts).
+    """
+    faiss = _faiss()
+    bits = np.zeros(int(keys.max()) + 1 if len(keys) else 1, dtype=bool)
+    bits[keys] = True
+    bitmap = np.packbits(bits, bitorder="little")  # FAISS reads bit (key & 7) of byte key >> 3
+    return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap
+
+
 def repair_hint(folder: Path) -> str:
     """The command that rebuilds a store's codes from its vectors."""
     return (
@@ -519,8 +534,8 @@ class IvfPqIndex:
         params = faiss.SearchParametersIVF(nprobe=probe)
         selector = None
         if allowed is not None:
-            selector = faiss.IDSelectorBatch(allowed)
-            params.sel = selector
+            selector = key_selector(allowed)  # the bitmap, too, lives until the search ends
+            params.sel = selector[0]
         if self._ivf.nlist >= HNSW_QUANTIZER_LISTS:
             quantizer_params = faiss.SearchParametersHNSW(efSearch=max(64, 2 * probe))
             params.quantizer_params = quantizer_params
