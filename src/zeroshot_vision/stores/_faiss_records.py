@@ -588,6 +588,8 @@ class RecordTable:
         db.execute("CREATE TABLE filter_index (every_field INTEGER NOT NULL, declared TEXT)")
         db.execute("INSERT INTO filter_index VALUES (?, ?)", (declared is None, declared))
         wanted = None if indexed_fields is None else set(indexed_fields)
+        if wanted is not None and not wanted:
+            return  # no field indexed: empty tables, and no pass over the records
         base = state.base
         if attached and base is not None and base.fields is not None and base.declared == declared:
             db.execute("INSERT INTO fields SELECT id, name, lists FROM base.fields")
