@@ -345,3 +345,27 @@ def test_the_key_selector_holds_exactly_the_allowed_keys() -> None:
     assert members == set(allowed.tolist())
     empty, _ = key_selector(np.zeros(0, dtype=np.int64))
     assert not empty.is_member(0)
+
+
+def test_ids_of_a_saved_store_stream_from_the_records_file(tmp_path: Path, monkeypatch) -> None:
+    """``ids()`` of an ``"ivfpq"`` store reads the records file as it is iterated (ten
+    million ids are not one list) and is still a snapshot: writes after it do not show."""
+    monkeypatch.setattr(records_module, "_SCAN_ROWS", 64)  # many pages of the file
+    store = _photo_store(tmp_path)
+    store.upsert(["late"], _vectors(1), [{}])
+    store.delete(["p0"])
+    base = _base(store)
+    pages: list[bool] = []  # the pages of rows read from the file so far
+    read = base._all
+    monkeypatch.setattr(
+        base, "_all", lambda sql, *a: (pages.append("LIMIT" in sql), read(sql, *a))[1]
+    )
+    ids = store.ids()
+    assert len(ids) == 300 and repr(ids).startswith("IdSnapshot(300 ids: 'p1', 'p2',")
+    store.delete(["p1", "late"])  # after the snapshot: not seen
+    store.upsert(["later"], _vectors(1), [{}])
+    first = [next(ids) for _ in range(10)]
+    assert first == [f"p{i}" for i in range(1, 11)] and len(ids) == 290
+    assert sum(pages) == 1  # one page of 64 read so far, not a list of all 300 built up front
+    rest = list(ids)
+    assert first + rest == [f"p{i}" for i in range(1, 300)] + ["late"] and len(ids) == 0

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -616,7 +616,7 @@ class FaissStore:
         The iterator shows what it holds in a notebook (``IdSnapshot(3 ids: 'a', ...)``).
         """
         with self._lock.reading():
-            return IdSnapshot(self._records.ids())
+            return IdSnapshot(*self._records.ids())
 
     # -- persistence -------------------------------------------------------------------
 
@@ -1032,26 +1032,34 @@ def _found(
 
 
 class IdSnapshot(Iterator[str]):
-    """An iterator over a fixed list of ids, with a readable ``repr`` and a length."""
+    """An iterator over a fixed set of ids, with a readable ``repr`` and a length.
 
-    def __init__(self, ids: list[str]) -> None:
-        self._ids = ids
-        self._next = 0
+    The ids may be streamed (an ``"ivfpq"`` store reads them from its records file as
+    they are iterated); the few ``repr`` shows are read ahead.
+    """
+
+    def __init__(self, ids: Iterable[str], count: int | None = None) -> None:
+        if count is None:
+            ids = list(ids)
+            count = len(ids)
+        self._ids = iter(ids)
+        self._ahead: list[str] = []
+        self._left = count
 
     def __next__(self) -> str:
-        if self._next >= len(self._ids):
-            raise StopIteration
-        self._next += 1
-        return self._ids[self._next - 1]
+        item = self._ahead.pop(0) if self._ahead else next(self._ids)
+        self._left -= 1
+        return item
 
     def __len__(self) -> int:
         """How many ids are left to iterate."""
-        return len(self._ids) - self._next
+        return self._left
 
     def __repr__(self) -> str:
-        left = self._ids[self._next :]
-        if not left:
+        while len(self._ahead) < 6 and len(self._ahead) < self._left:
+            self._ahead.append(next(self._ids))
+        if not self._left:
             return "IdSnapshot(0 ids)"
-        shown = ", ".join(repr(item) for item in left[:5])
-        more = ", ..." if len(left) > 5 else ""
-        return f"IdSnapshot({len(left)} ids: {shown}{more})"
+        shown = ", ".join(repr(item) for item in self._ahead[:5])
+        more = ", ..." if self._left > 5 else ""
+        return f"IdSnapshot({self._left} ids: {shown}{more})"

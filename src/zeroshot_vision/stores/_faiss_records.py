@@ -453,16 +453,27 @@ class RecordTable:
         for item, key in list(state.key_of.items()):
             yield item, key, state.meta[item]
 
-    def ids(self) -> list[str]:
-        """Every id."""
+    def ids(self) -> tuple[Iterator[str], int]:
+        """Every id, and how many: a snapshot, streamed from the base.
+
+        The base file never changes and this keeps its connection; only the overlay's ids
+        and the base keys it hides are copied (at most :data:`OVERLAY_LIMIT`), so later
+        writes do not show, and ten million ids are not one list.
+        """
         state = self._state
-        out: list[str] = []
-        if state.base is not None:
-            out.extend(
-                item for key, item in state.base.scan("id") if int(key) not in state.shadowed
-            )
-        out.extend(state.key_of)
-        return out
+        count = len(self)
+        overlay = list(state.key_of)
+        if state.base is None:
+            return iter(overlay), count
+        base, hidden = state.base, set(state.shadowed)
+
+        def stream() -> Iterator[str]:
+            for key, item in base.scan("id"):
+                if key not in hidden:
+                    yield item
+            yield from overlay
+
+        return stream(), count
 
     def keys(self) -> npt.NDArray[np.int64]:
         """Every key."""
