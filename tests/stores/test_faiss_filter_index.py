@@ -369,3 +369,14 @@ def test_ids_of_a_saved_store_stream_from_the_records_file(tmp_path: Path, monke
     assert sum(pages) == 1  # one page of 64 read so far, not a list of all 300 built up front
     rest = list(ids)
     assert first + rest == [f"p{i}" for i in range(1, 300)] + ["late"] and len(ids) == 0
+
+
+def test_rebuilding_an_ivfpq_store_keeps_the_fields_it_indexes(tmp_path: Path) -> None:
+    from zeroshot_vision.stores._faiss_rebuild import rebuild_store
+
+    _photo_store(tmp_path, indexed_fields=["camera"])
+    rebuild_store(tmp_path, "ivfpq")
+    rebuilt = FaissStore.load(tmp_path)
+    assert rebuilt._index.settings.indexed_fields == ("camera",)
+    assert set(_base(rebuilt).fields) == {"camera"}
+    assert len(rebuilt.query(_vectors(1)[0], k=500, filter={"camera": "X-T4"})) == 100
