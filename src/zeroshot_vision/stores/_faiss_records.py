@@ -22,7 +22,12 @@ The file is plain SQLite (stdlib ``sqlite3``)::
     CREATE UNIQUE INDEX records_id ON records (id);
     CREATE TABLE store (next_key INTEGER NOT NULL, count INTEGER NOT NULL);
 
-``meta`` is the metadata as JSON (NULL for none).
+``meta`` is the metadata as JSON (NULL for none). Files written since the filter index
+also hold the tables ``fields``, ``terms`` and ``filter_index`` (which fields, declared
+or all, the index covers): see :mod:`~zeroshot_vision.stores._faiss_sql`. A file
+without them is read as before (filters scan it) and the next generation adds them.
+A saved generation copies its base's terms (minus the keys the overlay hides) in the
+index's order, so SQLite appends them, then adds the overlay's records' terms.
 """
 
 from __future__ import annotations
