@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py [--sizes 100k,1M,3M,10M] [--tiers flat,hnsw,hnsw-sq8,ivfpq]
         [--dim 1152] [--queries 1000] [--work DIR] [--out PATH] [--records 1M]
+        [--index-build 600k]
         [--dtype auto|float32|float16] [--commit-every 500000] [--ivfpq-sweep 32x20,64x20]
         [--drop-vectors] [--keep-stores]
 
@@ -443,14 +444,39 @@ def child_save(folder: Path) -> dict[str, Any]:
     return out
 
 
-def build_records_store(n: int, folder: Path) -> None:
+def index_build_table(n: int, work: Path) -> list[dict[str, Any]]:
+    """Build time and records-file size of the records store with the filter index on
+    every field, on four declared fields and on none: one after the other, this process."""
+    rows = []
+    print(f"\nBuilding the {_label(n)} records store (commit every 50,000, then one generation)")
+    print("| fields indexed | build s | records files MB |")
+    print("| --- | ---: | ---: |")
+    choices: tuple[tuple[str, list[str] | None], ...] = (
+        ("every field (the default)", None),
+        ("album, camera, taken, tags", ["album", "camera", "taken", "tags"]),
+        ("none (indexed_fields=[])", []),
+    )
+    for name, fields in choices:
+        folder = work / f"index-build-{_label(n)}"
+        shutil.rmtree(folder, ignore_errors=True)
+        started = time.perf_counter()
+        build_records_store(n, folder, fields)
+        compact_records_store(folder)
+        build_s = time.perf_counter() - started
+        size = sum(p.stat().st_size for p in folder.glob("records-*.sqlite"))
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"| {name} | {build_s:.1f} | {size / 1e6:.0f} |", flush=True)
+        rows.append({"index_build": name, "records": n, "build_s": build_s, "bytes": size})
+    return rows
+
+
+def build_records_store(n: int, folder: Path, indexed_fields: list[str] | None = None) -> None:
     """An ``"ivfpq"`` store of ``n`` dimension-8 vectors with photo-like metadata."""
     from zeroshot_vision.stores import FaissStore, IvfPqSettings
 
     rng = np.random.default_rng(4)
-    store = FaissStore.open(
-        folder, dim=8, index="ivfpq", ivfpq=IvfPqSettings(train_size=20_000, expected_count=n)
-    )
+    settings = IvfPqSettings(train_size=20_000, expected_count=n, indexed_fields=indexed_fields)
+    store = FaissStore.open(folder, dim=8, index="ivfpq", ivfpq=settings)
     for start in range(0, n, 50_000):
         rows = min(50_000, n - start)
         vectors = rng.standard_normal((rows, 8)).astype(np.float32)
@@ -626,6 +652,12 @@ def main() -> None:
         "records, e.g. 1M; '--sizes none' skips the vector tiers",
     )
     parser.add_argument(
+        "--index-build",
+        metavar="N",
+        help="also time building N records with the filter index on every field, on four "
+        "and on none, e.g. 600k",
+    )
+    parser.add_argument(
         "--ivfpq-sweep",
         metavar="NPROBExRERANK,...",
         help="after building the ivfpq tier, also measure it at these settings "
@@ -749,6 +781,10 @@ def main() -> None:
             args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     if args.records:
         rows.extend(records_table(_size(args.records), work, keep=args.work is not None))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    if args.index_build:
+        rows.extend(index_build_table(_size(args.index_build), work))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"\nPinecone serverless, {PINECONE_PRICES['source']}:")
