@@ -242,35 +242,3 @@ def test_fuzzed_metadata_and_filters_round_trip_or_are_refused(
         except ZeroshotVisionError as exc:
             assert isinstance(exc, InvalidFilterError)
             assert_one_line(exc)
-
-
-def test_vectors_are_normalized_a_block_at_a_time_as_the_whole_batch_was(monkeypatch) -> None:
-    """Upsert normalizes a few rows at a time (its float64 work no longer copies the
-    whole batch four times): the rows it gives are bit for bit what normalizing the
-    batch at once gives, unit rows kept as they were, and a bad row is named by its
-    place in the batch, not in its block."""
-    import zeroshot_vision.stores._base as base_module
-    from zeroshot_vision._errors import InvalidVectorError
-
-    monkeypatch.setattr(base_module, "_UNIT_ROWS", 7)
-    rng = np.random.default_rng(3)
-    rows = rng.standard_normal((50, 16)) * rng.uniform(0.1, 10, (50, 1))
-    rows[::3] /= np.linalg.norm(rows[::3], axis=1, keepdims=True)  # already unit rows
-    for given_rows in (rows, rows.astype(np.float32), rows.astype(np.float16), rows.tolist()):
-        whole = np.asarray(given_rows, dtype=np.float64)
-        norms = np.linalg.norm(whole, axis=1, keepdims=True)
-        unit = np.abs(norms - 1.0) <= base_module.UNIT_TOLERANCE
-        expected = np.where(unit, whole, whole / norms).astype(np.float32)
-        got = base_module.normalize_rows(given_rows)
-        assert got.dtype == np.float32 and got.flags.c_contiguous
-        assert np.array_equal(got, expected)
-    store = FaissStore(16)
-    bad = rows.copy()
-    bad[23, 4] = np.nan
-    with pytest.raises(InvalidVectorError, match="vectors row 23 holds NaN"):
-        store.upsert([f"p{i}" for i in range(50)], bad)
-    bad[23] = rows[23]
-    bad[41] = 0
-    with pytest.raises(InvalidVectorError, match="vectors row 41 is all zeros"):
-        store.upsert([f"p{i}" for i in range(50)], bad)
-    assert len(store) == 0  # nothing half written

@@ -156,9 +156,7 @@ def check_k(k: object) -> int:
 
 def _as_matrix(vectors: npt.ArrayLike, dim: int, *, what: str) -> npt.NDArray[np.float32]:
     try:
-        array = np.asarray(vectors)
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-            array = np.asarray(vectors, dtype=np.float64)  # lists, bools, numeric text, ...
+        array = np.asarray(vectors, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidVectorError(f"{what} must be numeric arrays: {exc}") from exc
     if array.ndim == 1:
@@ -171,7 +169,10 @@ def _as_matrix(vectors: npt.ArrayLike, dim: int, *, what: str) -> npt.NDArray[np
             expected=dim,
             actual=int(array.shape[1]),
         )
-    return _unit_rows(array, what=what, finite=True)
+    if not np.isfinite(array).all():
+        bad = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
+        raise InvalidVectorError(f"{what} row {bad} holds NaN or infinity")
+    return normalize_rows(array, what=what)
 
 
 def normalize_rows(array: npt.ArrayLike, *, what: str = "vectors") -> npt.NDArray[np.float32]:
@@ -185,38 +186,13 @@ def normalize_rows(array: npt.ArrayLike, *, what: str = "vectors") -> npt.NDArra
     Raises:
         InvalidVectorError: If a row is all zeros (it has no direction).
     """
-    matrix = np.asarray(array)
-    if matrix.ndim != 2 or not (
-        np.issubdtype(matrix.dtype, np.floating) or np.issubdtype(matrix.dtype, np.integer)
-    ):
-        matrix = np.asarray(array, dtype=np.float64)
-    return _unit_rows(matrix, what=what, finite=False)
-
-
-_UNIT_ROWS = 8192  # rows normalized at a time: float64 temporaries of a block, not the batch
-
-
-def _unit_rows(array: npt.NDArray[Any], *, what: str, finite: bool) -> npt.NDArray[np.float32]:
-    """:func:`normalize_rows` of a 2-D numeric array, a block of rows at a time, into one
-    new float32 array: the float64 work (norms, division) never holds more than a block,
-    where a whole batch took four float64 copies of itself (2.5 GB for 200k x 512).
-
-    With ``finite``, a row holding NaN or infinity is refused first.
-    """
-    out = np.empty(array.shape, dtype=np.float32)
-    for start in range(0, len(array), _UNIT_ROWS):
-        block = np.array(array[start : start + _UNIT_ROWS], dtype=np.float64)
-        if finite and not np.isfinite(block).all():
-            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
-            raise InvalidVectorError(f"{what} row {bad} holds NaN or infinity")
-        norms = np.linalg.norm(block, axis=1, keepdims=True)
-        if (norms == 0).any():
-            bad = start + int(np.flatnonzero(norms[:, 0] == 0)[0])
-            raise InvalidVectorError(f"{what} row {bad} is all zeros and has no direction")
-        unit = np.abs(norms - 1.0) <= UNIT_TOLERANCE
-        np.divide(block, norms, out=block, where=~unit)
-        out[start : start + _UNIT_ROWS] = block
-    return out
+    matrix = np.asarray(array, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    if (norms == 0).any():
+        bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
+        raise InvalidVectorError(f"{what} row {bad} is all zeros and has no direction")
+    unit = np.abs(norms - 1.0) <= UNIT_TOLERANCE
+    return np.ascontiguousarray(np.where(unit, matrix, matrix / norms), dtype=np.float32)
 
 
 UNIT_TOLERANCE = 1e-6
