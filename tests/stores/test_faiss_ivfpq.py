@@ -167,20 +167,34 @@ def _saved(tmp_path: Path, data: np.ndarray) -> Path:
     return tmp_path
 
 
-def test_a_few_rows_are_read_by_several_threads_and_equal_the_mapped_ones(
-    tmp_path, monkeypatch, data
+@pytest.mark.parametrize("announce", [True, False], ids=["announced", "not-announced"])
+def test_a_few_rows_are_read_one_by_one_and_equal_the_mapped_ones(
+    tmp_path, monkeypatch, data, announce
 ) -> None:
-    """Re-ranking reads a few hundred rows scattered over the vectors file: they are read
-    by READ_THREADS threads in parallel (disk reads in flight at once), in any key order,
-    and are the rows the memory map gives; a file cut short under a reader is an error
-    naming it, not rows of garbage."""
+    """Re-ranking reads a few hundred rows scattered over the vectors file: they are
+    announced to the kernel (where it takes announcements) and read one by one, in any
+    key order, and are the rows the memory map gives; a file cut short under a reader is
+    an error naming it, not rows of garbage."""
+    if not announce:  # as on macOS, which has no posix_fadvise
+        monkeypatch.setattr(disk_module, "_ANNOUNCE", None)
+    announced: list[int] = []
+    if announce and disk_module._ANNOUNCE is not None:
+        real = disk_module._ANNOUNCE
+
+        def spy(fd: int, offset: int, length: int, advice: int) -> None:
+            announced.append(offset)
+            real(fd, offset, length, advice)
+
+        monkeypatch.setattr(disk_module, "_ANNOUNCE", spy)
     folder = _saved(tmp_path, data)
     vectors = FaissStore.load(folder)._index.vectors
     keys = np.random.default_rng(5).permutation(800)[:300].astype(np.int64)
-    threaded = vectors.rows(keys)
+    read = vectors.rows(keys)
+    if announce and hasattr(os, "posix_fadvise"):
+        assert sorted(announced) == sorted((keys * 64 * 2).tolist())
     monkeypatch.setattr(disk_module, "PARALLEL_READ_ROWS", 0)  # through the map instead
-    np.testing.assert_array_equal(threaded, vectors.rows(keys))
-    np.testing.assert_allclose(threaded, data[keys], atol=F16_VECTOR)
+    np.testing.assert_array_equal(read, vectors.rows(keys))
+    np.testing.assert_allclose(read, data[keys], atol=F16_VECTOR)
     monkeypatch.setattr(disk_module, "PARALLEL_READ_ROWS", 1024)
     os.truncate(folder / "vectors-1.f16", 100 * 64 * 2)
     with pytest.raises(IndexDamagedError, match=r"vectors-1\.f16 is truncated"):

@@ -156,7 +156,9 @@ def check_k(k: object) -> int:
 
 def _as_matrix(vectors: npt.ArrayLike, dim: int, *, what: str) -> npt.NDArray[np.float32]:
     try:
-        array = np.asarray(vectors, dtype=np.float64)
+        array = np.asarray(vectors)
+        if array.dtype not in (np.float32, np.float64):  # float32 is not widened: no copy
+            array = np.asarray(array, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidVectorError(f"{what} must be numeric arrays: {exc}") from exc
     if array.ndim == 1:
@@ -186,15 +188,27 @@ def normalize_rows(array: npt.ArrayLike, *, what: str = "vectors") -> npt.NDArra
     Raises:
         InvalidVectorError: If a row is all zeros (it has no direction).
     """
-    matrix = np.asarray(array, dtype=np.float64)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    source = np.asarray(array)
+    if source.dtype not in (np.float32, np.float64):
+        source = np.asarray(source, dtype=np.float64)
+    matrix = np.array(source, dtype=np.float32, order="C")  # the copy returned
+    # Norms in float64, a block of rows at a time: widening the whole matrix (as
+    # np.linalg.norm on a float64 copy did) cost 8x its float32 size in temporaries and
+    # most of a large upsert's time. Same pairwise sums, so the same norms to the bit.
+    norms = np.empty(len(matrix), dtype=np.float64)
+    for start in range(0, len(matrix), _NORM_BLOCK):
+        part = np.asarray(source[start : start + _NORM_BLOCK], dtype=np.float64)
+        norms[start : start + _NORM_BLOCK] = np.sqrt((part * part).sum(axis=1))
     if (norms == 0).any():
-        bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
+        bad = int(np.flatnonzero(norms == 0)[0])
         raise InvalidVectorError(f"{what} row {bad} is all zeros and has no direction")
-    unit = np.abs(norms - 1.0) <= UNIT_TOLERANCE
-    return np.ascontiguousarray(np.where(unit, matrix, matrix / norms), dtype=np.float32)
+    off = np.flatnonzero(np.abs(norms - 1.0) > UNIT_TOLERANCE)
+    if len(off):
+        matrix[off] = np.asarray(source[off], dtype=np.float64) / norms[off, None]
+    return matrix
 
 
+_NORM_BLOCK = 2048
 UNIT_TOLERANCE = 1e-6
 """A row whose norm is this close to 1 counts as unit length and is stored unchanged."""
 
