@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py [--sizes 100k,1M,3M,10M] [--tiers flat,hnsw,hnsw-sq8,ivfpq]
         [--dim 1152] [--queries 1000] [--work DIR] [--out PATH] [--records 1M]
+        [--index-build 600k]
         [--dtype auto|float32|float16] [--commit-every 500000] [--ivfpq-sweep 32x20,64x20]
         [--drop-vectors] [--keep-stores]
 
@@ -274,15 +275,42 @@ def child_serve(folder: Path, queries_path: Path, truth_path: Path) -> dict[str,
     }
 
 
+TAKEN_FROM = 1_500_000_000
+"""Unix seconds of the first record's ``taken``; each next one is 37 s later."""
+ALBUMS = 5000
+TAGS = 1000
+
+
 def _record_meta(i: int) -> dict[str, Any]:
-    """Metadata like an index folder's photo records: a path, sizes, a date, a camera."""
+    """Metadata like an index folder's photo records: a path, sizes, when it was taken (Unix
+    seconds, as :func:`zeroshot_vision._images.exif.photo_metadata` gives it), a camera, an
+    album (one of :data:`ALBUMS`) and two tags (a place kind, one of :data:`TAGS`)."""
     return {
         "path": f"photos/{2000 + i % 25}/{i % 12 + 1:02d}/IMG_{i:08d}.jpg",
         "width": 4032,
         "height": 3024,
         "bytes": 2_000_000 + i % 999_983,
-        "taken": f"20{i % 25:02d}-{i % 12 + 1:02d}-{i % 28 + 1:02d}T12:00:00",
+        "taken": TAKEN_FROM + 37 * i,
         "camera": ("Canon EOS R5", "iPhone 15 Pro", "Pixel 8")[i % 3],
+        "album": f"album-{i % ALBUMS:05d}",
+        "tags": [("beach", "city", "forest")[i % 3], f"tag-{i % TAGS:04d}"],
+    }
+
+
+DAY = 86_400
+
+
+def selective_filters() -> dict[str, dict[str, Any]]:
+    """The filters a user of a photo archive runs, most of them selective, by name."""
+    day = TAKEN_FROM + 5 * DAY  # within the first 12 days: every size from 30k on has it
+    return {
+        "album = one (1 in 5,000)": {"album": "album-00042"},
+        "album IN 5": {"album": {"$in": [f"album-{a:05d}" for a in (1, 7, 42, 999, 4321)]}},
+        "one day (taken range)": {"taken": {"$gte": day, "$lt": day + DAY}},
+        "tag = one (list field)": {"tags": "tag-0042"},
+        "camera and one day": {"camera": "Pixel 8", "taken": {"$gte": day, "$lt": day + DAY}},
+        "camera, width >= 4000 (a third)": {"camera": "Pixel 8", "width": {"$gte": 4000}},
+        "taken = no record's": {"taken": TAKEN_FROM + 1},
     }
 
 
@@ -329,7 +357,7 @@ def child_records(where: str, n: int, folder: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     matched = len(table.matching_keys(broad))
     filter_s = time.perf_counter() - t0
-    narrow = RecordFilter.of({"taken": "2021-06-15T12:00:00"})  # no record has this date
+    narrow = RecordFilter.of({"taken": TAKEN_FROM + 1})  # no record was taken then
     t0 = time.perf_counter()
     narrow_matched = len(table.matching_keys(narrow))
     narrow_s = time.perf_counter() - t0
@@ -343,9 +371,11 @@ def child_records(where: str, n: int, folder: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         assert len(table.matching_keys(replace(narrow, sql=None))) == narrow_matched
         narrow_python_s = time.perf_counter() - t0
+    selective = _time_selective(table, store if where == "sqlite" else None)
     return {
         "where": where,
         "records": n,
+        "selective": selective,
         "in_python": overlay,
         "rss_anon": anon - before,
         "rss_file": file,
@@ -360,14 +390,93 @@ def child_records(where: str, n: int, folder: Path) -> dict[str, Any]:
     }
 
 
-def build_records_store(n: int, folder: Path) -> None:
+def _time_selective(table: Any, store: Any) -> list[dict[str, Any]]:
+    """Each of :func:`selective_filters` on ``table``: the keys it finds, timed; for a
+    records file, also as it ran before the filter index (one SQL scan of every row's
+    JSON, the same file in the same process) and a whole filtered query (k=10)."""
+    from zeroshot_vision.stores._faiss_records import RecordFilter
+
+    base = table._state.base
+    query = np.ones(8, np.float32) / np.sqrt(8)
+    out = []
+    for name, filter in selective_filters().items():
+        compiled = RecordFilter.of(filter)
+        t0 = time.perf_counter()
+        matched = len(table.matching_keys(compiled))
+        row: dict[str, Any] = {"filter": name, "matched": matched}
+        row["s"] = time.perf_counter() - t0
+        if base is not None and base.fields is not None:
+            fields, base.fields = base.fields, None  # as before the index: a scan
+            t0 = time.perf_counter()
+            assert len(table.matching_keys(compiled)) == matched
+            row["scan_s"] = time.perf_counter() - t0
+            base.fields = fields
+            t0 = time.perf_counter()
+            hits = store.query(query, k=10, filter=filter)
+            row["query_ms"] = 1e3 * (time.perf_counter() - t0)
+            assert len(hits) == min(10, matched)
+        out.append(row)
+    return out
+
+
+def child_save(folder: Path) -> dict[str, Any]:
+    """Seconds and bytes of writing the loaded store's records file (one generation, no
+    overlay) again: without a filter index, with the base's index copied (what each
+    new generation does), and with the index built from every record (the first save
+    of a store, or of a file written before the index)."""
+    from zeroshot_vision.stores import FaissStore
+
+    store = FaissStore.load(folder)
+    table = store._records
+    base = table._state.base
+    out: dict[str, Any] = {}
+    for name in ("no index", "index copied", "index built"):
+        target = folder.parent / f"save-test-{os.getpid()}.sqlite"
+        target.unlink(missing_ok=True)
+        fields = base.fields
+        if name == "index built":
+            base.fields = None  # the writer then builds the terms from the records
+        t0 = time.perf_counter()
+        table.write_sqlite(target, base.next_key, () if name == "no index" else None)
+        out[name] = {"s": time.perf_counter() - t0, "bytes": target.stat().st_size}
+        base.fields = fields
+        target.unlink()
+    return out
+
+
+def index_build_table(n: int, work: Path) -> list[dict[str, Any]]:
+    """Build time and records-file size of the records store with the filter index on
+    every field, on four declared fields and on none: one after the other, this process."""
+    rows = []
+    print(f"\nBuilding the {_label(n)} records store (commit every 50,000, then one generation)")
+    print("| fields indexed | build s | records files MB |")
+    print("| --- | ---: | ---: |")
+    choices: tuple[tuple[str, list[str] | None], ...] = (
+        ("every field (the default)", None),
+        ("album, camera, taken, tags", ["album", "camera", "taken", "tags"]),
+        ("none (indexed_fields=[])", []),
+    )
+    for name, fields in choices:
+        folder = work / f"index-build-{_label(n)}"
+        shutil.rmtree(folder, ignore_errors=True)
+        started = time.perf_counter()
+        build_records_store(n, folder, fields)
+        compact_records_store(folder)
+        build_s = time.perf_counter() - started
+        size = sum(p.stat().st_size for p in folder.glob("records-*.sqlite"))
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"| {name} | {build_s:.1f} | {size / 1e6:.0f} |", flush=True)
+        rows.append({"index_build": name, "records": n, "build_s": build_s, "bytes": size})
+    return rows
+
+
+def build_records_store(n: int, folder: Path, indexed_fields: list[str] | None = None) -> None:
     """An ``"ivfpq"`` store of ``n`` dimension-8 vectors with photo-like metadata."""
     from zeroshot_vision.stores import FaissStore, IvfPqSettings
 
     rng = np.random.default_rng(4)
-    store = FaissStore.open(
-        folder, dim=8, index="ivfpq", ivfpq=IvfPqSettings(train_size=20_000, expected_count=n)
-    )
+    settings = IvfPqSettings(train_size=20_000, expected_count=n, indexed_fields=indexed_fields)
+    store = FaissStore.open(folder, dim=8, index="ivfpq", ivfpq=settings)
     for start in range(0, n, 50_000):
         rows = min(50_000, n - start)
         vectors = rng.standard_normal((rows, 8)).astype(np.float32)
@@ -405,8 +514,6 @@ def records_table(n: int, work: Path, keep: bool) -> list[dict[str, Any]]:
     rows.append(_child(["records", "sqlite", str(n), str(folder)]))
     rows[-1]["where"] = "sqlite, one generation (no overlay)"
     records_bytes = sum(p.stat().st_size for p in folder.glob("records-*.sqlite"))
-    if not keep:
-        shutil.rmtree(folder, ignore_errors=True)
     print(
         f"\nRecords (id, key, photo-like metadata) of {_label(n)}; store built in {build_s:.0f} s"
     )
@@ -433,6 +540,33 @@ def records_table(n: int, work: Path, keep: bool) -> list[dict[str, Any]]:
         )
     print(f"SQLite records file: {records_bytes / 1e6:.0f} MB on disk")
     rows.append({"where": "sqlite file", "records": n, "disk_bytes": records_bytes})
+    print(
+        f"\nSelective filters over {_label(n)} records: keys found with the filter index "
+        "against one SQL scan of every record's JSON (as before it: the same file, same "
+        "process), and a whole query (k=10) with the filter; RAM: the in-RAM table's Python "
+        "scan (flat/HNSW stores)"
+    )
+    print(
+        "| filter | matched | RAM s | file+overlay: index s | scan s | ratio | "
+        "one file: index s | scan s | ratio | query ms |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    ram, overlay, one = (row["selective"] for row in rows[:3])
+    for a, b, c in zip(ram, overlay, one):
+        print(
+            f"| {a['filter']} | {c['matched']:,} | {a['s']:.3f} | {b['s']:.4f} | "
+            f"{b['scan_s']:.2f} | {b['scan_s'] / b['s']:.0f}x | {c['s']:.4f} | "
+            f"{c['scan_s']:.2f} | {c['scan_s'] / c['s']:.0f}x | {c['query_ms']:.1f} |"
+        )
+    saves = _child(["save", str(folder)])
+    print(f"\nWriting the {_label(n)} records file again (one generation):")
+    print("| records file | seconds | MB |")
+    print("| --- | ---: | ---: |")
+    for name, found in saves.items():
+        print(f"| {name} | {found['s']:.1f} | {found['bytes'] / 1e6:.0f} |")
+    rows.append({"where": "records file writes", "records": n, "saves": saves})
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 
@@ -518,6 +652,12 @@ def main() -> None:
         "records, e.g. 1M; '--sizes none' skips the vector tiers",
     )
     parser.add_argument(
+        "--index-build",
+        metavar="N",
+        help="also time building N records with the filter index on every field, on four "
+        "and on none, e.g. 600k",
+    )
+    parser.add_argument(
         "--ivfpq-sweep",
         metavar="NPROBExRERANK,...",
         help="after building the ivfpq tier, also measure it at these settings "
@@ -552,6 +692,8 @@ def main() -> None:
             result = child_sweep(Path(rest[0]), Path(rest[1]), Path(rest[2]), rest[3])
         elif what == "records":
             result = child_records(rest[0], int(rest[1]), Path(rest[2]))
+        elif what == "save":
+            result = child_save(Path(rest[0]))
         elif what == "build":
             result = child_build(rest[0], Path(rest[1]), Path(rest[2]), int(rest[3]))
         else:
@@ -639,6 +781,10 @@ def main() -> None:
             args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     if args.records:
         rows.extend(records_table(_size(args.records), work, keep=args.work is not None))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    if args.index_build:
+        rows.extend(index_build_table(_size(args.index_build), work))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"\nPinecone serverless, {PINECONE_PRICES['source']}:")

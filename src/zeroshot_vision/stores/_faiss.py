@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -489,10 +489,10 @@ class FaissStore:
                 if not len(allowed):
                     return [[] for _ in queries]
             faiss = _faiss()
-            params = None
+            params = selector = None
             if allowed is not None:
-                selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-                params = faiss.SearchParameters(sel=selector)
+                selector = disk.key_selector(allowed)  # (selector, bitmap): alive to the end
+                params = faiss.SearchParameters(sel=selector[0])
             top = min(k, len(allowed) if allowed is not None else len(self._records))
             scores, keys = self._index.search(np.vstack(queries), top, params=params)
             return [self._hits(*_found(s, key)) for s, key in zip(scores, keys)]
@@ -542,10 +542,10 @@ class FaissStore:
         self, query: npt.NDArray[np.float32], k: int, allowed: npt.NDArray[np.int64] | None
     ) -> tuple[list[float], list[int]]:
         faiss = _faiss()
-        params = None
+        params = selector = None
         if allowed is not None:
-            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            params = faiss.SearchParameters(sel=selector)
+            selector = disk.key_selector(allowed)  # (selector, bitmap): alive to the end
+            params = faiss.SearchParameters(sel=selector[0])
         scores, keys = self._index.search(query, k, params=params)
         return _found(scores[0], keys[0])
 
@@ -558,8 +558,10 @@ class FaissStore:
     ) -> tuple[list[float], list[int]]:
         faiss = _faiss()
         params = faiss.SearchParametersHNSW()
+        selector: Any
         if allowed is not None:
-            selector: Any = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            # The bitmap the selector reads must live to the end of the search.
+            selector, _bitmap = disk.key_selector(allowed)
             passing = len(allowed)
         else:
             selector = self._dead_selector[0] if self._dead_selector else None
@@ -614,7 +616,7 @@ class FaissStore:
         The iterator shows what it holds in a notebook (``IdSnapshot(3 ids: 'a', ...)``).
         """
         with self._lock.reading():
-            return IdSnapshot(self._records.ids())
+            return IdSnapshot(*self._records.ids())
 
     # -- persistence -------------------------------------------------------------------
 
@@ -626,7 +628,7 @@ class FaissStore:
         dim: int,
         index: str | None = None,
         ef_search: int | None = None,
-        ivfpq: IvfPqSettings | Mapping[str, int] | None = None,
+        ivfpq: IvfPqSettings | Mapping[str, Any] | None = None,
         memory_budget: str | int | None = None,
         capacity: int | None = None,
     ) -> FaissStore:
@@ -806,7 +808,10 @@ class FaissStore:
                 vectors.copy_to(folder / f"vectors-{number}.f16")
             index = self._index.write_codes
             next_key = self._next_key
-            records = lambda path: self._records.write_sqlite(path, next_key)  # noqa: E731
+            indexed = self._index.settings.indexed_fields
+            records = lambda path: self._records.write_sqlite(  # noqa: E731
+                path, next_key, indexed
+            )
         else:
             index = _faiss().serialize_index(self._index).tobytes()
             records = [[item, key, meta] for item, key, meta in self._records.rows()]
@@ -927,7 +932,8 @@ class FaissStore:
         store without them to do it).
         """
         try:
-            settings = IvfPqSettings(**(manifest.ivfpq or {}))
+            recorded: dict[str, Any] = dict(manifest.ivfpq or {})
+            settings = IvfPqSettings(**recorded)
         except (TypeError, InvalidInputError) as exc:
             raise IndexDamagedError(
                 f"field 'ivfpq' of {folder / files.MANIFEST} is damaged: {exc}",
@@ -1026,26 +1032,34 @@ def _found(
 
 
 class IdSnapshot(Iterator[str]):
-    """An iterator over a fixed list of ids, with a readable ``repr`` and a length."""
+    """An iterator over a fixed set of ids, with a readable ``repr`` and a length.
 
-    def __init__(self, ids: list[str]) -> None:
-        self._ids = ids
-        self._next = 0
+    The ids may be streamed (an ``"ivfpq"`` store reads them from its records file as
+    they are iterated); the few ``repr`` shows are read ahead.
+    """
+
+    def __init__(self, ids: Iterable[str], count: int | None = None) -> None:
+        if count is None:
+            ids = list(ids)
+            count = len(ids)
+        self._ids = iter(ids)
+        self._ahead: list[str] = []
+        self._left = count
 
     def __next__(self) -> str:
-        if self._next >= len(self._ids):
-            raise StopIteration
-        self._next += 1
-        return self._ids[self._next - 1]
+        item = self._ahead.pop(0) if self._ahead else next(self._ids)
+        self._left -= 1
+        return item
 
     def __len__(self) -> int:
         """How many ids are left to iterate."""
-        return len(self._ids) - self._next
+        return self._left
 
     def __repr__(self) -> str:
-        left = self._ids[self._next :]
-        if not left:
+        while len(self._ahead) < 6 and len(self._ahead) < self._left:
+            self._ahead.append(next(self._ids))
+        if not self._left:
             return "IdSnapshot(0 ids)"
-        shown = ", ".join(repr(item) for item in left[:5])
-        more = ", ..." if len(left) > 5 else ""
-        return f"IdSnapshot({len(left)} ids: {shown}{more})"
+        shown = ", ".join(repr(item) for item in self._ahead[:5])
+        more = ", ..." if self._left > 5 else ""
+        return f"IdSnapshot({self._left} ids: {shown}{more})"

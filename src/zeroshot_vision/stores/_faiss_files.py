@@ -110,7 +110,17 @@ class StoreManifest(pydantic.BaseModel):
     vectors: str | None = pydantic.Field(  # version 4, "ivfpq" only
         default=None, pattern=r"^vectors-\d+\.f16$", max_length=64
     )
-    ivfpq: dict[str, Annotated[int, pydantic.Field(ge=0, le=1 << 40)]] | None = None
+    ivfpq: (
+        dict[
+            str,
+            Annotated[int, pydantic.Field(ge=0, le=1 << 40)]
+            | Annotated[
+                list[Annotated[str, pydantic.Field(max_length=256)]],
+                pydantic.Field(max_length=1024),
+            ],
+        ]
+        | None
+    ) = None
 
     @pydantic.model_validator(mode="after")
     def _names_match_generation(self) -> StoreManifest:
@@ -185,7 +195,7 @@ class StoreShape:
     ef_search: int
     count: int
     vectors: str | None = None
-    ivfpq: dict[str, int] | None = None
+    ivfpq: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,13 @@ def rebuild_store(
     source = _source(folder)
     total = len(source)
     if kind == "ivfpq" and ivfpq is None:
-        ivfpq = IvfPqSettings(expected_count=total, train_size=min(max(total, 1), 100_000))
+        # The fields a user chose to index for filters stay chosen.
+        fields = source._index.settings.indexed_fields if source.index_type == "ivfpq" else None
+        ivfpq = IvfPqSettings(
+            expected_count=total,
+            train_size=min(max(total, 1), 100_000),
+            indexed_fields=fields,
+        )
     staging = _staging(folder, kind)
     try:
         target = FaissStore.open(staging, dim=source.dim, index=kind, ivfpq=ivfpq)

@@ -22,7 +22,12 @@ The file is plain SQLite (stdlib ``sqlite3``)::
     CREATE UNIQUE INDEX records_id ON records (id);
     CREATE TABLE store (next_key INTEGER NOT NULL, count INTEGER NOT NULL);
 
-``meta`` is the metadata as JSON (NULL for none).
+``meta`` is the metadata as JSON (NULL for none). Files written since the filter index
+also hold the tables ``fields``, ``terms`` and ``filter_index`` (which fields, declared
+or all, the index covers): see :mod:`~zeroshot_vision.stores._faiss_sql`. A file
+without them is read as before (filters scan it) and the next generation adds them.
+A saved generation copies its base's terms (minus the keys the overlay hides) in the
+index's order, so SQLite appends them, then adds the overlay's records' terms.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from zeroshot_vision._errors import IndexDamagedError
-from zeroshot_vision.stores._faiss_sql import sql_filter
+from zeroshot_vision.stores._faiss_sql import IndexedField, filter_parts, keyset_sql, sql_filter
 from zeroshot_vision.stores._filters import compile_filter
 
 __all__ = ["OVERLAY_LIMIT", "RecordFilter", "RecordTable", "SqliteRecords"]
@@ -54,6 +59,7 @@ through the map are file pages the kernel can drop, not the connection's own cac
 _CACHE_KIB = 4096  # SQLite's page cache per connection, for pages not read through the map
 _SCAN_ROWS = 1 << 14
 _BIND_LIMIT = 900  # parameters per statement (SQLite's oldest limit is 999)
+_PROBE_ROWS = 20_000  # an indexed term matching fewer keys drives a filter alone
 
 
 def _dump(meta: dict[str, Any]) -> str | None:
@@ -79,11 +85,15 @@ class RecordFilter:
             string a field must equal (``{"camera": "X-T4"}``: ``"X-T4"`` with its quotes,
             as ``json.dumps`` writes it, like the records file). SQLite skips rows without
             them before a row's JSON is parsed; :attr:`passes` still decides.
+        sql: The filter as one SQL expression over ``meta``
+            (:func:`~zeroshot_vision.stores._faiss_sql.sql_filter`), or None.
+        filter: The filter itself, for a records file's filter index to plan from.
     """
 
     passes: Callable[[Any], bool]
     needles: tuple[str, ...] = ()
     sql: tuple[str, tuple[Any, ...]] | None = None
+    filter: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, filter: Mapping[str, Any]) -> RecordFilter:
@@ -95,7 +105,7 @@ class RecordFilter:
             where, params = sql
             checks = " AND ".join("instr(meta, ?) > 0" for _ in needles)
             sql = (f"{checks} AND {where}", (*needles, *params))
-        return cls(passes, needles, sql)
+        return cls(passes, needles, sql, filter)
 
 
 def _needles(filter: Mapping[str, Any]) -> Iterator[str]:
@@ -134,6 +144,11 @@ class SqliteRecords:
         if row is None:
             raise _damaged(path, "its table 'store' is empty")
         self.next_key, self.count = int(row[0]), int(row[1])
+        try:
+            self.fields, self.declared = _read_fields(self._db, path)
+        except sqlite3.Error as exc:
+            raise _damaged(path, exc) from exc
+        self.every_field = self.fields is not None and self.declared is None
         self._lock = threading.Lock()
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -205,6 +220,72 @@ class SqliteRecords:
             raise _damaged(self.path, exc) from exc
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
+    def matching_filter(self, where: RecordFilter) -> npt.NDArray[np.int64] | None:
+        """The keys of the rows passing ``where``, ascending, through the filter index
+        where a part of the filter can use it; None if no part can (scan instead).
+
+        Each term of the filter's top-level *and* that the index answers
+        (:func:`~zeroshot_vision.stores._faiss_sql.keyset_sql`) is counted up to
+        :data:`_PROBE_ROWS` keys; those under it (or, if none is, all of them) are
+        intersected, and the other terms are checked on those rows only, in SQL or, if
+        they have none, in Python.
+        """
+        if self.fields is None or not where.filter:
+            return None
+        parts = filter_parts(where.filter)
+        indexed: list[tuple[int, tuple[str, tuple[Any, ...]]]] = []
+        for number, part in enumerate(parts):
+            keyset = keyset_sql(part, self.fields)
+            if keyset is None and self.every_field and _absent(part, self.fields):
+                return np.zeros(0, dtype=np.int64)  # no record has the field it needs
+            if keyset is not None:
+                indexed.append((number, keyset))
+        if not indexed:
+            return None
+        if len(indexed) > 1:
+            small = [(n, ks) for n, ks in indexed if self._count_upto(ks) < _PROBE_ROWS]
+            indexed = small or indexed
+        used = {number for number, _ in indexed}
+        driver = " INTERSECT ".join(f"SELECT key FROM ({sql})" for _, (sql, _) in indexed)
+        driver_params = tuple(p for _, (_, params) in indexed for p in params)
+        rest = [part for number, part in enumerate(parts) if number not in used]
+        if not rest:
+            return np.unique(self._keys(driver, driver_params))
+        residual = sql_filter({"$and": rest})
+        chosen = f"SELECT key FROM records WHERE key IN ({driver})"
+        if residual is not None:
+            sql, params = residual
+            return np.sort(self._keys(f"{chosen} AND {sql}", (*driver_params, *params)))
+        passes = compile_filter({"$and": rest})
+        rows = self._all(f"SELECT key, meta FROM records WHERE key IN ({driver})", driver_params)
+        empty = passes({})
+        found = [k for k, meta in rows if (passes(self.parse(meta)) if meta else empty)]
+        return np.sort(np.asarray(found, dtype=np.int64))
+
+    def _count_upto(self, keyset: tuple[str, tuple[Any, ...]]) -> int:
+        sql, params = keyset
+        rows = self._all(f"SELECT count(*) FROM ({sql} LIMIT ?)", (*params, _PROBE_ROWS))
+        return int(rows[0][0])
+
+    def _keys(self, sql: str, params: Sequence[Any]) -> npt.NDArray[np.int64]:
+        try:
+            with self._lock:
+                cursor = self._db.execute(sql, params)
+                parts = []
+                while rows := cursor.fetchmany(_SCAN_ROWS):
+                    parts.append(np.fromiter((row[0] for row in rows), np.int64, len(rows)))
+        except sqlite3.Error as exc:
+            raise _damaged(self.path, exc) from exc
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def explain(self, where: RecordFilter) -> list[str]:
+        """SQLite's plan (``EXPLAIN QUERY PLAN``) for the index part of ``where``."""
+        assert self.fields is not None and where.filter is not None
+        keyset = keyset_sql(where.filter, self.fields)
+        assert keyset is not None
+        rows = self._all(f"EXPLAIN QUERY PLAN {keyset[0]}", keyset[1])
+        return [str(row[-1]) for row in rows]
+
     def key_array(self) -> npt.NDArray[np.int64]:
         """Every key, ascending, without a Python object per row."""
         return self.matching(("1", ()))
@@ -221,6 +302,56 @@ class SqliteRecords:
         """Close the connection."""
         with self._lock:
             self._db.close()
+
+
+_TERM_TYPES = "('text', 'integer', 'real')"
+
+
+def _insert_terms(db: sqlite3.Connection, rows: str) -> None:
+    """Add the terms of the records where the SQL ``rows`` holds, in the index's order."""
+    db.execute(
+        "INSERT OR IGNORE INTO terms (field, value, key) "
+        "SELECT f.id, j.value, r.key FROM records AS r, json_each(r.meta) AS j, fields AS f "
+        f"WHERE {rows} AND f.name = j.key AND j.type IN {_TERM_TYPES} "
+        "UNION ALL "
+        "SELECT f.id, e.value, r.key FROM records AS r, json_each(r.meta) AS j, fields AS f, "
+        f"json_each(j.value) AS e WHERE {rows} AND f.name = j.key AND j.type = 'array' "
+        f"AND e.type IN {_TERM_TYPES} "
+        "ORDER BY 1, 2, 3"
+    )
+
+
+def _read_fields(
+    db: sqlite3.Connection, path: Path
+) -> tuple[dict[str, IndexedField] | None, str | None]:
+    """The indexed fields of a records file (None for a file without a filter index) and
+    the fields declared for it (JSON; None: every field)."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "terms" not in tables:
+        return None, "[]"
+    fields = {
+        str(name): IndexedField(int(number), bool(lists))
+        for number, name, lists in db.execute("SELECT id, name, lists FROM fields")
+    }
+    row = db.execute("SELECT declared FROM filter_index").fetchone()
+    if row is None:
+        raise _damaged(path, "its table 'filter_index' is empty")
+    return fields, row[0]
+
+
+def _absent(part: Mapping[str, Any], fields: Mapping[str, IndexedField]) -> bool:
+    """Whether ``part`` (one field's conditions) can only hold for records that have the
+    field, and the index knows no such field (no record has it)."""
+    ((name, condition),) = part.items()
+    if name.startswith("$") or name in fields:
+        return False
+    ops = condition.keys() if isinstance(condition, Mapping) else ("$eq",)
+    return any(op in _NEEDS_FIELD for op in ops) or (
+        isinstance(condition, Mapping) and condition.get("$exists") is True
+    )
+
+
+_NEEDS_FIELD = frozenset({"$eq", "$in", "$gt", "$gte", "$lt", "$lte"})
 
 
 def _without(keys: npt.NDArray[np.int64], dead: set[int]) -> npt.NDArray[np.int64]:
@@ -327,16 +458,27 @@ class RecordTable:
         for item, key in list(state.key_of.items()):
             yield item, key, state.meta[item]
 
-    def ids(self) -> list[str]:
-        """Every id."""
+    def ids(self) -> tuple[Iterator[str], int]:
+        """Every id, and how many: a snapshot, streamed from the base.
+
+        The base file never changes and this keeps its connection; only the overlay's ids
+        and the base keys it hides are copied (at most :data:`OVERLAY_LIMIT`), so later
+        writes do not show, and ten million ids are not one list.
+        """
         state = self._state
-        out: list[str] = []
-        if state.base is not None:
-            out.extend(
-                item for key, item in state.base.scan("id") if int(key) not in state.shadowed
-            )
-        out.extend(state.key_of)
-        return out
+        count = len(self)
+        overlay = list(state.key_of)
+        if state.base is None:
+            return iter(overlay), count
+        base, hidden = state.base, set(state.shadowed)
+
+        def stream() -> Iterator[str]:
+            for key, item in base.scan("id"):
+                if key not in hidden:
+                    yield item
+            yield from overlay
+
+        return stream(), count
 
     def keys(self) -> npt.NDArray[np.int64]:
         """Every key."""
@@ -351,8 +493,13 @@ class RecordTable:
         state = self._state
         passes = where.passes
         found: list[int] = []
-        if state.base is not None and where.sql is not None:
-            keys = state.base.matching(where.sql)
+        indexed = state.base.matching_filter(where) if state.base is not None else None
+        if indexed is not None or (state.base is not None and where.sql is not None):
+            assert state.base is not None
+            keys = indexed
+            if keys is None:
+                assert where.sql is not None
+                keys = state.base.matching(where.sql)
             keys = _without(keys, state.shadowed)
             overlay = [state.key_of[item] for item, meta in state.meta.items() if passes(meta)]
             return np.concatenate([keys, np.asarray(overlay, dtype=np.int64)])
@@ -391,8 +538,12 @@ class RecordTable:
 
     # -- files ---------------------------------------------------------------------------
 
-    def write_sqlite(self, path: Path, next_key: int) -> None:
-        """Write every record to a new SQLite file at ``path`` (empty or absent)."""
+    def write_sqlite(
+        self, path: Path, next_key: int, indexed_fields: Sequence[str] | None = None
+    ) -> None:
+        """Write every record to a new SQLite file at ``path`` (empty or absent), with a
+        filter index of ``indexed_fields`` (None: of every field; see
+        :mod:`~zeroshot_vision.stores._faiss_sql`)."""
         state = self._state
         db = sqlite3.connect(path)
         try:
@@ -402,17 +553,17 @@ class RecordTable:
                 "CREATE TABLE records (key INTEGER PRIMARY KEY, id TEXT NOT NULL, meta TEXT)"
             )
             db.execute("CREATE TABLE store (next_key INTEGER NOT NULL, count INTEGER NOT NULL)")
-            if state.base is not None and state.base.still_at_path():
+            db.execute("CREATE TEMP TABLE shadowed (key INTEGER PRIMARY KEY)")
+            db.executemany("INSERT INTO shadowed VALUES (?)", ((k,) for k in state.shadowed))
+            attached = state.base is not None and state.base.still_at_path()
+            if attached:
+                assert state.base is not None
                 # Copied inside SQLite: no row passes through Python.
                 db.execute("ATTACH DATABASE ? AS base", (str(state.base.path),))
-                db.execute("CREATE TEMP TABLE shadowed (key INTEGER PRIMARY KEY)")
-                db.executemany("INSERT INTO shadowed VALUES (?)", ((k,) for k in state.shadowed))
                 db.execute(
                     "INSERT INTO records SELECT key, id, meta FROM base.records "
                     "WHERE key NOT IN (SELECT key FROM shadowed) ORDER BY key"
                 )
-                db.commit()
-                db.execute("DETACH DATABASE base")
             elif state.base is not None:  # its file was replaced: read it through our connection
                 db.executemany(
                     "INSERT INTO records VALUES (?, ?, ?)",
@@ -427,9 +578,66 @@ class RecordTable:
             )
             db.execute("CREATE UNIQUE INDEX records_id ON records (id)")
             db.execute("INSERT INTO store VALUES (?, ?)", (next_key, len(self)))
+            self._write_filter_index(db, attached, indexed_fields)
             db.commit()
+            if attached:
+                db.execute("DETACH DATABASE base")
         finally:
             db.close()
+
+    def _write_filter_index(
+        self, db: sqlite3.Connection, attached: bool, indexed_fields: Sequence[str] | None
+    ) -> None:
+        """The tables ``fields``, ``terms`` and ``filter_index`` of a file being written:
+        the base's terms copied (in their order, so appended) and the overlay's added,
+        or, if the base has none of this selection, all built from the records."""
+        state = self._state
+        declared = None if indexed_fields is None else json.dumps(sorted(set(indexed_fields)))
+        db.execute(
+            "CREATE TABLE fields (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+            "lists INTEGER NOT NULL)"
+        )
+        db.execute(
+            "CREATE TABLE terms (field INTEGER NOT NULL, value NOT NULL, key INTEGER NOT NULL, "
+            "PRIMARY KEY (field, value, key)) WITHOUT ROWID"
+        )
+        db.execute("CREATE TABLE filter_index (every_field INTEGER NOT NULL, declared TEXT)")
+        db.execute("INSERT INTO filter_index VALUES (?, ?)", (declared is None, declared))
+        wanted = None if indexed_fields is None else set(indexed_fields)
+        if wanted is not None and not wanted:
+            return  # no field indexed: empty tables, and no pass over the records
+        base = state.base
+        if attached and base is not None and base.fields is not None and base.declared == declared:
+            db.execute("INSERT INTO fields SELECT id, name, lists FROM base.fields")
+            db.execute(
+                "INSERT INTO terms SELECT field, value, key FROM base.terms "
+                "WHERE key NOT IN (SELECT key FROM shadowed)"
+            )
+            # The overlay's fields, learnt from its dicts: new names, and lists in old ones.
+            lists: dict[str, bool] = {}
+            for meta in state.meta.values():
+                for name, value in meta.items():
+                    if wanted is None or name in wanted:
+                        lists[name] = lists.get(name, False) or isinstance(value, list)
+            db.executemany(
+                "INSERT INTO fields (name, lists) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET lists = max(lists, excluded.lists)",
+                lists.items(),
+            )
+            db.execute("CREATE TEMP TABLE fresh (key INTEGER PRIMARY KEY)")
+            db.executemany("INSERT INTO fresh VALUES (?)", ((k,) for k in state.id_of))
+            _insert_terms(db, "r.key IN (SELECT key FROM fresh)")
+            return
+        # Every name (and whether it ever holds a list), in one pass over the JSON.
+        found = db.execute(
+            "SELECT j.key, max(j.type = 'array') FROM records AS r, json_each(r.meta) AS j "
+            "GROUP BY j.key"
+        ).fetchall()
+        db.executemany(
+            "INSERT INTO fields (name, lists) VALUES (?, ?)",
+            ((name, lists) for name, lists in found if wanted is None or name in wanted),
+        )
+        _insert_terms(db, "1")
 
     def rebase(self, path: Path) -> None:
         """Read the records from the file ``path`` (written by :meth:`write_sqlite` from

@@ -27,6 +27,7 @@ any store sees it; :func:`matches` evaluates a filter against one record's metad
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -223,11 +224,21 @@ def _compile(filter: Filter | None) -> Predicate:
             parts.append(_combine([_compile(sub) for sub in value], every=key == "$and"))
         else:
             conditions = value.items() if isinstance(value, Mapping) else (("$eq", value),)
-            parts.extend(_field_predicate(key, op, operand) for op, operand in conditions)
+            bounds = [(op, operand) for op, operand in conditions if op in _ORDER]
+            if bounds:  # all of a field's bounds in one predicate: one look-up per record
+                parts.append(_range_predicate(key, bounds))
+            parts.extend(
+                _field_predicate(key, op, operand) for op, operand in conditions if op not in _ORDER
+            )
     return parts[0] if len(parts) == 1 else _combine(parts, every=True)
 
 
 def _combine(parts: list[Predicate], *, every: bool) -> Predicate:
+    if len(parts) == 2:  # the common pair, without a generator: filters run per record
+        first, second = parts
+        if every:
+            return lambda m: first(m) and second(m)
+        return lambda m: first(m) or second(m)
     if every:
         return lambda m: all(p(m) for p in parts)
     return lambda m: any(p(m) for p in parts)
@@ -255,11 +266,29 @@ _KINDS: dict[type, str] = {str: "string", int: "number", float: "number", bool: 
 
 
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "$gt": lambda a, b: a > b,
-    "$gte": lambda a, b: a >= b,
-    "$lt": lambda a, b: a < b,
-    "$lte": lambda a, b: a <= b,
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$lt": operator.lt,
+    "$lte": operator.le,
 }
+
+
+def _range_predicate(field: str, bounds: list[tuple[str, Any]]) -> Predicate:
+    """The field's order conditions together: a number meets every bound; a list meets
+    each bound with one of its numbers (not necessarily the same one)."""
+    tests = [(_ORDER[op], operand) for op, operand in bounds]
+
+    def within(m: Mapping[str, Any]) -> bool:
+        value = m.get(field, _MISSING)
+        kind = type(value)
+        if kind is int or kind is float:  # the common case, without a generator
+            return all(compare(value, operand) for compare, operand in tests)
+        values = value if kind is list else (value,)
+        return all(
+            any(is_number(v) and compare(v, operand) for v in values) for compare, operand in tests
+        )
+
+    return within
 
 
 def _field_predicate(field: str, op: str, operand: Any) -> Predicate:
