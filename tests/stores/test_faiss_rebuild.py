@@ -161,3 +161,17 @@ def test_memory_budget_picks_a_kind_or_names_the_smallest_that_fits() -> None:
     assert store.index_type == "flat"
     store = FaissStore(1152, memory_budget="1GB", capacity=1_000_000)
     assert store.index_type == "ivfpq"
+
+
+def test_the_repair_hint_names_a_public_function_that_exists(tmp_path) -> None:
+    """A damaged ivfpq store's error tells the user to call rebuild_store: the call it
+    spells out must import from the public stores module."""
+    import re
+
+    import zeroshot_vision.stores as stores
+    from zeroshot_vision.stores._faiss_disk import repair_hint
+
+    hint = repair_hint(tmp_path)
+    named = re.search(r"zeroshot_vision\.stores\.(\w+)\(", hint)
+    assert named is not None and named.group(1) in stores.__all__
+    assert callable(getattr(stores, named.group(1)))

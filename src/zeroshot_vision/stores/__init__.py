@@ -8,6 +8,7 @@ from zeroshot_vision.stores._batch import query_many
 from zeroshot_vision.stores._faiss import FaissStore
 from zeroshot_vision.stores._faiss_budget import IndexPlan, plan_index
 from zeroshot_vision.stores._faiss_disk import IvfPqSettings
+from zeroshot_vision.stores._faiss_rebuild import rebuild_store
 from zeroshot_vision.stores._filters import matches, validate_filter
 from zeroshot_vision.stores._parquet import export_store, import_store
 from zeroshot_vision.stores._pinecone import PineconeStore, create_pinecone_index
@@ -28,6 +29,7 @@ __all__ = [
     "matches",
     "plan_index",
     "query_many",
+    "rebuild_store",
     "register_store_kind",
     "store_kinds",
     "validate_filter",
