@@ -160,6 +160,14 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def loads(before: Sequence[float], after: Sequence[float]) -> str:
+    """The load averages before and after a run, as the tables' captions give them."""
+    return (
+        "load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} "
+        "{:.2f}".format(*before, *after)
+    )
+
+
 def write(
     name: str,
     tables: Sequence[dict[str, Any]],

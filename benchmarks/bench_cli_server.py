@@ -176,10 +176,7 @@ def main() -> None:
             for server in servers.values():
                 server.stop()
     load_after = os.getloadavg()
-    loads = (
-        f"load average (1, 5, 15 min) before: {load_before[0]:.2f} {load_before[1]:.2f} "
-        f"{load_before[2]:.2f}; after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}"
-    )
+    loads = _report.loads(load_before, load_after)
     print(loads)
     p50 = {name: 1000 * _report.median(values) for name, values in seconds.items()}
     cpu = {name: 1000 * _report.median(values) for name, values in CPU.items()}

@@ -288,10 +288,7 @@ def main() -> None:
         for preset in args.presets:
             tables += bench_preset(preset, model_folder(root, preset), photos, args)
     load_after = os.getloadavg()
-    print(
-        "load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} "
-        "{:.2f}".format(*load_before, *load_after)
-    )
+    print(_report.loads(load_before, load_after))
     arguments = vars(args) | {"load_before": load_before, "load_after": load_after}
     _report.write(args.name, tables, arguments=arguments, info=info)
 

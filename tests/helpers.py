@@ -681,3 +681,16 @@ def small_tmpfs(mount: Path, size: str) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture(autouse=True)
+def one_faiss_thread() -> Iterator[None]:
+    """FAISS's OpenMP threads spin while they wait: on a busy shared machine, training a
+    small PQ with them takes minutes instead of a fraction of a second. Imported into a
+    test module, this runs every test of it on one FAISS thread."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)

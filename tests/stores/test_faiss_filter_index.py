@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from tests.helpers import one_faiss_thread  # noqa: F401 (an autouse fixture)
 
 import zeroshot_vision.stores._faiss_records as records_module
 from zeroshot_vision._errors import InvalidInputError
@@ -27,17 +28,6 @@ from zeroshot_vision.stores._filters import compile_filter
 
 DIM = 4
 FIELDS = ["camera", "year", "tags", "odd name", 'q"uote']
-
-
-@pytest.fixture(autouse=True)
-def one_faiss_thread():
-    """FAISS's OpenMP threads spin while they wait (slow on a busy shared machine)."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
 
 
 def _vectors(n: int, seed: int = 0) -> np.ndarray:

@@ -15,24 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.helpers import one_faiss_thread  # noqa: F401 (an autouse fixture)
 
 import zeroshot_vision.stores._faiss_disk as disk_module
 from zeroshot_vision._errors import IndexDamagedError
 from zeroshot_vision.stores import FaissStore, IvfPqSettings
 from zeroshot_vision.testing import VectorStoreContract
-
-
-@pytest.fixture(autouse=True)
-def one_faiss_thread():
-    """FAISS's OpenMP threads spin while they wait: on a busy shared machine, training a
-    small PQ with them takes minutes instead of a fraction of a second."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
-
 
 # float16 rows: a unit vector's values are off by up to 2**-12, a cosine by about 5e-4.
 F16_SCORE = 2e-3

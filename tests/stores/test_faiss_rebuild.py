@@ -16,21 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.helpers import small_tmpfs
+from tests.helpers import one_faiss_thread, small_tmpfs  # noqa: F401 (autouse)
 
 from zeroshot_vision._errors import IndexDamagedError, InvalidInputError, StoreError
 from zeroshot_vision.stores import FaissStore, IvfPqSettings, plan_index
 from zeroshot_vision.stores._faiss_rebuild import rebuild_store
-
-
-@pytest.fixture(autouse=True)
-def one_faiss_thread():
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
 
 
 def _data(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:

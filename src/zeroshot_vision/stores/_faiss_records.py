@@ -208,17 +208,7 @@ class SqliteRecords:
     def matching(self, sql: tuple[str, tuple[Any, ...]]) -> npt.NDArray[np.int64]:
         """The keys of the rows where the expression ``sql`` holds, ascending, in one scan."""
         where, params = sql
-        try:
-            with self._lock:
-                cursor = self._db.execute(
-                    f"SELECT key FROM records WHERE {where} ORDER BY key", params
-                )
-                parts = []
-                while rows := cursor.fetchmany(_SCAN_ROWS):
-                    parts.append(np.fromiter((row[0] for row in rows), np.int64, len(rows)))
-        except sqlite3.Error as exc:
-            raise _damaged(self.path, exc) from exc
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return self._keys(f"SELECT key FROM records WHERE {where} ORDER BY key", params)
 
     def matching_filter(self, where: RecordFilter) -> npt.NDArray[np.int64] | None:
         """The keys of the rows passing ``where``, ascending, through the filter index
