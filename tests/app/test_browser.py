@@ -141,18 +141,16 @@ class DevTools:
                 clickCount=1,
             )
 
-    def click_button(self, label: str) -> None:
-        """Click the button that reads ``label``."""
-        found = self.evaluate(
-            f"""(() => {{
+    def click_button(self, label: str, timeout: float = 30) -> None:
+        """Click the button that reads ``label``, once it is there (see ``click``)."""
+        mark = f"""(() => {{
               const buttons = [...document.querySelectorAll('button')];
               buttons.forEach(b => b.removeAttribute('data-zsv-click'));
               const button = buttons.find(b => b.innerText.trim() === {json.dumps(label)});
               if (button) button.setAttribute('data-zsv-click', '');
               return !!button;
             }})()"""
-        )
-        assert found, f"no button reads {label!r}"
+        wait_for(f"a button that reads {label!r}", lambda: self.evaluate(mark), timeout=timeout)
         self.click("button[data-zsv-click]")
 
     def press(self, key: str, times: int = 1) -> None:
@@ -792,7 +790,12 @@ def test_a_video_hit_plays_from_its_moment_in_chromium(
         shown = wait_for_cards(page, "the video's frames", lambda s: len(s) == 3)
         assert {c["id"] for c in shown} == set(moments), shown
         frame = next(c["id"] for c in shown if moments[c["id"]] == 2.5)  # the cat's scene
-        assert page.evaluate(f"{MARK_OPEN}({json.dumps(frame)})"), frame
+        # The card's picture can arrive before its buttons: wait for "Open" itself.
+        wait_for(
+            f"the Open button of {frame}",
+            lambda: page.evaluate(f"{MARK_OPEN}({json.dumps(frame)})"),
+            timeout=60,
+        )
         page.click("button[data-zsv-click]")
 
         def loaded() -> dict[str, Any] | None:
