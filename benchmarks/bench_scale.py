@@ -4,7 +4,7 @@
         [--dim 1152] [--queries 1000] [--work DIR] [--out PATH] [--records 1M]
         [--index-build 600k]
         [--dtype auto|float32|float16] [--commit-every 500000] [--ivfpq-sweep 32x20,64x20]
-        [--drop-vectors] [--keep-stores]
+        [--drop-vectors] [--keep-stores] [--cold-disk]
 
 The default (``make bench``) is 100k vectors. For each size, vectors are generated in
 chunks straight into a file (never all in RAM; float16 from 3M on, float32 below, see
@@ -30,6 +30,10 @@ the saved store in a fresh process and times single queries (p50/p99, one FAISS 
 and QPS with 8 threads. Rows are printed and written as JSON to ``--out`` (default
 ``benchmarks/results/scale.json``) after each tier, so a run cut short keeps what it
 measured.
+
+``--cold-disk`` adds, for ``ivfpq``, queries whose re-ranking rows no earlier pass has
+read, after emptying the page cache (root only; the JSON says whether it was): the
+latency of a store whose vectors file is mostly on the disk, not in RAM.
 
 The Pinecone table prices the same collection on Pinecone serverless from the prices
 in :data:`PINECONE_PRICES` (source and date there).
@@ -638,6 +642,59 @@ def _gb(size: float) -> str:
     return f"{size / 1e9:.2f}"
 
 
+def _drop_page_cache() -> bool:
+    """Empty the kernel's page cache (root only, Linux): the next reads go to the disk."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        return False
+    return True
+
+
+def child_cold(folder: Path, queries_path: Path) -> dict[str, Any]:
+    """Latency of an ``"ivfpq"`` store on rows no query has read: the page cache emptied
+    (if this process may), then queries made of two held-out ones (``q[i] + 0.7 q[i+n/2]``,
+    normalized), whose candidates the serve and sweep passes never fetched. Reports the
+    whole query and, apart, the re-ranking's row reads."""
+    import faiss
+
+    from zeroshot_vision.stores import FaissStore
+
+    faiss.omp_set_num_threads(1)
+    dropped = _drop_page_cache()
+    store = FaissStore.load(folder)
+    held_out = np.load(queries_path).astype(np.float32)
+    half = len(held_out) // 2
+    fresh = held_out[:half] + 0.7 * held_out[half : 2 * half]
+    fresh /= np.linalg.norm(fresh, axis=1, keepdims=True)
+    vectors = store._index.vectors  # timed apart: the reads are what a cold disk slows
+    read_rows, reads = vectors.rows, []
+
+    def timed_rows(keys: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        rows = read_rows(keys)
+        reads.append(time.perf_counter() - t0)
+        return rows
+
+    vectors.rows = timed_rows
+    latencies = []
+    for query in fresh:
+        t0 = time.perf_counter()
+        store.query(query, k=10)
+        latencies.append(time.perf_counter() - t0)
+    latencies.sort()
+    reads.sort()
+    return {
+        "page_cache_dropped": dropped,
+        "queries": len(fresh),
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "rerank_reads_p50_ms": 1000 * statistics.median(reads),
+        "rows_per_query": store._index.settings.rerank * 10,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100k", help="comma-separated: 100k,1M,3M,10M")
@@ -684,11 +741,19 @@ def main() -> None:
     parser.add_argument(
         "--keep-stores", action="store_true", help="leave the built stores in --work"
     )
+    parser.add_argument(
+        "--cold-disk",
+        action="store_true",
+        help="after serving the ivfpq tier, empty the page cache (as root) and time fresh "
+        "queries whose re-ranking rows come from the disk",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         what, *rest = args.child
-        if what == "sweep":
+        if what == "cold":
+            result = child_cold(Path(rest[0]), Path(rest[1]))
+        elif what == "sweep":
             result = child_sweep(Path(rest[0]), Path(rest[1]), Path(rest[2]), rest[3])
         elif what == "records":
             result = child_records(rest[0], int(rest[1]), Path(rest[2]))
@@ -759,6 +824,8 @@ def main() -> None:
                     ["sweep", str(folder), str(queries_path), str(truth_path), args.ivfpq_sweep]
                 )
                 row["sweep"] = sweep["sweep"]
+            if tier == "ivfpq" and args.cold_disk:
+                row["cold"] = _child(["cold", str(folder), str(queries_path)])
             row["load_avg_after"] = os.getloadavg()
             if not args.keep_stores:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -771,6 +838,14 @@ def main() -> None:
                 f"{row['qps8']:.0f} |",
                 flush=True,
             )
+            if "cold" in row:
+                cold = row["cold"]
+                print(
+                    f"|   | ivfpq, rows from the disk | | | | | | | | {cold['p50_ms']:.2f} | "
+                    f"{cold['p99_ms']:.2f} | | (re-ranking reads p50 "
+                    f"{cold['rerank_reads_p50_ms']:.2f} ms)",
+                    flush=True,
+                )
             for point in row.get("sweep", []):
                 print(
                     f"|   | ivfpq nprobe {point['nprobe']} rerank {point['rerank']} | | | | | | | "
