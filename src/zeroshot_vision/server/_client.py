@@ -1,22 +1,21 @@
 """A small client for ``zsv serve``: what ``zsv search|classify|tag --server URL`` uses.
 
-It speaks HTTP with the standard library's ``http.client`` and imports nothing heavy (no
-torch, no transformers, no FastAPI, not even an HTTP library, whose import alone would
-cost a tenth of a second), so a command that hands its work to a running server starts
-in a fraction of a second. Answers come
-back as the library's own result types, and the server's errors as the library's
-errors, so the command prints exactly what it prints without a server.
+It imports nothing heavy (no torch, no transformers, no FastAPI, not even an HTTP
+library, whose import alone would cost a tenth of a second): ``http://`` is spoken over a
+plain socket (:mod:`~zeroshot_vision.server._wire`), ``https://`` with the standard
+library's ``http.client``, so a command that hands its work to a running server starts
+in a fraction of a second. Answers come back as the library's own result types, and the
+server's errors as the library's errors, so the command prints exactly what it prints
+without a server.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
 import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from zeroshot_vision._errors import (
     ImageDecodeError,
@@ -30,6 +29,7 @@ from zeroshot_vision._errors import (
 )
 from zeroshot_vision._results import SearchResults
 from zeroshot_vision._types import ImageLabels, LabelScore, SearchResult
+from zeroshot_vision.server._wire import PlainConnection, ProtocolError, TlsConnection
 
 __all__ = [
     "SERVER_ENV",
@@ -117,13 +117,19 @@ class ServerClient:
             raise InvalidInputError(f"not an http:// or https:// URL: {url!r}")
         key = api_key if api_key is not None else os.environ.get("ZSV_API_KEY")
         self.url = url.rstrip("/")
-        self._prefix = parts.path.rstrip("/")
+        # A path with spaces or non-ASCII letters is sent percent-encoded, as a browser would.
+        self._prefix = quote(parts.path.rstrip("/"), safe="/%!$&'()*+,;=:@~")
         self._headers = {"content-type": "application/json", "accept": "application/json"}
-        if key and key.strip():
-            self._headers["authorization"] = f"Bearer {key.strip()}"
-        kind = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
+        token = (key or "").strip()
+        if token:
+            if not token.isprintable() or max(map(ord, token)) > 0xFF:
+                # A header cannot carry it (the key itself is never shown).
+                raise InvalidInputError(
+                    "the API key (ZSV_API_KEY) holds a control character or a letter "
+                    "outside Latin-1"
+                )
+            self._headers["authorization"] = f"Bearer {token}"
+        kind = TlsConnection if parts.scheme == "https" else PlainConnection
         self._connection = kind(parts.hostname, parts.port, timeout=timeout)
 
     def __repr__(self) -> str:
@@ -147,11 +153,10 @@ class ServerClient:
 
     def _request(self, method: str, path: str, body: bytes | None) -> Any:
         try:
-            self._connection.request(method, self._prefix + path, body, self._headers)
-            response = self._connection.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self._connection.close()
+            status, data = self._connection.request(
+                method, self._prefix + path, body, self._headers
+            )
+        except (OSError, ProtocolError) as exc:
             raise ServerUnreachableError(
                 f"no zsv server answers at {self.url} ({exc}); start one with: zsv serve "
                 "--index DIR, or leave out --server (and ZSV_SERVER)"
@@ -160,13 +165,15 @@ class ServerClient:
             answer = json.loads(data) if data else None
         except ValueError:
             answer = None
-        if response.status >= 400:
-            _raise_for(response.status, answer)
+        if status >= 400:
+            _raise_for(status, answer)
         return answer
 
     @staticmethod
     def encode_image(data: bytes) -> str:
         """An image file's bytes as the API carries them (base64)."""
+        import base64
+
         return base64.b64encode(data).decode("ascii")
 
     def search(
