@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision._optional import require
-from zeroshot_vision._types import SearchResult, caption
+from zeroshot_vision._search_result import SearchResult, caption
 
 if TYPE_CHECKING:
     import pandas

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from zeroshot_vision._errors import (
@@ -28,8 +28,11 @@ from zeroshot_vision._errors import (
     ServerUnreachableError,
 )
 from zeroshot_vision._results import SearchResults
-from zeroshot_vision._types import ImageLabels, LabelScore, SearchResult
+from zeroshot_vision._search_result import SearchResult
 from zeroshot_vision.server._wire import PlainConnection, ProtocolError, TlsConnection
+
+if TYPE_CHECKING:
+    from zeroshot_vision._types import ImageLabels, LabelScore
 
 __all__ = [
     "SERVER_ENV",
@@ -93,6 +96,9 @@ def _raise_for(status: int, body: Any) -> None:
 
 
 def _labels(rows: Sequence[Mapping[str, Any]]) -> tuple[LabelScore, ...]:
+    # Imported here: a search (zsv search --server) needs none of _types' other dataclasses.
+    from zeroshot_vision._types import LabelScore
+
     return tuple(
         LabelScore(label=row["label"], probability=row["probability"], score=row["score"])
         for row in rows
@@ -254,6 +260,8 @@ class ServerClient:
 
     def tag(self, *, index: str | None, labels: Sequence[str]) -> list[ImageLabels]:
         """``POST /v1/tag``: every stored image's labels, from its stored vector."""
+        from zeroshot_vision._types import ImageLabels
+
         answer = self._post("/v1/tag", {"index": index, "labels": list(labels)})
         return [
             ImageLabels(source=row["image"], labels=_labels(row["labels"]))
