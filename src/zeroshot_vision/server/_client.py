@@ -108,13 +108,18 @@ def _labels(rows: Sequence[Mapping[str, Any]]) -> tuple[LabelScore, ...]:
 class ServerClient:
     """Talks to a running ``zsv serve`` over one kept-alive connection.
 
+    A connection the server closed while it sat idle is reopened once, before any answer
+    was read (the requests only read, so sending one again is safe).
+
     Args:
-        url: The server's base URL (``http://127.0.0.1:8000``).
+        url: The server's base URL (``http://127.0.0.1:8000``); a path in it prefixes
+            every route, percent-encoded where it needs to be.
         api_key: Its key, sent as a bearer token; default ``$ZSV_API_KEY``.
         timeout: Seconds to wait for an answer.
 
     Raises:
-        InvalidInputError: The URL is not ``http://`` or ``https://``.
+        InvalidInputError: The URL is not ``http://`` or ``https://``, or the key holds a
+            character a header cannot carry.
     """
 
     def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 120.0) -> None:
