@@ -108,8 +108,8 @@ def _labels(rows: Sequence[Mapping[str, Any]]) -> tuple[LabelScore, ...]:
 class ServerClient:
     """Talks to a running ``zsv serve`` over one kept-alive connection.
 
-    A connection the server closed while it sat idle is reopened once, before any answer
-    was read (the requests only read, so sending one again is safe).
+    Over ``http://``, a connection the server closed while it sat idle is reopened once,
+    before any answer was read (the requests only read, so sending one again is safe).
 
     Args:
         url: The server's base URL (``http://127.0.0.1:8000``); a path in it prefixes
