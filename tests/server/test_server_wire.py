@@ -214,6 +214,8 @@ def test_a_path_prefix_is_percent_encoded_and_a_bad_key_refused(
     first_line, *headers = server.requests[0].split(b"\r\n\r\n")[0].split(b"\r\n")
     assert first_line == b"GET /zsv%20api/%C3%A9/v1/indexes HTTP/1.1"
     assert b"authorization: Bearer k" in headers
+    with pytest.raises(InvalidInputError, match="not a valid host name"):
+        ServerClient("http://" + "a" * 70 + "ü.example:8000")
     with pytest.raises(InvalidInputError, match="control character") as info:
         ServerClient("http://127.0.0.1:1", api_key="secret\nInjected: 1")
     assert "secret" not in str(info.value)

@@ -118,8 +118,8 @@ class ServerClient:
         timeout: Seconds to wait for an answer.
 
     Raises:
-        InvalidInputError: The URL is not ``http://`` or ``https://``, or the key holds a
-            character a header cannot carry.
+        InvalidInputError: The URL is not ``http://`` or ``https://`` (or names a host
+            that cannot be encoded), or the key holds a character a header cannot carry.
     """
 
     def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 120.0) -> None:
@@ -141,7 +141,10 @@ class ServerClient:
                 )
             self._headers["authorization"] = f"Bearer {token}"
         kind = TlsConnection if parts.scheme == "https" else PlainConnection
-        self._connection = kind(parts.hostname, parts.port, timeout=timeout)
+        try:
+            self._connection = kind(parts.hostname, parts.port, timeout=timeout)
+        except UnicodeError:  # a non-ASCII host name that IDNA cannot encode
+            raise InvalidInputError(f"not a valid host name in {url!r}") from None
 
     def __repr__(self) -> str:
         return f"ServerClient({self.url!r})"
