@@ -1,5 +1,5 @@
 """``python -m zeroshot_vision``: the same as ``zsv``."""
 
-from zeroshot_vision._cli import main
+from zeroshot_vision._cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

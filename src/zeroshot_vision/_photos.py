@@ -15,8 +15,6 @@ finds the file of a stored photo, for the app and the server to show the origina
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
@@ -61,6 +59,10 @@ def date_bounds(text: str) -> tuple[int, int]:
     Raises:
         InvalidFilterError: Not one of those forms, or not a real date.
     """
+    # Imported here: zsv search --server builds its (often empty) filter with this module.
+    import calendar
+    import datetime as dt
+
     parts = text.strip().split("-")
     try:
         numbers = [int(part) for part in parts]

@@ -9,16 +9,14 @@ Jupyter a grid of thumbnails (``_repr_html_``) in which every piece of text is e
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import io
 import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from zeroshot_vision._optional import require
-from zeroshot_vision._types import SearchResult, caption
+from zeroshot_vision._search_result import SearchResult, caption
 
 if TYPE_CHECKING:
     import pandas
@@ -247,6 +245,10 @@ def _thumbnail(path: object) -> str | None:
     """A small base64 JPEG of the image at ``path``, or ``None`` if it cannot be read."""
     if not isinstance(path, str) or not path:
         return None
+    # Imported here, as Pillow is: zsv search --server prints results without them.
+    import base64
+    import io
+
     from zeroshot_vision._errors import ImageLoadError
     from zeroshot_vision._images import load_image
 

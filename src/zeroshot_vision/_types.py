@@ -1,12 +1,19 @@
-"""Small immutable values that cross module boundaries."""
+"""Small immutable values that cross module boundaries.
+
+:class:`SearchResult` (with :data:`Metadata` and :func:`caption`) lives in
+:mod:`~zeroshot_vision._search_result` and is imported from here as before: a process that
+only prints a server's results (``zsv search --server``) then builds one dataclass, not
+twelve (each costs most of a millisecond to create).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
+
+from zeroshot_vision._search_result import CAPTION_FIELDS, Metadata, SearchResult, caption
 
 if TYPE_CHECKING:
     import numpy as np
@@ -14,6 +21,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
+    "CAPTION_FIELDS",
     "ClassifyReport",
     "DuplicateGroup",
     "DuplicatePair",
@@ -30,9 +38,6 @@ __all__ = [
     "SearchResult",
     "caption",
 ]
-
-Metadata = Mapping[str, Any]
-"""JSON-like metadata: str keys; str, int, float, bool, None, lists and dicts as values."""
 
 ImageSource = Union[str, "os.PathLike[str]", Path, bytes, "Image.Image", "npt.NDArray[Any]"]
 """Anything the encoder can read an image from: a path, the file's bytes, a PIL image, or a
@@ -67,45 +72,6 @@ class Record:
     id: str
     vector: npt.NDArray[np.float32]
     metadata: Metadata = field(default_factory=dict)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SearchResult:
-    """One result of a text or image search.
-
-    Attributes:
-        id: The id of the matching image.
-        score: Cosine similarity with the query.
-        probability: SigLIP's calibrated probability that the query matches the image, or
-            ``None`` for image-to-image search where no such calibration exists, and for
-            a hit only the lexical side found (hybrid search: the probability is the
-            vector side's).
-        metadata: The image's stored metadata.
-        found_by: Which side of a hybrid search found it: ``("vector",)``,
-            ``("text",)`` or both.
-        snippet: The text that matched (an OCR line, a description, a place), each
-            matched word between ``[`` and ``]``; ``None`` when the lexical side did not
-            find it.
-        fused_score: Its reciprocal-rank-fusion score in a hybrid search (the order of
-            the results), else ``None``.
-        moments: With ``group_by="file"``: the file's other matching moments (frames of
-            the same video), best first; this result is its best one.
-    """
-
-    id: str
-    score: float
-    probability: float | None
-    metadata: Metadata = field(default_factory=dict)
-    found_by: tuple[str, ...] = ("vector",)
-    snippet: str | None = None
-    fused_score: float | None = None
-    moments: tuple[SearchResult, ...] = ()
-
-    @property
-    def timestamp(self) -> float | None:
-        """Seconds from the start of the video, for a video frame; ``None`` for a photo."""
-        value = self.metadata.get("timestamp")
-        return float(value) if isinstance(value, (int, float)) else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -328,19 +294,3 @@ class FolderReport:
             f"known_failed={len(self.known_failed)}, unreadable={len(self.unreadable)}, "
             f"count={self.count}, seconds={self.seconds:.2f})"
         )
-
-
-CAPTION_FIELDS = ("description", "ai_description")
-
-
-def caption(metadata: Metadata) -> str:
-    """The text that describes an image: its description, else its AI description.
-
-    Unsplash photos often have no human description; the AI one is the fallback.
-    Empty when neither is a non-blank string.
-    """
-    for key in CAPTION_FIELDS:
-        value = metadata.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-    return ""

@@ -122,3 +122,27 @@ def test_good_numbers_pass_converted() -> None:
     assert non_negative_int_arg("0") == 0
     assert seconds_arg("0") == 0.0 and positive_seconds_arg("2.5") == 2.5
     assert probability_arg("1") == 1.0
+
+
+def test_the_console_script_is_main_with_a_cheaper_shutdown() -> None:
+    """``run`` (``zsv``) prints what ``main`` prints and returns its code; it freezes the
+    collector of its own process only, after ``main`` returned, and ``main`` never does
+    (programs and tests call it)."""
+    code = (
+        "import contextlib, gc, io, sys\n"
+        "from zeroshot_vision._cli import main, run\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as printed:\n"
+        "    assert main(['models']) == 0\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "sys.stdout.write(printed.getvalue())\n"
+        "sys.stdout.write('---\\n')\n"
+        "sys.argv = ['zsv', 'models']\n"
+        "status = run()\n"
+        "print('frozen:', gc.get_freeze_count() > 0, 'status:', status, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    by_main, by_run = done.stdout.split("---\n")
+    assert by_main == by_run and by_main.count("\n") >= 2
+    assert "frozen: True status: 0" in done.stderr

@@ -2,6 +2,6 @@
 
 import sys
 
-from zeroshot_vision._cli.parser import main
+from zeroshot_vision._cli.parser import run
 
-sys.exit(main())
+sys.exit(run())

@@ -237,11 +237,11 @@ def parse_filter(text: str | None, *, validate: bool = True) -> dict[str, Any] |
     ``validate=False`` leaves the filter language to whoever runs the search (a server,
     which answers with the same error).
     """
+    if text is None:
+        return None
     from zeroshot_vision._json import loads_bounded
     from zeroshot_vision._text import short_repr
 
-    if text is None:
-        return None
     # Each level of $and/$or is a list and an object: twice the filter's own depth limit
     # (plus the field level) lets that limit speak first, with its more telling message.
     value = loads_bounded(

@@ -1,22 +1,21 @@
 """A small client for ``zsv serve``: what ``zsv search|classify|tag --server URL`` uses.
 
-It speaks HTTP with the standard library's ``http.client`` and imports nothing heavy (no
-torch, no transformers, no FastAPI, not even an HTTP library, whose import alone would
-cost a tenth of a second), so a command that hands its work to a running server starts
-in a fraction of a second. Answers come
-back as the library's own result types, and the server's errors as the library's
-errors, so the command prints exactly what it prints without a server.
+It imports nothing heavy (no torch, no transformers, no FastAPI, not even an HTTP
+library, whose import alone would cost a tenth of a second): ``http://`` is spoken over a
+plain socket (:mod:`~zeroshot_vision.server._wire`), ``https://`` with the standard
+library's ``http.client``, so a command that hands its work to a running server starts
+in a fraction of a second. Answers come back as the library's own result types, and the
+server's errors as the library's errors, so the command prints exactly what it prints
+without a server.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from zeroshot_vision._errors import (
     ImageDecodeError,
@@ -29,7 +28,11 @@ from zeroshot_vision._errors import (
     ServerUnreachableError,
 )
 from zeroshot_vision._results import SearchResults
-from zeroshot_vision._types import ImageLabels, LabelScore, SearchResult
+from zeroshot_vision._search_result import SearchResult
+from zeroshot_vision.server._wire import PlainConnection, ProtocolError, TlsConnection
+
+if TYPE_CHECKING:
+    from zeroshot_vision._types import ImageLabels, LabelScore
 
 __all__ = [
     "SERVER_ENV",
@@ -93,6 +96,9 @@ def _raise_for(status: int, body: Any) -> None:
 
 
 def _labels(rows: Sequence[Mapping[str, Any]]) -> tuple[LabelScore, ...]:
+    # Imported here: a search (zsv search --server) needs none of _types' other dataclasses.
+    from zeroshot_vision._types import LabelScore
+
     return tuple(
         LabelScore(label=row["label"], probability=row["probability"], score=row["score"])
         for row in rows
@@ -102,13 +108,18 @@ def _labels(rows: Sequence[Mapping[str, Any]]) -> tuple[LabelScore, ...]:
 class ServerClient:
     """Talks to a running ``zsv serve`` over one kept-alive connection.
 
+    Over ``http://``, a connection the server closed while it sat idle is reopened once,
+    before any answer was read (the requests only read, so sending one again is safe).
+
     Args:
-        url: The server's base URL (``http://127.0.0.1:8000``).
+        url: The server's base URL (``http://127.0.0.1:8000``); a path in it prefixes
+            every route, percent-encoded where it needs to be.
         api_key: Its key, sent as a bearer token; default ``$ZSV_API_KEY``.
         timeout: Seconds to wait for an answer.
 
     Raises:
-        InvalidInputError: The URL is not ``http://`` or ``https://``.
+        InvalidInputError: The URL is not ``http://`` or ``https://`` (or names a host
+            that cannot be encoded), or the key holds a character a header cannot carry.
     """
 
     def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 120.0) -> None:
@@ -117,14 +128,23 @@ class ServerClient:
             raise InvalidInputError(f"not an http:// or https:// URL: {url!r}")
         key = api_key if api_key is not None else os.environ.get("ZSV_API_KEY")
         self.url = url.rstrip("/")
-        self._prefix = parts.path.rstrip("/")
+        # A path with spaces or non-ASCII letters is sent percent-encoded, as a browser would.
+        self._prefix = quote(parts.path.rstrip("/"), safe="/%!$&'()*+,;=:@~")
         self._headers = {"content-type": "application/json", "accept": "application/json"}
-        if key and key.strip():
-            self._headers["authorization"] = f"Bearer {key.strip()}"
-        kind = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        self._connection = kind(parts.hostname, parts.port, timeout=timeout)
+        token = (key or "").strip()
+        if token:
+            if not token.isprintable() or max(map(ord, token)) > 0xFF:
+                # A header cannot carry it (the key itself is never shown).
+                raise InvalidInputError(
+                    "the API key (ZSV_API_KEY) holds a control character or a letter "
+                    "outside Latin-1"
+                )
+            self._headers["authorization"] = f"Bearer {token}"
+        kind = TlsConnection if parts.scheme == "https" else PlainConnection
+        try:
+            self._connection = kind(parts.hostname, parts.port, timeout=timeout)
+        except UnicodeError:  # a non-ASCII host name that IDNA cannot encode
+            raise InvalidInputError(f"not a valid host name in {url!r}") from None
 
     def __repr__(self) -> str:
         return f"ServerClient({self.url!r})"
@@ -147,11 +167,10 @@ class ServerClient:
 
     def _request(self, method: str, path: str, body: bytes | None) -> Any:
         try:
-            self._connection.request(method, self._prefix + path, body, self._headers)
-            response = self._connection.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self._connection.close()
+            status, data = self._connection.request(
+                method, self._prefix + path, body, self._headers
+            )
+        except (OSError, ProtocolError) as exc:
             raise ServerUnreachableError(
                 f"no zsv server answers at {self.url} ({exc}); start one with: zsv serve "
                 "--index DIR, or leave out --server (and ZSV_SERVER)"
@@ -160,13 +179,15 @@ class ServerClient:
             answer = json.loads(data) if data else None
         except ValueError:
             answer = None
-        if response.status >= 400:
-            _raise_for(response.status, answer)
+        if status >= 400:
+            _raise_for(status, answer)
         return answer
 
     @staticmethod
     def encode_image(data: bytes) -> str:
         """An image file's bytes as the API carries them (base64)."""
+        import base64
+
         return base64.b64encode(data).decode("ascii")
 
     def search(
@@ -247,6 +268,8 @@ class ServerClient:
 
     def tag(self, *, index: str | None, labels: Sequence[str]) -> list[ImageLabels]:
         """``POST /v1/tag``: every stored image's labels, from its stored vector."""
+        from zeroshot_vision._types import ImageLabels
+
         answer = self._post("/v1/tag", {"index": index, "labels": list(labels)})
         return [
             ImageLabels(source=row["image"], labels=_labels(row["labels"]))
