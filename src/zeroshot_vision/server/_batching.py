@@ -10,9 +10,9 @@ waiting: when the batch was taken from a backlog (requests queued while the mode
 busy, so more are likely on their way) and its texts leave a row of the encoder's last
 text pass empty (:attr:`~zeroshot_vision._encoder.Encoder.text_pass_rows`), it waits
 (within ``max_wait_ms``) for a text to fill that row, which the pass would otherwise
-compute as filler. The queue is bounded; a
-full one raises :class:`ServerBusyError` at once, which the server answers with 503 and
-``Retry-After`` instead of letting the backlog grow.
+compute as filler. The queue is bounded; a full one raises :class:`ServerBusyError` at
+once, which the server answers with 503 and ``Retry-After`` instead of letting the
+backlog grow.
 
 :class:`BatchedEncoder` is what the server's engines receive as their encoder: it is the
 loaded :class:`~zeroshot_vision._encoder.Encoder` with ``encode_texts`` and
