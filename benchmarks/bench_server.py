@@ -34,6 +34,16 @@ offline, indexes ``--photos`` distinct JPEGs. Servers run as subprocesses on loo
   against one in-process call, batching on (the ``c = 1`` runs) and off (a second server
   with batch size 1, started after the first stops), so batching's own cost (the gap of
   the gaps) can be held against its configured ``--max-wait-ms``. Runs last.
+  Beside each rate it gives the CPU time each side spent per input (from ``/proc``, every
+  thread and child process): the benchmark's process and its decoding workers for the
+  in-process calls; the server's process tree, and the benchmark's own process (the load
+  generator: ``c`` threads on keep-alive ``http.client`` connections) for the requests.
+  On a shared machine the rates measure waiting for a core as much as work; the CPU
+  times do not.
+
+Both sides run torch with the same OpenMP wait policy (``--omp-wait-policy``, default
+``PASSIVE``, what ``zsv serve`` sets): it is set in this process before torch is
+imported, and the server subprocesses inherit it.
 
 Writes ``benchmarks/results/server.json``.
 """
@@ -42,7 +52,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -109,21 +121,22 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError("the server did not become ready")
 
-    def batch_sizes(self) -> tuple[float, float, dict[str, float]]:
-        """Text forward passes so far: count, items, and the histogram's buckets."""
+    def batch_sizes(self, kind: str = "text") -> tuple[float, float, dict[str, float]]:
+        """Batches of ``kind`` (``text``/``image``) the model thread ran so far: count,
+        items, and the histogram's buckets."""
         import httpx
 
         text = httpx.get(self.url + "/metrics", timeout=30).text
 
         def value(name: str) -> float:
-            found = re.search(name + r'\{kind="text"\} (\S+)', text)
+            found = re.search(name + r'\{kind="' + kind + r'"\} (\S+)', text)
             return float(found.group(1)) if found else 0.0
 
         count, total = value("zsv_batch_size_count"), value("zsv_batch_size_sum")
         buckets = {
             le: float(value)
             for le, value in re.findall(
-                r'zsv_batch_size_bucket\{kind="text",le="([^"]+)"\} (\S+)', text
+                r'zsv_batch_size_bucket\{kind="' + kind + r'",le="([^"]+)"\} (\S+)', text
             )
         }
         return count, total, buckets
@@ -146,6 +159,31 @@ class Server:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(60)
+
+
+def tree_cpu_seconds(pid: int, leave_out: int | None = None) -> float:
+    """CPU time (user + system, every thread) of process ``pid`` and its descendants so
+    far, from ``/proc`` (NaN where ``/proc`` does not tell), without the subtree of
+    ``leave_out`` (this process without its server subprocess)."""
+    total, pending, seen = 0.0, [pid], {leave_out}
+    tick = os.sysconf("SC_CLK_TCK")
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            if current == pid:
+                return math.nan
+            continue  # a child that just exited
+        total += (int(fields[11]) + int(fields[12])) / tick
+        for task in tasks:
+            with contextlib.suppress(OSError):  # a thread that just ended
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+    return total
 
 
 def cli_search(args: list[str]) -> float:
@@ -473,6 +511,13 @@ def bench_embeddings(
     images = [p.read_bytes() for p in photos]
     rates: dict[str, list[float]] = {}
     latencies: dict[str, list[float]] = {}
+    # CPU seconds per input of each phase: this process (and its decoding workers) for
+    # the in-process calls; the server's tree, and this process (the clients), for HTTP.
+    # The server is this process's child: its subtree is left out of this process's.
+    cpu: dict[str, list[float]] = {}
+    sizes: dict[str, list[float]] = {}  # the server's mean batch in each phase
+    me = os.getpid()
+    server_pid = on.process.pid
     worker = ThreadPoolExecutor(1)  # the server computes on a thread; so does this side
     with SearchEngine.open(index) as engine:
         encoder = engine.encoder
@@ -490,10 +535,26 @@ def bench_embeddings(
                     count = max(counts[kind], c)
                     # The same inputs on both sides (each process has its own text cache).
                     local, remote = _embedding_inputs(kind, count, texts, images, turn)
+                    mine = tree_cpu_seconds(me, server_pid)
                     rate, calls = _in_process_embeddings(encoder, worker, kind, local, c)
+                    cpu.setdefault(f"{kind} in-process c={c}", []).append(
+                        (tree_cpu_seconds(me, server_pid) - mine) / count
+                    )
                     rates.setdefault(f"{kind} in-process c={c}", []).append(rate)
                     latencies.setdefault(f"{kind} in-process c={c}", []).extend(calls)
+                    batches = on.batch_sizes(kind[:-1])
+                    mine, theirs = tree_cpu_seconds(me, server_pid), tree_cpu_seconds(server_pid)
                     rate, seen = _server_rate(on.url, c, remote, _Client.embed, None, model)
+                    cpu.setdefault(f"{kind} server c={c}", []).append(
+                        (tree_cpu_seconds(server_pid) - theirs) / count
+                    )
+                    cpu.setdefault(f"{kind} clients c={c}", []).append(
+                        (tree_cpu_seconds(me, server_pid) - mine) / count
+                    )
+                    after = on.batch_sizes(kind[:-1])
+                    sizes.setdefault(f"{kind} c={c}", []).append(
+                        (after[1] - batches[1]) / max(1.0, after[0] - batches[0])
+                    )
                     rates.setdefault(f"{kind} server c={c}", []).append(rate)
                     latencies.setdefault(f"{kind} server c={c}", []).extend(seen)
                     turn += count
@@ -503,10 +564,14 @@ def bench_embeddings(
                 local, remote = rates[f"{kind} in-process c={c}"], rates[f"{kind} server c={c}"]
                 ratios = [served / own for served, own in zip(remote, local)]
                 seen = latencies[f"{kind} server c={c}"]
+                own_cpu = _report.median(cpu[f"{kind} in-process c={c}"])
+                server_cpu = _report.median(cpu[f"{kind} server c={c}"])
                 rows.append(
                     [kind, c, _report.median(local), _report.median(remote),
                      _report.median(ratios), 1000 * _report.median(seen),
-                     1000 * _report.percentile(seen, 0.95)]
+                     1000 * _report.percentile(seen, 0.95), 1000 * own_cpu,
+                     1000 * server_cpu, 1000 * _report.median(cpu[f"{kind} clients c={c}"]),
+                     _report.ratio(own_cpu, server_cpu), _report.median(sizes[f"{kind} c={c}"])]
                 )  # fmt: skip
         tables = [
             _report.table(
@@ -516,11 +581,15 @@ def bench_embeddings(
                 f"({counts['texts']} texts, {counts['images']} images per level, median of "
                 f"{args.throughput_rounds} interleaved rounds; target ratio >= 0.8 at c = 8)",
                 ["input", "concurrency", "in-process inputs/s", "server requests/s",
-                 "server / in-process", "server p50 ms", "server p95 ms"],
+                 "server / in-process", "server p50 ms", "server p95 ms",
+                 "in-process CPU ms per input", "server CPU ms per request",
+                 "clients CPU ms per request", "in-process CPU / server CPU",
+                 "server mean batch"],
                 rows,
                 raw={name: [1 / r for r in values] for name, values in rates.items()},
             )
         ]  # fmt: skip
+        tables[0]["raw_cpu_seconds_per_input"] = cpu
         # p50 of lone requests, each after one in-process call: batching on, then off.
         lone = {"on": _lone_latencies(on, encoder, worker, args, texts, images, warm)}
         on.stop()  # one server at a time
@@ -652,8 +721,18 @@ def main() -> None:
     parser.add_argument(
         "--latency-rounds", type=int, default=20, help="c = 1 requests, batching off"
     )
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=["PASSIVE", "ACTIVE"],
+        default="PASSIVE",
+        help="OMP_WAIT_POLICY of this process and its servers (default: what zsv serve sets)",
+    )
     parser.add_argument("--name", default="server", help="results/<name>.json")
     args = parser.parse_args()
+    # OpenMP reads it once, when torch loads: before _report.machine() imports torch, and
+    # inherited by the server subprocesses, so both sides' threads wait the same way.
+    assert "torch" not in sys.modules
+    os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
     info = _report.machine()
     print(f"machine: {_report.describe(info)}")
     from zeroshot_vision._engine import SearchEngine
@@ -695,6 +774,8 @@ def main() -> None:
                 server.stop()
     for table in tables:
         table["model"] = f"random SigLIP, {args.preset} shape ({folder.name})"
+    info["load_average_after"] = list(os.getloadavg())
+    print(_report.loads(info["load_average"], info["load_average_after"]))
     _report.write(args.name, tables, arguments=vars(args), info=info)
 
 

@@ -278,6 +278,14 @@ class Encoder:
             precision += "+int8-text"
         return EncoderRoute(backend=self.backend, precision=precision)
 
+    @property
+    def text_pass_rows(self) -> int:
+        """Rows of every text forward pass: texts are embedded this many at a time, the
+        last pass padded (:data:`TEXT_PASS_ROWS`, or :data:`QUANTIZED_TEXT_PASS_ROWS` for
+        an int8 text tower). A batch of texts that is not a multiple of it computes filler
+        rows for nothing; the server's batcher waits for company to fill them."""
+        return QUANTIZED_TEXT_PASS_ROWS if self._text_rows_alone else TEXT_PASS_ROWS
+
     def _text_quantized(self) -> bool:
         text = getattr(self._model, "text_model", None)
         return text is not None and any(
@@ -708,7 +716,7 @@ class Encoder:
         comes from. The filler rows are the empty text (:data:`TEXT_PASS_FILLER`).
         """
         torch = self._torch
-        rows = QUANTIZED_TEXT_PASS_ROWS if self._text_rows_alone else TEXT_PASS_ROWS
+        rows = self.text_pass_rows
         chunks = []
         for start in range(0, len(texts), rows):
             chunk = texts[start : start + rows]

@@ -97,6 +97,64 @@ def test_an_admitted_request_still_gets_waited_for(tiny_encoder: Any) -> None:
         batcher.close()
 
 
+def test_a_backlogged_odd_text_batch_waits_to_fill_its_pass(tiny_encoder: Any) -> None:
+    """A text queued while the model was busy leaves a row of its 2-row pass empty: the
+    batcher waits for one more text (other clients are likely on their way) instead of
+    computing the row as filler, even though every admitted request is already in the
+    batch. A full pass from a backlog, and an odd one from an idle model, go at once."""
+    assert tiny_encoder.text_pass_rows == 2
+    recorder = Recorder()
+    batcher = Batcher(tiny_encoder, max_batch_size=8, max_wait_ms=5000, observer=recorder)
+    release = threading.Event()
+
+    def request(texts: list[str]) -> Any:
+        with batcher.admit():
+            return batcher.encode_texts(texts)
+
+    try:
+        tiny_encoder.encode_texts(["warm the tokenizer and the model up"])
+        with ThreadPoolExecutor(2) as pool:
+            # Busy model, one text waiting: the backlog.
+            blocker = threading.Thread(target=batcher.call, args=(release.wait,))
+            blocker.start()
+            wait_for(lambda: batcher._queue.qsize() == 0)
+            early = pool.submit(request, ["the first text"])
+            wait_for(lambda: batcher._queue.qsize() == 1)
+            release.set()
+            wait_for(lambda: batcher._queue.qsize() == 0)  # the model thread holds it
+            time.sleep(0.2)  # well after it: the batch is already gathering
+            late = pool.submit(request, ["the second text"])
+            got = np.concatenate([early.result(10), late.result(10)])
+            blocker.join()
+        assert recorder.sizes == [("text", 2)]  # one full pass, not two half-empty ones
+        np.testing.assert_array_equal(
+            got, tiny_encoder.encode_texts(["the first text", "the second text"])
+        )
+
+        # Two texts from a backlog fill their pass: no wait.
+        release.clear()
+        blocker = threading.Thread(target=batcher.call, args=(release.wait,))
+        blocker.start()
+        wait_for(lambda: batcher._queue.qsize() == 0)
+        with ThreadPoolExecutor(1) as pool:
+            pair = pool.submit(request, ["a third text", "a fourth text"])
+            wait_for(lambda: batcher._queue.qsize() == 1)
+            start = time.monotonic()
+            release.set()
+            pair.result(10)
+            assert time.monotonic() - start < 4.0
+        blocker.join()
+
+        # One text at an idle model (nothing queued behind anything): no wait either.
+        start = time.monotonic()
+        request(["a lone text"])
+        assert time.monotonic() - start < 4.0
+        assert recorder.sizes[1:] == [("text", 2), ("text", 1)]
+    finally:
+        release.set()
+        batcher.close()
+
+
 def test_batches_respect_the_size_limit_and_bad_input_fails_alone(tiny_encoder: Any) -> None:
     recorder = Recorder()
     batcher = Batcher(tiny_encoder, max_batch_size=3, max_wait_ms=50, observer=recorder)

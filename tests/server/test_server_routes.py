@@ -318,6 +318,68 @@ def test_tag_scores_the_stored_vectors(
     expect_error(http.post("/v1/tag", json={"labels": " , "}), 400, "invalid_value")
 
 
+def _tag_response_as_before(index: str, report: Any) -> Any:
+    """The pydantic answer /v1/tag built before it wrote its JSON with orjson."""
+    from zeroshot_vision.server._schemas import LabelScoreOut, TaggedImage, TagResponse
+
+    return TagResponse(
+        index=index,
+        results=[
+            TaggedImage(
+                image=r.source,
+                labels=[
+                    LabelScoreOut(label=s.label, probability=s.probability, score=s.score)
+                    for s in r.labels
+                ],
+            )
+            for r in report.results
+        ],
+    )
+
+
+def test_tag_bytes_are_the_pydantic_answer_of_before(
+    http: httpx.Client, photo_index: Path, tiny_encoder: Any
+) -> None:
+    from zeroshot_vision._engine import SearchEngine
+    from zeroshot_vision.server._schemas import TagResponse
+
+    labels = ["a cat", "a rocket", "a cup of coffee"]
+    response = http.post("/v1/tag", json={"labels": labels})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    with SearchEngine.open(photo_index, encoder=tiny_encoder) as engine:
+        report = engine.classify_indexed(labels)
+    assert len(report.results) == 6
+    before = _tag_response_as_before("photos", report)
+    # Every float exactly as pydantic wrote it: the stored vectors and the labels' text
+    # vectors are the ones the engine uses in-process.
+    assert TagResponse.model_validate_json(response.content) == before
+    assert json.loads(response.content) == json.loads(before.model_dump_json())
+
+
+def test_tag_document_writes_what_pydantic_wrote() -> None:
+    """float32 and float64 scores, a non-ASCII source, and an image with no labels."""
+    from zeroshot_vision._types import ClassifyReport, ImageLabels, LabelScore
+    from zeroshot_vision.server._search_routes import json_body, tag_document
+
+    report = ClassifyReport(
+        results=(
+            ImageLabels(
+                source="fotos/café.jpg",
+                labels=(
+                    LabelScore(label="a cat", probability=np.float32(0.1), score=np.float32(0.3)),
+                    LabelScore(label="a dog", probability=0.0123456789012345, score=-0.25),
+                ),
+            ),
+            ImageLabels(source="empty.png", labels=()),
+        )
+    )
+    data = json_body(tag_document("photos", report))
+    before = _tag_response_as_before("photos", report)
+    assert json.loads(data) == json.loads(before.model_dump_json())
+    assert json.loads(data)["results"][0]["labels"][0]["probability"] == float(np.float32(0.1))
+
+
 # -- indexes and images --------------------------------------------------------------------
 
 
@@ -367,6 +429,15 @@ def test_health_readiness_metrics_and_openapi(http: httpx.Client) -> None:
     assert 'zsv_request_seconds_count{route="/v1/search"}' in text
     paths = http.get("/openapi.json").json()["paths"]
     assert {"/v1/embeddings", "/v1/search", "/v1/classify", "/v1/models"} <= set(paths)
+    # Routes that write their own JSON bytes still document their response model.
+    for path, model in (
+        ("/v1/search", "SearchResponse"),
+        ("/v1/classify", "ClassifyResponse"),
+        ("/v1/tag", "TagResponse"),
+        ("/v1/embeddings", "EmbeddingResponse"),
+    ):
+        schema = paths[path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}, path
 
 
 def test_foreign_host_is_refused_and_cors_is_off(http: httpx.Client) -> None:

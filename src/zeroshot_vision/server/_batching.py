@@ -5,9 +5,14 @@ Every request that needs the model hands its texts or decoded images to a
 taking more for at most ``max_wait_ms`` (or until ``max_batch_size`` items; or at once
 when every request admitted through :meth:`Batcher.admit` is already in the batch, so a
 lone request never waits for company that cannot come), and runs them as one batch: on
-a CPU, eight texts in one pass cost far less than eight passes. The queue is bounded; a
-full one raises :class:`ServerBusyError` at once, which the server answers with 503 and
-``Retry-After`` instead of letting the backlog grow.
+a CPU, eight texts in one pass cost far less than eight passes. One exception to not
+waiting: when the batch was taken from a backlog (requests queued while the model was
+busy, so more are likely on their way) and its texts leave a row of the encoder's last
+text pass empty (:attr:`~zeroshot_vision._encoder.Encoder.text_pass_rows`), it waits
+(within ``max_wait_ms``) for a text to fill that row, which the pass would otherwise
+compute as filler. The queue is bounded; a full one raises :class:`ServerBusyError` at
+once, which the server answers with 503 and ``Retry-After`` instead of letting the
+backlog grow.
 
 :class:`BatchedEncoder` is what the server's engines receive as their encoder: it is the
 loaded :class:`~zeroshot_vision._encoder.Encoder` with ``encode_texts`` and
@@ -231,6 +236,8 @@ class Batcher:
 
     def _run(self) -> None:
         while True:
+            # Work that queued while the model was busy: the server is under load.
+            backlog = self._carry is not None or not self._queue.empty()
             first = self._next(None)
             if first is _STOP:
                 return
@@ -238,17 +245,27 @@ class Batcher:
             if first.kind == "call":
                 self._run_call(first)
                 continue
-            batch, stop = self._gather(first)
+            batch, stop = self._gather(first, backlog)
             self._run_batch(batch)
             if stop:
                 return
 
-    def _gather(self, first: _Job[Any]) -> tuple[list[_Job[Any]], bool]:
-        """``first`` and the jobs that join it within the wait and the size limit."""
+    def _gather(self, first: _Job[Any], backlog: bool = False) -> tuple[list[_Job[Any]], bool]:
+        """``first`` and the jobs that join it within the wait and the size limit.
+
+        ``backlog``: ``first`` was waiting while the model was busy, so other clients are
+        likely sending more; then a batch whose texts leave a row of their last pass empty
+        waits for one, even when every admitted request is in it already.
+        """
         batch, size = [first], len(first.items)
         deadline = time.monotonic() + self.max_wait
         while size < self.max_batch_size:
-            if self._carry is None and self._queue.empty() and 0 < self._admitted <= len(batch):
+            if (
+                self._carry is None
+                and self._queue.empty()
+                and 0 < self._admitted <= len(batch)
+                and not (backlog and self._pass_has_room(batch))
+            ):
                 # Every admitted request is already in this batch: nobody can join it, so
                 # waiting would only add max_wait_ms to a lone request's latency.
                 break
@@ -265,6 +282,11 @@ class Batcher:
             batch.append(job)
             size += len(job.items)
         return batch, False
+
+    def _pass_has_room(self, batch: list[_Job[Any]]) -> bool:
+        """Whether the texts of ``batch`` leave a row of their last forward pass to filler."""
+        texts = sum(len(job.items) for job in batch if job.kind == "text")
+        return texts % self.encoder.text_pass_rows != 0
 
     def _run_call(self, job: _Job[Any]) -> None:
         assert job.call is not None

@@ -1,12 +1,13 @@
 """``POST /v1/search``, ``/v1/classify`` and ``/v1/tag``: what ``zsv search``,
 ``zsv classify`` and ``zsv tag INDEX`` print, as JSON.
 
-``/v1/search`` and ``/v1/classify`` write their answers with orjson on the worker thread
-that computed them (:func:`search_document`, :func:`classify_document`, :func:`json_body`)
-instead of building pydantic models that FastAPI then validates and encodes again on the
-event loop; the documents are the ones :class:`SearchResponse` and
-:class:`ClassifyResponse` describe (``response_model`` keeps them in the OpenAPI schema,
-and tests/server/test_server_routes.py parses each answer back into its model).
+All three write their answers with orjson on the worker thread that computed them
+(:func:`search_document`, :func:`classify_document`, :func:`tag_document`,
+:func:`json_body`) instead of building pydantic models that FastAPI then validates and
+encodes again on the event loop; the documents are the ones :class:`SearchResponse`,
+:class:`ClassifyResponse` and :class:`TagResponse` describe (``response_model`` keeps them
+in the OpenAPI schema, and tests/server/test_server_routes.py parses each answer back into
+its model).
 """
 
 from __future__ import annotations
@@ -24,10 +25,8 @@ from zeroshot_vision.server._inputs import Limits, check_text
 from zeroshot_vision.server._schemas import (
     ClassifyRequest,
     ClassifyResponse,
-    LabelScoreOut,
     SearchRequest,
     SearchResponse,
-    TaggedImage,
     TagRequest,
     TagResponse,
 )
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 
     from zeroshot_vision._query import Query
     from zeroshot_vision._results import SearchResults
+    from zeroshot_vision._types import ClassifyReport
 
 __all__ = [
     "classify",
@@ -46,6 +46,7 @@ __all__ = [
     "search",
     "search_document",
     "tag",
+    "tag_document",
 ]
 
 router = APIRouter(tags=["search"])
@@ -206,25 +207,31 @@ def json_body(document: dict[str, Any]) -> bytes:
     return data
 
 
-@router.post("/v1/tag")
-async def tag(body: TagRequest, ctx: Context) -> TagResponse:
+@router.post("/v1/tag", response_model=TagResponse)
+async def tag(body: TagRequest, ctx: Context) -> Response:
     """Every stored image's labels, from its stored vector (``zsv tag INDEX``)."""
     index = ctx.find_index(body.index)
 
-    def work() -> TagResponse:
+    def work() -> bytes:
         labels = _checked_labels(body.labels, ctx.limits)
         with index.reading() as engine:
             report = engine.classify_indexed(labels)
-        return TagResponse(
-            index=index.name,
-            results=[
-                TaggedImage(image=r.source, labels=[_label(s) for s in r.labels])
-                for r in report.results
-            ],
-        )
+        return json_body(tag_document(index.name, report))
 
-    response: TagResponse = await ctx.on_model(index.model, work)
-    return response
+    data: bytes = await ctx.on_model(index.model, work)
+    return Response(data, media_type="application/json")
+
+
+def tag_document(index: str, report: ClassifyReport) -> dict[str, Any]:
+    """The :class:`TagResponse` document of ``report``: each stored image with all its
+    labels, most likely first, as plain data."""
+    return {
+        "index": index,
+        "results": [
+            {"image": str(r.source), "labels": [_label_entry(s) for s in r.labels]}
+            for r in report.results
+        ],
+    }
 
 
 def _checked_labels(labels: str | list[str], limits: Limits) -> list[str]:
@@ -246,10 +253,6 @@ def _checked_labels(labels: str | list[str], limits: Limits) -> list[str]:
     for i, label in enumerate(cleaned):
         check_text(label, field=f"labels[{i}]", limits=limits)
     return cleaned
-
-
-def _label(score: Any) -> LabelScoreOut:
-    return LabelScoreOut(label=score.label, probability=score.probability, score=score.score)
 
 
 def _search_query(body: SearchRequest, pictures: list[Image.Image], limits: Limits) -> Query:
