@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,6 @@ __all__ = [
     "group_by_file",
 ]
 
-logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 160
 """The longest side, in pixels, of the thumbnails in :meth:`SearchResults._repr_html_`."""
@@ -248,6 +246,7 @@ def _thumbnail(path: object) -> str | None:
     # Imported here, as Pillow is: zsv search --server prints results without them.
     import base64
     import io
+    import logging
 
     from zeroshot_vision._errors import ImageLoadError
     from zeroshot_vision._images import load_image
@@ -255,7 +254,7 @@ def _thumbnail(path: object) -> str | None:
     try:
         image = load_image(path, draft_size=(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     except ImageLoadError as exc:
-        logger.debug("no thumbnail for %s: %s", path, exc.reason)
+        logging.getLogger(__name__).debug("no thumbnail for %s: %s", path, exc.reason)
         return None
     image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     buffer = io.BytesIO()

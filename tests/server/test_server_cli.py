@@ -203,12 +203,13 @@ or more in a process that lives for one query)."""
 
 NOT_NEEDED = (
     "http.client", "email", "ssl", "calendar", "datetime", "base64", "encodings.idna",
-    "zeroshot_vision._types",
+    "zeroshot_vision._types", "logging",
 )  # fmt: skip
-"""Modules the ``http://`` path does without (about 30 ms of CPU together on 2 cores):
+"""Modules the ``http://`` path does without (about 37 ms of CPU together on 2 cores):
 ``server/_wire.py`` speaks HTTP over a socket and hands getaddrinfo bytes, dates are
-parsed only for ``--since``/``--until``, base64 only for ``--image``, and of the value
-types only ``SearchResult`` (``_search_result``) is built."""
+parsed only for ``--since``/``--until``, base64 only for ``--image``, of the value
+types only ``SearchResult`` (``_search_result``) is built, and logging is configured
+for a command a server answers only with ``-v``."""
 
 OTHER_COMMANDS = (
     "index", "classify", "serve", "eval", "download", "duplicates", "info", "reindex",
@@ -216,6 +217,35 @@ OTHER_COMMANDS = (
 )  # fmt: skip
 """``zeroshot_vision._cli`` modules of other subcommands: the parser registers only the
 subcommand being run."""
+
+
+def test_a_server_command_configures_logging_only_when_asked(
+    cli_server: LiveServer, photo_index: Path
+) -> None:
+    """Without ``-v`` a ``--server`` search leaves logging unimported; with ``-v`` it
+    sets up the ``zsv: LEVEL:`` handler as every local command does."""
+    code = (
+        "import sys\n"
+        "from zeroshot_vision._cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "logging = sys.modules.get('logging')\n"
+        "handlers = logging.getLogger('zeroshot_vision').handlers if logging else None\n"
+        "print('logging:', handlers and handlers[0].formatter._fmt, file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    argv = ["search", "a cat", "--index", str(photo_index), "--server", cli_server.url]
+    outcomes = {}
+    for extra in ([], ["-v"]):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *argv, *extra], capture_output=True, text=True,
+            timeout=120, env={**os.environ, "ZSV_SERVER": ""},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        outcomes[" ".join(extra)] = done.stderr.strip().splitlines()[-1]
+    assert outcomes == {
+        "": "logging: None",
+        "-v": "logging: zsv: %(levelname)s: %(name)s: %(message)s",
+    }
 
 
 def test_zsv_search_server_process_imports_only_what_it_needs(

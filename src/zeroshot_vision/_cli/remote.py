@@ -26,6 +26,7 @@ __all__ = [
     "client_for",
     "index_reference",
     "read_image_file",
+    "uses_server",
 ]
 
 MAX_REMOTE_IMAGE_BYTES = 64 << 20
@@ -53,6 +54,17 @@ def add_server_option(parser: argparse.ArgumentParser) -> None:
         help="use the model of a running `zsv serve` at URL, e.g. http://127.0.0.1:8000 "
         "(default $ZSV_SERVER; its key from $ZSV_API_KEY)",
     )
+
+
+def uses_server(args: argparse.Namespace) -> bool:
+    """Whether the command takes ``--server`` and has one (given, or ``$ZSV_SERVER``);
+    :func:`client_for` checks the URL."""
+    if not hasattr(args, "server"):
+        return False
+    from zeroshot_vision.server._client import SERVER_ENV
+
+    given = args.server if args.server is not None else os.environ.get(SERVER_ENV)
+    return bool(given and given.strip())
 
 
 def client_for(args: argparse.Namespace) -> ServerClient | None:
