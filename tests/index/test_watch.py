@@ -130,7 +130,8 @@ def test_zsv_index_watch_stops_cleanly_on_ctrl_c(
     process = subprocess.Popen(
         [sys.executable, "-m", "zeroshot_vision._cli", "index", str(photos), "--index", str(index),
          "--model", str(tiny_model_dir), "--watch", "--debounce", "0.3"],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        # faulthandler: a SIGABRT makes the process print every thread's stack.
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -141,10 +142,16 @@ def test_zsv_index_watch_stops_cleanly_on_ctrl_c(
         line = process.stdout.readline()
         assert f"{photos}: indexed 1," in line and "2 in the index" in line
         process.send_signal(stop_signal)
-        _, err = process.communicate(timeout=60)
+        try:
+            _, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            _, err = process.communicate(timeout=30)
+            pytest.fail(f"still watching 60 s after {stop_signal.name}; its stacks:\n{err[-6000:]}")
     finally:
         if process.poll() is None:
             process.kill()
+            process.communicate()  # reaped here, not in a later test's garbage collection
     assert process.returncode == 0, err
     assert "stopped watching" in err and "Traceback" not in err
     assert indexed_ids(index) == {"first.png", "second.png"}
