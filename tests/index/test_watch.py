@@ -119,6 +119,25 @@ def test_watch_state_debounces_and_bounds_the_delay(tmp_path: Path) -> None:
     assert state.due(debounce=10, max_delay=0) == [tmp_path]
 
 
+# `zsv` as a terminal starts it: SIGINT raising KeyboardInterrupt and not blocked. A child
+# inherits an ignored SIGINT and a blocked mask from whoever starts it, and under xdist
+# that is a worker process that other tests' libraries may have changed (CI saw this
+# test's Ctrl-C ignored: the process sat in its watch loop). What was inherited goes to
+# stderr, for the failure message.
+_AS_A_TERMINAL_STARTS_IT = textwrap.dedent(
+    """
+    import signal, sys
+    inherited = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    print("inherited SIGINT handler and blocked signals:", inherited, file=sys.stderr)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    from zeroshot_vision._cli import run
+    sys.argv[0] = "zsv"
+    sys.exit(run())
+    """
+)
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
 def test_zsv_index_watch_stops_cleanly_on_ctrl_c(
     stop_signal: signal.Signals, tmp_path: Path, tiny_model_dir: Path, photo_paths: list[Path]
@@ -128,8 +147,8 @@ def test_zsv_index_watch_stops_cleanly_on_ctrl_c(
     shutil.copy(photo_paths[0], photos / "first.png")
     index = tmp_path / "index"
     process = subprocess.Popen(
-        [sys.executable, "-m", "zeroshot_vision._cli", "index", str(photos), "--index", str(index),
-         "--model", str(tiny_model_dir), "--watch", "--debounce", "0.3"],
+        [sys.executable, "-c", _AS_A_TERMINAL_STARTS_IT, "index", str(photos),
+         "--index", str(index), "--model", str(tiny_model_dir), "--watch", "--debounce", "0.3"],
         # faulthandler: a SIGABRT makes the process print every thread's stack.
         env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
