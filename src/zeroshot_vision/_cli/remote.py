@@ -57,14 +57,17 @@ def add_server_option(parser: argparse.ArgumentParser) -> None:
 
 
 def uses_server(args: argparse.Namespace) -> bool:
-    """Whether the command takes ``--server`` and has one (given, or ``$ZSV_SERVER``);
-    :func:`client_for` checks the URL."""
+    """Whether the command takes ``--server`` and has one (given, or ``$ZSV_SERVER``), by
+    :func:`~zeroshot_vision.server._client.server_url`'s rule; a malformed URL counts
+    (:func:`client_for` reports it)."""
     if not hasattr(args, "server"):
         return False
-    from zeroshot_vision.server._client import SERVER_ENV
+    from zeroshot_vision.server._client import server_url
 
-    given = args.server if args.server is not None else os.environ.get(SERVER_ENV)
-    return bool(given and given.strip())
+    try:
+        return server_url(args.server) is not None
+    except InvalidInputError:
+        return True
 
 
 def client_for(args: argparse.Namespace) -> ServerClient | None:
